@@ -1,0 +1,1747 @@
+///usr/bin/env jbang "$0" "$@" ; exit $?
+//JAVA 17+
+//DEPS io.opentelemetry:opentelemetry-bom:1.67.0@pom
+//DEPS io.opentelemetry:opentelemetry-sdk
+//DEPS io.opentelemetry:opentelemetry-exporter-otlp
+//DEPS com.fasterxml.jackson.core:jackson-databind:2.22.4
+//DEPS info.picocli:picocli:4.7.7
+//DESCRIPTION Claude Code -> Langfuse / Litefuse Stop hook.
+//DESCRIPTION Reads only the new part of a Claude Code transcript, groups rows into user turns and sends one
+//DESCRIPTION trace per turn over OpenTelemetry. Run without arguments as a Stop hook; `replay FILE` shows the traces.
+
+import com.fasterxml.jackson.core.JsonProcessingException;
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.SerializationFeature;
+import com.fasterxml.jackson.databind.node.ArrayNode;
+import com.fasterxml.jackson.databind.node.JsonNodeFactory;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import io.opentelemetry.api.common.AttributeKey;
+import io.opentelemetry.api.common.Attributes;
+import io.opentelemetry.api.trace.Span;
+import io.opentelemetry.api.trace.SpanBuilder;
+import io.opentelemetry.api.trace.StatusCode;
+import io.opentelemetry.api.trace.Tracer;
+import io.opentelemetry.context.Context;
+import io.opentelemetry.exporter.otlp.http.trace.OtlpHttpSpanExporter;
+import io.opentelemetry.sdk.common.CompletableResultCode;
+import io.opentelemetry.sdk.resources.Resource;
+import io.opentelemetry.sdk.trace.IdGenerator;
+import io.opentelemetry.sdk.trace.ReadWriteSpan;
+import io.opentelemetry.sdk.trace.ReadableSpan;
+import io.opentelemetry.sdk.trace.SdkTracerProvider;
+import io.opentelemetry.sdk.trace.SpanProcessor;
+import io.opentelemetry.sdk.trace.data.SpanData;
+import io.opentelemetry.sdk.trace.export.SpanExporter;
+import picocli.CommandLine;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.Parameters;
+
+import java.io.BufferedInputStream;
+import java.io.ByteArrayOutputStream;
+import java.io.IOException;
+import java.io.InputStream;
+import java.io.PrintStream;
+import java.nio.ByteBuffer;
+import java.nio.channels.FileChannel;
+import java.nio.channels.OverlappingFileLockException;
+import java.nio.charset.CodingErrorAction;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.AtomicMoveNotSupportedException;
+import java.nio.file.FileAlreadyExistsException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.Paths;
+import java.nio.file.StandardCopyOption;
+import java.nio.file.StandardOpenOption;
+import java.nio.file.attribute.PosixFilePermissions;
+import java.security.MessageDigest;
+import java.security.NoSuchAlgorithmException;
+import java.time.Duration;
+import java.time.Instant;
+import java.time.LocalDateTime;
+import java.time.format.DateTimeFormatter;
+import java.time.format.DateTimeParseException;
+import java.time.temporal.ChronoUnit;
+import java.util.ArrayList;
+import java.util.Base64;
+import java.util.Collection;
+import java.util.HashMap;
+import java.util.HashSet;
+import java.util.HexFormat;
+import java.util.LinkedHashMap;
+import java.util.LinkedHashSet;
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
+import java.util.Set;
+import java.util.concurrent.Callable;
+import java.util.concurrent.TimeUnit;
+import java.util.function.Consumer;
+import java.util.logging.Handler;
+import java.util.logging.LogManager;
+import java.util.logging.LogRecord;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
+
+@Command(name = "litefuse-hook", mixinStandardHelpOptions = true, version = "litefuse-hook " + litefuse_hook.VERSION,
+        subcommands = {litefuse_hook.Replay.class},
+        description = {"Claude Code Stop hook that sends one Langfuse trace per user turn.",
+                "Without a subcommand it runs as the hook: it reads the Stop payload on stdin and always exits 0."})
+public class litefuse_hook implements Callable<Integer> {
+
+    // ----------------- Configuration -----------------
+
+    static final String VERSION = "0.1.0";
+    static final String DEFAULT_BASE_URL = "https://cloud.langfuse.com";
+    static final int DEFAULT_MAX_CHARS = 1_000_000;
+    static final long DEFAULT_EXPORT_BUDGET_MS = 3_000;
+    static final long LOCK_TIMEOUT_MS = 2_000;
+    static final int MAX_LINE_BYTES = 64 * 1024 * 1024;
+    static final int MAX_PAYLOAD_BYTES = 4 * 1024 * 1024;
+    static final int STATUS_PREVIEW_CHARS = 200;
+    static final ObjectMapper JSON = new ObjectMapper();
+    static final JsonNodeFactory NODES = JsonNodeFactory.instance;
+
+    /** Everything the hook reads from its environment; the secret key is never part of toString(). */
+    record Config(boolean enabled, String publicKey, String secretKey, String baseUrl, String userId, boolean debug,
+                  int maxChars, Path home, long exportBudgetMillis) {
+        String tracesEndpoint() {
+            return baseUrl.replaceAll("/+$", "") + "/api/public/otel/v1/traces";
+        }
+
+        boolean hasKeys() {
+            return publicKey != null && !publicKey.isBlank() && secretKey != null && !secretKey.isBlank();
+        }
+
+        Path stateDir() {
+            return home.resolve(".claude").resolve("state");
+        }
+
+        @Override
+        public String toString() {
+            return "Config[enabled=" + enabled + ", publicKey=" + publicKey + ", baseUrl=" + baseUrl + ", userId="
+                    + userId + ", debug=" + debug + ", maxChars=" + maxChars + ", home=" + home + "]";
+        }
+    }
+
+    static Config loadConfig(Map<String, String> env) {
+        String home = firstNonBlank(env.get("HOME"), System.getProperty("user.home"));
+        return new Config(
+                "true".equalsIgnoreCase(env.getOrDefault("TRACE_TO_LANGFUSE", "").trim()),
+                firstNonBlank(env.get("CC_LANGFUSE_PUBLIC_KEY"), env.get("LANGFUSE_PUBLIC_KEY")),
+                firstNonBlank(env.get("CC_LANGFUSE_SECRET_KEY"), env.get("LANGFUSE_SECRET_KEY")),
+                firstNonBlank(env.get("CC_LANGFUSE_BASE_URL"), env.get("LANGFUSE_BASE_URL"), DEFAULT_BASE_URL),
+                resolveUserId(env),
+                "true".equalsIgnoreCase(env.getOrDefault("CC_LANGFUSE_DEBUG", "").trim()),
+                (int) parsePositive(env.get("CC_LANGFUSE_MAX_CHARS"), DEFAULT_MAX_CHARS),
+                Paths.get(home),
+                parsePositive(env.get("CC_LANGFUSE_EXPORT_TIMEOUT_MS"), DEFAULT_EXPORT_BUDGET_MS));
+    }
+
+    /** LITEFUSE_USER_ID, then the OS user, then the host name (as the reference's getpass.getuser() fallback). */
+    static String resolveUserId(Map<String, String> env) {
+        return firstNonBlank(env.get("LITEFUSE_USER_ID"), System.getProperty("user.name"), env.get("USER"),
+                env.get("HOSTNAME"), readHostName(), "unknown");
+    }
+
+    static String readHostName() {
+        try {
+            return Files.readString(Paths.get("/etc/hostname")).trim();
+        } catch (IOException | RuntimeException e) {
+            return null;
+        }
+    }
+
+    static long parsePositive(String value, long fallback) {
+        try {
+            long parsed = Long.parseLong(value == null ? "" : value.trim());
+            return parsed > 0 ? parsed : fallback;
+        } catch (NumberFormatException e) {
+            return fallback;
+        }
+    }
+
+    static String firstNonBlank(String... values) {
+        for (String value : values) {
+            if (value != null && !value.isBlank()) return value.trim();
+        }
+        return null;
+    }
+
+    // ----------------- Logging -----------------
+
+    static volatile Path logFile;
+    static volatile boolean debugEnabled;
+    static final DateTimeFormatter LOG_TIME = DateTimeFormatter.ofPattern("yyyy-MM-dd HH:mm:ss");
+
+    /** Appends one line to the hook log (stderr when no log file is set, as in replay); never throws. */
+    static void log(String level, String message) {
+        String line = LOG_TIME.format(LocalDateTime.now()) + " [" + level + "] " + message.replace('\n', ' ') + "\n";
+        Path file = logFile;
+        if (file == null) {
+            System.err.print(line);
+            return;
+        }
+        try {
+            ensurePrivateDir(file.getParent());
+            ensurePrivateFile(file);
+            Files.writeString(file, line, StandardCharsets.UTF_8, StandardOpenOption.APPEND);
+        } catch (IOException | RuntimeException e) {
+            // The log is best effort: the hook must never fail because of it.
+        }
+    }
+
+    static void debug(String message) {
+        if (debugEnabled) log("DEBUG", message);
+    }
+
+    static void info(String message) {
+        log("INFO", message);
+    }
+
+    static void warn(String message) {
+        log("WARN", message);
+    }
+
+    static void error(String message) {
+        log("ERROR", message);
+    }
+
+    static void ensurePrivateDir(Path dir) throws IOException {
+        if (Files.isDirectory(dir)) return;
+        Files.createDirectories(dir.getParent());
+        try {
+            Files.createDirectory(dir, PosixFilePermissions.asFileAttribute(PosixFilePermissions.fromString("rwx------")));
+        } catch (FileAlreadyExistsException e) {
+            // Another process created it first.
+        } catch (UnsupportedOperationException e) {
+            Files.createDirectories(dir);
+        }
+    }
+
+    static void ensurePrivateFile(Path file) throws IOException {
+        if (Files.exists(file)) return;
+        try {
+            Files.createFile(file, PosixFilePermissions.asFileAttribute(PosixFilePermissions.fromString("rw-------")));
+        } catch (FileAlreadyExistsException e) {
+            // Another process created it first.
+        } catch (UnsupportedOperationException e) {
+            Files.createFile(file);
+        }
+    }
+
+    // ----------------- State locking -----------------
+
+    /** An exclusive advisory lock on one session's lock file, taken with a bounded wait. */
+    static final class FileLock implements AutoCloseable {
+        private final FileChannel channel;
+        private final java.nio.channels.FileLock lock;
+
+        private FileLock(FileChannel channel, java.nio.channels.FileLock lock) {
+            this.channel = channel;
+            this.lock = lock;
+        }
+
+        /** Returns null when another process holds the lock for longer than the timeout. */
+        static FileLock acquire(Path path, long timeoutMillis) throws IOException {
+            ensurePrivateDir(path.getParent());
+            ensurePrivateFile(path);
+            FileChannel channel = FileChannel.open(path, StandardOpenOption.WRITE);
+            long deadline = System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(timeoutMillis);
+            try {
+                while (true) {
+                    java.nio.channels.FileLock lock = tryLock(channel);
+                    if (lock != null) return new FileLock(channel, lock);
+                    if (System.nanoTime() > deadline) break;
+                    Thread.sleep(20);
+                }
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+            }
+            channel.close();
+            return null;
+        }
+
+        private static java.nio.channels.FileLock tryLock(FileChannel channel) throws IOException {
+            try {
+                return channel.tryLock();
+            } catch (OverlappingFileLockException e) {
+                return null; // held by another thread of this JVM
+            }
+        }
+
+        @Override
+        public void close() throws IOException {
+            try {
+                lock.release();
+            } finally {
+                channel.close();
+            }
+        }
+    }
+
+    /** Reads a state file; a missing or unreadable one yields an empty object (the turn ids keep re-sends idempotent). */
+    static ObjectNode loadState(Path stateFile) {
+        try {
+            if (!Files.exists(stateFile)) return NODES.objectNode();
+            JsonNode parsed = JSON.readTree(stateFile.toFile());
+            if (parsed instanceof ObjectNode object) return object;
+            warn("State file " + stateFile + " is not a JSON object; starting this session afresh");
+        } catch (IOException e) {
+            warn("State file " + stateFile + " is unreadable (" + e.getClass().getSimpleName() + "); starting this session afresh");
+        }
+        return NODES.objectNode();
+    }
+
+    /** Writes the state atomically: a private temporary file, forced to disk, then renamed over the old one. */
+    static void saveState(Path stateFile, ObjectNode state) throws IOException {
+        ensurePrivateDir(stateFile.getParent());
+        Path tmp = stateFile.resolveSibling(stateFile.getFileName() + "." + ProcessHandle.current().pid() + ".tmp");
+        Files.deleteIfExists(tmp);
+        ensurePrivateFile(tmp);
+        try (FileChannel channel = FileChannel.open(tmp, StandardOpenOption.WRITE, StandardOpenOption.TRUNCATE_EXISTING)) {
+            channel.write(ByteBuffer.wrap(JSON.writerWithDefaultPrettyPrinter().writeValueAsBytes(state)));
+            channel.force(true);
+        }
+        try {
+            Files.move(tmp, stateFile, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
+        } catch (AtomicMoveNotSupportedException e) {
+            Files.move(tmp, stateFile, StandardCopyOption.REPLACE_EXISTING);
+        }
+    }
+
+    /** A stable key even if session ids collide: sha256(session_id::transcript_path). */
+    static String stateKey(String sessionId, String transcriptPath) {
+        return sha256Hex(sessionId + "::" + transcriptPath);
+    }
+
+    static String sha256Hex(String text) {
+        return HexFormat.of().formatHex(sha256(text));
+    }
+
+    static byte[] sha256(String text) {
+        try {
+            return MessageDigest.getInstance("SHA-256").digest(text.getBytes(StandardCharsets.UTF_8));
+        } catch (NoSuchAlgorithmException e) {
+            throw new IllegalStateException("SHA-256 is part of every JDK", e);
+        }
+    }
+
+    // ----------------- Hook payload -----------------
+
+    /** The Stop payload from stdin; empty, oversized or garbage input yields an empty object and one log line. */
+    static JsonNode readHookPayload(InputStream stdin) {
+        try {
+            byte[] data = stdin.readNBytes(MAX_PAYLOAD_BYTES + 1);
+            if (data.length > MAX_PAYLOAD_BYTES) {
+                warn("Hook payload on stdin is larger than " + MAX_PAYLOAD_BYTES + " bytes; ignoring it");
+                return NODES.objectNode();
+            }
+            String text = new String(data, StandardCharsets.UTF_8);
+            if (text.isBlank()) return NODES.objectNode();
+            JsonNode payload = JSON.readTree(text);
+            if (payload != null && payload.isObject()) return payload;
+            warn("Hook payload on stdin is not a JSON object; ignoring it");
+        } catch (IOException e) {
+            warn("Hook payload on stdin is not valid JSON; ignoring it");
+        }
+        return NODES.objectNode();
+    }
+
+    record HookTarget(String sessionId, Path transcriptPath, String lastAssistantMessage) {
+    }
+
+    /** Accepts the field spellings the reference accepts (camelCase, snake_case, nested objects). */
+    static HookTarget extractSessionAndTranscript(JsonNode payload, Path home) {
+        String sessionId = firstNonBlank(textOrNull(payload.get("sessionId")), textOrNull(payload.get("session_id")),
+                textOrNull(payload.path("session").get("id")));
+        String transcript = firstNonBlank(textOrNull(payload.get("transcriptPath")),
+                textOrNull(payload.get("transcript_path")), textOrNull(payload.path("transcript").get("path")));
+        Path transcriptPath = null;
+        if (transcript != null) {
+            try {
+                String expanded = transcript.startsWith("~/") ? home + transcript.substring(1) : transcript;
+                transcriptPath = Paths.get(expanded).toAbsolutePath().normalize();
+            } catch (RuntimeException e) {
+                warn("Hook payload has an unusable transcript path");
+            }
+        }
+        return new HookTarget(sessionId, transcriptPath, textOrNull(payload.get("last_assistant_message")));
+    }
+
+    static String textOrNull(JsonNode node) {
+        return node != null && node.isTextual() ? node.asText() : null;
+    }
+
+    // ----------------- Transcript parsing helpers -----------------
+
+    static JsonNode getContent(JsonNode row) {
+        JsonNode message = row.get("message");
+        if (message != null && message.isObject()) return message.get("content");
+        return row.get("content");
+    }
+
+    /** Claude Code rows carry type=user/assistant, or message.role in some versions. */
+    static String getRole(JsonNode row) {
+        String type = row.path("type").asText("");
+        if (type.equals("user") || type.equals("assistant")) return type;
+        String role = row.path("message").path("role").asText("");
+        if (role.equals("user") || role.equals("assistant")) return role;
+        return null;
+    }
+
+    static boolean isToolResult(JsonNode row) {
+        return "user".equals(getRole(row)) && !iterToolResults(getContent(row)).isEmpty();
+    }
+
+    static List<JsonNode> iterToolResults(JsonNode content) {
+        return blocksOfType(content, "tool_result");
+    }
+
+    static List<JsonNode> iterToolUses(JsonNode content) {
+        return blocksOfType(content, "tool_use");
+    }
+
+    static List<JsonNode> blocksOfType(JsonNode content, String type) {
+        List<JsonNode> out = new ArrayList<>();
+        if (content != null && content.isArray()) {
+            for (JsonNode block : content) {
+                if (block.isObject() && type.equals(block.path("type").asText())) out.add(block);
+            }
+        }
+        return out;
+    }
+
+    /** The text of a content value: a string, or the text blocks of a block list joined by newlines. */
+    static String extractText(JsonNode content) {
+        if (content == null || content.isNull()) return "";
+        if (content.isTextual()) return content.asText();
+        if (!content.isArray()) return "";
+        List<String> parts = new ArrayList<>();
+        for (JsonNode block : content) {
+            if (block.isTextual()) parts.add(block.asText());
+            else if ("text".equals(block.path("type").asText())) parts.add(block.path("text").asText(""));
+        }
+        parts.removeIf(String::isEmpty);
+        return String.join("\n", parts);
+    }
+
+    record Truncated(String text, boolean truncated, int origLen) {
+        /** Adds `<prefix>_truncated` and `<prefix>_orig_len` to metadata, only when the text was cut. */
+        void describeInto(ObjectNode metadata, String prefix) {
+            if (!truncated) return;
+            metadata.put(prefix + "_truncated", true);
+            metadata.put(prefix + "_orig_len", origLen);
+        }
+    }
+
+    static Truncated truncateText(String text, int maxChars) {
+        if (text == null) return new Truncated("", false, 0);
+        if (text.length() <= maxChars) return new Truncated(text, false, text.length());
+        return new Truncated(text.substring(0, maxChars), true, text.length());
+    }
+
+    /** The model of an assistant row; null for Claude Code's locally generated "<synthetic>" rows. */
+    static String getModel(JsonNode row) {
+        String model = row.path("message").path("model").asText("");
+        if (model.isEmpty() || model.equals("<synthetic>")) return null;
+        return model;
+    }
+
+    static String getMessageId(JsonNode row) {
+        String id = row.path("message").path("id").asText("");
+        return id.isEmpty() ? null : id;
+    }
+
+    static Instant getTimestamp(JsonNode row) {
+        String text = row.path("timestamp").asText("");
+        if (text.isEmpty()) return null;
+        try {
+            return Instant.parse(text);
+        } catch (DateTimeParseException e) {
+            return null;
+        }
+    }
+
+    /** What a user row is, checked in the order of docs/transcript-format.md. */
+    enum UserRowKind { TOOL_RESULT, COMPACT_SUMMARY, META, INTERRUPT, COMMAND, LOCAL_OUTPUT, TASK_NOTIFICATION, PROMPT }
+
+    static final Pattern COMMAND_NAME = Pattern.compile("<command-name>\\s*/?([^<]*?)\\s*</command-name>");
+    static final Pattern COMMAND_ARGS = Pattern.compile("<command-args>([\\s\\S]*?)</command-args>");
+    static final Set<String> INTERRUPT_MARKERS =
+            Set.of("[Request interrupted by user]", "[Request interrupted by user for tool use]");
+
+    static UserRowKind classifyUserRow(JsonNode row) {
+        if (isToolResult(row)) return UserRowKind.TOOL_RESULT;
+        if (row.path("isCompactSummary").asBoolean(false)) return UserRowKind.COMPACT_SUMMARY;
+        if (row.path("isMeta").asBoolean(false)) return UserRowKind.META;
+        String text = extractText(getContent(row));
+        String trimmed = text.strip();
+        if (INTERRUPT_MARKERS.contains(trimmed)) return UserRowKind.INTERRUPT;
+        if (text.contains("<command-name>")) return UserRowKind.COMMAND;
+        if (trimmed.startsWith("<local-command-stdout>") || trimmed.startsWith("<local-command-stderr>")
+                || trimmed.startsWith("<bash-input>") || trimmed.startsWith("<bash-stdout>")
+                || trimmed.startsWith("<bash-stderr>") || trimmed.startsWith("<local-command-caveat>")) {
+            return UserRowKind.LOCAL_OUTPUT;
+        }
+        if (trimmed.startsWith("<task-notification>")
+                || "task-notification".equals(row.path("origin").path("kind").asText())) {
+            return UserRowKind.TASK_NOTIFICATION;
+        }
+        return UserRowKind.PROMPT;
+    }
+
+    /** The prompt as the user typed it: "/name args" for a slash command, the text otherwise. */
+    static String promptText(JsonNode row, UserRowKind kind) {
+        String text = extractText(getContent(row));
+        if (kind != UserRowKind.COMMAND) return text;
+        Matcher name = COMMAND_NAME.matcher(text);
+        if (!name.find()) return text;
+        Matcher args = COMMAND_ARGS.matcher(text);
+        String arguments = args.find() ? args.group(1).strip() : "";
+        return ("/" + name.group(1).strip() + (arguments.isEmpty() ? "" : " " + arguments));
+    }
+
+    // ----------------- Incremental reader -----------------
+
+    /** One transcript row and the byte offset where its line starts. */
+    record Row(JsonNode json, long offset) {
+        String uuid() {
+            return json.path("uuid").asText("");
+        }
+
+        String type() {
+            return json.path("type").asText("");
+        }
+
+        Instant timestamp() {
+            return getTimestamp(json);
+        }
+    }
+
+    /** Per-session progress: where to read next, how many turns were sent, which user rows began them. */
+    record SessionState(long offset, int turnCount, List<String> emittedUserUuids) {
+        static SessionState fresh() {
+            return new SessionState(0, 0, List.of());
+        }
+    }
+
+    static SessionState loadSessionState(ObjectNode state) {
+        List<String> emitted = new ArrayList<>();
+        state.path("emitted_user_uuids").forEach(uuid -> emitted.add(uuid.asText()));
+        return new SessionState(Math.max(0, state.path("offset").asLong(0)), Math.max(0, state.path("turn_count").asInt(0)),
+                List.copyOf(emitted));
+    }
+
+    static ObjectNode writeSessionState(SessionState sessionState, String sessionId, Path transcriptPath) {
+        ObjectNode state = NODES.objectNode();
+        state.put("session_id", sessionId);
+        state.put("transcript_path", transcriptPath.toString());
+        state.put("offset", sessionState.offset());
+        state.put("turn_count", sessionState.turnCount());
+        ArrayNode emitted = state.putArray("emitted_user_uuids");
+        sessionState.emittedUserUuids().forEach(emitted::add);
+        state.put("updated", Instant.now().toString());
+        return state;
+    }
+
+    record ReadResult(List<Row> rows, long endOffset, int badLines) {
+    }
+
+    /** Reads the complete lines after `offset`; a trailing line without newline waits unless it is a whole object. */
+    static ReadResult readNewJsonl(Path transcriptPath, long offset) throws IOException {
+        List<Row> rows = new ArrayList<>();
+        try (InputStream in = Files.newInputStream(transcriptPath)) {
+            in.skipNBytes(offset);
+            JsonlStats stats = streamJsonl(in, offset, true, rows::add);
+            return new ReadResult(rows, stats.endOffset(), stats.badLines());
+        }
+    }
+
+    record JsonlStats(long endOffset, int badLines) {
+    }
+
+    /**
+     * Streams JSON-object lines from `in` (positioned at `startOffset`) into `sink`, one line in memory at a time.
+     * Broken lines are skipped with one log line each. endOffset is just after the last line consumed.
+     */
+    static JsonlStats streamJsonl(InputStream in, long startOffset, boolean acceptWholeTail, Consumer<Row> sink)
+            throws IOException {
+        BufferedInputStream input = new BufferedInputStream(in, 1 << 16);
+        ByteArrayOutputStream line = new ByteArrayOutputStream(8192);
+        long position = startOffset;
+        long lineStart = startOffset;
+        long consumedTo = startOffset;
+        boolean oversized = false;
+        int badLines = 0;
+        byte[] buffer = new byte[1 << 16];
+        int read;
+        while ((read = input.read(buffer)) > 0) {
+            int from = 0;
+            for (int i = 0; i < read; i++) {
+                if (buffer[i] != '\n') continue;
+                if (!oversized) line.write(buffer, from, i - from);
+                position += i - from + 1;
+                if (!parseLine(line, lineStart, oversized, sink)) badLines++;
+                line.reset();
+                oversized = false;
+                lineStart = position;
+                consumedTo = position;
+                from = i + 1;
+            }
+            int rest = read - from;
+            position += rest;
+            if (!oversized) {
+                if (line.size() + rest > MAX_LINE_BYTES) {
+                    oversized = true;
+                    line.reset();
+                } else {
+                    line.write(buffer, from, rest);
+                }
+            }
+        }
+        if (line.size() > 0 && acceptWholeTail && !oversized) {
+            JsonNode tail = parseJsonObject(line.toByteArray());
+            if (tail != null) {
+                sink.accept(new Row(tail, lineStart));
+                consumedTo = position;
+            }
+        }
+        return new JsonlStats(consumedTo, badLines);
+    }
+
+    /** Parses one line into the sink; returns false (after one log line) when it is not a JSON object. */
+    static boolean parseLine(ByteArrayOutputStream line, long offset, boolean oversized, Consumer<Row> sink) {
+        if (oversized) {
+            warn("Skipped transcript line at byte " + offset + ": longer than " + MAX_LINE_BYTES + " bytes");
+            return false;
+        }
+        byte[] bytes = line.toByteArray();
+        if (isBlank(bytes)) return true;
+        JsonNode row = parseJsonObject(bytes);
+        if (row == null) {
+            warn("Skipped transcript line at byte " + offset + ": not a JSON object (" + bytes.length + " bytes)");
+            return false;
+        }
+        sink.accept(new Row(row, offset));
+        return true;
+    }
+
+    static boolean isBlank(byte[] bytes) {
+        for (byte b : bytes) {
+            if (b != ' ' && b != '\t' && b != '\r') return false;
+        }
+        return true;
+    }
+
+    /** Jackson reads UTF-8 bytes directly; a line with invalid UTF-8 is decoded with replacement characters instead. */
+    static JsonNode parseJsonObject(byte[] bytes) {
+        try {
+            JsonNode node = JSON.readTree(bytes);
+            return node != null && node.isObject() ? node : null;
+        } catch (IOException e) {
+            try {
+                String lenient = StandardCharsets.UTF_8.newDecoder().onMalformedInput(CodingErrorAction.REPLACE)
+                        .onUnmappableCharacter(CodingErrorAction.REPLACE).decode(ByteBuffer.wrap(bytes)).toString();
+                JsonNode node = JSON.readTree(lenient);
+                return node != null && node.isObject() ? node : null;
+            } catch (IOException | RuntimeException again) {
+                return null;
+            }
+        }
+    }
+
+    // ----------------- Turn assembly -----------------
+
+    enum TurnKind { PROMPT, COMMAND, TASK_NOTIFICATION }
+
+    record ToolResult(JsonNode block, Row row) {
+    }
+
+    /**
+     * One user turn: the row that started it, the assistant rows (file order), tool results by tool_use id,
+     * system rows, and the interrupt marker if the user stopped it.
+     */
+    record Turn(Row userRow, TurnKind kind, List<Row> assistantRows, Map<String, ToolResult> toolResultsById,
+                List<Row> systemRows, Row interruptRow) {
+        boolean interrupted() {
+            return interruptRow != null;
+        }
+
+        Row lastAssistant() {
+            return assistantRows.isEmpty() ? null : assistantRows.get(assistantRows.size() - 1);
+        }
+    }
+
+    /** Groups rows into turns as they stream in; a turn is handed on when the next one starts (or at finish()). */
+    static final class TurnAssembler {
+        private final Consumer<Turn> sink;
+        private final Set<String> seenUuids = new HashSet<>();
+        private Row userRow;
+        private TurnKind kind;
+        private List<Row> assistantRows = new ArrayList<>();
+        private Map<String, ToolResult> toolResults = new LinkedHashMap<>();
+        private List<Row> systemRows = new ArrayList<>();
+        private Row interruptRow;
+
+        TurnAssembler(Consumer<Turn> sink) {
+            this.sink = sink;
+        }
+
+        void accept(Row row) {
+            String uuid = row.uuid();
+            // Claude Code repeats rows on session resume; the uuid is the identity.
+            if (!uuid.isEmpty() && !seenUuids.add(uuid)) return;
+            if (row.json().path("isSidechain").asBoolean(false)) return;
+            String role = getRole(row.json());
+            if ("user".equals(role)) acceptUser(row);
+            else if ("assistant".equals(role)) {
+                if (userRow != null) assistantRows.add(row);
+            } else if (row.type().equals("system")) {
+                if (userRow != null && !"stop_hook_summary".equals(row.json().path("subtype").asText())) systemRows.add(row);
+            }
+        }
+
+        private void acceptUser(Row row) {
+            UserRowKind userKind = classifyUserRow(row.json());
+            switch (userKind) {
+                case TOOL_RESULT -> {
+                    for (JsonNode block : iterToolResults(getContent(row.json()))) {
+                        String id = block.path("tool_use_id").asText("");
+                        if (!id.isEmpty()) toolResults.put(id, new ToolResult(block, row));
+                    }
+                }
+                case INTERRUPT -> {
+                    if (userRow != null && interruptRow == null) interruptRow = row;
+                }
+                case PROMPT, COMMAND, TASK_NOTIFICATION -> {
+                    flush();
+                    userRow = row;
+                    kind = userKind == UserRowKind.PROMPT ? TurnKind.PROMPT
+                            : userKind == UserRowKind.COMMAND ? TurnKind.COMMAND : TurnKind.TASK_NOTIFICATION;
+                }
+                default -> {
+                    // Compact summaries, meta rows and local-command output are context, not turns.
+                }
+            }
+        }
+
+        void finish() {
+            flush();
+        }
+
+        private void flush() {
+            if (userRow != null) {
+                sink.accept(new Turn(userRow, kind, List.copyOf(assistantRows), Map.copyOf(toolResults),
+                        trimTrailingSystemRows(systemRows, assistantRows, interruptRow), interruptRow));
+            }
+            userRow = null;
+            assistantRows = new ArrayList<>();
+            toolResults = new LinkedHashMap<>();
+            systemRows = new ArrayList<>();
+            interruptRow = null;
+        }
+    }
+
+    /**
+     * System rows written after the turn's last assistant row (stop hook, turn_duration, recaps) land after the
+     * Stop hook ran, so the hook never sees them; dropping them keeps replay and hook traces identical.
+     */
+    static List<Row> trimTrailingSystemRows(List<Row> systemRows, List<Row> assistantRows, Row interruptRow) {
+        long last = assistantRows.isEmpty() ? -1 : assistantRows.get(assistantRows.size() - 1).offset();
+        if (interruptRow != null) last = Math.max(last, interruptRow.offset());
+        long cutoff = last;
+        return systemRows.stream().filter(row -> row.offset() < cutoff).toList();
+    }
+
+    static List<Turn> buildTurns(Iterable<Row> rows) {
+        List<Turn> turns = new ArrayList<>();
+        TurnAssembler assembler = new TurnAssembler(turns::add);
+        rows.forEach(assembler::accept);
+        assembler.finish();
+        return turns;
+    }
+
+    /**
+     * A turn is over when the user interrupted it, or its last assistant row ended the message (stop_reason
+     * end_turn, or, for versions that leave stop_reason null, a text block).
+     */
+    static boolean isTurnComplete(Turn turn) {
+        if (turn.interrupted()) return true;
+        Row last = turn.lastAssistant();
+        if (last == null) return false;
+        String stopReason = last.json().path("message").path("stop_reason").asText("");
+        if (stopReason.equals("tool_use") || stopReason.equals("pause_turn")) return false;
+        if (!stopReason.isEmpty()) return true;
+        return !blocksOfType(getContent(last.json()), "text").isEmpty();
+    }
+
+    /** What one hook run sends: the turns (with their numbers), whether the last one waits, where to read next. */
+    record EmissionPlan(List<Turn> turns, List<Integer> turnNumbers, List<Long> turnOffsets, boolean deferred,
+                        long nextOffset) {
+    }
+
+    /**
+     * Decides, from the rows read this run, which turns to send: every turn not sent before that has assistant
+     * rows; the last turn only when complete (else the offset rewinds to its first row and it waits).
+     */
+    static EmissionPlan planEmission(List<Row> rows, long readEndOffset, SessionState state) {
+        List<Turn> turns = buildTurns(rows);
+        Set<String> emitted = new HashSet<>(state.emittedUserUuids());
+        List<Turn> send = new ArrayList<>();
+        List<Integer> numbers = new ArrayList<>();
+        List<Long> offsets = new ArrayList<>();
+        long nextOffset = readEndOffset;
+        boolean deferred = false;
+        for (int i = 0; i < turns.size(); i++) {
+            Turn turn = turns.get(i);
+            if (emitted.contains(turn.userRow().uuid())) continue;
+            boolean last = i == turns.size() - 1;
+            if (last && !isTurnComplete(turn)) {
+                deferred = true;
+                nextOffset = turn.userRow().offset();
+                break;
+            }
+            if (turn.assistantRows().isEmpty()) continue;
+            send.add(turn);
+            numbers.add(state.turnCount() + send.size());
+            offsets.add(turn.userRow().offset());
+        }
+        return new EmissionPlan(send, numbers, offsets, deferred, nextOffset);
+    }
+
+    // ----------------- Trace building -----------------
+
+    /** One Langfuse observation, fully described; ids are lowercase hex, times real (from the transcript). */
+    record Observation(String id, String parentId, String name, String type, Instant start, Instant end,
+                       String input, String output, String model, Map<String, Long> usage, String level,
+                       String statusMessage, ObjectNode metadata) {
+    }
+
+    /** One trace: trace-level attributes plus its observations, the root first. */
+    record TraceRecord(String traceId, String name, String sessionId, String userId, String release, List<String> tags,
+                       String input, String output, ObjectNode metadata, List<Observation> observations) {
+        Observation root() {
+            return observations.get(0);
+        }
+    }
+
+    /** What trace building needs from outside the transcript. */
+    record TraceContext(String fallbackSessionId, String userId, String transcriptPath, int maxChars) {
+    }
+
+    record ToolCall(JsonNode toolUse, Row decisionRow, int stepIndex) {
+        String id() {
+            return toolUse.path("id").asText("");
+        }
+
+        String name() {
+            return toolUse.path("name").asText("unknown");
+        }
+    }
+
+    static List<ToolCall> toolCallsFromAssistants(List<Row> assistantRows) {
+        List<ToolCall> calls = new ArrayList<>();
+        for (int i = 0; i < assistantRows.size(); i++) {
+            for (JsonNode toolUse : iterToolUses(getContent(assistantRows.get(i).json()))) {
+                calls.add(new ToolCall(toolUse, assistantRows.get(i), i + 1));
+            }
+        }
+        return calls;
+    }
+
+    static String traceIdFor(String sessionId, String userUuid) {
+        return HexFormat.of().formatHex(sha256("litefuse-trace:" + sessionId + ":" + userUuid), 0, 16);
+    }
+
+    static String spanIdFor(String traceId, String key) {
+        return HexFormat.of().formatHex(sha256("litefuse-span:" + traceId + ":" + key), 0, 8);
+    }
+
+    /** Builds the whole trace of one turn: pure, so replay, tests and the hook all see the same thing. */
+    static TraceRecord buildTrace(Turn turn, int turnNumber, TraceContext ctx) {
+        JsonNode userJson = turn.userRow().json();
+        String sessionId = firstNonBlank(userJson.path("sessionId").asText(""), userJson.path("session_id").asText(""),
+                ctx.fallbackSessionId(), "unknown");
+        String traceId = traceIdFor(sessionId, turn.userRow().uuid());
+        String rootId = spanIdFor(traceId, "root");
+        Instant turnStart = firstTimestamp(turn);
+        Timeline timeline = Timeline.of(turn, turnStart);
+
+        String prompt = promptText(userJson, kindOf(turn.kind()));
+        Truncated userText = truncateText(prompt, ctx.maxChars());
+        ObjectNode userContent = describeUserContent(getContent(userJson));
+        userText.describeInto(userContent, "user_text");
+
+        List<Observation> children = new ArrayList<>();
+        ObjectNode userMeta = pick(userJson, "uuid", "parentUuid", "promptId");
+        userMeta.setAll(userContent);
+        children.add(new Observation(spanIdFor(traceId, "user"), rootId, "user message", "event", turnStart, turnStart,
+                userText.text(), null, null, null, null, null, wrap(userMeta)));
+
+        Map<String, Row> lastRowOfMessage = lastRowPerMessage(turn.assistantRows());
+        Map<String, Long> maxOutputTokens = maxOutputTokensPerMessage(turn.assistantRows());
+        Map<String, List<ToolCall>> callsByRow = new HashMap<>();
+        for (ToolCall call : toolCallsFromAssistants(turn.assistantRows())) {
+            callsByRow.computeIfAbsent(call.decisionRow().uuid() + "@" + call.decisionRow().offset(), k -> new ArrayList<>()).add(call);
+        }
+        Row finalRow = isTurnComplete(turn) ? turn.lastAssistant() : null;
+        Set<String> models = new LinkedHashSet<>();
+        String finalText = "";
+        for (int i = 0; i < turn.assistantRows().size(); i++) {
+            Row row = turn.assistantRows().get(i);
+            int step = i + 1;
+            String messageId = getMessageId(row.json());
+            boolean lastInMessage = messageId == null || lastRowOfMessage.get(messageId) == row;
+            Observation generation = buildGeneration(traceId, rootId, row, step, row == finalRow, lastInMessage,
+                    messageId == null ? null : maxOutputTokens.get(messageId), timeline, ctx.maxChars());
+            children.add(generation);
+            if (generation.model() != null) models.add(generation.model());
+            String text = extractText(getContent(row.json()));
+            if (!text.isEmpty()) finalText = text;
+            for (ToolCall call : callsByRow.getOrDefault(row.uuid() + "@" + row.offset(), List.of())) {
+                children.add(buildToolObservation(traceId, rootId, call, turn.toolResultsById().get(call.id()),
+                        timeline, ctx.maxChars()));
+            }
+        }
+        for (Row systemRow : turn.systemRows()) {
+            children.add(buildSystemEvent(traceId, rootId, systemRow, timeline));
+        }
+        if (turn.interrupted()) {
+            Instant at = timeline.at(turn.interruptRow());
+            children.add(new Observation(spanIdFor(traceId, "interrupt:" + turn.interruptRow().offset()), rootId,
+                    "Interrupted by user", "event", at, at, null, null, null, null, "WARNING", "interrupted by user",
+                    wrap(pick(turn.interruptRow().json(), "uuid", "parentUuid"))));
+        }
+        children.sort((a, b) -> a.start().compareTo(b.start()));
+
+        Instant turnEnd = turnStart;
+        for (Observation child : children) {
+            if (child.end().isAfter(turnEnd)) turnEnd = child.end();
+        }
+        Truncated output = truncateText(finalText, ctx.maxChars());
+        ObjectNode traceMeta = pick(userJson, "uuid", "parentUuid", "promptId", "isMeta", "origin", "cwd", "gitBranch",
+                "version", "entrypoint", "userType", "isSidechain", "permissionMode");
+        traceMeta.put("sessionId", sessionId);
+        traceMeta.put("turn_number", turnNumber);
+        traceMeta.put("transcript_path", ctx.transcriptPath());
+        ArrayNode modelsUsed = traceMeta.putArray("models_used");
+        models.forEach(modelsUsed::add);
+        traceMeta.put("source", turn.kind().name().toLowerCase(Locale.ROOT));
+        traceMeta.setAll(userContent);
+        output.describeInto(traceMeta, "assistant_text");
+        String name = "Claude Code - Turn " + turnNumber;
+        String release = firstNonBlank(userJson.path("version").asText(""),
+                turn.lastAssistant() == null ? null : turn.lastAssistant().json().path("version").asText(""));
+        String level = turn.interrupted() ? "WARNING" : null;
+        Observation root = new Observation(rootId, null, name, "span", turnStart, turnEnd, userText.text(),
+                output.text(), null, null, level, turn.interrupted() ? "interrupted by user" : null, wrap(traceMeta));
+        List<Observation> observations = new ArrayList<>();
+        observations.add(root);
+        observations.addAll(children);
+        return new TraceRecord(traceId, name, sessionId, ctx.userId(), release, List.of("claude-code"), userText.text(),
+                output.text(), wrap(traceMeta), List.copyOf(observations));
+    }
+
+    static UserRowKind kindOf(TurnKind kind) {
+        return switch (kind) {
+            case PROMPT -> UserRowKind.PROMPT;
+            case COMMAND -> UserRowKind.COMMAND;
+            case TASK_NOTIFICATION -> UserRowKind.TASK_NOTIFICATION;
+        };
+    }
+
+    static Instant firstTimestamp(Turn turn) {
+        Instant start = turn.userRow().timestamp();
+        if (start != null) return start;
+        for (Row row : turn.assistantRows()) {
+            if (row.timestamp() != null) return row.timestamp();
+        }
+        return Instant.EPOCH;
+    }
+
+    /**
+     * The turn's rows in time order. A generation runs from just after the previous row (1 ms later, so touching
+     * siblings never look parallel) to its own row's timestamp; a missing timestamp takes the one before it.
+     */
+    record Timeline(List<Instant> sortedTimes, Map<Long, Instant> timeByOffset) {
+        static Timeline of(Turn turn, Instant turnStart) {
+            List<Row> rows = new ArrayList<>();
+            rows.add(turn.userRow());
+            rows.addAll(turn.assistantRows());
+            turn.toolResultsById().values().forEach(result -> rows.add(result.row()));
+            rows.addAll(turn.systemRows());
+            if (turn.interruptRow() != null) rows.add(turn.interruptRow());
+            rows.sort((a, b) -> Long.compare(a.offset(), b.offset()));
+            Map<Long, Instant> byOffset = new HashMap<>();
+            Instant previous = turnStart;
+            for (Row row : rows) {
+                Instant time = row.timestamp();
+                if (time == null) time = previous;
+                byOffset.put(row.offset(), time);
+                previous = time;
+            }
+            List<Instant> sorted = new ArrayList<>(new HashSet<>(byOffset.values()));
+            sorted.sort(null);
+            return new Timeline(sorted, byOffset);
+        }
+
+        Instant at(Row row) {
+            return timeByOffset.getOrDefault(row.offset(), sortedTimes.isEmpty() ? Instant.EPOCH : sortedTimes.get(0));
+        }
+
+        /** 1 ms after the latest distinct time before `end`, never after `end` itself. */
+        Instant startBefore(Instant end) {
+            Instant previous = null;
+            for (Instant time : sortedTimes) {
+                if (!time.isBefore(end)) break;
+                previous = time;
+            }
+            if (previous == null) return end;
+            Instant start = previous.plusMillis(1);
+            return start.isAfter(end) ? end : start;
+        }
+    }
+
+    static Map<String, Row> lastRowPerMessage(List<Row> assistantRows) {
+        Map<String, Row> last = new HashMap<>();
+        for (Row row : assistantRows) {
+            String id = getMessageId(row.json());
+            if (id != null) last.put(id, row);
+        }
+        return last;
+    }
+
+    /** output_tokens can be a placeholder on early rows of a message; the largest value is the real one. */
+    static Map<String, Long> maxOutputTokensPerMessage(List<Row> assistantRows) {
+        Map<String, Long> max = new HashMap<>();
+        for (Row row : assistantRows) {
+            String id = getMessageId(row.json());
+            JsonNode output = row.json().path("message").path("usage").path("output_tokens");
+            if (id != null && output.canConvertToLong()) max.merge(id, output.asLong(), Math::max);
+        }
+        return max;
+    }
+
+    /**
+     * Langfuse usage keys for a message: input, output, cache reads, and cache writes split into 5-minute and
+     * 1-hour rates when the transcript has the split (never the split and the lump together).
+     */
+    static Map<String, Long> usageDetails(JsonNode usage, Long maxOutputTokens) {
+        Map<String, Long> details = new LinkedHashMap<>();
+        if (usage == null || !usage.isObject()) return details;
+        putTokens(details, "input", usage.get("input_tokens"));
+        if (maxOutputTokens != null) details.put("output", maxOutputTokens);
+        else putTokens(details, "output", usage.get("output_tokens"));
+        putTokens(details, "cache_read_input_tokens", usage.get("cache_read_input_tokens"));
+        long lump = usage.path("cache_creation_input_tokens").asLong(0);
+        JsonNode split = usage.get("cache_creation");
+        if (split != null && split.isObject()
+                && (split.has("ephemeral_5m_input_tokens") || split.has("ephemeral_1h_input_tokens"))) {
+            long fiveMinutes = split.path("ephemeral_5m_input_tokens").asLong(0);
+            long oneHour = split.path("ephemeral_1h_input_tokens").asLong(0);
+            // Any part of the lump the split does not explain is priced at the default (5-minute) write rate.
+            fiveMinutes += Math.max(0, lump - fiveMinutes - oneHour);
+            if (fiveMinutes > 0) details.put("input_cache_creation_5m", fiveMinutes);
+            if (oneHour > 0) details.put("input_cache_creation_1h", oneHour);
+        } else if (usage.has("cache_creation_input_tokens")) {
+            details.put("cache_creation_input_tokens", lump);
+        }
+        return details;
+    }
+
+    static void putTokens(Map<String, Long> details, String key, JsonNode value) {
+        if (value != null && value.canConvertToLong() && value.asLong() >= 0) details.put(key, value.asLong());
+    }
+
+    static final String[] GENERATION_ROW_FIELDS = {"uuid", "parentUuid", "requestId"};
+    static final String[] GENERATION_MESSAGE_FIELDS = {"id", "stop_reason", "stop_sequence", "stop_details",
+            "context_management", "container"};
+    static final String[] GENERATION_USAGE_FIELDS = {"service_tier", "speed", "inference_geo", "iterations",
+            "cache_creation", "server_tool_use", "diagnostics"};
+
+    static Observation buildGeneration(String traceId, String rootId, Row row, int step, boolean isFinal,
+                                       boolean lastInMessage, Long maxOutputTokens, Timeline timeline, int maxChars) {
+        JsonNode json = row.json();
+        JsonNode message = json.path("message");
+        JsonNode content = getContent(json);
+        List<JsonNode> toolUses = iterToolUses(content);
+        boolean thinking = !blocksOfType(content, "thinking").isEmpty() || !blocksOfType(content, "redacted_thinking").isEmpty();
+        String name;
+        String output;
+        if (!toolUses.isEmpty()) {
+            List<String> names = toolUses.stream().map(use -> use.path("name").asText("unknown")).toList();
+            name = "Decision to call tool: " + String.join(", ", names) + " (#" + step + ")";
+            output = toJson(toolUses.size() == 1 ? toolUses.get(0) : NODES.arrayNode().addAll(toolUses));
+        } else if (isFinal) {
+            name = "Final response (#" + step + ")";
+            output = extractText(content);
+        } else if (thinking && blocksOfType(content, "text").isEmpty()) {
+            name = "Thinking (#" + step + ")";
+            output = thinkingText(content);
+        } else {
+            name = "Text response (#" + step + ")";
+            output = extractText(content);
+        }
+        Truncated outputText = truncateText(output, maxChars);
+        ObjectNode meta = pick(json, GENERATION_ROW_FIELDS);
+        meta.setAll(pick(message, GENERATION_MESSAGE_FIELDS));
+        meta.setAll(pick(message.path("usage"), GENERATION_USAGE_FIELDS));
+        meta.put("step_index", step);
+        meta.put("is_last_in_message", lastInMessage);
+        outputText.describeInto(meta, "assistant_text");
+        boolean apiError = json.path("isApiErrorMessage").asBoolean(false);
+        if (apiError) meta.set("error", json.get("error"));
+        Instant end = timeline.at(row);
+        Map<String, Long> usage = lastInMessage && getModel(json) != null
+                ? usageDetails(message.get("usage"), maxOutputTokens) : null;
+        return new Observation(spanIdFor(traceId, "row:" + row.uuid() + ":" + row.offset()), rootId, name, "generation",
+                timeline.startBefore(end), end, null, outputText.text(), getModel(json),
+                usage == null || usage.isEmpty() ? null : usage, apiError ? "ERROR" : null,
+                apiError ? preview(extractText(content)) : null, wrap(meta));
+    }
+
+    static String thinkingText(JsonNode content) {
+        List<String> parts = new ArrayList<>();
+        for (JsonNode block : content) {
+            if ("thinking".equals(block.path("type").asText())) parts.add(block.path("thinking").asText(""));
+            else if ("redacted_thinking".equals(block.path("type").asText())) parts.add("[redacted thinking]");
+        }
+        return String.join("\n", parts);
+    }
+
+    static Observation buildToolObservation(String traceId, String rootId, ToolCall call, ToolResult result,
+                                            Timeline timeline, int maxChars) {
+        Instant decided = timeline.at(call.decisionRow());
+        Instant start = decided.plusMillis(1);
+        Instant end = result == null ? start : timeline.at(result.row());
+        if (end.isBefore(start)) start = end;
+        Truncated input = truncateText(toJson(call.toolUse().path("input")), maxChars);
+        ObjectNode meta = NODES.objectNode();
+        meta.put("name", call.name());
+        meta.put("tool_use_id", call.id());
+        input.describeInto(meta, "input");
+        String level = null;
+        String statusMessage = null;
+        Truncated output = null;
+        if (result != null) {
+            meta.setAll(pick(result.row().json(), "uuid", "parentUuid", "sourceToolAssistantUUID"));
+            boolean isError = result.block().path("is_error").asBoolean(false);
+            if (result.block().has("is_error")) meta.put("is_error", isError);
+            String text = toolResultText(result.block().get("content"));
+            output = truncateText(text, maxChars);
+            output.describeInto(meta, "output");
+            JsonNode summary = summarizeToolUseResult(call, result.row().json().get("toolUseResult"));
+            if (summary != null) meta.set("toolUseResult", summary);
+            if (isError) {
+                level = "ERROR";
+                statusMessage = preview(text);
+            }
+        }
+        return new Observation(spanIdFor(traceId, "tool:" + call.id() + ":" + call.decisionRow().offset()), rootId,
+                "Tool call: " + call.name() + " (#" + call.stepIndex() + ")", "tool", start, end, input.text(),
+                output == null ? null : output.text(), null, null, level, statusMessage, wrap(meta));
+    }
+
+    /** The text of a tool_result's content; image blocks become a one-line summary, never base64. */
+    static String toolResultText(JsonNode content) {
+        if (content == null || content.isNull()) return "";
+        if (content.isTextual()) return content.asText();
+        if (!content.isArray()) return toJson(content);
+        List<String> parts = new ArrayList<>();
+        for (JsonNode block : content) {
+            String type = block.path("type").asText();
+            if (type.equals("text")) parts.add(block.path("text").asText(""));
+            else if (type.equals("image")) parts.add(imageSummary(block));
+            else parts.add(toJson(block));
+        }
+        return String.join("\n", parts);
+    }
+
+    static String imageSummary(JsonNode block) {
+        JsonNode source = block.path("source");
+        int approxBytes = source.path("data").asText("").length() * 3 / 4;
+        return "[image: " + source.path("media_type").asText("unknown") + ", ~" + approxBytes + " bytes]";
+    }
+
+    /** Counts of text and image blocks and the image media types of a user prompt (sparse: only with images). */
+    static ObjectNode describeUserContent(JsonNode content) {
+        ObjectNode meta = NODES.objectNode();
+        if (content == null || !content.isArray()) return meta;
+        int texts = 0;
+        int images = 0;
+        Set<String> mediaTypes = new LinkedHashSet<>();
+        for (JsonNode block : content) {
+            String type = block.path("type").asText();
+            if (type.equals("text")) texts++;
+            if (type.equals("image")) {
+                images++;
+                mediaTypes.add(block.path("source").path("media_type").asText("unknown"));
+            }
+        }
+        if (images == 0) return meta;
+        meta.put("user_content_text_blocks", texts);
+        meta.put("user_content_image_blocks", images);
+        ArrayNode types = meta.putArray("user_content_image_media_types");
+        mediaTypes.forEach(types::add);
+        return meta;
+    }
+
+    /**
+     * A flat summary of a tool's toolUseResult: short scalars verbatim, long or nested values as `<field>_len`,
+     * plus the per-tool fields of the metadata reference (Bash command, output lengths, item counts, ...).
+     */
+    static JsonNode summarizeToolUseResult(ToolCall call, JsonNode toolUseResult) {
+        if (toolUseResult == null || toolUseResult.isNull()) return null;
+        ObjectNode summary = NODES.objectNode();
+        if (!toolUseResult.isObject()) {
+            summary.put("value", preview(toolUseResult.isTextual() ? toolUseResult.asText() : toJson(toolUseResult)));
+            return summary;
+        }
+        toolUseResult.fields().forEachRemaining(field -> {
+            JsonNode value = field.getValue();
+            if (value.isNumber() || value.isBoolean()) summary.set(field.getKey(), value);
+            else if (value.isTextual() && value.asText().length() <= STATUS_PREVIEW_CHARS) summary.set(field.getKey(), value);
+            else if (value.isTextual()) summary.put(field.getKey() + "_len", value.asText().length());
+            else if (value.isArray() || value.isObject()) summary.put(field.getKey() + "_len", value.size());
+        });
+        switch (call.name()) {
+            case "Bash" -> {
+                summary.put("command", preview(call.toolUse().path("input").path("command").asText("")));
+                String stdout = toolUseResult.path("stdout").asText("");
+                String stderr = toolUseResult.path("stderr").asText("");
+                summary.remove(List.of("stdout", "stderr", "stdout_len", "stderr_len"));
+                summary.put("stdout_len", stdout.length());
+                summary.put("stderr_len", stderr.length());
+                summary.put("has_stderr", !stderr.isEmpty());
+            }
+            case "Glob", "Grep", "Read" -> {
+                JsonNode items = toolUseResult.has("filenames") ? toolUseResult.get("filenames")
+                        : toolUseResult.path("file").path("content");
+                if (toolUseResult.has("numFiles")) summary.put("itemCount", toolUseResult.path("numFiles").asLong());
+                else if (items.isArray()) summary.put("itemCount", items.size());
+                else if (toolUseResult.path("file").has("numLines")) {
+                    summary.put("itemCount", toolUseResult.path("file").path("numLines").asLong());
+                }
+            }
+            default -> {
+            }
+        }
+        return summary;
+    }
+
+    static final Map<String, String> SYSTEM_EVENT_NAMES = Map.of(
+            "api_error", "API error",
+            "compact_boundary", "Conversation compacted",
+            "microcompact_boundary", "Context microcompacted",
+            "local_command", "Local command",
+            "informational", "Information");
+
+    /** One event per system row, every field verbatim in metadata; API errors and error-level rows are ERROR. */
+    static Observation buildSystemEvent(String traceId, String rootId, Row row, Timeline timeline) {
+        JsonNode json = row.json();
+        String subtype = json.path("subtype").asText("system");
+        String name = SYSTEM_EVENT_NAMES.getOrDefault(subtype, "System: " + subtype);
+        if (subtype.equals("api_error") && json.has("retryAttempt")) {
+            name += " (retry " + json.path("retryAttempt").asText() + "/" + json.path("maxRetries").asText("?") + ")";
+        }
+        String rowLevel = json.path("level").asText("");
+        String level = subtype.equals("api_error") || rowLevel.equals("error") ? "ERROR"
+                : rowLevel.equals("warning") ? "WARNING" : null;
+        ObjectNode meta = json.deepCopy();
+        meta.remove(List.of("cwd", "sessionId", "session_id", "version", "gitBranch", "userType", "slug", "entrypoint",
+                "timestamp", "type"));
+        String statusMessage = null;
+        if (level != null) {
+            JsonNode error = json.path("error");
+            statusMessage = preview(firstNonBlank(error.path("error").path("message").asText(""),
+                    error.path("message").asText(""), json.path("content").asText(""),
+                    error.has("status") ? "HTTP " + error.path("status").asText() : "", subtype));
+        }
+        Instant at = timeline.at(row);
+        return new Observation(spanIdFor(traceId, "event:" + row.uuid() + ":" + row.offset()), rootId, name, "event",
+                at, at, json.path("content").isTextual() ? json.path("content").asText() : null, null, null, null,
+                level, statusMessage, wrap(meta));
+    }
+
+    static String preview(String text) {
+        if (text == null) return null;
+        String flat = text.strip();
+        return flat.length() <= STATUS_PREVIEW_CHARS ? flat : flat.substring(0, STATUS_PREVIEW_CHARS) + "…";
+    }
+
+    /** The named fields of `source` that are present and not null, verbatim (metadata is sparse). */
+    static ObjectNode pick(JsonNode source, String... fields) {
+        ObjectNode picked = NODES.objectNode();
+        for (String field : fields) {
+            JsonNode value = source.get(field);
+            if (value != null && !value.isNull() && !value.isMissingNode()) picked.set(field, value);
+        }
+        return picked;
+    }
+
+    /** Namespaces metadata under the single `claude_code` key. */
+    static ObjectNode wrap(ObjectNode claudeCode) {
+        ObjectNode metadata = NODES.objectNode();
+        metadata.set("claude_code", claudeCode);
+        return metadata;
+    }
+
+    static String toJson(JsonNode node) {
+        try {
+            return JSON.writeValueAsString(node);
+        } catch (JsonProcessingException e) {
+            return String.valueOf(node);
+        }
+    }
+
+    // ----------------- Export -----------------
+
+    static final AttributeKey<String> OBSERVATION_TYPE = AttributeKey.stringKey("langfuse.observation.type");
+    static final AttributeKey<String> OBSERVATION_INPUT = AttributeKey.stringKey("langfuse.observation.input");
+    static final AttributeKey<String> OBSERVATION_OUTPUT = AttributeKey.stringKey("langfuse.observation.output");
+    static final AttributeKey<String> OBSERVATION_MODEL = AttributeKey.stringKey("langfuse.observation.model.name");
+    static final AttributeKey<String> OBSERVATION_USAGE = AttributeKey.stringKey("langfuse.observation.usage_details");
+    static final AttributeKey<String> OBSERVATION_LEVEL = AttributeKey.stringKey("langfuse.observation.level");
+    static final AttributeKey<String> OBSERVATION_STATUS = AttributeKey.stringKey("langfuse.observation.status_message");
+    static final AttributeKey<String> OBSERVATION_METADATA = AttributeKey.stringKey("langfuse.observation.metadata");
+    static final AttributeKey<String> TRACE_NAME = AttributeKey.stringKey("langfuse.trace.name");
+    static final AttributeKey<String> TRACE_INPUT = AttributeKey.stringKey("langfuse.trace.input");
+    static final AttributeKey<String> TRACE_OUTPUT = AttributeKey.stringKey("langfuse.trace.output");
+    static final AttributeKey<String> TRACE_METADATA = AttributeKey.stringKey("langfuse.trace.metadata");
+    static final AttributeKey<List<String>> TRACE_TAGS = AttributeKey.stringArrayKey("langfuse.trace.tags");
+    static final AttributeKey<String> SESSION_ID = AttributeKey.stringKey("session.id");
+    static final AttributeKey<String> USER_ID = AttributeKey.stringKey("user.id");
+    static final AttributeKey<String> RELEASE = AttributeKey.stringKey("langfuse.release");
+    static final AttributeKey<Boolean> AS_ROOT = AttributeKey.booleanKey("langfuse.internal.as_root");
+    /** With this scope name Langfuse keeps only the attributes it understands (no `metadata.attributes` clutter). */
+    static final String INSTRUMENTATION_SCOPE = "langfuse-sdk";
+
+    /** Hands the SDK the id we derived for the span about to start, so a re-send overwrites the same trace. */
+    static final class StableIdGenerator implements IdGenerator {
+        private String nextTraceId;
+        private String nextSpanId;
+
+        void prepare(String traceId, String spanId) {
+            nextTraceId = traceId;
+            nextSpanId = spanId;
+        }
+
+        @Override
+        public String generateSpanId() {
+            return nextSpanId;
+        }
+
+        @Override
+        public String generateTraceId() {
+            return nextTraceId;
+        }
+    }
+
+    /** Collects ended spans so the caller exports them itself and learns, per batch, whether the server took them. */
+    static final class CollectingProcessor implements SpanProcessor {
+        final List<SpanData> ended = new ArrayList<>();
+
+        @Override
+        public void onStart(Context parentContext, ReadWriteSpan span) {
+        }
+
+        @Override
+        public boolean isStartRequired() {
+            return false;
+        }
+
+        @Override
+        public void onEnd(ReadableSpan span) {
+            ended.add(span.toSpanData());
+        }
+
+        @Override
+        public boolean isEndRequired() {
+            return true;
+        }
+    }
+
+    /** The OpenTelemetry SDK, built once per run (only when there is something to send) and shut down explicitly. */
+    static final class TraceExporter implements AutoCloseable {
+        private final StableIdGenerator ids = new StableIdGenerator();
+        private final CollectingProcessor collector = new CollectingProcessor();
+        private final SdkTracerProvider provider;
+        private final Tracer tracer;
+        private final SpanExporter exporter;
+
+        TraceExporter(SpanExporter exporter) {
+            this.exporter = exporter;
+            this.provider = SdkTracerProvider.builder()
+                    .setIdGenerator(ids)
+                    .setResource(Resource.getDefault().merge(Resource.create(Attributes.of(
+                            AttributeKey.stringKey("service.name"), "claude-code",
+                            AttributeKey.stringKey("telemetry.sdk.name.litefuse"), "litefuse-hook " + VERSION))))
+                    .addSpanProcessor(collector)
+                    .build();
+            this.tracer = provider.get(INSTRUMENTATION_SCOPE, VERSION);
+        }
+
+        static TraceExporter forLangfuse(Config config) {
+            String credentials = Base64.getEncoder().encodeToString(
+                    (config.publicKey() + ":" + config.secretKey()).getBytes(StandardCharsets.UTF_8));
+            OtlpHttpSpanExporter exporter = OtlpHttpSpanExporter.builder()
+                    .setEndpoint(config.tracesEndpoint())
+                    .addHeader("Authorization", "Basic " + credentials)
+                    .addHeader("x-langfuse-sdk-name", "litefuse-hook")
+                    .addHeader("x-langfuse-sdk-version", VERSION)
+                    .addHeader("x-langfuse-public-key", config.publicKey())
+                    .setCompression("gzip")
+                    .setTimeout(Duration.ofMillis(config.exportBudgetMillis()))
+                    .setConnectTimeout(Duration.ofMillis(Math.min(config.exportBudgetMillis(), 2_000)))
+                    .setRetryPolicy(null)
+                    .build();
+            return new TraceExporter(exporter);
+        }
+
+        /** Turns one trace into SDK spans (parents first) and returns their SpanData. */
+        List<SpanData> toSpans(TraceRecord trace) {
+            collector.ended.clear();
+            Map<String, Span> started = new HashMap<>();
+            for (Observation observation : trace.observations()) {
+                ids.prepare(trace.traceId(), observation.id());
+                SpanBuilder builder = tracer.spanBuilder(observation.name())
+                        .setStartTimestamp(observation.start().toEpochMilli(), TimeUnit.MILLISECONDS);
+                Span parent = observation.parentId() == null ? null : started.get(observation.parentId());
+                if (parent == null) builder.setNoParent();
+                else builder.setParent(Context.root().with(parent));
+                Span span = builder.startSpan();
+                setObservationAttributes(span, trace, observation, parent == null);
+                started.put(observation.id(), span);
+            }
+            for (Observation observation : trace.observations()) {
+                started.get(observation.id()).end(observation.end().toEpochMilli(), TimeUnit.MILLISECONDS);
+            }
+            return List.copyOf(collector.ended);
+        }
+
+        /**
+         * Exports traces in batches of whole traces; returns how many leading traces the server acknowledged
+         * within the budget. A trace is never split across requests, so a batch is acknowledged whole or not at all.
+         */
+        int export(List<TraceRecord> traces, long budgetMillis) {
+            long deadline = System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(budgetMillis);
+            int acknowledged = 0;
+            int index = 0;
+            while (index < traces.size()) {
+                List<SpanData> batch = new ArrayList<>();
+                int batchEnd = index;
+                while (batchEnd < traces.size() && (batch.isEmpty() || batch.size() < 512)) {
+                    batch.addAll(toSpans(traces.get(batchEnd)));
+                    batchEnd++;
+                }
+                long remaining = deadline - System.nanoTime();
+                if (remaining <= 0) break;
+                CompletableResultCode result = exporter.export(batch).join(remaining, TimeUnit.NANOSECONDS);
+                if (!result.isSuccess()) break;
+                acknowledged = batchEnd;
+                index = batchEnd;
+            }
+            return acknowledged;
+        }
+
+        @Override
+        public void close() {
+            provider.shutdown().join(1, TimeUnit.SECONDS);
+            exporter.shutdown().join(1, TimeUnit.SECONDS);
+        }
+    }
+
+    static void setObservationAttributes(Span span, TraceRecord trace, Observation observation, boolean root) {
+        span.setAttribute(OBSERVATION_TYPE, observation.type());
+        setIfPresent(span, OBSERVATION_INPUT, observation.input());
+        setIfPresent(span, OBSERVATION_OUTPUT, observation.output());
+        setIfPresent(span, OBSERVATION_MODEL, observation.model());
+        if (observation.usage() != null) span.setAttribute(OBSERVATION_USAGE, toJson(JSON.valueToTree(observation.usage())));
+        setIfPresent(span, OBSERVATION_LEVEL, observation.level());
+        setIfPresent(span, OBSERVATION_STATUS, observation.statusMessage());
+        span.setAttribute(OBSERVATION_METADATA, toJson(observation.metadata()));
+        if ("ERROR".equals(observation.level())) span.setStatus(StatusCode.ERROR, String.valueOf(observation.statusMessage()));
+        // Trace-level attributes go on every span, as the Langfuse SDKs do.
+        span.setAttribute(TRACE_NAME, trace.name());
+        setIfPresent(span, SESSION_ID, trace.sessionId());
+        setIfPresent(span, USER_ID, trace.userId());
+        setIfPresent(span, RELEASE, trace.release());
+        span.setAttribute(TRACE_TAGS, trace.tags());
+        if (root) {
+            span.setAttribute(AS_ROOT, true);
+            setIfPresent(span, TRACE_INPUT, trace.input());
+            setIfPresent(span, TRACE_OUTPUT, trace.output());
+            span.setAttribute(TRACE_METADATA, toJson(trace.metadata()));
+        }
+    }
+
+    static void setIfPresent(Span span, AttributeKey<String> key, String value) {
+        if (value != null) span.setAttribute(key, value);
+    }
+
+    /** The OTLP exporter reports failures through java.util.logging: into our log, never onto Claude Code's terminal. */
+    static void routeLibraryLogging() {
+        LogManager.getLogManager().reset();
+        java.util.logging.Logger rootLogger = java.util.logging.Logger.getLogger("");
+        rootLogger.setLevel(java.util.logging.Level.WARNING);
+        rootLogger.addHandler(new Handler() {
+            @Override
+            public void publish(LogRecord record) {
+                if (record.getLevel().intValue() < java.util.logging.Level.WARNING.intValue()) return;
+                String cause = record.getThrown() == null ? "" : " (" + record.getThrown() + ")";
+                warn("exporter: " + String.valueOf(record.getMessage()) + cause);
+            }
+
+            @Override
+            public void flush() {
+            }
+
+            @Override
+            public void close() {
+            }
+        });
+    }
+
+    // ----------------- Commands -----------------
+
+    public static void main(String[] args) {
+        int exitCode = new CommandLine(new litefuse_hook()).execute(args);
+        System.exit(exitCode);
+    }
+
+    /** Hook mode: whatever happens, exit 0 (a Stop hook's exit code 2 would tell Claude Code not to stop). */
+    @Override
+    public Integer call() {
+        try {
+            runHook(System.getenv(), System.in);
+        } catch (Throwable t) {
+            error("Unexpected failure: " + t);
+        }
+        return 0;
+    }
+
+    /** One Stop firing: read the new rows, send the finished turns, then remember how far we got. */
+    static void runHook(Map<String, String> env, InputStream stdin) {
+        long started = System.nanoTime();
+        Config config = loadConfig(env);
+        if (!config.enabled()) return;
+        logFile = config.stateDir().resolve("litefuse_hook.log");
+        debugEnabled = config.debug();
+        routeLibraryLogging();
+        debug("Hook started");
+        if (!config.hasKeys()) {
+            warn("Missing LANGFUSE_PUBLIC_KEY / LANGFUSE_SECRET_KEY (or their CC_LANGFUSE_ forms); nothing sent");
+            return;
+        }
+        HookTarget target = extractSessionAndTranscript(readHookPayload(stdin), config.home());
+        if (target.sessionId() == null || target.transcriptPath() == null) {
+            warn("Missing session_id or transcript_path from hook payload; exiting.");
+            return;
+        }
+        if (!Files.isReadable(target.transcriptPath())) {
+            warn("Transcript is missing or unreadable: " + target.transcriptPath());
+            return;
+        }
+        String key = stateKey(target.sessionId(), target.transcriptPath().toString());
+        Path stateFile = config.stateDir().resolve("litefuse").resolve(key + ".json");
+        try (FileLock lock = FileLock.acquire(stateFile.resolveSibling(key + ".lock"), LOCK_TIMEOUT_MS)) {
+            if (lock == null) {
+                warn("Another hook run holds the lock for session " + target.sessionId() + "; it will send these turns");
+                return;
+            }
+            processSession(config, target, stateFile, started);
+        } catch (IOException e) {
+            error("State or transcript I/O failed: " + e);
+        }
+    }
+
+    static void processSession(Config config, HookTarget target, Path stateFile, long started) throws IOException {
+        SessionState state = loadSessionState(loadState(stateFile));
+        long size = Files.size(target.transcriptPath());
+        if (size < state.offset()) {
+            warn("Transcript shrank below the saved offset (" + state.offset() + " > " + size + "); re-reading it from the start");
+            state = new SessionState(0, state.turnCount(), state.emittedUserUuids());
+        }
+        ReadResult read = readNewJsonl(target.transcriptPath(), state.offset());
+        if (read.badLines() > 0) warn("Skipped " + read.badLines() + " broken transcript line(s) (session=" + target.sessionId() + ")");
+        EmissionPlan plan = planEmission(read.rows(), read.endOffset(), state);
+        TraceContext ctx = new TraceContext(target.sessionId(), config.userId(), target.transcriptPath().toString(),
+                config.maxChars());
+        List<TraceRecord> traces = new ArrayList<>();
+        for (int i = 0; i < plan.turns().size(); i++) {
+            traces.add(buildTrace(plan.turns().get(i), plan.turnNumbers().get(i), ctx));
+        }
+        int acknowledged = traces.size();
+        if (!traces.isEmpty()) {
+            try (TraceExporter exporter = TraceExporter.forLangfuse(config)) {
+                acknowledged = exporter.export(traces, config.exportBudgetMillis());
+            }
+        }
+        long nextOffset = acknowledged == traces.size() ? plan.nextOffset() : plan.turnOffsets().get(acknowledged);
+        List<String> emitted = new ArrayList<>(state.emittedUserUuids());
+        for (int i = 0; i < acknowledged; i++) emitted.add(plan.turns().get(i).userRow().uuid());
+        saveState(stateFile, writeSessionState(new SessionState(nextOffset, state.turnCount() + acknowledged, emitted),
+                target.sessionId(), target.transcriptPath()));
+        double seconds = (System.nanoTime() - started) / 1e9;
+        String deferred = plan.deferred() ? ", deferred 1 (in-progress)" : "";
+        if (acknowledged < traces.size()) {
+            error("Langfuse did not acknowledge " + (traces.size() - acknowledged) + " turn(s) at " + config.tracesEndpoint()
+                    + "; they will be re-sent on the next run (session=" + target.sessionId() + ")");
+        }
+        info(String.format(Locale.ROOT, "Processed %d turns%s in %.2fs (session=%s)", acknowledged, deferred, seconds,
+                target.sessionId()));
+    }
+
+    @Command(name = "replay", mixinStandardHelpOptions = true,
+            description = "Print the traces a transcript produces (as a tree, or --json), or --send them.")
+    static final class Replay implements Callable<Integer> {
+        @Parameters(arity = "1..*", paramLabel = "FILE.jsonl", description = "Claude Code transcript(s).")
+        List<Path> files;
+
+        @Option(names = "--json", description = "Print the traces as stable JSON instead of a tree.")
+        boolean json;
+
+        @Option(names = "--send", description = "Export the traces to Langfuse (keys from the environment) with the hook's ids.")
+        boolean send;
+
+        @Option(names = "--session-id", description = "Session id for rows that lack one (default: the file name).")
+        String sessionId;
+
+        @Override
+        public Integer call() throws IOException {
+            Map<String, String> env = System.getenv();
+            Config config = loadConfig(env);
+            if (send && !config.hasKeys()) {
+                System.err.println("replay --send needs LANGFUSE_PUBLIC_KEY and LANGFUSE_SECRET_KEY in the environment");
+                return 2;
+            }
+            if (send) routeLibraryLogging();
+            PrintStream out = System.out;
+            ArrayNode allJson = NODES.arrayNode();
+            int failures = 0;
+            for (Path file : files) {
+                if (!Files.isReadable(file)) {
+                    System.err.println("Cannot read " + file);
+                    failures++;
+                    continue;
+                }
+                String fallbackSession = sessionId != null ? sessionId : file.getFileName().toString().replaceFirst("\\.jsonl$", "");
+                TraceContext ctx = new TraceContext(fallbackSession, config.userId(),
+                        file.toAbsolutePath().normalize().toString(), config.maxChars());
+                List<TraceRecord> traces = replayFile(file, ctx);
+                if (json) traces.forEach(trace -> allJson.add(traceToJson(trace)));
+                else traces.forEach(trace -> out.print(renderTree(trace)));
+                if (send && !traces.isEmpty()) {
+                    try (TraceExporter exporter = TraceExporter.forLangfuse(config)) {
+                        int acknowledged = exporter.export(traces, Math.max(config.exportBudgetMillis(), 30_000));
+                        System.err.println("Sent " + acknowledged + " of " + traces.size() + " traces from " + file
+                                + " to " + config.tracesEndpoint());
+                        if (acknowledged < traces.size()) failures++;
+                    }
+                }
+            }
+            if (json) out.println(JSON.writer().with(SerializationFeature.INDENT_OUTPUT).writeValueAsString(allJson));
+            return failures == 0 ? 0 : 1;
+        }
+    }
+
+    /** Every turn of a whole transcript as traces, numbered as the hook numbers them, streaming the file. */
+    static List<TraceRecord> replayFile(Path file, TraceContext ctx) throws IOException {
+        List<TraceRecord> traces = new ArrayList<>();
+        TurnAssembler assembler = new TurnAssembler(turn -> {
+            if (!turn.assistantRows().isEmpty()) traces.add(buildTrace(turn, traces.size() + 1, ctx));
+        });
+        try (InputStream in = Files.newInputStream(file)) {
+            streamJsonl(in, 0, true, assembler::accept);
+        }
+        assembler.finish();
+        return traces;
+    }
+
+    // ----------------- Rendering (replay) -----------------
+
+    static ObjectNode traceToJson(TraceRecord trace) {
+        ObjectNode node = NODES.objectNode();
+        node.put("trace_id", trace.traceId());
+        node.put("name", trace.name());
+        node.put("session_id", trace.sessionId());
+        node.put("user_id", trace.userId());
+        node.put("release", trace.release());
+        node.set("tags", JSON.valueToTree(trace.tags()));
+        putPreview(node, "input", trace.input());
+        putPreview(node, "output", trace.output());
+        node.set("metadata", trace.metadata());
+        ArrayNode observations = node.putArray("observations");
+        for (Observation observation : trace.observations()) {
+            ObjectNode obs = observations.addObject();
+            obs.put("id", observation.id());
+            obs.put("parent_id", observation.parentId());
+            obs.put("name", observation.name());
+            obs.put("type", observation.type());
+            obs.put("start", observation.start().toString());
+            obs.put("end", observation.end().toString());
+            if (observation.model() != null) obs.put("model", observation.model());
+            if (observation.usage() != null) obs.set("usage", JSON.valueToTree(observation.usage()));
+            if (observation.level() != null) obs.put("level", observation.level());
+            if (observation.statusMessage() != null) obs.put("status_message", observation.statusMessage());
+            putPreview(obs, "input", observation.input());
+            putPreview(obs, "output", observation.output());
+            obs.set("metadata", observation.metadata());
+        }
+        return node;
+    }
+
+    /** Long texts appear in --json as their length, a sha256 and a preview, keeping expected files small. */
+    static void putPreview(ObjectNode node, String field, String text) {
+        if (text == null) return;
+        if (text.length() <= STATUS_PREVIEW_CHARS) {
+            node.put(field, text);
+            return;
+        }
+        ObjectNode summary = node.putObject(field);
+        summary.put("length", text.length());
+        summary.put("sha256", sha256Hex(text));
+        summary.put("preview", text.substring(0, STATUS_PREVIEW_CHARS));
+    }
+
+    static String renderTree(TraceRecord trace) {
+        StringBuilder out = new StringBuilder();
+        Observation root = trace.root();
+        Map<String, Long> totals = new LinkedHashMap<>();
+        trace.observations().stream().filter(o -> o.usage() != null)
+                .forEach(o -> o.usage().forEach((k, v) -> totals.merge(k, v, Long::sum)));
+        out.append(root.name()).append(" (span, ").append(formatDuration(root)).append(")")
+                .append("  session=").append(trace.sessionId())
+                .append("  release=").append(trace.release())
+                .append("  trace=").append(trace.traceId());
+        if (!totals.isEmpty()) out.append("  tokens ").append(formatUsage(totals));
+        if (root.level() != null) out.append("  [").append(root.level()).append(": ").append(root.statusMessage()).append("]");
+        out.append('\n');
+        List<Observation> children = trace.observations().subList(1, trace.observations().size());
+        for (int i = 0; i < children.size(); i++) {
+            Observation child = children.get(i);
+            out.append(i == children.size() - 1 ? "└── " : "├── ").append(child.name()).append(" (").append(child.type());
+            if (!child.type().equals("event")) out.append(", ").append(formatDuration(child));
+            out.append(")");
+            if (child.model() != null) out.append("  ").append(child.model());
+            if (child.usage() != null) out.append("  tokens ").append(formatUsage(child.usage()));
+            if (child.level() != null) out.append("  [").append(child.level()).append(": ").append(child.statusMessage()).append("]");
+            out.append('\n');
+        }
+        return out.append('\n').toString();
+    }
+
+    static String formatDuration(Observation observation) {
+        long millis = ChronoUnit.MILLIS.between(observation.start(), observation.end());
+        return String.format(Locale.ROOT, "%.2fs", millis / 1000.0);
+    }
+
+    static String formatUsage(Map<String, Long> usage) {
+        List<String> parts = new ArrayList<>();
+        usage.forEach((key, value) -> parts.add(key + "=" + value));
+        return String.join(" ", parts);
+    }
+}
