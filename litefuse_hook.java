@@ -625,8 +625,26 @@ public class litefuse_hook implements Callable<Integer> {
             warn("Skipped transcript line at byte " + offset + ": not a JSON object (" + bytes.length + " bytes)");
             return false;
         }
+        String problem = rowProblem(row);
+        if (problem != null) {
+            warn("Skipped transcript row at byte " + offset + ": " + problem);
+            return false;
+        }
         sink.accept(new Row(row, offset));
         return true;
+    }
+
+    /** Why a row cannot be a transcript row (fields of the wrong type), or null when it can. */
+    static String rowProblem(JsonNode row) {
+        for (String field : List.of("type", "uuid", "parentUuid", "timestamp", "sessionId")) {
+            JsonNode value = row.get(field);
+            if (value != null && !value.isNull() && !value.isTextual()) return "field '" + field + "' is not a string";
+        }
+        String role = getRole(row);
+        JsonNode message = row.get("message");
+        if (role != null && message != null && !message.isObject()) return "field 'message' is not an object";
+        if ("assistant".equals(role) && (message == null || !message.isObject())) return "assistant row without a message";
+        return null;
     }
 
     static boolean isBlank(byte[] bytes) {
@@ -860,6 +878,11 @@ public class litefuse_hook implements Callable<Integer> {
         return HexFormat.of().formatHex(sha256("litefuse-span:" + traceId + ":" + key), 0, 8);
     }
 
+    /** A row's identity for span ids: its uuid, or (for the rare row without one) its byte offset. */
+    static String rowKey(Row row) {
+        return row.uuid().isEmpty() ? "offset:" + row.offset() : row.uuid();
+    }
+
     /** Builds the whole trace of one turn: pure, so replay, tests and the hook all see the same thing. */
     static TraceRecord buildTrace(Turn turn, int turnNumber, TraceContext ctx) {
         JsonNode userJson = turn.userRow().json();
@@ -911,7 +934,7 @@ public class litefuse_hook implements Callable<Integer> {
         }
         if (turn.interrupted()) {
             Instant at = timeline.at(turn.interruptRow());
-            children.add(new Observation(spanIdFor(traceId, "interrupt:" + turn.interruptRow().offset()), rootId,
+            children.add(new Observation(spanIdFor(traceId, "interrupt:" + rowKey(turn.interruptRow())), rootId,
                     "Interrupted by user", "event", at, at, null, null, null, null, "WARNING", "interrupted by user",
                     wrap(pick(turn.interruptRow().json(), "uuid", "parentUuid"))));
         }
@@ -1097,7 +1120,7 @@ public class litefuse_hook implements Callable<Integer> {
         Instant end = timeline.at(row);
         Map<String, Long> usage = lastInMessage && getModel(json) != null
                 ? usageDetails(message.get("usage"), maxOutputTokens) : null;
-        return new Observation(spanIdFor(traceId, "row:" + row.uuid() + ":" + row.offset()), rootId, name, "generation",
+        return new Observation(spanIdFor(traceId, "row:" + rowKey(row)), rootId, name, "generation",
                 timeline.startBefore(end), end, null, outputText.text(), getModel(json),
                 usage == null || usage.isEmpty() ? null : usage, apiError ? "ERROR" : null,
                 apiError ? preview(extractText(content)) : null, wrap(meta));
@@ -1140,7 +1163,7 @@ public class litefuse_hook implements Callable<Integer> {
                 statusMessage = preview(text);
             }
         }
-        return new Observation(spanIdFor(traceId, "tool:" + call.id() + ":" + call.decisionRow().offset()), rootId,
+        return new Observation(spanIdFor(traceId, "tool:" + (call.id().isEmpty() ? rowKey(call.decisionRow()) : call.id())), rootId,
                 "Tool call: " + call.name() + " (#" + call.stepIndex() + ")", "tool", start, end, input.text(),
                 output == null ? null : output.text(), null, null, level, statusMessage, wrap(meta));
     }
@@ -1200,7 +1223,7 @@ public class litefuse_hook implements Callable<Integer> {
             summary.put("value", preview(toolUseResult.isTextual() ? toolUseResult.asText() : toJson(toolUseResult)));
             return summary;
         }
-        toolUseResult.fields().forEachRemaining(field -> {
+        toolUseResult.properties().forEach(field -> {
             JsonNode value = field.getValue();
             if (value.isNumber() || value.isBoolean()) summary.set(field.getKey(), value);
             else if (value.isTextual() && value.asText().length() <= STATUS_PREVIEW_CHARS) summary.set(field.getKey(), value);
@@ -1253,17 +1276,31 @@ public class litefuse_hook implements Callable<Integer> {
         ObjectNode meta = json.deepCopy();
         meta.remove(List.of("cwd", "sessionId", "session_id", "version", "gitBranch", "userType", "slug", "entrypoint",
                 "timestamp", "type"));
-        String statusMessage = null;
-        if (level != null) {
-            JsonNode error = json.path("error");
-            statusMessage = preview(firstNonBlank(error.path("error").path("message").asText(""),
-                    error.path("message").asText(""), json.path("content").asText(""),
-                    error.has("status") ? "HTTP " + error.path("status").asText() : "", subtype));
-        }
+        String statusMessage = level == null ? null : preview(errorSummary(json));
         Instant at = timeline.at(row);
-        return new Observation(spanIdFor(traceId, "event:" + row.uuid() + ":" + row.offset()), rootId, name, "event",
+        return new Observation(spanIdFor(traceId, "event:" + rowKey(row)), rootId, name, "event",
                 at, at, json.path("content").isTextual() ? json.path("content").asText() : null, null, null, null,
                 level, statusMessage, wrap(meta));
+    }
+
+    /** "HTTP 529: Overloaded" from an api_error row's error object (status and its first message, at any depth). */
+    static String errorSummary(JsonNode systemRow) {
+        JsonNode error = systemRow.path("error");
+        String message = firstNonBlank(error.path("formatted").asText(""), firstMessage(error),
+                systemRow.path("content").asText(""));
+        String status = error.path("status").canConvertToInt() ? "HTTP " + error.path("status").asText() : null;
+        if (status == null) return firstNonBlank(message, systemRow.path("subtype").asText("error"));
+        return message == null ? status : status + ": " + message;
+    }
+
+    static String firstMessage(JsonNode node) {
+        if (node.isTextual() || !node.isContainerNode()) return null;
+        if (node.path("message").isTextual()) return node.path("message").asText();
+        for (JsonNode child : node) {
+            String found = firstMessage(child);
+            if (found != null) return found;
+        }
+        return null;
     }
 
     static String preview(String text) {
