@@ -211,7 +211,7 @@ public class litefuse_hook implements Callable<Integer> {
 
     static void ensurePrivateDir(Path dir) throws IOException {
         if (Files.isDirectory(dir)) return;
-        Files.createDirectories(dir.getParent());
+        if (dir.getParent() != null) ensurePrivateDir(dir.getParent());
         try {
             Files.createDirectory(dir, PosixFilePermissions.asFileAttribute(PosixFilePermissions.fromString("rwx------")));
         } catch (FileAlreadyExistsException e) {

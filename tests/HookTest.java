@@ -1,0 +1,229 @@
+import com.fasterxml.jackson.core.type.TypeReference;
+import com.fasterxml.jackson.databind.JsonNode;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+
+import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardOpenOption;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Random;
+import java.util.Set;
+import java.util.TreeSet;
+import java.util.stream.Collectors;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/** Hook mode fed a transcript as Claude Code writes it, firing after each slice, against a loopback receiver. */
+public class HookTest {
+    OtlpReceiver receiver;
+    Path home;
+    Map<String, String> env;
+
+    @BeforeEach
+    void start() throws IOException {
+        receiver = new OtlpReceiver();
+        home = TestSupport.tempHome();
+        env = TestSupport.hookEnv(home, receiver.baseUrl());
+    }
+
+    @AfterEach
+    void stop() {
+        receiver.close();
+    }
+
+    /** Writes `source` into `target` in the given byte slices, firing the hook after each one and once at the end. */
+    void writeInSlicesFiring(Path source, Path target, List<Integer> cuts, String sessionId) throws IOException {
+        byte[] all = Files.readAllBytes(source);
+        Files.write(target, new byte[0]);
+        int written = 0;
+        for (int cut : cuts) {
+            Files.write(target, java.util.Arrays.copyOfRange(all, written, cut), StandardOpenOption.APPEND);
+            written = cut;
+            TestSupport.fireHook(env, sessionId, target);
+        }
+        Files.write(target, java.util.Arrays.copyOfRange(all, written, all.length), StandardOpenOption.APPEND);
+        TestSupport.fireHook(env, sessionId, target);
+        TestSupport.fireHook(env, sessionId, target);
+    }
+
+    /** Byte offsets just after each line, except inside a message (the next row continues the same message id). */
+    static List<Integer> messageBoundaries(Path file) throws IOException {
+        byte[] all = Files.readAllBytes(file);
+        List<Integer> cuts = new ArrayList<>();
+        List<String> ids = new ArrayList<>();
+        List<Integer> ends = new ArrayList<>();
+        int start = 0;
+        for (int i = 0; i < all.length; i++) {
+            if (all[i] != '\n') continue;
+            String line = new String(all, start, i - start, StandardCharsets.UTF_8);
+            String id = "";
+            try {
+                JsonNode row = TestSupport.JSON.readTree(line);
+                if ("assistant".equals(row.path("type").asText())) id = row.path("message").path("id").asText();
+            } catch (IOException e) {
+                id = "";
+            }
+            ids.add(id);
+            ends.add(i + 1);
+            start = i + 1;
+        }
+        for (int i = 0; i < ends.size() - 1; i++) {
+            boolean midMessage = !ids.get(i).isEmpty() && ids.get(i).equals(ids.get(i + 1));
+            if (!midMessage) cuts.add(ends.get(i));
+        }
+        return cuts;
+    }
+
+    /** What the receiver got, per trace id, compared with replay: each turn once, complete, with replay's usage. */
+    void assertEveryTurnExactlyOnceAndComplete(Path file, String sessionId) throws IOException {
+        List<litefuse_hook.TraceRecord> expected = TestSupport.replay(file);
+        List<OtlpReceiver.ReceivedSpan> roots = receiver.acceptedRoots();
+        List<String> rootTraceIds = roots.stream().map(OtlpReceiver.ReceivedSpan::traceId).toList();
+        assertEquals(rootTraceIds.size(), Set.copyOf(rootTraceIds).size(), "a turn was sent twice");
+        assertEquals(expected.stream().map(litefuse_hook.TraceRecord::traceId).collect(Collectors.toCollection(TreeSet::new)),
+                receiver.acceptedTraceIds(), "turns lost or extra");
+        Map<String, Long> spansPerTrace = receiver.acceptedSpans().stream()
+                .collect(Collectors.groupingBy(OtlpReceiver.ReceivedSpan::traceId, Collectors.counting()));
+        for (litefuse_hook.TraceRecord trace : expected) {
+            assertEquals((long) trace.observations().size(), spansPerTrace.get(trace.traceId()),
+                    trace.name() + " was sent before it was complete");
+        }
+        List<Map<String, Long>> usages = new ArrayList<>();
+        for (OtlpReceiver.ReceivedSpan span : receiver.acceptedSpans()) {
+            String usage = span.attr("langfuse.observation.usage_details");
+            if (usage != null) usages.add(TestSupport.JSON.readValue(usage, new TypeReference<Map<String, Long>>() { }));
+        }
+        assertEquals(TestSupport.usageOverUniqueMessages(file), TestSupport.totalsOf(usages), "usage totals");
+        assertEquals(expected.size(), turnCountInState(sessionId, file));
+    }
+
+    int turnCountInState(String sessionId, Path transcript) throws IOException {
+        String key = litefuse_hook.stateKey(sessionId, transcript.toAbsolutePath().normalize().toString());
+        return TestSupport.JSON.readTree(home.resolve(".claude/state/litefuse/" + key + ".json").toFile()).path("turn_count").asInt();
+    }
+
+    @Test
+    void recentTranscriptInRandomSlicesEveryTurnOnce() throws IOException {
+        Path source = TestSupport.transcript("entireio__git-sync__0c2a854b-v2.1.136-long.jsonl");
+        Path target = home.resolve("session.jsonl");
+        // stop_reason is on every row from 2.1.136 on, so a Stop may fire anywhere, even mid-line.
+        long size = Files.size(source);
+        Random random = new Random(42);
+        TreeSet<Integer> cuts = new TreeSet<>();
+        while (cuts.size() < 60) cuts.add(1 + random.nextInt((int) size - 1));
+        writeInSlicesFiring(source, target, new ArrayList<>(cuts), "0c2a854b");
+        assertEveryTurnExactlyOnceAndComplete(target, "0c2a854b");
+        assertTrue(TestSupport.log(home).contains("deferred 1 (in-progress)"), "some slice ended inside a turn");
+    }
+
+    @Test
+    void olderTranscriptFiredAfterEveryMessageEveryTurnOnce() throws IOException {
+        for (String name : List.of("chiphuyen__sniffly__ba79134d.jsonl", "entireio__cli__9fd2fc39-v2.0.64.jsonl",
+                "entireio__cli__7662d755-microcompact.jsonl")) {
+            receiver.clear();
+            Path source = TestSupport.transcript(name);
+            Path target = home.resolve(name);
+            writeInSlicesFiring(source, target, messageBoundaries(source), name);
+            assertEveryTurnExactlyOnceAndComplete(target, name);
+        }
+    }
+
+    @Test
+    void inProgressTurnWaitsForItsFinalResponse() throws IOException {
+        List<String> lines = Files.readAllLines(TestSupport.transcript("crafted__edge-cases.jsonl"));
+        int turn5 = indexOfUuid(lines, "u5");
+        Path target = home.resolve("t.jsonl");
+        // Everything up to turn 5's tool call (user row, tool_use, tool result): Claude Code is still mid-loop.
+        Files.write(target, lines.subList(0, turn5 + 3));
+        TestSupport.fireHook(env, "s", target);
+        assertEquals(4, receiver.acceptedRoots().size());
+        assertTrue(TestSupport.log(home).contains("Processed 4 turns, deferred 1 (in-progress) in "), TestSupport.log(home));
+        TestSupport.fireHook(env, "s", target);
+        assertEquals(4, receiver.acceptedRoots().size(), "a deferred turn is not sent on a re-check");
+        Files.write(target, lines.subList(turn5 + 3, lines.size()), StandardOpenOption.APPEND);
+        TestSupport.fireHook(env, "s", target);
+        List<OtlpReceiver.ReceivedSpan> roots = receiver.acceptedRoots();
+        assertEquals(5, roots.size());
+        assertEquals("README.md describes a demo project.", roots.get(4).attr("langfuse.trace.output"));
+        assertTrue(TestSupport.log(home).contains("Processed 1 turns in "));
+    }
+
+    @Test
+    void pastTurnIsSentOnceANewerPromptArrives() throws IOException {
+        List<String> lines = Files.readAllLines(TestSupport.transcript("crafted__edge-cases.jsonl"));
+        int turn5 = indexOfUuid(lines, "u5");
+        Path target = home.resolve("t.jsonl");
+        // Turn 5 stops at its tool call forever (killed mid-loop); then the user sends a new prompt.
+        List<String> killed = new ArrayList<>(lines.subList(0, turn5 + 2));
+        Files.write(target, killed);
+        TestSupport.fireHook(env, "s", target);
+        assertEquals(4, receiver.acceptedRoots().size());
+        killed.add(lines.get(turn5).replace("\"u5\"", "\"u6\"").replace("Summarise README.md", "Are you there?"));
+        Files.write(target, killed);
+        TestSupport.fireHook(env, "s", target);
+        assertEquals(5, receiver.acceptedRoots().size(), "the killed turn is sent once a newer prompt follows it");
+        assertEquals("Summarise README.md", receiver.acceptedRoots().get(4).attr("langfuse.trace.input"));
+    }
+
+    @Test
+    void turnsTheServerDidNotAcknowledgeAreSentLaterWithTheSameIds() throws IOException {
+        Path target = home.resolve("t.jsonl");
+        Files.copy(TestSupport.transcript("crafted__edge-cases.jsonl"), target);
+        receiver.respondWith(503);
+        TestSupport.fireHook(env, "s", target);
+        assertTrue(receiver.acceptedRoots().isEmpty());
+        assertFalse(receiver.requests().isEmpty(), "the hook tried");
+        assertTrue(TestSupport.log(home).contains("did not acknowledge 5 turn(s)"), TestSupport.log(home));
+        receiver.respondWith(200);
+        TestSupport.fireHook(env, "s", target);
+        TestSupport.fireHook(env, "s", target);
+        assertEquals(5, receiver.acceptedRoots().size());
+        assertEquals(TestSupport.replay(target).stream().map(litefuse_hook.TraceRecord::traceId).collect(Collectors.toCollection(TreeSet::new)),
+                receiver.acceptedTraceIds());
+        assertEquals(5, turnCountInState("s", target));
+    }
+
+    @Test
+    void disabledHookDoesNothing() throws IOException {
+        Path target = home.resolve("t.jsonl");
+        Files.copy(TestSupport.transcript("crafted__edge-cases.jsonl"), target);
+        Map<String, String> off = new HashMap<>(env);
+        off.put("TRACE_TO_LANGFUSE", "false");
+        TestSupport.fireHook(off, "s", target);
+        assertTrue(receiver.requests().isEmpty());
+        assertFalse(Files.exists(home.resolve(".claude/state")));
+    }
+
+    @Test
+    void ccLangfuseKeysWinOverLangfuseKeys() {
+        Map<String, String> both = new HashMap<>(env);
+        both.put("CC_LANGFUSE_PUBLIC_KEY", "pk-cc");
+        both.put("CC_LANGFUSE_SECRET_KEY", "sk-cc");
+        both.put("CC_LANGFUSE_BASE_URL", "http://example.invalid/");
+        litefuse_hook.Config config = litefuse_hook.loadConfig(both);
+        assertEquals("pk-cc", config.publicKey());
+        assertEquals("sk-cc", config.secretKey());
+        assertEquals("http://example.invalid/api/public/otel/v1/traces", config.tracesEndpoint());
+        assertFalse(config.toString().contains("sk-cc"), "the secret never appears in toString");
+        Map<String, String> bare = Map.of("HOME", "/tmp/x");
+        assertEquals("https://cloud.langfuse.com", litefuse_hook.loadConfig(bare).baseUrl());
+        assertEquals(1_000_000, litefuse_hook.loadConfig(bare).maxChars());
+        assertEquals(500, litefuse_hook.loadConfig(Map.of("HOME", "/tmp/x", "CC_LANGFUSE_MAX_CHARS", "500")).maxChars());
+    }
+
+    static int indexOfUuid(List<String> lines, String uuid) {
+        for (int i = 0; i < lines.size(); i++) {
+            if (lines.get(i).contains("\"uuid\":\"" + uuid + "\"")) return i;
+        }
+        throw new AssertionError("no row " + uuid);
+    }
+}

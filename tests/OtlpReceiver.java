@@ -1,0 +1,160 @@
+import com.sun.net.httpserver.HttpExchange;
+import com.sun.net.httpserver.HttpServer;
+import io.opentelemetry.proto.collector.trace.v1.ExportTraceServiceRequest;
+import io.opentelemetry.proto.common.v1.AnyValue;
+import io.opentelemetry.proto.common.v1.KeyValue;
+import io.opentelemetry.proto.trace.v1.ResourceSpans;
+import io.opentelemetry.proto.trace.v1.ScopeSpans;
+
+import java.io.ByteArrayInputStream;
+import java.io.IOException;
+import java.io.InputStream;
+import java.io.OutputStream;
+import java.net.InetAddress;
+import java.net.InetSocketAddress;
+import java.nio.charset.StandardCharsets;
+import java.util.ArrayList;
+import java.util.HexFormat;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+import java.util.TreeSet;
+import java.util.concurrent.CopyOnWriteArrayList;
+import java.util.concurrent.Executors;
+import java.util.stream.Collectors;
+import java.util.zip.GZIPInputStream;
+
+/**
+ * A loopback OTLP/HTTP receiver that answers like Langfuse's /api/public/otel/v1/traces and decodes every request
+ * with the official OTLP protobuf classes, so tests assert on what really crossed the wire.
+ */
+public final class OtlpReceiver implements AutoCloseable {
+
+    /** One decoded request: the path, the headers (lower-case names) and the spans in it. */
+    public record Request(String path, Map<String, String> headers, int status, List<ReceivedSpan> spans) {
+    }
+
+    /** One span as Langfuse would read it: hex ids, nanos, scope, and attributes as plain Java values. */
+    public record ReceivedSpan(String traceId, String spanId, String parentSpanId, String name, long startNanos,
+                               long endNanos, String scope, Map<String, Object> attributes,
+                               Map<String, Object> resource) {
+        public String attr(String key) {
+            Object value = attributes.get(key);
+            return value == null ? null : value.toString();
+        }
+
+        public boolean isRoot() {
+            return parentSpanId.isEmpty();
+        }
+    }
+
+    private final HttpServer server;
+    private final List<Request> requests = new CopyOnWriteArrayList<>();
+    private volatile int status = 200;
+
+    public OtlpReceiver() throws IOException {
+        server = HttpServer.create(new InetSocketAddress(InetAddress.getLoopbackAddress(), 0), 0);
+        server.createContext("/", this::handle);
+        server.setExecutor(Executors.newCachedThreadPool());
+        server.start();
+    }
+
+    /** The base URL to give the hook as LANGFUSE_BASE_URL. */
+    public String baseUrl() {
+        return "http://127.0.0.1:" + server.getAddress().getPort();
+    }
+
+    /** Makes the next requests answer with this HTTP status (200 accepts and records the spans). */
+    public void respondWith(int httpStatus) {
+        status = httpStatus;
+    }
+
+    private void handle(HttpExchange exchange) throws IOException {
+        byte[] body;
+        try (InputStream in = exchange.getRequestBody()) {
+            body = in.readAllBytes();
+        }
+        Map<String, String> headers = new LinkedHashMap<>();
+        exchange.getRequestHeaders().forEach((name, values) -> headers.put(name.toLowerCase(), String.join(",", values)));
+        int answer = status;
+        List<ReceivedSpan> spans = List.of();
+        try {
+            if ("gzip".equalsIgnoreCase(headers.get("content-encoding"))) {
+                body = new GZIPInputStream(new ByteArrayInputStream(body)).readAllBytes();
+            }
+            spans = decode(ExportTraceServiceRequest.parseFrom(body));
+        } catch (IOException | RuntimeException e) {
+            answer = 400;
+        }
+        requests.add(new Request(exchange.getRequestURI().getPath(), headers, answer, spans));
+        byte[] response = (answer == 200 ? "{}" : "{\"message\":\"error " + answer + "\"}").getBytes(StandardCharsets.UTF_8);
+        exchange.getResponseHeaders().add("Content-Type", "application/json");
+        exchange.sendResponseHeaders(answer, response.length);
+        try (OutputStream out = exchange.getResponseBody()) {
+            out.write(response);
+        }
+    }
+
+    static List<ReceivedSpan> decode(ExportTraceServiceRequest request) {
+        List<ReceivedSpan> spans = new ArrayList<>();
+        HexFormat hex = HexFormat.of();
+        for (ResourceSpans resourceSpans : request.getResourceSpansList()) {
+            Map<String, Object> resource = toMap(resourceSpans.getResource().getAttributesList());
+            for (ScopeSpans scopeSpans : resourceSpans.getScopeSpansList()) {
+                for (io.opentelemetry.proto.trace.v1.Span span : scopeSpans.getSpansList()) {
+                    spans.add(new ReceivedSpan(hex.formatHex(span.getTraceId().toByteArray()),
+                            hex.formatHex(span.getSpanId().toByteArray()),
+                            hex.formatHex(span.getParentSpanId().toByteArray()), span.getName(),
+                            span.getStartTimeUnixNano(), span.getEndTimeUnixNano(), scopeSpans.getScope().getName(),
+                            toMap(span.getAttributesList()), resource));
+                }
+            }
+        }
+        return spans;
+    }
+
+    static Map<String, Object> toMap(List<KeyValue> attributes) {
+        Map<String, Object> map = new LinkedHashMap<>();
+        for (KeyValue kv : attributes) map.put(kv.getKey(), toJava(kv.getValue()));
+        return map;
+    }
+
+    static Object toJava(AnyValue value) {
+        return switch (value.getValueCase()) {
+            case STRING_VALUE -> value.getStringValue();
+            case BOOL_VALUE -> value.getBoolValue();
+            case INT_VALUE -> value.getIntValue();
+            case DOUBLE_VALUE -> value.getDoubleValue();
+            case ARRAY_VALUE -> value.getArrayValue().getValuesList().stream().map(OtlpReceiver::toJava).collect(Collectors.toList());
+            default -> value.toString();
+        };
+    }
+
+    public List<Request> requests() {
+        return List.copyOf(requests);
+    }
+
+    /** Spans of the requests the receiver accepted (answered 200). */
+    public List<ReceivedSpan> acceptedSpans() {
+        return requests.stream().filter(r -> r.status() == 200).flatMap(r -> r.spans().stream()).collect(Collectors.toList());
+    }
+
+    /** Root spans accepted, one per trace sent; a trace sent twice shows up twice here. */
+    public List<ReceivedSpan> acceptedRoots() {
+        return acceptedSpans().stream().filter(ReceivedSpan::isRoot).collect(Collectors.toList());
+    }
+
+    public Set<String> acceptedTraceIds() {
+        return acceptedRoots().stream().map(ReceivedSpan::traceId).collect(Collectors.toCollection(TreeSet::new));
+    }
+
+    public void clear() {
+        requests.clear();
+    }
+
+    @Override
+    public void close() {
+        server.stop(0);
+    }
+}

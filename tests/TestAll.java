@@ -1,0 +1,61 @@
+///usr/bin/env jbang "$0" "$@" ; exit $?
+//JAVA 17+
+//SOURCES ../litefuse_hook.java
+//SOURCES OtlpReceiver.java
+//SOURCES TestSupport.java
+//SOURCES ReplayTest.java
+//SOURCES HookTest.java
+//SOURCES WireTest.java
+//DEPS org.junit.jupiter:junit-jupiter-engine:5.13.4
+//DEPS org.junit.platform:junit-platform-launcher:1.13.4
+//DEPS io.opentelemetry.proto:opentelemetry-proto:1.11.0-alpha
+//MAIN TestAll
+
+import org.junit.platform.engine.TestExecutionResult;
+import org.junit.platform.launcher.Launcher;
+import org.junit.platform.launcher.LauncherDiscoveryRequest;
+import org.junit.platform.launcher.TestExecutionListener;
+import org.junit.platform.launcher.TestIdentifier;
+import org.junit.platform.launcher.core.LauncherFactory;
+import org.junit.platform.launcher.listeners.SummaryGeneratingListener;
+import org.junit.platform.launcher.listeners.TestExecutionSummary;
+
+import java.io.PrintWriter;
+import java.util.List;
+
+import static org.junit.platform.engine.discovery.DiscoverySelectors.selectClass;
+import static org.junit.platform.launcher.core.LauncherDiscoveryRequestBuilder.request;
+
+/** Runs the offline suite through the JUnit Platform Launcher; the last line is "N passed, N failed, N skipped". */
+public class TestAll {
+    static final List<Class<?>> SUITE = List.of(ReplayTest.class, HookTest.class, WireTest.class);
+
+    public static void main(String[] args) {
+        LauncherDiscoveryRequest discovery = request()
+                .selectors(SUITE.stream().map(c -> selectClass(c)).toList())
+                .build();
+        SummaryGeneratingListener summary = new SummaryGeneratingListener();
+        TestExecutionListener progress = new TestExecutionListener() {
+            @Override
+            public void executionFinished(TestIdentifier test, TestExecutionResult result) {
+                if (!test.isTest()) return;
+                String outcome = result.getStatus() == TestExecutionResult.Status.SUCCESSFUL ? "PASS" : "FAIL";
+                System.out.println(outcome + "  " + test.getDisplayName() + "  [" + test.getUniqueIdObject().getSegments().get(1).getValue() + "]");
+                result.getThrowable().ifPresent(t -> System.out.println("      " + t));
+            }
+
+            @Override
+            public void executionSkipped(TestIdentifier test, String reason) {
+                System.out.println("SKIP  " + test.getDisplayName() + ": " + reason);
+            }
+        };
+        Launcher launcher = LauncherFactory.create();
+        launcher.execute(discovery, summary, progress);
+        TestExecutionSummary result = summary.getSummary();
+        if (result.getTotalFailureCount() > 0) result.printFailuresTo(new PrintWriter(System.out), 30);
+        long failed = result.getTestsFailedCount() + result.getTestsAbortedCount()
+                + result.getContainersFailedCount();
+        System.out.println(result.getTestsSucceededCount() + " passed, " + failed + " failed, " + result.getTestsSkippedCount() + " skipped");
+        System.exit(failed == 0 ? 0 : 1);
+    }
+}

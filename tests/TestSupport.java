@@ -1,0 +1,147 @@
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+
+import java.io.ByteArrayInputStream;
+import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.Paths;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.stream.Stream;
+
+/** Shared helpers: paths, a temporary HOME for hook runs, firing the hook in-process, independent usage sums. */
+final class TestSupport {
+    static final ObjectMapper JSON = new ObjectMapper();
+    static final String PUBLIC_KEY = "pk-lf-test-public";
+    static final String SECRET_KEY = "sk-lf-test-SECRET-do-not-log";
+
+    private TestSupport() {
+    }
+
+    /** tests/ itself, wherever the suite is started from. */
+    static Path testsDir() {
+        for (Path candidate : List.of(Paths.get("tests"), Paths.get("."))) {
+            if (Files.isDirectory(candidate.resolve("transcripts")) && Files.exists(candidate.resolve("TestAll.java"))) {
+                return candidate.toAbsolutePath().normalize();
+            }
+        }
+        throw new IllegalStateException("run the tests from the repository root or from tests/");
+    }
+
+    static Path transcript(String name) {
+        return testsDir().resolve("transcripts").resolve(name);
+    }
+
+    static List<Path> recordedTranscripts() throws IOException {
+        try (Stream<Path> files = Files.list(testsDir().resolve("transcripts"))) {
+            return files.filter(p -> p.toString().endsWith(".jsonl")).sorted().toList();
+        }
+    }
+
+    /** The shared corpus beside the repository (present on developer machines and in CI), or null. */
+    static Path sharedTranscripts() {
+        Path shared = testsDir().getParent().getParent().resolve("shared").resolve("transcripts");
+        return Files.isDirectory(shared) ? shared : null;
+    }
+
+    static litefuse_hook.TraceContext context(Path file) {
+        return new litefuse_hook.TraceContext(file.getFileName().toString().replaceFirst("\\.jsonl$", ""), "test-user",
+                "tests/transcripts/" + file.getFileName(), litefuse_hook.DEFAULT_MAX_CHARS);
+    }
+
+    static List<litefuse_hook.TraceRecord> replay(Path file) throws IOException {
+        return litefuse_hook.replayFile(file, context(file));
+    }
+
+    static Path tempHome() throws IOException {
+        return Files.createTempDirectory("litefuse-home-");
+    }
+
+    static Map<String, String> hookEnv(Path home, String baseUrl) {
+        Map<String, String> env = new HashMap<>();
+        env.put("HOME", home.toString());
+        env.put("TRACE_TO_LANGFUSE", "true");
+        env.put("LANGFUSE_PUBLIC_KEY", PUBLIC_KEY);
+        env.put("LANGFUSE_SECRET_KEY", SECRET_KEY);
+        env.put("LANGFUSE_BASE_URL", baseUrl);
+        env.put("LITEFUSE_USER_ID", "test-user");
+        return env;
+    }
+
+    static String payload(String sessionId, Path transcript) {
+        return JSON.createObjectNode().put("session_id", sessionId).put("transcript_path", transcript.toString())
+                .put("hook_event_name", "Stop").put("stop_hook_active", false).toString();
+    }
+
+    /** One Stop firing, in this JVM, as Claude Code would do it. */
+    static void fireHook(Map<String, String> env, String sessionId, Path transcript) {
+        litefuse_hook.runHook(env, new ByteArrayInputStream(payload(sessionId, transcript).getBytes(StandardCharsets.UTF_8)));
+    }
+
+    static String log(Path home) throws IOException {
+        Path log = home.resolve(".claude/state/litefuse_hook.log");
+        return Files.exists(log) ? Files.readString(log) : "";
+    }
+
+    /**
+     * Token totals computed straight from the transcript, independently of the hook: each main-chain message id
+     * counted once, input and cache fields from its last row, output_tokens as its largest value.
+     */
+    static Map<String, Long> usageOverUniqueMessages(Path file) throws IOException {
+        Map<String, JsonNode> lastUsage = new LinkedHashMap<>();
+        Map<String, Long> maxOutput = new HashMap<>();
+        for (String line : Files.readAllLines(file)) {
+            JsonNode row;
+            try {
+                row = JSON.readTree(line);
+            } catch (IOException e) {
+                continue;
+            }
+            if (row == null || !"assistant".equals(row.path("type").asText()) || row.path("isSidechain").asBoolean()) continue;
+            String model = row.path("message").path("model").asText();
+            String id = row.path("message").path("id").asText();
+            if (model.equals("<synthetic>") || id.isEmpty()) continue;
+            JsonNode usage = row.path("message").path("usage");
+            lastUsage.put(id, usage);
+            maxOutput.merge(id, usage.path("output_tokens").asLong(), Math::max);
+        }
+        Map<String, Long> totals = new LinkedHashMap<>();
+        lastUsage.forEach((id, usage) -> {
+            totals.merge("input", usage.path("input_tokens").asLong(), Long::sum);
+            totals.merge("output", maxOutput.get(id), Long::sum);
+            totals.merge("cache_read", usage.path("cache_read_input_tokens").asLong(), Long::sum);
+            totals.merge("cache_write", usage.path("cache_creation_input_tokens").asLong(), Long::sum);
+        });
+        return totals;
+    }
+
+    /** The same four totals from usage_details maps as the hook sends them. */
+    static Map<String, Long> totalsOf(List<Map<String, Long>> usages) {
+        Map<String, Long> totals = new LinkedHashMap<>();
+        for (String key : List.of("input", "output", "cache_read", "cache_write")) totals.put(key, 0L);
+        for (Map<String, Long> usage : usages) {
+            usage.forEach((key, value) -> {
+                String bucket = switch (key) {
+                    case "input" -> "input";
+                    case "output" -> "output";
+                    case "cache_read_input_tokens" -> "cache_read";
+                    case "cache_creation_input_tokens", "input_cache_creation_5m", "input_cache_creation_1h" -> "cache_write";
+                    default -> throw new AssertionError("unexpected usage key " + key);
+                };
+                totals.merge(bucket, value, Long::sum);
+            });
+        }
+        return totals;
+    }
+
+    static List<Map<String, Long>> usagesOf(List<litefuse_hook.TraceRecord> traces) {
+        List<Map<String, Long>> usages = new ArrayList<>();
+        traces.forEach(t -> t.observations().stream().filter(o -> o.usage() != null).forEach(o -> usages.add(o.usage())));
+        return usages;
+    }
+}
