@@ -455,6 +455,12 @@ public class litefuse_hook implements Callable<Integer> {
         return id.isEmpty() ? null : id;
     }
 
+    /** Claude Code's locally written "No response requested." rows: <synthetic>, and not an API error. */
+    static boolean isLocalPlaceholder(JsonNode row) {
+        return "<synthetic>".equals(row.path("message").path("model").asText())
+                && !row.path("isApiErrorMessage").asBoolean(false);
+    }
+
     static Instant getTimestamp(JsonNode row) {
         String text = row.path("timestamp").asText("");
         if (text.isEmpty()) return null;
@@ -716,7 +722,7 @@ public class litefuse_hook implements Callable<Integer> {
             String role = getRole(row.json());
             if ("user".equals(role)) acceptUser(row);
             else if ("assistant".equals(role)) {
-                if (userRow != null) assistantRows.add(row);
+                if (userRow != null && !isLocalPlaceholder(row.json())) assistantRows.add(row);
             } else if (row.type().equals("system")) {
                 if (userRow != null && !"stop_hook_summary".equals(row.json().path("subtype").asText())) systemRows.add(row);
             }

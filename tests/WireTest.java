@@ -13,6 +13,7 @@ import java.util.ArrayList;
 import java.util.Base64;
 import java.util.List;
 import java.util.Map;
+import java.util.Set;
 import java.util.concurrent.TimeUnit;
 import java.util.stream.Collectors;
 import java.util.stream.Stream;
@@ -156,6 +157,32 @@ public class WireTest {
         assertTrue(log.contains("Missing session_id or transcript_path"), log);
         assertTrue(log.contains("Transcript is missing or unreadable"), log);
         assertTrue(receiver.requests().isEmpty());
+    }
+
+    @Test
+    void replaySendUsesTheHooksIds() throws Exception {
+        Path transcript = TestSupport.transcript("marot__spotter__tool_heavy.jsonl");
+        Map<String, String> env = TestSupport.hookEnv(home, receiver.baseUrl());
+        Path java = Path.of(System.getProperty("java.home"), "bin", "java");
+        ProcessBuilder builder = new ProcessBuilder(java.toString(), "-cp", System.getProperty("java.class.path"), "litefuse_hook",
+                "replay", "--send", transcript.toString());
+        builder.environment().putAll(env);
+        builder.redirectErrorStream(true);
+        Process process = builder.start();
+        String output = new String(process.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
+        assertEquals(0, process.waitFor(), output);
+        assertTrue(output.contains("Sent 2 of 2 traces"), output);
+        assertTrue(output.contains("Claude Code - Turn 2 (span"), "replay --send still prints the tree");
+
+        OtlpReceiver hookReceiver = receiver;
+        Set<String> sentByReplay = hookReceiver.acceptedTraceIds();
+        Set<String> spansByReplay = hookReceiver.acceptedSpans().stream().map(OtlpReceiver.ReceivedSpan::spanId).collect(Collectors.toSet());
+        hookReceiver.clear();
+        Path copy = home.resolve("session.jsonl");
+        Files.copy(transcript, copy);
+        assertEquals(new Run(0, "", ""), runHookProcess(env, TestSupport.payload("any", copy).getBytes(StandardCharsets.UTF_8)));
+        assertEquals(sentByReplay, hookReceiver.acceptedTraceIds(), "replay --send and the hook send the same trace ids");
+        assertEquals(spansByReplay, hookReceiver.acceptedSpans().stream().map(OtlpReceiver.ReceivedSpan::spanId).collect(Collectors.toSet()));
     }
 
     static long nanos(Instant instant) {
