@@ -944,7 +944,8 @@ public class litefuse_hook implements Callable<Integer> {
                     "Interrupted by user", "event", at, at, null, null, null, null, "WARNING", "interrupted by user",
                     wrap(pick(turn.interruptRow().json(), "uuid", "parentUuid"))));
         }
-        children.sort((a, b) -> a.start().compareTo(b.start()));
+        // The user message opens the turn; everything after it in time order (a stable sort keeps file order on ties).
+        children.subList(1, children.size()).sort((a, b) -> a.start().compareTo(b.start()));
 
         Instant turnEnd = turnStart;
         for (Observation child : children) {
@@ -1245,6 +1246,10 @@ public class litefuse_hook implements Callable<Integer> {
                 summary.put("stdout_len", stdout.length());
                 summary.put("stderr_len", stderr.length());
                 summary.put("has_stderr", !stderr.isEmpty());
+            }
+            case "Task", "Agent" -> {
+                JsonNode agentType = call.toolUse().path("input").path("subagent_type");
+                if (agentType.isTextual()) summary.put("agentType", agentType.asText());
             }
             case "Glob", "Grep", "Read" -> {
                 JsonNode items = toolUseResult.has("filenames") ? toolUseResult.get("filenames")
@@ -1574,7 +1579,7 @@ public class litefuse_hook implements Callable<Integer> {
         logFile = config.stateDir().resolve("litefuse_hook.log");
         debugEnabled = config.debug();
         routeLibraryLogging();
-        debug("Hook started");
+        debug("Hook started (" + config + ")");
         if (!config.hasKeys()) {
             warn("Missing LANGFUSE_PUBLIC_KEY / LANGFUSE_SECRET_KEY (or their CC_LANGFUSE_ forms); nothing sent");
             return;
@@ -1609,14 +1614,19 @@ public class litefuse_hook implements Callable<Integer> {
             state = new SessionState(0, state.turnCount(), state.emittedUserUuids());
         }
         ReadResult read = readNewJsonl(target.transcriptPath(), state.offset());
+        debug("Read " + read.rows().size() + " rows, bytes " + state.offset() + ".." + read.endOffset() + " of "
+                + target.transcriptPath());
         if (read.badLines() > 0) warn("Skipped " + read.badLines() + " broken transcript line(s) (session=" + target.sessionId() + ")");
         EmissionPlan plan = planEmission(read.rows(), read.endOffset(), state);
+        debug("Turns to send: " + plan.turns().size() + (plan.deferred() ? ", last turn in progress" : ""));
         TraceContext ctx = new TraceContext(target.sessionId(), config.userId(), target.transcriptPath().toString(),
                 config.maxChars());
         List<TraceRecord> traces = new ArrayList<>();
         for (int i = 0; i < plan.turns().size(); i++) {
             traces.add(buildTrace(plan.turns().get(i), plan.turnNumbers().get(i), ctx));
         }
+        traces.forEach(trace -> debug("Sending " + trace.name() + " trace=" + trace.traceId() + " ("
+                + trace.observations().size() + " observations)"));
         int acknowledged = traces.size();
         if (!traces.isEmpty()) {
             try (TraceExporter exporter = TraceExporter.forLangfuse(config)) {

@@ -193,6 +193,37 @@ public class HookTest {
     }
 
     @Test
+    void brokenRowsAreLoggedAndTheRowsAroundThemTraced() throws IOException {
+        Path target = home.resolve("broken.jsonl");
+        Files.copy(TestSupport.transcript("crafted__broken-rows.jsonl"), target);
+        TestSupport.fireHook(env, "s", target);
+        assertEquals(TestSupport.replay(TestSupport.transcript("crafted__edge-cases.jsonl")).stream()
+                        .map(litefuse_hook.TraceRecord::traceId).collect(Collectors.toCollection(TreeSet::new)),
+                receiver.acceptedTraceIds(), "every turn around the broken rows is traced");
+        String log = TestSupport.log(home);
+        assertEquals(3, log.split("not a JSON object", -1).length - 1, log);
+        assertTrue(log.contains("Skipped transcript row at byte 5858: field 'uuid' is not a string"), log);
+        assertTrue(log.contains("Skipped 4 broken transcript line(s)"), log);
+        assertTrue(log.contains("Processed 5 turns in "), log);
+    }
+
+    @Test
+    void debugLoggingOnlyWhenAsked() throws IOException {
+        Path target = home.resolve("t.jsonl");
+        Files.copy(TestSupport.transcript("marot__spotter__short.jsonl"), target);
+        TestSupport.fireHook(env, "s", target);
+        assertFalse(TestSupport.log(home).contains("[DEBUG]"));
+        Map<String, String> debug = new HashMap<>(env);
+        debug.put("CC_LANGFUSE_DEBUG", "true");
+        Files.writeString(target, "", StandardOpenOption.APPEND);
+        TestSupport.fireHook(debug, "s", target);
+        String log = TestSupport.log(home);
+        assertTrue(log.contains("[DEBUG] Hook started"), log);
+        assertTrue(log.contains("[DEBUG] Read 0 rows"), log);
+        assertFalse(log.contains(TestSupport.SECRET_KEY), "the secret never reaches the log");
+    }
+
+    @Test
     void disabledHookDoesNothing() throws IOException {
         Path target = home.resolve("t.jsonl");
         Files.copy(TestSupport.transcript("crafted__edge-cases.jsonl"), target);
