@@ -17,6 +17,7 @@ import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.JsonNodeFactory;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.opentelemetry.api.common.AttributeKey;
+import io.opentelemetry.common.ComponentLoader;
 import io.opentelemetry.api.common.Attributes;
 import io.opentelemetry.api.trace.Span;
 import io.opentelemetry.api.trace.SpanBuilder;
@@ -25,6 +26,11 @@ import io.opentelemetry.api.trace.Tracer;
 import io.opentelemetry.context.Context;
 import io.opentelemetry.exporter.otlp.http.trace.OtlpHttpSpanExporter;
 import io.opentelemetry.sdk.common.CompletableResultCode;
+import io.opentelemetry.sdk.common.export.Compressor;
+import io.opentelemetry.sdk.common.export.HttpSender;
+import io.opentelemetry.sdk.common.export.HttpSenderConfig;
+import io.opentelemetry.sdk.common.export.HttpSenderProvider;
+import io.opentelemetry.sdk.common.export.MessageWriter;
 import io.opentelemetry.sdk.resources.Resource;
 import io.opentelemetry.sdk.trace.IdGenerator;
 import io.opentelemetry.sdk.trace.ReadWriteSpan;
@@ -43,6 +49,9 @@ import java.io.ByteArrayOutputStream;
 import java.io.IOException;
 import java.io.InputStream;
 import java.io.PrintStream;
+import java.net.http.HttpClient;
+import java.net.http.HttpRequest;
+import java.net.http.HttpResponse;
 import java.nio.ByteBuffer;
 import java.nio.channels.FileChannel;
 import java.nio.channels.OverlappingFileLockException;
@@ -77,6 +86,8 @@ import java.util.Locale;
 import java.util.Map;
 import java.util.Set;
 import java.util.concurrent.Callable;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
 import java.util.concurrent.TimeUnit;
 import java.util.function.Consumer;
 import java.util.logging.Handler;
@@ -97,7 +108,8 @@ public class litefuse_hook implements Callable<Integer> {
     static final String DEFAULT_BASE_URL = "https://cloud.langfuse.com";
     static final int DEFAULT_MAX_CHARS = 1_000_000;
     static final long DEFAULT_EXPORT_BUDGET_MS = 3_000;
-    static final long LOCK_TIMEOUT_MS = 2_000;
+    static final long PENDING_MAX_AGE_DAYS = 7;
+    static final int PENDING_SWEEP_LIMIT = 20;
     static final int MAX_LINE_BYTES = 64 * 1024 * 1024;
     static final int MAX_PAYLOAD_BYTES = 4 * 1024 * 1024;
     static final int STATUS_PREVIEW_CHARS = 200;
@@ -106,7 +118,7 @@ public class litefuse_hook implements Callable<Integer> {
 
     /** Everything the hook reads from its environment; the secret key is never part of toString(). */
     record Config(boolean enabled, String publicKey, String secretKey, String baseUrl, String userId, boolean debug,
-                  int maxChars, Path home, long exportBudgetMillis) {
+                  int maxChars, Path home, long exportBudgetMillis, Masker masker) {
         String tracesEndpoint() {
             return baseUrl.replaceAll("/+$", "") + "/api/public/otel/v1/traces";
         }
@@ -122,7 +134,8 @@ public class litefuse_hook implements Callable<Integer> {
         @Override
         public String toString() {
             return "Config[enabled=" + enabled + ", publicKey=" + publicKey + ", baseUrl=" + baseUrl + ", userId="
-                    + userId + ", debug=" + debug + ", maxChars=" + maxChars + ", home=" + home + "]";
+                    + userId + ", debug=" + debug + ", maxChars=" + maxChars + ", home=" + home + ", budgetMs="
+                    + exportBudgetMillis + ", masking=" + masker.describe() + "]";
         }
     }
 
@@ -137,7 +150,8 @@ public class litefuse_hook implements Callable<Integer> {
                 "true".equalsIgnoreCase(env.getOrDefault("CC_LANGFUSE_DEBUG", "").trim()),
                 (int) parsePositive(env.get("CC_LANGFUSE_MAX_CHARS"), DEFAULT_MAX_CHARS),
                 Paths.get(home),
-                parsePositive(env.get("CC_LANGFUSE_EXPORT_TIMEOUT_MS"), DEFAULT_EXPORT_BUDGET_MS));
+                parsePositive(env.get("CC_LANGFUSE_EXPORT_BUDGET_MS"), DEFAULT_EXPORT_BUDGET_MS),
+                Masker.fromEnv(env.get("CC_LANGFUSE_MASK_SECRETS"), env.get("CC_LANGFUSE_MASK_PATTERNS")));
     }
 
     /** LITEFUSE_USER_ID, then the OS user, then the host name (as the reference's getpass.getuser() fallback). */
@@ -168,6 +182,85 @@ public class litefuse_hook implements Callable<Integer> {
             if (value != null && !value.isBlank()) return value.trim();
         }
         return null;
+    }
+
+    /**
+     * Masks common credentials before anything is exported: API keys (sk-..., sk-ant-..., AKIA..., GitHub and Slack
+     * tokens), Authorization headers, private-key blocks, and .env lines whose name holds SECRET, TOKEN, PASSWORD or
+     * KEY. A pattern with a group named `secret` masks only that group (the header or variable name stays readable).
+     */
+    record Masker(List<Pattern> patterns) {
+        static final String MASK = "[REDACTED]";
+        static final List<Pattern> STANDARD = List.of(
+                Pattern.compile("-----BEGIN[A-Z ]{0,40}PRIVATE KEY( BLOCK)?-----[\\s\\S]*?(?:-----END[A-Z ]{0,40}PRIVATE KEY( BLOCK)?-----|$)"),
+                Pattern.compile("(?i)\\b(?:proxy-)?authorization[\"']?\\s*[:=]\\s*[\"']?(?:(?:bearer|basic|token|digest)\\s+)?(?<secret>[^\\s\"',;\\\\]+)"),
+                Pattern.compile("(?m)^[ \\t]*(?:export[ \\t]+)?[A-Za-z_][A-Za-z0-9_]*(?:SECRET|TOKEN|PASSWORD|PASSWD|KEY)[A-Za-z0-9_]*[ \\t]*=[ \\t]*(?<secret>\\S[^\\r\\n]*)"),
+                Pattern.compile("\\bsk-ant-[A-Za-z0-9_-]{10,}"),
+                Pattern.compile("\\bsk-[A-Za-z0-9_-]{16,}"),
+                Pattern.compile("\\b(?:AKIA|ASIA)[0-9A-Z]{16}\\b"),
+                Pattern.compile("\\b(?:gh[pousr]_[A-Za-z0-9]{30,}|github_pat_[A-Za-z0-9_]{20,})"),
+                Pattern.compile("\\bxox[abposr]-[A-Za-z0-9-]{10,}"));
+
+        /** On unless CC_LANGFUSE_MASK_SECRETS=false; CC_LANGFUSE_MASK_PATTERNS adds regexes, one per line. */
+        static Masker fromEnv(String enabled, String extraPatterns) {
+            if ("false".equalsIgnoreCase(enabled == null ? "" : enabled.trim())) return new Masker(List.of());
+            List<Pattern> patterns = new ArrayList<>(STANDARD);
+            if (extraPatterns != null) {
+                for (String regex : extraPatterns.split("\\R")) {
+                    if (regex.isBlank()) continue;
+                    try {
+                        patterns.add(Pattern.compile(regex.strip()));
+                    } catch (java.util.regex.PatternSyntaxException e) {
+                        warn("Ignoring CC_LANGFUSE_MASK_PATTERNS entry that is not a valid regex: " + e.getDescription());
+                    }
+                }
+            }
+            return new Masker(List.copyOf(patterns));
+        }
+
+        String describe() {
+            return patterns.isEmpty() ? "off" : patterns.size() + " patterns";
+        }
+
+        String text(String value) {
+            if (value == null || patterns.isEmpty()) return value;
+            String masked = value;
+            for (Pattern pattern : patterns) masked = maskWith(pattern, masked);
+            return masked;
+        }
+
+        private static String maskWith(Pattern pattern, String value) {
+            Matcher matcher = pattern.matcher(value);
+            if (!matcher.find()) return value;
+            boolean hasSecretGroup = pattern.pattern().contains("(?<secret>");
+            StringBuilder out = new StringBuilder(value.length());
+            int last = 0;
+            do {
+                int start = hasSecretGroup ? matcher.start("secret") : matcher.start();
+                int end = hasSecretGroup ? matcher.end("secret") : matcher.end();
+                if (start < 0 || value.startsWith(MASK, start)) continue;
+                out.append(value, last, start).append(MASK);
+                last = end;
+            } while (matcher.find());
+            return out.append(value, last, value.length()).toString();
+        }
+
+        /** A copy of `node` with every string value masked. */
+        JsonNode json(JsonNode node) {
+            if (node == null || patterns.isEmpty()) return node;
+            if (node.isTextual()) return NODES.textNode(text(node.asText()));
+            if (node.isObject()) {
+                ObjectNode copy = NODES.objectNode();
+                node.properties().forEach(field -> copy.set(field.getKey(), json(field.getValue())));
+                return copy;
+            }
+            if (node.isArray()) {
+                ArrayNode copy = NODES.arrayNode();
+                node.forEach(item -> copy.add(json(item)));
+                return copy;
+            }
+            return node;
+        }
     }
 
     // ----------------- Logging -----------------
@@ -298,7 +391,8 @@ public class litefuse_hook implements Callable<Integer> {
     /** Writes the state atomically: a private temporary file, forced to disk, then renamed over the old one. */
     static void saveState(Path stateFile, ObjectNode state) throws IOException {
         ensurePrivateDir(stateFile.getParent());
-        Path tmp = stateFile.resolveSibling(stateFile.getFileName() + "." + ProcessHandle.current().pid() + ".tmp");
+        // Callers hold the session's lock, so one temporary name per file suffices (a killed run's leftover is reused).
+        Path tmp = stateFile.resolveSibling(stateFile.getFileName() + ".tmp");
         Files.deleteIfExists(tmp);
         ensurePrivateFile(tmp);
         try (FileChannel channel = FileChannel.open(tmp, StandardOpenOption.WRITE, StandardOpenOption.TRUNCATE_EXISTING)) {
@@ -322,8 +416,12 @@ public class litefuse_hook implements Callable<Integer> {
     }
 
     static byte[] sha256(String text) {
+        return sha256(text.getBytes(StandardCharsets.UTF_8));
+    }
+
+    static byte[] sha256(byte[] bytes) {
         try {
-            return MessageDigest.getInstance("SHA-256").digest(text.getBytes(StandardCharsets.UTF_8));
+            return MessageDigest.getInstance("SHA-256").digest(bytes);
         } catch (NoSuchAlgorithmException e) {
             throw new IllegalStateException("SHA-256 is part of every JDK", e);
         }
@@ -527,18 +625,27 @@ public class litefuse_hook implements Callable<Integer> {
         }
     }
 
-    /** Per-session progress: where to read next, how many turns were sent, which user rows began them. */
-    record SessionState(long offset, int turnCount, List<String> emittedUserUuids) {
-        static SessionState fresh() {
-            return new SessionState(0, 0, List.of());
+    /**
+     * Per-session progress: where to read next, how many turns were sent, which user rows began them, and what the
+     * transcript looked like then (file identity and a hash of its first bytes), to notice a replaced file.
+     */
+    record SessionState(long offset, int turnCount, List<String> emittedUserUuids, TranscriptIdentity identity) {
+        /** Read again from the start: turns already sent stay skipped and keep their numbers. */
+        SessionState restart() {
+            return new SessionState(0, turnCount, emittedUserUuids, null);
         }
+    }
+
+    record TranscriptIdentity(String fileKey, int headLength, String headSha256) {
     }
 
     static SessionState loadSessionState(ObjectNode state) {
         List<String> emitted = new ArrayList<>();
         state.path("emitted_user_uuids").forEach(uuid -> emitted.add(uuid.asText()));
+        TranscriptIdentity identity = state.has("head_sha256") ? new TranscriptIdentity(
+                textOrNull(state.get("file_key")), state.path("head_length").asInt(0), state.path("head_sha256").asText()) : null;
         return new SessionState(Math.max(0, state.path("offset").asLong(0)), Math.max(0, state.path("turn_count").asInt(0)),
-                List.copyOf(emitted));
+                List.copyOf(emitted), identity);
     }
 
     static ObjectNode writeSessionState(SessionState sessionState, String sessionId, Path transcriptPath) {
@@ -549,8 +656,43 @@ public class litefuse_hook implements Callable<Integer> {
         state.put("turn_count", sessionState.turnCount());
         ArrayNode emitted = state.putArray("emitted_user_uuids");
         sessionState.emittedUserUuids().forEach(emitted::add);
+        TranscriptIdentity identity = sessionState.identity();
+        if (identity != null) {
+            state.put("file_key", identity.fileKey());
+            state.put("head_length", identity.headLength());
+            state.put("head_sha256", identity.headSha256());
+        }
         state.put("updated", Instant.now().toString());
         return state;
+    }
+
+    static final int HEAD_BYTES = 4096;
+
+    /** The file's identity (inode) and a hash of its first bytes up to `offset` (at most 4 KiB). */
+    static TranscriptIdentity transcriptIdentity(Path transcriptPath, long offset) throws IOException {
+        Object fileKey = Files.readAttributes(transcriptPath, java.nio.file.attribute.BasicFileAttributes.class).fileKey();
+        int length = (int) Math.min(HEAD_BYTES, offset);
+        byte[] head;
+        try (InputStream in = Files.newInputStream(transcriptPath)) {
+            head = in.readNBytes(length);
+        }
+        return new TranscriptIdentity(fileKey == null ? null : fileKey.toString(), head.length,
+                HexFormat.of().formatHex(sha256(head)));
+    }
+
+    /** Why the saved offset no longer fits the transcript (shrunk, replaced, rewritten), or null when it does. */
+    static String transcriptChange(Path transcriptPath, SessionState state) throws IOException {
+        if (state.offset() == 0) return null;
+        long size = Files.size(transcriptPath);
+        if (size < state.offset()) return "shrank below the saved offset (" + size + " < " + state.offset() + " bytes)";
+        TranscriptIdentity saved = state.identity();
+        if (saved == null) return null;
+        TranscriptIdentity now = transcriptIdentity(transcriptPath, saved.headLength());
+        if (saved.fileKey() != null && now.fileKey() != null && !saved.fileKey().equals(now.fileKey())) {
+            return "was replaced by a new file";
+        }
+        if (!saved.headSha256().equals(now.headSha256())) return "was rewritten (its first bytes changed)";
+        return null;
     }
 
     record ReadResult(List<Row> rows, long endOffset, int badLines) {
@@ -650,6 +792,10 @@ public class litefuse_hook implements Callable<Integer> {
         JsonNode message = row.get("message");
         if (role != null && message != null && !message.isObject()) return "field 'message' is not an object";
         if ("assistant".equals(role) && (message == null || !message.isObject())) return "assistant row without a message";
+        JsonNode content = message == null ? null : message.get("content");
+        if (role != null && content != null && !content.isNull() && !content.isTextual() && !content.isArray()) {
+            return "field 'message.content' is neither text nor a list";
+        }
         return null;
     }
 
@@ -853,7 +999,7 @@ public class litefuse_hook implements Callable<Integer> {
     }
 
     /** What trace building needs from outside the transcript. */
-    record TraceContext(String fallbackSessionId, String userId, String transcriptPath, int maxChars) {
+    record TraceContext(String fallbackSessionId, String userId, String transcriptPath, int maxChars, Masker masker) {
     }
 
     record ToolCall(JsonNode toolUse, Row decisionRow, int stepIndex) {
@@ -899,7 +1045,8 @@ public class litefuse_hook implements Callable<Integer> {
         Instant turnStart = firstTimestamp(turn);
         Timeline timeline = Timeline.of(turn, turnStart);
 
-        String prompt = promptText(userJson, kindOf(turn.kind()));
+        Masker masker = ctx.masker();
+        String prompt = masker.text(promptText(userJson, kindOf(turn.kind())));
         Truncated userText = truncateText(prompt, ctx.maxChars());
         ObjectNode userContent = describeUserContent(getContent(userJson));
         userText.describeInto(userContent, "user_text");
@@ -925,18 +1072,18 @@ public class litefuse_hook implements Callable<Integer> {
             String messageId = getMessageId(row.json());
             boolean lastInMessage = messageId == null || lastRowOfMessage.get(messageId) == row;
             Observation generation = buildGeneration(traceId, rootId, row, step, row == finalRow, lastInMessage,
-                    messageId == null ? null : maxOutputTokens.get(messageId), timeline, ctx.maxChars());
+                    messageId == null ? null : maxOutputTokens.get(messageId), timeline, ctx.maxChars(), masker);
             children.add(generation);
             if (generation.model() != null) models.add(generation.model());
             String text = extractText(getContent(row.json()));
             if (!text.isEmpty()) finalText = text;
             for (ToolCall call : callsByRow.getOrDefault(row.uuid() + "@" + row.offset(), List.of())) {
                 children.add(buildToolObservation(traceId, rootId, call, turn.toolResultsById().get(call.id()),
-                        timeline, ctx.maxChars()));
+                        timeline, ctx.maxChars(), masker));
             }
         }
         for (Row systemRow : turn.systemRows()) {
-            children.add(buildSystemEvent(traceId, rootId, systemRow, timeline));
+            children.add(buildSystemEvent(traceId, rootId, systemRow, timeline, masker));
         }
         if (turn.interrupted()) {
             Instant at = timeline.at(turn.interruptRow());
@@ -951,7 +1098,7 @@ public class litefuse_hook implements Callable<Integer> {
         for (Observation child : children) {
             if (child.end().isAfter(turnEnd)) turnEnd = child.end();
         }
-        Truncated output = truncateText(finalText, ctx.maxChars());
+        Truncated output = truncateText(masker.text(finalText), ctx.maxChars());
         ObjectNode traceMeta = pick(userJson, "uuid", "parentUuid", "promptId", "isMeta", "origin", "cwd", "gitBranch",
                 "version", "entrypoint", "userType", "isSidechain", "permissionMode");
         traceMeta.put("sessionId", sessionId);
@@ -1093,7 +1240,8 @@ public class litefuse_hook implements Callable<Integer> {
             "cache_creation", "server_tool_use", "diagnostics"};
 
     static Observation buildGeneration(String traceId, String rootId, Row row, int step, boolean isFinal,
-                                       boolean lastInMessage, Long maxOutputTokens, Timeline timeline, int maxChars) {
+                                       boolean lastInMessage, Long maxOutputTokens, Timeline timeline, int maxChars,
+                                       Masker masker) {
         JsonNode json = row.json();
         JsonNode message = json.path("message");
         JsonNode content = getContent(json);
@@ -1104,7 +1252,7 @@ public class litefuse_hook implements Callable<Integer> {
         if (!toolUses.isEmpty()) {
             List<String> names = toolUses.stream().map(use -> use.path("name").asText("unknown")).toList();
             name = "Decision to call tool: " + String.join(", ", names) + " (#" + step + ")";
-            output = toJson(toolUses.size() == 1 ? toolUses.get(0) : NODES.arrayNode().addAll(toolUses));
+            output = toJson(masker.json(toolUses.size() == 1 ? toolUses.get(0) : NODES.arrayNode().addAll(toolUses)));
         } else if (isFinal) {
             name = "Final response (#" + step + ")";
             output = extractText(content);
@@ -1115,7 +1263,7 @@ public class litefuse_hook implements Callable<Integer> {
             name = "Text response (#" + step + ")";
             output = extractText(content);
         }
-        Truncated outputText = truncateText(output, maxChars);
+        Truncated outputText = truncateText(masker.text(output), maxChars);
         ObjectNode meta = pick(json, GENERATION_ROW_FIELDS);
         meta.setAll(pick(message, GENERATION_MESSAGE_FIELDS));
         meta.setAll(pick(message.path("usage"), GENERATION_USAGE_FIELDS));
@@ -1130,7 +1278,7 @@ public class litefuse_hook implements Callable<Integer> {
         return new Observation(spanIdFor(traceId, "row:" + rowKey(row)), rootId, name, "generation",
                 timeline.startBefore(end), end, null, outputText.text(), getModel(json),
                 usage == null || usage.isEmpty() ? null : usage, apiError ? "ERROR" : null,
-                apiError ? preview(extractText(content)) : null, wrap(meta));
+                apiError ? preview(masker.text(extractText(content))) : null, wrap(meta));
     }
 
     static String thinkingText(JsonNode content) {
@@ -1143,12 +1291,12 @@ public class litefuse_hook implements Callable<Integer> {
     }
 
     static Observation buildToolObservation(String traceId, String rootId, ToolCall call, ToolResult result,
-                                            Timeline timeline, int maxChars) {
+                                            Timeline timeline, int maxChars, Masker masker) {
         Instant decided = timeline.at(call.decisionRow());
         Instant start = decided.plusMillis(1);
         Instant end = result == null ? start : timeline.at(result.row());
         if (end.isBefore(start)) start = end;
-        Truncated input = truncateText(toJson(call.toolUse().path("input")), maxChars);
+        Truncated input = truncateText(toJson(masker.json(call.toolUse().path("input"))), maxChars);
         ObjectNode meta = NODES.objectNode();
         meta.put("name", call.name());
         meta.put("tool_use_id", call.id());
@@ -1160,11 +1308,11 @@ public class litefuse_hook implements Callable<Integer> {
             meta.setAll(pick(result.row().json(), "uuid", "parentUuid", "sourceToolAssistantUUID"));
             boolean isError = result.block().path("is_error").asBoolean(false);
             if (result.block().has("is_error")) meta.put("is_error", isError);
-            String text = toolResultText(result.block().get("content"));
+            String text = masker.text(toolResultText(result.block().get("content")));
             output = truncateText(text, maxChars);
             output.describeInto(meta, "output");
             JsonNode summary = summarizeToolUseResult(call, result.row().json().get("toolUseResult"));
-            if (summary != null) meta.set("toolUseResult", summary);
+            if (summary != null) meta.set("toolUseResult", masker.json(summary));
             if (isError) {
                 level = "ERROR";
                 statusMessage = preview(text);
@@ -1274,7 +1422,7 @@ public class litefuse_hook implements Callable<Integer> {
             "informational", "Information");
 
     /** One event per system row, every field verbatim in metadata; API errors and error-level rows are ERROR. */
-    static Observation buildSystemEvent(String traceId, String rootId, Row row, Timeline timeline) {
+    static Observation buildSystemEvent(String traceId, String rootId, Row row, Timeline timeline, Masker masker) {
         JsonNode json = row.json();
         String subtype = json.path("subtype").asText("system");
         String name = SYSTEM_EVENT_NAMES.getOrDefault(subtype, "System: " + subtype);
@@ -1284,13 +1432,13 @@ public class litefuse_hook implements Callable<Integer> {
         String rowLevel = json.path("level").asText("");
         String level = subtype.equals("api_error") || rowLevel.equals("error") ? "ERROR"
                 : rowLevel.equals("warning") ? "WARNING" : null;
-        ObjectNode meta = json.deepCopy();
+        ObjectNode meta = (ObjectNode) masker.json(json.deepCopy());
         meta.remove(List.of("cwd", "sessionId", "session_id", "version", "gitBranch", "userType", "slug", "entrypoint",
                 "timestamp", "type"));
-        String statusMessage = level == null ? null : preview(errorSummary(json));
+        String statusMessage = level == null ? null : preview(masker.text(errorSummary(json)));
         Instant at = timeline.at(row);
         return new Observation(spanIdFor(traceId, "event:" + rowKey(row)), rootId, name, "event",
-                at, at, json.path("content").isTextual() ? json.path("content").asText() : null, null, null, null,
+                at, at, json.path("content").isTextual() ? masker.text(json.path("content").asText()) : null, null, null, null,
                 level, statusMessage, wrap(meta));
     }
 
@@ -1412,16 +1560,211 @@ public class litefuse_hook implements Callable<Integer> {
         }
     }
 
+    /** One export's time limit, shared by the exporter and its HTTP sender, and what went wrong if it failed. */
+    static final class ExportDeadline {
+        private volatile long deadlineNanos = System.nanoTime();
+        private volatile String failure;
+        private volatile boolean authFailure;
+
+        void until(long nanos) {
+            deadlineNanos = nanos;
+        }
+
+        long remainingNanos() {
+            return deadlineNanos - System.nanoTime();
+        }
+
+        long remainingMillis() {
+            return TimeUnit.NANOSECONDS.toMillis(remainingNanos());
+        }
+
+        void fail(String reason, boolean auth) {
+            failure = reason;
+            authFailure = authFailure || auth;
+        }
+    }
+
+    /**
+     * The OTLP exporter's HTTP transport, on java.net.http: every attempt fits the export deadline, and a 429 or 503
+     * is retried only when its Retry-After (or a short backoff) still fits. The official senders expose neither.
+     */
+    static final class DeadlineHttpSender implements HttpSender {
+        private static final Set<Integer> RETRYABLE = Set.of(429, 502, 503, 504);
+        private final HttpSenderConfig config;
+        private final ExportDeadline deadline;
+        private final HttpClient client;
+        private final ExecutorService executor = Executors.newSingleThreadExecutor(runnable -> {
+            Thread thread = new Thread(runnable, "litefuse-export");
+            thread.setDaemon(true);
+            return thread;
+        });
+
+        DeadlineHttpSender(HttpSenderConfig config, ExportDeadline deadline) {
+            this.config = config;
+            this.deadline = deadline;
+            HttpClient.Builder builder = HttpClient.newBuilder().connectTimeout(config.getConnectTimeout());
+            if ("http".equalsIgnoreCase(config.getEndpoint().getScheme())) builder.version(HttpClient.Version.HTTP_1_1);
+            if (config.getSslContext() != null) builder.sslContext(config.getSslContext());
+            this.client = builder.build();
+        }
+
+        @Override
+        public void send(MessageWriter writer, Consumer<io.opentelemetry.sdk.common.export.HttpResponse> onResponse,
+                         Consumer<Throwable> onError) {
+            byte[] body;
+            try {
+                body = encode(writer);
+            } catch (IOException e) {
+                onError.accept(e);
+                return;
+            }
+            executor.execute(() -> sendWithin(body, onResponse, onError));
+        }
+
+        private byte[] encode(MessageWriter writer) throws IOException {
+            ByteArrayOutputStream bytes = new ByteArrayOutputStream(Math.max(1024, writer.getContentLength() / 4));
+            Compressor compressor = config.getCompressor();
+            try (java.io.OutputStream out = compressor == null ? bytes : compressor.compress(bytes)) {
+                writer.writeMessage(out);
+            }
+            return bytes.toByteArray();
+        }
+
+        private HttpRequest request(byte[] body, long timeoutNanos) {
+            HttpRequest.Builder request = HttpRequest.newBuilder(config.getEndpoint())
+                    .timeout(Duration.ofNanos(Math.max(1, Math.min(timeoutNanos, config.getTimeout().toNanos()))))
+                    .header("Content-Type", config.getContentType())
+                    .POST(HttpRequest.BodyPublishers.ofByteArray(body));
+            if (config.getCompressor() != null) request.header("Content-Encoding", config.getCompressor().getEncoding());
+            config.getHeadersSupplier().get().forEach((name, values) -> values.forEach(value -> request.header(name, value)));
+            return request.build();
+        }
+
+        private void sendWithin(byte[] body, Consumer<io.opentelemetry.sdk.common.export.HttpResponse> onResponse,
+                                Consumer<Throwable> onError) {
+            String endpoint = config.getEndpoint().toString();
+            for (int attempt = 0; ; attempt++) {
+                long remaining = deadline.remainingNanos();
+                if (remaining <= 0) {
+                    deadline.fail("the export budget was used up before " + endpoint + " answered", false);
+                    onError.accept(new java.util.concurrent.TimeoutException("export budget used up"));
+                    return;
+                }
+                try {
+                    HttpResponse<byte[]> response = client.send(request(body, remaining), HttpResponse.BodyHandlers.ofByteArray());
+                    int status = response.statusCode();
+                    if (status >= 200 && status < 300) {
+                        onResponse.accept(new SenderResponse(status, response.body()));
+                        return;
+                    }
+                    long waitMillis = retryAfterMillis(response.headers().firstValue("Retry-After").orElse(null), attempt);
+                    if (RETRYABLE.contains(status) && waitMillis + 50 < deadline.remainingMillis()) {
+                        Thread.sleep(waitMillis);
+                        continue;
+                    }
+                    deadline.fail(describeStatus(status, response, waitMillis), status == 401 || status == 403);
+                    onResponse.accept(new SenderResponse(status, response.body()));
+                    return;
+                } catch (java.net.http.HttpTimeoutException e) {
+                    deadline.fail(endpoint + " did not answer within the export budget", false);
+                    onError.accept(e);
+                    return;
+                } catch (IOException e) {
+                    // One quick retry covers a dropped keep-alive connection; a host that is down stays down.
+                    if (attempt == 0 && deadline.remainingMillis() > 500) {
+                        sleepQuietly(100);
+                        continue;
+                    }
+                    deadline.fail("cannot reach " + endpoint + " (" + e.getClass().getSimpleName()
+                            + (e.getMessage() == null ? "" : ": " + e.getMessage()) + ")", false);
+                    onError.accept(e);
+                    return;
+                } catch (InterruptedException e) {
+                    Thread.currentThread().interrupt();
+                    deadline.fail("export interrupted", false);
+                    onError.accept(e);
+                    return;
+                }
+            }
+        }
+
+        private String describeStatus(int status, HttpResponse<byte[]> response, long waitMillis) {
+            String body = new String(response.body(), 0, Math.min(response.body().length, STATUS_PREVIEW_CHARS),
+                    StandardCharsets.UTF_8).replaceAll("\\s+", " ").strip();
+            String prefix = "HTTP " + status + " from " + config.getEndpoint() + ": ";
+            if (status == 401 || status == 403) {
+                return prefix + "wrong keys or wrong host (check LANGFUSE_PUBLIC_KEY, LANGFUSE_SECRET_KEY and LANGFUSE_BASE_URL)";
+            }
+            if (RETRYABLE.contains(status)) {
+                return prefix + "server busy; retrying in " + waitMillis + " ms would not fit the export budget";
+            }
+            return prefix + (body.isEmpty() ? "request rejected" : body);
+        }
+
+        /** Retry-After in seconds or as an HTTP date; otherwise 250 ms, 500 ms, 1 s, ... */
+        static long retryAfterMillis(String retryAfter, int attempt) {
+            if (retryAfter != null) {
+                try {
+                    return Math.max(0, Long.parseLong(retryAfter.trim()) * 1000);
+                } catch (NumberFormatException notSeconds) {
+                    try {
+                        return Math.max(0, Duration.between(Instant.now(),
+                                java.time.ZonedDateTime.parse(retryAfter.trim(), DateTimeFormatter.RFC_1123_DATE_TIME)).toMillis());
+                    } catch (DateTimeParseException notADate) {
+                        // fall through to the backoff
+                    }
+                }
+            }
+            return 250L << Math.min(attempt, 4);
+        }
+
+        static void sleepQuietly(long millis) {
+            try {
+                Thread.sleep(millis);
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+            }
+        }
+
+        @Override
+        public CompletableResultCode shutdown() {
+            executor.shutdownNow();
+            return CompletableResultCode.ofSuccess();
+        }
+    }
+
+    record SenderResponse(int status, byte[] body) implements io.opentelemetry.sdk.common.export.HttpResponse {
+        @Override
+        public int getStatusCode() {
+            return status;
+        }
+
+        @Override
+        public String getStatusMessage() {
+            return "HTTP " + status;
+        }
+
+        @Override
+        public byte[] getResponseBody() {
+            return body;
+        }
+    }
+
+    /** How an export went: how many leading traces the server acknowledged, and why the rest were not. */
+    record ExportOutcome(int acknowledged, String failure, boolean authFailure) {
+    }
+
     /** The OpenTelemetry SDK, built once per run (only when there is something to send) and shut down explicitly. */
     static final class TraceExporter implements AutoCloseable {
         private final StableIdGenerator ids = new StableIdGenerator();
         private final CollectingProcessor collector = new CollectingProcessor();
+        private final ExportDeadline deadline = new ExportDeadline();
         private final SdkTracerProvider provider;
         private final Tracer tracer;
         private final SpanExporter exporter;
 
-        TraceExporter(SpanExporter exporter) {
-            this.exporter = exporter;
+        private TraceExporter(java.util.function.Function<ExportDeadline, SpanExporter> exporterFactory) {
+            this.exporter = exporterFactory.apply(deadline);
             this.provider = SdkTracerProvider.builder()
                     .setIdGenerator(ids)
                     .setResource(Resource.getDefault().merge(Resource.create(Attributes.of(
@@ -1435,7 +1778,7 @@ public class litefuse_hook implements Callable<Integer> {
         static TraceExporter forLangfuse(Config config) {
             String credentials = Base64.getEncoder().encodeToString(
                     (config.publicKey() + ":" + config.secretKey()).getBytes(StandardCharsets.UTF_8));
-            OtlpHttpSpanExporter exporter = OtlpHttpSpanExporter.builder()
+            return new TraceExporter(deadline -> OtlpHttpSpanExporter.builder()
                     .setEndpoint(config.tracesEndpoint())
                     .addHeader("Authorization", "Basic " + credentials)
                     .addHeader("x-langfuse-sdk-name", "litefuse-hook")
@@ -1445,8 +1788,20 @@ public class litefuse_hook implements Callable<Integer> {
                     .setTimeout(Duration.ofMillis(config.exportBudgetMillis()))
                     .setConnectTimeout(Duration.ofMillis(Math.min(config.exportBudgetMillis(), 2_000)))
                     .setRetryPolicy(null)
-                    .build();
-            return new TraceExporter(exporter);
+                    .setComponentLoader(senderLoader(deadline))
+                    .build());
+        }
+
+        /** Makes the exporter use DeadlineHttpSender; every other SPI loads as usual. */
+        static ComponentLoader senderLoader(ExportDeadline deadline) {
+            ComponentLoader standard = ComponentLoader.forClassLoader(litefuse_hook.class.getClassLoader());
+            HttpSenderProvider provider = senderConfig -> new DeadlineHttpSender(senderConfig, deadline);
+            return new ComponentLoader() {
+                @Override
+                public <T> Iterable<T> load(Class<T> type) {
+                    return type == HttpSenderProvider.class ? List.of(type.cast(provider)) : standard.load(type);
+                }
+            };
         }
 
         /** Turns one trace into SDK spans (parents first) and returns their SpanData. */
@@ -1471,34 +1826,39 @@ public class litefuse_hook implements Callable<Integer> {
         }
 
         /**
-         * Exports traces in batches of whole traces; returns how many leading traces the server acknowledged
-         * within the budget. A trace is never split across requests, so a batch is acknowledged whole or not at all.
+         * Exports traces in requests of whole traces until `deadlineNanos` (System.nanoTime()); a request is
+         * acknowledged whole or not at all, so the outcome counts the leading traces the server took.
          */
-        int export(List<TraceRecord> traces, long budgetMillis) {
-            long deadline = System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(budgetMillis);
+        ExportOutcome export(List<TraceRecord> traces, long deadlineNanos) {
+            deadline.until(deadlineNanos);
             int acknowledged = 0;
-            int index = 0;
-            while (index < traces.size()) {
+            while (acknowledged < traces.size()) {
                 List<SpanData> batch = new ArrayList<>();
-                int batchEnd = index;
+                int batchEnd = acknowledged;
                 while (batchEnd < traces.size() && (batch.isEmpty() || batch.size() < 512)) {
                     batch.addAll(toSpans(traces.get(batchEnd)));
                     batchEnd++;
                 }
-                long remaining = deadline - System.nanoTime();
-                if (remaining <= 0) break;
+                long remaining = deadline.remainingNanos();
+                if (remaining <= 0) {
+                    deadline.fail("the export budget was used up", false);
+                    break;
+                }
                 CompletableResultCode result = exporter.export(batch).join(remaining, TimeUnit.NANOSECONDS);
-                if (!result.isSuccess()) break;
+                if (!result.isSuccess()) {
+                    if (deadline.failure == null) deadline.fail("no answer within the export budget", false);
+                    break;
+                }
                 acknowledged = batchEnd;
-                index = batchEnd;
             }
-            return acknowledged;
+            return new ExportOutcome(acknowledged, acknowledged == traces.size() ? null : deadline.failure,
+                    deadline.authFailure);
         }
 
         @Override
         public void close() {
-            provider.shutdown().join(1, TimeUnit.SECONDS);
-            exporter.shutdown().join(1, TimeUnit.SECONDS);
+            provider.shutdown();
+            exporter.shutdown();
         }
     }
 
@@ -1530,17 +1890,19 @@ public class litefuse_hook implements Callable<Integer> {
         if (value != null) span.setAttribute(key, value);
     }
 
-    /** The OTLP exporter reports failures through java.util.logging: into our log, never onto Claude Code's terminal. */
+    /**
+     * The SDK reports through java.util.logging: into our log at debug level, never onto Claude Code's terminal
+     * (our own line per failure says what went wrong).
+     */
     static void routeLibraryLogging() {
         LogManager.getLogManager().reset();
         java.util.logging.Logger rootLogger = java.util.logging.Logger.getLogger("");
-        rootLogger.setLevel(java.util.logging.Level.WARNING);
+        rootLogger.setLevel(debugEnabled ? java.util.logging.Level.INFO : java.util.logging.Level.OFF);
         rootLogger.addHandler(new Handler() {
             @Override
             public void publish(LogRecord record) {
-                if (record.getLevel().intValue() < java.util.logging.Level.WARNING.intValue()) return;
                 String cause = record.getThrown() == null ? "" : " (" + record.getThrown() + ")";
-                warn("exporter: " + String.valueOf(record.getMessage()) + cause);
+                debug("library: " + record.getMessage() + cause);
             }
 
             @Override
@@ -1571,7 +1933,10 @@ public class litefuse_hook implements Callable<Integer> {
         return 0;
     }
 
-    /** One Stop firing: read the new rows, send the finished turns, then remember how far we got. */
+    /**
+     * One Stop firing: send this session's finished turns, then, if time is left, the turns other sessions could
+     * not send before. Everything happens before `deadline` (start-up plus the export budget).
+     */
     static void runHook(Map<String, String> env, InputStream stdin) {
         long started = System.nanoTime();
         Config config = loadConfig(env);
@@ -1589,63 +1954,181 @@ public class litefuse_hook implements Callable<Integer> {
             warn("Missing session_id or transcript_path from hook payload; exiting.");
             return;
         }
-        if (!Files.isReadable(target.transcriptPath())) {
-            warn("Transcript is missing or unreadable: " + target.transcriptPath());
+        if (!Files.isRegularFile(target.transcriptPath()) || !Files.isReadable(target.transcriptPath())) {
+            warn("Transcript is missing, unreadable or not a file: " + target.transcriptPath());
             return;
         }
+        long deadline = started + TimeUnit.MILLISECONDS.toNanos(config.exportBudgetMillis());
+        SessionOutcome outcome = processWithLock(config, target, started, deadline, true);
+        if (outcome != null && outcome.failure() == null) sendPendingSessions(config, target, started, deadline);
+    }
+
+    /** What one session's run did: turns sent and kept back, and why the export failed if it did. */
+    record SessionOutcome(int sent, int unsent, boolean deferred, String failure) {
+    }
+
+    static Path sessionsDir(Config config) {
+        return config.stateDir().resolve("litefuse");
+    }
+
+    static Path pendingMarker(Config config, String key) {
+        return sessionsDir(config).resolve("pending").resolve(key + ".json");
+    }
+
+    /** Processes one session under its lock; null when the lock could not be had (the session is marked pending). */
+    static SessionOutcome processWithLock(Config config, HookTarget target, long started, long deadline, boolean wait) {
         String key = stateKey(target.sessionId(), target.transcriptPath().toString());
-        Path stateFile = config.stateDir().resolve("litefuse").resolve(key + ".json");
-        try (FileLock lock = FileLock.acquire(stateFile.resolveSibling(key + ".lock"), LOCK_TIMEOUT_MS)) {
+        long waitMillis = wait ? Math.max(0, TimeUnit.NANOSECONDS.toMillis(deadline - System.nanoTime())) : 0;
+        try (FileLock lock = FileLock.acquire(sessionsDir(config).resolve(key + ".lock"), waitMillis)) {
             if (lock == null) {
-                warn("Another hook run holds the lock for session " + target.sessionId() + "; it will send these turns");
-                return;
+                if (wait) {
+                    warn("Another hook run held the lock of session " + target.sessionId()
+                            + " for the whole export budget; its new turns wait for the next run");
+                    markPending(config, key, target, true);
+                }
+                return null;
             }
-            processSession(config, target, stateFile, started);
-        } catch (IOException e) {
-            error("State or transcript I/O failed: " + e);
+            return processSession(config, target, key, started, deadline);
+        } catch (IOException | RuntimeException e) {
+            error("Session " + target.sessionId() + " failed: " + e);
+            return null;
         }
     }
 
-    static void processSession(Config config, HookTarget target, Path stateFile, long started) throws IOException {
+    static SessionOutcome processSession(Config config, HookTarget target, String key, long started, long deadline)
+            throws IOException {
+        Path transcript = target.transcriptPath();
+        Path stateFile = sessionsDir(config).resolve(key + ".json");
         SessionState state = loadSessionState(loadState(stateFile));
-        long size = Files.size(target.transcriptPath());
-        if (size < state.offset()) {
-            warn("Transcript shrank below the saved offset (" + state.offset() + " > " + size + "); re-reading it from the start");
-            state = new SessionState(0, state.turnCount(), state.emittedUserUuids());
+        String change = transcriptChange(transcript, state);
+        if (change != null) {
+            warn("Transcript " + transcript + " " + change + "; reading it again from the start (turns already sent are skipped)");
+            state = state.restart();
         }
-        ReadResult read = readNewJsonl(target.transcriptPath(), state.offset());
-        debug("Read " + read.rows().size() + " rows, bytes " + state.offset() + ".." + read.endOffset() + " of "
-                + target.transcriptPath());
+        ReadResult read = readNewJsonl(transcript, state.offset());
+        debug("Read " + read.rows().size() + " rows, bytes " + state.offset() + ".." + read.endOffset() + " of " + transcript);
         if (read.badLines() > 0) warn("Skipped " + read.badLines() + " broken transcript line(s) (session=" + target.sessionId() + ")");
+        if (!read.rows().isEmpty() && read.rows().stream().noneMatch(row -> isClaudeCodeRow(row.json()))) {
+            warn("Transcript " + transcript + " does not look like a Claude Code transcript (no Claude Code rows); nothing to send");
+        }
         EmissionPlan plan = planEmission(read.rows(), read.endOffset(), state);
         debug("Turns to send: " + plan.turns().size() + (plan.deferred() ? ", last turn in progress" : ""));
-        TraceContext ctx = new TraceContext(target.sessionId(), config.userId(), target.transcriptPath().toString(),
-                config.maxChars());
+        TraceContext ctx = new TraceContext(target.sessionId(), config.userId(), transcript.toString(), config.maxChars(),
+                config.masker());
         List<TraceRecord> traces = new ArrayList<>();
         for (int i = 0; i < plan.turns().size(); i++) {
             traces.add(buildTrace(plan.turns().get(i), plan.turnNumbers().get(i), ctx));
         }
         traces.forEach(trace -> debug("Sending " + trace.name() + " trace=" + trace.traceId() + " ("
                 + trace.observations().size() + " observations)"));
-        int acknowledged = traces.size();
+        ExportOutcome outcome = new ExportOutcome(0, null, false);
         if (!traces.isEmpty()) {
             try (TraceExporter exporter = TraceExporter.forLangfuse(config)) {
-                acknowledged = exporter.export(traces, config.exportBudgetMillis());
+                outcome = exporter.export(traces, deadline);
             }
         }
-        long nextOffset = acknowledged == traces.size() ? plan.nextOffset() : plan.turnOffsets().get(acknowledged);
+        int acknowledged = outcome.acknowledged();
+        int unsent = traces.size() - acknowledged;
+        // The offset and the emitted set move past acknowledged turns only; the rest are read and sent again.
+        long nextOffset = unsent == 0 ? plan.nextOffset() : plan.turnOffsets().get(acknowledged);
         List<String> emitted = new ArrayList<>(state.emittedUserUuids());
         for (int i = 0; i < acknowledged; i++) emitted.add(plan.turns().get(i).userRow().uuid());
-        saveState(stateFile, writeSessionState(new SessionState(nextOffset, state.turnCount() + acknowledged, emitted),
-                target.sessionId(), target.transcriptPath()));
+        SessionState next = new SessionState(nextOffset, state.turnCount() + acknowledged, emitted,
+                transcriptIdentity(transcript, nextOffset));
+        saveState(stateFile, writeSessionState(next, target.sessionId(), transcript));
+        markPending(config, key, target, unsent > 0);
+        if (unsent > 0) {
+            error("Export failed: " + outcome.failure() + "; " + unsent + " turn(s) kept and sent again on a later run (session="
+                    + target.sessionId() + ")");
+        }
         double seconds = (System.nanoTime() - started) / 1e9;
         String deferred = plan.deferred() ? ", deferred 1 (in-progress)" : "";
-        if (acknowledged < traces.size()) {
-            error("Langfuse did not acknowledge " + (traces.size() - acknowledged) + " turn(s) at " + config.tracesEndpoint()
-                    + "; they will be re-sent on the next run (session=" + target.sessionId() + ")");
-        }
         info(String.format(Locale.ROOT, "Processed %d turns%s in %.2fs (session=%s)", acknowledged, deferred, seconds,
                 target.sessionId()));
+        return new SessionOutcome(acknowledged, unsent, plan.deferred(), unsent > 0 ? outcome.failure() : null);
+    }
+
+    static final Set<String> CLAUDE_CODE_ROW_TYPES = Set.of("user", "assistant", "system", "summary", "progress",
+            "attachment", "file-history-snapshot", "file-history-delta", "queue-operation", "last-prompt", "ai-title",
+            "custom-title", "agent-name", "permission-mode", "mode", "pr-link", "bridge-session");
+
+    static boolean isClaudeCodeRow(JsonNode row) {
+        return CLAUDE_CODE_ROW_TYPES.contains(row.path("type").asText());
+    }
+
+    /**
+     * The spool: a marker per session whose turns the server did not take, so that any later hook run (of any
+     * session) sends them, even when that session never fires again.
+     */
+    static void markPending(Config config, String key, HookTarget target, boolean pending) {
+        Path marker = pendingMarker(config, key);
+        try {
+            if (!pending) {
+                Files.deleteIfExists(marker);
+                return;
+            }
+            if (Files.exists(marker)) return;
+            ObjectNode entry = NODES.objectNode();
+            entry.put("session_id", target.sessionId());
+            entry.put("transcript_path", target.transcriptPath().toString());
+            entry.put("since", Instant.now().toString());
+            saveState(marker, entry);
+        } catch (IOException e) {
+            warn("Could not update the pending marker of session " + target.sessionId() + ": " + e);
+        }
+    }
+
+    /** Sends other sessions' unsent turns, oldest first, while the budget lasts; stops at the first failure. */
+    static void sendPendingSessions(Config config, HookTarget current, long started, long deadline) {
+        Path pendingDir = sessionsDir(config).resolve("pending");
+        if (!Files.isDirectory(pendingDir)) return;
+        String currentKey = stateKey(current.sessionId(), current.transcriptPath().toString());
+        List<Path> markers;
+        try (java.util.stream.Stream<Path> files = Files.list(pendingDir)) {
+            markers = files.filter(path -> path.toString().endsWith(".json"))
+                    .filter(path -> !path.getFileName().toString().equals(currentKey + ".json"))
+                    .sorted(java.util.Comparator.comparing(path -> path.toFile().lastModified()))
+                    .limit(PENDING_SWEEP_LIMIT).toList();
+        } catch (IOException e) {
+            warn("Could not list pending sessions: " + e);
+            return;
+        }
+        for (Path marker : markers) {
+            if (deadline - System.nanoTime() < TimeUnit.MILLISECONDS.toNanos(300)) return;
+            ObjectNode entry = loadState(marker);
+            HookTarget target = extractSessionAndTranscript(entry, config.home());
+            String since = entry.path("since").asText("");
+            if (target.sessionId() == null || target.transcriptPath() == null) {
+                warn("Dropped an unreadable pending marker " + marker.getFileName());
+                deleteQuietly(marker);
+            } else if (!Files.isReadable(target.transcriptPath())) {
+                warn("Transcript of session " + target.sessionId() + " is gone; its unsent turns are lost");
+                deleteQuietly(marker);
+            } else if (isOlderThanDays(since, PENDING_MAX_AGE_DAYS)) {
+                warn("Stopped retrying the unsent turns of session " + target.sessionId() + " after " + PENDING_MAX_AGE_DAYS
+                        + " days; they are still sent if that session fires again");
+                deleteQuietly(marker);
+            } else {
+                SessionOutcome outcome = processWithLock(config, target, started, deadline, false);
+                if (outcome != null && outcome.failure() != null) return;
+            }
+        }
+    }
+
+    static boolean isOlderThanDays(String isoInstant, long days) {
+        try {
+            return Instant.parse(isoInstant).isBefore(Instant.now().minus(Duration.ofDays(days)));
+        } catch (DateTimeParseException e) {
+            return false;
+        }
+    }
+
+    static void deleteQuietly(Path path) {
+        try {
+            Files.deleteIfExists(path);
+        } catch (IOException e) {
+            warn("Could not delete " + path + ": " + e);
+        }
     }
 
     @Command(name = "replay", mixinStandardHelpOptions = true,
@@ -1683,16 +2166,17 @@ public class litefuse_hook implements Callable<Integer> {
                 }
                 String fallbackSession = sessionId != null ? sessionId : file.getFileName().toString().replaceFirst("\\.jsonl$", "");
                 TraceContext ctx = new TraceContext(fallbackSession, config.userId(),
-                        file.toAbsolutePath().normalize().toString(), config.maxChars());
+                        file.toAbsolutePath().normalize().toString(), config.maxChars(), config.masker());
                 List<TraceRecord> traces = replayFile(file, ctx);
                 if (json) traces.forEach(trace -> allJson.add(traceToJson(trace)));
                 else traces.forEach(trace -> out.print(renderTree(trace)));
                 if (send && !traces.isEmpty()) {
                     try (TraceExporter exporter = TraceExporter.forLangfuse(config)) {
-                        int acknowledged = exporter.export(traces, Math.max(config.exportBudgetMillis(), 30_000));
-                        System.err.println("Sent " + acknowledged + " of " + traces.size() + " traces from " + file
-                                + " to " + config.tracesEndpoint());
-                        if (acknowledged < traces.size()) failures++;
+                        long deadline = System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(Math.max(config.exportBudgetMillis(), 60_000));
+                        ExportOutcome outcome = exporter.export(traces, deadline);
+                        System.err.println("Sent " + outcome.acknowledged() + " of " + traces.size() + " traces from " + file
+                                + " to " + config.tracesEndpoint() + (outcome.failure() == null ? "" : ": " + outcome.failure()));
+                        if (outcome.acknowledged() < traces.size()) failures++;
                     }
                 }
             }
