@@ -182,7 +182,8 @@ public class HookTest {
         TestSupport.fireHook(env, "s", target);
         assertTrue(receiver.acceptedRoots().isEmpty());
         assertFalse(receiver.requests().isEmpty(), "the hook tried");
-        assertTrue(TestSupport.log(home).contains("did not acknowledge 5 turn(s)"), TestSupport.log(home));
+        assertTrue(TestSupport.log(home).contains("Export failed: HTTP 503"), TestSupport.log(home));
+        assertTrue(TestSupport.log(home).contains("5 turn(s) kept and sent again on a later run"), TestSupport.log(home));
         receiver.respondWith(200);
         TestSupport.fireHook(env, "s", target);
         TestSupport.fireHook(env, "s", target);

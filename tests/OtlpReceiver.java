@@ -49,9 +49,34 @@ public final class OtlpReceiver implements AutoCloseable {
         }
     }
 
+    /** How the receiver answers one request: a status, an optional Retry-After, a delay, or never. */
+    public record Behaviour(int status, String retryAfter, long delayMillis, boolean hangs) {
+        public static Behaviour ok() {
+            return new Behaviour(200, null, 0, false);
+        }
+
+        public static Behaviour status(int status) {
+            return new Behaviour(status, null, 0, false);
+        }
+
+        public static Behaviour retryAfter(int status, String retryAfter) {
+            return new Behaviour(status, retryAfter, 0, false);
+        }
+
+        public static Behaviour slow(long delayMillis) {
+            return new Behaviour(200, null, delayMillis, false);
+        }
+
+        public static Behaviour never() {
+            return new Behaviour(0, null, 0, true);
+        }
+    }
+
     private final HttpServer server;
     private final List<Request> requests = new CopyOnWriteArrayList<>();
-    private volatile int status = 200;
+    private final java.util.concurrent.ConcurrentLinkedQueue<Behaviour> script = new java.util.concurrent.ConcurrentLinkedQueue<>();
+    private final java.util.concurrent.CountDownLatch closed = new java.util.concurrent.CountDownLatch(1);
+    private volatile Behaviour standing = Behaviour.ok();
 
     public OtlpReceiver() throws IOException {
         server = HttpServer.create(new InetSocketAddress(InetAddress.getLoopbackAddress(), 0), 0);
@@ -67,7 +92,17 @@ public final class OtlpReceiver implements AutoCloseable {
 
     /** Makes the next requests answer with this HTTP status (200 accepts and records the spans). */
     public void respondWith(int httpStatus) {
-        status = httpStatus;
+        respondWith(Behaviour.status(httpStatus));
+    }
+
+    /** How every request is answered from now on (after any scripted ones). */
+    public void respondWith(Behaviour behaviour) {
+        standing = behaviour;
+    }
+
+    /** Answers the next requests with these behaviours, one each, before the standing one. */
+    public void script(Behaviour... next) {
+        script.addAll(List.of(next));
     }
 
     private void handle(HttpExchange exchange) throws IOException {
@@ -77,7 +112,26 @@ public final class OtlpReceiver implements AutoCloseable {
         }
         Map<String, String> headers = new LinkedHashMap<>();
         exchange.getRequestHeaders().forEach((name, values) -> headers.put(name.toLowerCase(), String.join(",", values)));
-        int answer = status;
+        Behaviour behaviour = script.poll();
+        if (behaviour == null) behaviour = standing;
+        if (behaviour.hangs()) {
+            requests.add(new Request(exchange.getRequestURI().getPath(), headers, 0, List.of()));
+            try {
+                closed.await();
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+            }
+            exchange.close();
+            return;
+        }
+        if (behaviour.delayMillis() > 0) {
+            try {
+                Thread.sleep(behaviour.delayMillis());
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+            }
+        }
+        int answer = behaviour.status();
         List<ReceivedSpan> spans = List.of();
         try {
             if ("gzip".equalsIgnoreCase(headers.get("content-encoding"))) {
@@ -90,6 +144,7 @@ public final class OtlpReceiver implements AutoCloseable {
         requests.add(new Request(exchange.getRequestURI().getPath(), headers, answer, spans));
         byte[] response = (answer == 200 ? "{}" : "{\"message\":\"error " + answer + "\"}").getBytes(StandardCharsets.UTF_8);
         exchange.getResponseHeaders().add("Content-Type", "application/json");
+        if (behaviour.retryAfter() != null) exchange.getResponseHeaders().add("Retry-After", behaviour.retryAfter());
         exchange.sendResponseHeaders(answer, response.length);
         try (OutputStream out = exchange.getResponseBody()) {
             out.write(response);
@@ -155,6 +210,14 @@ public final class OtlpReceiver implements AutoCloseable {
 
     @Override
     public void close() {
+        closed.countDown();
         server.stop(0);
+    }
+
+    /** A loopback port with nothing listening: a server that is down. */
+    public static int closedPort() throws IOException {
+        try (java.net.ServerSocket socket = new java.net.ServerSocket(0, 1, InetAddress.getLoopbackAddress())) {
+            return socket.getLocalPort();
+        }
     }
 }

@@ -6,6 +6,11 @@
 //SOURCES ReplayTest.java
 //SOURCES HookTest.java
 //SOURCES WireTest.java
+//SOURCES FaultTest.java
+//SOURCES ConcurrencyTest.java
+//SOURCES BadInputTest.java
+//SOURCES TranscriptChangeTest.java
+//SOURCES SecretsTest.java
 //DEPS org.junit.jupiter:junit-jupiter-engine:5.13.4
 //DEPS org.junit.platform:junit-platform-launcher:1.13.4
 //DEPS io.opentelemetry.proto:opentelemetry-proto:1.11.0-alpha
@@ -28,7 +33,8 @@ import static org.junit.platform.launcher.core.LauncherDiscoveryRequestBuilder.r
 
 /** Runs the offline suite through the JUnit Platform Launcher; the last line is "N passed, N failed, N skipped". */
 public class TestAll {
-    static final List<Class<?>> SUITE = List.of(ReplayTest.class, HookTest.class, WireTest.class);
+    static final List<Class<?>> SUITE = List.of(ReplayTest.class, HookTest.class, WireTest.class, FaultTest.class,
+            ConcurrencyTest.class, BadInputTest.class, TranscriptChangeTest.class, SecretsTest.class);
 
     public static void main(String[] args) {
         LauncherDiscoveryRequest discovery = request()

@@ -19,6 +19,7 @@ final class TestSupport {
     static final ObjectMapper JSON = new ObjectMapper();
     static final String PUBLIC_KEY = "pk-lf-test-public";
     static final String SECRET_KEY = "sk-lf-test-SECRET-do-not-log";
+    static final litefuse_hook.Masker MASKER = litefuse_hook.Masker.fromEnv(null, null);
 
     private TestSupport() {
     }
@@ -51,7 +52,7 @@ final class TestSupport {
 
     static litefuse_hook.TraceContext context(Path file) {
         return new litefuse_hook.TraceContext(file.getFileName().toString().replaceFirst("\\.jsonl$", ""), "test-user",
-                "tests/transcripts/" + file.getFileName(), litefuse_hook.DEFAULT_MAX_CHARS);
+                "tests/transcripts/" + file.getFileName(), litefuse_hook.DEFAULT_MAX_CHARS, MASKER);
     }
 
     static List<litefuse_hook.TraceRecord> replay(Path file) throws IOException {
@@ -81,6 +82,50 @@ final class TestSupport {
     /** One Stop firing, in this JVM, as Claude Code would do it. */
     static void fireHook(Map<String, String> env, String sessionId, Path transcript) {
         litefuse_hook.runHook(env, new ByteArrayInputStream(payload(sessionId, transcript).getBytes(StandardCharsets.UTF_8)));
+    }
+
+    /** A hook process as Claude Code runs it: exit code, what it printed, and its wall time. */
+    record Run(int exitCode, String stdout, String stderr, long wallMillis) {
+    }
+
+    /** Starts `java litefuse_hook` on this suite's class path with exactly `env` and the given stdin. */
+    static Process startHookProcess(Map<String, String> env, byte[] stdin, Path stdout, Path stderr) throws IOException {
+        Path java = Path.of(System.getProperty("java.home"), "bin", "java");
+        ProcessBuilder builder = new ProcessBuilder(java.toString(), "-cp", System.getProperty("java.class.path"), "litefuse_hook");
+        builder.environment().clear();
+        builder.environment().put("PATH", System.getenv().getOrDefault("PATH", "/usr/bin:/bin"));
+        builder.environment().putAll(env);
+        builder.redirectOutput(stdout.toFile()).redirectError(stderr.toFile());
+        Process process = builder.start();
+        try (var in = process.getOutputStream()) {
+            in.write(stdin);
+        } catch (IOException e) {
+            // The hook may exit before reading stdin; that is its right.
+        }
+        return process;
+    }
+
+    static Run runHookProcess(Map<String, String> env, String stdin) throws IOException, InterruptedException {
+        return runHookProcess(env, stdin.getBytes(StandardCharsets.UTF_8));
+    }
+
+    static Run runHookProcess(Map<String, String> env, byte[] stdin) throws IOException, InterruptedException {
+        Path out = Files.createTempFile("hook-out", ".txt");
+        Path err = Files.createTempFile("hook-err", ".txt");
+        long started = System.nanoTime();
+        Process process = startHookProcess(env, stdin, out, err);
+        if (!process.waitFor(120, java.util.concurrent.TimeUnit.SECONDS)) {
+            process.destroyForcibly();
+            throw new AssertionError("the hook process did not finish");
+        }
+        long wall = (System.nanoTime() - started) / 1_000_000;
+        return new Run(process.exitValue(), Files.readString(out), Files.readString(err), wall);
+    }
+
+    /** Exit code 0 and nothing on Claude Code's terminal. */
+    static void assertQuietExit(Run run) {
+        org.junit.jupiter.api.Assertions.assertEquals(List.of(0, "", ""), List.of(run.exitCode(), run.stdout(), run.stderr()),
+                "exit 0 and nothing on Claude Code's terminal");
     }
 
     static String log(Path home) throws IOException {

@@ -39,33 +39,12 @@ public class WireTest {
         receiver.close();
     }
 
-    record Run(int exitCode, String stdout, String stderr) {
-    }
-
-    /** Runs `java litefuse_hook` (the class path this suite runs on) with a temporary HOME and the given stdin. */
-    Run runHookProcess(Map<String, String> env, byte[] stdin) throws IOException, InterruptedException {
-        Path java = Path.of(System.getProperty("java.home"), "bin", "java");
-        ProcessBuilder builder = new ProcessBuilder(java.toString(), "-cp", System.getProperty("java.class.path"), "litefuse_hook");
-        builder.environment().clear();
-        builder.environment().put("PATH", System.getenv().getOrDefault("PATH", "/usr/bin:/bin"));
-        builder.environment().putAll(env);
-        Path out = Files.createTempFile("hook-out", ".txt");
-        Path err = Files.createTempFile("hook-err", ".txt");
-        builder.redirectOutput(out.toFile()).redirectError(err.toFile());
-        Process process = builder.start();
-        process.getOutputStream().write(stdin);
-        process.getOutputStream().close();
-        assertTrue(process.waitFor(60, TimeUnit.SECONDS), "the hook finished");
-        return new Run(process.exitValue(), Files.readString(out), Files.readString(err));
-    }
-
     @Test
     void hookModeSendsWhatLangfuseExpects() throws Exception {
         Path transcript = home.resolve("crafted.jsonl");
         Files.copy(TestSupport.transcript("crafted__edge-cases.jsonl"), transcript);
         Map<String, String> env = TestSupport.hookEnv(home, receiver.baseUrl() + "/");
-        Run run = runHookProcess(env, TestSupport.payload("sess-A", transcript).getBytes(StandardCharsets.UTF_8));
-        assertEquals(new Run(0, "", ""), run, "exit 0 and nothing on Claude Code's terminal");
+        TestSupport.assertQuietExit(TestSupport.runHookProcess(env, TestSupport.payload("sess-A", transcript)));
 
         // The request: Langfuse's OTLP path, Basic auth with the project keys, protobuf.
         assertFalse(receiver.requests().isEmpty());
@@ -77,7 +56,7 @@ public class WireTest {
         }
 
         List<litefuse_hook.TraceRecord> expected = litefuse_hook.replayFile(transcript,
-                new litefuse_hook.TraceContext("sess-A", "test-user", transcript.toAbsolutePath().toString(), litefuse_hook.DEFAULT_MAX_CHARS));
+                new litefuse_hook.TraceContext("sess-A", "test-user", transcript.toAbsolutePath().toString(), litefuse_hook.DEFAULT_MAX_CHARS, TestSupport.MASKER));
         List<OtlpReceiver.ReceivedSpan> spans = receiver.acceptedSpans();
         assertEquals(expected.stream().mapToInt(t -> t.observations().size()).sum(), spans.size());
         Map<String, OtlpReceiver.ReceivedSpan> byId = spans.stream().collect(Collectors.toMap(OtlpReceiver.ReceivedSpan::spanId, s -> s));
@@ -149,13 +128,13 @@ public class WireTest {
                 "[1,2]".getBytes(StandardCharsets.UTF_8), "{\"session_id\": 5, \"transcript_path\": []}".getBytes(StandardCharsets.UTF_8),
                 TestSupport.payload("s", home.resolve("missing.jsonl")).getBytes(StandardCharsets.UTF_8)));
         for (byte[] stdin : inputs) {
-            assertEquals(new Run(0, "", ""), runHookProcess(env, stdin), new String(stdin, StandardCharsets.UTF_8));
+            TestSupport.assertQuietExit(TestSupport.runHookProcess(env, stdin));
         }
         String log = TestSupport.log(home);
         assertTrue(log.contains("Hook payload on stdin is not valid JSON"), log);
         assertTrue(log.contains("Hook payload on stdin is not a JSON object"), log);
         assertTrue(log.contains("Missing session_id or transcript_path"), log);
-        assertTrue(log.contains("Transcript is missing or unreadable"), log);
+        assertTrue(log.contains("Transcript is missing, unreadable or not a file"), log);
         assertTrue(receiver.requests().isEmpty());
     }
 
@@ -180,7 +159,7 @@ public class WireTest {
         hookReceiver.clear();
         Path copy = home.resolve("session.jsonl");
         Files.copy(transcript, copy);
-        assertEquals(new Run(0, "", ""), runHookProcess(env, TestSupport.payload("any", copy).getBytes(StandardCharsets.UTF_8)));
+        TestSupport.assertQuietExit(TestSupport.runHookProcess(env, TestSupport.payload("any", copy)));
         assertEquals(sentByReplay, hookReceiver.acceptedTraceIds(), "replay --send and the hook send the same trace ids");
         assertEquals(spansByReplay, hookReceiver.acceptedSpans().stream().map(OtlpReceiver.ReceivedSpan::spanId).collect(Collectors.toSet()));
     }

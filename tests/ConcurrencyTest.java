@@ -1,0 +1,144 @@
+import com.fasterxml.jackson.databind.JsonNode;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Random;
+import java.util.Set;
+import java.util.TreeSet;
+import java.util.concurrent.TimeUnit;
+import java.util.stream.Collectors;
+import java.util.stream.Stream;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/** Hook processes at once on one session and on many, and hook processes killed with SIGKILL at random points. */
+public class ConcurrencyTest {
+    OtlpReceiver receiver;
+    Path home;
+
+    @BeforeEach
+    void start() throws IOException {
+        receiver = new OtlpReceiver();
+        home = TestSupport.tempHome();
+    }
+
+    @AfterEach
+    void stop() {
+        receiver.close();
+    }
+
+    /** A copy of a transcript as another session: fresh session id and uuids, so its trace ids are its own. */
+    Path sessionCopy(String source, int index) throws IOException {
+        String text = Files.readString(TestSupport.transcript(source))
+                .replace("\"uuid\":\"", "\"uuid\":\"s" + index + "-")
+                .replace("\"sessionId\":\"sess-", "\"sessionId\":\"sess" + index + "-");
+        Path copy = home.resolve("session-" + index + ".jsonl");
+        Files.writeString(copy, text);
+        return copy;
+    }
+
+    Set<String> expectedTraceIds(List<Path> transcripts) throws IOException {
+        Set<String> ids = new TreeSet<>();
+        for (Path transcript : transcripts) {
+            TestSupport.replay(transcript).forEach(trace -> ids.add(trace.traceId()));
+        }
+        return ids;
+    }
+
+    /** Starts all firings at once and waits for every one; each must exit 0 without output. */
+    void fireAllAtOnce(Map<String, String> env, List<String> payloads) throws Exception {
+        List<Process> processes = new ArrayList<>();
+        List<Path[]> outputs = new ArrayList<>();
+        for (String payload : payloads) {
+            Path out = Files.createTempFile("out", ".txt");
+            Path err = Files.createTempFile("err", ".txt");
+            outputs.add(new Path[]{out, err});
+            processes.add(TestSupport.startHookProcess(env, payload.getBytes(), out, err));
+        }
+        for (int i = 0; i < processes.size(); i++) {
+            assertTrue(processes.get(i).waitFor(180, TimeUnit.SECONDS));
+            TestSupport.assertQuietExit(new TestSupport.Run(processes.get(i).exitValue(), Files.readString(outputs.get(i)[0]),
+                    Files.readString(outputs.get(i)[1]), 0));
+        }
+    }
+
+    void assertStatesReadable() throws IOException {
+        Path dir = home.resolve(".claude/state/litefuse");
+        if (!Files.isDirectory(dir)) return;
+        try (Stream<Path> files = Files.list(dir)) {
+            for (Path state : files.filter(p -> p.toString().endsWith(".json")).toList()) {
+                JsonNode parsed = TestSupport.JSON.readTree(state.toFile());
+                assertTrue(parsed.has("offset") && parsed.has("emitted_user_uuids"), state + " is a whole state");
+            }
+        }
+    }
+
+    @Test
+    void twoFiringsOfOneSessionAtOnce() throws Exception {
+        Path transcript = home.resolve("session.jsonl");
+        Files.copy(TestSupport.transcript("crafted__edge-cases.jsonl"), transcript);
+        String payload = TestSupport.payload("s", transcript);
+        fireAllAtOnce(TestSupport.hookEnv(home, receiver.baseUrl()), List.of(payload, payload));
+        assertEquals(expectedTraceIds(List.of(transcript)), receiver.acceptedTraceIds());
+        assertEquals(5, receiver.acceptedRoots().size(), "each turn sent by exactly one of the two runs");
+        assertStatesReadable();
+    }
+
+    @Test
+    void twentyFiringsAcrossTenSessionsAtOnce() throws Exception {
+        List<Path> transcripts = new ArrayList<>();
+        List<String> payloads = new ArrayList<>();
+        for (int i = 0; i < 10; i++) {
+            Path transcript = sessionCopy("crafted__edge-cases.jsonl", i);
+            transcripts.add(transcript);
+            payloads.add(TestSupport.payload("session-" + i, transcript));
+            payloads.add(TestSupport.payload("session-" + i, transcript));
+        }
+        // Twenty JVMs starting at once on two cores: a generous budget keeps this about concurrency, not speed.
+        Map<String, String> env = new HashMap<>(TestSupport.hookEnv(home, receiver.baseUrl()));
+        env.put("CC_LANGFUSE_EXPORT_BUDGET_MS", "60000");
+        fireAllAtOnce(env, payloads);
+        Set<String> expected = expectedTraceIds(transcripts);
+        assertEquals(50, expected.size());
+        assertEquals(expected, receiver.acceptedTraceIds(), "no turn lost, none extra");
+        assertEquals(50, receiver.acceptedRoots().size(), "no turn sent twice");
+        assertStatesReadable();
+        System.out.printf("CONCURRENCY | 20 processes, 10 sessions | lost 0 | doubled 0 | roots received %d%n",
+                receiver.acceptedRoots().size());
+    }
+
+    @Test
+    void killedAtRandomPointsLosesNothing() throws Exception {
+        Path transcript = home.resolve("session.jsonl");
+        Files.copy(TestSupport.transcript("entireio__git-sync__0c2a854b-v2.1.136-long.jsonl"), transcript);
+        // A slow server widens the window in which a kill lands mid-export.
+        receiver.respondWith(OtlpReceiver.Behaviour.slow(150));
+        Map<String, String> env = new HashMap<>(TestSupport.hookEnv(home, receiver.baseUrl()));
+        env.put("CC_LANGFUSE_EXPORT_BUDGET_MS", "600");
+        Random random = new Random(7);
+        String payload = TestSupport.payload("s", transcript);
+        for (int i = 0; i < 12; i++) {
+            Process process = TestSupport.startHookProcess(env, payload.getBytes(), Files.createTempFile("o", ""), Files.createTempFile("e", ""));
+            Thread.sleep(200 + random.nextInt(1500));
+            process.destroyForcibly().waitFor();
+            assertStatesReadable();
+        }
+        receiver.respondWith(OtlpReceiver.Behaviour.ok());
+        env.put("CC_LANGFUSE_EXPORT_BUDGET_MS", "30000");
+        TestSupport.assertQuietExit(TestSupport.runHookProcess(env, payload));
+        Set<String> expected = expectedTraceIds(List.of(transcript));
+        assertEquals(expected, receiver.acceptedTraceIds(), "after the kills every turn arrived, none extra");
+        System.out.printf("KILL9 | 12 kills | lost 0 | doubled 0 | roots received %d for %d turns%n",
+                receiver.acceptedRoots().size(), expected.size());
+        assertStatesReadable();
+    }
+}

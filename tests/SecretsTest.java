@@ -1,0 +1,114 @@
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/** Credentials are masked before export (on by default, one switch off, user patterns added). */
+public class SecretsTest {
+    static final litefuse_hook.Masker MASKER = litefuse_hook.Masker.fromEnv(null, null);
+    static final List<String> SECRETS = List.of(
+            "sk-ant-api03-AbCdEfGhIjKlMnOpQrStUvWxYz0123456789",
+            "sk-proj-AbCdEfGhIjKlMnOpQrStUv1234",
+            "sk-lf-1234abcd-5678-efgh-ijkl-9876mnopqrst",
+            "AKIAIOSFODNN7EXAMPLE",
+            "ghp_AbCdEfGhIjKlMnOpQrStUvWxYz0123456789",
+            "github_pat_11ABCDEFG0123456789_abcdefghijklmnopqrstuvwxyz",
+            "xoxb-1234567890-0987654321-AbCdEfGhIjKl",
+            "eyJhbGciOiJIUzI1NiJ9.bearer-token-value",
+            "hunter2-db-password",
+            "s3cr3t-value-from-env",
+            "MIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQC7");
+
+    static final String LEAKY = String.join("\n",
+            "export ANTHROPIC_API_KEY=sk-ant-api03-AbCdEfGhIjKlMnOpQrStUvWxYz0123456789",
+            "openai = \"sk-proj-AbCdEfGhIjKlMnOpQrStUv1234\"",
+            "LANGFUSE_SECRET_KEY=sk-lf-1234abcd-5678-efgh-ijkl-9876mnopqrst",
+            "aws_access_key_id = AKIAIOSFODNN7EXAMPLE",
+            "token: ghp_AbCdEfGhIjKlMnOpQrStUvWxYz0123456789 and github_pat_11ABCDEFG0123456789_abcdefghijklmnopqrstuvwxyz",
+            "slack xoxb-1234567890-0987654321-AbCdEfGhIjKl",
+            "curl -H 'Authorization: Bearer eyJhbGciOiJIUzI1NiJ9.bearer-token-value' https://api.example.com",
+            "DB_PASSWORD=hunter2-db-password",
+            "  MY_APP_SECRET = s3cr3t-value-from-env",
+            "-----BEGIN PRIVATE KEY-----",
+            "MIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQC7",
+            "-----END PRIVATE KEY-----",
+            "primary_key = 1",
+            "the word sk-short and the key idea stay");
+
+    OtlpReceiver receiver;
+    Path home;
+
+    @BeforeEach
+    void start() throws IOException {
+        receiver = new OtlpReceiver();
+        home = TestSupport.tempHome();
+    }
+
+    @AfterEach
+    void stop() {
+        receiver.close();
+    }
+
+    @Test
+    void standardPatternsMaskEveryKindAndLeaveTheRest() {
+        String masked = MASKER.text(LEAKY);
+        for (String secret : SECRETS) assertFalse(masked.contains(secret), secret + " in\n" + masked);
+        assertTrue(masked.contains("export ANTHROPIC_API_KEY=[REDACTED]"), masked);
+        assertTrue(masked.contains("Authorization: Bearer [REDACTED]"), masked);
+        assertTrue(masked.contains("DB_PASSWORD=[REDACTED]"), masked);
+        assertTrue(masked.contains("primary_key = 1"), "ordinary code stays");
+        assertTrue(masked.contains("the word sk-short and the key idea stay"), masked);
+        assertEquals(masked, MASKER.text(masked), "masking is idempotent");
+    }
+
+    Path leakyTranscript() throws IOException {
+        // A prompt, a tool input and a tool output that all carry credentials.
+        String json = TestSupport.JSON.writeValueAsString(LEAKY);
+        String text = Files.readString(TestSupport.transcript("crafted__edge-cases.jsonl"))
+                .replace("\"Summarise README.md\"", json)
+                .replace("\"file_path\":\"/tmp/demo/README.md\"", "\"file_path\":\"/tmp/.env\",\"note\":" + json)
+                .replace("\"# Demo\\nA demo project.\"", json);
+        Path transcript = home.resolve("leaky.jsonl");
+        Files.writeString(transcript, text);
+        return transcript;
+    }
+
+    @Test
+    void nothingSecretReachesTheWire() throws IOException {
+        Path transcript = leakyTranscript();
+        TestSupport.fireHook(TestSupport.hookEnv(home, receiver.baseUrl()), "s", transcript);
+        assertEquals(5, receiver.acceptedRoots().size());
+        StringBuilder everything = new StringBuilder();
+        receiver.acceptedSpans().forEach(span -> everything.append(span.attributes()).append('\n'));
+        for (String secret : SECRETS) assertFalse(everything.toString().contains(secret), secret);
+        assertTrue(everything.toString().contains("[REDACTED]"));
+        for (Path file : List.of(home.resolve(".claude/state/litefuse_hook.log"))) {
+            assertFalse(Files.readString(file).contains(TestSupport.SECRET_KEY));
+        }
+    }
+
+    @Test
+    void maskingCanBeTurnedOffAndExtended() throws IOException {
+        Path transcript = leakyTranscript();
+        litefuse_hook.Masker off = litefuse_hook.Masker.fromEnv("false", null);
+        litefuse_hook.TraceRecord unmasked = litefuse_hook.replayFile(transcript,
+                new litefuse_hook.TraceContext("s", "u", "t", 1_000_000, off)).get(4);
+        assertTrue(unmasked.input().contains("AKIAIOSFODNN7EXAMPLE"), "CC_LANGFUSE_MASK_SECRETS=false sends text as it is");
+
+        Map<String, String> env = new HashMap<>(TestSupport.hookEnv(home, receiver.baseUrl()));
+        env.put("CC_LANGFUSE_MASK_PATTERNS", "ACME-[0-9]{6}\n(?<secret>internal\\.example\\.com)\n[unclosed");
+        litefuse_hook.Config config = litefuse_hook.loadConfig(env);
+        assertEquals("Ticket [REDACTED] on [REDACTED]", config.masker().text("Ticket ACME-123456 on internal.example.com"));
+        assertEquals(litefuse_hook.Masker.STANDARD.size() + 2, config.masker().patterns().size(), "the invalid regex is ignored");
+    }
+}

@@ -1,0 +1,124 @@
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+
+import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardOpenOption;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+import java.util.TreeSet;
+import java.util.stream.Collectors;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/** A transcript that shrinks, is replaced, is deleted, or ends in a half-written line: one log line, nothing doubled. */
+public class TranscriptChangeTest {
+    OtlpReceiver receiver;
+    Path home;
+    Map<String, String> env;
+    Path transcript;
+    List<String> lines;
+
+    @BeforeEach
+    void start() throws IOException {
+        receiver = new OtlpReceiver();
+        home = TestSupport.tempHome();
+        env = TestSupport.hookEnv(home, receiver.baseUrl());
+        transcript = home.resolve("session.jsonl");
+        lines = Files.readAllLines(TestSupport.transcript("crafted__edge-cases.jsonl"));
+    }
+
+    @AfterEach
+    void stop() {
+        receiver.close();
+    }
+
+    void fire() {
+        TestSupport.fireHook(env, "s", transcript);
+    }
+
+    void assertEachTurnOnce(int turns) {
+        List<String> roots = receiver.acceptedRoots().stream().map(OtlpReceiver.ReceivedSpan::traceId).toList();
+        assertEquals(turns, new TreeSet<>(roots).size());
+        assertEquals(turns, roots.size(), "no turn sent twice");
+    }
+
+    @Test
+    void shrunkTranscriptIsReadAgainWithoutResending() throws IOException {
+        Files.write(transcript, lines);
+        fire();
+        assertEachTurnOnce(5);
+        Files.write(transcript, lines.subList(0, lines.size() / 2));
+        fire();
+        assertTrue(TestSupport.log(home).contains("shrank below the saved offset"), TestSupport.log(home));
+        Files.write(transcript, lines);
+        fire();
+        assertEachTurnOnce(5);
+    }
+
+    @Test
+    void replacedTranscriptIsReadFromTheStart() throws IOException {
+        int turn5 = HookTest.indexOfUuid(lines, "u5");
+        Files.write(transcript, lines.subList(0, turn5));
+        fire();
+        assertEachTurnOnce(4);
+        // A new file at the same path (new inode), longer than the old one: the old offset means nothing in it.
+        Path replacement = home.resolve("replacement.jsonl");
+        List<String> rewritten = new ArrayList<>(List.of("{\"type\":\"summary\",\"summary\":\"A title written first\",\"leafUuid\":\"x\"}"));
+        rewritten.addAll(lines);
+        Files.write(replacement, rewritten);
+        Files.move(replacement, transcript, java.nio.file.StandardCopyOption.REPLACE_EXISTING);
+        fire();
+        assertTrue(TestSupport.log(home).contains("was replaced by a new file"), TestSupport.log(home));
+        assertEachTurnOnce(5);
+    }
+
+    @Test
+    void rewrittenInPlaceIsNoticed() throws IOException {
+        Files.write(transcript, lines.subList(0, 8));
+        fire();
+        List<String> edited = new ArrayList<>(lines);
+        edited.set(0, edited.get(0).replace("\"messageId\":\"x\"", "\"messageId\":\"y\""));
+        Files.writeString(transcript, String.join("\n", edited) + "\n", StandardOpenOption.TRUNCATE_EXISTING);
+        fire();
+        assertTrue(TestSupport.log(home).contains("was rewritten"), TestSupport.log(home));
+        assertEachTurnOnce(5);
+    }
+
+    @Test
+    void deletedTranscriptIsLoggedAndTheStateKept() throws IOException {
+        Files.write(transcript, lines.subList(0, HookTest.indexOfUuid(lines, "u4")));
+        fire();
+        assertEachTurnOnce(3);
+        Files.delete(transcript);
+        fire();
+        assertTrue(TestSupport.log(home).contains("Transcript is missing, unreadable or not a file"), TestSupport.log(home));
+        Files.write(transcript, lines);
+        fire();
+        assertEachTurnOnce(5);
+    }
+
+    @Test
+    void halfWrittenLineWaitsForItsEnd() throws IOException {
+        byte[] all = (String.join("\n", lines) + "\n").getBytes(StandardCharsets.UTF_8);
+        int lastLineStart = new String(all, StandardCharsets.UTF_8).lastIndexOf('\n', all.length - 2) + 1;
+        int cut = lastLineStart + 40;
+        Files.write(transcript, java.util.Arrays.copyOfRange(all, 0, cut));
+        fire();
+        assertEachTurnOnce(4);
+        assertTrue(TestSupport.log(home).contains("deferred 1 (in-progress)"), TestSupport.log(home));
+        Files.write(transcript, java.util.Arrays.copyOfRange(all, cut, all.length), StandardOpenOption.APPEND);
+        fire();
+        assertEachTurnOnce(5);
+        Set<String> expected = TestSupport.replay(transcript).stream().map(litefuse_hook.TraceRecord::traceId)
+                .collect(Collectors.toCollection(TreeSet::new));
+        assertEquals(expected, receiver.acceptedTraceIds());
+        assertTrue(!TestSupport.log(home).contains("Skipped"), "a half-written line is not a broken line");
+    }
+}
