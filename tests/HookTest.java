@@ -225,6 +225,54 @@ public class HookTest {
     }
 
     @Test
+    void anotherSessionsRunSendsWhatThisSessionCouldNot() throws IOException {
+        Path first = home.resolve("first.jsonl");
+        Files.copy(TestSupport.transcript("crafted__edge-cases.jsonl"), first);
+        receiver.respondWith(503);
+        TestSupport.fireHook(env, "first", first);
+        Path markers = home.resolve(".claude/state/litefuse/pending");
+        try (var files = Files.list(markers)) {
+            assertEquals(1, files.count(), "the session that could not send is marked pending");
+        }
+        // The first session never fires again; the next firing of any other session sends its turns.
+        receiver.respondWith(200);
+        Path second = home.resolve("second.jsonl");
+        Files.copy(TestSupport.transcript("marot__spotter__short.jsonl"), second);
+        TestSupport.fireHook(env, "second", second);
+        Set<String> expected = new TreeSet<>();
+        for (Path transcript : List.of(first, second)) {
+            TestSupport.replay(transcript).forEach(trace -> expected.add(trace.traceId()));
+        }
+        assertEquals(expected, receiver.acceptedTraceIds());
+        try (var files = Files.list(markers)) {
+            assertEquals(0, files.count(), "the marker goes once its turns are acknowledged");
+        }
+        assertTrue(TestSupport.log(home).contains("Processed 5 turns in ") && TestSupport.log(home).contains("(session=first)"));
+    }
+
+    @Test
+    void pendingMarkersAreBoundedByAgeAndByTheirTranscript() throws IOException {
+        Path markers = home.resolve(".claude/state/litefuse/pending");
+        Files.createDirectories(markers);
+        Path old = home.resolve("old.jsonl");
+        Files.copy(TestSupport.transcript("marot__spotter__short.jsonl"), old);
+        Files.writeString(markers.resolve("a.json"), "{\"session_id\":\"old\",\"transcript_path\":\"" + old
+                + "\",\"since\":\"2020-01-01T00:00:00Z\"}");
+        Files.writeString(markers.resolve("b.json"), "{\"session_id\":\"gone\",\"transcript_path\":\"" + home.resolve("gone.jsonl")
+                + "\",\"since\":\"" + java.time.Instant.now() + "\"}");
+        Path current = home.resolve("current.jsonl");
+        Files.copy(TestSupport.transcript("marot__spotter__tool_heavy.jsonl"), current);
+        TestSupport.fireHook(env, "current", current);
+        String log = TestSupport.log(home);
+        assertTrue(log.contains("Stopped retrying the unsent turns of session old after 7 days"), log);
+        assertTrue(log.contains("Transcript of session gone is gone; its unsent turns are lost"), log);
+        try (var files = Files.list(markers)) {
+            assertEquals(0, files.count());
+        }
+        assertEquals(2, receiver.acceptedRoots().size(), "only the current session was sent");
+    }
+
+    @Test
     void disabledHookDoesNothing() throws IOException {
         Path target = home.resolve("t.jsonl");
         Files.copy(TestSupport.transcript("crafted__edge-cases.jsonl"), target);
