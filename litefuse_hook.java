@@ -41,8 +41,11 @@ import io.opentelemetry.sdk.trace.data.SpanData;
 import io.opentelemetry.sdk.trace.export.SpanExporter;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Model.CommandSpec;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Parameters;
+import picocli.CommandLine.ParentCommand;
+import picocli.CommandLine.Spec;
 
 import java.io.BufferedInputStream;
 import java.io.ByteArrayOutputStream;
@@ -97,10 +100,22 @@ import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 
 @Command(name = "litefuse-hook", mixinStandardHelpOptions = true, version = "litefuse-hook " + litefuse_hook.VERSION,
-        subcommands = {litefuse_hook.Replay.class},
+        subcommands = {litefuse_hook.Replay.class, litefuse_hook.Install.class, litefuse_hook.Uninstall.class,
+                litefuse_hook.Doctor.class},
         description = {"Claude Code Stop hook that sends one Langfuse trace per user turn.",
                 "Without a subcommand it runs as the hook: it reads the Stop payload on stdin and always exits 0."})
 public class litefuse_hook implements Callable<Integer> {
+
+    /** The environment the commands read (the process's; tests hand in their own). */
+    final Map<String, String> environment;
+
+    litefuse_hook() {
+        this(System.getenv());
+    }
+
+    litefuse_hook(Map<String, String> environment) {
+        this.environment = environment;
+    }
 
     // ----------------- Configuration -----------------
 
@@ -117,14 +132,38 @@ public class litefuse_hook implements Callable<Integer> {
     static final JsonNodeFactory NODES = JsonNodeFactory.instance;
 
     /** Everything the hook reads from its environment; the secret key is never part of toString(). */
-    record Config(boolean enabled, String publicKey, String secretKey, String baseUrl, String userId, boolean debug,
-                  int maxChars, Path home, long exportBudgetMillis, Masker masker) {
+    record Config(boolean enabled, String publicKey, String secretKey, String baseUrl, String otlpEndpoint,
+                  Map<String, String> otlpHeaders, String userId, boolean debug, int maxChars, Path home,
+                  long exportBudgetMillis, Masker masker) {
+        /** Langfuse's OTLP path, unless the standard OTEL_EXPORTER_OTLP_* variables route traces elsewhere. */
         String tracesEndpoint() {
-            return baseUrl.replaceAll("/+$", "") + "/api/public/otel/v1/traces";
+            return otlpEndpoint != null ? otlpEndpoint : baseUrl.replaceAll("/+$", "") + "/api/public/otel/v1/traces";
         }
 
         boolean hasKeys() {
             return publicKey != null && !publicKey.isBlank() && secretKey != null && !secretKey.isBlank();
+        }
+
+        /** Keys for Langfuse, or an OpenTelemetry endpoint (a collector that adds its own credentials). */
+        boolean canExport() {
+            return hasKeys() || otlpEndpoint != null;
+        }
+
+        /** Basic auth from the keys, then OTEL_EXPORTER_OTLP_(TRACES_)HEADERS, which win on a clash. */
+        Map<String, String> exportHeaders() {
+            Map<String, String> headers = new LinkedHashMap<>();
+            if (hasKeys()) {
+                headers.put("Authorization", "Basic " + Base64.getEncoder().encodeToString(
+                        (publicKey + ":" + secretKey).getBytes(StandardCharsets.UTF_8)));
+                headers.put("x-langfuse-public-key", publicKey);
+            }
+            headers.put("x-langfuse-sdk-name", "litefuse-hook");
+            headers.put("x-langfuse-sdk-version", VERSION);
+            otlpHeaders.forEach((name, value) -> {
+                headers.keySet().removeIf(existing -> existing.equalsIgnoreCase(name));
+                headers.put(name, value);
+            });
+            return headers;
         }
 
         Path stateDir() {
@@ -133,7 +172,8 @@ public class litefuse_hook implements Callable<Integer> {
 
         @Override
         public String toString() {
-            return "Config[enabled=" + enabled + ", publicKey=" + publicKey + ", baseUrl=" + baseUrl + ", userId="
+            return "Config[enabled=" + enabled + ", publicKey=" + publicKey + ", endpoint=" + tracesEndpoint()
+                    + ", otlpHeaders=" + otlpHeaders.keySet() + ", userId="
                     + userId + ", debug=" + debug + ", maxChars=" + maxChars + ", home=" + home + ", budgetMs="
                     + exportBudgetMillis + ", masking=" + masker.describe() + "]";
         }
@@ -146,12 +186,35 @@ public class litefuse_hook implements Callable<Integer> {
                 firstNonBlank(env.get("CC_LANGFUSE_PUBLIC_KEY"), env.get("LANGFUSE_PUBLIC_KEY")),
                 firstNonBlank(env.get("CC_LANGFUSE_SECRET_KEY"), env.get("LANGFUSE_SECRET_KEY")),
                 firstNonBlank(env.get("CC_LANGFUSE_BASE_URL"), env.get("LANGFUSE_BASE_URL"), DEFAULT_BASE_URL),
+                otlpTracesEndpoint(env),
+                parseOtlpHeaders(firstNonBlank(env.get("OTEL_EXPORTER_OTLP_TRACES_HEADERS"), env.get("OTEL_EXPORTER_OTLP_HEADERS"))),
                 resolveUserId(env),
                 "true".equalsIgnoreCase(env.getOrDefault("CC_LANGFUSE_DEBUG", "").trim()),
                 (int) parsePositive(env.get("CC_LANGFUSE_MAX_CHARS"), DEFAULT_MAX_CHARS),
                 Paths.get(home),
                 parsePositive(env.get("CC_LANGFUSE_EXPORT_BUDGET_MS"), DEFAULT_EXPORT_BUDGET_MS),
                 Masker.fromEnv(env.get("CC_LANGFUSE_MASK_SECRETS"), env.get("CC_LANGFUSE_MASK_PATTERNS")));
+    }
+
+    /** OTEL_EXPORTER_OTLP_TRACES_ENDPOINT as is, or OTEL_EXPORTER_OTLP_ENDPOINT plus /v1/traces (the OTel spec's rule). */
+    static String otlpTracesEndpoint(Map<String, String> env) {
+        String traces = firstNonBlank(env.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"));
+        if (traces != null) return traces;
+        String base = firstNonBlank(env.get("OTEL_EXPORTER_OTLP_ENDPOINT"));
+        return base == null ? null : base.replaceAll("/+$", "") + "/v1/traces";
+    }
+
+    /** The OTel spec's header list: comma-separated key=value pairs, values URL-encoded. */
+    static Map<String, String> parseOtlpHeaders(String list) {
+        Map<String, String> headers = new LinkedHashMap<>();
+        if (list == null) return headers;
+        for (String pair : list.split(",")) {
+            int equals = pair.indexOf('=');
+            if (equals <= 0) continue;
+            headers.put(pair.substring(0, equals).strip(),
+                    java.net.URLDecoder.decode(pair.substring(equals + 1).strip(), StandardCharsets.UTF_8));
+        }
+        return headers;
     }
 
     /** LITEFUSE_USER_ID, then the OS user, then the host name (as the reference's getpass.getuser() fallback). */
@@ -1693,7 +1756,8 @@ public class litefuse_hook implements Callable<Integer> {
                     StandardCharsets.UTF_8).replaceAll("\\s+", " ").strip();
             String prefix = "HTTP " + status + " from " + config.getEndpoint() + ": ";
             if (status == 401 || status == 403) {
-                return prefix + "wrong keys or wrong host (check LANGFUSE_PUBLIC_KEY, LANGFUSE_SECRET_KEY and LANGFUSE_BASE_URL)";
+                return prefix + "wrong keys or wrong host (check LANGFUSE_PUBLIC_KEY, LANGFUSE_SECRET_KEY and LANGFUSE_BASE_URL; "
+                        + "`litefuse-hook doctor` checks them)";
             }
             if (RETRYABLE.contains(status)) {
                 return prefix + "server busy; retrying in " + waitMillis + " ms would not fit the export budget";
@@ -1776,14 +1840,10 @@ public class litefuse_hook implements Callable<Integer> {
         }
 
         static TraceExporter forLangfuse(Config config) {
-            String credentials = Base64.getEncoder().encodeToString(
-                    (config.publicKey() + ":" + config.secretKey()).getBytes(StandardCharsets.UTF_8));
+            Map<String, String> headers = config.exportHeaders();
             return new TraceExporter(deadline -> OtlpHttpSpanExporter.builder()
                     .setEndpoint(config.tracesEndpoint())
-                    .addHeader("Authorization", "Basic " + credentials)
-                    .addHeader("x-langfuse-sdk-name", "litefuse-hook")
-                    .addHeader("x-langfuse-sdk-version", VERSION)
-                    .addHeader("x-langfuse-public-key", config.publicKey())
+                    .setHeaders(() -> headers)
                     .setCompression("gzip")
                     .setTimeout(Duration.ofMillis(config.exportBudgetMillis()))
                     .setConnectTimeout(Duration.ofMillis(Math.min(config.exportBudgetMillis(), 2_000)))
@@ -1926,7 +1986,7 @@ public class litefuse_hook implements Callable<Integer> {
     @Override
     public Integer call() {
         try {
-            runHook(System.getenv(), System.in);
+            runHook(environment, System.in);
         } catch (Throwable t) {
             error("Unexpected failure: " + t);
         }
@@ -1945,7 +2005,7 @@ public class litefuse_hook implements Callable<Integer> {
         debugEnabled = config.debug();
         routeLibraryLogging();
         debug("Hook started (" + config + ")");
-        if (!config.hasKeys()) {
+        if (!config.canExport()) {
             warn("Missing LANGFUSE_PUBLIC_KEY / LANGFUSE_SECRET_KEY (or their CC_LANGFUSE_ forms); nothing sent");
             return;
         }
@@ -2146,11 +2206,13 @@ public class litefuse_hook implements Callable<Integer> {
         @Option(names = "--session-id", description = "Session id for rows that lack one (default: the file name).")
         String sessionId;
 
+        @ParentCommand
+        litefuse_hook parent;
+
         @Override
         public Integer call() throws IOException {
-            Map<String, String> env = System.getenv();
-            Config config = loadConfig(env);
-            if (send && !config.hasKeys()) {
+            Config config = loadConfig(parent.environment);
+            if (send && !config.canExport()) {
                 System.err.println("replay --send needs LANGFUSE_PUBLIC_KEY and LANGFUSE_SECRET_KEY in the environment");
                 return 2;
             }
@@ -2196,6 +2258,654 @@ public class litefuse_hook implements Callable<Integer> {
         }
         assembler.finish();
         return traces;
+    }
+
+    // ----------------- Install, uninstall, doctor -----------------
+
+    static final String HOOK_COMMAND = "\"$HOME\"/.claude/hooks/litefuse-hook";
+    static final int HOOK_TIMEOUT_SECONDS = 30;
+    static final List<String> ENV_KEYS = List.of("TRACE_TO_LANGFUSE", "LANGFUSE_PUBLIC_KEY", "LANGFUSE_SECRET_KEY",
+            "LANGFUSE_BASE_URL", "LITEFUSE_USER_ID");
+
+    /** Where Claude Code reads settings: the user's file, the project's shared file, the project's local file. */
+    enum Scope {
+        user, project, local;
+
+        Path settingsFile(Path home, Path projectDir) {
+            return switch (this) {
+                case user -> home.resolve(".claude").resolve("settings.json");
+                case project -> projectDir.resolve(".claude").resolve("settings.json");
+                case local -> projectDir.resolve(".claude").resolve("settings.local.json");
+            };
+        }
+    }
+
+    /** A settings file that is not valid JSON (or not an object): left untouched, reported, non-zero exit. */
+    static final class InvalidSettingsException extends IOException {
+        InvalidSettingsException(Path file, String reason) {
+            super(file + " is not valid JSON (" + reason + "); left it untouched. Fix it, then run the command again.");
+        }
+    }
+
+    /** Reads a settings file; a missing or empty file is an empty object. */
+    static ObjectNode readSettings(Path file) throws IOException {
+        if (!Files.exists(file) || Files.readString(file).isBlank()) return NODES.objectNode();
+        try {
+            JsonNode parsed = JSON.readTree(file.toFile());
+            if (parsed instanceof ObjectNode object) return object;
+            throw new InvalidSettingsException(file, "the top level is not an object");
+        } catch (JsonProcessingException e) {
+            throw new InvalidSettingsException(file, e.getOriginalMessage());
+        }
+    }
+
+    static final com.fasterxml.jackson.core.util.DefaultPrettyPrinter SETTINGS_PRINTER =
+            new com.fasterxml.jackson.core.util.DefaultPrettyPrinter()
+                    .withObjectIndenter(new com.fasterxml.jackson.core.util.DefaultIndenter("  ", "\n"))
+                    .withArrayIndenter(new com.fasterxml.jackson.core.util.DefaultIndenter("  ", "\n"))
+                    .withSeparators(com.fasterxml.jackson.core.util.Separators.createDefaultInstance()
+                            .withObjectFieldValueSpacing(com.fasterxml.jackson.core.util.Separators.Spacing.AFTER));
+
+    static String settingsText(ObjectNode settings) throws JsonProcessingException {
+        return JSON.writer(SETTINGS_PRINTER).writeValueAsString(settings) + "\n";
+    }
+
+    /**
+     * Writes `settings` if it differs from the file: the old file is copied to `<name>.bak-<time>` first, the new one
+     * written atomically. Returns the backup's path, "" when there was no old file, null when nothing changed.
+     */
+    static String writeSettingsIfChanged(Path file, ObjectNode settings) throws IOException {
+        String text = settingsText(settings);
+        boolean existed = Files.exists(file);
+        if (existed && Files.readString(file).equals(text)) return null;
+        if (existed && JSON.readTree(Files.readString(file).isBlank() ? "{}" : Files.readString(file)).equals(settings)) return null;
+        String backup = "";
+        if (existed) {
+            Path copy = file.resolveSibling(file.getFileName() + ".bak-"
+                    + DateTimeFormatter.ofPattern("yyyyMMdd-HHmmss-SSS").format(LocalDateTime.now()));
+            Files.copy(file, copy, StandardCopyOption.COPY_ATTRIBUTES);
+            backup = copy.toString();
+        }
+        Files.createDirectories(file.getParent());
+        Path tmp = file.resolveSibling(file.getFileName() + ".litefuse.tmp");
+        Files.writeString(tmp, text);
+        try {
+            Files.move(tmp, file, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
+        } catch (AtomicMoveNotSupportedException e) {
+            Files.move(tmp, file, StandardCopyOption.REPLACE_EXISTING);
+        }
+        return backup;
+    }
+
+    /** Adds our Stop hook (one group of its own) unless a hook with our command is already there; true if added. */
+    static boolean addStopHook(ObjectNode settings, String command, boolean async) {
+        ObjectNode hooks = settings.has("hooks") && settings.get("hooks").isObject()
+                ? (ObjectNode) settings.get("hooks") : settings.putObject("hooks");
+        ArrayNode stop = hooks.has("Stop") && hooks.get("Stop").isArray() ? (ArrayNode) hooks.get("Stop") : hooks.putArray("Stop");
+        for (JsonNode group : stop) {
+            for (JsonNode hook : group.path("hooks")) {
+                if (command.equals(hook.path("command").asText())) {
+                    if (hook instanceof ObjectNode object && async != object.path("async").asBoolean(false)) {
+                        if (async) object.put("async", true);
+                        else object.remove("async");
+                        return true;
+                    }
+                    return false;
+                }
+            }
+        }
+        ObjectNode hook = stop.addObject().putArray("hooks").addObject();
+        hook.put("type", "command");
+        hook.put("command", command);
+        hook.put("timeout", HOOK_TIMEOUT_SECONDS);
+        if (async) hook.put("async", true);
+        return true;
+    }
+
+    /** Removes every Stop hook whose command is `command`, and the groups and containers that leaves empty. */
+    static boolean removeStopHook(ObjectNode settings, String command) {
+        JsonNode stop = settings.path("hooks").path("Stop");
+        if (!stop.isArray()) return false;
+        boolean removed = false;
+        for (int g = stop.size() - 1; g >= 0; g--) {
+            JsonNode groupHooks = stop.get(g).path("hooks");
+            if (!groupHooks.isArray()) continue;
+            for (int h = groupHooks.size() - 1; h >= 0; h--) {
+                if (command.equals(groupHooks.get(h).path("command").asText())) {
+                    ((ArrayNode) groupHooks).remove(h);
+                    removed = true;
+                }
+            }
+            if (removed && groupHooks.isEmpty()) ((ArrayNode) stop).remove(g);
+        }
+        ObjectNode hooks = (ObjectNode) settings.get("hooks");
+        if (removed && stop.isEmpty()) hooks.remove("Stop");
+        if (removed && hooks.isEmpty()) settings.remove("hooks");
+        return removed;
+    }
+
+    /** The env entries install writes: TRACE_TO_LANGFUSE, the keys and the host. */
+    static Map<String, String> envBlock(String publicKey, String secretKey, String baseUrl, String userId) {
+        Map<String, String> env = new LinkedHashMap<>();
+        env.put("TRACE_TO_LANGFUSE", "true");
+        env.put("LANGFUSE_PUBLIC_KEY", publicKey);
+        env.put("LANGFUSE_SECRET_KEY", secretKey);
+        env.put("LANGFUSE_BASE_URL", baseUrl);
+        if (userId != null) env.put("LITEFUSE_USER_ID", userId);
+        return env;
+    }
+
+    /** "sk-lf-…f00d": enough to recognise a key, never enough to use it. */
+    static String redactKey(String key) {
+        if (key == null || key.isBlank()) return "(not set)";
+        int cut = key.indexOf('-', key.indexOf('-') + 1);
+        String prefix = cut > 0 && cut < 8 ? key.substring(0, cut + 1) : key.substring(0, Math.min(3, key.length()));
+        return prefix + "…" + (key.length() > 12 ? key.substring(key.length() - 4) : "");
+    }
+
+    static Path installManifest(Path home) {
+        return home.resolve(".claude").resolve("state").resolve("litefuse").resolve("install.json");
+    }
+
+    static Path launcherPath(Path home) {
+        return home.resolve(".claude").resolve("hooks").resolve("litefuse-hook");
+    }
+
+    /**
+     * The hook launcher: runs this very build (its java and class path) in one JVM start, with fast start-up flags.
+     * When a jar is gone or the script's source changed it falls back to `fallback` (JBang), which rebuilds.
+     */
+    static String launcherScript(String javaExecutable, String classPath, String fallback, String source) {
+        String quotedFallback = fallback == null ? "" : fallback;
+        return String.join("\n",
+                "#!/bin/sh",
+                "# litefuse-hook launcher, written by `litefuse-hook install` (run it again to refresh this file).",
+                "# Starts the built hook directly: one JVM, no JBang launcher. Falls back to JBang if anything moved.",
+                "java=" + shellQuote(javaExecutable),
+                "cp=" + shellQuote(classPath),
+                "source=" + shellQuote(source == null ? "" : source),
+                "fallback() {",
+                fallback == null
+                        ? "  echo 'litefuse-hook: the installed build is gone; run `litefuse-hook install` again' >&2; exit 0"
+                        : "  exec " + quotedFallback + " \"$@\"",
+                "}",
+                "[ -x \"$java\" ] || fallback \"$@\"",
+                "if [ -n \"$source\" ] && [ \"$source\" -nt \"$0\" ]; then fallback \"$@\"; fi",
+                "old_ifs=$IFS; IFS=:",
+                "for jar in $cp; do [ -f \"$jar\" ] || { IFS=$old_ifs; fallback \"$@\"; }; done",
+                "IFS=$old_ifs",
+                "exec \"$java\" -XX:TieredStopAtLevel=1 -XX:+UseSerialGC -Xshare:auto -cp \"$cp\" litefuse_hook \"$@\"",
+                "");
+    }
+
+    static String shellQuote(String value) {
+        return "'" + value.replace("'", "'\\''") + "'";
+    }
+
+    /** How to run this script through JBang again: the installed app, or the launcher JBang used plus the source. */
+    static String fallbackCommand(Map<String, String> env, Path home, String source) {
+        Path app = home.resolve(".jbang").resolve("bin").resolve("litefuse-hook");
+        if (Files.isExecutable(app)) return shellQuote(app.toString());
+        String jbang = firstNonBlank(env.get("JBANG_LAUNCH_CMD"));
+        if (jbang == null || source == null) return null;
+        String absolute = jbang.contains("/") ? Paths.get(jbang).toAbsolutePath().normalize().toString() : jbang;
+        return shellQuote(absolute) + " " + shellQuote(source);
+    }
+
+    @Command(name = "install", mixinStandardHelpOptions = true,
+            description = {"Add the Stop hook and the env block to Claude Code's settings (merging, with a backup).",
+                    "Keys come from the options or from LANGFUSE_PUBLIC_KEY / LANGFUSE_SECRET_KEY / LANGFUSE_BASE_URL."})
+    static final class Install implements Callable<Integer> {
+        @Option(names = "--project", description = "Install for this project only: hook and env in .claude/settings.local.json.")
+        boolean project;
+
+        @Option(names = "--hook-scope", paramLabel = "user|project|local",
+                description = "Settings file for the hook (default: user, or local with --project). `project` is the shared, committed file.")
+        Scope hookScope;
+
+        @Option(names = "--env-scope", paramLabel = "user|local",
+                description = "Settings file for the env block (default: user, or local with --project). Keys never go into the committed file.")
+        Scope envScope;
+
+        @Option(names = "--dir", paramLabel = "DIR", description = "The project directory (default: the current directory).")
+        Path projectDir;
+
+        @Option(names = "--public-key", paramLabel = "pk-lf-...", description = "Langfuse public key.")
+        String publicKey;
+
+        @Option(names = "--secret-key", paramLabel = "sk-lf-...", description = "Langfuse secret key; `-` reads it from stdin. Prefer LANGFUSE_SECRET_KEY.")
+        String secretKey;
+
+        @Option(names = "--base-url", paramLabel = "URL", description = "Langfuse host (default: LANGFUSE_BASE_URL, else https://cloud.langfuse.com).")
+        String baseUrl;
+
+        @Option(names = "--user-id", description = "Trace user id to write as LITEFUSE_USER_ID (default: the OS user at run time).")
+        String userId;
+
+        @Option(names = "--async", description = "Run the hook in the background (Claude Code's \"async\": true).")
+        boolean async;
+
+        @Option(names = "--no-env", description = "Write the hook only; the env block is managed elsewhere.")
+        boolean noEnv;
+
+        @Option(names = "--print-hook-command", description = "Only write the launcher and print the hook command it runs.")
+        boolean printHookCommand;
+
+        @Option(names = "--source", paramLabel = "FILE", description = "This script's source file, for the launcher to notice updates (default: found next to the current directory's script).")
+        Path source;
+
+        @ParentCommand
+        litefuse_hook parent;
+
+        @Spec
+        CommandSpec spec;
+
+        @Override
+        public Integer call() throws IOException {
+            java.io.PrintWriter out = spec.commandLine().getOut();
+            java.io.PrintWriter err = spec.commandLine().getErr();
+            Map<String, String> env = parent.environment;
+            Config config = loadConfig(env);
+            Path home = config.home();
+            Path dir = (projectDir == null ? Paths.get("") : projectDir).toAbsolutePath().normalize();
+            Scope hookIn = hookScope != null ? hookScope : project ? Scope.local : Scope.user;
+            Scope envIn = envScope != null ? envScope : project ? Scope.local : Scope.user;
+            if (envIn == Scope.project) {
+                err.println("Refusing to write keys into " + Scope.project.settingsFile(home, dir)
+                        + ": it is committed. Use --env-scope local (or user).");
+                return 2;
+            }
+            String pk = firstNonBlank(publicKey, config.publicKey());
+            String sk = "-".equals(secretKey) ? new String(System.in.readAllBytes(), StandardCharsets.UTF_8).strip()
+                    : firstNonBlank(secretKey, config.secretKey());
+            String url = firstNonBlank(baseUrl, config.baseUrl());
+            if (!noEnv && !printHookCommand && (pk == null || sk == null)) {
+                err.println("No keys: pass --public-key and --secret-key (or set LANGFUSE_PUBLIC_KEY and LANGFUSE_SECRET_KEY).");
+                return 2;
+            }
+
+            String sourceFile = source != null ? source.toAbsolutePath().normalize().toString()
+                    : Files.isRegularFile(Paths.get("litefuse_hook.java")) ? Paths.get("litefuse_hook.java").toAbsolutePath().toString() : null;
+            Path launcher = launcherPath(home);
+            Files.createDirectories(launcher.getParent());
+            String java = Paths.get(System.getProperty("java.home"), "bin", "java").toString();
+            Files.writeString(launcher, launcherScript(java, System.getProperty("java.class.path"),
+                    fallbackCommand(env, home, sourceFile), sourceFile));
+            launcher.toFile().setExecutable(true, false);
+            if (printHookCommand) {
+                out.println(launcher);
+                return 0;
+            }
+
+            Path hookFile = hookIn.settingsFile(home, dir);
+            Path envFile = envIn.settingsFile(home, dir);
+            Map<Path, ObjectNode> files = new LinkedHashMap<>();
+            try {
+                files.put(hookFile, readSettings(hookFile));
+                if (!noEnv) files.putIfAbsent(envFile, readSettings(envFile));
+            } catch (InvalidSettingsException e) {
+                err.println(e.getMessage());
+                return 1;
+            }
+            ObjectNode manifest = loadState(installManifest(home));
+            boolean hookChanged = addStopHook(files.get(hookFile), HOOK_COMMAND, async);
+            recordInstall(manifest, hookFile, "hook", HOOK_COMMAND);
+            if (!noEnv) {
+                ObjectNode settings = files.get(envFile);
+                ObjectNode envNode = settings.has("env") && settings.get("env").isObject()
+                        ? (ObjectNode) settings.get("env") : settings.putObject("env");
+                for (Map.Entry<String, String> entry : envBlock(pk, sk, url, userId).entrySet()) {
+                    if (!envNode.has(entry.getKey())) recordInstall(manifest, envFile, "env", entry.getKey());
+                    envNode.put(entry.getKey(), entry.getValue());
+                }
+            }
+            for (Map.Entry<Path, ObjectNode> file : files.entrySet()) {
+                boolean existed = Files.exists(file.getKey());
+                String backup = writeSettingsIfChanged(file.getKey(), file.getValue());
+                if (backup == null) out.println("Unchanged: " + file.getKey());
+                else out.println("Updated:   " + file.getKey() + (backup.isEmpty() ? " (new file)" : " (backup: " + backup + ")"));
+                if (!existed && backup != null) recordInstall(manifest, file.getKey(), "created", "file");
+            }
+            saveState(installManifest(home), manifest);
+            out.println("Stop hook: " + HOOK_COMMAND + (async ? " (async)" : "") + " in " + hookFile
+                    + (hookChanged ? "" : " (already there)"));
+            out.println("Launcher:  " + launcher + " (runs " + java + " directly)");
+            if (!noEnv) {
+                out.println("Env:       TRACE_TO_LANGFUSE=true, LANGFUSE_PUBLIC_KEY=" + redactKey(pk) + ", LANGFUSE_SECRET_KEY="
+                        + redactKey(sk) + ", LANGFUSE_BASE_URL=" + url + " in " + envFile);
+            }
+            out.println("Next:      litefuse-hook doctor --send-test");
+            return 0;
+        }
+    }
+
+    /** Notes in install.json what install added (a file it created, a hook, an env key that was not there before). */
+    static void recordInstall(ObjectNode manifest, Path file, String kind, String what) {
+        ObjectNode entry = manifest.has(file.toString()) ? (ObjectNode) manifest.get(file.toString()) : manifest.putObject(file.toString());
+        ArrayNode list = entry.has(kind) ? (ArrayNode) entry.get(kind) : entry.putArray(kind);
+        for (JsonNode existing : list) {
+            if (existing.asText().equals(what)) return;
+        }
+        list.add(what);
+    }
+
+    @Command(name = "uninstall", mixinStandardHelpOptions = true,
+            description = "Remove exactly what install added: its Stop hook, the env keys it created, the files it created, the launcher.")
+    static final class Uninstall implements Callable<Integer> {
+        @ParentCommand
+        litefuse_hook parent;
+
+        @Spec
+        CommandSpec spec;
+
+        @Override
+        public Integer call() throws IOException {
+            java.io.PrintWriter out = spec.commandLine().getOut();
+            java.io.PrintWriter err = spec.commandLine().getErr();
+            Path home = loadConfig(parent.environment).home();
+            Path manifestFile = installManifest(home);
+            ObjectNode manifest = loadState(manifestFile);
+            if (manifest.isEmpty()) {
+                out.println("Nothing to uninstall: no record of an install in " + manifestFile);
+                return 0;
+            }
+            int status = 0;
+            for (Map.Entry<String, JsonNode> entry : manifest.properties()) {
+                Path file = Paths.get(entry.getKey());
+                if (!Files.exists(file)) continue;
+                ObjectNode settings;
+                try {
+                    settings = readSettings(file);
+                } catch (InvalidSettingsException e) {
+                    err.println(e.getMessage());
+                    status = 1;
+                    continue;
+                }
+                entry.getValue().path("hook").forEach(command -> removeStopHook(settings, command.asText()));
+                JsonNode envNode = settings.path("env");
+                if (envNode instanceof ObjectNode envObject) {
+                    entry.getValue().path("env").forEach(key -> envObject.remove(key.asText()));
+                    if (envObject.isEmpty()) settings.remove("env");
+                }
+                boolean createdFile = entry.getValue().path("created").toString().contains("file");
+                if (createdFile && settings.isEmpty()) {
+                    Files.delete(file);
+                    out.println("Removed:   " + file + " (install created it)");
+                } else {
+                    String backup = writeSettingsIfChanged(file, settings);
+                    out.println((backup == null ? "Unchanged: " : "Updated:   ") + file
+                            + (backup == null || backup.isEmpty() ? "" : " (backup: " + backup + ")"));
+                }
+            }
+            Files.deleteIfExists(launcherPath(home));
+            if (status == 0) Files.delete(manifestFile);
+            out.println("Removed the launcher " + launcherPath(home) + ". The log and state in " + home.resolve(".claude/state")
+                    + " are kept.");
+            return status;
+        }
+    }
+
+    /** One line of doctor's report. */
+    record Check(boolean ok, String label, String detail) {
+        String render() {
+            return (ok ? "  ok    " : "  FAIL  ") + label + ": " + detail;
+        }
+    }
+
+    /** What a Langfuse API call with the keys said: the project, or why not. */
+    record CredentialCheck(boolean ok, String projectId, String projectName, String problem) {
+    }
+
+    static final List<String> LANGFUSE_CLOUD_REGIONS = List.of("https://cloud.langfuse.com", "https://us.cloud.langfuse.com");
+
+    /** GET /api/public/projects with the keys: 200 names the project; 401 means wrong keys (or another region). */
+    static CredentialCheck checkCredentials(String baseUrl, String publicKey, String secretKey) {
+        String base = baseUrl.replaceAll("/+$", "");
+        CredentialCheck here = fetchProject(base, publicKey, secretKey);
+        if (here.ok() || here.problem().startsWith("cannot reach") || !LANGFUSE_CLOUD_REGIONS.contains(base)) return here;
+        for (String other : LANGFUSE_CLOUD_REGIONS) {
+            if (other.equals(base)) continue;
+            CredentialCheck there = fetchProject(other, publicKey, secretKey);
+            if (there.ok()) {
+                return new CredentialCheck(false, there.projectId(), there.projectName(), "wrong region: these keys belong to "
+                        + other + " (project " + there.projectName() + "); set LANGFUSE_BASE_URL=" + other);
+            }
+        }
+        return here;
+    }
+
+    static CredentialCheck fetchProject(String base, String publicKey, String secretKey) {
+        try {
+            HttpClient client = HttpClient.newBuilder().connectTimeout(Duration.ofSeconds(5)).build();
+            HttpRequest request = HttpRequest.newBuilder(java.net.URI.create(base + "/api/public/projects"))
+                    .timeout(Duration.ofSeconds(10))
+                    .header("Authorization", "Basic " + Base64.getEncoder().encodeToString(
+                            (publicKey + ":" + secretKey).getBytes(StandardCharsets.UTF_8)))
+                    .GET().build();
+            HttpResponse<String> response = client.send(request, HttpResponse.BodyHandlers.ofString());
+            if (response.statusCode() == 200) {
+                JsonNode project = JSON.readTree(response.body()).path("data").path(0);
+                return new CredentialCheck(true, project.path("id").asText(""), project.path("name").asText("(unnamed)"), null);
+            }
+            if (response.statusCode() == 401 || response.statusCode() == 403) {
+                return new CredentialCheck(false, null, null, "HTTP " + response.statusCode() + " from " + base
+                        + ": wrong keys (check LANGFUSE_PUBLIC_KEY / LANGFUSE_SECRET_KEY, and that they belong to this host)");
+            }
+            return new CredentialCheck(false, null, null, "HTTP " + response.statusCode() + " from " + base + "/api/public/projects");
+        } catch (IOException | IllegalArgumentException e) {
+            return new CredentialCheck(false, null, null, "cannot reach " + base + " (" + e.getClass().getSimpleName()
+                    + (e.getMessage() == null ? "" : ": " + e.getMessage()) + ")");
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            return new CredentialCheck(false, null, null, "interrupted");
+        }
+    }
+
+    /** The env Claude Code gives the hook here: the process env, then user, project and local settings (later wins). */
+    static Map<String, String> effectiveEnv(Map<String, String> processEnv, Path home, Path projectDir,
+                                            Map<String, String> sources) throws IOException {
+        Map<String, String> env = new HashMap<>(processEnv);
+        processEnv.keySet().forEach(key -> sources.put(key, "the environment"));
+        for (Scope scope : Scope.values()) {
+            Path file = scope.settingsFile(home, projectDir);
+            readSettings(file).path("env").properties().forEach(entry -> {
+                env.put(entry.getKey(), entry.getValue().asText());
+                sources.put(entry.getKey(), file.toString());
+            });
+        }
+        return env;
+    }
+
+    static String findJBang(Map<String, String> env, Path home) {
+        String launched = firstNonBlank(env.get("JBANG_LAUNCH_CMD"));
+        if (launched != null) return launched;
+        for (String dir : env.getOrDefault("PATH", "").split(java.io.File.pathSeparator)) {
+            if (!dir.isEmpty() && Files.isExecutable(Paths.get(dir, "jbang"))) return Paths.get(dir, "jbang").toString();
+        }
+        Path installed = home.resolve(".jbang").resolve("bin").resolve("jbang");
+        return Files.isExecutable(installed) ? installed.toString() : null;
+    }
+
+    /** The class path a launcher runs, so doctor can check every jar is still there. */
+    static List<Path> launcherClassPath(Path launcher) throws IOException {
+        for (String line : Files.readAllLines(launcher)) {
+            if (line.startsWith("cp='")) {
+                return java.util.Arrays.stream(line.substring(4, line.length() - 1).split(":")).map(Paths::get).toList();
+            }
+        }
+        return List.of();
+    }
+
+    /** A one-observation trace that doctor --send-test sends to prove the whole path works. */
+    static TraceRecord canaryTrace(String userId, Instant now) {
+        String traceId = traceIdFor("litefuse-hook-doctor", "canary-" + now.toEpochMilli());
+        String rootId = spanIdFor(traceId, "root");
+        ObjectNode meta = NODES.objectNode();
+        meta.put("source", "doctor");
+        meta.put("litefuse_hook_version", VERSION);
+        String input = "litefuse-hook doctor --send-test";
+        String output = "If you can read this in Langfuse, Claude Code turns will arrive here too.";
+        List<Observation> observations = List.of(
+                new Observation(rootId, null, "litefuse-hook doctor canary", "span", now, now.plusMillis(2), input, output,
+                        null, null, null, null, wrap(meta)),
+                new Observation(spanIdFor(traceId, "event"), rootId, "canary", "event", now.plusMillis(1), now.plusMillis(1),
+                        input, null, null, null, null, null, wrap(NODES.objectNode())));
+        return new TraceRecord(traceId, "litefuse-hook doctor canary", "litefuse-hook-doctor", userId, VERSION,
+                List.of("claude-code", "litefuse-doctor"), input, output, wrap(meta), observations);
+    }
+
+    @Command(name = "doctor", mixinStandardHelpOptions = true,
+            description = "Check the install end to end and say what is wrong; exit 0 only when all is well.")
+    static final class Doctor implements Callable<Integer> {
+        @Option(names = "--send-test", description = "Also send a canary trace and print where to find it in Langfuse.")
+        boolean sendTest;
+
+        @Option(names = "--dir", paramLabel = "DIR", description = "The project directory to check (default: the current directory).")
+        Path projectDir;
+
+        @ParentCommand
+        litefuse_hook parent;
+
+        @Spec
+        CommandSpec spec;
+
+        @Override
+        public Integer call() throws IOException {
+            java.io.PrintWriter out = spec.commandLine().getOut();
+            Map<String, String> processEnv = parent.environment;
+            Path home = loadConfig(processEnv).home();
+            Path dir = (projectDir == null ? Paths.get("") : projectDir).toAbsolutePath().normalize();
+            List<Check> checks = new ArrayList<>();
+            out.println("litefuse-hook " + VERSION + " doctor (project " + dir + ")");
+
+            Runtime.Version javaVersion = Runtime.version();
+            checks.add(new Check(javaVersion.feature() >= 17, "Java", javaVersion + " at " + System.getProperty("java.home")));
+            String jbang = findJBang(processEnv, home);
+            checks.add(new Check(jbang != null, "JBang", jbang != null ? jbang
+                    : "not found; install it: curl -Ls https://sh.jbang.dev | bash -s - app setup"));
+
+            Map<String, String> sources = new HashMap<>();
+            Map<String, String> env;
+            try {
+                checks.add(hookCheck(home, dir));
+                env = effectiveEnv(processEnv, home, dir, sources);
+            } catch (InvalidSettingsException e) {
+                checks.add(new Check(false, "Settings", e.getMessage()));
+                return report(out, checks);
+            }
+            Config config = loadConfig(env);
+            boolean enabled = config.enabled();
+            checks.add(new Check(enabled, "TRACE_TO_LANGFUSE", enabled ? "true (from " + sources.get("TRACE_TO_LANGFUSE") + ")"
+                    : "not \"true\" here, so the hook does nothing in this project; run litefuse-hook install"));
+            checks.add(new Check(config.canExport(), "Keys", config.hasKeys()
+                    ? "LANGFUSE_PUBLIC_KEY=" + redactKey(config.publicKey()) + ", secret " + redactKey(config.secretKey())
+                    + " (from " + sources.get(config.publicKey().equals(env.get("CC_LANGFUSE_PUBLIC_KEY")) ? "CC_LANGFUSE_PUBLIC_KEY" : "LANGFUSE_PUBLIC_KEY") + ")"
+                    : config.canExport() ? "none; traces go to " + config.tracesEndpoint() + " (OTEL_EXPORTER_OTLP_*)"
+                    : "LANGFUSE_PUBLIC_KEY / LANGFUSE_SECRET_KEY missing"));
+            CredentialCheck credentials = null;
+            if (config.hasKeys()) {
+                credentials = checkCredentials(config.baseUrl(), config.publicKey(), config.secretKey());
+                checks.add(new Check(credentials.ok(), "Langfuse", credentials.ok()
+                        ? "authenticated at " + config.baseUrl() + ", project \"" + credentials.projectName() + "\" (" + credentials.projectId() + ")"
+                        : credentials.problem()));
+            }
+            if (config.otlpEndpoint() != null) {
+                checks.add(new Check(true, "OTLP endpoint", config.tracesEndpoint() + " (from OTEL_EXPORTER_OTLP_*), headers "
+                        + config.otlpHeaders().keySet()));
+            }
+            checks.addAll(stateChecks(config));
+            if (sendTest) checks.add(sendCanary(config, credentials));
+            return report(out, checks);
+        }
+
+        static int report(java.io.PrintWriter out, List<Check> checks) {
+            checks.forEach(check -> out.println(check.render()));
+            long failed = checks.stream().filter(check -> !check.ok()).count();
+            out.println(failed == 0 ? "All is well." : failed + " problem(s) found.");
+            out.flush();
+            return failed == 0 ? 0 : 1;
+        }
+
+        static Check hookCheck(Path home, Path dir) throws IOException {
+            List<String> found = new ArrayList<>();
+            Check launcherProblem = null;
+            for (Scope scope : Scope.values()) {
+                Path file = scope.settingsFile(home, dir);
+                for (JsonNode group : readSettings(file).path("hooks").path("Stop")) {
+                    for (JsonNode hook : group.path("hooks")) {
+                        String command = hook.path("command").asText("");
+                        if (!command.contains("litefuse")) continue;
+                        found.add(command + " in " + file + (hook.path("async").asBoolean(false) ? " (async)" : ""));
+                        if (command.equals(HOOK_COMMAND)) launcherProblem = launcherCheck(launcherPath(home));
+                    }
+                }
+            }
+            if (found.isEmpty()) return new Check(false, "Stop hook", "not in any settings file; run litefuse-hook install");
+            if (launcherProblem != null && !launcherProblem.ok()) return launcherProblem;
+            return new Check(true, "Stop hook", String.join("; ", found));
+        }
+
+        static Check launcherCheck(Path launcher) throws IOException {
+            if (!Files.isExecutable(launcher)) {
+                return new Check(false, "Stop hook", launcher + " is missing or not executable; run litefuse-hook install again");
+            }
+            List<Path> missing = launcherClassPath(launcher).stream().filter(jar -> !Files.exists(jar)).toList();
+            if (!missing.isEmpty()) {
+                return new Check(false, "Stop hook", "the launcher's build is gone (" + missing.get(0)
+                        + "); it falls back to JBang, which is slower: run litefuse-hook install again");
+            }
+            return new Check(true, "Stop hook", launcher.toString());
+        }
+
+        static List<Check> stateChecks(Config config) throws IOException {
+            List<Check> checks = new ArrayList<>();
+            Path log = config.stateDir().resolve("litefuse_hook.log");
+            List<String> lines = Files.exists(log) ? Files.readAllLines(log) : List.of();
+            String lastRun = null;
+            String lastError = null;
+            int lastSendIndex = -1;
+            int lastErrorIndex = -1;
+            for (int i = 0; i < lines.size(); i++) {
+                if (lines.get(i).contains("] Processed ")) {
+                    lastRun = lines.get(i);
+                    if (!lines.get(i).contains("] Processed 0 turns")) lastSendIndex = i;
+                }
+                if (lines.get(i).contains("[ERROR]")) {
+                    lastError = lines.get(i);
+                    lastErrorIndex = i;
+                }
+            }
+            checks.add(new Check(true, "Last run", lastRun == null ? "none yet (send a message in Claude Code)" : lastRun));
+            // An error is settled once a later run got turns through.
+            if (lastError != null) checks.add(new Check(lastErrorIndex < lastSendIndex, "Last error", lastError));
+            Path pending = config.stateDir().resolve("litefuse").resolve("pending");
+            long waiting = 0;
+            if (Files.isDirectory(pending)) {
+                try (java.util.stream.Stream<Path> files = Files.list(pending)) {
+                    waiting = files.filter(path -> path.toString().endsWith(".json")).count();
+                }
+            }
+            checks.add(new Check(waiting == 0, "Waiting", waiting == 0 ? "no turns waiting to be re-sent"
+                    : waiting + " session(s) with turns waiting to be re-sent (the next hook run retries them)"));
+            if (lastRun != null && lastRun.contains("deferred 1")) {
+                checks.add(new Check(true, "Deferred", "the last run held back 1 turn in progress; the next firing re-checks it"));
+            }
+            return checks;
+        }
+
+        static Check sendCanary(Config config, CredentialCheck credentials) {
+            if (!config.canExport()) return new Check(false, "Test trace", "not sent: no keys");
+            TraceRecord canary = canaryTrace(config.userId(), Instant.now());
+            routeLibraryLogging();
+            try (TraceExporter exporter = TraceExporter.forLangfuse(config)) {
+                ExportOutcome outcome = exporter.export(List.of(canary), System.nanoTime() + TimeUnit.SECONDS.toNanos(15));
+                if (outcome.acknowledged() != 1) return new Check(false, "Test trace", "not accepted: " + outcome.failure());
+            }
+            String where = credentials != null && credentials.ok() && !credentials.projectId().isEmpty()
+                    ? config.baseUrl().replaceAll("/+$", "") + "/project/" + credentials.projectId() + "/traces/" + canary.traceId()
+                    : config.tracesEndpoint() + " accepted trace " + canary.traceId();
+            return new Check(true, "Test trace", "sent \"" + canary.name() + "\": " + where);
+        }
     }
 
     // ----------------- Rendering (replay) -----------------

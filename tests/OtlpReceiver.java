@@ -105,7 +105,31 @@ public final class OtlpReceiver implements AutoCloseable {
         script.addAll(List.of(next));
     }
 
+    /** Only these keys pass GET /api/public/projects (null: any Basic credentials do). */
+    private volatile String acceptedAuthorization;
+
+    public void acceptOnly(String publicKey, String secretKey) {
+        acceptedAuthorization = "Basic " + java.util.Base64.getEncoder().encodeToString((publicKey + ":" + secretKey).getBytes(StandardCharsets.UTF_8));
+    }
+
+    /** Langfuse's project endpoint, as doctor calls it with the keys. */
+    private void handleProjects(HttpExchange exchange) throws IOException {
+        String auth = exchange.getRequestHeaders().getFirst("Authorization");
+        boolean ok = auth != null && auth.startsWith("Basic ") && (acceptedAuthorization == null || acceptedAuthorization.equals(auth));
+        byte[] body = (ok ? "{\"data\":[{\"id\":\"proj-123\",\"name\":\"test-project\"}]}" : "{\"message\":\"Invalid credentials\"}")
+                .getBytes(StandardCharsets.UTF_8);
+        exchange.getResponseHeaders().add("Content-Type", "application/json");
+        exchange.sendResponseHeaders(ok ? 200 : 401, body.length);
+        try (OutputStream out = exchange.getResponseBody()) {
+            out.write(body);
+        }
+    }
+
     private void handle(HttpExchange exchange) throws IOException {
+        if (exchange.getRequestMethod().equals("GET") && exchange.getRequestURI().getPath().equals("/api/public/projects")) {
+            handleProjects(exchange);
+            return;
+        }
         byte[] body;
         try (InputStream in = exchange.getRequestBody()) {
             body = in.readAllBytes();

@@ -11,6 +11,7 @@
 //SOURCES BadInputTest.java
 //SOURCES TranscriptChangeTest.java
 //SOURCES SecretsTest.java
+//SOURCES InstallTest.java
 //DEPS org.junit.jupiter:junit-jupiter-engine:5.13.4
 //DEPS org.junit.platform:junit-platform-launcher:1.13.4
 //DEPS io.opentelemetry.proto:opentelemetry-proto:1.11.0-alpha
@@ -34,7 +35,7 @@ import static org.junit.platform.launcher.core.LauncherDiscoveryRequestBuilder.r
 /** Runs the offline suite through the JUnit Platform Launcher; the last line is "N passed, N failed, N skipped". */
 public class TestAll {
     static final List<Class<?>> SUITE = List.of(ReplayTest.class, HookTest.class, WireTest.class, FaultTest.class,
-            ConcurrencyTest.class, BadInputTest.class, TranscriptChangeTest.class, SecretsTest.class);
+            ConcurrencyTest.class, BadInputTest.class, TranscriptChangeTest.class, SecretsTest.class, InstallTest.class);
 
     public static void main(String[] args) {
         LauncherDiscoveryRequest discovery = request()

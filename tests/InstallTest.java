@@ -1,0 +1,288 @@
+import com.fasterxml.jackson.databind.JsonNode;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+import picocli.CommandLine;
+
+import java.io.IOException;
+import java.io.PrintWriter;
+import java.io.StringWriter;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.stream.Stream;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/** install / uninstall / doctor on a temporary HOME, against the loopback receiver (which also answers /api/public/projects). */
+public class InstallTest {
+    static final String OTHER_SETTINGS = """
+            {
+                "model": "opus",
+                "permissions": {"allow": ["Bash(ls:*)"]},
+                "hooks": {
+                    "PreToolUse": [{"matcher": "Bash", "hooks": [{"type": "command", "command": "echo pre"}]}],
+                    "Stop": [{"hooks": [{"type": "command", "command": "notify-send done"}]}]
+                },
+                "env": {"FOO": "bar"}
+            }
+            """;
+
+    OtlpReceiver receiver;
+    Path home;
+    Path project;
+    Map<String, String> env;
+
+    @BeforeEach
+    void start() throws IOException {
+        receiver = new OtlpReceiver();
+        home = TestSupport.tempHome();
+        project = Files.createTempDirectory("litefuse-project-");
+        env = new HashMap<>();
+        env.put("HOME", home.toString());
+        env.put("PATH", "/usr/bin:/bin");
+        env.put("JBANG_LAUNCH_CMD", TestSupport.testsDir().getParent().resolve(".ci/jbang").toString());
+    }
+
+    @AfterEach
+    void stop() {
+        receiver.close();
+    }
+
+    record Result(int exitCode, String out, String err) {
+    }
+
+    Result run(String... args) {
+        StringWriter out = new StringWriter();
+        StringWriter err = new StringWriter();
+        CommandLine cli = new CommandLine(new litefuse_hook(env));
+        cli.setOut(new PrintWriter(out, true));
+        cli.setErr(new PrintWriter(err, true));
+        int code = cli.execute(args);
+        return new Result(code, out.toString(), err.toString());
+    }
+
+    Result install(String... extra) {
+        return installAt(receiver.baseUrl(), extra);
+    }
+
+    Result installAt(String baseUrl, String... extra) {
+        List<String> args = new ArrayList<>(List.of("install", "--public-key", TestSupport.PUBLIC_KEY, "--secret-key",
+                TestSupport.SECRET_KEY, "--base-url", baseUrl, "--dir", project.toString()));
+        args.addAll(List.of(extra));
+        return run(args.toArray(String[]::new));
+    }
+
+    Path userSettings() {
+        return home.resolve(".claude/settings.json");
+    }
+
+    JsonNode read(Path file) throws IOException {
+        return TestSupport.JSON.readTree(file.toFile());
+    }
+
+    long backups(Path file) throws IOException {
+        try (Stream<Path> files = Files.list(file.getParent())) {
+            return files.filter(p -> p.getFileName().toString().startsWith(file.getFileName() + ".bak-")).count();
+        }
+    }
+
+    static void assertOurHook(JsonNode settings) {
+        JsonNode stop = settings.path("hooks").path("Stop");
+        long ours = 0;
+        for (JsonNode group : stop) {
+            for (JsonNode hook : group.path("hooks")) {
+                if (hook.path("command").asText().equals(litefuse_hook.HOOK_COMMAND)) {
+                    ours++;
+                    assertEquals("command", hook.path("type").asText());
+                    assertEquals(30, hook.path("timeout").asInt());
+                }
+            }
+        }
+        assertEquals(1, ours, "exactly one litefuse Stop hook");
+    }
+
+    @Test
+    void installIntoAMissingFile() throws IOException {
+        Result result = install();
+        assertEquals(0, result.exitCode(), result.err());
+        JsonNode settings = read(userSettings());
+        assertOurHook(settings);
+        assertEquals("true", settings.path("env").path("TRACE_TO_LANGFUSE").asText());
+        assertEquals(TestSupport.PUBLIC_KEY, settings.path("env").path("LANGFUSE_PUBLIC_KEY").asText());
+        assertEquals(TestSupport.SECRET_KEY, settings.path("env").path("LANGFUSE_SECRET_KEY").asText());
+        assertEquals(receiver.baseUrl(), settings.path("env").path("LANGFUSE_BASE_URL").asText());
+        assertFalse(result.out().contains(TestSupport.SECRET_KEY) || result.err().contains(TestSupport.SECRET_KEY), "the secret is never echoed");
+        assertTrue(Files.isExecutable(home.resolve(".claude/hooks/litefuse-hook")));
+        assertFalse(Files.readString(litefuse_hook.installManifest(home)).contains(TestSupport.SECRET_KEY));
+    }
+
+    @Test
+    void installIntoAnEmptyFile() throws IOException {
+        Files.createDirectories(userSettings().getParent());
+        for (String empty : List.of("", "{}\n")) {
+            Files.writeString(userSettings(), empty);
+            assertEquals(0, install().exitCode());
+            assertOurHook(read(userSettings()));
+        }
+    }
+
+    @Test
+    void installMergesIntoAFileWithOtherHooksAndTwiceChangesNothing() throws IOException {
+        Files.createDirectories(userSettings().getParent());
+        Files.writeString(userSettings(), OTHER_SETTINGS);
+        assertEquals(0, install().exitCode());
+        JsonNode after = read(userSettings());
+        assertOurHook(after);
+        JsonNode before = TestSupport.JSON.readTree(OTHER_SETTINGS);
+        assertEquals(before.path("model"), after.path("model"));
+        assertEquals(before.path("permissions"), after.path("permissions"));
+        assertEquals(before.path("hooks").path("PreToolUse"), after.path("hooks").path("PreToolUse"));
+        assertEquals(before.path("hooks").path("Stop").get(0), after.path("hooks").path("Stop").get(0));
+        assertEquals("bar", after.path("env").path("FOO").asText());
+        assertEquals(1, backups(userSettings()));
+
+        String text = Files.readString(userSettings());
+        Result again = install();
+        assertEquals(0, again.exitCode());
+        assertTrue(again.out().contains("Unchanged: " + userSettings()), again.out());
+        assertEquals(text, Files.readString(userSettings()), "running install twice changes nothing");
+        assertEquals(1, backups(userSettings()), "and makes no second backup");
+    }
+
+    @Test
+    void invalidSettingsAreLeftUntouched() throws IOException {
+        Files.createDirectories(userSettings().getParent());
+        String broken = "{\"model\": \"opus\", \"hooks\": {";
+        Files.writeString(userSettings(), broken);
+        Result result = install();
+        assertEquals(1, result.exitCode());
+        assertTrue(result.err().contains("is not valid JSON") && result.err().contains("left it untouched"), result.err());
+        assertEquals(broken, Files.readString(userSettings()));
+        assertEquals(0, backups(userSettings()));
+    }
+
+    @Test
+    void uninstallRemovesExactlyWhatInstallAdded() throws IOException {
+        Files.createDirectories(userSettings().getParent());
+        Files.writeString(userSettings(), OTHER_SETTINGS);
+        install("--async");
+        assertTrue(read(userSettings()).path("hooks").path("Stop").get(1).path("hooks").get(0).path("async").asBoolean());
+        Result result = run("uninstall");
+        assertEquals(0, result.exitCode(), result.err());
+        assertEquals(TestSupport.JSON.readTree(OTHER_SETTINGS), read(userSettings()));
+        assertFalse(Files.exists(home.resolve(".claude/hooks/litefuse-hook")));
+
+        Path fresh = TestSupport.tempHome();
+        env.put("HOME", fresh.toString());
+        install();
+        assertTrue(Files.exists(fresh.resolve(".claude/settings.json")));
+        assertEquals(0, run("uninstall").exitCode());
+        assertFalse(Files.exists(fresh.resolve(".claude/settings.json")), "a file install created goes with uninstall");
+    }
+
+    @Test
+    void projectScopesKeepKeysOutOfCommittedFiles() throws IOException {
+        assertEquals(0, install("--project").exitCode());
+        JsonNode local = read(project.resolve(".claude/settings.local.json"));
+        assertOurHook(local);
+        assertEquals(TestSupport.SECRET_KEY, local.path("env").path("LANGFUSE_SECRET_KEY").asText());
+        assertFalse(Files.exists(userSettings()));
+
+        assertEquals(0, install("--hook-scope", "project", "--env-scope", "local").exitCode());
+        JsonNode shared = read(project.resolve(".claude/settings.json"));
+        assertOurHook(shared);
+        assertFalse(shared.has("env"), "no keys in the committed file");
+
+        Result refused = install("--env-scope", "project");
+        assertEquals(2, refused.exitCode());
+        assertTrue(refused.err().contains("it is committed"), refused.err());
+    }
+
+    @Test
+    void doctorWithGoodKeysSaysAllIsWellAndSendsTheCanary() throws IOException {
+        install();
+        Result result = run("doctor", "--send-test", "--dir", project.toString());
+        assertEquals(0, result.exitCode(), result.out());
+        assertTrue(result.out().contains("project \"test-project\" (proj-123)"), result.out());
+        assertTrue(result.out().contains("All is well."), result.out());
+        assertEquals(List.of("litefuse-hook doctor canary"), receiver.acceptedRoots().stream().map(OtlpReceiver.ReceivedSpan::name).toList());
+        String traceId = receiver.acceptedRoots().get(0).traceId();
+        assertTrue(result.out().contains(receiver.baseUrl() + "/project/proj-123/traces/" + traceId), result.out());
+        assertFalse(result.out().contains(TestSupport.SECRET_KEY));
+        System.out.println("DOCTOR good keys\n" + result.out());
+    }
+
+    @Test
+    void doctorWithWrongKeys() throws IOException {
+        install();
+        receiver.acceptOnly("pk-lf-other", "sk-lf-other");
+        Result result = run("doctor", "--dir", project.toString());
+        assertEquals(1, result.exitCode());
+        assertTrue(result.out().contains("FAIL  Langfuse: HTTP 401 from " + receiver.baseUrl() + ": wrong keys"), result.out());
+        System.out.println("DOCTOR wrong keys\n" + result.out());
+    }
+
+    @Test
+    void doctorWithNoServer() throws IOException {
+        installAt("http://127.0.0.1:" + OtlpReceiver.closedPort());
+        Result result = run("doctor", "--dir", project.toString());
+        assertEquals(1, result.exitCode());
+        assertTrue(result.out().contains("FAIL  Langfuse: cannot reach http://127.0.0.1:"), result.out());
+        System.out.println("DOCTOR no server\n" + result.out());
+    }
+
+    @Test
+    void doctorWithoutInstall() {
+        Result result = run("doctor", "--dir", project.toString());
+        assertEquals(1, result.exitCode());
+        assertTrue(result.out().contains("FAIL  Stop hook: not in any settings file; run litefuse-hook install"), result.out());
+        assertTrue(result.out().contains("FAIL  TRACE_TO_LANGFUSE"), result.out());
+    }
+
+    @Test
+    void doctorReportsTurnsWaitingAndTheLastError() throws IOException {
+        install();
+        Path transcript = home.resolve("t.jsonl");
+        Files.copy(TestSupport.transcript("marot__spotter__short.jsonl"), transcript);
+        receiver.respondWith(503);
+        Map<String, String> hookEnv = TestSupport.hookEnv(home, receiver.baseUrl());
+        TestSupport.fireHook(hookEnv, "s", transcript);
+        Result result = run("doctor", "--dir", project.toString());
+        assertEquals(1, result.exitCode());
+        assertTrue(result.out().contains("FAIL  Last error:") && result.out().contains("Export failed: HTTP 503"), result.out());
+        assertTrue(result.out().contains("FAIL  Waiting: 1 session(s) with turns waiting to be re-sent"), result.out());
+    }
+
+    @Test
+    void openTelemetryVariablesRouteThroughACollector() throws IOException {
+        Path transcript = home.resolve("t.jsonl");
+        Files.copy(TestSupport.transcript("marot__spotter__short.jsonl"), transcript);
+        Map<String, String> collectorEnv = new HashMap<>();
+        collectorEnv.put("HOME", home.toString());
+        collectorEnv.put("TRACE_TO_LANGFUSE", "true");
+        collectorEnv.put("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.baseUrl() + "/team-collector");
+        collectorEnv.put("OTEL_EXPORTER_OTLP_HEADERS", "x-team=blue%20team,Authorization=Basic%20dGVhbTpzZWNyZXQ=");
+        TestSupport.fireHook(collectorEnv, "s", transcript);
+        assertEquals(1, receiver.acceptedRoots().size(), TestSupport.log(home));
+        OtlpReceiver.Request request = receiver.requests().get(0);
+        assertEquals("/team-collector/v1/traces", request.path());
+        assertEquals("blue team", request.headers().get("x-team"));
+        assertEquals("Basic dGVhbTpzZWNyZXQ=", request.headers().get("authorization"));
+
+        receiver.clear();
+        collectorEnv.put("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", receiver.baseUrl() + "/exact/path");
+        collectorEnv.put("LANGFUSE_PUBLIC_KEY", TestSupport.PUBLIC_KEY);
+        collectorEnv.put("LANGFUSE_SECRET_KEY", TestSupport.SECRET_KEY);
+        Path second = home.resolve("t2.jsonl");
+        Files.copy(TestSupport.transcript("marot__spotter__tool_heavy.jsonl"), second);
+        TestSupport.fireHook(collectorEnv, "s2", second);
+        assertEquals("/exact/path", receiver.requests().get(0).path());
+        assertEquals("Basic dGVhbTpzZWNyZXQ=", receiver.requests().get(0).headers().get("authorization"), "OTEL headers win");
+    }
+}
