@@ -195,13 +195,17 @@ def run_plain(command, timeout):
 
 # ----------------------------------------------------------------------------- P1 / P2
 
-def hook_command_a(args, base_env):
-    """The command `install --print-hook-command` prints, or the fallback; and its label."""
-    probe_home = fresh_dir("p1-install-probe")
-    env = dict(base_env, HOME=probe_home)
+def hook_command_a(args, base_env, home=None):
+    """The command `install --print-hook-command` prints, or the fallback; its label; why install was not used.
+
+    install runs with HOME=`home` (it may write a launcher there) and in the frozen script's directory, so the
+    launcher watches the frozen copy, not the file being edited."""
+    home = home or fresh_dir("p1-install-probe")
+    env = dict(base_env, HOME=home)
     try:
         proc = subprocess.run([JBANG, args.script, "install", "--print-hook-command"], stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, env=env, timeout=180, stdin=subprocess.DEVNULL)
+                              stderr=subprocess.PIPE, env=env, timeout=180, stdin=subprocess.DEVNULL,
+                              cwd=os.path.dirname(os.path.abspath(args.script)))
         lines = [line.strip() for line in proc.stdout.decode(errors="replace").splitlines() if line.strip()]
         if proc.returncode == 0 and lines:
             if len(lines) > 1:
@@ -215,7 +219,8 @@ def hook_command_a(args, base_env):
 
 
 def p1(args, receiver, base_env, results):
-    command_a, label_a, why = hook_command_a(args, base_env)
+    sessions = {key: HookSession(f"p1{key}", args.small, base_env, receiver.base_url) for key in "abc"}
+    command_a, label_a, why = hook_command_a(args, base_env, sessions["a"].home)
     if why:
         log(f"P1: `install --print-hook-command` unavailable ({why}); using the fallback command")
     log(f"P1: (a) command: {command_a}")
@@ -224,7 +229,6 @@ def p1(args, receiver, base_env, results):
         ("b", "plain `.ci/jbang litefuse_hook.java`", f"{JBANG} {args.script}"),
         ("c", "floor: bare JVM hello-world", f"java -cp {args.classes} Hello"),
     ]
-    sessions = {key: HookSession(f"p1{key}", args.small, base_env, receiver.base_url) for key, _, _ in variants}
     samples = {key: [] for key, _, _ in variants}
     failures = {key: [] for key, _, _ in variants}
     receiver.reset()
@@ -284,6 +288,7 @@ def p2(args, receiver, base_env, results, command_a, label_a):
         if not ok or not offset_ok:
             log(f"P2: priming of {key} did not reach the end of the transcript (offset "
                 f"{priming[key]['state_offset']} of {size}); P2 will include that backlog")
+    time.sleep(3)  # let the receiver settle (GC, JIT) after taking the backlog, so it does not steal CPU
     samples = {"small": [], "big": []}
     failures = {"small": [], "big": []}
     total = args.warmup + args.runs
@@ -342,7 +347,8 @@ def replay_run(args, name, transcript, heap_opts, timeout):
     with open(transcript, "rb") as f:  # page cache: measure parsing, not the disk
         while f.read(1 << 24):
             pass
-    command = ["java", *heap_opts, "-XX:+ExitOnOutOfMemoryError", f"-Xlog:gc:file={gc_log}",
+    command = ["java", *heap_opts, "-XX:+ExitOnOutOfMemoryError", "-XX:+DisplayVMOutputToStderr",
+               f"-Xlog:gc:file={gc_log}",
                "-cp", args.classpath, "litefuse_hook", "replay", "--json", transcript]
     env = dict(os.environ, HOME=os.path.join(folder))
     log(f"P3: {' '.join(heap_opts) or 'default heap'}: replay --json {os.path.basename(transcript)} "
@@ -359,7 +365,7 @@ def replay_run(args, name, transcript, heap_opts, timeout):
     stderr = open(err_path, errors="replace").read()
     size = os.path.getsize(transcript)
     result = {"file": transcript, "bytes": size, "seconds": round(elapsed, 2), "returncode": rc,
-              "oom": "OutOfMemoryError" in stderr, "timed_out": rc is None, "heap_opts": heap_opts,
+              "oom": "OutOfMemoryError" in stderr or rc == 3, "timed_out": rc is None, "heap_opts": heap_opts,
               "mb_per_s": size / 1e6 / elapsed if rc == 0 else None, "gc": parse_gc_log(gc_log),
               "stderr_tail": stderr[-400:]}
     what = (f"{result['mb_per_s']:.1f} MB/s" if rc == 0 else
@@ -388,8 +394,9 @@ def p4(args, receiver, base_env, results):
     probe = subprocess.run(java + ["backfill", "--help"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                            env=env, timeout=60, stdin=subprocess.DEVNULL)
     transcript = args.p4_file
-    if probe.returncode == 0:
-        help_text = probe.stdout.decode(errors="replace")
+    help_text = probe.stdout.decode(errors="replace")
+    # picocli answers `--help` of the top command (exit 0) when there is no backfill: check the usage line.
+    if probe.returncode == 0 and re.search(r"(?m)^Usage: .*\bbackfill\b", help_text):
         # Put the transcript where Claude Code keeps them, in case backfill scans ~/.claude/projects.
         project = os.path.join(home, ".claude", "projects", "-bench-project")
         os.makedirs(project)

@@ -12,6 +12,7 @@
 //SOURCES TranscriptChangeTest.java
 //SOURCES SecretsTest.java
 //SOURCES InstallTest.java
+//SOURCES DocsTest.java
 //DEPS org.junit.jupiter:junit-jupiter-engine:5.13.4
 //DEPS org.junit.platform:junit-platform-launcher:1.13.4
 //DEPS io.opentelemetry.proto:opentelemetry-proto:1.11.0-alpha
@@ -35,7 +36,8 @@ import static org.junit.platform.launcher.core.LauncherDiscoveryRequestBuilder.r
 /** Runs the offline suite through the JUnit Platform Launcher; the last line is "N passed, N failed, N skipped". */
 public class TestAll {
     static final List<Class<?>> SUITE = List.of(ReplayTest.class, HookTest.class, WireTest.class, FaultTest.class,
-            ConcurrencyTest.class, BadInputTest.class, TranscriptChangeTest.class, SecretsTest.class, InstallTest.class);
+            ConcurrencyTest.class, BadInputTest.class, TranscriptChangeTest.class, SecretsTest.class, InstallTest.class,
+            DocsTest.class);
 
     public static void main(String[] args) {
         LauncherDiscoveryRequest discovery = request()
