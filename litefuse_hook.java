@@ -100,7 +100,7 @@ import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 
 @Command(name = "litefuse-hook", mixinStandardHelpOptions = true, version = "litefuse-hook " + litefuse_hook.VERSION,
-        subcommands = {litefuse_hook.Replay.class, litefuse_hook.Install.class, litefuse_hook.Uninstall.class,
+        subcommands = {litefuse_hook.Replay.class, litefuse_hook.Backfill.class, litefuse_hook.Install.class, litefuse_hook.Uninstall.class,
                 litefuse_hook.Doctor.class},
         description = {"Claude Code Stop hook that sends one Langfuse trace per user turn.",
                 "Without a subcommand it runs as the hook: it reads the Stop payload on stdin and always exits 0."})
@@ -895,10 +895,12 @@ public class litefuse_hook implements Callable<Integer> {
 
     /**
      * One user turn: the row that started it, the assistant rows (file order), tool results by tool_use id,
-     * system rows, and the interrupt marker if the user stopped it.
+     * system rows, the interrupt marker if the user stopped it, inline subagent rows (1.0.x), the subagent runs
+     * attached to it, and the time of its last row of any kind.
      */
     record Turn(Row userRow, TurnKind kind, List<Row> assistantRows, Map<String, ToolResult> toolResultsById,
-                List<Row> systemRows, Row interruptRow) {
+                List<Row> systemRows, Row interruptRow, List<Row> sidechainRows, List<AgentRun> agents,
+                Instant lastActivity) {
         boolean interrupted() {
             return interruptRow != null;
         }
@@ -906,28 +908,57 @@ public class litefuse_hook implements Callable<Integer> {
         Row lastAssistant() {
             return assistantRows.isEmpty() ? null : assistantRows.get(assistantRows.size() - 1);
         }
+
+        Turn withAgents(List<AgentRun> attached) {
+            return new Turn(userRow, kind, assistantRows, toolResultsById, systemRows, interruptRow, sidechainRows,
+                    List.copyOf(attached), lastActivity);
+        }
+
+        /** Worth a trace: the model answered, or a subagent (a compaction, a background agent) did work in it. */
+        boolean hasWork() {
+            return !assistantRows.isEmpty() || !agents.isEmpty();
+        }
     }
 
-    /** Groups rows into turns as they stream in; a turn is handed on when the next one starts (or at finish()). */
+    /** A subagent's own conversation, linked to the Task/Agent tool call that ran it (or loose: compaction, background). */
+    record AgentRun(String agentId, String toolUseId, String kind, String agentType, Turn turn) {
+    }
+
+    /**
+     * Groups rows into turns as they stream in; a turn is handed on when the next one starts (or at finish()).
+     * In agent mode it reads a subagent's file: sidechain rows, one turn, prompted by the last user row before
+     * the first answer.
+     */
     static final class TurnAssembler {
         private final Consumer<Turn> sink;
+        private final boolean agentMode;
         private final Set<String> seenUuids = new HashSet<>();
         private Row userRow;
         private TurnKind kind;
         private List<Row> assistantRows = new ArrayList<>();
         private Map<String, ToolResult> toolResults = new LinkedHashMap<>();
         private List<Row> systemRows = new ArrayList<>();
+        private List<Row> sidechainRows = new ArrayList<>();
         private Row interruptRow;
+        private Instant lastActivity;
 
         TurnAssembler(Consumer<Turn> sink) {
+            this(sink, false);
+        }
+
+        TurnAssembler(Consumer<Turn> sink, boolean agentMode) {
             this.sink = sink;
+            this.agentMode = agentMode;
         }
 
         void accept(Row row) {
             String uuid = row.uuid();
             // Claude Code repeats rows on session resume; the uuid is the identity.
             if (!uuid.isEmpty() && !seenUuids.add(uuid)) return;
-            if (row.json().path("isSidechain").asBoolean(false)) return;
+            if (!agentMode && row.json().path("isSidechain").asBoolean(false)) {
+                if (userRow != null) sidechainRows.add(row);
+                return;
+            }
             String role = getRole(row.json());
             if ("user".equals(role)) acceptUser(row);
             else if ("assistant".equals(role)) {
@@ -935,6 +966,8 @@ public class litefuse_hook implements Callable<Integer> {
             } else if (row.type().equals("system")) {
                 if (userRow != null && !"stop_hook_summary".equals(row.json().path("subtype").asText())) systemRows.add(row);
             }
+            Instant time = row.timestamp();
+            if (userRow != null && time != null && (lastActivity == null || time.isAfter(lastActivity))) lastActivity = time;
         }
 
         private void acceptUser(Row row) {
@@ -950,15 +983,25 @@ public class litefuse_hook implements Callable<Integer> {
                     if (userRow != null && interruptRow == null) interruptRow = row;
                 }
                 case PROMPT, COMMAND, TASK_NOTIFICATION -> {
+                    if (agentMode) {
+                        if (assistantRows.isEmpty()) startTurn(row, TurnKind.PROMPT);
+                        return;
+                    }
                     flush();
-                    userRow = row;
-                    kind = userKind == UserRowKind.PROMPT ? TurnKind.PROMPT
-                            : userKind == UserRowKind.COMMAND ? TurnKind.COMMAND : TurnKind.TASK_NOTIFICATION;
+                    startTurn(row, userKind == UserRowKind.PROMPT ? TurnKind.PROMPT
+                            : userKind == UserRowKind.COMMAND ? TurnKind.COMMAND : TurnKind.TASK_NOTIFICATION);
                 }
                 default -> {
-                    // Compact summaries, meta rows and local-command output are context, not turns.
+                    if (agentMode && userRow == null) startTurn(row, TurnKind.PROMPT);
+                    // Otherwise compact summaries, meta rows and local-command output are context, not turns.
                 }
             }
+        }
+
+        private void startTurn(Row row, TurnKind turnKind) {
+            userRow = row;
+            kind = turnKind;
+            lastActivity = row.timestamp();
         }
 
         void finish() {
@@ -968,13 +1011,16 @@ public class litefuse_hook implements Callable<Integer> {
         private void flush() {
             if (userRow != null) {
                 sink.accept(new Turn(userRow, kind, List.copyOf(assistantRows), Map.copyOf(toolResults),
-                        trimTrailingSystemRows(systemRows, assistantRows, interruptRow), interruptRow));
+                        trimTrailingSystemRows(systemRows, assistantRows, interruptRow), interruptRow,
+                        List.copyOf(sidechainRows), List.of(), lastActivity));
             }
             userRow = null;
             assistantRows = new ArrayList<>();
             toolResults = new LinkedHashMap<>();
             systemRows = new ArrayList<>();
+            sidechainRows = new ArrayList<>();
             interruptRow = null;
+            lastActivity = null;
         }
     }
 
@@ -997,6 +1043,160 @@ public class litefuse_hook implements Callable<Integer> {
         return turns;
     }
 
+    /** A subagent's rows as one turn (the agent's prompt, its generations and tool calls); null without a prompt. */
+    static Turn buildAgentTurn(Iterable<Row> rows) {
+        List<Turn> turns = new ArrayList<>();
+        TurnAssembler assembler = new TurnAssembler(turns::add, true);
+        rows.forEach(assembler::accept);
+        assembler.finish();
+        return turns.isEmpty() ? null : turns.get(0);
+    }
+
+    static final Set<String> AGENT_TOOLS = Set.of("Task", "Agent");
+    static final Pattern AGENT_ID_IN_TEXT = Pattern.compile("agentId: ?([A-Za-z0-9_-]+)");
+    static final Pattern TASK_ID = Pattern.compile("<task-id>\\s*([A-Za-z0-9_-]+)\\s*</task-id>");
+
+    /** The agent a Task/Agent tool result names (toolUseResult.agentId, or "agentId: ..." in its text). */
+    static String agentIdOf(ToolResult result) {
+        String id = result.row().json().path("toolUseResult").path("agentId").asText("");
+        if (!id.isEmpty()) return id;
+        Matcher matcher = AGENT_ID_IN_TEXT.matcher(toolResultText(result.block().get("content")));
+        return matcher.find() ? matcher.group(1) : null;
+    }
+
+    /** A background launch returns at once; its agent's work is attached when its task notification lands. */
+    static boolean isBackgroundLaunch(ToolResult result) {
+        JsonNode toolUseResult = result.row().json().path("toolUseResult");
+        String status = toolUseResult.path("status").asText("completed");
+        return toolUseResult.path("isAsync").asBoolean(false) || status.equals("async_launched") || status.equals("running");
+    }
+
+    /**
+     * Links the turn's subagents: Task/Agent calls to their agent files (2.0.x `agent-<id>.jsonl` beside the
+     * transcript, 2.1.x `<session>/subagents/agent-<id>.jsonl`) or to inline sidechain rows (1.0.x); a background
+     * agent to the task notification that reports it; compaction helpers to the turn they ran in.
+     */
+    static Turn attachAgents(Turn turn, AgentFiles files) {
+        List<AgentRun> agents = new ArrayList<>();
+        Set<String> attachedCalls = new HashSet<>();
+        List<ToolCall> agentCalls = toolCallsFromAssistants(turn.assistantRows()).stream()
+                .filter(call -> AGENT_TOOLS.contains(call.name())).toList();
+        for (ToolCall call : agentCalls) {
+            ToolResult result = turn.toolResultsById().get(call.id());
+            if (result == null || isBackgroundLaunch(result)) continue;
+            String agentId = agentIdOf(result);
+            Turn agentTurn = agentId == null ? null : files.agent(agentId);
+            if (agentTurn != null) {
+                agents.add(new AgentRun(agentId, call.id(), "task", agentTypeOf(call, result), agentTurn));
+                attachedCalls.add(call.id());
+            }
+        }
+        List<List<Row>> chains = sidechainChains(turn.sidechainRows());
+        for (int i = 0; i < chains.size(); i++) {
+            Turn agentTurn = buildAgentTurn(chains.get(i));
+            if (agentTurn == null) continue;
+            String prompt = extractText(getContent(agentTurn.userRow().json())).strip();
+            ToolCall match = agentCalls.stream().filter(call -> !attachedCalls.contains(call.id()))
+                    .filter(call -> call.toolUse().path("input").path("prompt").asText("").strip().equals(prompt))
+                    .findFirst().orElse(agentCalls.stream().filter(call -> !attachedCalls.contains(call.id())).findFirst().orElse(null));
+            if (match == null) continue;
+            attachedCalls.add(match.id());
+            agents.add(new AgentRun("sidechain-" + (i + 1), match.id(), "task",
+                    agentTypeOf(match, turn.toolResultsById().get(match.id())), agentTurn));
+        }
+        if (turn.kind() == TurnKind.TASK_NOTIFICATION) {
+            Matcher taskId = TASK_ID.matcher(extractText(getContent(turn.userRow().json())));
+            Turn agentTurn = taskId.find() ? files.agent(taskId.group(1)) : null;
+            if (agentTurn != null) agents.add(new AgentRun(taskId.group(1), null, "background", null, agentTurn));
+        }
+        Instant start = firstTimestamp(turn);
+        Instant end = turn.lastActivity() == null ? start : turn.lastActivity().plusSeconds(5);
+        for (Map.Entry<String, Turn> helper : files.compactionAgents().entrySet()) {
+            Instant finished = helper.getValue().lastActivity();
+            if (finished != null && !finished.isBefore(start) && !finished.isAfter(end)) {
+                agents.add(new AgentRun(helper.getKey(), null, "compaction", null, helper.getValue()));
+            }
+        }
+        return agents.isEmpty() ? turn : turn.withAgents(agents);
+    }
+
+    static String agentTypeOf(ToolCall call, ToolResult result) {
+        return firstNonBlank(call.toolUse().path("input").path("subagent_type").asText(""),
+                result == null ? null : result.row().json().path("toolUseResult").path("agentType").asText(""));
+    }
+
+    /** 1.0.x inline subagent rows split into conversations: a row whose parent is in no chain starts a new one. */
+    static List<List<Row>> sidechainChains(List<Row> rows) {
+        List<List<Row>> chains = new ArrayList<>();
+        Map<String, List<Row>> chainOfUuid = new HashMap<>();
+        for (Row row : rows) {
+            List<Row> chain = chainOfUuid.get(row.json().path("parentUuid").asText(""));
+            if (chain == null) {
+                chain = new ArrayList<>();
+                chains.add(chain);
+            }
+            chain.add(row);
+            if (!row.uuid().isEmpty()) chainOfUuid.put(row.uuid(), chain);
+        }
+        return chains;
+    }
+
+    /** Where a transcript's subagent files live, read lazily and once. */
+    static final class AgentFiles {
+        static final AgentFiles NONE = new AgentFiles(null);
+        private final Path transcript;
+        private final Map<String, Turn> agents = new HashMap<>();
+        private Map<String, Turn> compaction;
+
+        AgentFiles(Path transcript) {
+            this.transcript = transcript;
+        }
+
+        private Path subagentsDir() {
+            String stem = transcript.getFileName().toString().replaceFirst("\\.jsonl$", "");
+            return transcript.resolveSibling(stem).resolve("subagents");
+        }
+
+        /** The agent's turn from `<session>/subagents/agent-<id>.jsonl` or `agent-<id>.jsonl` beside the transcript. */
+        Turn agent(String agentId) {
+            if (transcript == null || !agentId.matches("[A-Za-z0-9_-]+")) return null;
+            return agents.computeIfAbsent(agentId, id -> {
+                for (Path candidate : List.of(subagentsDir().resolve("agent-" + id + ".jsonl"),
+                        transcript.resolveSibling("agent-" + id + ".jsonl"))) {
+                    if (Files.isRegularFile(candidate)) return readAgentFile(candidate);
+                }
+                return null;
+            });
+        }
+
+        /** Compaction helpers (`agent-acompact-*.jsonl`) by agent id. */
+        Map<String, Turn> compactionAgents() {
+            if (compaction != null) return compaction;
+            compaction = new LinkedHashMap<>();
+            if (transcript == null || !Files.isDirectory(subagentsDir())) return compaction;
+            try (java.util.stream.Stream<Path> files = Files.list(subagentsDir())) {
+                for (Path file : files.filter(f -> f.getFileName().toString().startsWith("agent-acompact-")).sorted().toList()) {
+                    Turn turn = readAgentFile(file);
+                    if (turn != null) compaction.put(file.getFileName().toString().replaceFirst("^agent-(.*)\\.jsonl$", "$1"), turn);
+                }
+            } catch (IOException e) {
+                warn("Could not list " + subagentsDir() + ": " + e);
+            }
+            return compaction;
+        }
+
+        static Turn readAgentFile(Path file) {
+            List<Row> rows = new ArrayList<>();
+            try (InputStream in = Files.newInputStream(file)) {
+                streamJsonl(in, 0, true, rows::add);
+            } catch (IOException e) {
+                warn("Could not read subagent file " + file + ": " + e);
+                return null;
+            }
+            return buildAgentTurn(rows);
+        }
+    }
+
     /**
      * A turn is over when the user interrupted it, or its last assistant row ended the message (stop_reason
      * end_turn, or, for versions that leave stop_reason null, a text block).
@@ -1017,11 +1217,13 @@ public class litefuse_hook implements Callable<Integer> {
     }
 
     /**
-     * Decides, from the rows read this run, which turns to send: every turn not sent before that has assistant
-     * rows; the last turn only when complete (else the offset rewinds to its first row and it waits).
+     * Decides, from the rows read this run, which turns to send: every turn not sent before that has work in it;
+     * the last turn only when complete (else the offset rewinds to its first row and it waits), unless `forceLast`
+     * (the transcript has gone quiet: the turn is as complete as it will ever be).
      */
-    static EmissionPlan planEmission(List<Row> rows, long readEndOffset, SessionState state) {
-        List<Turn> turns = buildTurns(rows);
+    static EmissionPlan planEmission(List<Row> rows, long readEndOffset, SessionState state, AgentFiles agentFiles,
+                                     boolean forceLast) {
+        List<Turn> turns = buildTurns(rows).stream().map(turn -> attachAgents(turn, agentFiles)).toList();
         Set<String> emitted = new HashSet<>(state.emittedUserUuids());
         List<Turn> send = new ArrayList<>();
         List<Integer> numbers = new ArrayList<>();
@@ -1032,12 +1234,12 @@ public class litefuse_hook implements Callable<Integer> {
             Turn turn = turns.get(i);
             if (emitted.contains(turn.userRow().uuid())) continue;
             boolean last = i == turns.size() - 1;
-            if (last && !isTurnComplete(turn)) {
+            if (last && !forceLast && !isTurnComplete(turn)) {
                 deferred = true;
                 nextOffset = turn.userRow().offset();
                 break;
             }
-            if (turn.assistantRows().isEmpty()) continue;
+            if (!turn.hasWork()) continue;
             send.add(turn);
             numbers.add(state.turnCount() + send.size());
             offsets.add(turn.userRow().offset());
@@ -1120,39 +1322,10 @@ public class litefuse_hook implements Callable<Integer> {
         children.add(new Observation(spanIdFor(traceId, "user"), rootId, "user message", "event", turnStart, turnStart,
                 userText.text(), null, null, null, null, null, wrap(userMeta)));
 
-        Map<String, Row> lastRowOfMessage = lastRowPerMessage(turn.assistantRows());
-        Map<String, Long> maxOutputTokens = maxOutputTokensPerMessage(turn.assistantRows());
-        Map<String, List<ToolCall>> callsByRow = new HashMap<>();
-        for (ToolCall call : toolCallsFromAssistants(turn.assistantRows())) {
-            callsByRow.computeIfAbsent(call.decisionRow().uuid() + "@" + call.decisionRow().offset(), k -> new ArrayList<>()).add(call);
-        }
-        Row finalRow = isTurnComplete(turn) ? turn.lastAssistant() : null;
         Set<String> models = new LinkedHashSet<>();
-        String finalText = "";
-        for (int i = 0; i < turn.assistantRows().size(); i++) {
-            Row row = turn.assistantRows().get(i);
-            int step = i + 1;
-            String messageId = getMessageId(row.json());
-            boolean lastInMessage = messageId == null || lastRowOfMessage.get(messageId) == row;
-            Observation generation = buildGeneration(traceId, rootId, row, step, row == finalRow, lastInMessage,
-                    messageId == null ? null : maxOutputTokens.get(messageId), timeline, ctx.maxChars(), masker);
-            children.add(generation);
-            if (generation.model() != null) models.add(generation.model());
-            String text = extractText(getContent(row.json()));
-            if (!text.isEmpty()) finalText = text;
-            for (ToolCall call : callsByRow.getOrDefault(row.uuid() + "@" + row.offset(), List.of())) {
-                children.add(buildToolObservation(traceId, rootId, call, turn.toolResultsById().get(call.id()),
-                        timeline, ctx.maxChars(), masker));
-            }
-        }
-        for (Row systemRow : turn.systemRows()) {
-            children.add(buildSystemEvent(traceId, rootId, systemRow, timeline, masker));
-        }
-        if (turn.interrupted()) {
-            Instant at = timeline.at(turn.interruptRow());
-            children.add(new Observation(spanIdFor(traceId, "interrupt:" + rowKey(turn.interruptRow())), rootId,
-                    "Interrupted by user", "event", at, at, null, null, null, null, "WARNING", "interrupted by user",
-                    wrap(pick(turn.interruptRow().json(), "uuid", "parentUuid"))));
+        String finalText = addSteps(traceId, rootId, turn, timeline, ctx, children, models);
+        for (AgentRun agent : turn.agents()) {
+            if (agent.toolUseId() == null) addAgent(traceId, rootId, agent, ctx, children, models);
         }
         // The user message opens the turn; everything after it in time order (a stable sort keeps file order on ties).
         children.subList(1, children.size()).sort((a, b) -> a.start().compareTo(b.start()));
@@ -1183,6 +1356,96 @@ public class litefuse_hook implements Callable<Integer> {
         observations.addAll(children);
         return new TraceRecord(traceId, name, sessionId, ctx.userId(), release, List.of("claude-code"), userText.text(),
                 output.text(), wrap(traceMeta), List.copyOf(observations));
+    }
+
+    /**
+     * The observations of a turn's (or an agent's) work under `parentId`: one generation per assistant row, one tool
+     * observation per tool call (with the subagent it ran nested inside), one event per system row and for an
+     * interrupt. Returns the last text the model wrote.
+     */
+    static String addSteps(String traceId, String parentId, Turn turn, Timeline timeline, TraceContext ctx,
+                           List<Observation> out, Set<String> models) {
+        Masker masker = ctx.masker();
+        Map<String, Row> lastRowOfMessage = lastRowPerMessage(turn.assistantRows());
+        Map<String, Long> maxOutputTokens = maxOutputTokensPerMessage(turn.assistantRows());
+        Map<String, List<ToolCall>> callsByRow = new HashMap<>();
+        for (ToolCall call : toolCallsFromAssistants(turn.assistantRows())) {
+            callsByRow.computeIfAbsent(rowKey(call.decisionRow()), k -> new ArrayList<>()).add(call);
+        }
+        Map<String, AgentRun> agentByCall = new HashMap<>();
+        turn.agents().stream().filter(agent -> agent.toolUseId() != null).forEach(agent -> agentByCall.put(agent.toolUseId(), agent));
+        Row finalRow = isTurnComplete(turn) ? turn.lastAssistant() : null;
+        String finalText = "";
+        for (int i = 0; i < turn.assistantRows().size(); i++) {
+            Row row = turn.assistantRows().get(i);
+            String messageId = getMessageId(row.json());
+            boolean lastInMessage = messageId == null || lastRowOfMessage.get(messageId) == row;
+            Observation generation = buildGeneration(traceId, parentId, row, i + 1, row == finalRow, lastInMessage,
+                    messageId == null ? null : maxOutputTokens.get(messageId), timeline, ctx.maxChars(), masker);
+            out.add(generation);
+            if (generation.model() != null) models.add(generation.model());
+            String text = extractText(getContent(row.json()));
+            if (!text.isEmpty()) finalText = text;
+            for (ToolCall call : callsByRow.getOrDefault(rowKey(row), List.of())) {
+                Observation tool = buildToolObservation(traceId, parentId, call, turn.toolResultsById().get(call.id()),
+                        timeline, ctx.maxChars(), masker);
+                out.add(tool);
+                AgentRun agent = agentByCall.get(call.id());
+                if (agent != null) addAgent(traceId, tool.id(), agent, ctx, out, models);
+            }
+        }
+        for (Row systemRow : turn.systemRows()) {
+            out.add(buildSystemEvent(traceId, parentId, systemRow, timeline, masker));
+        }
+        if (turn.interrupted()) {
+            Instant at = timeline.at(turn.interruptRow());
+            out.add(new Observation(spanIdFor(traceId, "interrupt:" + rowKey(turn.interruptRow())), parentId,
+                    "Interrupted by user", "event", at, at, null, null, null, null, "WARNING", "interrupted by user",
+                    wrap(pick(turn.interruptRow().json(), "uuid", "parentUuid"))));
+        }
+        return finalText;
+    }
+
+    /**
+     * A subagent as an `agent` observation holding its own generations (with their model and usage) and tool
+     * calls; its usage is counted there only, so turn totals stay exact.
+     */
+    static void addAgent(String traceId, String parentId, AgentRun agent, TraceContext ctx, List<Observation> out,
+                         Set<String> models) {
+        Turn turn = agent.turn();
+        Instant start = firstTimestamp(turn);
+        Timeline timeline = Timeline.of(turn, start);
+        String agentSpanId = spanIdFor(traceId, "agent:" + agent.agentId() + ":" + rowKey(turn.userRow()));
+        List<Observation> steps = new ArrayList<>();
+        String finalText = addSteps(traceId, agentSpanId, turn, timeline, ctx, steps, models);
+        Instant end = start;
+        for (Observation step : steps) {
+            if (step.end().isAfter(end)) end = step.end();
+        }
+        JsonNode firstRow = turn.userRow().json();
+        String agentType = agent.agentType();
+        String label = switch (agent.kind()) {
+            case "compaction" -> "Compaction agent";
+            case "background" -> "Background agent";
+            default -> agentType == null ? "Agent" : "Agent: " + agentType;
+        };
+        ObjectNode meta = NODES.objectNode();
+        meta.put("agentId", agent.agentId());
+        meta.put("agent_kind", agent.kind());
+        if (agentType != null) meta.put("agentType", agentType);
+        meta.setAll(pick(firstRow, "uuid", "sessionId", "version"));
+        Set<String> agentModels = new LinkedHashSet<>();
+        turn.assistantRows().forEach(row -> {
+            String model = getModel(row.json());
+            if (model != null) agentModels.add(model);
+        });
+        ArrayNode modelsNode = meta.putArray("models_used");
+        agentModels.forEach(modelsNode::add);
+        Masker masker = ctx.masker();
+        out.add(new Observation(agentSpanId, parentId, label + " (" + agent.agentId() + ")", "agent", start, end,
+                truncateText(masker.text(extractText(getContent(firstRow))), ctx.maxChars()).text(),
+                truncateText(masker.text(finalText), ctx.maxChars()).text(), null, null, null, null, wrap(meta)));
+        out.addAll(steps);
     }
 
     static UserRowKind kindOf(TurnKind kind) {
@@ -2019,7 +2282,7 @@ public class litefuse_hook implements Callable<Integer> {
             return;
         }
         long deadline = started + TimeUnit.MILLISECONDS.toNanos(config.exportBudgetMillis());
-        SessionOutcome outcome = processWithLock(config, target, started, deadline, true);
+        SessionOutcome outcome = processWithLock(config, target, started, deadline, true, false);
         if (outcome != null && outcome.failure() == null) sendPendingSessions(config, target, started, deadline);
     }
 
@@ -2036,7 +2299,8 @@ public class litefuse_hook implements Callable<Integer> {
     }
 
     /** Processes one session under its lock; null when the lock could not be had (the session is marked pending). */
-    static SessionOutcome processWithLock(Config config, HookTarget target, long started, long deadline, boolean wait) {
+    static SessionOutcome processWithLock(Config config, HookTarget target, long started, long deadline, boolean wait,
+                                          boolean forceLast) {
         String key = stateKey(target.sessionId(), target.transcriptPath().toString());
         long waitMillis = wait ? Math.max(0, TimeUnit.NANOSECONDS.toMillis(deadline - System.nanoTime())) : 0;
         try (FileLock lock = FileLock.acquire(sessionsDir(config).resolve(key + ".lock"), waitMillis)) {
@@ -2048,17 +2312,20 @@ public class litefuse_hook implements Callable<Integer> {
                 }
                 return null;
             }
-            return processSession(config, target, key, started, deadline);
+            return processSession(config, target, key, started, deadline, forceLast);
         } catch (IOException | RuntimeException e) {
             error("Session " + target.sessionId() + " failed: " + e);
             return null;
         }
     }
 
-    static SessionOutcome processSession(Config config, HookTarget target, String key, long started, long deadline)
-            throws IOException {
+    /** What one run would send for a session: the state it starts from, the plan, and the traces. */
+    record SessionWork(SessionState state, EmissionPlan plan, List<TraceRecord> traces) {
+    }
+
+    /** Reads the session's new rows and builds the traces to send, without sending or saving anything. */
+    static SessionWork prepareSession(Config config, HookTarget target, Path stateFile, boolean forceLast) throws IOException {
         Path transcript = target.transcriptPath();
-        Path stateFile = sessionsDir(config).resolve(key + ".json");
         SessionState state = loadSessionState(loadState(stateFile));
         String change = transcriptChange(transcript, state);
         if (change != null) {
@@ -2071,7 +2338,7 @@ public class litefuse_hook implements Callable<Integer> {
         if (!read.rows().isEmpty() && read.rows().stream().noneMatch(row -> isClaudeCodeRow(row.json()))) {
             warn("Transcript " + transcript + " does not look like a Claude Code transcript (no Claude Code rows); nothing to send");
         }
-        EmissionPlan plan = planEmission(read.rows(), read.endOffset(), state);
+        EmissionPlan plan = planEmission(read.rows(), read.endOffset(), state, new AgentFiles(transcript), forceLast);
         debug("Turns to send: " + plan.turns().size() + (plan.deferred() ? ", last turn in progress" : ""));
         TraceContext ctx = new TraceContext(target.sessionId(), config.userId(), transcript.toString(), config.maxChars(),
                 config.masker());
@@ -2079,6 +2346,28 @@ public class litefuse_hook implements Callable<Integer> {
         for (int i = 0; i < plan.turns().size(); i++) {
             traces.add(buildTrace(plan.turns().get(i), plan.turnNumbers().get(i), ctx));
         }
+        return new SessionWork(state, plan, traces);
+    }
+
+    static final long STOP_RACE_WAIT_MS = 1_500;
+    static final Duration QUIET_TRANSCRIPT = Duration.ofMinutes(10);
+
+    static SessionOutcome processSession(Config config, HookTarget target, String key, long started, long deadline,
+                                         boolean forceLast) throws IOException {
+        Path transcript = target.transcriptPath();
+        Path stateFile = sessionsDir(config).resolve(key + ".json");
+        SessionWork work = prepareSession(config, target, stateFile, forceLast);
+        // The Stop race: Claude Code says the turn is over (last_assistant_message) but its final row is not on
+        // disk yet. Wait for it a little, within the budget; a later run sends it otherwise (the session stays pending).
+        long waitUntil = Math.min(started + TimeUnit.MILLISECONDS.toNanos(STOP_RACE_WAIT_MS),
+                deadline - TimeUnit.MILLISECONDS.toNanos(500));
+        while (work.plan().deferred() && target.lastAssistantMessage() != null && System.nanoTime() < waitUntil) {
+            DeadlineHttpSender.sleepQuietly(100);
+            work = prepareSession(config, target, stateFile, forceLast);
+        }
+        EmissionPlan plan = work.plan();
+        SessionState state = work.state();
+        List<TraceRecord> traces = work.traces();
         traces.forEach(trace -> debug("Sending " + trace.name() + " trace=" + trace.traceId() + " ("
                 + trace.observations().size() + " observations)"));
         ExportOutcome outcome = new ExportOutcome(0, null, false);
@@ -2096,7 +2385,8 @@ public class litefuse_hook implements Callable<Integer> {
         SessionState next = new SessionState(nextOffset, state.turnCount() + acknowledged, emitted,
                 transcriptIdentity(transcript, nextOffset));
         saveState(stateFile, writeSessionState(next, target.sessionId(), transcript));
-        markPending(config, key, target, unsent > 0);
+        // Unsent turns, and a turn still in progress, keep the session pending: any later run picks it up.
+        markPending(config, key, target, unsent > 0 || plan.deferred());
         if (unsent > 0) {
             error("Export failed: " + outcome.failure() + "; " + unsent + " turn(s) kept and sent again on a later run (session="
                     + target.sessionId() + ")");
@@ -2106,6 +2396,15 @@ public class litefuse_hook implements Callable<Integer> {
         info(String.format(Locale.ROOT, "Processed %d turns%s in %.2fs (session=%s)", acknowledged, deferred, seconds,
                 target.sessionId()));
         return new SessionOutcome(acknowledged, unsent, plan.deferred(), unsent > 0 ? outcome.failure() : null);
+    }
+
+    /** A transcript nobody has written to for a while: its last turn is as complete as it will ever be. */
+    static boolean isQuiet(Path transcript) {
+        try {
+            return Files.getLastModifiedTime(transcript).toInstant().isBefore(Instant.now().minus(QUIET_TRANSCRIPT));
+        } catch (IOException e) {
+            return false;
+        }
     }
 
     static final Set<String> CLAUDE_CODE_ROW_TYPES = Set.of("user", "assistant", "system", "summary", "progress",
@@ -2169,7 +2468,7 @@ public class litefuse_hook implements Callable<Integer> {
                         + " days; they are still sent if that session fires again");
                 deleteQuietly(marker);
             } else {
-                SessionOutcome outcome = processWithLock(config, target, started, deadline, false);
+                SessionOutcome outcome = processWithLock(config, target, started, deadline, false, isQuiet(target.transcriptPath()));
                 if (outcome != null && outcome.failure() != null) return;
             }
         }
@@ -2250,14 +2549,162 @@ public class litefuse_hook implements Callable<Integer> {
     /** Every turn of a whole transcript as traces, numbered as the hook numbers them, streaming the file. */
     static List<TraceRecord> replayFile(Path file, TraceContext ctx) throws IOException {
         List<TraceRecord> traces = new ArrayList<>();
+        AgentFiles agentFiles = new AgentFiles(file);
         TurnAssembler assembler = new TurnAssembler(turn -> {
-            if (!turn.assistantRows().isEmpty()) traces.add(buildTrace(turn, traces.size() + 1, ctx));
+            Turn withAgents = attachAgents(turn, agentFiles);
+            if (withAgents.hasWork()) traces.add(buildTrace(withAgents, traces.size() + 1, ctx));
         });
         try (InputStream in = Files.newInputStream(file)) {
             streamJsonl(in, 0, true, assembler::accept);
         }
         assembler.finish();
         return traces;
+    }
+
+    @Command(name = "backfill", mixinStandardHelpOptions = true,
+            description = {"Send the history under ~/.claude/projects: every turn the hook has not sent yet, with the hook's ids.",
+                    "Resumable: it keeps the hook's state, so a second run (or the hook) skips what was sent."})
+    static final class Backfill implements Callable<Integer> {
+        @Option(names = "--projects-dir", paramLabel = "DIR", description = "Default: ~/.claude/projects.")
+        Path projectsDir;
+
+        @Option(names = "--project", paramLabel = "TEXT", description = "Only project folders whose name contains TEXT.")
+        String project;
+
+        @Option(names = "--session", paramLabel = "ID", description = "Only sessions whose id starts with ID.")
+        String session;
+
+        @Option(names = "--since", paramLabel = "DATE", description = "Only sessions active since DATE (2026-01-31 or an ISO instant).")
+        String since;
+
+        @Option(names = "--dry-run", description = "Print what would be sent (sessions, turns, tokens) and send nothing.")
+        boolean dryRun;
+
+        @ParentCommand
+        litefuse_hook parent;
+
+        @Spec
+        CommandSpec spec;
+
+        @Override
+        public Integer call() throws IOException {
+            java.io.PrintWriter out = spec.commandLine().getOut();
+            java.io.PrintWriter err = spec.commandLine().getErr();
+            Config config = loadConfig(parent.environment);
+            if (!dryRun && !config.canExport()) {
+                err.println("backfill needs LANGFUSE_PUBLIC_KEY and LANGFUSE_SECRET_KEY (or --dry-run)");
+                return 2;
+            }
+            Instant sinceInstant;
+            try {
+                sinceInstant = since == null ? null : since.length() == 10
+                        ? java.time.LocalDate.parse(since).atStartOfDay(java.time.ZoneOffset.UTC).toInstant() : Instant.parse(since);
+            } catch (DateTimeParseException e) {
+                err.println("--since takes a date (2026-01-31) or an instant (2026-01-31T12:00:00Z)");
+                return 2;
+            }
+            Path root = projectsDir != null ? projectsDir : config.home().resolve(".claude").resolve("projects");
+            List<Path> transcripts = backfillTranscripts(root, project, session, sinceInstant);
+            logFile = config.stateDir().resolve("litefuse_hook.log");
+            routeLibraryLogging();
+            Progress progress = new Progress(err, transcripts.size());
+            long turns = 0;
+            long skipped = 0;
+            long failed = 0;
+            Map<String, Long> tokens = new LinkedHashMap<>();
+            for (Path transcript : transcripts) {
+                HookTarget target = new HookTarget(transcript.getFileName().toString().replaceFirst("\\.jsonl$", ""), transcript, null);
+                String key = stateKey(target.sessionId(), transcript.toString());
+                if (dryRun) {
+                    SessionWork work = prepareSession(config, target, sessionsDir(config).resolve(key + ".json"), isQuiet(transcript));
+                    turns += work.traces().size();
+                    skipped += work.state().emittedUserUuids().size();
+                    work.traces().forEach(trace -> trace.observations().stream().filter(o -> o.usage() != null)
+                            .forEach(o -> o.usage().forEach((k, v) -> tokens.merge(k, v, Long::sum))));
+                    if (!work.traces().isEmpty()) {
+                        out.println("would send " + work.traces().size() + " turn(s) of session " + target.sessionId() + " (" + transcript + ")");
+                    }
+                } else {
+                    long started = System.nanoTime();
+                    SessionOutcome outcome = processWithLock(config, target, started,
+                            started + TimeUnit.MINUTES.toNanos(10), true, isQuiet(transcript));
+                    if (outcome == null || outcome.failure() != null) {
+                        failed++;
+                        err.println();
+                        err.println("session " + target.sessionId() + ": " + (outcome == null ? "see the log" : outcome.failure()));
+                    } else {
+                        turns += outcome.sent();
+                    }
+                }
+                progress.step(turns);
+            }
+            progress.done();
+            if (dryRun) {
+                out.println("Dry run: " + transcripts.size() + " session(s), " + turns + " turn(s) to send, " + skipped
+                        + " already sent; tokens " + (tokens.isEmpty() ? "none" : formatUsage(tokens)));
+                return 0;
+            }
+            out.println("Sent " + turns + " turn(s) from " + transcripts.size() + " session(s) to " + config.tracesEndpoint()
+                    + (failed == 0 ? "" : "; " + failed + " session(s) failed, run backfill again to resume"));
+            return failed == 0 ? 0 : 1;
+        }
+    }
+
+    /** Main-session transcripts under the projects folder (subagent files are read through their parents), oldest first. */
+    static List<Path> backfillTranscripts(Path root, String project, String session, Instant since) throws IOException {
+        if (!Files.isDirectory(root)) return List.of();
+        List<Path> found = new ArrayList<>();
+        try (java.util.stream.Stream<Path> projects = Files.list(root)) {
+            for (Path projectDir : projects.filter(Files::isDirectory).sorted().toList()) {
+                if (project != null && !projectDir.getFileName().toString().contains(project)) continue;
+                try (java.util.stream.Stream<Path> files = Files.list(projectDir)) {
+                    files.filter(file -> file.getFileName().toString().endsWith(".jsonl"))
+                            .filter(file -> !file.getFileName().toString().startsWith("agent-"))
+                            .filter(file -> session == null || file.getFileName().toString().startsWith(session))
+                            .filter(file -> since == null || !lastModified(file).isBefore(since))
+                            .forEach(found::add);
+                }
+            }
+        }
+        found.sort(java.util.Comparator.comparing(litefuse_hook::lastModified));
+        return found;
+    }
+
+    static Instant lastModified(Path file) {
+        try {
+            return Files.getLastModifiedTime(file).toInstant();
+        } catch (IOException e) {
+            return Instant.EPOCH;
+        }
+    }
+
+    /** A progress bar on stderr: redrawn in place on a terminal, one line per step otherwise. */
+    static final class Progress {
+        private final java.io.PrintWriter err;
+        private final int total;
+        private final boolean terminal = System.console() != null;
+        private int done;
+
+        Progress(java.io.PrintWriter err, int total) {
+            this.err = err;
+            this.total = total;
+        }
+
+        void step(long turns) {
+            done++;
+            int width = 30;
+            int filled = total == 0 ? width : (int) ((long) done * width / total);
+            String bar = "[" + "#".repeat(filled) + "-".repeat(width - filled) + "] " + done + "/" + total + " sessions, "
+                    + turns + " turns";
+            if (terminal) err.print("\r" + bar);
+            else err.println(bar);
+            err.flush();
+        }
+
+        void done() {
+            if (terminal) err.println();
+            err.flush();
+        }
     }
 
     // ----------------- Install, uninstall, doctor -----------------
@@ -2967,18 +3414,27 @@ public class litefuse_hook implements Callable<Integer> {
         if (!totals.isEmpty()) out.append("  tokens ").append(formatUsage(totals));
         if (root.level() != null) out.append("  [").append(root.level()).append(": ").append(root.statusMessage()).append("]");
         out.append('\n');
-        List<Observation> children = trace.observations().subList(1, trace.observations().size());
+        Map<String, List<Observation>> childrenOf = new HashMap<>();
+        trace.observations().stream().skip(1)
+                .forEach(o -> childrenOf.computeIfAbsent(o.parentId(), k -> new ArrayList<>()).add(o));
+        renderChildren(out, root.id(), "", childrenOf);
+        return out.append('\n').toString();
+    }
+
+    static void renderChildren(StringBuilder out, String parentId, String indent, Map<String, List<Observation>> childrenOf) {
+        List<Observation> children = childrenOf.getOrDefault(parentId, List.of());
         for (int i = 0; i < children.size(); i++) {
             Observation child = children.get(i);
-            out.append(i == children.size() - 1 ? "└── " : "├── ").append(child.name()).append(" (").append(child.type());
+            boolean last = i == children.size() - 1;
+            out.append(indent).append(last ? "└── " : "├── ").append(child.name()).append(" (").append(child.type());
             if (!child.type().equals("event")) out.append(", ").append(formatDuration(child));
             out.append(")");
             if (child.model() != null) out.append("  ").append(child.model());
             if (child.usage() != null) out.append("  tokens ").append(formatUsage(child.usage()));
             if (child.level() != null) out.append("  [").append(child.level()).append(": ").append(child.statusMessage()).append("]");
             out.append('\n');
+            renderChildren(out, child.id(), indent + (last ? "    " : "│   "), childrenOf);
         }
-        return out.append('\n').toString();
     }
 
     static String formatDuration(Observation observation) {

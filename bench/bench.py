@@ -219,48 +219,49 @@ def hook_command_a(args, base_env, home=None):
 
 
 def p1(args, receiver, base_env, results):
-    sessions = {key: HookSession(f"p1{key}", args.small, base_env, receiver.base_url) for key in "abc"}
-    command_a, label_a, why = hook_command_a(args, base_env, sessions["a"].home)
-    if why:
-        log(f"P1: `install --print-hook-command` unavailable ({why}); using the fallback command")
+    sessions = {key: HookSession(f"p1{key}", args.small, base_env, receiver.base_url) for key in "abcd"}
+    command_a, label_a, install_problem = hook_command_a(args, base_env, sessions["a"].home)
+    if install_problem:
+        log(f"P1: `install --print-hook-command` unavailable ({install_problem}); using the fallback command")
     log(f"P1: (a) command: {command_a}")
+    sessions["d"].env.pop("TRACE_TO_LANGFUSE")
+    # key, label, command, whether the run must log "Processed ..." (a real hook run that sent the new turn)
     variants = [
-        ("a", label_a, command_a),
-        ("b", "plain `.ci/jbang litefuse_hook.java`", f"{JBANG} {args.script}"),
-        ("c", "floor: bare JVM hello-world", f"java -cp {args.classes} Hello"),
+        ("a", label_a, command_a, True),
+        ("b", "plain `.ci/jbang litefuse_hook.java`", f"{JBANG} {args.script}", True),
+        ("c", "floor: bare JVM hello-world", f"java -cp {args.classes} Hello", False),
+        ("d", "command of (a) with TRACE_TO_LANGFUSE unset (start-up and exit only)", command_a, False),
     ]
-    samples = {key: [] for key, _, _ in variants}
-    failures = {key: [] for key, _, _ in variants}
+    samples = {key: [] for key, *_ in variants}
+    failures = {key: [] for key, *_ in variants}
     receiver.reset()
     total = args.warmup + args.runs
-    log(f"P1: {args.warmup} warm-up + {args.runs} timed rounds, variants a/b/c interleaved per round")
+    log(f"P1: {args.warmup} warm-up + {args.runs} timed rounds, variants a/b/c/d interleaved per round")
     for i in range(total):
-        for key, _, command in variants:
+        for key, _, command, verify in variants:
             session = sessions[key]
-            if key == "c":
-                session.append_turn()
-                started = time.perf_counter()
-                proc = subprocess.run(["bash", "-c", command], input=session.payload, stdout=subprocess.DEVNULL,
-                                      stderr=subprocess.PIPE, env=session.env, timeout=60)
-                elapsed, ok = time.perf_counter() - started, proc.returncode == 0
-                why = proc.stderr.decode(errors="replace")[-200:]
-            else:
-                session.append_turn()
+            session.append_turn()
+            if verify:
                 elapsed, ok, why = session.run(command)
+            else:
+                started = time.perf_counter()
+                try:
+                    proc = subprocess.run(["bash", "-c", command], input=session.payload, stdout=subprocess.DEVNULL,
+                                          stderr=subprocess.PIPE, env=session.env, timeout=60, cwd=session.dir)
+                    elapsed, ok = time.perf_counter() - started, proc.returncode == 0
+                    why = f"exit {proc.returncode}: " + proc.stderr.decode(errors="replace")[-200:]
+                except subprocess.TimeoutExpired:
+                    elapsed, ok, why = 60, False, "timed out after 60s"
             if i >= args.warmup:
-                if ok:
-                    samples[key].append(elapsed)
-                else:
-                    failures[key].append(why)
+                (samples[key] if ok else failures[key]).append(elapsed if ok else why)
             if not ok:
                 log(f"P1 ({key}) round {i + 1}: FAILED: {why}")
         if (i + 1) % 5 == 0 or i + 1 == total:
             log(f"P1: round {i + 1}/{total}: " + ", ".join(
                 f"{k}={statistics.median(v) * 1000:.0f}ms" for k, v in samples.items() if v))
-    stats = receiver.stats()
-    out = {"command_a": command_a, "label_a": label_a, "install_unavailable": why,
-           "receiver": stats, "variants": {}}
-    for key, label, command in variants:
+    out = {"command_a": command_a, "label_a": label_a, "install_unavailable": install_problem,
+           "receiver": receiver.stats(), "variants": {}}
+    for key, label, command, _ in variants:
         out["variants"][key] = {"label": label, "command": command, "failures": failures[key][:5],
                                 "failed_runs": len(failures[key]),
                                 "stats": summary_ms(samples[key]) if samples[key] else None}
@@ -283,7 +284,7 @@ def p2(args, receiver, base_env, results, command_a, label_a):
         offset_ok = state is None or state.get("offset") == size
         priming[key] = {"seconds": round(elapsed, 2), "ok": ok, "log": why, "transcript_bytes": size,
                         "state_offset": None if state is None else state.get("offset"), "receiver": stats}
-        log(f"P2: primed {key} ({size / 1e6:.1f} MB) in {elapsed:.1f}s: {why}; receiver got {stats['spans']} spans"
+        log(f"P2: primed {key} ({size:,} bytes) in {elapsed:.1f}s: {why}; receiver got {stats['spans']} spans"
             + ("" if state is not None else " (no state file found to check the offset)"))
         if not ok or not offset_ok:
             log(f"P2: priming of {key} did not reach the end of the transcript (offset "
@@ -443,7 +444,7 @@ def table(results, args):
     if p1r:
         v = p1r["variants"]
         floor = v["c"]["stats"]
-        for key in ("a", "b", "c"):
+        for key in ("a", "b", "c", "d"):
             s = v[key]["stats"]
             fails = v[key]["failed_runs"]
             fail_note = f"; {fails} run(s) failed" if fails else ""
@@ -457,10 +458,11 @@ def table(results, args):
                 else:
                     rows.append((name, f"no successful run{fail_note}", "≤ 3× floor", "MISS"))
             else:
-                name = "P1 (b) hook, plain `.ci/jbang litefuse_hook.java`" if key == "b" else \
-                    "P1 (c) floor: bare JVM hello-world"
+                name = {"b": "P1 (b) hook, plain `.ci/jbang litefuse_hook.java`",
+                        "c": "P1 (c) floor: bare JVM hello-world",
+                        "d": "P1 (d) command of (a), TRACE_TO_LANGFUSE unset: JVM start + init + exit"}[key]
                 result = (fmt_ms(s) if s else "no successful run") + fail_note
-                if key == "b" and s and floor:
+                if key in "bd" and s and floor:
                     result += f" = {s['median'] / floor['median']:.2f}× floor"
                 rows.append((name, result, "— (reference)", "—" if not fails else "ERROR"))
     p2r = results.get("P2")
@@ -548,6 +550,7 @@ def main():
     only = set(args.only.upper().split(","))
     results = {"started": time.strftime("%Y-%m-%d %H:%M:%S"), "args": vars(args)}
     began = time.time()
+    load_before = os.getloadavg()
     receiver = Receiver(args.classes, lifetime_s=3600)
     try:
         command_a, label_a = None, None
@@ -565,6 +568,7 @@ def main():
     finally:
         receiver.close()
     results["seconds"] = round(time.time() - began, 1)
+    results["loadavg"] = {"before": load_before, "after": os.getloadavg()}
     with open(os.path.join(OUT, "results.json"), "w") as f:
         json.dump(results, f, indent=2)
     log(f"done in {results['seconds']:.0f}s; raw numbers in bench/out/results.json")
@@ -589,6 +593,10 @@ def main():
     notes.append(f"- Runs: {args.warmup} warm-up + {args.runs} timed per P1/P2 variant, interleaved; every hook run "
                  "through `bash -c` with the payload on stdin, its own temporary HOME, a loopback receiver; "
                  "MB = 10^6 bytes; P3 files are in the page cache before timing; times include JVM start.")
+    la = results["loadavg"]
+    notes.append(f"- Whole run {results['seconds']:.0f} s; load average (1/5/15 min) before "
+                 f"{'/'.join(f'{x:.2f}' for x in la['before'])}, after {'/'.join(f'{x:.2f}' for x in la['after'])} "
+                 f"(other work on this {os.cpu_count()}-core machine would inflate the times).")
     print()
     print("\n".join(notes))
 
