@@ -183,6 +183,39 @@ class HookSession:
         return None
 
 
+def cpu_seconds(pid):
+    """User + system CPU seconds a process has used so far (Linux /proc), or None."""
+    try:
+        fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def cpu_busy(interval):
+    """Fraction of all CPUs busy (any process) over `interval` seconds, from /proc/stat."""
+    def sample():
+        values = [int(x) for x in open("/proc/stat").readline().split()[1:]]
+        return sum(values), values[3] + values[4]  # total, idle + iowait
+    total0, idle0 = sample()
+    time.sleep(interval)
+    total1, idle1 = sample()
+    return 1 - (idle1 - idle0) / max(1, total1 - total0)
+
+
+def wait_until_quiet(results, measure, max_wait):
+    """Waits (bounded) until other work leaves the CPUs mostly idle; records how busy they were."""
+    started = time.time()
+    busy = cpu_busy(2)
+    while busy > 0.15 and time.time() - started < max_wait:
+        log(f"{measure}: the CPUs are {busy:.0%} busy with other work; waiting (at most {max_wait}s more in all)")
+        time.sleep(8)
+        busy = cpu_busy(2)
+    if busy > 0.15:
+        log(f"{measure}: still {busy:.0%} busy after {max_wait}s; measuring anyway (numbers will be inflated)")
+    results.setdefault("cpu_busy_before", {})[measure] = round(busy, 3)
+
+
 def run_plain(command, timeout):
     """Runs a command (list), returns (seconds, returncode)."""
     started = time.perf_counter()
@@ -403,13 +436,19 @@ def p4(args, receiver, base_env, results):
         os.makedirs(project)
         placed = os.path.join(project, f"{uuidlib.uuid4()}.jsonl")
         os.link(transcript, placed)
-        takes_paths = bool(re.search(r"(?i)\b(FILE|PATH|TRANSCRIPT|DIR)\w*(\.\.\.|\])", help_text))
+        usage = help_text.split("\n\n")[0]
         mode = "backfill"
-        command = java + ["backfill"] + ([placed] if takes_paths else [])
+        if "--projects-dir" in usage:
+            command = java + ["backfill", "--projects-dir", os.path.dirname(project)]
+        elif re.search(r"(?<![=\w-])[\[<]?(FILE|PATH|TRANSCRIPT)S?[>\]]?\.\.\.", usage):
+            command = java + ["backfill", placed]  # positional transcript paths
+        else:
+            command = java + ["backfill"]  # scans $HOME/.claude/projects
     else:
         mode = "replay --send"
         command = java + ["replay", "--send", transcript]
     receiver.reset()
+    receiver_cpu = cpu_seconds(receiver.proc.pid)
     log(f"P4: {mode} of {os.path.basename(transcript)} ({os.path.getsize(transcript) / 1e6:.0f} MB) "
         f"to the loopback receiver: {' '.join(command[3:])}")
     started = time.perf_counter()
@@ -421,9 +460,12 @@ def p4(args, receiver, base_env, results):
         rc, stderr = None, (e.stderr or b"").decode(errors="replace")
     elapsed = time.perf_counter() - started
     stats = receiver.stats()
+    receiver_cpu_after = cpu_seconds(receiver.proc.pid)
     window = stats["window_ms"] / 1000
     out = {"mode": mode, "command": command[3:], "returncode": rc, "seconds": round(elapsed, 2),
            "receiver": stats, "stderr_tail": stderr[-600:],
+           "receiver_cpu_s": None if receiver_cpu is None or receiver_cpu_after is None
+           else round(receiver_cpu_after - receiver_cpu, 2),
            "spans_per_s_window": stats["spans"] / window if window > 0 else None,
            "spans_per_s_process": stats["spans"] / elapsed if elapsed > 0 else None}
     if mode == "backfill" and stats["spans"] == 0:
@@ -511,7 +553,8 @@ def table(results, args):
         if st["spans"] and p4r["spans_per_s_window"]:
             result = (f"{p4r['spans_per_s_window']:,.0f} spans/s ({st['spans']:,} spans, {st['roots']:,} traces, "
                       f"{st['requests']} requests in a {st['window_ms'] / 1000:.2f} s export window; whole process "
-                      f"{p4r['seconds']:.1f} s = {p4r['spans_per_s_process']:,.0f} spans/s)")
+                      f"{p4r['seconds']:.1f} s = {p4r['spans_per_s_process']:,.0f} spans/s; the receiver used "
+                      f"{p4r['receiver_cpu_s']} s CPU)")
             if p4r["returncode"] != 0:
                 result += f"; exit {p4r['returncode']}"
             rows.append((f"P4 export throughput, {p4r['mode']}", result, "≥ 20,000 spans/s",
@@ -538,6 +581,8 @@ def main():
     parser.add_argument("--replay-timeout", type=int, default=240)
     parser.add_argument("--export-timeout", type=int, default=300)
     parser.add_argument("--only", default="P1,P2,P3,P4")
+    parser.add_argument("--quiet-wait", type=int, default=180,
+                        help="seconds to wait at most, before each measure, for other work to leave the CPUs idle")
     parser.add_argument("--header", default="", help="context lines printed above the table")
     args = parser.parse_args()
 
@@ -556,14 +601,18 @@ def main():
         command_a, label_a = None, None
         if "P1" in only or "P2" in only:
             if "P1" in only:
+                wait_until_quiet(results, "P1", args.quiet_wait)
                 command_a, label_a = p1(args, receiver, base_env, results)
             else:
                 command_a, label_a, _ = hook_command_a(args, base_env)
         if "P2" in only:
+            wait_until_quiet(results, "P2", args.quiet_wait)
             p2(args, receiver, base_env, results, command_a, label_a)
         if "P3" in only:
+            wait_until_quiet(results, "P3", args.quiet_wait)
             p3(args, results)
         if "P4" in only:
+            wait_until_quiet(results, "P4", args.quiet_wait)
             p4(args, receiver, base_env, results)
     finally:
         receiver.close()
@@ -593,6 +642,9 @@ def main():
     notes.append(f"- Runs: {args.warmup} warm-up + {args.runs} timed per P1/P2 variant, interleaved; every hook run "
                  "through `bash -c` with the payload on stdin, its own temporary HOME, a loopback receiver; "
                  "MB = 10^6 bytes; P3 files are in the page cache before timing; times include JVM start.")
+    busy = ", ".join(f"{k} {v:.0%}" for k, v in results.get("cpu_busy_before", {}).items())
+    if busy:
+        notes.append(f"- CPU busy with other work just before each measure (2 s sample): {busy}.")
     la = results["loadavg"]
     notes.append(f"- Whole run {results['seconds']:.0f} s; load average (1/5/15 min) before "
                  f"{'/'.join(f'{x:.2f}' for x in la['before'])}, after {'/'.join(f'{x:.2f}' for x in la['after'])} "

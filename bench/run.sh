@@ -88,7 +88,7 @@ gen() { # name bytes first-copy
   local file="$data/$1.jsonl" stamp
   stamp="$2 $3 $(sha256sum "$bench_dir/gen_transcripts.py" | cut -c1-16) $(ls -l /work/shared/transcripts/*.jsonl | sha256sum | cut -c1-16)"
   if [[ -f "$file" && -f "$file.stamp" && "$(cat "$file.stamp")" == "$stamp" ]]; then
-    msg "reusing $file ($(( $(stat -c %s "$file") / 1000000 )) MB)"
+    msg "reusing $file ($(stat -c %s "$file") bytes)"
   else
     msg "generating $file ($2 bytes)"
     python3 "$bench_dir/gen_transcripts.py" --out "$file" --bytes "$2" --first-copy "$3" --session-id "bench-$1"

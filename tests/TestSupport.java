@@ -138,6 +138,11 @@ final class TestSupport {
      * counted once, input and cache fields from its last row, output_tokens as its largest value.
      */
     static Map<String, Long> usageOverUniqueMessages(Path file) throws IOException {
+        return usageOverUniqueMessages(file, false);
+    }
+
+    /** The same, counting sidechain rows too (a subagent's file, or 1.0.x inline subagents). */
+    static Map<String, Long> usageOverUniqueMessages(Path file, boolean includeSidechains) throws IOException {
         Map<String, JsonNode> lastUsage = new LinkedHashMap<>();
         Map<String, Long> maxOutput = new HashMap<>();
         for (String line : Files.readAllLines(file)) {
@@ -147,7 +152,8 @@ final class TestSupport {
             } catch (IOException e) {
                 continue;
             }
-            if (row == null || !"assistant".equals(row.path("type").asText()) || row.path("isSidechain").asBoolean()) continue;
+            if (row == null || !"assistant".equals(row.path("type").asText())) continue;
+            if (!includeSidechains && row.path("isSidechain").asBoolean()) continue;
             String model = row.path("message").path("model").asText();
             String id = row.path("message").path("id").asText();
             if (model.equals("<synthetic>") || id.isEmpty()) continue;

@@ -130,3 +130,44 @@ if __name__ == "__main__":
            (9, b'\n'),                                                   # blank line: fine, not an error
            (11, b'{"type": "user", "uuid": 42, "message": "wrong types", "timestamp": 7}\n')]  # wrong field types
     write("crafted__broken-rows.jsonl", edge_cases(), bad)
+
+
+def background_agent():
+    """A Task launched in the background (turn 1) whose work lands with a task notification (turn 2)."""
+    clock[0] = 100
+    main = [
+        user("bu1", None, "Research the API in the background"),
+        assistant("ba1", "bu1", "bm1", {"type": "tool_use", "id": "toolu_bg", "name": "Task",
+                                         "input": {"description": "Research", "prompt": "Read the API docs",
+                                                   "subagent_type": "general-purpose", "run_in_background": True}},
+                  usage(3, 20, 100, lump=0), stop="tool_use"),
+        tool_result("br1", "ba1", "toolu_bg", "Async agent launched successfully. agentId: bg1",
+                    tur={"status": "async_launched", "agentId": "bg1", "isAsync": True, "description": "Research"}),
+        assistant("ba2", "br1", "bm2", {"type": "text", "text": "Started it in the background."},
+                  usage(4, 8, 120, lump=0), stop="end_turn"),
+    ]
+    agent_rows = [
+        dict(user("g1", None, "Read the API docs"), isSidechain=True, agentId="bg1"),
+        dict(assistant("g2", "g1", "gm1", {"type": "tool_use", "id": "toolu_g", "name": "WebFetch", "input": {"url": "https://example.com/api"}},
+                       usage(10, 30, 0, lump=500), stop="tool_use", model="claude-haiku-4-5"), isSidechain=True, agentId="bg1"),
+        dict(tool_result("g3", "g2", "toolu_g", "The API has three endpoints."), isSidechain=True, agentId="bg1"),
+        dict(assistant("g4", "g3", "gm2", {"type": "text", "text": "The API has three endpoints: a, b, c."},
+                       usage(12, 25, 500, lump=0), stop="end_turn", model="claude-haiku-4-5"), isSidechain=True, agentId="bg1"),
+    ]
+    main += [
+        user("bu2", "ba2", "<task-notification>\n<task-id>bg1</task-id>\n<status>completed</status>\n<summary>Research done</summary>\n</task-notification>",
+             origin={"kind": "task-notification"}),
+        assistant("ba3", "bu2", "bm3", {"type": "text", "text": "The research agent finished: three endpoints."},
+                  usage(5, 12, 140, lump=0), stop="end_turn"),
+    ]
+    return main, agent_rows
+
+
+if __name__ == "__main__":
+    folder = os.path.join(HERE, "..", "projects", "-crafted-background")
+    os.makedirs(os.path.join(folder, "bgsession", "subagents"), exist_ok=True)
+    main_rows, agent_rows = background_agent()
+    with open(os.path.join(folder, "bgsession.jsonl"), "w") as f:
+        f.writelines(json.dumps(r, separators=(",", ":")) + "\n" for r in main_rows)
+    with open(os.path.join(folder, "bgsession", "subagents", "agent-bg1.jsonl"), "w") as f:
+        f.writelines(json.dumps(r, separators=(",", ":")) + "\n" for r in agent_rows)
