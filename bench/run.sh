@@ -16,6 +16,7 @@
 # Options (environment): LITEFUSE_SCRIPT=/path/to/litefuse_hook.java (default: the repository's),
 #   BENCH_RUNS=15 BENCH_WARMUP=3 BENCH_SMALL_BYTES=5e4 BENCH_MID_BYTES=2e8 BENCH_BIG_BYTES=1e9
 #   BENCH_P4_BYTES (default: BENCH_MID_BYTES) BENCH_ONLY=P1,P2,P3,P4
+#   BENCH_QUIET_WAIT=180 (before each measure, wait at most this many seconds for other work to leave the CPUs idle)
 # Everything it writes goes to bench/out/ (git-ignored): build/ (a frozen copy of the script and its jar),
 # data/ (generated transcripts, reused while the generator and sources are unchanged), tmp/ (temporary HOMEs,
 # logs), results.json (raw numbers). It never touches ~/.claude and talks to 127.0.0.1 only.
@@ -45,6 +46,7 @@ mid_bytes="${BENCH_MID_BYTES:-2e8}"
 big_bytes="${BENCH_BIG_BYTES:-1e9}"
 p4_bytes="${BENCH_P4_BYTES:-$mid_bytes}"
 only="${BENCH_ONLY:-P1,P2,P3,P4}"
+quiet_wait="${BENCH_QUIET_WAIT:-180}"
 script_src="$(readlink -f "${LITEFUSE_SCRIPT:-$root/litefuse_hook.java}")"
 [[ -f "$script_src" ]] || die "no script at $script_src"
 
@@ -110,7 +112,7 @@ header="## litefuse_hook benchmark — $(date '+%Y-%m-%d %H:%M %Z'), $(nproc) co
 Script: \`${script_src#$root/}\` sha256 ${start_sha}… ($version; $( [[ "$start_sha" == "$head_sha" ]] && echo "same as HEAD $(git -C "$root" rev-parse --short HEAD 2>/dev/null)" || echo "uncommitted changes vs HEAD $(git -C "$root" rev-parse --short HEAD 2>/dev/null)" ))"
 python3 "$bench_dir/bench.py" --script "$script" --classpath "$classpath" --classes "$out/classes" \
   --small "$small" --mid "$mid" --big "${big:-$mid}" --p4-file "$p4_file" \
-  --runs "$runs" --warmup "$warmup" --only "$only" --header "$header"
+  --runs "$runs" --warmup "$warmup" --only "$only" --quiet-wait "$quiet_wait" --header "$header"
 
 end_sha="$(sha256sum "$script_src" | cut -c1-12)"
 if [[ "$end_sha" != "$start_sha" ]]; then

@@ -14,6 +14,7 @@
 //SOURCES InstallTest.java
 //SOURCES DocsTest.java
 //SOURCES SubagentTest.java
+//SOURCES BackfillTest.java
 //DEPS org.junit.jupiter:junit-jupiter-engine:5.13.4
 //DEPS org.junit.platform:junit-platform-launcher:1.13.4
 //DEPS io.opentelemetry.proto:opentelemetry-proto:1.11.0-alpha
@@ -38,7 +39,7 @@ import static org.junit.platform.launcher.core.LauncherDiscoveryRequestBuilder.r
 public class TestAll {
     static final List<Class<?>> SUITE = List.of(ReplayTest.class, HookTest.class, WireTest.class, FaultTest.class,
             ConcurrencyTest.class, BadInputTest.class, TranscriptChangeTest.class, SecretsTest.class, InstallTest.class,
-            DocsTest.class, SubagentTest.class);
+            DocsTest.class, SubagentTest.class, BackfillTest.class);
 
     public static void main(String[] args) {
         LauncherDiscoveryRequest discovery = request()
