@@ -1911,14 +1911,14 @@ public class litefuse_hook implements Callable<Integer> {
     }
 
     /**
-     * The OTLP exporter's HTTP transport, on java.net.http: every attempt fits the export deadline, and a 429 or 503
-     * is retried only when its Retry-After (or a short backoff) still fits. The official senders expose neither.
+     * The OTLP exporter's HTTP transport, on the JDK's HttpURLConnection: every attempt fits the export deadline, and
+     * a 429 or 503 is retried only when its Retry-After (or a short backoff) still fits. The official senders expose
+     * neither, and java.net.http's selector thread, parked in native code, delays JVM exit by 300 ms.
      */
     static final class DeadlineHttpSender implements HttpSender {
         private static final Set<Integer> RETRYABLE = Set.of(429, 502, 503, 504);
         private final HttpSenderConfig config;
         private final ExportDeadline deadline;
-        private final HttpClient client;
         private final ExecutorService executor = Executors.newSingleThreadExecutor(runnable -> {
             Thread thread = new Thread(runnable, "litefuse-export");
             thread.setDaemon(true);
@@ -1928,10 +1928,6 @@ public class litefuse_hook implements Callable<Integer> {
         DeadlineHttpSender(HttpSenderConfig config, ExportDeadline deadline) {
             this.config = config;
             this.deadline = deadline;
-            HttpClient.Builder builder = HttpClient.newBuilder().connectTimeout(config.getConnectTimeout());
-            if ("http".equalsIgnoreCase(config.getEndpoint().getScheme())) builder.version(HttpClient.Version.HTTP_1_1);
-            if (config.getSslContext() != null) builder.sslContext(config.getSslContext());
-            this.client = builder.build();
         }
 
         @Override
@@ -1956,14 +1952,34 @@ public class litefuse_hook implements Callable<Integer> {
             return bytes.toByteArray();
         }
 
-        private HttpRequest request(byte[] body, long timeoutNanos) {
-            HttpRequest.Builder request = HttpRequest.newBuilder(config.getEndpoint())
-                    .timeout(Duration.ofNanos(Math.max(1, Math.min(timeoutNanos, config.getTimeout().toNanos()))))
-                    .header("Content-Type", config.getContentType())
-                    .POST(HttpRequest.BodyPublishers.ofByteArray(body));
-            if (config.getCompressor() != null) request.header("Content-Encoding", config.getCompressor().getEncoding());
-            config.getHeadersSupplier().get().forEach((name, values) -> values.forEach(value -> request.header(name, value)));
-            return request.build();
+        /** One POST; returns the status, the Retry-After header and the body. */
+        private SenderResponse post(byte[] body, long timeoutNanos) throws IOException {
+            java.net.HttpURLConnection connection = (java.net.HttpURLConnection) config.getEndpoint().toURL().openConnection();
+            if (connection instanceof javax.net.ssl.HttpsURLConnection https && config.getSslContext() != null) {
+                https.setSSLSocketFactory(config.getSslContext().getSocketFactory());
+            }
+            int timeoutMillis = (int) Math.max(1, Math.min(TimeUnit.NANOSECONDS.toMillis(timeoutNanos), config.getTimeout().toMillis()));
+            connection.setConnectTimeout((int) Math.max(1, Math.min(timeoutMillis, config.getConnectTimeout().toMillis())));
+            connection.setReadTimeout(timeoutMillis);
+            connection.setRequestMethod("POST");
+            connection.setDoOutput(true);
+            connection.setFixedLengthStreamingMode(body.length);
+            connection.setRequestProperty("Content-Type", config.getContentType());
+            if (config.getCompressor() != null) connection.setRequestProperty("Content-Encoding", config.getCompressor().getEncoding());
+            config.getHeadersSupplier().get().forEach((name, values) -> values.forEach(value -> connection.addRequestProperty(name, value)));
+            try (java.io.OutputStream out = connection.getOutputStream()) {
+                out.write(body);
+            }
+            int status = connection.getResponseCode();
+            InputStream stream = status >= 400 ? connection.getErrorStream() : connection.getInputStream();
+            byte[] responseBody = stream == null ? new byte[0] : readAndClose(stream);
+            return new SenderResponse(status, responseBody, connection.getHeaderField("Retry-After"));
+        }
+
+        private static byte[] readAndClose(InputStream stream) throws IOException {
+            try (stream) {
+                return stream.readNBytes(64 * 1024);
+            }
         }
 
         private void sendWithin(byte[] body, Consumer<io.opentelemetry.sdk.common.export.HttpResponse> onResponse,
@@ -1977,22 +1993,23 @@ public class litefuse_hook implements Callable<Integer> {
                     return;
                 }
                 try {
-                    HttpResponse<byte[]> response = client.send(request(body, remaining), HttpResponse.BodyHandlers.ofByteArray());
-                    int status = response.statusCode();
+                    SenderResponse response = post(body, remaining);
+                    int status = response.status();
                     if (status >= 200 && status < 300) {
-                        onResponse.accept(new SenderResponse(status, response.body()));
+                        onResponse.accept(response);
                         return;
                     }
-                    long waitMillis = retryAfterMillis(response.headers().firstValue("Retry-After").orElse(null), attempt);
+                    long waitMillis = retryAfterMillis(response.retryAfter(), attempt);
                     if (RETRYABLE.contains(status) && waitMillis + 50 < deadline.remainingMillis()) {
                         Thread.sleep(waitMillis);
                         continue;
                     }
-                    deadline.fail(describeStatus(status, response, waitMillis), status == 401 || status == 403);
-                    onResponse.accept(new SenderResponse(status, response.body()));
+                    deadline.fail(describeStatus(status, response.body(), waitMillis), status == 401 || status == 403);
+                    onResponse.accept(response);
                     return;
-                } catch (java.net.http.HttpTimeoutException e) {
-                    deadline.fail(endpoint + " did not answer within the export budget", false);
+                } catch (java.net.SocketTimeoutException e) {
+                    boolean connecting = String.valueOf(e.getMessage()).toLowerCase(Locale.ROOT).contains("connect");
+                    deadline.fail(endpoint + (connecting ? " could not be reached" : " did not answer") + " within the export budget", false);
                     onError.accept(e);
                     return;
                 } catch (IOException e) {
@@ -2014,8 +2031,8 @@ public class litefuse_hook implements Callable<Integer> {
             }
         }
 
-        private String describeStatus(int status, HttpResponse<byte[]> response, long waitMillis) {
-            String body = new String(response.body(), 0, Math.min(response.body().length, STATUS_PREVIEW_CHARS),
+        private String describeStatus(int status, byte[] responseBody, long waitMillis) {
+            String body = new String(responseBody, 0, Math.min(responseBody.length, STATUS_PREVIEW_CHARS),
                     StandardCharsets.UTF_8).replaceAll("\\s+", " ").strip();
             String prefix = "HTTP " + status + " from " + config.getEndpoint() + ": ";
             if (status == 401 || status == 403) {
@@ -2060,7 +2077,7 @@ public class litefuse_hook implements Callable<Integer> {
         }
     }
 
-    record SenderResponse(int status, byte[] body) implements io.opentelemetry.sdk.common.export.HttpResponse {
+    record SenderResponse(int status, byte[] body, String retryAfter) implements io.opentelemetry.sdk.common.export.HttpResponse {
         @Override
         public int getStatusCode() {
             return status;
@@ -2103,6 +2120,7 @@ public class litefuse_hook implements Callable<Integer> {
         }
 
         static TraceExporter forLangfuse(Config config) {
+            routeLibraryLogging();
             Map<String, String> headers = config.exportHeaders();
             return new TraceExporter(deadline -> OtlpHttpSpanExporter.builder()
                     .setEndpoint(config.tracesEndpoint())
@@ -2241,8 +2259,8 @@ public class litefuse_hook implements Callable<Integer> {
     // ----------------- Commands -----------------
 
     public static void main(String[] args) {
-        int exitCode = new CommandLine(new litefuse_hook()).execute(args);
-        System.exit(exitCode);
+        // Hook mode has nothing to parse; skipping picocli there saves a quarter second of start-up on every Stop.
+        System.exit(args.length == 0 ? new litefuse_hook().call() : new CommandLine(new litefuse_hook()).execute(args));
     }
 
     /** Hook mode: whatever happens, exit 0 (a Stop hook's exit code 2 would tell Claude Code not to stop). */
@@ -2266,7 +2284,6 @@ public class litefuse_hook implements Callable<Integer> {
         if (!config.enabled()) return;
         logFile = config.stateDir().resolve("litefuse_hook.log");
         debugEnabled = config.debug();
-        routeLibraryLogging();
         debug("Hook started (" + config + ")");
         if (!config.canExport()) {
             warn("Missing LANGFUSE_PUBLIC_KEY / LANGFUSE_SECRET_KEY (or their CC_LANGFUSE_ forms); nothing sent");
@@ -2515,7 +2532,6 @@ public class litefuse_hook implements Callable<Integer> {
                 System.err.println("replay --send needs LANGFUSE_PUBLIC_KEY and LANGFUSE_SECRET_KEY in the environment");
                 return 2;
             }
-            if (send) routeLibraryLogging();
             PrintStream out = System.out;
             ArrayNode allJson = NODES.arrayNode();
             int failures = 0;
@@ -2606,7 +2622,6 @@ public class litefuse_hook implements Callable<Integer> {
             Path root = projectsDir != null ? projectsDir : config.home().resolve(".claude").resolve("projects");
             List<Path> transcripts = backfillTranscripts(root, project, session, sinceInstant);
             logFile = config.stateDir().resolve("litefuse_hook.log");
-            routeLibraryLogging();
             Progress progress = new Progress(err, transcripts.size());
             long turns = 0;
             long skipped = 0;
@@ -2858,31 +2873,171 @@ public class litefuse_hook implements Callable<Integer> {
         return home.resolve(".claude").resolve("hooks").resolve("litefuse-hook");
     }
 
+    /** A JDK the launcher can run: its java, its feature version, and the start-up archive it supports. */
+    record JavaRuntime(Path java, int feature) {
+        /** JDK 25+ keeps an AOT cache (classes loaded and linked ahead of time); 13+ a dynamic AppCDS archive. */
+        String archiveSuffix() {
+            return feature >= 25 ? ".aot" : ".jsa";
+        }
+
+        List<String> recordArchiveFlags(Path archive) {
+            return feature >= 25 ? List.of("-XX:AOTCacheOutput=" + archive) : List.of("-XX:ArchiveClassesAtExit=" + archive);
+        }
+
+        String useArchiveFlags() {
+            return feature >= 25 ? "-XX:AOTCache=\"$archive\"" : "-XX:SharedArchiveFile=\"$archive\" -Xshare:auto";
+        }
+    }
+
+    /** The feature version from a JDK's `release` file (JAVA_VERSION="25.0.1"), or -1. */
+    static int javaFeature(Path javaHome) {
+        try {
+            for (String line : Files.readAllLines(javaHome.resolve("release"))) {
+                if (line.startsWith("JAVA_VERSION=")) {
+                    String version = line.substring(13).replace("\"", "");
+                    return Integer.parseInt(version.split("[.+-]")[0]);
+                }
+            }
+        } catch (IOException | RuntimeException e) {
+            // Not a JDK we can read; skip it.
+        }
+        return -1;
+    }
+
     /**
-     * The hook launcher: runs this very build (its java and class path) in one JVM start, with fast start-up flags.
-     * When a jar is gone or the script's source changed it falls back to `fallback` (JBang), which rebuilds.
+     * The fastest JDK here for the hook: the newest one (17 or later) among this one, JAVA_HOME, and the usual install
+     * folders (/usr/lib/jvm, macOS, SDKMAN, JBang's own JDKs). Newer JDKs start faster from their AOT cache.
      */
-    static String launcherScript(String javaExecutable, String classPath, String fallback, String source) {
-        String quotedFallback = fallback == null ? "" : fallback;
+    static JavaRuntime fastestJava(Map<String, String> env, Path home) {
+        List<Path> homes = new ArrayList<>();
+        homes.add(Paths.get(System.getProperty("java.home")));
+        if (firstNonBlank(env.get("JAVA_HOME")) != null) homes.add(Paths.get(env.get("JAVA_HOME")));
+        for (Path folder : List.of(Paths.get("/usr/lib/jvm"), Paths.get("/Library/Java/JavaVirtualMachines"),
+                home.resolve(".sdkman/candidates/java"), home.resolve(".jbang/cache/jdks"))) {
+            try (java.util.stream.Stream<Path> children = Files.isDirectory(folder) ? Files.list(folder) : java.util.stream.Stream.empty()) {
+                children.forEach(child -> homes.add(Files.isDirectory(child.resolve("Contents/Home")) ? child.resolve("Contents/Home") : child));
+            } catch (IOException e) {
+                // An unreadable folder holds no JDK for us.
+            }
+        }
+        JavaRuntime best = new JavaRuntime(Paths.get(System.getProperty("java.home"), "bin", "java"), Runtime.version().feature());
+        for (Path javaHome : homes) {
+            int feature = javaFeature(javaHome);
+            Path java = javaHome.resolve("bin").resolve("java");
+            if (feature > best.feature() && Files.isExecutable(java)) best = new JavaRuntime(java.toAbsolutePath().normalize(), feature);
+        }
+        return best;
+    }
+
+    /**
+     * The hook launcher: runs this very build (a chosen JDK, this class path) in one JVM start, with a start-up
+     * archive and fast start-up flags, and does nothing at all where TRACE_TO_LANGFUSE is not "true". When a jar or
+     * the JDK is gone it falls back to JBang; when the script's source changed it refreshes itself in the background.
+     */
+    static String launcherScript(JavaRuntime runtime, String classPath, Path archive, String fallback, String source) {
         return String.join("\n",
                 "#!/bin/sh",
                 "# litefuse-hook launcher, written by `litefuse-hook install` (run it again to refresh this file).",
-                "# Starts the built hook directly: one JVM, no JBang launcher. Falls back to JBang if anything moved.",
-                "java=" + shellQuote(javaExecutable),
+                "# Starts the built hook directly: one JVM, no JBang launcher, a start-up archive. Falls back to JBang if anything moved.",
+                "java=" + shellQuote(runtime.java().toString()),
                 "cp=" + shellQuote(classPath),
+                "archive=" + shellQuote(archive.toString()),
                 "source=" + shellQuote(source == null ? "" : source),
                 "fallback() {",
                 fallback == null
                         ? "  echo 'litefuse-hook: the installed build is gone; run `litefuse-hook install` again' >&2; exit 0"
-                        : "  exec " + quotedFallback + " \"$@\"",
+                        : "  exec " + fallback + " \"$@\"",
                 "}",
+                "if [ $# -eq 0 ]; then",
+                "  case \"$TRACE_TO_LANGFUSE\" in [Tt][Rr][Uu][Ee]) ;; *) exit 0 ;; esac",
+                "fi",
                 "[ -x \"$java\" ] || fallback \"$@\"",
-                "if [ -n \"$source\" ] && [ \"$source\" -nt \"$0\" ]; then fallback \"$@\"; fi",
                 "old_ifs=$IFS; IFS=:",
                 "for jar in $cp; do [ -f \"$jar\" ] || { IFS=$old_ifs; fallback \"$@\"; }; done",
                 "IFS=$old_ifs",
-                "exec \"$java\" -XX:TieredStopAtLevel=1 -XX:+UseSerialGC -Xshare:auto -cp \"$cp\" litefuse_hook \"$@\"",
+                fallback == null ? "" : "if [ -n \"$source\" ] && [ \"$source\" -nt \"$0\" ]; then touch \"$0\"; ("
+                        + fallback + " install --print-hook-command >/dev/null 2>&1 </dev/null &) fi",
+                "if [ -f \"$archive\" ]; then",
+                "  exec \"$java\" -XX:TieredStopAtLevel=1 -XX:+UseSerialGC -XX:-UsePerfData " + runtime.useArchiveFlags() + " -Xlog:disable -cp \"$cp\" litefuse_hook \"$@\"",
+                "fi",
+                "exec \"$java\" -XX:TieredStopAtLevel=1 -XX:+UseSerialGC -XX:-UsePerfData -Xshare:auto -Xlog:disable -cp \"$cp\" litefuse_hook \"$@\"",
                 "");
+    }
+
+    /**
+     * Records the start-up archive: runs the hook once, in a temporary HOME, on a small transcript, against a
+     * loopback server, so every class the hook needs is in the archive. Nothing reaches the caller's terminal.
+     */
+    static boolean trainArchive(JavaRuntime runtime, String classPath, Path archive) {
+        Path scratch = null;
+        com.sun.net.httpserver.HttpServer server = null;
+        try {
+            scratch = Files.createTempDirectory("litefuse-train-");
+            server = com.sun.net.httpserver.HttpServer.create(new java.net.InetSocketAddress(java.net.InetAddress.getLoopbackAddress(), 0), 0);
+            server.createContext("/", exchange -> {
+                exchange.getRequestBody().readAllBytes();
+                exchange.sendResponseHeaders(200, 2);
+                exchange.getResponseBody().write("{}".getBytes(StandardCharsets.UTF_8));
+                exchange.close();
+            });
+            server.start();
+            Path transcript = scratch.resolve("training.jsonl");
+            Files.writeString(transcript, trainingTranscript());
+            Files.deleteIfExists(archive);
+            List<String> command = new ArrayList<>(List.of(runtime.java().toString()));
+            command.addAll(runtime.recordArchiveFlags(archive));
+            command.addAll(List.of("-Xlog:disable", "-cp", classPath, "litefuse_hook"));
+            ProcessBuilder builder = new ProcessBuilder(command).redirectErrorStream(true)
+                    .redirectOutput(scratch.resolve("training.log").toFile());
+            builder.environment().putAll(Map.of("HOME", scratch.toString(), "TRACE_TO_LANGFUSE", "true",
+                    "LANGFUSE_PUBLIC_KEY", "pk-lf-training", "LANGFUSE_SECRET_KEY", "sk-lf-training",
+                    "LANGFUSE_BASE_URL", "http://127.0.0.1:" + server.getAddress().getPort()));
+            builder.environment().remove("OTEL_EXPORTER_OTLP_ENDPOINT");
+            builder.environment().remove("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT");
+            Process process = builder.start();
+            try (java.io.OutputStream stdin = process.getOutputStream()) {
+                stdin.write(("{\"session_id\":\"training\",\"transcript_path\":\"" + transcript + "\"}").getBytes(StandardCharsets.UTF_8));
+            }
+            return process.waitFor(180, TimeUnit.SECONDS) && process.exitValue() == 0 && Files.isRegularFile(archive);
+        } catch (IOException | InterruptedException e) {
+            return false;
+        } finally {
+            if (server != null) server.stop(0);
+            if (scratch != null) deleteTree(scratch);
+        }
+    }
+
+    /** A small finished turn with thinking, a tool call and its result, and a final answer. */
+    static String trainingTranscript() {
+        String common = "\"isSidechain\":false,\"userType\":\"external\",\"cwd\":\"/tmp\",\"sessionId\":\"training\",\"version\":\"2.1.0\"";
+        String usage = "\"usage\":{\"input_tokens\":3,\"output_tokens\":9,\"cache_read_input_tokens\":10,\"cache_creation_input_tokens\":5,"
+                + "\"cache_creation\":{\"ephemeral_5m_input_tokens\":5,\"ephemeral_1h_input_tokens\":0}}";
+        return String.join("\n",
+                "{\"type\":\"user\",\"uuid\":\"t1\",\"parentUuid\":null," + common + ",\"timestamp\":\"2026-01-01T00:00:00.000Z\","
+                        + "\"message\":{\"role\":\"user\",\"content\":\"List the files\"}}",
+                "{\"type\":\"assistant\",\"uuid\":\"t2\",\"parentUuid\":\"t1\"," + common + ",\"timestamp\":\"2026-01-01T00:00:01.000Z\","
+                        + "\"requestId\":\"r1\",\"message\":{\"id\":\"m1\",\"model\":\"claude-training\",\"role\":\"assistant\",\"stop_reason\":\"tool_use\","
+                        + "\"content\":[{\"type\":\"thinking\",\"thinking\":\"Use ls.\"}]," + usage + "}}",
+                "{\"type\":\"assistant\",\"uuid\":\"t3\",\"parentUuid\":\"t2\"," + common + ",\"timestamp\":\"2026-01-01T00:00:02.000Z\","
+                        + "\"requestId\":\"r1\",\"message\":{\"id\":\"m1\",\"model\":\"claude-training\",\"role\":\"assistant\",\"stop_reason\":\"tool_use\","
+                        + "\"content\":[{\"type\":\"tool_use\",\"id\":\"tu1\",\"name\":\"Bash\",\"input\":{\"command\":\"ls\"}}]," + usage + "}}",
+                "{\"type\":\"user\",\"uuid\":\"t4\",\"parentUuid\":\"t3\"," + common + ",\"timestamp\":\"2026-01-01T00:00:03.000Z\","
+                        + "\"toolUseResult\":{\"stdout\":\"a\",\"stderr\":\"\",\"interrupted\":false},"
+                        + "\"message\":{\"role\":\"user\",\"content\":[{\"type\":\"tool_result\",\"tool_use_id\":\"tu1\",\"content\":\"a\"}]}}",
+                "{\"type\":\"system\",\"subtype\":\"api_error\",\"uuid\":\"t5\",\"parentUuid\":\"t4\"," + common
+                        + ",\"timestamp\":\"2026-01-01T00:00:03.500Z\",\"level\":\"error\",\"error\":{\"status\":529},\"retryAttempt\":1,\"maxRetries\":10}",
+                "{\"type\":\"assistant\",\"uuid\":\"t6\",\"parentUuid\":\"t5\"," + common + ",\"timestamp\":\"2026-01-01T00:00:04.000Z\","
+                        + "\"requestId\":\"r2\",\"message\":{\"id\":\"m2\",\"model\":\"claude-training\",\"role\":\"assistant\",\"stop_reason\":\"end_turn\","
+                        + "\"content\":[{\"type\":\"text\",\"text\":\"One file: a\"}]," + usage + "}}",
+                "");
+    }
+
+    static void deleteTree(Path root) {
+        try (java.util.stream.Stream<Path> walk = Files.walk(root)) {
+            walk.sorted(java.util.Comparator.reverseOrder()).forEach(path -> path.toFile().delete());
+        } catch (IOException e) {
+            // A leftover temporary folder is harmless.
+        }
     }
 
     static String shellQuote(String value) {
@@ -2935,8 +3090,11 @@ public class litefuse_hook implements Callable<Integer> {
         @Option(names = "--no-env", description = "Write the hook only; the env block is managed elsewhere.")
         boolean noEnv;
 
-        @Option(names = "--print-hook-command", description = "Only write the launcher and print the hook command it runs.")
+        @Option(names = "--print-hook-command", description = "Only write the launcher (and its start-up archive) and print the hook command.")
         boolean printHookCommand;
+
+        @Option(names = "--java", paramLabel = "PATH", description = "The java the hook runs on (default: the newest JDK 17+ found here).")
+        Path javaPath;
 
         @Option(names = "--source", paramLabel = "FILE", description = "This script's source file, for the launcher to notice updates (default: found next to the current directory's script).")
         Path source;
@@ -2975,9 +3133,12 @@ public class litefuse_hook implements Callable<Integer> {
                     : Files.isRegularFile(Paths.get("litefuse_hook.java")) ? Paths.get("litefuse_hook.java").toAbsolutePath().toString() : null;
             Path launcher = launcherPath(home);
             Files.createDirectories(launcher.getParent());
-            String java = Paths.get(System.getProperty("java.home"), "bin", "java").toString();
-            Files.writeString(launcher, launcherScript(java, System.getProperty("java.class.path"),
-                    fallbackCommand(env, home, sourceFile), sourceFile));
+            JavaRuntime java = javaPath != null ? new JavaRuntime(javaPath.toAbsolutePath(),
+                    javaFeature(javaPath.toAbsolutePath().getParent().getParent())) : fastestJava(env, home);
+            String classPath = System.getProperty("java.class.path");
+            Path archive = launcher.resolveSibling("litefuse-hook" + java.archiveSuffix());
+            boolean trained = trainArchive(java, classPath, archive);
+            Files.writeString(launcher, launcherScript(java, classPath, archive, fallbackCommand(env, home, sourceFile), sourceFile));
             launcher.toFile().setExecutable(true, false);
             if (printHookCommand) {
                 out.println(launcher);
@@ -3016,7 +3177,8 @@ public class litefuse_hook implements Callable<Integer> {
             saveState(installManifest(home), manifest);
             out.println("Stop hook: " + HOOK_COMMAND + (async ? " (async)" : "") + " in " + hookFile
                     + (hookChanged ? "" : " (already there)"));
-            out.println("Launcher:  " + launcher + " (runs " + java + " directly)");
+            out.println("Launcher:  " + launcher + " (runs Java " + java.feature() + " directly, "
+                    + (trained ? "with a start-up archive" : "without a start-up archive: recording it failed") + ")");
             if (!noEnv) {
                 out.println("Env:       TRACE_TO_LANGFUSE=true, LANGFUSE_PUBLIC_KEY=" + redactKey(pk) + ", LANGFUSE_SECRET_KEY="
                         + redactKey(sk) + ", LANGFUSE_BASE_URL=" + url + " in " + envFile);
@@ -3343,7 +3505,6 @@ public class litefuse_hook implements Callable<Integer> {
         static Check sendCanary(Config config, CredentialCheck credentials) {
             if (!config.canExport()) return new Check(false, "Test trace", "not sent: no keys");
             TraceRecord canary = canaryTrace(config.userId(), Instant.now());
-            routeLibraryLogging();
             try (TraceExporter exporter = TraceExporter.forLangfuse(config)) {
                 ExportOutcome outcome = exporter.export(List.of(canary), System.nanoTime() + TimeUnit.SECONDS.toNanos(15));
                 if (outcome.acknowledged() != 1) return new Check(false, "Test trace", "not accepted: " + outcome.failure());
