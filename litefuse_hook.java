@@ -252,43 +252,67 @@ public class litefuse_hook implements Callable<Integer> {
      * tokens), Authorization headers, private-key blocks, and .env lines whose name holds SECRET, TOKEN, PASSWORD or
      * KEY. A pattern with a group named `secret` masks only that group (the header or variable name stays readable).
      */
-    record Masker(List<Pattern> patterns) {
+    record Masker(List<Rule> rules) {
         static final String MASK = "[REDACTED]";
-        static final List<Pattern> STANDARD = List.of(
-                Pattern.compile("-----BEGIN[A-Z ]{0,40}PRIVATE KEY( BLOCK)?-----[\\s\\S]*?(?:-----END[A-Z ]{0,40}PRIVATE KEY( BLOCK)?-----|$)"),
-                Pattern.compile("(?i)\\b(?:proxy-)?authorization[\"']?\\s*[:=]\\s*[\"']?(?:(?:bearer|basic|token|digest)\\s+)?(?<secret>[^\\s\"',;\\\\]+)"),
-                Pattern.compile("(?m)^[ \\t]*(?:export[ \\t]+)?[A-Za-z_][A-Za-z0-9_]*(?:SECRET|TOKEN|PASSWORD|PASSWD|KEY)[A-Za-z0-9_]*[ \\t]*=[ \\t]*(?<secret>\\S[^\\r\\n]*)"),
-                Pattern.compile("\\bsk-ant-[A-Za-z0-9_-]{10,}"),
-                Pattern.compile("\\bsk-[A-Za-z0-9_-]{16,}"),
-                Pattern.compile("\\b(?:AKIA|ASIA)[0-9A-Z]{16}\\b"),
-                Pattern.compile("\\b(?:gh[pousr]_[A-Za-z0-9]{30,}|github_pat_[A-Za-z0-9_]{20,})"),
-                Pattern.compile("\\bxox[abposr]-[A-Za-z0-9-]{10,}"));
+
+        /** A pattern, and a cheap test that must pass before the regex runs (most text holds no credential). */
+        record Rule(Pattern pattern, java.util.function.Predicate<String> mightMatch) {
+        }
+
+        static final List<Rule> STANDARD = List.of(
+                new Rule(Pattern.compile("-----BEGIN[A-Z ]{0,40}PRIVATE KEY( BLOCK)?-----[\\s\\S]*?(?:-----END[A-Z ]{0,40}PRIVATE KEY( BLOCK)?-----|$)"),
+                        text -> text.contains("PRIVATE KEY")),
+                new Rule(Pattern.compile("(?i)(?<![A-Za-z0-9_])(?:proxy-)?authorization[\"']?\\s*[:=]\\s*[\"']?(?:(?:bearer|basic|token|digest)\\s+)?(?<secret>[^\\s\"',;\\\\]+)"),
+                        text -> text.contains("uthorization") || text.contains("UTHORIZATION")),
+                new Rule(Pattern.compile("(?m)^[ \\t]*(?:export[ \\t]+)?[A-Za-z_][A-Za-z0-9_]*(?:SECRET|TOKEN|PASSWORD|PASSWD|KEY)[A-Za-z0-9_]*[ \\t]*=[ \\t]*(?<secret>\\S[^\\r\\n]*)"),
+                        text -> text.indexOf('=') >= 0 && (text.contains("KEY") || text.contains("TOKEN") || text.contains("SECRET")
+                                || text.contains("PASSW"))),
+                new Rule(Pattern.compile("(?<![A-Za-z0-9_])sk-ant-[A-Za-z0-9_-]{10,}"), text -> containsWordStart(text, "sk-ant-")),
+                new Rule(Pattern.compile("(?<![A-Za-z0-9_])sk-[A-Za-z0-9_-]{16,}"), text -> containsWordStart(text, "sk-")),
+                new Rule(Pattern.compile("(?<![A-Za-z0-9_])(?:AKIA|ASIA)[0-9A-Z]{16}(?![A-Za-z0-9_])"),
+                        text -> text.contains("AKIA") || text.contains("ASIA")),
+                new Rule(Pattern.compile("(?<![A-Za-z0-9_])(?:gh[pousr]_[A-Za-z0-9]{30,}|github_pat_[A-Za-z0-9_]{20,})"),
+                        text -> text.contains("ghp_") || text.contains("gho_") || text.contains("ghu_") || text.contains("ghs_")
+                                || text.contains("ghr_") || text.contains("github_pat_")),
+                new Rule(Pattern.compile("(?<![A-Za-z0-9_])xox[abposr]-[A-Za-z0-9-]{10,}"), text -> text.contains("xox")));
 
         /** On unless CC_LANGFUSE_MASK_SECRETS=false; CC_LANGFUSE_MASK_PATTERNS adds regexes, one per line. */
         static Masker fromEnv(String enabled, String extraPatterns) {
             if ("false".equalsIgnoreCase(enabled == null ? "" : enabled.trim())) return new Masker(List.of());
-            List<Pattern> patterns = new ArrayList<>(STANDARD);
+            List<Rule> rules = new ArrayList<>(STANDARD);
             if (extraPatterns != null) {
                 for (String regex : extraPatterns.split("\\R")) {
                     if (regex.isBlank()) continue;
                     try {
-                        patterns.add(Pattern.compile(regex.strip()));
+                        rules.add(new Rule(Pattern.compile(regex.strip()), text -> true));
                     } catch (java.util.regex.PatternSyntaxException e) {
                         warn("Ignoring CC_LANGFUSE_MASK_PATTERNS entry that is not a valid regex: " + e.getDescription());
                     }
                 }
             }
-            return new Masker(List.copyOf(patterns));
+            return new Masker(List.copyOf(rules));
+        }
+
+        /** `word` somewhere not preceded by a letter, digit or underscore ("sk-" but not "task-"). */
+        static boolean containsWordStart(String text, String word) {
+            for (int at = text.indexOf(word); at >= 0; at = text.indexOf(word, at + 1)) {
+                if (at == 0) return true;
+                char before = text.charAt(at - 1);
+                if (!Character.isLetterOrDigit(before) && before != '_') return true;
+            }
+            return false;
         }
 
         String describe() {
-            return patterns.isEmpty() ? "off" : patterns.size() + " patterns";
+            return rules.isEmpty() ? "off" : rules.size() + " patterns";
         }
 
         String text(String value) {
-            if (value == null || patterns.isEmpty()) return value;
+            if (value == null || rules.isEmpty()) return value;
             String masked = value;
-            for (Pattern pattern : patterns) masked = maskWith(pattern, masked);
+            for (Rule rule : rules) {
+                if (rule.mightMatch().test(masked)) masked = maskWith(rule.pattern(), masked);
+            }
             return masked;
         }
 
@@ -310,7 +334,7 @@ public class litefuse_hook implements Callable<Integer> {
 
         /** A copy of `node` with every string value masked. */
         JsonNode json(JsonNode node) {
-            if (node == null || patterns.isEmpty()) return node;
+            if (node == null || rules.isEmpty()) return node;
             if (node.isTextual()) return NODES.textNode(text(node.asText()));
             if (node.isObject()) {
                 ObjectNode copy = NODES.objectNode();
@@ -780,68 +804,90 @@ public class litefuse_hook implements Callable<Integer> {
      */
     static JsonlStats streamJsonl(InputStream in, long startOffset, boolean acceptWholeTail, Consumer<Row> sink)
             throws IOException {
-        BufferedInputStream input = new BufferedInputStream(in, 1 << 16);
-        ByteArrayOutputStream line = new ByteArrayOutputStream(8192);
-        long position = startOffset;
+        byte[] chunk = new byte[1 << 18];
+        byte[] carry = new byte[8192];
+        int carried = 0;
+        boolean oversized = false;
+        long chunkStart = startOffset;
         long lineStart = startOffset;
         long consumedTo = startOffset;
-        boolean oversized = false;
         int badLines = 0;
-        byte[] buffer = new byte[1 << 16];
         int read;
-        while ((read = input.read(buffer)) > 0) {
+        while ((read = in.readNBytes(chunk, 0, chunk.length)) > 0) {
             int from = 0;
-            for (int i = 0; i < read; i++) {
-                if (buffer[i] != '\n') continue;
-                if (!oversized) line.write(buffer, from, i - from);
-                position += i - from + 1;
-                if (!parseLine(line, lineStart, oversized, sink)) badLines++;
-                line.reset();
+            for (int newline = indexOf(chunk, (byte) '\n', 0, read); newline >= 0; newline = indexOf(chunk, (byte) '\n', from, read)) {
+                boolean ok;
+                if (oversized) {
+                    ok = parseLine(null, 0, 0, lineStart, true, sink);
+                } else if (carried == 0) {
+                    // The common case: the whole line sits in this chunk; parse it where it is.
+                    ok = parseLine(chunk, from, newline - from, lineStart, false, sink);
+                } else {
+                    carry = append(carry, carried, chunk, from, newline - from);
+                    ok = parseLine(carry, 0, carried + newline - from, lineStart, false, sink);
+                }
+                if (!ok) badLines++;
+                carried = 0;
                 oversized = false;
-                lineStart = position;
-                consumedTo = position;
-                from = i + 1;
+                from = newline + 1;
+                lineStart = chunkStart + from;
+                consumedTo = lineStart;
             }
             int rest = read - from;
-            position += rest;
             if (!oversized) {
-                if (line.size() + rest > MAX_LINE_BYTES) {
+                if (carried + rest > MAX_LINE_BYTES) {
                     oversized = true;
-                    line.reset();
+                    carried = 0;
                 } else {
-                    line.write(buffer, from, rest);
+                    carry = append(carry, carried, chunk, from, rest);
+                    carried += rest;
                 }
             }
+            chunkStart += read;
         }
-        if (line.size() > 0 && acceptWholeTail && !oversized) {
-            JsonNode tail = parseJsonObject(line.toByteArray());
+        if (carried > 0 && acceptWholeTail && !oversized) {
+            JsonNode tail = parseJsonObject(carry, 0, carried);
             if (tail != null) {
                 sink.accept(new Row(tail, lineStart));
-                consumedTo = position;
+                consumedTo = chunkStart;
             }
         }
         return new JsonlStats(consumedTo, badLines);
     }
 
-    /** Parses one line into the sink; returns false (after one log line) when it is not a JSON object. */
-    static boolean parseLine(ByteArrayOutputStream line, long offset, boolean oversized, Consumer<Row> sink) {
+    static int indexOf(byte[] bytes, byte value, int from, int to) {
+        for (int i = from; i < to; i++) {
+            if (bytes[i] == value) return i;
+        }
+        return -1;
+    }
+
+    /** `carry` with `length` bytes of `source` appended after its first `used` bytes (growing it when needed). */
+    static byte[] append(byte[] carry, int used, byte[] source, int offset, int length) {
+        byte[] target = carry;
+        if (used + length > carry.length) target = java.util.Arrays.copyOf(carry, Math.max(carry.length * 2, used + length));
+        System.arraycopy(source, offset, target, used, length);
+        return target;
+    }
+
+    /** Parses one line into the sink; returns false (after one log line) when it is not a transcript row. */
+    static boolean parseLine(byte[] bytes, int offset, int length, long position, boolean oversized, Consumer<Row> sink) {
         if (oversized) {
-            warn("Skipped transcript line at byte " + offset + ": longer than " + MAX_LINE_BYTES + " bytes");
+            warn("Skipped transcript line at byte " + position + ": longer than " + MAX_LINE_BYTES + " bytes");
             return false;
         }
-        byte[] bytes = line.toByteArray();
-        if (isBlank(bytes)) return true;
-        JsonNode row = parseJsonObject(bytes);
+        if (isBlank(bytes, offset, length)) return true;
+        JsonNode row = parseJsonObject(bytes, offset, length);
         if (row == null) {
-            warn("Skipped transcript line at byte " + offset + ": not a JSON object (" + bytes.length + " bytes)");
+            warn("Skipped transcript line at byte " + position + ": not a JSON object (" + length + " bytes)");
             return false;
         }
         String problem = rowProblem(row);
         if (problem != null) {
-            warn("Skipped transcript row at byte " + offset + ": " + problem);
+            warn("Skipped transcript row at byte " + position + ": " + problem);
             return false;
         }
-        sink.accept(new Row(row, offset));
+        sink.accept(new Row(row, position));
         return true;
     }
 
@@ -862,22 +908,22 @@ public class litefuse_hook implements Callable<Integer> {
         return null;
     }
 
-    static boolean isBlank(byte[] bytes) {
-        for (byte b : bytes) {
-            if (b != ' ' && b != '\t' && b != '\r') return false;
+    static boolean isBlank(byte[] bytes, int offset, int length) {
+        for (int i = offset; i < offset + length; i++) {
+            if (bytes[i] != ' ' && bytes[i] != '\t' && bytes[i] != '\r') return false;
         }
         return true;
     }
 
     /** Jackson reads UTF-8 bytes directly; a line with invalid UTF-8 is decoded with replacement characters instead. */
-    static JsonNode parseJsonObject(byte[] bytes) {
+    static JsonNode parseJsonObject(byte[] bytes, int offset, int length) {
         try {
-            JsonNode node = JSON.readTree(bytes);
+            JsonNode node = JSON.readTree(bytes, offset, length);
             return node != null && node.isObject() ? node : null;
         } catch (IOException e) {
             try {
                 String lenient = StandardCharsets.UTF_8.newDecoder().onMalformedInput(CodingErrorAction.REPLACE)
-                        .onUnmappableCharacter(CodingErrorAction.REPLACE).decode(ByteBuffer.wrap(bytes)).toString();
+                        .onUnmappableCharacter(CodingErrorAction.REPLACE).decode(ByteBuffer.wrap(bytes, offset, length)).toString();
                 JsonNode node = JSON.readTree(lenient);
                 return node != null && node.isObject() ? node : null;
             } catch (IOException | RuntimeException again) {
@@ -932,7 +978,7 @@ public class litefuse_hook implements Callable<Integer> {
     static final class TurnAssembler {
         private final Consumer<Turn> sink;
         private final boolean agentMode;
-        private final Set<String> seenUuids = new HashSet<>();
+        private final LongHashSet seenUuids = new LongHashSet();
         private Row userRow;
         private TurnKind kind;
         private List<Row> assistantRows = new ArrayList<>();
@@ -954,7 +1000,7 @@ public class litefuse_hook implements Callable<Integer> {
         void accept(Row row) {
             String uuid = row.uuid();
             // Claude Code repeats rows on session resume; the uuid is the identity.
-            if (!uuid.isEmpty() && !seenUuids.add(uuid)) return;
+            if (!uuid.isEmpty() && !seenUuids.add(fingerprint(uuid))) return;
             if (!agentMode && row.json().path("isSidechain").asBoolean(false)) {
                 if (userRow != null) sidechainRows.add(row);
                 return;
@@ -1041,6 +1087,47 @@ public class litefuse_hook implements Callable<Integer> {
         rows.forEach(assembler::accept);
         assembler.finish();
         return turns;
+    }
+
+    /** A 64-bit fingerprint of a uuid: eight bytes a row instead of a String, for transcripts of any size. */
+    static long fingerprint(String uuid) {
+        long hash = 0xcbf29ce484222325L;
+        for (int i = 0; i < uuid.length(); i++) {
+            hash = (hash ^ uuid.charAt(i)) * 0x100000001b3L;
+        }
+        return hash;
+    }
+
+    /** An open-addressing set of longs (the JDK has none without boxing). */
+    static final class LongHashSet {
+        private long[] slots = new long[1024];
+        private boolean[] used = new boolean[1024];
+        private int size;
+
+        boolean add(long value) {
+            if (size * 2 >= slots.length) grow();
+            int mask = slots.length - 1;
+            int index = (int) (value ^ (value >>> 32)) * 0x9E3779B9 & mask;
+            while (used[index]) {
+                if (slots[index] == value) return false;
+                index = (index + 1) & mask;
+            }
+            used[index] = true;
+            slots[index] = value;
+            size++;
+            return true;
+        }
+
+        private void grow() {
+            long[] oldSlots = slots;
+            boolean[] oldUsed = used;
+            slots = new long[oldSlots.length * 2];
+            used = new boolean[oldSlots.length * 2];
+            size = 0;
+            for (int i = 0; i < oldSlots.length; i++) {
+                if (oldUsed[i]) add(oldSlots[i]);
+            }
+        }
     }
 
     /** A subagent's rows as one turn (the agent's prompt, its generations and tool calls); null without a prompt. */
@@ -1141,11 +1228,10 @@ public class litefuse_hook implements Callable<Integer> {
         return chains;
     }
 
-    /** Where a transcript's subagent files live, read lazily and once. */
+    /** Where a transcript's subagent files live; compaction helpers are listed once. */
     static final class AgentFiles {
         static final AgentFiles NONE = new AgentFiles(null);
         private final Path transcript;
-        private final Map<String, Turn> agents = new HashMap<>();
         private Map<String, Turn> compaction;
 
         AgentFiles(Path transcript) {
@@ -1157,16 +1243,14 @@ public class litefuse_hook implements Callable<Integer> {
             return transcript.resolveSibling(stem).resolve("subagents");
         }
 
-        /** The agent's turn from `<session>/subagents/agent-<id>.jsonl` or `agent-<id>.jsonl` beside the transcript. */
+        /** The agent's turn from `<session>/subagents/agent-<id>.jsonl` or `agent-<id>.jsonl` beside the transcript (read when asked: each is attached once). */
         Turn agent(String agentId) {
             if (transcript == null || !agentId.matches("[A-Za-z0-9_-]+")) return null;
-            return agents.computeIfAbsent(agentId, id -> {
-                for (Path candidate : List.of(subagentsDir().resolve("agent-" + id + ".jsonl"),
-                        transcript.resolveSibling("agent-" + id + ".jsonl"))) {
-                    if (Files.isRegularFile(candidate)) return readAgentFile(candidate);
-                }
-                return null;
-            });
+            for (Path candidate : List.of(subagentsDir().resolve("agent-" + agentId + ".jsonl"),
+                    transcript.resolveSibling("agent-" + agentId + ".jsonl"))) {
+                if (Files.isRegularFile(candidate)) return readAgentFile(candidate);
+            }
+            return null;
         }
 
         /** Compaction helpers (`agent-acompact-*.jsonl`) by agent id. */
@@ -2100,6 +2184,8 @@ public class litefuse_hook implements Callable<Integer> {
 
     /** The OpenTelemetry SDK, built once per run (only when there is something to send) and shut down explicitly. */
     static final class TraceExporter implements AutoCloseable {
+        /** Spans per request: big enough for throughput, small enough for Langfuse's request size limits. */
+        static final int BATCH_SPANS = 2048;
         private final StableIdGenerator ids = new StableIdGenerator();
         private final CollectingProcessor collector = new CollectingProcessor();
         private final ExportDeadline deadline = new ExportDeadline();
@@ -2176,7 +2262,7 @@ public class litefuse_hook implements Callable<Integer> {
             while (acknowledged < traces.size()) {
                 List<SpanData> batch = new ArrayList<>();
                 int batchEnd = acknowledged;
-                while (batchEnd < traces.size() && (batch.isEmpty() || batch.size() < 512)) {
+                while (batchEnd < traces.size() && (batch.isEmpty() || batch.size() < BATCH_SPANS)) {
                     batch.addAll(toSpans(traces.get(batchEnd)));
                     batchEnd++;
                 }
@@ -2522,6 +2608,9 @@ public class litefuse_hook implements Callable<Integer> {
         @Option(names = "--session-id", description = "Session id for rows that lack one (default: the file name).")
         String sessionId;
 
+        @Option(names = "--quiet", description = "With --send: do not print the trees.")
+        boolean quiet;
+
         @ParentCommand
         litefuse_hook parent;
 
@@ -2532,8 +2621,13 @@ public class litefuse_hook implements Callable<Integer> {
                 System.err.println("replay --send needs LANGFUSE_PUBLIC_KEY and LANGFUSE_SECRET_KEY in the environment");
                 return 2;
             }
-            PrintStream out = System.out;
-            ArrayNode allJson = NODES.arrayNode();
+            PrintStream out = new PrintStream(new java.io.FileOutputStream(java.io.FileDescriptor.out), false, StandardCharsets.UTF_8);
+            // Traces stream out as they are built: a transcript of any size replays in bounded memory.
+            com.fasterxml.jackson.core.JsonGenerator jsonOut = null;
+            if (json) {
+                jsonOut = JSON.getFactory().createGenerator(out).useDefaultPrettyPrinter();
+                jsonOut.writeStartArray();
+            }
             int failures = 0;
             for (Path file : files) {
                 if (!Files.isReadable(file)) {
@@ -2544,37 +2638,137 @@ public class litefuse_hook implements Callable<Integer> {
                 String fallbackSession = sessionId != null ? sessionId : file.getFileName().toString().replaceFirst("\\.jsonl$", "");
                 TraceContext ctx = new TraceContext(fallbackSession, config.userId(),
                         file.toAbsolutePath().normalize().toString(), config.maxChars(), config.masker());
-                List<TraceRecord> traces = replayFile(file, ctx);
-                if (json) traces.forEach(trace -> allJson.add(traceToJson(trace)));
-                else traces.forEach(trace -> out.print(renderTree(trace)));
-                if (send && !traces.isEmpty()) {
-                    try (TraceExporter exporter = TraceExporter.forLangfuse(config)) {
-                        long deadline = System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(Math.max(config.exportBudgetMillis(), 60_000));
-                        ExportOutcome outcome = exporter.export(traces, deadline);
-                        System.err.println("Sent " + outcome.acknowledged() + " of " + traces.size() + " traces from " + file
+                try (StreamingSender sender = send ? new StreamingSender(config) : null) {
+                    com.fasterxml.jackson.core.JsonGenerator generator = jsonOut;
+                    int count = replayTranscript(file, ctx, trace -> {
+                        if (generator != null) writeJson(generator, traceToJson(trace));
+                        else if (!send || !quiet) out.print(renderTree(trace));
+                        if (sender != null) sender.add(trace);
+                    });
+                    if (sender != null) {
+                        ExportOutcome outcome = sender.finish();
+                        System.err.println("Sent " + outcome.acknowledged() + " of " + count + " traces from " + file
                                 + " to " + config.tracesEndpoint() + (outcome.failure() == null ? "" : ": " + outcome.failure()));
-                        if (outcome.acknowledged() < traces.size()) failures++;
+                        if (outcome.acknowledged() < count) failures++;
                     }
                 }
             }
-            if (json) out.println(JSON.writer().with(SerializationFeature.INDENT_OUTPUT).writeValueAsString(allJson));
+            if (jsonOut != null) {
+                jsonOut.writeEndArray();
+                jsonOut.flush();
+                out.println();
+            }
+            out.flush();
             return failures == 0 ? 0 : 1;
+        }
+
+        static void writeJson(com.fasterxml.jackson.core.JsonGenerator generator, JsonNode node) {
+            try {
+                JSON.writeTree(generator, node);
+            } catch (IOException e) {
+                throw new java.io.UncheckedIOException(e);
+            }
         }
     }
 
-    /** Every turn of a whole transcript as traces, numbered as the hook numbers them, streaming the file. */
+    /** Every turn of a whole transcript as traces, numbered as the hook numbers them. */
     static List<TraceRecord> replayFile(Path file, TraceContext ctx) throws IOException {
         List<TraceRecord> traces = new ArrayList<>();
+        replayTranscript(file, ctx, traces::add);
+        return traces;
+    }
+
+    /**
+     * Streams a transcript's traces to `sink` as each turn completes; returns the count. Parsing runs on a second
+     * thread, a bounded queue ahead of trace building, so memory stays flat and both cores work.
+     */
+    static int replayTranscript(Path file, TraceContext ctx, Consumer<TraceRecord> sink) throws IOException {
+        int[] count = {0};
         AgentFiles agentFiles = new AgentFiles(file);
         TurnAssembler assembler = new TurnAssembler(turn -> {
             Turn withAgents = attachAgents(turn, agentFiles);
-            if (withAgents.hasWork()) traces.add(buildTrace(withAgents, traces.size() + 1, ctx));
+            if (withAgents.hasWork()) sink.accept(buildTrace(withAgents, ++count[0], ctx));
         });
-        try (InputStream in = Files.newInputStream(file)) {
-            streamJsonl(in, 0, true, assembler::accept);
+        java.util.concurrent.BlockingQueue<List<Row>> queue = new java.util.concurrent.ArrayBlockingQueue<>(32);
+        List<Row> end = List.of();
+        java.util.concurrent.atomic.AtomicReference<IOException> failure = new java.util.concurrent.atomic.AtomicReference<>();
+        Thread reader = new Thread(() -> {
+            List<List<Row>> batch = new ArrayList<>(List.of(new ArrayList<>()));
+            try (InputStream in = Files.newInputStream(file)) {
+                streamJsonl(in, 0, true, row -> {
+                    batch.get(0).add(row);
+                    if (batch.get(0).size() == 256) {
+                        putQuietly(queue, batch.get(0));
+                        batch.set(0, new ArrayList<>());
+                    }
+                });
+                putQuietly(queue, batch.get(0));
+            } catch (IOException e) {
+                failure.set(e);
+            } finally {
+                putQuietly(queue, end);
+            }
+        }, "litefuse-reader");
+        reader.setDaemon(true);
+        reader.start();
+        try {
+            for (List<Row> rows = queue.take(); rows != end; rows = queue.take()) rows.forEach(assembler::accept);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new java.io.InterruptedIOException("replay interrupted");
         }
+        if (failure.get() != null) throw failure.get();
         assembler.finish();
-        return traces;
+        return count[0];
+    }
+
+    static <T> void putQuietly(java.util.concurrent.BlockingQueue<T> queue, T item) {
+        try {
+            queue.put(item);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+        }
+    }
+
+    /** Exports traces as they stream in, a request per few thousand spans; stops at the first failure. */
+    static final class StreamingSender implements AutoCloseable {
+        private final TraceExporter exporter;
+        private final long deadline;
+        private final List<TraceRecord> pending = new ArrayList<>();
+        private int pendingSpans;
+        private int acknowledged;
+        private String failure;
+
+        StreamingSender(Config config) {
+            this.exporter = TraceExporter.forLangfuse(config);
+            this.deadline = System.nanoTime() + TimeUnit.HOURS.toNanos(1);
+        }
+
+        void add(TraceRecord trace) {
+            if (failure != null) return;
+            pending.add(trace);
+            pendingSpans += trace.observations().size();
+            if (pendingSpans >= TraceExporter.BATCH_SPANS) flush();
+        }
+
+        private void flush() {
+            if (pending.isEmpty() || failure != null) return;
+            ExportOutcome outcome = exporter.export(pending, deadline);
+            acknowledged += outcome.acknowledged();
+            failure = outcome.failure();
+            pending.clear();
+            pendingSpans = 0;
+        }
+
+        ExportOutcome finish() {
+            flush();
+            return new ExportOutcome(acknowledged, failure, false);
+        }
+
+        @Override
+        public void close() {
+            exporter.close();
+        }
     }
 
     @Command(name = "backfill", mixinStandardHelpOptions = true,

@@ -9,6 +9,7 @@ import argparse
 import json
 import os
 import re
+import shlex
 import shutil
 import statistics
 import subprocess
@@ -17,6 +18,7 @@ import time
 import urllib.request
 import uuid as uuidlib
 
+sys.dont_write_bytecode = True  # no __pycache__ next to the sources
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from gen_transcripts import make_turn, last_uuid  # noqa: E402
 
@@ -236,9 +238,11 @@ def foreign_cpu(before, after):
     return total - children - receiver - own
 
 
-def run_one(session, command, verify):
-    """One timed hook run; `verify` requires a 'Processed' log line (a real run that sent the turn)."""
-    session.append_turn()
+def run_one(session, command, verify, append=True):
+    """One timed hook run after appending a turn (unless `append` is false); `verify` requires a 'Processed' log
+    line (a real run that sent the turn)."""
+    if append:
+        session.append_turn()
     if verify:
         return session.run(command)
     started = time.perf_counter()
@@ -252,7 +256,7 @@ def run_one(session, command, verify):
 
 
 def run_rounds(measure, runners, args, receiver, results):
-    """Warm-ups, then rounds of all `runners` (key -> (session, command, verify)) interleaved, until `args.runs`
+    """Warm-ups, then rounds of all `runners` (key -> (session, command, verify, append)) interleaved, until `args.runs`
     undisturbed rounds. A round is disturbed when other processes used more than max(50 ms, 15 % of the run's
     wall time) of CPU during one of its runs; it is dropped and repeated, at most `args.runs` extra times (then
     disturbed rounds are kept and counted)."""
@@ -261,16 +265,16 @@ def run_rounds(measure, runners, args, receiver, results):
     kept_disturbed = dropped = 0
     log(f"{measure}: {args.warmup} warm-up + {args.runs} timed rounds, {'/'.join(runners)} interleaved per round")
     for i in range(args.warmup):
-        for key, (session, command, verify) in runners.items():
-            _, ok, why = run_one(session, command, verify)
+        for key, (session, command, verify, append) in runners.items():
+            _, ok, why = run_one(session, command, verify, append)
             if not ok:
                 log(f"{measure} ({key}) warm-up {i + 1}: FAILED: {why}")
     done = 0
     while done < args.runs:
         round_samples, disturbed = {}, []
-        for key, (session, command, verify) in runners.items():
+        for key, (session, command, verify, append) in runners.items():
             before = cpu_snapshot(receiver)
-            elapsed, ok, why = run_one(session, command, verify)
+            elapsed, ok, why = run_one(session, command, verify, append)
             foreign = foreign_cpu(before, cpu_snapshot(receiver))
             if foreign > max(0.05, 0.15 * elapsed):
                 disturbed.append(f"{key}: {foreign:.2f}s CPU of other work in {elapsed:.2f}s")
@@ -316,26 +320,43 @@ def hook_command_a(args, base_env, home=None):
     return fallback, "fallback `java -XX:TieredStopAtLevel=1 -cp <cp> litefuse_hook`", why[:160]
 
 
+def launcher_java(command):
+    """The java a launcher script runs (its `java='...'` line), else the `java` on PATH: the floor uses the same."""
+    try:
+        path = shlex.split(command)[0]
+        if os.path.isfile(path) and os.path.getsize(path) < 1 << 20:
+            for line in open(path, errors="replace"):
+                m = re.match(r"""\s*java=(['"])(.+?)\1\s*$""", line)
+                if m and os.access(m.group(2), os.X_OK):
+                    return m.group(2)
+        if os.path.basename(path) == "java" and os.access(path, os.X_OK):
+            return path
+    except (ValueError, IndexError, OSError):
+        pass
+    return shutil.which("java") or "java"
+
+
 def p1(args, receiver, base_env, results):
     sessions = {key: HookSession(f"p1{key}", args.small, base_env, receiver.base_url) for key in "abcd"}
     command_a, label_a, install_problem = hook_command_a(args, base_env, sessions["a"].home)
     if install_problem:
         log(f"P1: `install --print-hook-command` unavailable ({install_problem}); using the fallback command")
     log(f"P1: (a) command: {command_a}")
-    sessions["d"].env.pop("TRACE_TO_LANGFUSE")
-    # key, label, command, whether the run must log "Processed ..." (a real hook run that sent the new turn)
+    java = launcher_java(command_a)
+    log(f"P1: floor runs Hello on {java}")
+    # key, label, command, must the run log "Processed ..." (it sent the new turn), append a turn first
     variants = [
-        ("a", label_a, command_a, True),
-        ("b", "plain `.ci/jbang litefuse_hook.java`", f"{JBANG} {args.script}", True),
-        ("c", "floor: bare JVM hello-world", f"java -cp {args.classes} Hello", False),
-        ("d", "command of (a) with TRACE_TO_LANGFUSE unset (start-up and exit only)", command_a, False),
+        ("a", label_a, command_a, True, True),
+        ("b", "plain `.ci/jbang litefuse_hook.java`", f"{JBANG} {args.script}", True, True),
+        ("c", f"floor: bare JVM hello-world (`{java}`)", f"{shlex.quote(java)} -cp {args.classes} Hello", False, True),
+        ("d", "command of (a), no new turn: start-up, state check, exit", command_a, False, False),
     ]
     receiver.reset()
-    runners = {key: (sessions[key], command, verify) for key, _, command, verify in variants}
+    runners = {key: (sessions[key], command, verify, append) for key, _, command, verify, append in variants}
     samples, failures = run_rounds("P1", runners, args, receiver, results)
     out = {"command_a": command_a, "label_a": label_a, "install_unavailable": install_problem,
            "receiver": receiver.stats(), "variants": {}}
-    for key, label, command, _ in variants:
+    for key, label, command, *_ in variants:
         out["variants"][key] = {"label": label, "command": command, "failures": failures[key][:5],
                                 "failed_runs": len(failures[key]),
                                 "stats": summary_ms(samples[key]) if samples[key] else None}
@@ -365,7 +386,7 @@ def p2(args, receiver, base_env, results, command_a, label_a):
                 f"{priming[key]['state_offset']} of {size}); P2 will include that backlog")
     time.sleep(3)  # let the receiver settle (GC, JIT) after taking the backlog, so it does not steal CPU
     log(f"P2: timing `{label_a}` on both")
-    runners = {key: (session, command_a, True) for key, session in sessions.items()}
+    runners = {key: (session, command_a, True, True) for key, session in sessions.items()}
     samples, failures = run_rounds("P2", runners, args, receiver, results)
     out = {"priming": priming, "failures": {k: v[:5] for k, v in failures.items()},
            "failed_runs": {k: len(v) for k, v in failures.items()},
@@ -533,8 +554,8 @@ def table(results, args):
                     rows.append((name, f"no successful run{fail_note}", "≤ 3× floor", "MISS"))
             else:
                 name = {"b": "P1 (b) hook, plain `.ci/jbang litefuse_hook.java`",
-                        "c": "P1 (c) floor: bare JVM hello-world",
-                        "d": "P1 (d) command of (a), TRACE_TO_LANGFUSE unset: JVM start + init + exit"}[key]
+                        "c": f"P1 (c) floor: bare JVM hello-world, `{v['c']['command'].split()[0]}`",
+                        "d": "P1 (d) command of (a), no new turn (start-up, state check, exit)"}[key]
                 result = (fmt_ms(s) if s else "no successful run") + fail_note
                 if key in "bd" and s and floor:
                     result += f" = {s['median'] / floor['median']:.2f}× floor"
@@ -681,8 +702,10 @@ def main():
         notes.append(f"- CPU busy with other work just before each measure (2 s sample): {busy}.")
     for measure, d in results.get("disturbance", {}).items():
         if d["dropped_rounds"] or d["kept_disturbed_rounds"]:
+            kept = (f"; {d['kept_disturbed_rounds']} disturbed round(s) kept because the repeat budget was spent"
+                    if d["kept_disturbed_rounds"] else "")
             notes.append(f"- {measure}: {d['dropped_rounds']} round(s) dropped and repeated because other processes used "
-                         f"the CPU during them; {d['kept_disturbed_rounds']} disturbed round(s) kept (repeat budget spent).")
+                         f"the CPU during them{kept}.")
     la = results["loadavg"]
     notes.append(f"- Whole run {results['seconds']:.0f} s; load average (1/5/15 min) before "
                  f"{'/'.join(f'{x:.2f}' for x in la['before'])}, after {'/'.join(f'{x:.2f}' for x in la['after'])} "

@@ -21,6 +21,7 @@
 # data/ (generated transcripts, reused while the generator and sources are unchanged), tmp/ (temporary HOMEs,
 # logs), results.json (raw numbers). It never touches ~/.claude and talks to 127.0.0.1 only.
 set -euo pipefail
+export PYTHONDONTWRITEBYTECODE=1
 
 bench_dir="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$(dirname "$bench_dir")"
