@@ -1,4 +1,3 @@
-import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 import picocli.CommandLine;
@@ -21,16 +20,11 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /** backfill over a copy of tests/projects/: dry run, send, skip what the hook sent, resume, filters. */
-public class BackfillTest {
-    OtlpReceiver receiver;
-    Path home;
+public class BackfillTest extends ReceiverFixture {
     Path projects;
-    Map<String, String> env;
 
     @BeforeEach
     void start() throws IOException {
-        receiver = new OtlpReceiver();
-        home = TestSupport.tempHome();
         projects = home.resolve(".claude/projects");
         Path source = TestSupport.testsDir().resolve("projects");
         try (Stream<Path> walk = Files.walk(source)) {
@@ -46,12 +40,6 @@ public class BackfillTest {
                 Files.setLastModifiedTime(path, FileTime.from(Instant.parse("2026-02-20T00:00:00Z")));
             }
         }
-        env = TestSupport.hookEnv(home, receiver.baseUrl());
-    }
-
-    @AfterEach
-    void stop() {
-        receiver.close();
     }
 
     record Result(int exitCode, String out, String err) {

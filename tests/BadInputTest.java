@@ -1,5 +1,3 @@
-import org.junit.jupiter.api.AfterEach;
-import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.DynamicTest;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.TestFactory;
@@ -21,22 +19,7 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /** The corpus in tests/bad-inputs/: the hook exits 0, logs one clear line, and every good row around is traced. */
-public class BadInputTest {
-    OtlpReceiver receiver;
-    Path home;
-    Map<String, String> env;
-
-    @BeforeEach
-    void start() throws IOException {
-        receiver = new OtlpReceiver();
-        home = TestSupport.tempHome();
-        env = TestSupport.hookEnv(home, receiver.baseUrl());
-    }
-
-    @AfterEach
-    void stop() {
-        receiver.close();
-    }
+public class BadInputTest extends ReceiverFixture {
 
     static List<Path> corpus(String folder) throws IOException {
         try (Stream<Path> files = Files.list(TestSupport.testsDir().resolve("bad-inputs").resolve(folder))) {

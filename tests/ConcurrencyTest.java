@@ -1,6 +1,4 @@
 import com.fasterxml.jackson.databind.JsonNode;
-import org.junit.jupiter.api.AfterEach;
-import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 
 import java.io.IOException;
@@ -21,20 +19,7 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /** Hook processes at once on one session and on many, and hook processes killed with SIGKILL at random points. */
-public class ConcurrencyTest {
-    OtlpReceiver receiver;
-    Path home;
-
-    @BeforeEach
-    void start() throws IOException {
-        receiver = new OtlpReceiver();
-        home = TestSupport.tempHome();
-    }
-
-    @AfterEach
-    void stop() {
-        receiver.close();
-    }
+public class ConcurrencyTest extends ReceiverFixture {
 
     /** A copy of a transcript as another session: fresh session id and uuids, so its trace ids are its own. */
     Path sessionCopy(String source, int index) throws IOException {

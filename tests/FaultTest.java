@@ -1,4 +1,3 @@
-import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 
@@ -19,22 +18,13 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  * a healthy one: the hook exits 0 quietly, logs one clear line, and no turn is lost or doubled (distinct trace ids).
  * Wall times are printed for the closing note, never asserted.
  */
-public class FaultTest {
-    OtlpReceiver receiver;
-    Path home;
+public class FaultTest extends ReceiverFixture {
     Path transcript;
 
     @BeforeEach
     void start() throws IOException {
-        receiver = new OtlpReceiver();
-        home = TestSupport.tempHome();
         transcript = home.resolve("session.jsonl");
         Files.copy(TestSupport.transcript("crafted__edge-cases.jsonl"), transcript);
-    }
-
-    @AfterEach
-    void stop() {
-        receiver.close();
     }
 
     /**

@@ -1,7 +1,5 @@
 import com.fasterxml.jackson.core.type.TypeReference;
 import com.fasterxml.jackson.databind.JsonNode;
-import org.junit.jupiter.api.AfterEach;
-import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 
 import java.io.IOException;
@@ -23,22 +21,7 @@ import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /** Hook mode fed a transcript as Claude Code writes it, firing after each slice, against a loopback receiver. */
-public class HookTest {
-    OtlpReceiver receiver;
-    Path home;
-    Map<String, String> env;
-
-    @BeforeEach
-    void start() throws IOException {
-        receiver = new OtlpReceiver();
-        home = TestSupport.tempHome();
-        env = TestSupport.hookEnv(home, receiver.baseUrl());
-    }
-
-    @AfterEach
-    void stop() {
-        receiver.close();
-    }
+public class HookTest extends ReceiverFixture {
 
     /** Writes `source` into `target` in the given byte slices, firing the hook after each one and once at the end. */
     void writeInSlicesFiring(Path source, Path target, List<Integer> cuts, String sessionId) throws IOException {

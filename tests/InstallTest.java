@@ -1,5 +1,4 @@
 import com.fasterxml.jackson.databind.JsonNode;
-import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 import picocli.CommandLine;
@@ -20,7 +19,7 @@ import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /** install / uninstall / doctor on a temporary HOME, against the loopback receiver (which also answers /api/public/projects). */
-public class InstallTest {
+public class InstallTest extends ReceiverFixture {
     static final String OTHER_SETTINGS = """
             {
                 "model": "opus",
@@ -33,25 +32,15 @@ public class InstallTest {
             }
             """;
 
-    OtlpReceiver receiver;
-    Path home;
     Path project;
-    Map<String, String> env;
 
     @BeforeEach
     void start() throws IOException {
-        receiver = new OtlpReceiver();
-        home = TestSupport.tempHome();
         project = Files.createTempDirectory("litefuse-project-");
         env = new HashMap<>();
         env.put("HOME", home.toString());
         env.put("PATH", "/usr/bin:/bin");
         env.put("JBANG_LAUNCH_CMD", TestSupport.testsDir().getParent().resolve(".ci/jbang").toString());
-    }
-
-    @AfterEach
-    void stop() {
-        receiver.close();
     }
 
     record Result(int exitCode, String out, String err) {

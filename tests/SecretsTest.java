@@ -1,5 +1,3 @@
-import org.junit.jupiter.api.AfterEach;
-import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 
 import java.io.IOException;
@@ -14,7 +12,7 @@ import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /** Credentials are masked before export (on by default, one switch off, user patterns added). */
-public class SecretsTest {
+public class SecretsTest extends ReceiverFixture {
     static final litefuse_hook.Masker MASKER = litefuse_hook.Masker.fromEnv(null, null);
     static final List<String> SECRETS = List.of(
             "sk-ant-api03-AbCdEfGhIjKlMnOpQrStUvWxYz0123456789",
@@ -44,20 +42,6 @@ public class SecretsTest {
             "-----END PRIVATE KEY-----",
             "primary_key = 1",
             "the word sk-short and the key idea stay");
-
-    OtlpReceiver receiver;
-    Path home;
-
-    @BeforeEach
-    void start() throws IOException {
-        receiver = new OtlpReceiver();
-        home = TestSupport.tempHome();
-    }
-
-    @AfterEach
-    void stop() {
-        receiver.close();
-    }
 
     @Test
     void standardPatternsMaskEveryKindAndLeaveTheRest() {

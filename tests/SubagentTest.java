@@ -1,5 +1,3 @@
-import org.junit.jupiter.api.AfterEach;
-import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 
 import java.io.ByteArrayInputStream;
@@ -24,7 +22,7 @@ import static org.junit.jupiter.api.Assertions.assertNotNull;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /** Subagents in all three layouts, background and compaction agents, the Stop race, and quiet transcripts. */
-public class SubagentTest {
+public class SubagentTest extends ReceiverFixture {
     static final Path SPOTTER = TestSupport.testsDir().resolve(
             "projects/-home-USER-projects-spotter-worktrees-spotter-dov/4d5611e5-241a-462a-8d15-5122611a9569.jsonl");
     static final Path SPOTTER_AGENTS = SPOTTER.resolveSibling("4d5611e5-241a-462a-8d15-5122611a9569/subagents");
@@ -119,22 +117,6 @@ public class SubagentTest {
         Map<String, Long> expected = plus(TestSupport.usageOverUniqueMessages(BACKGROUND),
                 TestSupport.usageOverUniqueMessages(BACKGROUND.resolveSibling("bgsession/subagents/agent-bg1.jsonl"), true));
         assertEquals(expected, TestSupport.totalsOf(TestSupport.usagesOf(traces)));
-    }
-
-    OtlpReceiver receiver;
-    Path home;
-    Map<String, String> env;
-
-    @BeforeEach
-    void start() throws IOException {
-        receiver = new OtlpReceiver();
-        home = TestSupport.tempHome();
-        env = TestSupport.hookEnv(home, receiver.baseUrl());
-    }
-
-    @AfterEach
-    void stop() {
-        receiver.close();
     }
 
     @Test

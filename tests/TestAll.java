@@ -3,6 +3,7 @@
 //SOURCES ../litefuse_hook.java
 //SOURCES OtlpReceiver.java
 //SOURCES TestSupport.java
+//SOURCES ReceiverFixture.java
 //SOURCES ReplayTest.java
 //SOURCES HookTest.java
 //SOURCES WireTest.java

@@ -1,4 +1,3 @@
-import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 
@@ -18,25 +17,14 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /** A transcript that shrinks, is replaced, is deleted, or ends in a half-written line: one log line, nothing doubled. */
-public class TranscriptChangeTest {
-    OtlpReceiver receiver;
-    Path home;
-    Map<String, String> env;
+public class TranscriptChangeTest extends ReceiverFixture {
     Path transcript;
     List<String> lines;
 
     @BeforeEach
     void start() throws IOException {
-        receiver = new OtlpReceiver();
-        home = TestSupport.tempHome();
-        env = TestSupport.hookEnv(home, receiver.baseUrl());
         transcript = home.resolve("session.jsonl");
         lines = Files.readAllLines(TestSupport.transcript("crafted__edge-cases.jsonl"));
-    }
-
-    @AfterEach
-    void stop() {
-        receiver.close();
     }
 
     void fire() {

@@ -1,6 +1,4 @@
 import com.fasterxml.jackson.databind.JsonNode;
-import org.junit.jupiter.api.AfterEach;
-import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 
 import java.io.IOException;
@@ -24,20 +22,7 @@ import static org.junit.jupiter.api.Assertions.assertNotNull;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /** Hook mode as Claude Code runs it (a separate JVM, payload on stdin) against a loopback OTLP receiver. */
-public class WireTest {
-    OtlpReceiver receiver;
-    Path home;
-
-    @BeforeEach
-    void start() throws IOException {
-        receiver = new OtlpReceiver();
-        home = TestSupport.tempHome();
-    }
-
-    @AfterEach
-    void stop() {
-        receiver.close();
-    }
+public class WireTest extends ReceiverFixture {
 
     @Test
     void hookModeSendsWhatLangfuseExpects() throws Exception {
