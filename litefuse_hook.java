@@ -698,9 +698,9 @@ public class litefuse_hook implements Callable<Integer> {
     // ----------------- Incremental reader -----------------
 
     /** One transcript row and the byte offset where its line starts. */
-    record Row(JsonNode json, long offset) {
-        String uuid() {
-            return json.path("uuid").asText("");
+    record Row(JsonNode json, long offset, String uuid) {
+        Row(JsonNode json, long offset) {
+            this(json, offset, json.path("uuid").asText(""));
         }
 
         String type() {
@@ -2679,29 +2679,25 @@ public class litefuse_hook implements Callable<Integer> {
     }
 
     /**
-     * Streams a transcript's traces to `sink` as each turn completes; returns the count. Parsing runs on a second
-     * thread, a bounded queue ahead of trace building, so memory stays flat and both cores work.
+     * Streams a transcript's traces to `sink` as each turn completes; returns the count. Parsing and turn assembly
+     * run on a second thread, a bounded queue ahead of trace building, so memory stays flat and both cores work.
      */
     static int replayTranscript(Path file, TraceContext ctx, Consumer<TraceRecord> sink) throws IOException {
-        int[] count = {0};
-        AgentFiles agentFiles = new AgentFiles(file);
-        TurnAssembler assembler = new TurnAssembler(turn -> {
-            Turn withAgents = attachAgents(turn, agentFiles);
-            if (withAgents.hasWork()) sink.accept(buildTrace(withAgents, ++count[0], ctx));
-        });
-        java.util.concurrent.BlockingQueue<List<Row>> queue = new java.util.concurrent.ArrayBlockingQueue<>(32);
-        List<Row> end = List.of();
+        java.util.concurrent.BlockingQueue<List<Turn>> queue = new java.util.concurrent.ArrayBlockingQueue<>(4);
+        List<Turn> end = List.of();
         java.util.concurrent.atomic.AtomicReference<IOException> failure = new java.util.concurrent.atomic.AtomicReference<>();
         Thread reader = new Thread(() -> {
-            List<List<Row>> batch = new ArrayList<>(List.of(new ArrayList<>()));
+            List<List<Turn>> batch = new ArrayList<>(List.of(new ArrayList<>()));
+            TurnAssembler assembler = new TurnAssembler(turn -> {
+                batch.get(0).add(turn);
+                if (batch.get(0).size() == 4) {
+                    putQuietly(queue, batch.get(0));
+                    batch.set(0, new ArrayList<>());
+                }
+            });
             try (InputStream in = Files.newInputStream(file)) {
-                streamJsonl(in, 0, true, row -> {
-                    batch.get(0).add(row);
-                    if (batch.get(0).size() == 256) {
-                        putQuietly(queue, batch.get(0));
-                        batch.set(0, new ArrayList<>());
-                    }
-                });
+                streamJsonl(in, 0, true, assembler::accept);
+                assembler.finish();
                 putQuietly(queue, batch.get(0));
             } catch (IOException e) {
                 failure.set(e);
@@ -2711,15 +2707,21 @@ public class litefuse_hook implements Callable<Integer> {
         }, "litefuse-reader");
         reader.setDaemon(true);
         reader.start();
+        int count = 0;
+        AgentFiles agentFiles = new AgentFiles(file);
         try {
-            for (List<Row> rows = queue.take(); rows != end; rows = queue.take()) rows.forEach(assembler::accept);
+            for (List<Turn> turns = queue.take(); turns != end; turns = queue.take()) {
+                for (Turn turn : turns) {
+                    Turn withAgents = attachAgents(turn, agentFiles);
+                    if (withAgents.hasWork()) sink.accept(buildTrace(withAgents, ++count, ctx));
+                }
+            }
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
             throw new java.io.InterruptedIOException("replay interrupted");
         }
         if (failure.get() != null) throw failure.get();
-        assembler.finish();
-        return count[0];
+        return count;
     }
 
     static <T> void putQuietly(java.util.concurrent.BlockingQueue<T> queue, T item) {
@@ -3743,7 +3745,7 @@ public class litefuse_hook implements Callable<Integer> {
         return node;
     }
 
-    /** Long texts appear in --json as their length, a sha256 and a preview, keeping expected files small. */
+    /** Long texts appear in --json as their length, String.hashCode (specified, so stable) and a preview. */
     static void putPreview(ObjectNode node, String field, String text) {
         if (text == null) return;
         if (text.length() <= STATUS_PREVIEW_CHARS) {
@@ -3752,7 +3754,7 @@ public class litefuse_hook implements Callable<Integer> {
         }
         ObjectNode summary = node.putObject(field);
         summary.put("length", text.length());
-        summary.put("sha256", sha256Hex(text));
+        summary.put("hash", Integer.toHexString(text.hashCode()));
         summary.put("preview", text.substring(0, STATUS_PREVIEW_CHARS));
     }
 
