@@ -125,6 +125,7 @@ public class litefuse_hook implements Callable<Integer> {
     static final long DEFAULT_EXPORT_BUDGET_MS = 3_000;
     static final long PENDING_MAX_AGE_DAYS = 7;
     static final int PENDING_SWEEP_LIMIT = 20;
+    static final int PENDING_MAX_SESSIONS = 1000;
     static final int MAX_LINE_BYTES = 64 * 1024 * 1024;
     static final int MAX_PAYLOAD_BYTES = 4 * 1024 * 1024;
     static final int STATUS_PREVIEW_CHARS = 200;
@@ -2545,16 +2546,23 @@ public class litefuse_hook implements Callable<Integer> {
         Path pendingDir = sessionsDir(config).resolve("pending");
         if (!Files.isDirectory(pendingDir)) return;
         String currentKey = stateKey(current.sessionId(), current.transcriptPath().toString());
-        List<Path> markers;
+        List<Path> all;
         try (java.util.stream.Stream<Path> files = Files.list(pendingDir)) {
-            markers = files.filter(path -> path.toString().endsWith(".json"))
+            all = files.filter(path -> path.toString().endsWith(".json"))
                     .filter(path -> !path.getFileName().toString().equals(currentKey + ".json"))
-                    .sorted(java.util.Comparator.comparing(path -> path.toFile().lastModified()))
-                    .limit(PENDING_SWEEP_LIMIT).toList();
+                    .sorted(java.util.Comparator.comparing(path -> path.toFile().lastModified())).toList();
         } catch (IOException e) {
             warn("Could not list pending sessions: " + e);
             return;
         }
+        // The spool is bounded: past PENDING_MAX_SESSIONS markers the oldest are dropped, each with a line.
+        for (Path marker : all.subList(0, Math.max(0, all.size() - PENDING_MAX_SESSIONS))) {
+            warn("Too many sessions waiting; stopped retrying session " + loadState(marker).path("session_id").asText("?")
+                    + " (its turns are still sent if that session fires again)");
+            deleteQuietly(marker);
+        }
+        List<Path> markers = all.subList(Math.max(0, all.size() - PENDING_MAX_SESSIONS), all.size()).stream()
+                .limit(PENDING_SWEEP_LIMIT).toList();
         for (Path marker : markers) {
             if (deadline - System.nanoTime() < TimeUnit.MILLISECONDS.toNanos(300)) return;
             ObjectNode entry = loadState(marker);
@@ -3152,7 +3160,7 @@ public class litefuse_hook implements Callable<Integer> {
                 "for jar in $cp; do [ -f \"$jar\" ] || { IFS=$old_ifs; fallback \"$@\"; }; done",
                 "IFS=$old_ifs",
                 fallback == null ? "" : "if [ -n \"$source\" ] && [ \"$source\" -nt \"$0\" ]; then touch \"$0\"; ("
-                        + fallback + " install --print-hook-command >/dev/null 2>&1 </dev/null &) fi",
+                        + fallback + " install --print-hook-command >/dev/null 2>&1 </dev/null &); fi",
                 "if [ -f \"$archive\" ]; then",
                 "  exec \"$java\" -XX:TieredStopAtLevel=1 -XX:+UseSerialGC -XX:-UsePerfData " + runtime.useArchiveFlags() + " -Xlog:disable -cp \"$cp\" litefuse_hook \"$@\"",
                 "fi",

@@ -193,6 +193,50 @@ public class InstallTest extends ReceiverFixture {
         assertTrue(refused.err().contains("it is committed"), refused.err());
     }
 
+    /** Runs a launcher script with `sh` and returns what it printed. */
+    String runLauncher(Path launcher) throws Exception {
+        ProcessBuilder builder = new ProcessBuilder("sh", launcher.toString(), "--version").redirectErrorStream(true);
+        Process process = builder.start();
+        String output = new String(process.getInputStream().readAllBytes());
+        assertTrue(process.waitFor(60, java.util.concurrent.TimeUnit.SECONDS));
+        return output.strip();
+    }
+
+    @Test
+    void launcherRunsTheBuildDirectlyAndFallsBackWhenAJarIsGone() throws Exception {
+        litefuse_hook.JavaRuntime runtime = new litefuse_hook.JavaRuntime(
+                Path.of(System.getProperty("java.home"), "bin", "java"), Runtime.version().feature());
+        Path launcher = home.resolve("launcher.sh");
+        String classPath = System.getProperty("java.class.path");
+        Files.writeString(launcher, litefuse_hook.launcherScript(runtime, classPath, home.resolve("none.jsa"), "echo FALLBACK", null));
+        assertEquals("litefuse-hook " + litefuse_hook.VERSION, runLauncher(launcher), "the built jar, run directly");
+        Files.writeString(launcher, litefuse_hook.launcherScript(runtime, classPath + ":" + home.resolve("gone.jar"),
+                home.resolve("none.jsa"), "echo FALLBACK", null));
+        assertEquals("FALLBACK --version", runLauncher(launcher), "a missing jar sends the hook through JBang");
+        Path source = home.resolve("litefuse_hook.java");
+        Files.writeString(source, "// newer than the launcher");
+        Files.writeString(launcher, litefuse_hook.launcherScript(runtime, classPath, home.resolve("none.jsa"),
+                "touch " + home.resolve("refreshed") + " && echo", source.toString()));
+        Files.setLastModifiedTime(launcher, java.nio.file.attribute.FileTime.fromMillis(0));
+        assertEquals("litefuse-hook " + litefuse_hook.VERSION, runLauncher(launcher), "a changed source still runs the current build");
+        for (int i = 0; i < 50 && !Files.exists(home.resolve("refreshed")); i++) Thread.sleep(100);
+        assertTrue(Files.exists(home.resolve("refreshed")), "and refreshes the launcher in the background");
+    }
+
+    @Test
+    void launcherDoesNothingWhereTracingIsOff() throws Exception {
+        install();
+        Path launcher = home.resolve(".claude/hooks/litefuse-hook");
+        ProcessBuilder builder = new ProcessBuilder("sh", launcher.toString()).redirectErrorStream(true);
+        builder.environment().remove("TRACE_TO_LANGFUSE");
+        Process process = builder.start();
+        process.getOutputStream().close();
+        assertEquals("", new String(process.getInputStream().readAllBytes()));
+        assertEquals(0, process.waitFor());
+        assertTrue(Files.exists(home.resolve(".claude/hooks/litefuse-hook" + litefuse_hook.fastestJava(env, home).archiveSuffix())),
+                "install recorded the start-up archive");
+    }
+
     @Test
     void doctorWithGoodKeysSaysAllIsWellAndSendsTheCanary() throws IOException {
         install();
