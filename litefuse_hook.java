@@ -3777,7 +3777,7 @@ public class litefuse_hook implements Callable<Integer> {
                 .append("  release=").append(trace.release())
                 .append("  trace=").append(trace.traceId());
         if (!totals.isEmpty()) out.append("  tokens ").append(formatUsage(totals));
-        if (root.level() != null) out.append("  [").append(root.level()).append(": ").append(root.statusMessage()).append("]");
+        if (root.level() != null) out.append("  [").append(root.level()).append(": ").append(oneLine(root.statusMessage())).append("]");
         out.append('\n');
         Map<String, List<Observation>> childrenOf = new HashMap<>();
         trace.observations().stream().skip(1)
@@ -3796,10 +3796,14 @@ public class litefuse_hook implements Callable<Integer> {
             out.append(")");
             if (child.model() != null) out.append("  ").append(child.model());
             if (child.usage() != null) out.append("  tokens ").append(formatUsage(child.usage()));
-            if (child.level() != null) out.append("  [").append(child.level()).append(": ").append(child.statusMessage()).append("]");
+            if (child.level() != null) out.append("  [").append(child.level()).append(": ").append(oneLine(child.statusMessage())).append("]");
             out.append('\n');
             renderChildren(out, child.id(), indent + (last ? "    " : "│   "), childrenOf);
         }
+    }
+
+    static String oneLine(String text) {
+        return text == null ? null : text.replaceAll("\\s+", " ");
     }
 
     static String formatDuration(Observation observation) {
