@@ -699,17 +699,14 @@ public class litefuse_hook implements Callable<Integer> {
     // ----------------- Incremental reader -----------------
 
     /** One transcript row and the byte offset where its line starts. */
-    record Row(JsonNode json, long offset, String uuid) {
+    record Row(JsonNode json, long offset, String uuid, Instant timestamp) {
+        /** Reads the fields every step needs once, where the row is parsed. */
         Row(JsonNode json, long offset) {
-            this(json, offset, json.path("uuid").asText(""));
+            this(json, offset, json.path("uuid").asText(""), getTimestamp(json));
         }
 
         String type() {
             return json.path("type").asText("");
-        }
-
-        Instant timestamp() {
-            return getTimestamp(json);
         }
     }
 
@@ -2607,7 +2604,7 @@ public class litefuse_hook implements Callable<Integer> {
         @Parameters(arity = "1..*", paramLabel = "FILE.jsonl", description = "Claude Code transcript(s).")
         List<Path> files;
 
-        @Option(names = "--json", description = "Print the traces as stable JSON instead of a tree.")
+        @Option(names = "--json", description = "Print the traces as stable JSON, one trace per line, instead of a tree.")
         boolean json;
 
         @Option(names = "--send", description = "Export the traces to Langfuse (keys from the environment) with the hook's ids.")
@@ -2633,8 +2630,9 @@ public class litefuse_hook implements Callable<Integer> {
             // Traces stream out as they are built: a transcript of any size replays in bounded memory.
             com.fasterxml.jackson.core.JsonGenerator jsonOut = null;
             if (json) {
-                jsonOut = JSON.getFactory().createGenerator(out).useDefaultPrettyPrinter();
-                jsonOut.writeStartArray();
+                // JSON Lines: one compact trace per line, for jq and for transcripts of any size.
+                jsonOut = JSON.getFactory().createGenerator(out)
+                        .setPrettyPrinter(new com.fasterxml.jackson.core.util.MinimalPrettyPrinter("\n"));
             }
             int failures = 0;
             for (Path file : files) {
@@ -2662,9 +2660,8 @@ public class litefuse_hook implements Callable<Integer> {
                 }
             }
             if (jsonOut != null) {
-                jsonOut.writeEndArray();
                 jsonOut.flush();
-                out.println();
+                if (jsonOut.getOutputContext().getEntryCount() > 0) out.println();
             }
             out.flush();
             return failures == 0 ? 0 : 1;
@@ -3753,7 +3750,7 @@ public class litefuse_hook implements Callable<Integer> {
         return node;
     }
 
-    /** Long texts appear in --json as their length, String.hashCode (specified, so stable) and a preview. */
+    /** Long texts appear in --json as their length, a preview of the head and a hash of the tail (String.hashCode is specified, so stable). */
     static void putPreview(ObjectNode node, String field, String text) {
         if (text == null) return;
         if (text.length() <= STATUS_PREVIEW_CHARS) {
@@ -3762,7 +3759,7 @@ public class litefuse_hook implements Callable<Integer> {
         }
         ObjectNode summary = node.putObject(field);
         summary.put("length", text.length());
-        summary.put("hash", Integer.toHexString(text.hashCode()));
+        summary.put("hash", Integer.toHexString(text.substring(text.length() - STATUS_PREVIEW_CHARS).hashCode()));
         summary.put("preview", text.substring(0, STATUS_PREVIEW_CHARS));
     }
 
