@@ -2015,14 +2015,17 @@ public class litefuse_hook implements Callable<Integer> {
         @Override
         public void send(MessageWriter writer, Consumer<io.opentelemetry.sdk.common.export.HttpResponse> onResponse,
                          Consumer<Throwable> onError) {
-            byte[] body;
-            try {
-                body = encode(writer);
-            } catch (IOException e) {
-                onError.accept(e);
-                return;
-            }
-            executor.execute(() -> sendWithin(body, onResponse, onError));
+            // Compression and the request run on the sender's thread, so the caller can build the next batch.
+            executor.execute(() -> {
+                byte[] body;
+                try {
+                    body = encode(writer);
+                } catch (IOException e) {
+                    onError.accept(e);
+                    return;
+                }
+                sendWithin(body, onResponse, onError);
+            });
         }
 
         private byte[] encode(MessageWriter writer) throws IOException {
@@ -2190,8 +2193,10 @@ public class litefuse_hook implements Callable<Integer> {
         private final SdkTracerProvider provider;
         private final Tracer tracer;
         private final SpanExporter exporter;
+        private final String endpoint;
 
-        private TraceExporter(java.util.function.Function<ExportDeadline, SpanExporter> exporterFactory) {
+        private TraceExporter(String endpoint, java.util.function.Function<ExportDeadline, SpanExporter> exporterFactory) {
+            this.endpoint = endpoint;
             this.exporter = exporterFactory.apply(deadline);
             this.provider = SdkTracerProvider.builder()
                     .setIdGenerator(ids)
@@ -2206,7 +2211,7 @@ public class litefuse_hook implements Callable<Integer> {
         static TraceExporter forLangfuse(Config config) {
             routeLibraryLogging();
             Map<String, String> headers = config.exportHeaders();
-            return new TraceExporter(deadline -> OtlpHttpSpanExporter.builder()
+            return new TraceExporter(config.tracesEndpoint(), deadline -> OtlpHttpSpanExporter.builder()
                     .setEndpoint(config.tracesEndpoint())
                     .setHeaders(() -> headers)
                     .setCompression("gzip")
@@ -2257,27 +2262,41 @@ public class litefuse_hook implements Callable<Integer> {
         ExportOutcome export(List<TraceRecord> traces, long deadlineNanos) {
             deadline.until(deadlineNanos);
             int acknowledged = 0;
+            int built = 0;
+            CompletableResultCode inFlight = null;
+            int inFlightEnd = 0;
+            // One request in flight while the next batch is built: span building and the HTTP send overlap.
             while (acknowledged < traces.size()) {
                 List<SpanData> batch = new ArrayList<>();
-                int batchEnd = acknowledged;
-                while (batchEnd < traces.size() && (batch.isEmpty() || batch.size() < BATCH_SPANS)) {
-                    batch.addAll(toSpans(traces.get(batchEnd)));
-                    batchEnd++;
+                while (built < traces.size() && (batch.isEmpty() || batch.size() < BATCH_SPANS)) {
+                    batch.addAll(toSpans(traces.get(built)));
+                    built++;
                 }
-                long remaining = deadline.remainingNanos();
-                if (remaining <= 0) {
+                if (inFlight != null) {
+                    if (!awaitAcknowledged(inFlight)) break;
+                    acknowledged = inFlightEnd;
+                }
+                if (batch.isEmpty()) break;
+                if (deadline.remainingNanos() <= 0) {
                     deadline.fail("the export budget was used up", false);
                     break;
                 }
-                CompletableResultCode result = exporter.export(batch).join(remaining, TimeUnit.NANOSECONDS);
-                if (!result.isSuccess()) {
-                    if (deadline.failure == null) deadline.fail("no answer within the export budget", false);
+                inFlight = exporter.export(batch);
+                inFlightEnd = built;
+                if (built == traces.size()) {
+                    if (awaitAcknowledged(inFlight)) acknowledged = inFlightEnd;
                     break;
                 }
-                acknowledged = batchEnd;
             }
             return new ExportOutcome(acknowledged, acknowledged == traces.size() ? null : deadline.failure,
                     deadline.authFailure);
+        }
+
+        private boolean awaitAcknowledged(CompletableResultCode request) {
+            CompletableResultCode result = request.join(Math.max(1, deadline.remainingNanos()), TimeUnit.NANOSECONDS);
+            if (result.isSuccess()) return true;
+            if (deadline.failure == null) deadline.fail(endpoint + " did not answer within the export budget", false);
+            return false;
         }
 
         @Override
