@@ -2614,6 +2614,23 @@ public class litefuse_hook implements Callable<Integer> {
         }
     }
 
+    /** What every subcommand shares: the top command's environment and picocli's streams (tests swap both). */
+    abstract static class Subcommand implements Callable<Integer> {
+        @ParentCommand
+        litefuse_hook parent;
+
+        @Spec
+        CommandSpec spec;
+
+        java.io.PrintWriter out() {
+            return spec.commandLine().getOut();
+        }
+
+        java.io.PrintWriter err() {
+            return spec.commandLine().getErr();
+        }
+    }
+
     @Command(name = "replay", mixinStandardHelpOptions = true,
             description = "Print the traces a transcript produces (as a tree, or --json), or --send them.")
     static final class Replay implements Callable<Integer> {
@@ -2797,7 +2814,7 @@ public class litefuse_hook implements Callable<Integer> {
     @Command(name = "backfill", mixinStandardHelpOptions = true,
             description = {"Send the history under ~/.claude/projects: every turn the hook has not sent yet, with the hook's ids.",
                     "Resumable: it keeps the hook's state, so a second run (or the hook) skips what was sent."})
-    static final class Backfill implements Callable<Integer> {
+    static final class Backfill extends Subcommand {
         @Option(names = "--projects-dir", paramLabel = "DIR", description = "Default: ~/.claude/projects.")
         Path projectsDir;
 
@@ -2813,16 +2830,11 @@ public class litefuse_hook implements Callable<Integer> {
         @Option(names = "--dry-run", description = "Print what would be sent (sessions, turns, tokens) and send nothing.")
         boolean dryRun;
 
-        @ParentCommand
-        litefuse_hook parent;
-
-        @Spec
-        CommandSpec spec;
 
         @Override
         public Integer call() throws IOException {
-            java.io.PrintWriter out = spec.commandLine().getOut();
-            java.io.PrintWriter err = spec.commandLine().getErr();
+            java.io.PrintWriter out = out();
+            java.io.PrintWriter err = err();
             Config config = loadConfig(parent.environment);
             if (!dryRun && !config.canExport()) {
                 err.println("backfill needs LANGFUSE_PUBLIC_KEY and LANGFUSE_SECRET_KEY (or --dry-run)");
@@ -3274,7 +3286,7 @@ public class litefuse_hook implements Callable<Integer> {
     @Command(name = "install", mixinStandardHelpOptions = true,
             description = {"Add the Stop hook and the env block to Claude Code's settings (merging, with a backup).",
                     "Keys come from the options or from LANGFUSE_PUBLIC_KEY / LANGFUSE_SECRET_KEY / LANGFUSE_BASE_URL."})
-    static final class Install implements Callable<Integer> {
+    static final class Install extends Subcommand {
         @Option(names = "--project", description = "Install for this project only: hook and env in .claude/settings.local.json.")
         boolean project;
 
@@ -3316,16 +3328,11 @@ public class litefuse_hook implements Callable<Integer> {
         @Option(names = "--source", paramLabel = "FILE", description = "This script's source file, for the launcher to notice updates (default: found next to the current directory's script).")
         Path source;
 
-        @ParentCommand
-        litefuse_hook parent;
-
-        @Spec
-        CommandSpec spec;
 
         @Override
         public Integer call() throws IOException {
-            java.io.PrintWriter out = spec.commandLine().getOut();
-            java.io.PrintWriter err = spec.commandLine().getErr();
+            java.io.PrintWriter out = out();
+            java.io.PrintWriter err = err();
             Map<String, String> env = parent.environment;
             Config config = loadConfig(env);
             Path home = config.home();
@@ -3417,17 +3424,12 @@ public class litefuse_hook implements Callable<Integer> {
 
     @Command(name = "uninstall", mixinStandardHelpOptions = true,
             description = "Remove exactly what install added: its Stop hook, the env keys it created, the files it created, the launcher.")
-    static final class Uninstall implements Callable<Integer> {
-        @ParentCommand
-        litefuse_hook parent;
-
-        @Spec
-        CommandSpec spec;
+    static final class Uninstall extends Subcommand {
 
         @Override
         public Integer call() throws IOException {
-            java.io.PrintWriter out = spec.commandLine().getOut();
-            java.io.PrintWriter err = spec.commandLine().getErr();
+            java.io.PrintWriter out = out();
+            java.io.PrintWriter err = err();
             Path home = loadConfig(parent.environment).home();
             Path manifestFile = installManifest(home);
             ObjectNode manifest = loadState(manifestFile);
@@ -3582,22 +3584,17 @@ public class litefuse_hook implements Callable<Integer> {
 
     @Command(name = "doctor", mixinStandardHelpOptions = true,
             description = "Check the install end to end and say what is wrong; exit 0 only when all is well.")
-    static final class Doctor implements Callable<Integer> {
+    static final class Doctor extends Subcommand {
         @Option(names = "--send-test", description = "Also send a canary trace and print where to find it in Langfuse.")
         boolean sendTest;
 
         @Option(names = "--dir", paramLabel = "DIR", description = "The project directory to check (default: the current directory).")
         Path projectDir;
 
-        @ParentCommand
-        litefuse_hook parent;
-
-        @Spec
-        CommandSpec spec;
 
         @Override
         public Integer call() throws IOException {
-            java.io.PrintWriter out = spec.commandLine().getOut();
+            java.io.PrintWriter out = out();
             Map<String, String> processEnv = parent.environment;
             Path home = loadConfig(processEnv).home();
             Path dir = (projectDir == null ? Paths.get("") : projectDir).toAbsolutePath().normalize();
