@@ -1193,7 +1193,7 @@ public class litefuse_hook implements Callable<Integer> {
         }
         Instant start = firstTimestamp(turn);
         Instant end = turn.lastActivity() == null ? start : turn.lastActivity().plusSeconds(5);
-        for (Map.Entry<String, Turn> helper : files.compactionAgents().entrySet()) {
+        for (Map.Entry<String, Turn> helper : files.compactionAgents(start).entrySet()) {
             Instant finished = helper.getValue().lastActivity();
             if (finished != null && !finished.isBefore(start) && !finished.isAfter(end)) {
                 agents.add(new AgentRun(helper.getKey(), null, "compaction", null, helper.getValue()));
@@ -1225,9 +1225,9 @@ public class litefuse_hook implements Callable<Integer> {
 
     /** Where a transcript's subagent files live; compaction helpers are listed once. */
     static final class AgentFiles {
-        static final AgentFiles NONE = new AgentFiles(null);
         private final Path transcript;
-        private Map<String, Turn> compaction;
+        private final Map<String, Turn> compactionTurns = new HashMap<>();
+        private Map<String, Path> compactionFiles;
 
         AgentFiles(Path transcript) {
             this.transcript = transcript;
@@ -1248,20 +1248,31 @@ public class litefuse_hook implements Callable<Integer> {
             return null;
         }
 
-        /** Compaction helpers (`agent-acompact-*.jsonl`) by agent id. */
-        Map<String, Turn> compactionAgents() {
-            if (compaction != null) return compaction;
-            compaction = new LinkedHashMap<>();
-            if (transcript == null || !Files.isDirectory(subagentsDir())) return compaction;
-            try (java.util.stream.Stream<Path> files = Files.list(subagentsDir())) {
-                for (Path file : files.filter(f -> f.getFileName().toString().startsWith("agent-acompact-")).sorted().toList()) {
-                    Turn turn = readAgentFile(file);
-                    if (turn != null) compaction.put(file.getFileName().toString().replaceFirst("^agent-(.*)\\.jsonl$", "$1"), turn);
-                }
+        /**
+         * Compaction helpers (`agent-acompact-*.jsonl`) by agent id, those written to since `notBefore` only: the
+         * folder is listed once, and a helper that finished before the turn began is never read (the hook runs often).
+         */
+        Map<String, Turn> compactionAgents(Instant notBefore) {
+            if (compactionFiles == null) compactionFiles = listCompactionFiles();
+            Map<String, Turn> found = new LinkedHashMap<>();
+            compactionFiles.forEach((id, file) -> {
+                if (lastModified(file).isBefore(notBefore)) return;
+                Turn turn = compactionTurns.computeIfAbsent(id, key -> readAgentFile(file));
+                if (turn != null) found.put(id, turn);
+            });
+            return found;
+        }
+
+        private Map<String, Path> listCompactionFiles() {
+            Map<String, Path> files = new LinkedHashMap<>();
+            if (transcript == null || !Files.isDirectory(subagentsDir())) return files;
+            try (java.util.stream.Stream<Path> listing = Files.list(subagentsDir())) {
+                listing.filter(f -> f.getFileName().toString().startsWith("agent-acompact-")).sorted()
+                        .forEach(f -> files.put(f.getFileName().toString().replaceFirst("^agent-(.*)\\.jsonl$", "$1"), f));
             } catch (IOException e) {
                 warn("Could not list " + subagentsDir() + ": " + e);
             }
-            return compaction;
+            return files;
         }
 
         static Turn readAgentFile(Path file) {
@@ -1969,7 +1980,6 @@ public class litefuse_hook implements Callable<Integer> {
     static final class ExportDeadline {
         private volatile long deadlineNanos = System.nanoTime();
         private volatile String failure;
-        private volatile boolean authFailure;
 
         void until(long nanos) {
             deadlineNanos = nanos;
@@ -1983,9 +1993,8 @@ public class litefuse_hook implements Callable<Integer> {
             return TimeUnit.NANOSECONDS.toMillis(remainingNanos());
         }
 
-        void fail(String reason, boolean auth) {
+        void fail(String reason) {
             failure = reason;
-            authFailure = authFailure || auth;
         }
     }
 
@@ -2070,7 +2079,7 @@ public class litefuse_hook implements Callable<Integer> {
             for (int attempt = 0; ; attempt++) {
                 long remaining = deadline.remainingNanos();
                 if (remaining <= 0) {
-                    deadline.fail("the export budget was used up before " + endpoint + " answered", false);
+                    deadline.fail("the export budget was used up before " + endpoint + " answered");
                     onError.accept(new java.util.concurrent.TimeoutException("export budget used up"));
                     return;
                 }
@@ -2086,12 +2095,12 @@ public class litefuse_hook implements Callable<Integer> {
                         Thread.sleep(waitMillis);
                         continue;
                     }
-                    deadline.fail(describeStatus(status, response.body(), waitMillis), status == 401 || status == 403);
+                    deadline.fail(describeStatus(status, response.body(), waitMillis));
                     onResponse.accept(response);
                     return;
                 } catch (java.net.SocketTimeoutException e) {
                     boolean connecting = String.valueOf(e.getMessage()).toLowerCase(Locale.ROOT).contains("connect");
-                    deadline.fail(endpoint + (connecting ? " could not be reached" : " did not answer") + " within the export budget", false);
+                    deadline.fail(endpoint + (connecting ? " could not be reached" : " did not answer") + " within the export budget");
                     onError.accept(e);
                     return;
                 } catch (IOException e) {
@@ -2101,12 +2110,12 @@ public class litefuse_hook implements Callable<Integer> {
                         continue;
                     }
                     deadline.fail("cannot reach " + endpoint + " (" + e.getClass().getSimpleName()
-                            + (e.getMessage() == null ? "" : ": " + e.getMessage()) + ")", false);
+                            + (e.getMessage() == null ? "" : ": " + e.getMessage()) + ")");
                     onError.accept(e);
                     return;
                 } catch (InterruptedException e) {
                     Thread.currentThread().interrupt();
-                    deadline.fail("export interrupted", false);
+                    deadline.fail("export interrupted");
                     onError.accept(e);
                     return;
                 }
@@ -2177,7 +2186,7 @@ public class litefuse_hook implements Callable<Integer> {
     }
 
     /** How an export went: how many leading traces the server acknowledged, and why the rest were not. */
-    record ExportOutcome(int acknowledged, String failure, boolean authFailure) {
+    record ExportOutcome(int acknowledged, String failure) {
     }
 
     /** The OpenTelemetry SDK, built once per run (only when there is something to send) and shut down explicitly. */
@@ -2275,7 +2284,7 @@ public class litefuse_hook implements Callable<Integer> {
                 }
                 if (batch.isEmpty()) break;
                 if (deadline.remainingNanos() <= 0) {
-                    deadline.fail("the export budget was used up", false);
+                    deadline.fail("the export budget was used up");
                     break;
                 }
                 inFlight = exporter.export(batch);
@@ -2285,14 +2294,13 @@ public class litefuse_hook implements Callable<Integer> {
                     break;
                 }
             }
-            return new ExportOutcome(acknowledged, acknowledged == traces.size() ? null : deadline.failure,
-                    deadline.authFailure);
+            return new ExportOutcome(acknowledged, acknowledged == traces.size() ? null : deadline.failure);
         }
 
         private boolean awaitAcknowledged(CompletableResultCode request) {
             CompletableResultCode result = request.join(Math.max(1, deadline.remainingNanos()), TimeUnit.NANOSECONDS);
             if (result.isSuccess()) return true;
-            if (deadline.failure == null) deadline.fail(endpoint + " did not answer within the export budget", false);
+            if (deadline.failure == null) deadline.fail(endpoint + " did not answer within the export budget");
             return false;
         }
 
@@ -2403,8 +2411,8 @@ public class litefuse_hook implements Callable<Integer> {
         if (outcome != null && outcome.failure() == null) sendPendingSessions(config, target, started, deadline);
     }
 
-    /** What one session's run did: turns sent and kept back, and why the export failed if it did. */
-    record SessionOutcome(int sent, int unsent, boolean deferred, String failure) {
+    /** What one session's run did: turns sent, and why the export failed if it did. */
+    record SessionOutcome(int sent, String failure) {
     }
 
     static Path sessionsDir(Config config) {
@@ -2487,7 +2495,7 @@ public class litefuse_hook implements Callable<Integer> {
         List<TraceRecord> traces = work.traces();
         traces.forEach(trace -> debug("Sending " + trace.name() + " trace=" + trace.traceId() + " ("
                 + trace.observations().size() + " observations)"));
-        ExportOutcome outcome = new ExportOutcome(0, null, false);
+        ExportOutcome outcome = new ExportOutcome(0, null);
         if (!traces.isEmpty()) {
             try (TraceExporter exporter = TraceExporter.forLangfuse(config)) {
                 outcome = exporter.export(traces, deadline);
@@ -2512,7 +2520,7 @@ public class litefuse_hook implements Callable<Integer> {
         String deferred = plan.deferred() ? ", deferred 1 (in-progress)" : "";
         info(String.format(Locale.ROOT, "Processed %d turns%s in %.2fs (session=%s)", acknowledged, deferred, seconds,
                 target.sessionId()));
-        return new SessionOutcome(acknowledged, unsent, plan.deferred(), unsent > 0 ? outcome.failure() : null);
+        return new SessionOutcome(acknowledged, unsent > 0 ? outcome.failure() : null);
     }
 
     /** A transcript nobody has written to for a while: its last turn is as complete as it will ever be. */
@@ -2802,7 +2810,7 @@ public class litefuse_hook implements Callable<Integer> {
 
         ExportOutcome finish() {
             flush();
-            return new ExportOutcome(acknowledged, failure, false);
+            return new ExportOutcome(acknowledged, failure);
         }
 
         @Override
@@ -2955,8 +2963,6 @@ public class litefuse_hook implements Callable<Integer> {
 
     static final String HOOK_COMMAND = "\"$HOME\"/.claude/hooks/litefuse-hook";
     static final int HOOK_TIMEOUT_SECONDS = 30;
-    static final List<String> ENV_KEYS = List.of("TRACE_TO_LANGFUSE", "LANGFUSE_PUBLIC_KEY", "LANGFUSE_SECRET_KEY",
-            "LANGFUSE_BASE_URL", "LITEFUSE_USER_ID");
 
     /** Where Claude Code reads settings: the user's file, the project's shared file, the project's local file. */
     enum Scope {
