@@ -20,6 +20,9 @@ import io.opentelemetry.common.ComponentLoader;
 import io.opentelemetry.api.common.Attributes;
 import io.opentelemetry.api.trace.Span;
 import io.opentelemetry.api.trace.SpanBuilder;
+import io.opentelemetry.api.trace.SpanContext;
+import io.opentelemetry.api.trace.TraceFlags;
+import io.opentelemetry.api.trace.TraceState;
 import io.opentelemetry.api.trace.StatusCode;
 import io.opentelemetry.api.trace.Tracer;
 import io.opentelemetry.context.Context;
@@ -116,10 +119,13 @@ public class litefuse_hook implements Callable<Integer> {
 
     // ----------------- Configuration -----------------
 
-    static final String VERSION = "0.1.0";
+    static final String VERSION = "0.2.0";
     static final String DEFAULT_BASE_URL = "https://cloud.langfuse.com";
     static final int DEFAULT_MAX_CHARS = 1_000_000;
     static final long DEFAULT_EXPORT_BUDGET_MS = 3_000;
+    /** How long an export with an unknown outcome is given to show up in Langfuse before its turns are sent again. */
+    static final long DEFAULT_UNKNOWN_SETTLE_MS = 30_000;
+    static final String INGESTION_VERSION_HEADER = "x-langfuse-ingestion-version";
     static final long PENDING_MAX_AGE_DAYS = 7;
     static final int PENDING_SWEEP_LIMIT = 20;
     static final int PENDING_MAX_SESSIONS = 1000;
@@ -132,7 +138,8 @@ public class litefuse_hook implements Callable<Integer> {
     /** Everything the hook reads from its environment; the secret key is never part of toString(). */
     record Config(boolean enabled, String publicKey, String secretKey, String baseUrl, String otlpEndpoint,
                   Map<String, String> otlpHeaders, String userId, boolean debug, int maxChars, Path home,
-                  long exportBudgetMillis, Masker masker) {
+                  long exportBudgetMillis, Masker masker, String environment, long unknownSettleMillis,
+                  List<String> problems) {
         /** Langfuse's OTLP path, unless the standard OTEL_EXPORTER_OTLP_* variables route traces elsewhere. */
         String tracesEndpoint() {
             return otlpEndpoint != null ? otlpEndpoint : baseUrl.replaceAll("/+$", "") + "/api/public/otel/v1/traces";
@@ -149,6 +156,16 @@ public class litefuse_hook implements Callable<Integer> {
 
         /** Basic auth from the keys, then OTEL_EXPORTER_OTLP_(TRACES_)HEADERS, which win on a clash. */
         Map<String, String> exportHeaders() {
+            Map<String, String> headers = langfuseHeaders();
+            otlpHeaders.forEach((name, value) -> {
+                headers.keySet().removeIf(existing -> existing.equalsIgnoreCase(name));
+                headers.put(name, value);
+            });
+            return headers;
+        }
+
+        /** What every request to Langfuse itself carries: Basic auth from the keys, who we are, the v4 opt-in. */
+        Map<String, String> langfuseHeaders() {
             Map<String, String> headers = new LinkedHashMap<>();
             if (hasKeys()) {
                 headers.put("Authorization", "Basic " + Base64.getEncoder().encodeToString(
@@ -157,10 +174,8 @@ public class litefuse_hook implements Callable<Integer> {
             }
             headers.put("x-langfuse-sdk-name", "litefuse-hook");
             headers.put("x-langfuse-sdk-version", VERSION);
-            otlpHeaders.forEach((name, value) -> {
-                headers.keySet().removeIf(existing -> existing.equalsIgnoreCase(name));
-                headers.put(name, value);
-            });
+            // Langfuse v4 writes such requests straight to its real-time events table; older servers ignore it.
+            headers.put(INGESTION_VERSION_HEADER, "4");
             return headers;
         }
 
@@ -173,12 +188,13 @@ public class litefuse_hook implements Callable<Integer> {
             return "Config[enabled=" + enabled + ", publicKey=" + publicKey + ", endpoint=" + tracesEndpoint()
                     + ", otlpHeaders=" + otlpHeaders.keySet() + ", userId="
                     + userId + ", debug=" + debug + ", maxChars=" + maxChars + ", home=" + home + ", budgetMs="
-                    + exportBudgetMillis + ", masking=" + masker.describe() + "]";
+                    + exportBudgetMillis + ", masking=" + masker.describe() + ", environment=" + environment + "]";
         }
     }
 
     static Config loadConfig(Map<String, String> env) {
         String home = firstNonBlank(env.get("HOME"), System.getProperty("user.home"));
+        List<String> problems = new ArrayList<>();
         return new Config(
                 "true".equalsIgnoreCase(env.getOrDefault("TRACE_TO_LANGFUSE", "").trim()),
                 firstNonBlank(env.get("CC_LANGFUSE_PUBLIC_KEY"), env.get("LANGFUSE_PUBLIC_KEY")),
@@ -191,7 +207,32 @@ public class litefuse_hook implements Callable<Integer> {
                 (int) parsePositive(env.get("CC_LANGFUSE_MAX_CHARS"), DEFAULT_MAX_CHARS),
                 Paths.get(home),
                 parsePositive(env.get("CC_LANGFUSE_EXPORT_BUDGET_MS"), DEFAULT_EXPORT_BUDGET_MS),
-                Masker.fromEnv(env.get("CC_LANGFUSE_MASK_SECRETS"), env.get("CC_LANGFUSE_MASK_PATTERNS")));
+                Masker.fromEnv(env.get("CC_LANGFUSE_MASK_SECRETS"), env.get("CC_LANGFUSE_MASK_PATTERNS"), problems),
+                tracingEnvironment(env.get("LANGFUSE_TRACING_ENVIRONMENT"), problems),
+                parseNonNegative(env.get("CC_LANGFUSE_UNKNOWN_SETTLE_MS"), DEFAULT_UNKNOWN_SETTLE_MS),
+                List.copyOf(problems));
+    }
+
+    /**
+     * LANGFUSE_TRACING_ENVIRONMENT as the Langfuse SDKs validate it: lowercase letters, digits, `-` and `_`, at most
+     * 40 characters, not starting with "langfuse". A bad value is reported and left out (Langfuse's default applies).
+     */
+    static String tracingEnvironment(String value, List<String> problems) {
+        String environment = firstNonBlank(value);
+        if (environment == null) return null;
+        if (environment.matches("[a-z0-9_-]{1,40}") && !environment.startsWith("langfuse")) return environment;
+        problems.add("Ignoring LANGFUSE_TRACING_ENVIRONMENT=\"" + preview(environment) + "\": Langfuse accepts lowercase "
+                + "letters, digits, '-' and '_', at most 40 characters, not starting with \"langfuse\"");
+        return null;
+    }
+
+    static long parseNonNegative(String value, long fallback) {
+        try {
+            long parsed = Long.parseLong(value == null ? "" : value.trim());
+            return parsed >= 0 ? parsed : fallback;
+        } catch (NumberFormatException e) {
+            return fallback;
+        }
     }
 
     /** OTEL_EXPORTER_OTLP_TRACES_ENDPOINT as is, or OTEL_EXPORTER_OTLP_ENDPOINT plus /v1/traces (the OTel spec's rule). */
@@ -275,7 +316,7 @@ public class litefuse_hook implements Callable<Integer> {
                 new Rule(Pattern.compile("(?<![A-Za-z0-9_])xox[abposr]-[A-Za-z0-9-]{10,}"), text -> text.contains("xox")));
 
         /** On unless CC_LANGFUSE_MASK_SECRETS=false; CC_LANGFUSE_MASK_PATTERNS adds regexes, one per line. */
-        static Masker fromEnv(String enabled, String extraPatterns) {
+        static Masker fromEnv(String enabled, String extraPatterns, List<String> problems) {
             if ("false".equalsIgnoreCase(enabled == null ? "" : enabled.trim())) return new Masker(List.of());
             List<Rule> rules = new ArrayList<>(STANDARD);
             if (extraPatterns != null) {
@@ -284,7 +325,7 @@ public class litefuse_hook implements Callable<Integer> {
                     try {
                         rules.add(new Rule(Pattern.compile(regex.strip()), text -> true));
                     } catch (java.util.regex.PatternSyntaxException e) {
-                        warn("Ignoring CC_LANGFUSE_MASK_PATTERNS entry that is not a valid regex: " + e.getDescription());
+                        problems.add("Ignoring CC_LANGFUSE_MASK_PATTERNS entry that is not a valid regex: " + e.getDescription());
                     }
                 }
             }
@@ -708,17 +749,61 @@ public class litefuse_hook implements Callable<Integer> {
     }
 
     /**
-     * Per-session progress: where to read next, how many turns were sent, which user rows began them, and what the
-     * transcript looked like then (file identity and a hash of its first bytes), to notice a replaced file.
+     * Per-session progress: where to read next, how many turns were sent, which user rows began them, what the
+     * transcript looked like then (file identity and a hash of its first bytes, to notice a replaced file), the last
+     * turn sent (it may still grow: its spans are remembered so only new ones go out), and an export whose outcome
+     * is not known yet (asked about before anything is sent again).
      */
-    record SessionState(long offset, int turnCount, List<String> emittedUserUuids, TranscriptIdentity identity) {
+    record SessionState(long offset, int turnCount, List<String> emittedUserUuids, TranscriptIdentity identity,
+                        SentTurn openTurn, InFlight inFlight) {
         /** Read again from the start: turns already sent stay skipped and keep their numbers. */
         SessionState restart() {
-            return new SessionState(0, turnCount, emittedUserUuids, null);
+            return new SessionState(0, turnCount, emittedUserUuids, null, openTurn, inFlight);
+        }
+
+        SessionState withInFlight(InFlight export) {
+            return new SessionState(offset, turnCount, emittedUserUuids, identity, openTurn, export);
+        }
+
+        SessionState withOffset(long next, TranscriptIdentity now) {
+            return new SessionState(next, turnCount, emittedUserUuids, now, openTurn, inFlight);
+        }
+
+        /** Records parts Langfuse has: their turns count as sent, and the last becomes the open turn. */
+        SessionState recordSent(List<SentPart> parts) {
+            List<String> emitted = new ArrayList<>(emittedUserUuids);
+            int count = turnCount;
+            SentTurn open = openTurn;
+            for (SentPart part : parts) {
+                SentTurn sent = part.turn();
+                if (!emitted.contains(sent.userUuid())) emitted.add(sent.userUuid());
+                count = Math.max(count, sent.turnNumber());
+                open = open != null && open.userUuid().equals(sent.userUuid()) ? open.plus(sent) : sent;
+            }
+            return new SessionState(offset, count, List.copyOf(emitted), identity, open, inFlight);
         }
     }
 
     record TranscriptIdentity(String fileKey, int headLength, String headSha256) {
+    }
+
+    /** What has been sent of one turn: its spans, and the messages whose usage they carried (never counted twice). */
+    record SentTurn(String userUuid, int turnNumber, long offset, List<String> spanIds, List<String> usageMessageIds) {
+        SentTurn plus(SentTurn more) {
+            List<String> spans = new ArrayList<>(spanIds);
+            spans.addAll(more.spanIds());
+            List<String> usage = new ArrayList<>(usageMessageIds);
+            usage.addAll(more.usageMessageIds());
+            return new SentTurn(userUuid, turnNumber, offset, List.copyOf(spans), List.copyOf(usage));
+        }
+    }
+
+    /** One turn's spans in one export, and the span to look for in Langfuse if nobody learns how the export went. */
+    record SentPart(SentTurn turn, String traceId, String witnessId, Instant witnessStart) {
+    }
+
+    /** An export recorded before it starts: a run killed or cut off mid-export leaves it, and the next run asks. */
+    record InFlight(Instant since, List<SentPart> parts) {
     }
 
     static SessionState loadSessionState(ObjectNode state) {
@@ -726,8 +811,36 @@ public class litefuse_hook implements Callable<Integer> {
         state.path("emitted_user_uuids").forEach(uuid -> emitted.add(uuid.asText()));
         TranscriptIdentity identity = state.has("head_sha256") ? new TranscriptIdentity(
                 textOrNull(state.get("file_key")), state.path("head_length").asInt(0), state.path("head_sha256").asText()) : null;
+        SentTurn open = state.path("open_turn").isObject() ? readSentTurn(state.get("open_turn")) : null;
+        InFlight inFlight = null;
+        if (state.path("in_flight").isObject()) {
+            List<SentPart> parts = new ArrayList<>();
+            for (JsonNode part : state.path("in_flight").path("parts")) {
+                parts.add(new SentPart(readSentTurn(part), part.path("trace_id").asText(), part.path("witness").asText(),
+                        parseInstant(part.path("witness_start").asText(""), Instant.EPOCH)));
+            }
+            Instant since = parseInstant(state.path("in_flight").path("since").asText(""), Instant.EPOCH);
+            if (!parts.isEmpty()) inFlight = new InFlight(since, List.copyOf(parts));
+        }
         return new SessionState(Math.max(0, state.path("offset").asLong(0)), Math.max(0, state.path("turn_count").asInt(0)),
-                List.copyOf(emitted), identity);
+                List.copyOf(emitted), identity, open, inFlight);
+    }
+
+    static SentTurn readSentTurn(JsonNode node) {
+        List<String> spans = new ArrayList<>();
+        node.path("span_ids").forEach(id -> spans.add(id.asText()));
+        List<String> usage = new ArrayList<>();
+        node.path("usage_message_ids").forEach(id -> usage.add(id.asText()));
+        return new SentTurn(node.path("user_uuid").asText(""), node.path("turn_number").asInt(0),
+                Math.max(0, node.path("offset").asLong(0)), List.copyOf(spans), List.copyOf(usage));
+    }
+
+    static Instant parseInstant(String text, Instant fallback) {
+        try {
+            return Instant.parse(text);
+        } catch (DateTimeParseException e) {
+            return fallback;
+        }
     }
 
     static ObjectNode writeSessionState(SessionState sessionState, String sessionId, Path transcriptPath) {
@@ -738,6 +851,19 @@ public class litefuse_hook implements Callable<Integer> {
         state.put("turn_count", sessionState.turnCount());
         ArrayNode emitted = state.putArray("emitted_user_uuids");
         sessionState.emittedUserUuids().forEach(emitted::add);
+        if (sessionState.openTurn() != null) writeSentTurn(state.putObject("open_turn"), sessionState.openTurn());
+        InFlight inFlight = sessionState.inFlight();
+        if (inFlight != null) {
+            ObjectNode node = state.putObject("in_flight");
+            node.put("since", inFlight.since().toString());
+            ArrayNode parts = node.putArray("parts");
+            for (SentPart part : inFlight.parts()) {
+                ObjectNode entry = writeSentTurn(parts.addObject(), part.turn());
+                entry.put("trace_id", part.traceId());
+                entry.put("witness", part.witnessId());
+                entry.put("witness_start", part.witnessStart().toString());
+            }
+        }
         TranscriptIdentity identity = sessionState.identity();
         if (identity != null) {
             state.put("file_key", identity.fileKey());
@@ -746,6 +872,17 @@ public class litefuse_hook implements Callable<Integer> {
         }
         state.put("updated", Instant.now().toString());
         return state;
+    }
+
+    static ObjectNode writeSentTurn(ObjectNode node, SentTurn turn) {
+        node.put("user_uuid", turn.userUuid());
+        node.put("turn_number", turn.turnNumber());
+        node.put("offset", turn.offset());
+        ArrayNode spans = node.putArray("span_ids");
+        turn.spanIds().forEach(spans::add);
+        ArrayNode usage = node.putArray("usage_message_ids");
+        turn.usageMessageIds().forEach(usage::add);
+        return node;
     }
 
     static final int HEAD_BYTES = 4096;
@@ -1301,40 +1438,81 @@ public class litefuse_hook implements Callable<Integer> {
         return !blocksOfType(getContent(last.json()), "text").isEmpty();
     }
 
-    /** What one hook run sends: the turns (with their numbers), whether the last one waits, where to read next. */
-    record EmissionPlan(List<Turn> turns, List<Integer> turnNumbers, List<Long> turnOffsets, boolean deferred,
-                        long nextOffset) {
+    /** A turn to send: a new one with its number, or the open turn (sentBefore) that grew since it was sent. */
+    record Emission(Turn turn, int turnNumber, SentTurn sentBefore) {
+    }
+
+    /** What one hook run sends, and where the last turn waits (its user row's offset) if it is still in progress. */
+    record EmissionPlan(List<Emission> emissions, boolean deferred, long deferredOffset) {
     }
 
     /**
-     * Decides, from the rows read this run, which turns to send: every turn not sent before that has work in it;
-     * the last turn only when complete (else the offset rewinds to its first row and it waits), unless `forceLast`
-     * (the transcript has gone quiet: the turn is as complete as it will ever be).
+     * Decides, from the rows read this run, which turns to send: every turn not sent before that has work in it, and
+     * the open turn (the last one sent) if it grew; the last turn only when complete (else it waits), unless
+     * `forceLast` (the session ended, or the transcript went quiet: the turn is as complete as it will ever be).
      */
-    static EmissionPlan planEmission(List<Row> rows, long readEndOffset, SessionState state, AgentFiles agentFiles,
-                                     boolean forceLast) {
+    static EmissionPlan planEmission(List<Row> rows, SessionState state, AgentFiles agentFiles, boolean forceLast) {
         List<Turn> turns = buildTurns(rows).stream().map(turn -> attachAgents(turn, agentFiles)).toList();
         Set<String> emitted = new HashSet<>(state.emittedUserUuids());
-        List<Turn> send = new ArrayList<>();
-        List<Integer> numbers = new ArrayList<>();
-        List<Long> offsets = new ArrayList<>();
-        long nextOffset = readEndOffset;
-        boolean deferred = false;
+        SentTurn open = state.openTurn();
+        List<Emission> emissions = new ArrayList<>();
+        int newTurns = 0;
         for (int i = 0; i < turns.size(); i++) {
             Turn turn = turns.get(i);
-            if (emitted.contains(turn.userRow().uuid())) continue;
+            boolean isOpen = open != null && open.userUuid().equals(turn.userRow().uuid());
+            if (!isOpen && emitted.contains(turn.userRow().uuid())) continue;
             boolean last = i == turns.size() - 1;
             if (last && !forceLast && !isTurnComplete(turn)) {
-                deferred = true;
-                nextOffset = turn.userRow().offset();
-                break;
+                return new EmissionPlan(emissions, true, turn.userRow().offset());
             }
             if (!turn.hasWork()) continue;
-            send.add(turn);
-            numbers.add(state.turnCount() + send.size());
-            offsets.add(turn.userRow().offset());
+            emissions.add(isOpen ? new Emission(turn, open.turnNumber(), open)
+                    : new Emission(turn, state.turnCount() + ++newTurns, null));
         }
-        return new EmissionPlan(send, numbers, offsets, deferred, nextOffset);
+        return new EmissionPlan(emissions, false, -1);
+    }
+
+    /**
+     * What is left to send of a trace when part of it was sent before: the spans not sent yet, and no usage for a
+     * message whose usage went out already. Null when nothing is left.
+     */
+    static TraceRecord unsentPart(TraceRecord trace, SentTurn sentBefore) {
+        if (sentBefore == null) return trace;
+        Set<String> sentSpans = new HashSet<>(sentBefore.spanIds());
+        Set<String> usageSent = new HashSet<>(sentBefore.usageMessageIds());
+        List<Observation> rest = new ArrayList<>();
+        for (Observation observation : trace.observations()) {
+            if (sentSpans.contains(observation.id())) continue;
+            boolean usageAgain = observation.usage() != null && usageSent.contains(messageIdOf(observation));
+            rest.add(usageAgain ? observation.withoutUsage() : observation);
+        }
+        if (rest.isEmpty()) return null;
+        return new TraceRecord(trace.traceId(), trace.name(), trace.sessionId(), trace.userId(), trace.release(),
+                trace.version(), trace.environment(), trace.tags(), trace.input(), trace.output(), trace.metadata(),
+                List.copyOf(rest));
+    }
+
+    /** The Anthropic message id a generation belongs to (kept in its metadata as claude_code.id). */
+    static String messageIdOf(Observation observation) {
+        return observation.metadata().path("claude_code").path("id").asText("");
+    }
+
+    /**
+     * The record of one turn's spans in an export: their ids, the messages whose usage they carry, and a witness to
+     * look for in Langfuse (the root, or else the latest span).
+     */
+    static SentPart sentPart(TraceRecord trace, Emission emission) {
+        List<String> spanIds = new ArrayList<>();
+        List<String> usageIds = new ArrayList<>();
+        Observation witness = trace.root();
+        for (Observation observation : trace.observations()) {
+            spanIds.add(observation.id());
+            if (observation.usage() != null && !messageIdOf(observation).isEmpty()) usageIds.add(messageIdOf(observation));
+            if (trace.root() == null && (witness == null || !observation.start().isBefore(witness.start()))) witness = observation;
+        }
+        SentTurn turn = new SentTurn(emission.turn().userRow().uuid(), emission.turnNumber(),
+                emission.turn().userRow().offset(), List.copyOf(spanIds), List.copyOf(usageIds));
+        return new SentPart(turn, trace.traceId(), witness.id(), witness.start());
     }
 
     // ----------------- Trace building -----------------
@@ -1343,18 +1521,28 @@ public class litefuse_hook implements Callable<Integer> {
     record Observation(String id, String parentId, String name, String type, Instant start, Instant end,
                        String input, String output, String model, Map<String, Long> usage, String level,
                        String statusMessage, ObjectNode metadata) {
+        Observation withoutUsage() {
+            return new Observation(id, parentId, name, type, start, end, input, output, model, null, level, statusMessage, metadata);
+        }
     }
 
-    /** One trace: trace-level attributes plus its observations, the root first. */
-    record TraceRecord(String traceId, String name, String sessionId, String userId, String release, List<String> tags,
-                       String input, String output, ObjectNode metadata, List<Observation> observations) {
+    /**
+     * One trace: trace-level attributes plus its observations, the root first. Metadata keys other than the
+     * `claude_code` object are flat strings Langfuse v4 can filter on (trace-wide ones go on every span).
+     */
+    record TraceRecord(String traceId, String name, String sessionId, String userId, String release, String version,
+                       String environment, List<String> tags, String input, String output, ObjectNode metadata,
+                       List<Observation> observations) {
+        /** The root observation (first, without a parent), or null for the rest of a turn whose root went before. */
         Observation root() {
-            return observations.get(0);
+            Observation first = observations.get(0);
+            return first.parentId() == null ? first : null;
         }
     }
 
     /** What trace building needs from outside the transcript. */
-    record TraceContext(String fallbackSessionId, String userId, String transcriptPath, int maxChars, Masker masker) {
+    record TraceContext(String fallbackSessionId, String userId, String transcriptPath, int maxChars, Masker masker,
+                        String environment) {
     }
 
     record ToolCall(JsonNode toolUse, Row decisionRow, int stepIndex) {
@@ -1432,20 +1620,34 @@ public class litefuse_hook implements Callable<Integer> {
         traceMeta.put("transcript_path", ctx.transcriptPath());
         ArrayNode modelsUsed = traceMeta.putArray("models_used");
         models.forEach(modelsUsed::add);
-        traceMeta.put("source", turn.kind().name().toLowerCase(Locale.ROOT));
+        String turnKind = turn.kind().name().toLowerCase(Locale.ROOT);
+        traceMeta.put("source", turnKind);
         traceMeta.setAll(userContent);
         output.describeInto(traceMeta, "assistant_text");
+        boolean unfinished = turn.lastAssistant() != null && !isTurnComplete(turn);
+        if (unfinished) traceMeta.put("turn_unfinished", true);
         String name = "Claude Code - Turn " + turnNumber;
         String release = firstNonBlank(userJson.path("version").asText(""),
                 turn.lastAssistant() == null ? null : turn.lastAssistant().json().path("version").asText(""));
-        String level = turn.interrupted() ? "WARNING" : null;
+        String level = turn.interrupted() || unfinished ? "WARNING" : null;
+        String status = turn.interrupted() ? "interrupted by user"
+                : unfinished ? "unfinished: Claude Code stopped before the turn's final answer" : null;
+        ObjectNode metadata = wrap(traceMeta);
+        putFilterKey(metadata, "project_dir", userJson.path("cwd").asText(""));
+        putFilterKey(metadata, "git_branch", userJson.path("gitBranch").asText(""));
+        putFilterKey(metadata, "claude_code_version", release);
+        putFilterKey(metadata, "entrypoint", userJson.path("entrypoint").asText(""));
+        putFilterKey(metadata, "permission_mode", userJson.path("permissionMode").asText(""));
+        putFilterKey(metadata, "turn_kind", turnKind);
         Observation root = new Observation(rootId, null, name, "span", turnStart, turnEnd, userText.text(),
-                output.text(), null, null, level, turn.interrupted() ? "interrupted by user" : null, wrap(traceMeta));
+                output.text(), null, null, level, status, wrap(traceMeta));
         List<Observation> observations = new ArrayList<>();
         observations.add(root);
         observations.addAll(children);
-        return new TraceRecord(traceId, name, sessionId, ctx.userId(), release, List.of("claude-code"), userText.text(),
-                output.text(), wrap(traceMeta), List.copyOf(observations));
+        // Every observation says whether it is an error, so "error = true" finds failed tools, API errors and events.
+        observations.forEach(o -> o.metadata().put("error", String.valueOf("ERROR".equals(o.level()))));
+        return new TraceRecord(traceId, name, sessionId, ctx.userId(), release, VERSION, ctx.environment(),
+                List.of("claude-code"), userText.text(), output.text(), metadata, List.copyOf(observations));
     }
 
     /**
@@ -1532,9 +1734,11 @@ public class litefuse_hook implements Callable<Integer> {
         ArrayNode modelsNode = meta.putArray("models_used");
         agentModels.forEach(modelsNode::add);
         Masker masker = ctx.masker();
+        ObjectNode metadata = wrap(meta);
+        putFilterKey(metadata, "subagent_type", agentType != null ? agentType : agent.kind());
         out.add(new Observation(agentSpanId, parentId, label + " (" + agent.agentId() + ")", "agent", start, end,
                 truncateText(masker.text(extractText(getContent(firstRow))), ctx.maxChars()).text(),
-                truncateText(masker.text(finalText), ctx.maxChars()).text(), null, null, null, null, wrap(meta)));
+                truncateText(masker.text(finalText), ctx.maxChars()).text(), null, null, null, null, metadata));
         out.addAll(steps);
     }
 
@@ -1691,10 +1895,15 @@ public class litefuse_hook implements Callable<Integer> {
         Instant end = timeline.at(row);
         Map<String, Long> usage = lastInMessage && getModel(json) != null
                 ? usageDetails(message.get("usage"), maxOutputTokens) : null;
+        ObjectNode metadata = wrap(meta);
+        putFilterKey(metadata, "stop_reason", message.path("stop_reason").asText(""));
+        if (!toolUses.isEmpty()) {
+            putFilterKey(metadata, "tool_name", String.join(",", toolUses.stream().map(use -> use.path("name").asText("unknown")).toList()));
+        }
         return new Observation(spanIdFor(traceId, "row:" + rowKey(row)), rootId, name, "generation",
                 timeline.startBefore(end), end, null, outputText.text(), getModel(json),
                 usage == null || usage.isEmpty() ? null : usage, apiError ? "ERROR" : null,
-                apiError ? preview(masker.text(extractText(content))) : null, wrap(meta));
+                apiError ? preview(masker.text(extractText(content))) : null, metadata);
     }
 
     static String thinkingText(JsonNode content) {
@@ -1734,9 +1943,12 @@ public class litefuse_hook implements Callable<Integer> {
                 statusMessage = preview(text);
             }
         }
+        ObjectNode metadata = wrap(meta);
+        putFilterKey(metadata, "tool_name", call.name());
+        if (AGENT_TOOLS.contains(call.name())) putFilterKey(metadata, "subagent_type", agentTypeOf(call, result));
         return new Observation(spanIdFor(traceId, "tool:" + (call.id().isEmpty() ? rowKey(call.decisionRow()) : call.id())), rootId,
                 "Tool call: " + call.name() + " (#" + call.stepIndex() + ")", "tool", start, end, input.text(),
-                output == null ? null : output.text(), null, null, level, statusMessage, wrap(meta));
+                output == null ? null : output.text(), null, null, level, statusMessage, metadata);
     }
 
     /** The text of a tool_result's content; image blocks become a one-line summary, never base64. */
@@ -1901,6 +2113,11 @@ public class litefuse_hook implements Callable<Integer> {
         return metadata;
     }
 
+    /** A flat string key beside `claude_code`: Langfuse v4 filters on such keys, not inside a JSON object. */
+    static void putFilterKey(ObjectNode metadata, String key, String value) {
+        if (value != null && !value.isEmpty()) metadata.put(key, value);
+    }
+
     static String toJson(JsonNode node) {
         try {
             return JSON.writeValueAsString(node);
@@ -1927,6 +2144,8 @@ public class litefuse_hook implements Callable<Integer> {
     static final AttributeKey<String> SESSION_ID = AttributeKey.stringKey("session.id");
     static final AttributeKey<String> USER_ID = AttributeKey.stringKey("user.id");
     static final AttributeKey<String> RELEASE = AttributeKey.stringKey("langfuse.release");
+    static final AttributeKey<String> VERSION_ATTRIBUTE = AttributeKey.stringKey("langfuse.version");
+    static final AttributeKey<String> ENVIRONMENT = AttributeKey.stringKey("langfuse.environment");
     static final AttributeKey<Boolean> AS_ROOT = AttributeKey.booleanKey("langfuse.internal.as_root");
     /** With this scope name Langfuse keeps only the attributes it understands (no `metadata.attributes` clutter). */
     static final String INSTRUMENTATION_SCOPE = "langfuse-sdk";
@@ -1976,10 +2195,16 @@ public class litefuse_hook implements Callable<Integer> {
         }
     }
 
-    /** One export's time limit, shared by the exporter and its HTTP sender, and what went wrong if it failed. */
+    /**
+     * One export's time limit, shared by the exporter and its HTTP sender; what went wrong if it failed; and, for the
+     * request in flight, whether its body started out (then, without an answer, its outcome is unknown).
+     */
     static final class ExportDeadline {
         private volatile long deadlineNanos = System.nanoTime();
         private volatile String failure;
+        private boolean abandoned;
+        private boolean bodyStarted;
+        private boolean outcomeUnknown;
 
         void until(long nanos) {
             deadlineNanos = nanos;
@@ -1996,12 +2221,43 @@ public class litefuse_hook implements Callable<Integer> {
         void fail(String reason) {
             failure = reason;
         }
+
+        /** The request's body went out and no answer came: the server may hold it. */
+        synchronized void failUnknown(String reason) {
+            failure = reason;
+            outcomeUnknown = true;
+        }
+
+        synchronized void newRequest() {
+            abandoned = false;
+            bodyStarted = false;
+            outcomeUnknown = false;
+        }
+
+        /** The sender asks before writing a body; false once the exporter gave up on the request. */
+        synchronized boolean startBody() {
+            if (abandoned) return false;
+            bodyStarted = true;
+            return true;
+        }
+
+        /** The exporter stops waiting; the request's outcome is unknown if its body had started out. */
+        synchronized boolean abandon() {
+            abandoned = true;
+            outcomeUnknown |= bodyStarted;
+            return outcomeUnknown;
+        }
+
+        synchronized boolean outcomeUnknown() {
+            return outcomeUnknown;
+        }
     }
 
     /**
      * The OTLP exporter's HTTP transport, on the JDK's HttpURLConnection: every attempt fits the export deadline, and
-     * a 429 or 503 is retried only when its Retry-After (or a short backoff) still fits. The official senders expose
-     * neither, and java.net.http's selector thread, parked in native code, delays JVM exit by 300 ms.
+     * a 429 or 503 is retried only when its Retry-After (or a short backoff) still fits. A request whose body went out
+     * is never sent again by the sender: without an answer its outcome is unknown, and the next run asks Langfuse.
+     * The official senders expose none of this, and java.net.http's selector thread delays JVM exit by 300 ms.
      */
     static final class DeadlineHttpSender implements HttpSender {
         private static final Set<Integer> RETRYABLE = Set.of(429, 502, 503, 504);
@@ -2016,6 +2272,8 @@ public class litefuse_hook implements Callable<Integer> {
         DeadlineHttpSender(HttpSenderConfig config, ExportDeadline deadline) {
             this.config = config;
             this.deadline = deadline;
+            // HttpURLConnection may silently send a POST again after a reset; a second copy is a duplicate in Langfuse v4.
+            System.setProperty("sun.net.http.retryPost", "false");
         }
 
         @Override
@@ -2043,6 +2301,17 @@ public class litefuse_hook implements Callable<Integer> {
             return bytes.toByteArray();
         }
 
+        /** Thrown once the body went out: whatever fails after that leaves the request's outcome unknown. */
+        static final class AfterBodyException extends IOException {
+            AfterBodyException(IOException cause) {
+                super(cause);
+            }
+        }
+
+        /** The exporter gave up on the request before its body went out; it is not sent at all. */
+        static final class AbandonedException extends IOException {
+        }
+
         /** One POST; returns the status, the Retry-After header and the body. */
         private SenderResponse post(byte[] body, long timeoutNanos) throws IOException {
             java.net.HttpURLConnection connection = (java.net.HttpURLConnection) config.getEndpoint().toURL().openConnection();
@@ -2058,13 +2327,19 @@ public class litefuse_hook implements Callable<Integer> {
             connection.setRequestProperty("Content-Type", config.getContentType());
             if (config.getCompressor() != null) connection.setRequestProperty("Content-Encoding", config.getCompressor().getEncoding());
             config.getHeadersSupplier().get().forEach((name, values) -> values.forEach(value -> connection.addRequestProperty(name, value)));
+            connection.connect();
+            if (!deadline.startBody()) throw new AbandonedException();
             try (java.io.OutputStream out = connection.getOutputStream()) {
                 out.write(body);
             }
-            int status = connection.getResponseCode();
-            InputStream stream = status >= 400 ? connection.getErrorStream() : connection.getInputStream();
-            byte[] responseBody = stream == null ? new byte[0] : readAndClose(stream);
-            return new SenderResponse(status, responseBody, connection.getHeaderField("Retry-After"));
+            try {
+                int status = connection.getResponseCode();
+                InputStream stream = status >= 400 ? connection.getErrorStream() : connection.getInputStream();
+                byte[] responseBody = stream == null ? new byte[0] : readAndClose(stream);
+                return new SenderResponse(status, responseBody, connection.getHeaderField("Retry-After"));
+            } catch (IOException e) {
+                throw new AfterBodyException(e);
+            }
         }
 
         private static byte[] readAndClose(InputStream stream) throws IOException {
@@ -2098,13 +2373,21 @@ public class litefuse_hook implements Callable<Integer> {
                     deadline.fail(describeStatus(status, response.body(), waitMillis));
                     onResponse.accept(response);
                     return;
+                } catch (AbandonedException e) {
+                    onError.accept(e);
+                    return;
+                } catch (AfterBodyException e) {
+                    boolean timedOut = e.getCause() instanceof java.net.SocketTimeoutException;
+                    deadline.failUnknown(endpoint + (timedOut ? " did not answer within the export budget"
+                            : " dropped the connection before answering (" + e.getCause().getClass().getSimpleName() + ")"));
+                    onError.accept(e);
+                    return;
                 } catch (java.net.SocketTimeoutException e) {
-                    boolean connecting = String.valueOf(e.getMessage()).toLowerCase(Locale.ROOT).contains("connect");
-                    deadline.fail(endpoint + (connecting ? " could not be reached" : " did not answer") + " within the export budget");
+                    deadline.fail(endpoint + " could not be reached within the export budget");
                     onError.accept(e);
                     return;
                 } catch (IOException e) {
-                    // One quick retry covers a dropped keep-alive connection; a host that is down stays down.
+                    // The body did not get through: one quick retry covers a dropped keep-alive connection.
                     if (attempt == 0 && deadline.remainingMillis() > 500) {
                         sleepQuietly(100);
                         continue;
@@ -2185,8 +2468,11 @@ public class litefuse_hook implements Callable<Integer> {
         }
     }
 
-    /** How an export went: how many leading traces the server acknowledged, and why the rest were not. */
-    record ExportOutcome(int acknowledged, String failure) {
+    /**
+     * How an export went: the leading traces the server acknowledged, then those of the request whose outcome is
+     * unknown (sent, no answer), and why the rest were not taken.
+     */
+    record ExportOutcome(int acknowledged, int unknown, String failure) {
     }
 
     /** The OpenTelemetry SDK, built once per run (only when there is something to send) and shut down explicitly. */
@@ -2240,7 +2526,10 @@ public class litefuse_hook implements Callable<Integer> {
             };
         }
 
-        /** Turns one trace into SDK spans (parents first) and returns their SpanData. */
+        /**
+         * Turns one trace into SDK spans (parents first) and returns their SpanData. A parent that is not in the
+         * trace (a span sent by an earlier run, when a turn grew) is referenced by its id.
+         */
         List<SpanData> toSpans(TraceRecord trace) {
             collector.ended.clear();
             Map<String, Span> started = new HashMap<>();
@@ -2249,10 +2538,12 @@ public class litefuse_hook implements Callable<Integer> {
                 SpanBuilder builder = tracer.spanBuilder(observation.name())
                         .setStartTimestamp(observation.start().toEpochMilli(), TimeUnit.MILLISECONDS);
                 Span parent = observation.parentId() == null ? null : started.get(observation.parentId());
-                if (parent == null) builder.setNoParent();
-                else builder.setParent(Context.root().with(parent));
+                if (observation.parentId() == null) builder.setNoParent();
+                else if (parent != null) builder.setParent(Context.root().with(parent));
+                else builder.setParent(Context.root().with(Span.wrap(SpanContext.createFromRemoteParent(trace.traceId(),
+                            observation.parentId(), TraceFlags.getSampled(), TraceState.getDefault()))));
                 Span span = builder.startSpan();
-                setObservationAttributes(span, trace, observation, parent == null);
+                setObservationAttributes(span, trace, observation);
                 started.put(observation.id(), span);
             }
             for (Observation observation : trace.observations()) {
@@ -2263,7 +2554,7 @@ public class litefuse_hook implements Callable<Integer> {
 
         /**
          * Exports traces in requests of whole traces until `deadlineNanos` (System.nanoTime()); a request is
-         * acknowledged whole or not at all, so the outcome counts the leading traces the server took.
+         * acknowledged whole or not at all, and the next one goes out only once the last was acknowledged.
          */
         ExportOutcome export(List<TraceRecord> traces, long deadlineNanos) {
             deadline.until(deadlineNanos);
@@ -2285,8 +2576,10 @@ public class litefuse_hook implements Callable<Integer> {
                 if (batch.isEmpty()) break;
                 if (deadline.remainingNanos() <= 0) {
                     deadline.fail("the export budget was used up");
+                    inFlight = null;
                     break;
                 }
+                deadline.newRequest();
                 inFlight = exporter.export(batch);
                 inFlightEnd = built;
                 if (built == traces.size()) {
@@ -2294,13 +2587,19 @@ public class litefuse_hook implements Callable<Integer> {
                     break;
                 }
             }
-            return new ExportOutcome(acknowledged, acknowledged == traces.size() ? null : deadline.failure);
+            int unknown = acknowledged < traces.size() && inFlight != null && deadline.outcomeUnknown()
+                    ? inFlightEnd - acknowledged : 0;
+            return new ExportOutcome(acknowledged, unknown, acknowledged == traces.size() ? null : deadline.failure);
         }
 
         private boolean awaitAcknowledged(CompletableResultCode request) {
             CompletableResultCode result = request.join(Math.max(1, deadline.remainingNanos()), TimeUnit.NANOSECONDS);
             if (result.isSuccess()) return true;
-            if (deadline.failure == null) deadline.fail(endpoint + " did not answer within the export budget");
+            if (!result.isDone() && deadline.abandon()) {
+                deadline.failUnknown(endpoint + " did not answer within the export budget");
+            } else if (deadline.failure == null) {
+                deadline.fail(endpoint + " did not answer within the export budget");
+            }
             return false;
         }
 
@@ -2311,7 +2610,8 @@ public class litefuse_hook implements Callable<Integer> {
         }
     }
 
-    static void setObservationAttributes(Span span, TraceRecord trace, Observation observation, boolean root) {
+    /** The attributes of one span, as Langfuse reads them (see docs: trace-wide context goes on every span). */
+    static void setObservationAttributes(Span span, TraceRecord trace, Observation observation) {
         span.setAttribute(OBSERVATION_TYPE, observation.type());
         setIfPresent(span, OBSERVATION_INPUT, observation.input());
         setIfPresent(span, OBSERVATION_OUTPUT, observation.output());
@@ -2319,24 +2619,86 @@ public class litefuse_hook implements Callable<Integer> {
         if (observation.usage() != null) span.setAttribute(OBSERVATION_USAGE, toJson(JSON.valueToTree(observation.usage())));
         setIfPresent(span, OBSERVATION_LEVEL, observation.level());
         setIfPresent(span, OBSERVATION_STATUS, observation.statusMessage());
-        span.setAttribute(OBSERVATION_METADATA, toJson(observation.metadata()));
+        setMetadata(span, OBSERVATION_METADATA, observation.metadata(), true);
         if ("ERROR".equals(observation.level())) span.setStatus(StatusCode.ERROR, String.valueOf(observation.statusMessage()));
-        // Trace-level attributes go on every span, as the Langfuse SDKs do.
         span.setAttribute(TRACE_NAME, trace.name());
         setIfPresent(span, SESSION_ID, trace.sessionId());
         setIfPresent(span, USER_ID, trace.userId());
         setIfPresent(span, RELEASE, trace.release());
+        setIfPresent(span, VERSION_ATTRIBUTE, trace.version());
+        setIfPresent(span, ENVIRONMENT, trace.environment());
         span.setAttribute(TRACE_TAGS, trace.tags());
+        boolean root = observation == trace.root();
+        setMetadata(span, TRACE_METADATA, trace.metadata(), root);
         if (root) {
             span.setAttribute(AS_ROOT, true);
             setIfPresent(span, TRACE_INPUT, trace.input());
             setIfPresent(span, TRACE_OUTPUT, trace.output());
-            span.setAttribute(TRACE_METADATA, toJson(trace.metadata()));
         }
+    }
+
+    /**
+     * Metadata as Langfuse v4 wants it: each flat string key as an attribute of its own (`<key>.<name>`, filterable),
+     * and, when `withObjects`, the nested keys (`claude_code`) as one JSON attribute, which Langfuse shows as an object.
+     */
+    static void setMetadata(Span span, AttributeKey<String> key, ObjectNode metadata, boolean withObjects) {
+        ObjectNode nested = NODES.objectNode();
+        metadata.properties().forEach(field -> {
+            if (field.getValue().isTextual()) span.setAttribute(key.getKey() + "." + field.getKey(), field.getValue().asText());
+            else nested.set(field.getKey(), field.getValue());
+        });
+        if (withObjects && !nested.isEmpty()) span.setAttribute(key, toJson(nested));
     }
 
     static void setIfPresent(Span span, AttributeKey<String> key, String value) {
         if (value != null) span.setAttribute(key, value);
+    }
+
+    /** Whether Langfuse holds a span: there, not there, no such API (a server before v4), or no clear answer. */
+    enum Presence { PRESENT, ABSENT, NO_API, UNKNOWN }
+
+    record Lookup(Presence presence, String problem) {
+    }
+
+    /**
+     * Langfuse's v2 observations API, read with the keys: in Langfuse v4 it reads the real-time events table, so it
+     * tells whether a span sent earlier arrived (export each span once: v4 shows a re-sent span twice).
+     */
+    record LangfuseApi(String baseUrl, Map<String, String> headers) {
+        /** Null without keys (traces routed through a collector that adds its own): nothing can be asked then. */
+        static LangfuseApi of(Config config) {
+            return config.hasKeys() ? new LangfuseApi(config.baseUrl().replaceAll("/+$", ""), config.langfuseHeaders()) : null;
+        }
+
+        /** Looks for span `spanId` of trace `traceId` that starts at `start`, answering before `deadlineNanos`. */
+        Lookup findSpan(String traceId, String spanId, Instant start, long deadlineNanos) {
+            String query = "traceId=" + traceId + "&fields=core&limit=1000"
+                    + "&fromStartTime=" + start.minusSeconds(1).truncatedTo(ChronoUnit.MILLIS)
+                    + "&toStartTime=" + start.plusSeconds(1).truncatedTo(ChronoUnit.MILLIS);
+            String url = baseUrl + "/api/public/v2/observations?" + query;
+            long timeoutMillis = TimeUnit.NANOSECONDS.toMillis(deadlineNanos - System.nanoTime());
+            if (timeoutMillis <= 0) return new Lookup(Presence.UNKNOWN, "no time left to ask " + baseUrl);
+            try {
+                java.net.HttpURLConnection connection = (java.net.HttpURLConnection) java.net.URI.create(url).toURL().openConnection();
+                connection.setConnectTimeout((int) Math.min(timeoutMillis, 2_000));
+                connection.setReadTimeout((int) Math.max(1, timeoutMillis));
+                headers.forEach(connection::setRequestProperty);
+                int status = connection.getResponseCode();
+                InputStream stream = status >= 400 ? connection.getErrorStream() : connection.getInputStream();
+                byte[] body = stream == null ? new byte[0] : stream.readAllBytes();
+                if (status == 404) return new Lookup(Presence.NO_API, null);
+                if (status != 200) {
+                    return new Lookup(Presence.UNKNOWN, "HTTP " + status + " from " + baseUrl + "/api/public/v2/observations"
+                            + (status == 401 || status == 403 ? " (wrong keys or wrong host)" : ""));
+                }
+                for (JsonNode observation : JSON.readTree(body).path("data")) {
+                    if (spanId.equals(observation.path("id").asText())) return new Lookup(Presence.PRESENT, null);
+                }
+                return new Lookup(Presence.ABSENT, null);
+            } catch (IOException | IllegalArgumentException e) {
+                return new Lookup(Presence.UNKNOWN, "cannot ask " + baseUrl + " (" + e.getClass().getSimpleName() + ")");
+            }
+        }
     }
 
     /**
@@ -2393,6 +2755,7 @@ public class litefuse_hook implements Callable<Integer> {
         logFile = config.stateDir().resolve("litefuse_hook.log");
         debugEnabled = config.debug();
         debug("Hook started (" + config + ")");
+        config.problems().forEach(litefuse_hook::warn);
         if (!config.canExport()) {
             warn("Missing LANGFUSE_PUBLIC_KEY / LANGFUSE_SECRET_KEY (or their CC_LANGFUSE_ forms); nothing sent");
             return;
@@ -2411,7 +2774,7 @@ public class litefuse_hook implements Callable<Integer> {
         if (outcome != null && outcome.failure() == null) sendPendingSessions(config, target, started, deadline);
     }
 
-    /** What one session's run did: turns sent, and why the export failed if it did. */
+    /** What one session's run did: turns sent, and why the rest wait (a failed export, an unknown outcome) if any. */
     record SessionOutcome(int sent, String failure) {
     }
 
@@ -2444,34 +2807,41 @@ public class litefuse_hook implements Callable<Integer> {
         }
     }
 
-    /** What one run would send for a session: the state it starts from, the plan, and the traces. */
-    record SessionWork(SessionState state, EmissionPlan plan, List<TraceRecord> traces) {
+    /** The state a run starts from; read again from the start when the transcript is no longer what the state saw. */
+    static SessionState startingState(Path transcript, Path stateFile) throws IOException {
+        SessionState state = loadSessionState(loadState(stateFile));
+        String change = transcriptChange(transcript, state);
+        if (change == null) return state;
+        warn("Transcript " + transcript + " " + change + "; reading it again from the start (turns already sent are skipped)");
+        return state.restart();
+    }
+
+    /** What one run would send for a session: the plan, the traces (or what is left of them), and their records. */
+    record SessionWork(EmissionPlan plan, List<TraceRecord> traces, List<SentPart> parts, long readEnd) {
     }
 
     /** Reads the session's new rows and builds the traces to send, without sending or saving anything. */
-    static SessionWork prepareSession(Config config, HookTarget target, Path stateFile, boolean forceLast) throws IOException {
+    static SessionWork prepareSession(Config config, HookTarget target, SessionState state, boolean forceLast) throws IOException {
         Path transcript = target.transcriptPath();
-        SessionState state = loadSessionState(loadState(stateFile));
-        String change = transcriptChange(transcript, state);
-        if (change != null) {
-            warn("Transcript " + transcript + " " + change + "; reading it again from the start (turns already sent are skipped)");
-            state = state.restart();
-        }
         ReadResult read = readNewJsonl(transcript, state.offset());
         debug("Read " + read.rows().size() + " rows, bytes " + state.offset() + ".." + read.endOffset() + " of " + transcript);
         if (read.badLines() > 0) warn("Skipped " + read.badLines() + " broken transcript line(s) (session=" + target.sessionId() + ")");
         if (!read.rows().isEmpty() && read.rows().stream().noneMatch(row -> isClaudeCodeRow(row.json()))) {
             warn("Transcript " + transcript + " does not look like a Claude Code transcript (no Claude Code rows); nothing to send");
         }
-        EmissionPlan plan = planEmission(read.rows(), read.endOffset(), state, new AgentFiles(transcript), forceLast);
-        debug("Turns to send: " + plan.turns().size() + (plan.deferred() ? ", last turn in progress" : ""));
+        EmissionPlan plan = planEmission(read.rows(), state, new AgentFiles(transcript), forceLast);
         TraceContext ctx = new TraceContext(target.sessionId(), config.userId(), transcript.toString(), config.maxChars(),
-                config.masker());
+                config.masker(), config.environment());
         List<TraceRecord> traces = new ArrayList<>();
-        for (int i = 0; i < plan.turns().size(); i++) {
-            traces.add(buildTrace(plan.turns().get(i), plan.turnNumbers().get(i), ctx));
+        List<SentPart> parts = new ArrayList<>();
+        for (Emission emission : plan.emissions()) {
+            TraceRecord trace = unsentPart(buildTrace(emission.turn(), emission.turnNumber(), ctx), emission.sentBefore());
+            if (trace == null) continue;
+            traces.add(trace);
+            parts.add(sentPart(trace, emission));
         }
-        return new SessionWork(state, plan, traces);
+        debug("Turns to send: " + traces.size() + (plan.deferred() ? ", last turn in progress" : ""));
+        return new SessionWork(plan, traces, parts, read.endOffset());
     }
 
     static final long STOP_RACE_WAIT_MS = 1_500;
@@ -2481,46 +2851,128 @@ public class litefuse_hook implements Callable<Integer> {
                                          boolean forceLast) throws IOException {
         Path transcript = target.transcriptPath();
         Path stateFile = sessionsDir(config).resolve(key + ".json");
-        SessionWork work = prepareSession(config, target, stateFile, forceLast);
+        SessionState state = startingState(transcript, stateFile);
+        if (state.inFlight() != null) {
+            InFlightCheck check = checkInFlight(config, target, state.inFlight(), deadline);
+            state = state.recordSent(check.arrived()).withInFlight(check.waiting());
+            if (check.waiting() != null) {
+                saveState(stateFile, writeSessionState(state, target.sessionId(), transcript));
+                markPending(config, key, target, true);
+                return new SessionOutcome(check.arrived().size(), check.reason());
+            }
+        }
+        SessionWork work = prepareSession(config, target, state, forceLast);
         // The Stop race: Claude Code says the turn is over (last_assistant_message) but its final row is not on
         // disk yet. Wait for it a little, within the budget; a later run sends it otherwise (the session stays pending).
         long waitUntil = Math.min(started + TimeUnit.MILLISECONDS.toNanos(STOP_RACE_WAIT_MS),
                 deadline - TimeUnit.MILLISECONDS.toNanos(500));
         while (work.plan().deferred() && target.lastAssistantMessage() != null && System.nanoTime() < waitUntil) {
             DeadlineHttpSender.sleepQuietly(100);
-            work = prepareSession(config, target, stateFile, forceLast);
+            work = prepareSession(config, target, state, forceLast);
         }
-        EmissionPlan plan = work.plan();
-        SessionState state = work.state();
         List<TraceRecord> traces = work.traces();
+        List<SentPart> parts = work.parts();
         traces.forEach(trace -> debug("Sending " + trace.name() + " trace=" + trace.traceId() + " ("
-                + trace.observations().size() + " observations)"));
-        ExportOutcome outcome = new ExportOutcome(0, null);
+                + trace.observations().size() + " observations" + (trace.root() == null ? ", the rest of a turn sent before" : "") + ")"));
+        ExportOutcome outcome = new ExportOutcome(0, 0, null);
         if (!traces.isEmpty()) {
+            // Recorded before the first byte goes out: a run killed mid-export leaves "outcome unknown", not a silent re-send.
+            Instant exportStart = Instant.now();
+            saveState(stateFile, writeSessionState(state.withInFlight(new InFlight(exportStart, parts)), target.sessionId(), transcript));
             try (TraceExporter exporter = TraceExporter.forLangfuse(config)) {
                 outcome = exporter.export(traces, deadline);
             }
+            List<SentPart> unknown = parts.subList(outcome.acknowledged(), outcome.acknowledged() + outcome.unknown());
+            state = state.recordSent(parts.subList(0, outcome.acknowledged()))
+                    .withInFlight(unknown.isEmpty() ? null : new InFlight(exportStart, List.copyOf(unknown)));
         }
         int acknowledged = outcome.acknowledged();
         int unsent = traces.size() - acknowledged;
-        // The offset and the emitted set move past acknowledged turns only; the rest are read and sent again.
-        long nextOffset = unsent == 0 ? plan.nextOffset() : plan.turnOffsets().get(acknowledged);
-        List<String> emitted = new ArrayList<>(state.emittedUserUuids());
-        for (int i = 0; i < acknowledged; i++) emitted.add(plan.turns().get(i).userRow().uuid());
-        SessionState next = new SessionState(nextOffset, state.turnCount() + acknowledged, emitted,
-                transcriptIdentity(transcript, nextOffset));
-        saveState(stateFile, writeSessionState(next, target.sessionId(), transcript));
+        // Read again next time from the open turn (it may grow), the first turn not acknowledged, or the waiting one.
+        long nextOffset = work.readEnd();
+        if (state.openTurn() != null && state.offset() <= state.openTurn().offset()) nextOffset = Math.min(nextOffset, state.openTurn().offset());
+        if (unsent > 0) nextOffset = Math.min(nextOffset, parts.get(acknowledged).turn().offset());
+        if (work.plan().deferred()) nextOffset = Math.min(nextOffset, work.plan().deferredOffset());
+        state = state.withOffset(nextOffset, transcriptIdentity(transcript, nextOffset));
+        saveState(stateFile, writeSessionState(state, target.sessionId(), transcript));
         // Unsent turns, and a turn still in progress, keep the session pending: any later run picks it up.
-        markPending(config, key, target, unsent > 0 || plan.deferred());
-        if (unsent > 0) {
+        markPending(config, key, target, unsent > 0 || work.plan().deferred());
+        if (outcome.unknown() > 0) {
+            error("Export outcome unknown: " + outcome.failure() + "; " + outcome.unknown() + " turn(s) will be looked up in "
+                    + "Langfuse before they are sent again" + (unsent > outcome.unknown() ? ", " + (unsent - outcome.unknown())
+                    + " more kept for a later run" : "") + " (session=" + target.sessionId() + ")");
+        } else if (unsent > 0) {
             error("Export failed: " + outcome.failure() + "; " + unsent + " turn(s) kept and sent again on a later run (session="
                     + target.sessionId() + ")");
         }
         double seconds = (System.nanoTime() - started) / 1e9;
-        String deferred = plan.deferred() ? ", deferred 1 (in-progress)" : "";
+        String deferred = work.plan().deferred() ? ", deferred 1 (in-progress)" : "";
         info(String.format(Locale.ROOT, "Processed %d turns%s in %.2fs (session=%s)", acknowledged, deferred, seconds,
                 target.sessionId()));
         return new SessionOutcome(acknowledged, unsent > 0 ? outcome.failure() : null);
+    }
+
+    /** What the look-ups found: parts Langfuse has, and the parts still to wait for (null: send the rest again). */
+    record InFlightCheck(List<SentPart> arrived, InFlight waiting, String reason) {
+    }
+
+    /**
+     * Settles an export whose outcome is unknown before anything is sent again: parts Langfuse has count as sent;
+     * the rest is sent again when Langfuse says it is not there (and the export is older than the settle time, since
+     * ingestion takes a moment) or has no v2 API (a server before v4); otherwise it waits for a later run.
+     */
+    static InFlightCheck checkInFlight(Config config, HookTarget target, InFlight inFlight, long deadline) {
+        LangfuseApi api = LangfuseApi.of(config);
+        java.util.function.Function<SentPart, Lookup> lookup = api == null ? part -> new Lookup(Presence.NO_API, null)
+                : part -> api.findSpan(part.traceId(), part.witnessId(), part.witnessStart(), deadline);
+        InFlightCheck check = settleInFlight(inFlight, lookup, Instant.now(), config.unknownSettleMillis());
+        int total = inFlight.parts().size();
+        String session = " (session=" + target.sessionId() + ")";
+        if (!check.arrived().isEmpty()) {
+            info("Langfuse has " + check.arrived().size() + " of " + total + " turn(s) of an export whose outcome was unknown; "
+                    + "recorded as sent, not sent again" + session);
+        }
+        if (check.waiting() != null) warn(check.reason() + session);
+        else if (check.arrived().size() < total) {
+            info((total - check.arrived().size()) + " turn(s) of an export whose outcome was unknown are not in Langfuse"
+                    + (check.reason() == null ? "" : " (" + check.reason() + ")") + "; sending them again" + session);
+        }
+        return check;
+    }
+
+    /** The decision of checkInFlight, on look-up answers alone (pure but for `lookup`). */
+    static InFlightCheck settleInFlight(InFlight inFlight, java.util.function.Function<SentPart, Lookup> lookup, Instant now,
+                                        long settleMillis) {
+        List<SentPart> parts = inFlight.parts();
+        // Requests go out one at a time, each after the last was acknowledged: what arrived is a leading run of parts.
+        Lookup last = lookup.apply(parts.get(parts.size() - 1));
+        if (last.presence() == Presence.PRESENT) return new InFlightCheck(parts, null, null);
+        if (last.presence() == Presence.NO_API) {
+            return new InFlightCheck(List.of(), null, "the server has no v2 observations API (Langfuse before v4)");
+        }
+        if (last.presence() == Presence.UNKNOWN) {
+            return new InFlightCheck(List.of(), inFlight, "Could not ask Langfuse about " + parts.size()
+                    + " turn(s) of an export whose outcome is unknown (" + last.problem() + "); they wait for a later run");
+        }
+        int arrived = 0;
+        while (arrived < parts.size() - 1) {
+            Lookup found = lookup.apply(parts.get(arrived));
+            if (found.presence() == Presence.UNKNOWN) {
+                return new InFlightCheck(parts.subList(0, arrived), new InFlight(inFlight.since(), parts.subList(arrived, parts.size())),
+                        "Could not ask Langfuse about turns of an export whose outcome is unknown (" + found.problem()
+                                + "); they wait for a later run");
+            }
+            if (found.presence() != Presence.PRESENT) break;
+            arrived++;
+        }
+        List<SentPart> rest = parts.subList(arrived, parts.size());
+        long ageMillis = Duration.between(inFlight.since(), now).toMillis();
+        if (ageMillis < settleMillis) {
+            return new InFlightCheck(parts.subList(0, arrived), new InFlight(inFlight.since(), rest), rest.size()
+                    + " turn(s) of an export " + ageMillis / 1000 + " s ago are not in Langfuse yet; looking again on a later run "
+                    + "before sending them again (ingestion can take a moment)");
+        }
+        return new InFlightCheck(parts.subList(0, arrived), null, null);
     }
 
     /** A transcript nobody has written to for a while: its last turn is as complete as it will ever be. */
@@ -2657,6 +3109,9 @@ public class litefuse_hook implements Callable<Integer> {
         @Option(names = "--quiet", description = "With --send: do not print the trees.")
         boolean quiet;
 
+        @Option(names = "--force", description = "With --send: send traces Langfuse already holds too (they then show twice in Langfuse v4).")
+        boolean force;
+
         @ParentCommand
         litefuse_hook parent;
 
@@ -2684,8 +3139,8 @@ public class litefuse_hook implements Callable<Integer> {
                 }
                 String fallbackSession = sessionId != null ? sessionId : file.getFileName().toString().replaceFirst("\\.jsonl$", "");
                 TraceContext ctx = new TraceContext(fallbackSession, config.userId(),
-                        file.toAbsolutePath().normalize().toString(), config.maxChars(), config.masker());
-                try (StreamingSender sender = send ? new StreamingSender(config) : null) {
+                        file.toAbsolutePath().normalize().toString(), config.maxChars(), config.masker(), config.environment());
+                try (StreamingSender sender = send ? new StreamingSender(config, force ? null : LangfuseApi.of(config)) : null) {
                     com.fasterxml.jackson.core.JsonGenerator generator = jsonOut;
                     int count = replayTranscript(file, ctx, trace -> {
                         if (generator != null) writeJson(generator, traceToJson(trace));
@@ -2694,9 +3149,12 @@ public class litefuse_hook implements Callable<Integer> {
                     });
                     if (sender != null) {
                         ExportOutcome outcome = sender.finish();
+                        sender.skipped().forEach(trace -> System.err.println("Skipped " + trace.name() + " (trace " + trace.traceId()
+                                + "): Langfuse has it already (--force sends it anyway)"));
                         System.err.println("Sent " + outcome.acknowledged() + " of " + count + " traces from " + file
-                                + " to " + config.tracesEndpoint() + (outcome.failure() == null ? "" : ": " + outcome.failure()));
-                        if (outcome.acknowledged() < count) failures++;
+                                + " to " + config.tracesEndpoint() + (sender.skipped().isEmpty() ? "" : ", " + sender.skipped().size()
+                                + " already there") + (outcome.failure() == null ? "" : ": " + outcome.failure()));
+                        if (outcome.acknowledged() + sender.skipped().size() < count) failures++;
                     }
                 }
             }
@@ -2783,17 +3241,31 @@ public class litefuse_hook implements Callable<Integer> {
         private final TraceExporter exporter;
         private final long deadline;
         private final List<TraceRecord> pending = new ArrayList<>();
+        private final List<TraceRecord> skipped = new ArrayList<>();
+        private LangfuseApi api;
         private int pendingSpans;
         private int acknowledged;
         private String failure;
 
-        StreamingSender(Config config) {
+        /** With `api`, each trace is looked up first and skipped when Langfuse has it (null: send everything). */
+        StreamingSender(Config config, LangfuseApi api) {
             this.exporter = TraceExporter.forLangfuse(config);
             this.deadline = System.nanoTime() + TimeUnit.HOURS.toNanos(1);
+            this.api = api;
         }
 
         void add(TraceRecord trace) {
             if (failure != null) return;
+            if (api != null) {
+                Observation root = trace.root();
+                Presence presence = api.findSpan(trace.traceId(), root.id(), root.start(),
+                        System.nanoTime() + TimeUnit.SECONDS.toNanos(10)).presence();
+                if (presence == Presence.NO_API) api = null;
+                if (presence == Presence.PRESENT) {
+                    skipped.add(trace);
+                    return;
+                }
+            }
             pending.add(trace);
             pendingSpans += trace.observations().size();
             if (pendingSpans >= TraceExporter.BATCH_SPANS) flush();
@@ -2810,7 +3282,11 @@ public class litefuse_hook implements Callable<Integer> {
 
         ExportOutcome finish() {
             flush();
-            return new ExportOutcome(acknowledged, failure);
+            return new ExportOutcome(acknowledged, 0, failure);
+        }
+
+        List<TraceRecord> skipped() {
+            return skipped;
         }
 
         @Override
@@ -2868,9 +3344,10 @@ public class litefuse_hook implements Callable<Integer> {
                 HookTarget target = new HookTarget(transcript.getFileName().toString().replaceFirst("\\.jsonl$", ""), transcript, null);
                 String key = stateKey(target.sessionId(), transcript.toString());
                 if (dryRun) {
-                    SessionWork work = prepareSession(config, target, sessionsDir(config).resolve(key + ".json"), isQuiet(transcript));
+                    SessionState state = startingState(transcript, sessionsDir(config).resolve(key + ".json"));
+                    SessionWork work = prepareSession(config, target, state, isQuiet(transcript));
                     turns += work.traces().size();
-                    skipped += work.state().emittedUserUuids().size();
+                    skipped += state.emittedUserUuids().size();
                     work.traces().forEach(trace -> trace.observations().stream().filter(o -> o.usage() != null)
                             .forEach(o -> o.usage().forEach((k, v) -> tokens.merge(k, v, Long::sum))));
                     if (!work.traces().isEmpty()) {
@@ -3515,6 +3992,7 @@ public class litefuse_hook implements Callable<Integer> {
                     .timeout(Duration.ofSeconds(10))
                     .header("Authorization", "Basic " + Base64.getEncoder().encodeToString(
                             (publicKey + ":" + secretKey).getBytes(StandardCharsets.UTF_8)))
+                    .header(INGESTION_VERSION_HEADER, "4")
                     .GET().build();
             HttpResponse<String> response = client.send(request, HttpResponse.BodyHandlers.ofString());
             if (response.statusCode() == 200) {
@@ -3571,7 +4049,7 @@ public class litefuse_hook implements Callable<Integer> {
     }
 
     /** A one-observation trace that doctor --send-test sends to prove the whole path works. */
-    static TraceRecord canaryTrace(String userId, Instant now) {
+    static TraceRecord canaryTrace(String userId, String environment, Instant now) {
         String traceId = traceIdFor("litefuse-hook-doctor", "canary-" + now.toEpochMilli());
         String rootId = spanIdFor(traceId, "root");
         ObjectNode meta = NODES.objectNode();
@@ -3584,8 +4062,8 @@ public class litefuse_hook implements Callable<Integer> {
                         null, null, null, null, wrap(meta)),
                 new Observation(spanIdFor(traceId, "event"), rootId, "canary", "event", now.plusMillis(1), now.plusMillis(1),
                         input, null, null, null, null, null, wrap(NODES.objectNode())));
-        return new TraceRecord(traceId, "litefuse-hook doctor canary", "litefuse-hook-doctor", userId, VERSION,
-                List.of("claude-code", "litefuse-doctor"), input, output, wrap(meta), observations);
+        return new TraceRecord(traceId, "litefuse-hook doctor canary", "litefuse-hook-doctor", userId, VERSION, VERSION,
+                environment, List.of("claude-code", "litefuse-doctor"), input, output, wrap(meta), observations);
     }
 
     @Command(name = "doctor", mixinStandardHelpOptions = true,
@@ -3623,6 +4101,7 @@ public class litefuse_hook implements Callable<Integer> {
                 return report(out, checks);
             }
             Config config = loadConfig(env);
+            config.problems().forEach(problem -> checks.add(new Check(false, "Setting", problem)));
             boolean enabled = config.enabled();
             checks.add(new Check(enabled, "TRACE_TO_LANGFUSE", enabled ? "true (from " + sources.get("TRACE_TO_LANGFUSE") + ")"
                     : "not \"true\" here, so the hook does nothing in this project; run litefuse-hook install"));
@@ -3643,7 +4122,12 @@ public class litefuse_hook implements Callable<Integer> {
                         + config.otlpHeaders().keySet()));
             }
             checks.addAll(stateChecks(config));
-            if (sendTest) checks.add(sendCanary(config, credentials));
+            if (sendTest) {
+                TraceRecord canary = canaryTrace(config.userId(), config.environment(), Instant.now());
+                Check sent = sendCanary(config, credentials, canary);
+                checks.add(sent);
+                if (sent.ok()) checks.add(canaryVisible(config, canary));
+            }
             return report(out, checks);
         }
 
@@ -3722,9 +4206,8 @@ public class litefuse_hook implements Callable<Integer> {
             return checks;
         }
 
-        static Check sendCanary(Config config, CredentialCheck credentials) {
+        static Check sendCanary(Config config, CredentialCheck credentials, TraceRecord canary) {
             if (!config.canExport()) return new Check(false, "Test trace", "not sent: no keys");
-            TraceRecord canary = canaryTrace(config.userId(), Instant.now());
             try (TraceExporter exporter = TraceExporter.forLangfuse(config)) {
                 ExportOutcome outcome = exporter.export(List.of(canary), System.nanoTime() + TimeUnit.SECONDS.toNanos(15));
                 if (outcome.acknowledged() != 1) return new Check(false, "Test trace", "not accepted: " + outcome.failure());
@@ -3733,6 +4216,39 @@ public class litefuse_hook implements Callable<Integer> {
                     ? config.baseUrl().replaceAll("/+$", "") + "/project/" + credentials.projectId() + "/traces/" + canary.traceId()
                     : config.tracesEndpoint() + " accepted trace " + canary.traceId();
             return new Check(true, "Test trace", "sent \"" + canary.name() + "\": " + where);
+        }
+
+        static final Duration CANARY_WAIT = Duration.ofSeconds(15);
+
+        /** Polls Langfuse's v2 observations API (real time in v4) until the canary shows up, for a few seconds. */
+        static Check canaryVisible(Config config, TraceRecord canary) {
+            LangfuseApi api = LangfuseApi.of(config);
+            if (api == null) return new Check(true, "Real time", "not checked: no keys to ask Langfuse with");
+            long started = System.nanoTime();
+            long deadline = started + CANARY_WAIT.toNanos();
+            Observation root = canary.root();
+            while (true) {
+                Lookup lookup = api.findSpan(canary.traceId(), root.id(), root.start(), deadline);
+                double seconds = (System.nanoTime() - started) / 1e9;
+                switch (lookup.presence()) {
+                    case PRESENT:
+                        return new Check(true, "Real time", String.format(Locale.ROOT,
+                                "visible in Langfuse after %.1f s (Langfuse v4's real-time path)", seconds));
+                    case NO_API:
+                        return new Check(true, "Real time", "the server predates Langfuse v4 (no v2 observations API): "
+                                + "traces show up as they always did");
+                    case UNKNOWN:
+                        return new Check(false, "Real time", "could not ask Langfuse whether the test trace arrived: " + lookup.problem());
+                    default:
+                        break;
+                }
+                if (System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(500) >= deadline) {
+                    return new Check(false, "Real time", "the test trace was accepted but is not in Langfuse's v2 observations API after "
+                            + CANARY_WAIT.toSeconds() + " s: the server took it on its legacy path (it shows up within about 10 "
+                            + "minutes) or its ingestion is backed up; check that no proxy drops the " + INGESTION_VERSION_HEADER + " header");
+                }
+                DeadlineHttpSender.sleepQuietly(500);
+            }
         }
     }
 
@@ -3745,6 +4261,8 @@ public class litefuse_hook implements Callable<Integer> {
         node.put("session_id", trace.sessionId());
         node.put("user_id", trace.userId());
         node.put("release", trace.release());
+        node.put("version", trace.version());
+        if (trace.environment() != null) node.put("environment", trace.environment());
         node.set("tags", JSON.valueToTree(trace.tags()));
         putPreview(node, "input", trace.input());
         putPreview(node, "output", trace.output());

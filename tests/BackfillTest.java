@@ -91,6 +91,8 @@ public class BackfillTest extends ReceiverFixture {
         assertTrue(result.out().contains("Sent " + (expectedTraceIds().size() - byHook) + " turn(s) from 6 session(s)"), result.out());
         Result again = backfill();
         assertTrue(again.out().contains("Sent 0 turn(s)"), again.out());
+        assertEquals(0, receiver.spansReceivedTwice(), "no span sent twice");
+        TestSupport.assertV4HeaderOnEveryRequest(receiver);
         System.out.println("BACKFILL send\n" + result.out() + result.err());
     }
 

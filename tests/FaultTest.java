@@ -29,37 +29,40 @@ public class FaultTest extends ReceiverFixture {
 
     /**
      * Runs the hook once with the fault in place, then once against a healthy receiver; returns the first run's log.
-     * `sentAtOnce` says whether the first run itself should get the turns through (a fault it can ride out).
+     * `storedAtOnce` says whether the first run's spans reach the receiver's storage during the fault (a fault it
+     * rides out, or a server that stores and never answers). Counted in spans, as a Langfuse v4 user sees them.
      */
-    String runFault(String mode, String faultyBaseUrl, Consumer<OtlpReceiver> fault, boolean sentAtOnce) throws Exception {
+    String runFault(String mode, String faultyBaseUrl, Consumer<OtlpReceiver> fault, boolean storedAtOnce) throws Exception {
         fault.accept(receiver);
         Map<String, String> env = TestSupport.hookEnv(home, faultyBaseUrl);
         TestSupport.Run first = TestSupport.runHookProcess(env, TestSupport.payload("s", transcript));
         TestSupport.assertQuietExit(first);
         String log = TestSupport.log(home);
         long errorLines = log.lines().filter(line -> line.contains("[ERROR]")).count();
-        assertEquals(sentAtOnce ? 0 : 1, errorLines, "one clear line per failure:\n" + log);
-        Set<String> afterFault = receiver.acceptedTraceIds();
+        boolean acknowledged = log.contains("Processed 5 turns");
+        assertEquals(acknowledged ? 0 : 1, errorLines, "one clear line per failure:\n" + log);
+        Set<String> storedDuringFault = spanKeys(receiver.storedSpans());
 
         receiver.respondWith(OtlpReceiver.Behaviour.ok());
         TestSupport.assertQuietExit(TestSupport.runHookProcess(TestSupport.hookEnv(home, receiver.baseUrl()),
                 TestSupport.payload("s", transcript)));
-        Set<String> expected = TestSupport.replay(transcript).stream().map(litefuse_hook.TraceRecord::traceId)
-                .collect(Collectors.toCollection(TreeSet::new));
-        Set<String> received = receiver.acceptedTraceIds();
+        Set<String> expected = new TreeSet<>();
+        TestSupport.replay(transcript).forEach(trace -> trace.observations().forEach(o -> expected.add(trace.traceId() + "/" + o.id())));
         Set<String> lost = new TreeSet<>(expected);
-        lost.removeAll(received);
-        Set<String> extra = new TreeSet<>(received);
-        extra.removeAll(expected);
-        long deliveries = receiver.acceptedRoots().size();
-        System.out.printf("FAULT | %s | %d ms | lost %d | doubled %d | re-deliveries %d | %s%n", mode, first.wallMillis(),
-                lost.size(), extra.size(), deliveries - received.size(),
-                log.lines().filter(l -> l.contains("[ERROR]") || l.contains("Processed")).findFirst().orElse(""));
-        assertEquals(Set.of(), lost, "turns lost");
-        assertEquals(Set.of(), extra, "turns doubled");
-        if (sentAtOnce) assertEquals(expected, afterFault, "the first run got every turn through");
-        else assertTrue(afterFault.isEmpty(), "nothing was acknowledged during the fault");
+        lost.removeAll(spanKeys(receiver.storedSpans()));
+        long twice = receiver.spansReceivedTwice();
+        System.out.printf("FAULT | %s | %d ms | spans lost %d | spans received twice %d | %s%n", mode, first.wallMillis(),
+                lost.size(), twice, log.lines().filter(l -> l.contains("[ERROR]") || l.contains("Processed")).findFirst().orElse(""));
+        assertEquals(Set.of(), lost, "spans lost");
+        assertEquals(0, twice, "spans received twice");
+        assertEquals(expected.size(), receiver.storedSpans().size());
+        if (storedAtOnce) assertEquals(expected, storedDuringFault, "the first run's spans reached the server");
+        else assertTrue(storedDuringFault.isEmpty(), "nothing reached the server during the fault");
         return log;
+    }
+
+    static Set<String> spanKeys(java.util.List<OtlpReceiver.ReceivedSpan> spans) {
+        return spans.stream().map(s -> s.traceId() + "/" + s.spanId()).collect(Collectors.toCollection(TreeSet::new));
     }
 
     @Test
@@ -106,9 +109,52 @@ public class FaultTest extends ReceiverFixture {
     }
 
     @Test
-    void serverAcceptsAndNeverAnswers() throws Exception {
-        String log = runFault("server hangs", receiver.baseUrl(), r -> r.respondWith(OtlpReceiver.Behaviour.never()), false);
-        assertTrue(log.contains("did not answer within the export budget"), log);
+    void serverStoresAndNeverAnswers() throws Exception {
+        String log = runFault("server stores, never answers", receiver.baseUrl(), r -> r.respondWith(OtlpReceiver.Behaviour.never()), true);
+        assertTrue(log.contains("Export outcome unknown: ") && log.contains("did not answer within the export budget"), log);
+        assertTrue(log.contains("5 turn(s) will be looked up in Langfuse before they are sent again"), log);
+        String healthy = TestSupport.log(home);
+        assertTrue(healthy.contains("Langfuse has 5 of 5 turn(s) of an export whose outcome was unknown; recorded as sent"), healthy);
+        assertTrue(receiver.lookups().stream().anyMatch(l -> l.path().startsWith("/api/public/v2/observations?traceId=")));
+    }
+
+    @Test
+    void serverLosesTheRequestAndNeverAnswers() throws Exception {
+        receiver.respondWith(OtlpReceiver.Behaviour.lost());
+        TestSupport.assertQuietExit(TestSupport.runHookProcess(env, TestSupport.payload("s", transcript)));
+        assertTrue(receiver.storedSpans().isEmpty());
+        // Right after: Langfuse may still be ingesting, so the turns wait instead of going out a second time.
+        receiver.respondWith(OtlpReceiver.Behaviour.ok());
+        TestSupport.assertQuietExit(TestSupport.runHookProcess(env, TestSupport.payload("s", transcript)));
+        assertTrue(receiver.storedSpans().isEmpty(), "nothing sent again while the export may still be ingested");
+        String log = TestSupport.log(home);
+        assertTrue(log.contains("are not in Langfuse yet; looking again on a later run"), log);
+        // Once the settle time has passed, Langfuse's "not there" is trusted and the turns go out, once.
+        Map<String, String> settled = new java.util.HashMap<>(env);
+        settled.put("CC_LANGFUSE_UNKNOWN_SETTLE_MS", "0");
+        TestSupport.assertQuietExit(TestSupport.runHookProcess(settled, TestSupport.payload("s", transcript)));
+        int expected = TestSupport.replay(transcript).stream().mapToInt(t -> t.observations().size()).sum();
+        assertEquals(expected, receiver.storedSpans().size());
+        assertEquals(0, receiver.spansReceivedTwice());
+        assertTrue(TestSupport.log(home).contains("5 turn(s) of an export whose outcome was unknown are not in Langfuse; sending them again"));
+    }
+
+    @Test
+    void serverWithoutTheV2ApiGetsTheTurnsAgain() throws Exception {
+        // A server before Langfuse v4 cannot be asked; it upserts by id, so the turns are simply sent again.
+        receiver.observationsApi(false);
+        receiver.respondWith(OtlpReceiver.Behaviour.never());
+        TestSupport.assertQuietExit(TestSupport.runHookProcess(env, TestSupport.payload("s", transcript)));
+        receiver.respondWith(OtlpReceiver.Behaviour.ok());
+        TestSupport.assertQuietExit(TestSupport.runHookProcess(env, TestSupport.payload("s", transcript)));
+        Set<String> expected = new TreeSet<>();
+        TestSupport.replay(transcript).forEach(trace -> trace.observations().forEach(o -> expected.add(trace.traceId() + "/" + o.id())));
+        assertEquals(expected, spanKeys(receiver.storedSpans()), "nothing lost");
+        assertEquals(expected.size(), receiver.spansReceivedTwice(), "every span sent again, as it must be without a way to ask");
+        String log = TestSupport.log(home);
+        assertTrue(log.contains("the server has no v2 observations API (Langfuse before v4)"), log);
+        System.out.printf("FAULT | pre-v4 server (no v2 API) stores, never answers | - | spans lost 0 | spans received twice %d (re-sent: no way to ask) |%n",
+                receiver.spansReceivedTwice());
     }
 
     @Test

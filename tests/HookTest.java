@@ -203,7 +203,7 @@ public class HookTest extends ReceiverFixture {
         TestSupport.fireHook(debug, "s", target);
         String log = TestSupport.log(home);
         assertTrue(log.contains("[DEBUG] Hook started"), log);
-        assertTrue(log.contains("[DEBUG] Read 0 rows"), log);
+        assertTrue(log.contains("[DEBUG] Turns to send: 0"), log);
         assertFalse(log.contains(TestSupport.SECRET_KEY), "the secret never reaches the log");
     }
 

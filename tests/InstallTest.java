@@ -247,8 +247,19 @@ public class InstallTest extends ReceiverFixture {
         assertEquals(List.of("litefuse-hook doctor canary"), receiver.acceptedRoots().stream().map(OtlpReceiver.ReceivedSpan::name).toList());
         String traceId = receiver.acceptedRoots().get(0).traceId();
         assertTrue(result.out().contains(receiver.baseUrl() + "/project/proj-123/traces/" + traceId), result.out());
+        assertTrue(result.out().matches("(?s).*ok    Real time: visible in Langfuse after [0-9.]+ s.*"), result.out());
         assertFalse(result.out().contains(TestSupport.SECRET_KEY));
+        TestSupport.assertV4HeaderOnEveryRequest(receiver);
         System.out.println("DOCTOR good keys\n" + result.out());
+    }
+
+    @Test
+    void doctorSaysWhenTheServerPredatesV4() throws IOException {
+        install();
+        receiver.observationsApi(false);
+        Result result = run("doctor", "--send-test", "--dir", project.toString());
+        assertEquals(0, result.exitCode(), result.out());
+        assertTrue(result.out().contains("Real time: the server predates Langfuse v4"), result.out());
     }
 
     @Test

@@ -50,25 +50,31 @@ public final class OtlpReceiver implements AutoCloseable {
     }
 
     /** How the receiver answers one request: a status, an optional Retry-After, a delay, or never. */
-    public record Behaviour(int status, String retryAfter, long delayMillis, boolean hangs) {
+    public record Behaviour(int status, String retryAfter, long delayMillis, boolean hangs, boolean stores) {
         public static Behaviour ok() {
-            return new Behaviour(200, null, 0, false);
+            return new Behaviour(200, null, 0, false, true);
         }
 
         public static Behaviour status(int status) {
-            return new Behaviour(status, null, 0, false);
+            return new Behaviour(status, null, 0, false, status == 200);
         }
 
         public static Behaviour retryAfter(int status, String retryAfter) {
-            return new Behaviour(status, retryAfter, 0, false);
+            return new Behaviour(status, retryAfter, 0, false, false);
         }
 
         public static Behaviour slow(long delayMillis) {
-            return new Behaviour(200, null, delayMillis, false);
+            return new Behaviour(200, null, delayMillis, false, true);
         }
 
+        /** Stores the request, then never answers. */
         public static Behaviour never() {
-            return new Behaviour(0, null, 0, true);
+            return new Behaviour(0, null, 0, true, true);
+        }
+
+        /** Never answers and stores nothing: the request got lost on the way in. */
+        public static Behaviour lost() {
+            return new Behaviour(0, null, 0, true, false);
         }
     }
 
@@ -105,6 +111,74 @@ public final class OtlpReceiver implements AutoCloseable {
         script.addAll(List.of(next));
     }
 
+    private final List<ReceivedSpan> stored = new CopyOnWriteArrayList<>();
+    private final List<Request> lookups = new CopyOnWriteArrayList<>();
+    private volatile boolean observationsApi = true;
+
+    /** Without it the receiver answers 404 to GET /api/public/v2/observations, as servers before Langfuse v4 do. */
+    public void observationsApi(boolean available) {
+        observationsApi = available;
+    }
+
+    /**
+     * Langfuse v4's GET /api/public/v2/observations over the stored spans: traceId, fromStartTime / toStartTime
+     * (inclusive) and limit, answering {"data": [{"id", "traceId", "startTime", "parentObservationId"}], "meta": {}}.
+     */
+    private void handleObservations(HttpExchange exchange, Map<String, String> headers) throws IOException {
+        lookups.add(new Request(exchange.getRequestURI().getPath() + "?" + exchange.getRequestURI().getRawQuery(), headers,
+                observationsApi ? 200 : 404, List.of()));
+        Map<String, String> query = new LinkedHashMap<>();
+        for (String pair : String.valueOf(exchange.getRequestURI().getRawQuery()).split("&")) {
+            int equals = pair.indexOf('=');
+            if (equals > 0) query.put(pair.substring(0, equals), java.net.URLDecoder.decode(pair.substring(equals + 1), StandardCharsets.UTF_8));
+        }
+        String auth = exchange.getRequestHeaders().getFirst("Authorization");
+        int status = !observationsApi ? 404 : auth == null || !auth.startsWith("Basic ") ? 401 : 200;
+        StringBuilder body = new StringBuilder();
+        if (status == 200) {
+            long from = query.containsKey("fromStartTime") ? nanos(query.get("fromStartTime")) : Long.MIN_VALUE;
+            long to = query.containsKey("toStartTime") ? nanos(query.get("toStartTime")) : Long.MAX_VALUE;
+            int limit = Integer.parseInt(query.getOrDefault("limit", "50"));
+            List<String> items = stored.stream()
+                    .filter(span -> span.traceId().equals(query.get("traceId")))
+                    .filter(span -> span.startNanos() / 1_000_000 * 1_000_000 >= from && span.startNanos() / 1_000_000 * 1_000_000 <= to)
+                    .map(span -> "{\"id\":\"" + span.spanId() + "\",\"traceId\":\"" + span.traceId() + "\",\"startTime\":\""
+                            + java.time.Instant.ofEpochSecond(0, span.startNanos()) + "\",\"parentObservationId\":"
+                            + (span.isRoot() ? "null" : "\"" + span.parentSpanId() + "\"") + "}")
+                    .distinct().limit(limit).toList();
+            body.append("{\"data\":[").append(String.join(",", items)).append("],\"meta\":{}}");
+        } else {
+            body.append("{\"message\":\"not found\"}");
+        }
+        byte[] bytes = body.toString().getBytes(StandardCharsets.UTF_8);
+        exchange.getResponseHeaders().add("Content-Type", "application/json");
+        exchange.sendResponseHeaders(status, bytes.length);
+        try (OutputStream out = exchange.getResponseBody()) {
+            out.write(bytes);
+        }
+    }
+
+    static long nanos(String isoInstant) {
+        java.time.Instant instant = java.time.Instant.parse(isoInstant);
+        return instant.getEpochSecond() * 1_000_000_000L + instant.getNano();
+    }
+
+    /** Every span the receiver stored (a span sent twice is here twice): what a Langfuse v4 user would see. */
+    public List<ReceivedSpan> storedSpans() {
+        return List.copyOf(stored);
+    }
+
+    /** How many stored spans are extra copies of a span stored before (same trace and span id). */
+    public long spansReceivedTwice() {
+        Set<String> seen = new java.util.HashSet<>();
+        return stored.stream().filter(span -> !seen.add(span.traceId() + "/" + span.spanId())).count();
+    }
+
+    /** The GET requests to Langfuse's API (projects, v2 observations), with their headers. */
+    public List<Request> lookups() {
+        return List.copyOf(lookups);
+    }
+
     /** Only these keys pass GET /api/public/projects (null: any Basic credentials do). */
     private volatile String acceptedAuthorization;
 
@@ -126,20 +200,38 @@ public final class OtlpReceiver implements AutoCloseable {
     }
 
     private void handle(HttpExchange exchange) throws IOException {
+        Map<String, String> headers = new LinkedHashMap<>();
+        exchange.getRequestHeaders().forEach((name, values) -> headers.put(name.toLowerCase(), String.join(",", values)));
         if (exchange.getRequestMethod().equals("GET") && exchange.getRequestURI().getPath().equals("/api/public/projects")) {
+            lookups.add(new Request(exchange.getRequestURI().getPath(), headers, 200, List.of()));
             handleProjects(exchange);
+            return;
+        }
+        if (exchange.getRequestMethod().equals("GET") && exchange.getRequestURI().getPath().equals("/api/public/v2/observations")) {
+            handleObservations(exchange, headers);
             return;
         }
         byte[] body;
         try (InputStream in = exchange.getRequestBody()) {
             body = in.readAllBytes();
         }
-        Map<String, String> headers = new LinkedHashMap<>();
-        exchange.getRequestHeaders().forEach((name, values) -> headers.put(name.toLowerCase(), String.join(",", values)));
         Behaviour behaviour = script.poll();
         if (behaviour == null) behaviour = standing;
+        int answer = behaviour.status();
+        List<ReceivedSpan> spans = List.of();
+        try {
+            if ("gzip".equalsIgnoreCase(headers.get("content-encoding"))) {
+                body = new GZIPInputStream(new ByteArrayInputStream(body)).readAllBytes();
+            }
+            spans = decode(ExportTraceServiceRequest.parseFrom(body));
+        } catch (IOException | RuntimeException e) {
+            answer = 400;
+        }
+        // Like Langfuse, a request whose body arrived whole is stored before it is answered (or never answered).
+        boolean stores = behaviour.stores() && answer != 400;
+        if (stores) stored.addAll(spans);
         if (behaviour.hangs()) {
-            requests.add(new Request(exchange.getRequestURI().getPath(), headers, 0, List.of()));
+            requests.add(new Request(exchange.getRequestURI().getPath(), headers, 0, spans));
             try {
                 closed.await();
             } catch (InterruptedException e) {
@@ -154,16 +246,6 @@ public final class OtlpReceiver implements AutoCloseable {
             } catch (InterruptedException e) {
                 Thread.currentThread().interrupt();
             }
-        }
-        int answer = behaviour.status();
-        List<ReceivedSpan> spans = List.of();
-        try {
-            if ("gzip".equalsIgnoreCase(headers.get("content-encoding"))) {
-                body = new GZIPInputStream(new ByteArrayInputStream(body)).readAllBytes();
-            }
-            spans = decode(ExportTraceServiceRequest.parseFrom(body));
-        } catch (IOException | RuntimeException e) {
-            answer = 400;
         }
         requests.add(new Request(exchange.getRequestURI().getPath(), headers, answer, spans));
         byte[] response = (answer == 200 ? "{}" : "{\"message\":\"error " + answer + "\"}").getBytes(StandardCharsets.UTF_8);
@@ -230,6 +312,7 @@ public final class OtlpReceiver implements AutoCloseable {
 
     public void clear() {
         requests.clear();
+        lookups.clear();
     }
 
     @Override

@@ -13,7 +13,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /** Credentials are masked before export (on by default, one switch off, user patterns added). */
 public class SecretsTest extends ReceiverFixture {
-    static final litefuse_hook.Masker MASKER = litefuse_hook.Masker.fromEnv(null, null);
+    static final litefuse_hook.Masker MASKER = litefuse_hook.Masker.fromEnv(null, null, new java.util.ArrayList<>());
     static final List<String> SECRETS = List.of(
             "sk-ant-api03-AbCdEfGhIjKlMnOpQrStUvWxYz0123456789",
             "sk-proj-AbCdEfGhIjKlMnOpQrStUv1234",
@@ -84,9 +84,9 @@ public class SecretsTest extends ReceiverFixture {
     @Test
     void maskingCanBeTurnedOffAndExtended() throws IOException {
         Path transcript = leakyTranscript();
-        litefuse_hook.Masker off = litefuse_hook.Masker.fromEnv("false", null);
+        litefuse_hook.Masker off = litefuse_hook.Masker.fromEnv("false", null, new java.util.ArrayList<>());
         litefuse_hook.TraceRecord unmasked = litefuse_hook.replayFile(transcript,
-                new litefuse_hook.TraceContext("s", "u", "t", 1_000_000, off)).get(4);
+                new litefuse_hook.TraceContext("s", "u", "t", 1_000_000, off, null)).get(4);
         assertTrue(unmasked.input().contains("AKIAIOSFODNN7EXAMPLE"), "CC_LANGFUSE_MASK_SECRETS=false sends text as it is");
 
         Map<String, String> env = new HashMap<>(TestSupport.hookEnv(home, receiver.baseUrl()));

@@ -19,7 +19,7 @@ final class TestSupport {
     static final ObjectMapper JSON = new ObjectMapper();
     static final String PUBLIC_KEY = "pk-lf-test-public";
     static final String SECRET_KEY = "sk-lf-test-SECRET-do-not-log";
-    static final litefuse_hook.Masker MASKER = litefuse_hook.Masker.fromEnv(null, null);
+    static final litefuse_hook.Masker MASKER = litefuse_hook.Masker.fromEnv(null, null, new java.util.ArrayList<>());
 
     private TestSupport() {
     }
@@ -52,7 +52,7 @@ final class TestSupport {
 
     static litefuse_hook.TraceContext context(Path file) {
         return new litefuse_hook.TraceContext(file.getFileName().toString().replaceFirst("\\.jsonl$", ""), "test-user",
-                "tests/transcripts/" + file.getFileName(), litefuse_hook.DEFAULT_MAX_CHARS, MASKER);
+                "tests/transcripts/" + file.getFileName(), litefuse_hook.DEFAULT_MAX_CHARS, MASKER, null);
     }
 
     static List<litefuse_hook.TraceRecord> replay(Path file) throws IOException {
@@ -126,6 +126,16 @@ final class TestSupport {
     static void assertQuietExit(Run run) {
         org.junit.jupiter.api.Assertions.assertEquals(List.of(0, "", ""), List.of(run.exitCode(), run.stdout(), run.stderr()),
                 "exit 0 and nothing on Claude Code's terminal");
+    }
+
+    /** Langfuse v4's real-time path: every request of every command carries the ingestion-version header. */
+    static void assertV4HeaderOnEveryRequest(OtlpReceiver receiver) {
+        List<OtlpReceiver.Request> all = new ArrayList<>(receiver.requests());
+        all.addAll(receiver.lookups());
+        org.junit.jupiter.api.Assertions.assertFalse(all.isEmpty(), "requests were made");
+        for (OtlpReceiver.Request request : all) {
+            org.junit.jupiter.api.Assertions.assertEquals("4", request.headers().get("x-langfuse-ingestion-version"), request.path());
+        }
     }
 
     static String log(Path home) throws IOException {

@@ -28,8 +28,10 @@ public class WireTest extends ReceiverFixture {
     void hookModeSendsWhatLangfuseExpects() throws Exception {
         Path transcript = home.resolve("crafted.jsonl");
         Files.copy(TestSupport.transcript("crafted__edge-cases.jsonl"), transcript);
-        Map<String, String> env = TestSupport.hookEnv(home, receiver.baseUrl() + "/");
+        Map<String, String> env = new java.util.HashMap<>(TestSupport.hookEnv(home, receiver.baseUrl() + "/"));
+        env.put("LANGFUSE_TRACING_ENVIRONMENT", "ci-test");
         TestSupport.assertQuietExit(TestSupport.runHookProcess(env, TestSupport.payload("sess-A", transcript)));
+        TestSupport.assertV4HeaderOnEveryRequest(receiver);
 
         // The request: Langfuse's OTLP path, Basic auth with the project keys, protobuf.
         assertFalse(receiver.requests().isEmpty());
@@ -41,7 +43,7 @@ public class WireTest extends ReceiverFixture {
         }
 
         List<litefuse_hook.TraceRecord> expected = litefuse_hook.replayFile(transcript,
-                new litefuse_hook.TraceContext("sess-A", "test-user", transcript.toAbsolutePath().toString(), litefuse_hook.DEFAULT_MAX_CHARS, TestSupport.MASKER));
+                new litefuse_hook.TraceContext("sess-A", "test-user", transcript.toAbsolutePath().toString(), litefuse_hook.DEFAULT_MAX_CHARS, TestSupport.MASKER, null));
         List<OtlpReceiver.ReceivedSpan> spans = receiver.acceptedSpans();
         assertEquals(expected.stream().mapToInt(t -> t.observations().size()).sum(), spans.size());
         Map<String, OtlpReceiver.ReceivedSpan> byId = spans.stream().collect(Collectors.toMap(OtlpReceiver.ReceivedSpan::spanId, s -> s));
@@ -66,8 +68,31 @@ public class WireTest extends ReceiverFixture {
                 assertEquals("test-user", span.attr("user.id"));
                 assertEquals("2.1.159", span.attr("langfuse.release"));
                 assertEquals(List.of("claude-code"), span.attributes().get("langfuse.trace.tags"));
+                assertEquals(litefuse_hook.VERSION, span.attr("langfuse.version"));
+                assertEquals("ci-test", span.attr("langfuse.environment"));
                 JsonNode metadata = TestSupport.JSON.readTree(span.attr("langfuse.observation.metadata"));
                 assertTrue(metadata.path("claude_code").isObject(), "claude_code metadata is one JSON object");
+                assertTrue(metadata.size() == 1 && metadata.has("claude_code"), "flat keys travel as attributes of their own: " + metadata);
+                // Langfuse v4 filters on flat metadata keys only: the trace-wide ones on every span, the others where they belong.
+                for (String key : List.of("project_dir", "git_branch", "claude_code_version", "turn_kind")) {
+                    assertEquals(trace.metadata().path(key).asText(), span.attr("langfuse.trace.metadata." + key), key);
+                    assertNotNull(span.attr("langfuse.trace.metadata." + key), key + " on " + observation.name());
+                }
+                assertEquals(String.valueOf("ERROR".equals(observation.level())), span.attr("langfuse.observation.metadata.error"));
+                if (observation.type().equals("tool")) {
+                    assertEquals(observation.metadata().path("claude_code").path("name").asText(), span.attr("langfuse.observation.metadata.tool_name"));
+                }
+                observation.metadata().properties().forEach(field -> {
+                    if (field.getValue().isTextual()) {
+                        assertEquals(field.getValue().asText(), span.attr("langfuse.observation.metadata." + field.getKey()), field.getKey());
+                    }
+                });
+                if (observation.type().equals("generation") && observation.metadata().path("claude_code").has("stop_reason")) {
+                    assertEquals(observation.metadata().path("claude_code").path("stop_reason").asText(),
+                            span.attr("langfuse.observation.metadata.stop_reason"), observation.name());
+                }
+                assertEquals(observation == trace.root(), span.attributes().containsKey("langfuse.trace.metadata"),
+                        "the trace's metadata object rides on the root only");
                 if (observation.usage() != null) {
                     assertEquals(observation.usage(), TestSupport.JSON.readValue(span.attr("langfuse.observation.usage_details"),
                             new com.fasterxml.jackson.core.type.TypeReference<Map<String, Long>>() { }));
@@ -80,6 +105,8 @@ public class WireTest extends ReceiverFixture {
             assertEquals(trace.input(), root.attr("langfuse.trace.input"));
             assertEquals(trace.output(), root.attr("langfuse.trace.output"));
             assertEquals(trace.input(), root.attr("langfuse.observation.input"));
+            assertEquals(trace.output(), root.attr("langfuse.observation.output"), "v4 shows the root observation's output");
+            assertEquals(Boolean.TRUE, root.attributes().get("langfuse.internal.as_root"));
             JsonNode traceMeta = TestSupport.JSON.readTree(root.attr("langfuse.trace.metadata"));
             assertEquals(trace.metadata().path("claude_code").path("turn_number").asInt(), traceMeta.path("claude_code").path("turn_number").asInt());
         }
@@ -147,6 +174,50 @@ public class WireTest extends ReceiverFixture {
         TestSupport.assertQuietExit(TestSupport.runHookProcess(env, TestSupport.payload("any", copy)));
         assertEquals(sentByReplay, hookReceiver.acceptedTraceIds(), "replay --send and the hook send the same trace ids");
         assertEquals(spansByReplay, hookReceiver.acceptedSpans().stream().map(OtlpReceiver.ReceivedSpan::spanId).collect(Collectors.toSet()));
+    }
+
+    @Test
+    void replaySendSkipsWhatLangfuseHoldsUnlessForced() throws Exception {
+        Path transcript = TestSupport.transcript("marot__spotter__tool_heavy.jsonl");
+        Map<String, String> env = TestSupport.hookEnv(home, receiver.baseUrl());
+        String first = runReplay(env, "replay", "--send", "--quiet", transcript.toString());
+        assertTrue(first.contains("Sent 2 of 2 traces"), first);
+        int spans = receiver.storedSpans().size();
+        String again = runReplay(env, "replay", "--send", "--quiet", transcript.toString());
+        assertTrue(again.contains("Skipped Claude Code - Turn 1 (trace ") && again.contains("Langfuse has it already"), again);
+        assertTrue(again.contains("Sent 0 of 2 traces") && again.contains("2 already there"), again);
+        assertEquals(0, receiver.spansReceivedTwice(), "nothing sent twice");
+        String forced = runReplay(env, "replay", "--send", "--quiet", "--force", transcript.toString());
+        assertTrue(forced.contains("Sent 2 of 2 traces"), forced);
+        assertEquals(spans, receiver.spansReceivedTwice(), "--force sends them again");
+        TestSupport.assertV4HeaderOnEveryRequest(receiver);
+    }
+
+    @Test
+    void aBadTracingEnvironmentIsLoggedAndLeftOut() throws Exception {
+        Path transcript = home.resolve("t.jsonl");
+        Files.copy(TestSupport.transcript("marot__spotter__short.jsonl"), transcript);
+        Map<String, String> env = new java.util.HashMap<>(TestSupport.hookEnv(home, receiver.baseUrl()));
+        env.put("LANGFUSE_TRACING_ENVIRONMENT", "Production!");
+        TestSupport.assertQuietExit(TestSupport.runHookProcess(env, TestSupport.payload("s", transcript)));
+        String log = TestSupport.log(home);
+        assertEquals(1, log.lines().filter(l -> l.contains("Ignoring LANGFUSE_TRACING_ENVIRONMENT=\"Production!\"")).count(), log);
+        assertFalse(receiver.storedSpans().isEmpty());
+        assertTrue(receiver.storedSpans().stream().noneMatch(s -> s.attributes().containsKey("langfuse.environment")),
+                "Langfuse's default environment applies");
+    }
+
+    String runReplay(Map<String, String> env, String... args) throws Exception {
+        Path java = Path.of(System.getProperty("java.home"), "bin", "java");
+        List<String> command = new ArrayList<>(List.of(java.toString(), "-cp", System.getProperty("java.class.path"), "litefuse_hook"));
+        command.addAll(List.of(args));
+        ProcessBuilder builder = new ProcessBuilder(command);
+        builder.environment().putAll(env);
+        builder.redirectErrorStream(true);
+        Process process = builder.start();
+        String output = new String(process.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
+        assertEquals(0, process.waitFor(), output);
+        return output;
     }
 
     static long nanos(Instant instant) {
