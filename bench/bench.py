@@ -4,9 +4,14 @@
 Measures P1..P4 (see bench/README.md), prints progress on stderr and a Markdown table on stdout, and writes
 the raw numbers to bench/out/results.json. Everything it creates lives under bench/out/; every measure has
 its own temporary HOME under bench/out/tmp/; the only network peer is a loopback receiver it starts itself.
+
+With --baseline-script/--baseline-classpath (BENCH_BASELINE in run.sh) a second build is measured by the same
+code, its runs interleaved with the current build's, and the table shows both side by side.
 """
 import argparse
+import functools
 import json
+import math
 import os
 import re
 import shlex
@@ -60,6 +65,25 @@ def fresh_dir(*parts):
     shutil.rmtree(path, ignore_errors=True)
     os.makedirs(path)
     return path
+
+
+class Variant:
+    """One build of the script to measure: the current one, or the baseline it is compared with."""
+
+    def __init__(self, key, name, script, classpath):
+        self.key = key  # "current" or "baseline": where its numbers go in results.json
+        self.name = name  # column heading in the comparison table
+        self.script = script  # the frozen litefuse_hook.java, in this variant's own build directory
+        self.classpath = classpath
+        # Runner keys and temporary directories of the baseline get a suffix; the current build's keep today's
+        # names, so the output without a baseline is unchanged.
+        self.key_suffix = "" if key == "current" else ".base"
+        self.dir_suffix = "" if key == "current" else "-base"
+
+
+def store(results, variant, measure, value):
+    """results[measure] for the current build, results["baseline"][measure] for the baseline."""
+    (results if variant.key == "current" else results.setdefault("baseline", {}))[measure] = value
 
 
 class Receiver:
@@ -255,33 +279,46 @@ def run_one(session, command, verify, append=True):
         return 60, False, "timed out after 60s"
 
 
-def run_rounds(measure, runners, args, receiver, results):
-    """Warm-ups, then rounds of all `runners` (key -> (session, command, verify, append)) interleaved, until `args.runs`
-    undisturbed rounds. A round is disturbed when other processes used more than max(50 ms, 15 % of the run's
-    wall time) of CPU during one of its runs; it is dropped and repeated, at most `args.runs` extra times (then
-    disturbed rounds are kept and counted)."""
+def hook_runner(session, command, verify, append):
+    """A runner for run_rounds: one hook run (see run_one)."""
+    return functools.partial(run_one, session, command, verify, append)
+
+
+def run_rounds(measure, runners, runs, warmup, receiver, results, alternate=False):
+    """Warm-ups, then rounds of all `runners` (key -> callable returning (seconds, ok, detail)) interleaved, until
+    `runs` undisturbed rounds. A round is disturbed when other processes used more than max(50 ms, 15 % of the
+    run's wall time) of CPU during one of its runs; it is dropped and repeated, at most `runs` extra times (then
+    disturbed rounds are kept and counted). With `alternate` (a baseline is compared), every other round runs the
+    runners in reverse order, so neither build always runs first, right after the other's JVM.
+    Returns the seconds of the kept successful runs, their details, and the details of the kept failed runs."""
     samples = {key: [] for key in runners}
+    details = {key: [] for key in runners}
     failures = {key: [] for key in runners}
     kept_disturbed = dropped = 0
-    log(f"{measure}: {args.warmup} warm-up + {args.runs} timed rounds, {'/'.join(runners)} interleaved per round")
-    for i in range(args.warmup):
-        for key, (session, command, verify, append) in runners.items():
-            _, ok, why = run_one(session, command, verify, append)
+    log(f"{measure}: {warmup} warm-up + {runs} timed rounds, {'/'.join(runners)} interleaved per round"
+        + (", order reversed every other round" if alternate else ""))
+    for i in range(warmup):
+        for key, runner in runners.items():
+            _, ok, why = runner()
             if not ok:
                 log(f"{measure} ({key}) warm-up {i + 1}: FAILED: {why}")
-    done = 0
-    while done < args.runs:
+    done = attempt = 0
+    while done < runs:
         round_samples, disturbed = {}, []
-        for key, (session, command, verify, append) in runners.items():
+        order = list(runners.items())
+        if alternate and attempt % 2:
+            order.reverse()
+        attempt += 1
+        for key, runner in order:
             before = cpu_snapshot(receiver)
-            elapsed, ok, why = run_one(session, command, verify, append)
+            elapsed, ok, detail = runner()
             foreign = foreign_cpu(before, cpu_snapshot(receiver))
             if foreign > max(0.05, 0.15 * elapsed):
                 disturbed.append(f"{key}: {foreign:.2f}s CPU of other work in {elapsed:.2f}s")
-            round_samples[key] = (elapsed, ok, why)
+            round_samples[key] = (elapsed, ok, detail)
             if not ok:
-                log(f"{measure} ({key}): FAILED: {why}")
-        if disturbed and dropped < args.runs:
+                log(f"{measure} ({key}): FAILED: {detail}")
+        if disturbed and dropped < runs:
             dropped += 1
             log(f"{measure}: round dropped, disturbed by other work ({'; '.join(disturbed)}); repeating it")
             wait_until_quiet(None, measure, 60)
@@ -289,25 +326,29 @@ def run_rounds(measure, runners, args, receiver, results):
         if disturbed:
             kept_disturbed += 1
         done += 1
-        for key, (elapsed, ok, why) in round_samples.items():
-            (samples[key] if ok else failures[key]).append(elapsed if ok else why)
-        if done % 5 == 0 or done == args.runs:
-            log(f"{measure}: round {done}/{args.runs}: " + ", ".join(
+        for key, (elapsed, ok, detail) in round_samples.items():
+            if ok:
+                samples[key].append(elapsed)
+                details[key].append(detail)
+            else:
+                failures[key].append(detail)
+        if done % 5 == 0 or done == runs:
+            log(f"{measure}: round {done}/{runs}: " + ", ".join(
                 f"{k}={statistics.median(v) * 1000:.0f}ms" for k, v in samples.items() if v))
     results.setdefault("disturbance", {})[measure] = {"dropped_rounds": dropped, "kept_disturbed_rounds": kept_disturbed}
-    return samples, failures
+    return samples, details, failures
 
-def hook_command_a(args, base_env, home=None):
+def hook_command_a(variant, base_env, home=None):
     """The command `install --print-hook-command` prints, or the fallback; its label; why install was not used.
 
-    install runs with HOME=`home` (it may write a launcher there) and in the frozen script's directory, so the
-    launcher watches the frozen copy, not the file being edited."""
-    home = home or fresh_dir("p1-install-probe")
+    install runs with HOME=`home` (it may write a launcher there) and in the variant's frozen script's directory,
+    so the launcher watches that frozen copy, not the file being edited (nor the other variant's copy)."""
+    home = home or fresh_dir("p1-install-probe" + variant.dir_suffix)
     env = dict(base_env, HOME=home)
     try:
-        proc = subprocess.run([JBANG, args.script, "install", "--print-hook-command"], stdout=subprocess.PIPE,
+        proc = subprocess.run([JBANG, variant.script, "install", "--print-hook-command"], stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE, env=env, timeout=180, stdin=subprocess.DEVNULL,
-                              cwd=os.path.dirname(os.path.abspath(args.script)))
+                              cwd=os.path.dirname(os.path.abspath(variant.script)))
         lines = [line.strip() for line in proc.stdout.decode(errors="replace").splitlines() if line.strip()]
         if proc.returncode == 0 and lines:
             if len(lines) > 1:
@@ -316,7 +357,7 @@ def hook_command_a(args, base_env, home=None):
         why = (proc.stderr.decode(errors="replace").strip().splitlines() or ["no output"])[0]
     except subprocess.TimeoutExpired:
         why = "timed out"
-    fallback = f"java -XX:TieredStopAtLevel=1 -cp {args.classpath} litefuse_hook"
+    fallback = f"java -XX:TieredStopAtLevel=1 -cp {variant.classpath} litefuse_hook"
     return fallback, "fallback `java -XX:TieredStopAtLevel=1 -cp <cp> litefuse_hook`", why[:160]
 
 
@@ -336,64 +377,132 @@ def launcher_java(command):
     return shutil.which("java") or "java"
 
 
-def p1(args, receiver, base_env, results):
-    sessions = {key: HookSession(f"p1{key}", args.small, base_env, receiver.base_url) for key in "abcd"}
-    command_a, label_a, install_problem = hook_command_a(args, base_env, sessions["a"].home)
-    if install_problem:
-        log(f"P1: `install --print-hook-command` unavailable ({install_problem}); using the fallback command")
-    log(f"P1: (a) command: {command_a}")
-    java = launcher_java(command_a)
+def p1(args, receiver, base_env, results, variants):
+    """P1 for every variant, all runs interleaved; the floor (c) is one bare JVM hello-world shared by all.
+    Returns {variant key: (command of (a), its label)}."""
+    current = variants[0]
+    # One session (transcript, temporary HOME) per runner; (a) and (d) of a variant run its launcher, made in
+    # the (a) session's HOME.
+    sessions = {}
+    for variant in variants:
+        for letter in "abcd" if variant is current else "abd":
+            key = letter + variant.key_suffix
+            sessions[key] = HookSession(f"p1{letter}{variant.dir_suffix}", args.small, base_env, receiver.base_url)
+    commands, problems, specs = {}, {}, {}
+    for variant in variants:
+        command_a, label_a, install_problem = hook_command_a(variant, base_env, sessions["a" + variant.key_suffix].home)
+        tag = "" if variant is current else " (baseline)"
+        if install_problem:
+            log(f"P1{tag}: `install --print-hook-command` unavailable ({install_problem}); using the fallback command")
+        log(f"P1{tag}: (a) command: {command_a}")
+        commands[variant.key], problems[variant.key] = (command_a, label_a), install_problem
+        # key, label, command, must the run log "Processed ..." (it sent the new turn), append a turn first
+        specs[variant.key] = [
+            ("a", label_a, command_a, True, True),
+            ("b", "plain `.ci/jbang litefuse_hook.java`", f"{JBANG} {variant.script}", True, True),
+            ("d", "command of (a), no new turn: start-up, state check, exit", command_a, False, False),
+        ]
+    java = launcher_java(commands[current.key][0])
     log(f"P1: floor runs Hello on {java}")
-    # key, label, command, must the run log "Processed ..." (it sent the new turn), append a turn first
-    variants = [
-        ("a", label_a, command_a, True, True),
-        ("b", "plain `.ci/jbang litefuse_hook.java`", f"{JBANG} {args.script}", True, True),
-        ("c", f"floor: bare JVM hello-world (`{java}`)", f"{shlex.quote(java)} -cp {args.classes} Hello", False, True),
-        ("d", "command of (a), no new turn: start-up, state check, exit", command_a, False, False),
-    ]
+    floor = ("c", f"floor: bare JVM hello-world (`{java}`)", f"{shlex.quote(java)} -cp {args.classes} Hello", False, True)
+    specs[current.key].insert(2, floor)  # a, b, c, d: today's order
+    # Runner order: each measure of the baseline right after the same measure of the current build.
+    runners = {}
+    for letter in "abcd":
+        for variant in variants:
+            for key, _, command, verify, append in specs[variant.key]:
+                if key == letter:
+                    runners[key + variant.key_suffix] = hook_runner(sessions[key + variant.key_suffix], command,
+                                                                    verify, append)
     receiver.reset()
-    runners = {key: (sessions[key], command, verify, append) for key, _, command, verify, append in variants}
-    samples, failures = run_rounds("P1", runners, args, receiver, results)
-    out = {"command_a": command_a, "label_a": label_a, "install_unavailable": install_problem,
-           "receiver": receiver.stats(), "variants": {}}
-    for key, label, command, *_ in variants:
-        out["variants"][key] = {"label": label, "command": command, "failures": failures[key][:5],
-                                "failed_runs": len(failures[key]),
-                                "stats": summary_ms(samples[key]) if samples[key] else None}
-    results["P1"] = out
-    return command_a, label_a
+    samples, _, failures = run_rounds("P1", runners, args.runs, args.warmup, receiver, results,
+                                      alternate=len(variants) > 1)
+    stats = receiver.stats()
+    floor_out = {"label": floor[1], "command": floor[2], "failures": failures["c"][:5], "failed_runs": len(failures["c"]),
+                 "stats": summary_ms(samples["c"]) if samples["c"] else None}
+    for variant in variants:
+        command_a, label_a = commands[variant.key]
+        out = {"command_a": command_a, "label_a": label_a, "install_unavailable": problems[variant.key],
+               "launcher_java": launcher_java(command_a), "receiver": stats, "variants": {}}
+        for key, label, command, *_ in specs[variant.key]:
+            runner_key = key + ("" if key == "c" else variant.key_suffix)
+            out["variants"][key] = {"label": label, "command": command, "failures": failures[runner_key][:5],
+                                    "failed_runs": len(failures[runner_key]),
+                                    "stats": summary_ms(samples[runner_key]) if samples[runner_key] else None}
+        out["variants"]["c"] = floor_out  # the baseline is compared with the same floor
+        out["variants"] = {key: out["variants"][key] for key in "abcd"}
+        store(results, variant, "P1", out)
+    return commands
 
 
-def p2(args, receiver, base_env, results, command_a, label_a):
-    log("P2: priming two sessions (50 KB and 200 MB transcripts) with one full hook run each")
-    sessions = {"small": HookSession("p2small", args.small, base_env, receiver.base_url),
-                "big": HookSession("p2big", args.mid, base_env, receiver.base_url)}
-    prime_cmd = f"java -cp {args.classpath} litefuse_hook"
-    priming = {}
-    for key, session in sessions.items():
-        receiver.reset()
-        elapsed, ok, why = session.run(prime_cmd, timeout=900, extra_env={"CC_LANGFUSE_EXPORT_BUDGET_MS": "600000"})
-        state = session.state()
-        size = os.path.getsize(session.transcript)
-        stats = receiver.stats()
-        offset_ok = state is None or state.get("offset") == size
-        priming[key] = {"seconds": round(elapsed, 2), "ok": ok, "log": why, "transcript_bytes": size,
-                        "state_offset": None if state is None else state.get("offset"), "receiver": stats}
-        log(f"P2: primed {key} ({size:,} bytes) in {elapsed:.1f}s: {why}; receiver got {stats['spans']} spans"
-            + ("" if state is not None else " (no state file found to check the offset)"))
-        if not ok or not offset_ok:
-            log(f"P2: priming of {key} did not reach the end of the transcript (offset "
-                f"{priming[key]['state_offset']} of {size}); P2 will include that backlog")
+def open_last_turn_bytes(session, state):
+    """When the state stops at the start of the transcript's last turn because the hook keeps that turn open
+    (state "open_turn" at the state's offset, so rows added to it later go out as a delta), the bytes of that
+    turn; else None. Priming then did reach the end: only that one turn is read again by the next run."""
+    open_turn = (state or {}).get("open_turn")
+    offset = (state or {}).get("offset")
+    if not isinstance(open_turn, dict) or not isinstance(offset, int) or open_turn.get("offset") != offset:
+        return None
+    rows = []
+    with open(session.transcript, "rb") as f:
+        f.seek(offset)
+        for line in f:
+            try:
+                row = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(row, dict):
+                rows.append(row)
+    prompts = [r for r in rows if r.get("type") == "user" and isinstance(r.get("message", {}).get("content"), str)]
+    if not rows or rows[0].get("uuid") != open_turn.get("user_uuid") or len(prompts) != 1:
+        return None
+    return os.path.getsize(session.transcript) - offset
+
+
+def p2(args, receiver, base_env, results, variants, commands):
+    log("P2: priming two sessions (50 KB and 200 MB transcripts) with one full hook run each"
+        + (f", for each of {len(variants)} builds" if len(variants) > 1 else ""))
+    sessions, priming = {}, {}
+    for variant in variants:
+        for size, transcript in (("small", args.small), ("big", args.mid)):
+            key = size + variant.key_suffix
+            session = sessions[key] = HookSession(f"p2{size}{variant.dir_suffix}", transcript, base_env,
+                                                  receiver.base_url)
+            prime_cmd = f"java -cp {variant.classpath} litefuse_hook"
+            receiver.reset()
+            elapsed, ok, why = session.run(prime_cmd, timeout=900,
+                                           extra_env={"CC_LANGFUSE_EXPORT_BUDGET_MS": "600000"})
+            state = session.state()
+            file_size = os.path.getsize(session.transcript)
+            stats = receiver.stats()
+            open_bytes = open_last_turn_bytes(session, state)
+            offset_ok = state is None or state.get("offset") == file_size or open_bytes is not None
+            priming[key] = {"seconds": round(elapsed, 2), "ok": ok, "log": why, "transcript_bytes": file_size,
+                            "state_offset": None if state is None else state.get("offset"),
+                            "open_turn_bytes": open_bytes, "receiver": stats}
+            log(f"P2: primed {key} ({file_size:,} bytes) in {elapsed:.1f}s: {why}; receiver got {stats['spans']} spans"
+                + ("" if state is not None else " (no state file found to check the offset)"))
+            if not ok or not offset_ok:
+                log(f"P2: priming of {key} did not reach the end of the transcript (offset "
+                    f"{priming[key]['state_offset']} of {file_size}); P2 will include that backlog")
     time.sleep(3)  # let the receiver settle (GC, JIT) after taking the backlog, so it does not steal CPU
-    log(f"P2: timing `{label_a}` on both")
-    runners = {key: (session, command_a, True, True) for key, session in sessions.items()}
-    samples, failures = run_rounds("P2", runners, args, receiver, results)
-    out = {"priming": priming, "failures": {k: v[:5] for k, v in failures.items()},
-           "failed_runs": {k: len(v) for k, v in failures.items()},
-           "stats": {k: summary_ms(v) if v else None for k, v in samples.items()}}
-    if samples["small"] and samples["big"]:
-        out["ratio"] = statistics.median(samples["big"]) / statistics.median(samples["small"])
-    results["P2"] = out
+    log(f"P2: timing `{commands[variants[0].key][1]}` on both" + (" for each build" if len(variants) > 1 else ""))
+    runners = {}
+    for size in ("small", "big"):
+        for variant in variants:
+            key = size + variant.key_suffix
+            runners[key] = hook_runner(sessions[key], commands[variant.key][0], True, True)
+    samples, _, failures = run_rounds("P2", runners, args.runs, args.warmup, receiver, results,
+                                      alternate=len(variants) > 1)
+    for variant in variants:
+        keys = {size: size + variant.key_suffix for size in ("small", "big")}
+        out = {"priming": {size: priming[key] for size, key in keys.items()},
+               "failures": {size: failures[key][:5] for size, key in keys.items()},
+               "failed_runs": {size: len(failures[key]) for size, key in keys.items()},
+               "stats": {size: summary_ms(samples[key]) if samples[key] else None for size, key in keys.items()}}
+        if samples[keys["small"]] and samples[keys["big"]]:
+            out["ratio"] = statistics.median(samples[keys["big"]]) / statistics.median(samples[keys["small"]])
+        store(results, variant, "P2", out)
     return sessions
 
 
@@ -423,8 +532,8 @@ def parse_gc_log(path):
             "full_gcs": full_gcs}
 
 
-def replay_run(args, name, transcript, heap_opts, timeout):
-    folder = fresh_dir(name)
+def replay_run(variant, name, transcript, heap_opts, timeout):
+    folder = fresh_dir(name + variant.dir_suffix)
     gc_log = os.path.join(folder, "gc.log")
     err_path = os.path.join(folder, "stderr.txt")
     with open(transcript, "rb") as f:  # page cache: measure parsing, not the disk
@@ -432,9 +541,10 @@ def replay_run(args, name, transcript, heap_opts, timeout):
             pass
     command = ["java", *heap_opts, "-XX:+ExitOnOutOfMemoryError", "-XX:+DisplayVMOutputToStderr",
                f"-Xlog:gc:file={gc_log}",
-               "-cp", args.classpath, "litefuse_hook", "replay", "--json", transcript]
+               "-cp", variant.classpath, "litefuse_hook", "replay", "--json", transcript]
     env = dict(os.environ, HOME=os.path.join(folder))
-    log(f"P3: {' '.join(heap_opts) or 'default heap'}: replay --json {os.path.basename(transcript)} "
+    log(f"P3{'' if variant.key == 'current' else ' (baseline)'}: {' '.join(heap_opts) or 'default heap'}: "
+        f"replay --json {os.path.basename(transcript)} "
         f"({os.path.getsize(transcript) / 1e6:.0f} MB) > /dev/null (timeout {timeout}s)")
     started = time.perf_counter()
     with open(err_path, "wb") as err:
@@ -457,36 +567,82 @@ def replay_run(args, name, transcript, heap_opts, timeout):
     return result
 
 
-def p3(args, results):
-    results["P3"] = {
-        "mid_default_heap": replay_run(args, "p3-mid", args.mid, [], args.replay_timeout),
-        "big_256m": replay_run(args, "p3-big", args.big, ["-Xmx256m"], args.replay_timeout),
-    }
+def median_run(runs, value):
+    """The run whose `value` is the median (the lower one of the middle two for an even count), so the numbers
+    shown beside the median come from one real run."""
+    ordered = sorted(runs, key=value)
+    return ordered[(len(ordered) - 1) // 2]
+
+
+def combine_replays(runs):
+    """One P3 result per variant from its kept runs: the run itself when there is one (the default); else the
+    median run, with every run's throughput, and the GC figures of the run with the highest heap peak."""
+    if len(runs) == 1:
+        return dict(runs[0], n=1)
+    ok = [r for r in runs if r["returncode"] == 0]
+    failed = [r for r in runs if r["returncode"] != 0]
+    out = dict(failed[0] if failed else median_run(ok, lambda r: r["mb_per_s"]))
+    out.update(n=len(runs), failed_runs=len(failed), mb_per_s_all=[round(r["mb_per_s"], 1) for r in ok],
+               runs=runs)
+    with_gc = [r for r in runs if r["gc"]]
+    out["gc"] = max(with_gc, key=lambda r: r["gc"]["peak_used_mb"])["gc"] if with_gc else None
+    return out
+
+
+def p3(args, receiver, results, variants):
+    """Both P3 files; with several variants (or BENCH_P3_RUNS > 1) each file is replayed in rounds, one run per
+    variant per round, alternating which goes first."""
+    combined = {variant.key: {} for variant in variants}
+    for part, name, transcript, heap_opts in (("mid_default_heap", "p3-mid", args.mid, []),
+                                               ("big_256m", "p3-big", args.big, ["-Xmx256m"])):
+        runners = {}
+        for variant in variants:
+            def runner(variant=variant, name=name, transcript=transcript, heap_opts=heap_opts):
+                result = replay_run(variant, name, transcript, heap_opts, args.replay_timeout)
+                return result["seconds"], result["returncode"] == 0, result
+            runners[name.split("-")[1] + variant.key_suffix] = runner
+        measure = f"P3 {fmt_size(os.path.getsize(transcript))}"
+        samples, details, failures = run_rounds(measure, runners, args.p3_runs, 0, receiver, results,
+                                                alternate=len(variants) > 1)
+        for variant in variants:
+            key = name.split("-")[1] + variant.key_suffix
+            combined[variant.key][part] = combine_replays(details[key] + failures[key])
+    for variant in variants:
+        store(results, variant, "P3", combined[variant.key])
 
 
 # ----------------------------------------------------------------------------- P4
 
-def p4(args, receiver, base_env, results):
-    folder = fresh_dir("p4")
+def p4_mode(variant, base_env):
+    """How this build exports a whole transcript: ("backfill", its usage text) when `backfill --help` shows
+    backfill's own usage, else ("replay --send", "")."""
+    home = fresh_dir("p4-probe" + variant.dir_suffix)
+    probe = subprocess.run(["java", "-cp", variant.classpath, "litefuse_hook", "backfill", "--help"],
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=dict(base_env, HOME=home),
+                           timeout=60, stdin=subprocess.DEVNULL)
+    help_text = probe.stdout.decode(errors="replace")
+    # picocli answers `--help` of the top command (exit 0) when there is no backfill: check the usage line.
+    if probe.returncode == 0 and re.search(r"(?m)^Usage: .*\bbackfill\b", help_text):
+        return "backfill", help_text.split("\n\n")[0]
+    return "replay --send", ""
+
+
+def p4_run(args, variant, receiver, base_env, mode, usage, number):
+    """One export of the P4 transcript by `variant`, in a fresh temporary HOME (backfill remembers what it sent)."""
+    folder = fresh_dir(f"p4{variant.dir_suffix}" + (f"-{number}" if number else ""))
     home = os.path.join(folder, "home")
     os.makedirs(home)
     env = dict(base_env, HOME=home, TRACE_TO_LANGFUSE="true", LANGFUSE_PUBLIC_KEY="pk-lf-x",
                LANGFUSE_SECRET_KEY="sk-lf-x", LANGFUSE_BASE_URL=receiver.base_url,
                CC_LANGFUSE_EXPORT_BUDGET_MS="600000")
-    java = ["java", "-cp", args.classpath, "litefuse_hook"]
-    probe = subprocess.run(java + ["backfill", "--help"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                           env=env, timeout=60, stdin=subprocess.DEVNULL)
+    java = ["java", "-cp", variant.classpath, "litefuse_hook"]
     transcript = args.p4_file
-    help_text = probe.stdout.decode(errors="replace")
-    # picocli answers `--help` of the top command (exit 0) when there is no backfill: check the usage line.
-    if probe.returncode == 0 and re.search(r"(?m)^Usage: .*\bbackfill\b", help_text):
+    if mode == "backfill":
         # Put the transcript where Claude Code keeps them, in case backfill scans ~/.claude/projects.
         project = os.path.join(home, ".claude", "projects", "-bench-project")
         os.makedirs(project)
         placed = os.path.join(project, f"{uuidlib.uuid4()}.jsonl")
         os.link(transcript, placed)
-        usage = help_text.split("\n\n")[0]
-        mode = "backfill"
         if "--projects-dir" in usage:
             command = java + ["backfill", "--projects-dir", os.path.dirname(project)]
         elif re.search(r"(?<![=\w-])[\[<]?(FILE|PATH|TRANSCRIPT)S?[>\]]?\.\.\.", usage):
@@ -494,12 +650,11 @@ def p4(args, receiver, base_env, results):
         else:
             command = java + ["backfill"]  # scans $HOME/.claude/projects
     else:
-        mode = "replay --send"
         command = java + ["replay", "--send", transcript]
     receiver.reset()
     receiver_cpu = cpu_seconds(receiver.proc.pid)
-    log(f"P4: {mode} of {os.path.basename(transcript)} ({os.path.getsize(transcript) / 1e6:.0f} MB) "
-        f"to the loopback receiver: {' '.join(command[3:])}")
+    log(f"P4{'' if variant.key == 'current' else ' (baseline)'}: {mode} of {os.path.basename(transcript)} "
+        f"({os.path.getsize(transcript) / 1e6:.0f} MB) to the loopback receiver: {' '.join(command[3:])}")
     started = time.perf_counter()
     try:
         proc = subprocess.run(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env,
@@ -520,7 +675,36 @@ def p4(args, receiver, base_env, results):
     if mode == "backfill" and stats["spans"] == 0:
         out["note"] = "backfill sent nothing; its interface may need arguments this bench does not know"
     log(f"P4: exit {rc} in {elapsed:.1f}s; receiver: {stats}")
-    results["P4"] = out
+    return elapsed, rc == 0 and bool(out["spans_per_s_window"]), out
+
+
+def combine_exports(runs):
+    """One P4 result per variant: the run itself when there is one (the default), else the median run by export
+    rate, with every run's rate."""
+    if len(runs) == 1:
+        return dict(runs[0], n=1)
+    ok = [r for r in runs if r["returncode"] == 0 and r["spans_per_s_window"]]
+    out = dict(median_run(ok, lambda r: r["spans_per_s_window"]) if ok else runs[0])
+    out.update(n=len(runs), failed_runs=len(runs) - len(ok), runs=runs,
+               spans_per_s_all=[round(r["spans_per_s_window"]) for r in ok])
+    return out
+
+
+def p4(args, receiver, base_env, results, variants):
+    modes = {variant.key: p4_mode(variant, base_env) for variant in variants}
+    counter = {variant.key: 0 for variant in variants}
+    runners = {}
+    for variant in variants:
+        def runner(variant=variant):
+            counter[variant.key] += 1
+            mode, usage = modes[variant.key]
+            return p4_run(args, variant, receiver, base_env, mode, usage,
+                          counter[variant.key] if args.p4_runs > 1 else 0)
+        runners["export" + variant.key_suffix] = runner
+    _, details, failures = run_rounds("P4", runners, args.p4_runs, 0, receiver, results, alternate=len(variants) > 1)
+    for variant in variants:
+        key = "export" + variant.key_suffix
+        store(results, variant, "P4", combine_exports(details[key] + failures[key]))
 
 
 # ----------------------------------------------------------------------------- report
@@ -533,9 +717,22 @@ def status(ok):
     return "PASS" if ok else "MISS"
 
 
-def table(results, args):
-    rows = []
-    p1r = results.get("P1")
+def shown(text):
+    """Paths inside the repository shown relative to its root, so a results table holds no machine's paths."""
+    return text.replace(ROOT + os.sep, "")
+
+
+def rows(view):
+    """The table rows of one build's results (`view`: results, or results["baseline"]): dicts with a key, the
+    measure's name, result text, target and status, and `values`, the numbers a comparison uses:
+    [(label, samples, higher is better)]."""
+    out = []
+
+    def row(key, name, result, target, state, values=()):
+        out.append({"key": key, "name": name, "result": result, "target": target, "status": state,
+                    "values": list(values)})
+
+    p1r = view.get("P1")
     if p1r:
         v = p1r["variants"]
         floor = v["c"]["stats"]
@@ -543,15 +740,16 @@ def table(results, args):
             s = v[key]["stats"]
             fails = v[key]["failed_runs"]
             fail_note = f"; {fails} run(s) failed" if fails else ""
+            values = [("", s["samples"], False)] if s else []
             if key == "a":
                 name = f"P1 (a) hook, {v['a']['label']}"
                 if s and floor:
                     ratio = s["median"] / floor["median"]
                     result = f"{fmt_ms(s)} = {ratio:.2f}× floor{fail_note}"
                     target = f"≤ 3× floor (≤ {3 * floor['median']:.0f} ms)"
-                    rows.append((name, result, target, status(ratio <= 3 and not fails)))
+                    row("P1a", name, result, target, status(ratio <= 3 and not fails), values)
                 else:
-                    rows.append((name, f"no successful run{fail_note}", "≤ 3× floor", "MISS"))
+                    row("P1a", name, f"no successful run{fail_note}", "≤ 3× floor", "MISS")
             else:
                 name = {"b": "P1 (b) hook, plain `.ci/jbang litefuse_hook.java`",
                         "c": f"P1 (c) floor: bare JVM hello-world, `{v['c']['command'].split()[0]}`",
@@ -559,8 +757,8 @@ def table(results, args):
                 result = (fmt_ms(s) if s else "no successful run") + fail_note
                 if key in "bd" and s and floor:
                     result += f" = {s['median'] / floor['median']:.2f}× floor"
-                rows.append((name, result, "— (reference)", "—" if not fails else "ERROR"))
-    p2r = results.get("P2")
+                row("P1" + key, name, result, "— (reference)", "—" if not fails else "ERROR", values)
+    p2r = view.get("P2")
     if p2r:
         s = p2r["stats"]
         fails = sum(p2r["failed_runs"].values())
@@ -572,10 +770,11 @@ def table(results, args):
                       f"p10–p90 {s['big']['p10']:.0f}–{s['big']['p90']:.0f}; {small_n}: median "
                       f"{s['small']['median']:.0f} ms, p10–p90 {s['small']['p10']:.0f}–{s['small']['p90']:.0f})"
                       + (f"; {fails} run(s) failed" if fails else ""))
-            rows.append((name, result, "≤ 1.1", status(p2r["ratio"] <= 1.1 and not fails)))
+            row("P2", name, result, "≤ 1.1", status(p2r["ratio"] <= 1.1 and not fails),
+                [(f"{small_n}: ", s["small"]["samples"], False), (f"{big_n}: ", s["big"]["samples"], False)])
         else:
-            rows.append((name, "no successful runs", "≤ 1.1", "MISS"))
-    p3r = results.get("P3")
+            row("P2", name, "no successful runs", "≤ 1.1", "MISS")
+    p3r = view.get("P3")
     if p3r:
         mid, big = p3r["mid_default_heap"], p3r["big_256m"]
 
@@ -584,48 +783,182 @@ def table(results, args):
             return "" if not g else (f"peak heap used {g['peak_used_mb']:.0f} MB, max after GC "
                                      f"{g['max_after_gc_mb']:.0f} MB, {g['full_gcs']} full GCs")
 
+        def speeds(r):
+            return [("", r.get("mb_per_s_all") or [r["mb_per_s"]], True)] if r["returncode"] == 0 else []
+
+        def several(r):
+            """With several runs: which run the numbers come from, and the spread."""
+            if r["n"] == 1:
+                return ""
+            return (f", median of {r['n']} runs (min–max {min(r['mb_per_s_all']):.1f}–{max(r['mb_per_s_all']):.1f}; "
+                    f"the GC figures are the run with the highest heap peak)")
+
+        def failed(r):
+            why = ("OutOfMemoryError (java.lang.OutOfMemoryError: Java heap space)" if r["oom"] and r is big else
+                   "OutOfMemoryError" if r["oom"] else "timed out" if r["timed_out"] else f"exit {r['returncode']}")
+            of = f" ({r['failed_runs']} of {r['n']} runs failed)" if r["n"] > 1 else ""
+            return f"failed: {why} after {r['seconds']:.1f} s{of}"
+
+        name = f"P3 replay --json throughput, {mid['bytes'] / 1e6:.0f} MB, default heap"
         if mid["returncode"] == 0:
-            rows.append((f"P3 replay --json throughput, {mid['bytes'] / 1e6:.0f} MB, default heap",
-                         f"{mid['mb_per_s']:.1f} MB/s ({mid['seconds']:.1f} s; {gc_text(mid)})", "≥ 150 MB/s",
-                         status(mid["mb_per_s"] >= 150)))
+            row("P3mid", name, f"{mid['mb_per_s']:.1f} MB/s ({mid['seconds']:.1f} s; {gc_text(mid)}){several(mid)}",
+                "≥ 150 MB/s", status(mid["mb_per_s"] >= 150), speeds(mid))
         else:
-            why = "OutOfMemoryError" if mid["oom"] else "timed out" if mid["timed_out"] else f"exit {mid['returncode']}"
-            rows.append((f"P3 replay --json throughput, {mid['bytes'] / 1e6:.0f} MB, default heap",
-                         f"failed: {why} after {mid['seconds']:.1f} s", "≥ 150 MB/s", "MISS"))
+            row("P3mid", name, failed(mid), "≥ 150 MB/s", "MISS")
         name = f"P3 replay --json, {big['bytes'] / 1e6:.0f} MB, -Xmx256m"
         if big["returncode"] == 0:
             ok = big["mb_per_s"] >= 150
-            rows.append((name, f"{big['mb_per_s']:.1f} MB/s ({big['seconds']:.1f} s); {gc_text(big)}",
-                         "completes in 256 MB heap, ≥ 150 MB/s", status(ok)))
+            row("P3big", name, f"{big['mb_per_s']:.1f} MB/s ({big['seconds']:.1f} s); {gc_text(big)}{several(big)}",
+                "completes in 256 MB heap, ≥ 150 MB/s", status(ok), speeds(big))
         else:
-            why = ("OutOfMemoryError (java.lang.OutOfMemoryError: Java heap space)" if big["oom"] else
-                   "timed out" if big["timed_out"] else f"exit {big['returncode']}")
-            rows.append((name, f"failed: {why} after {big['seconds']:.1f} s; {gc_text(big)}",
-                         "completes in 256 MB heap, ≥ 150 MB/s", "MISS"))
-    p4r = results.get("P4")
+            row("P3big", name, f"{failed(big)}; {gc_text(big)}", "completes in 256 MB heap, ≥ 150 MB/s", "MISS")
+    p4r = view.get("P4")
     if p4r:
         st = p4r["receiver"]
+        name = f"P4 export throughput, {p4r['mode']}"
         if st["spans"] and p4r["spans_per_s_window"]:
-            result = (f"{p4r['spans_per_s_window']:,.0f} spans/s ({st['spans']:,} spans, {st['roots']:,} traces, "
-                      f"{st['requests']} requests in a {st['window_ms'] / 1000:.2f} s export window; whole process "
-                      f"{p4r['seconds']:.1f} s = {p4r['spans_per_s_process']:,.0f} spans/s; the receiver used "
-                      f"{p4r['receiver_cpu_s']} s CPU)")
+            failed_runs = p4r.get("failed_runs", 0)
+            detail = (f"{st['spans']:,} spans, {st['roots']:,} traces, {st['requests']} requests in a "
+                      f"{st['window_ms'] / 1000:.2f} s export window; whole process {p4r['seconds']:.1f} s = "
+                      f"{p4r['spans_per_s_process']:,.0f} spans/s; the receiver used {p4r['receiver_cpu_s']} s CPU")
+            if p4r["n"] > 1:
+                rates = p4r["spans_per_s_all"]
+                detail = (f"min–max {min(rates):,.0f}–{max(rates):,.0f}; the median run: {detail}")
+                result = f"{p4r['spans_per_s_window']:,.0f} spans/s, median of {p4r['n']} runs ({detail})"
+            else:
+                result = f"{p4r['spans_per_s_window']:,.0f} spans/s ({detail})"
             if p4r["returncode"] != 0:
                 result += f"; exit {p4r['returncode']}"
-            rows.append((f"P4 export throughput, {p4r['mode']}", result, "≥ 20,000 spans/s",
-                         status(p4r["spans_per_s_window"] >= 20000 and p4r["returncode"] == 0)))
+            if failed_runs:
+                result += f"; {failed_runs} of {p4r['n']} runs failed"
+            row("P4", name, result, "≥ 20,000 spans/s",
+                status(p4r["spans_per_s_window"] >= 20000 and p4r["returncode"] == 0 and not failed_runs),
+                [("", p4r.get("spans_per_s_all") or [p4r["spans_per_s_window"]], True)])
         else:
-            rows.append((f"P4 export throughput, {p4r['mode']}", f"no spans received (exit {p4r['returncode']})",
-                         "≥ 20,000 spans/s", "MISS"))
+            row("P4", name, f"no spans received (exit {p4r['returncode']})", "≥ 20,000 spans/s", "MISS")
+    return out
+
+
+def table(results):
+    """The table of one build (the default, without a baseline)."""
     lines = ["| Measure | Result | Target | Status |", "|---|---|---|---|"]
-    lines += [f"| {a} | {b} | {c} | {d} |" for a, b, c, d in rows]
+    lines += [f"| {r['name']} | {r['result']} | {r['target']} | {r['status']} |" for r in rows(results)]
     return "\n".join(lines)
+
+
+def verdict(current, baseline, higher_better):
+    """'faster' or 'slower' only when every run of one build beat every run of the other, and two identical builds
+    would do that by chance (their runs in random order) with probability 2 / C(n + m, n) <= 5 %, i.e. with at
+    least 4 runs each. Looser rules (non-overlapping p10–p90 ranges) called one script 'faster' than itself in
+    a BENCH_BASELINE=HEAD run with an unchanged working tree: a few runs ahead is what noise does."""
+    n, m = len(current), len(baseline)
+    lower, higher = max(current) < min(baseline), min(current) > max(baseline)
+    if not (lower or higher):
+        return "within noise"
+    chance = 2 / math.comb(n + m, n)
+    if chance > 0.05:
+        return f"too few runs to judge: {n} vs {m}"
+    return ("faster" if higher == higher_better else "slower") + f" in every run, p = {chance:.3f}"
+
+
+def ratio_text(current_row, baseline_row):
+    """current ÷ baseline of the medians of each value both rows have, with a verdict."""
+    baseline_values = {label: (samples, better) for label, samples, better in baseline_row["values"]}
+    parts = []
+    for label, samples, higher_better in current_row["values"]:
+        if label in baseline_values and baseline_values[label][0]:
+            base = baseline_values[label][0]
+            ratio = statistics.median(samples) / statistics.median(base)
+            parts.append(f"{label}{ratio:.2f}× ({verdict(samples, base, higher_better)})")
+    return "; ".join(parts) or "—"
+
+
+def compare_table(results, baseline_name):
+    """Baseline and current side by side, one row per measure, with current ÷ baseline."""
+    baseline_rows = {r["key"]: r for r in rows(results.get("baseline", {}))}
+    lines = [f"| Measure | Baseline {baseline_name} | Current | Current ÷ baseline | Target | Status (baseline → current) |",
+             "|---|---|---|---|---|---|"]
+    for r in rows(results):
+        b = baseline_rows.get(r["key"])
+        if b is None:
+            base_text, ratio, state = "not measured", "—", r["status"]
+        elif r["key"] == "P1c":
+            base_text, ratio, state = "the same runs: one floor for both", "—", r["status"]
+        else:
+            base_text = b["result"] + (f" (measured as: {b['name']})" if b["name"] != r["name"] else "")
+            ratio, state = ratio_text(r, b), f"{b['status']} → {r['status']}"
+        lines.append(f"| {r['name']} | {base_text} | {r['result']} | {ratio} | {r['target']} | {state} |")
+    return "\n".join(lines)
+
+
+def notes(results, args, variants):
+    out = []
+    compared = len(variants) > 1
+    for variant in variants:
+        view = results if variant.key == "current" else results.get("baseline", {})
+        whose = f" ({variant.key})" if compared else ""
+        p1r = view.get("P1")
+        if p1r and p1r.get("install_unavailable"):
+            out.append(f"- P1 (a){whose}: `install --print-hook-command` is not available ({p1r['install_unavailable']}); "
+                       f"measured the fallback `java -XX:TieredStopAtLevel=1 -cp <classpath> litefuse_hook`.")
+        if p1r:
+            out.append(f"- P1 (a) command{whose}: `{shown(p1r['command_a'])}`")
+    if compared:
+        javas = {variant.key: (results if variant.key == "current" else results.get("baseline", {}))
+                 .get("P1", {}).get("launcher_java") for variant in variants}
+        if len(set(javas.values())) > 1:
+            out.append("- The two launchers run different JDKs (" + ", ".join(f"{k}: `{v}`" for k, v in javas.items())
+                       + "); the floor (c) runs the current one's.")
+    for variant in variants:
+        view = results if variant.key == "current" else results.get("baseline", {})
+        p2r = view.get("P2")
+        if p2r and "big" in p2r["priming"]:
+            pr = p2r["priming"]["big"]
+            spans = pr["receiver"]["spans"]
+            whose = f", {variant.key}" if compared else ""
+            held = (f" (the last turn, {pr['open_turn_bytes']} bytes, kept open by the hook for rows added to it later)"
+                    if pr.get("open_turn_bytes") else "")
+            out.append(f"- P2 priming{whose} (hook mode, whole {pr['transcript_bytes'] / 1e6:.0f} MB backlog in one run): "
+                       f"{pr['seconds']:.1f} s, {spans:,} spans sent; state offset {pr['state_offset']} of "
+                       f"{pr['transcript_bytes']} bytes{held}.")
+    out.append(f"- Runs: {args.warmup} warm-up + {args.runs} undisturbed timed rounds per P1/P2 variant, interleaved; every hook run "
+               "through `bash -c` with the payload on stdin, its own temporary HOME, a loopback receiver; "
+               "MB = 10^6 bytes; P3 files are in the page cache before timing; times include JVM start.")
+    repeats = ([f"P3: {args.p3_runs} run(s) of each file per build"] if "P3" in results and args.p3_runs > 1 else []) \
+        + ([f"P4: {args.p4_runs} run(s) per build"] if "P4" in results and args.p4_runs > 1 else [])
+    if compared:
+        repeats.append("baseline and current runs alternate within every round (P1/P2 variants, P3/P4 runs), and every "
+                       "other round runs them in reverse order")
+    if repeats:
+        out.append("- " + "; ".join(repeats) + ".")
+    if compared:
+        out.append("- Current ÷ baseline: ratio of the medians (times: below 1 means the current build is faster; MB/s "
+                   "and spans/s: above 1 means faster). \"faster\"/\"slower\" only where every run of one build beat "
+                   "every run of the other and identical builds would do that by chance at most 5 % of the time "
+                   "(that chance is the p shown); else \"within noise\" (the ranges overlap) or \"too few runs to judge\".")
+    busy = ", ".join(f"{k} {v:.0%}" for k, v in results.get("cpu_busy_before", {}).items())
+    if busy:
+        out.append(f"- CPU busy with other work just before each measure (2 s sample): {busy}.")
+    for measure, d in results.get("disturbance", {}).items():
+        if d["dropped_rounds"] or d["kept_disturbed_rounds"]:
+            kept = (f"; {d['kept_disturbed_rounds']} disturbed round(s) kept because the repeat budget was spent"
+                    if d["kept_disturbed_rounds"] else "")
+            out.append(f"- {measure}: {d['dropped_rounds']} round(s) dropped and repeated because other processes used "
+                       f"the CPU during them{kept}.")
+    la = results["loadavg"]
+    out.append(f"- Whole run {results['seconds']:.0f} s; load average (1/5/15 min) before "
+               f"{'/'.join(f'{x:.2f}' for x in la['before'])}, after {'/'.join(f'{x:.2f}' for x in la['after'])} "
+               f"(other work on this {os.cpu_count()}-core machine would inflate the times).")
+    return out
 
 
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--script", required=True, help="the litefuse_hook.java the jar was built from")
     parser.add_argument("--classpath", required=True)
+    parser.add_argument("--baseline-script", help="the frozen baseline litefuse_hook.java, in its own build directory")
+    parser.add_argument("--baseline-classpath")
+    parser.add_argument("--baseline-name", default="", help="how the table heading names the baseline")
     parser.add_argument("--classes", required=True, help="directory with Hello.class and BenchReceiver.class")
     parser.add_argument("--small", required=True)
     parser.add_argument("--mid", required=True)
@@ -633,6 +966,8 @@ def main():
     parser.add_argument("--p4-file", required=True)
     parser.add_argument("--runs", type=int, default=15)
     parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--p3-runs", type=int, default=1, help="timed runs of each P3 file per build")
+    parser.add_argument("--p4-runs", type=int, default=1, help="timed P4 exports per build")
     parser.add_argument("--replay-timeout", type=int, default=240)
     parser.add_argument("--export-timeout", type=int, default=300)
     parser.add_argument("--only", default="P1,P2,P3,P4")
@@ -640,6 +975,8 @@ def main():
                         help="seconds to wait at most, before each measure, for other work to leave the CPUs idle")
     parser.add_argument("--header", default="", help="context lines printed above the table")
     args = parser.parse_args()
+    if bool(args.baseline_script) != bool(args.baseline_classpath):
+        parser.error("--baseline-script and --baseline-classpath go together")
 
     os.makedirs(TMP, exist_ok=True)
     real_home = os.environ.get("HOME", os.path.expanduser("~"))
@@ -647,28 +984,32 @@ def main():
     base_env = {k: v for k, v in os.environ.items() if not k.startswith(("LANGFUSE_", "CC_LANGFUSE_", "TRACE_TO_"))}
     base_env.setdefault("JBANG_DIR", os.path.join(real_home, ".jbang"))
     base_env.setdefault("XDG_CACHE_HOME", os.path.join(real_home, ".cache"))
+    variants = [Variant("current", "Current", args.script, args.classpath)]
+    if args.baseline_script:
+        variants.append(Variant("baseline", args.baseline_name or "baseline", args.baseline_script,
+                                args.baseline_classpath))
     only = set(args.only.upper().split(","))
     results = {"started": time.strftime("%Y-%m-%d %H:%M:%S"), "args": vars(args)}
     began = time.time()
     load_before = os.getloadavg()
-    receiver = Receiver(args.classes, lifetime_s=3600)
+    receiver = Receiver(args.classes, lifetime_s=3600 * len(variants))
     try:
-        command_a, label_a = None, None
+        commands = None
         if "P1" in only or "P2" in only:
             if "P1" in only:
                 wait_until_quiet(results, "P1", args.quiet_wait)
-                command_a, label_a = p1(args, receiver, base_env, results)
+                commands = p1(args, receiver, base_env, results, variants)
             else:
-                command_a, label_a, _ = hook_command_a(args, base_env)
+                commands = {v.key: hook_command_a(v, base_env)[:2] for v in variants}
         if "P2" in only:
             wait_until_quiet(results, "P2", args.quiet_wait)
-            p2(args, receiver, base_env, results, command_a, label_a)
+            p2(args, receiver, base_env, results, variants, commands)
         if "P3" in only:
             wait_until_quiet(results, "P3", args.quiet_wait)
-            p3(args, results)
+            p3(args, receiver, results, variants)
         if "P4" in only:
             wait_until_quiet(results, "P4", args.quiet_wait)
-            p4(args, receiver, base_env, results)
+            p4(args, receiver, base_env, results, variants)
     finally:
         receiver.close()
     results["seconds"] = round(time.time() - began, 1)
@@ -679,39 +1020,9 @@ def main():
     if args.header:
         print(args.header)
         print()
-    print(table(results, args))
-    notes = []
-    p1r = results.get("P1")
-    if p1r and p1r.get("install_unavailable"):
-        notes.append(f"- P1 (a): `install --print-hook-command` is not available ({p1r['install_unavailable']}); "
-                     f"measured the fallback `java -XX:TieredStopAtLevel=1 -cp <classpath> litefuse_hook`.")
-    if p1r:
-        notes.append(f"- P1 (a) command: `{p1r['command_a']}`")
-    p2r = results.get("P2")
-    if p2r and "big" in p2r["priming"]:
-        pr = p2r["priming"]["big"]
-        spans = pr["receiver"]["spans"]
-        notes.append(f"- P2 priming (hook mode, whole {pr['transcript_bytes'] / 1e6:.0f} MB backlog in one run): "
-                     f"{pr['seconds']:.1f} s, {spans:,} spans sent; state offset {pr['state_offset']} of "
-                     f"{pr['transcript_bytes']} bytes.")
-    notes.append(f"- Runs: {args.warmup} warm-up + {args.runs} undisturbed timed rounds per P1/P2 variant, interleaved; every hook run "
-                 "through `bash -c` with the payload on stdin, its own temporary HOME, a loopback receiver; "
-                 "MB = 10^6 bytes; P3 files are in the page cache before timing; times include JVM start.")
-    busy = ", ".join(f"{k} {v:.0%}" for k, v in results.get("cpu_busy_before", {}).items())
-    if busy:
-        notes.append(f"- CPU busy with other work just before each measure (2 s sample): {busy}.")
-    for measure, d in results.get("disturbance", {}).items():
-        if d["dropped_rounds"] or d["kept_disturbed_rounds"]:
-            kept = (f"; {d['kept_disturbed_rounds']} disturbed round(s) kept because the repeat budget was spent"
-                    if d["kept_disturbed_rounds"] else "")
-            notes.append(f"- {measure}: {d['dropped_rounds']} round(s) dropped and repeated because other processes used "
-                         f"the CPU during them{kept}.")
-    la = results["loadavg"]
-    notes.append(f"- Whole run {results['seconds']:.0f} s; load average (1/5/15 min) before "
-                 f"{'/'.join(f'{x:.2f}' for x in la['before'])}, after {'/'.join(f'{x:.2f}' for x in la['after'])} "
-                 f"(other work on this {os.cpu_count()}-core machine would inflate the times).")
+    print(compare_table(results, args.baseline_name) if len(variants) > 1 else table(results))
     print()
-    print("\n".join(notes))
+    print("\n".join(notes(results, args, variants)))
 
 
 if __name__ == "__main__":

@@ -2,6 +2,14 @@
 """Builds large Claude Code transcripts for the benchmark from the real ones, with fresh ids.
 
     python3 bench/gen_transcripts.py --out bench/out/data/big.jsonl --bytes 1000000000
+    python3 bench/gen_transcripts.py --sources-digest     # what run.sh stamps generated files with
+
+The sources are the real Claude Code transcripts the repository holds, tests/transcripts/*.jsonl, found relative
+to this file so the benchmark runs from any clone. The crafted test transcripts (crafted__*.jsonl) are left out:
+crafted__broken-rows.jsonl holds deliberately broken lines (the hook logs one line per broken row, which would
+put error-path work into every measure), and both crafted files use short made-up ids (u1, a1, m1, ...) that the
+id rewriting below does not recognise, so every copy would repeat them and the hook would skip the repeats as
+already seen. Neither is what a real transcript looks like.
 
 Every copy of the source transcripts gets its own ids: each UUID (uuid, parentUuid, sessionId, leafUuid,
 messageId, promptId, ...) and each msg_/toolu_/req_ id is rewritten with the same mapping wherever it occurs in
@@ -23,18 +31,36 @@ import time
 import uuid as uuidlib
 from datetime import datetime, timezone
 
-DEFAULT_SOURCES = "/work/shared/transcripts/*.jsonl"
+HERE = os.path.dirname(os.path.abspath(__file__))
+DEFAULT_SOURCES = os.path.join(os.path.dirname(HERE), "tests", "transcripts", "*.jsonl")
+EXCLUDED_PREFIX = "crafted__"  # test fixtures, not real transcripts (see the docstring)
 
 # UUIDs anywhere (row ids, session ids, leafUuid, snapshot message ids, ...) and Anthropic-style ids.
 ID_RE = re.compile(rb"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
                    rb"|(?:msg|toolu|req)_[A-Za-z0-9]{16,}")
 
 
+def source_files(pattern):
+    """The source transcripts: the files matching `pattern`, sorted, without the crafted test fixtures."""
+    return [path for path in sorted(glob.glob(pattern)) if not os.path.basename(path).startswith(EXCLUDED_PREFIX)]
+
+
+def sources_digest(pattern):
+    """A short digest of the selected sources' names and contents: generated files are rebuilt when it changes
+    (contents, not modification times, so a fresh clone reuses nothing stale and rebuilds nothing needlessly)."""
+    digest = hashlib.sha256()
+    for path in source_files(pattern):
+        digest.update(os.path.basename(path).encode() + b"\0")
+        with open(path, "rb") as f:
+            digest.update(hashlib.sha256(f.read()).digest())
+    return digest.hexdigest()[:16]
+
+
 def load_templates(pattern):
     """One template per distinct source file: alternating literal byte runs and ids."""
     templates = []
     seen = set()
-    for path in sorted(glob.glob(pattern)):
+    for path in source_files(pattern):
         data = open(path, "rb").read()
         digest = hashlib.sha256(data).hexdigest()
         if digest in seen or not data.strip():
@@ -153,12 +179,23 @@ def generate(out, target, sources, first_copy, session_id):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--out", required=True)
-    parser.add_argument("--bytes", type=float, required=True, help="target size in bytes (e.g. 1e9)")
-    parser.add_argument("--sources", default=DEFAULT_SOURCES, help=f"glob of source transcripts ({DEFAULT_SOURCES})")
+    parser.add_argument("--out")
+    parser.add_argument("--bytes", type=float, help="target size in bytes (e.g. 1e9)")
+    parser.add_argument("--sources", default=DEFAULT_SOURCES,
+                        help=f"glob of source transcripts (default: tests/transcripts/*.jsonl of this repository; "
+                             f"{EXCLUDED_PREFIX}* files are always left out)")
+    parser.add_argument("--sources-digest", action="store_true",
+                        help="print a digest of the selected sources' names and contents, and exit")
     parser.add_argument("--first-copy", type=int, default=1, help="copy number of the first block (id namespace)")
     parser.add_argument("--session-id", default="bench-generated", help="session id of the final synthetic turn")
     args = parser.parse_args()
+    if args.sources_digest:
+        if not source_files(args.sources):
+            sys.exit(f"gen_transcripts: no source transcripts match {args.sources}")
+        print(sources_digest(args.sources))
+        return
+    if not args.out or args.bytes is None:
+        parser.error("--out and --bytes are required")
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
     generate(args.out, int(args.bytes), args.sources, max(1, args.first_copy), args.session_id)
 
