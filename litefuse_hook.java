@@ -5,6 +5,7 @@
 //DEPS io.opentelemetry:opentelemetry-exporter-otlp
 //DEPS com.fasterxml.jackson.core:jackson-databind:2.22.4
 //DEPS info.picocli:picocli:4.7.7
+//COMPILE_OPTIONS -encoding UTF-8
 //DESCRIPTION Claude Code -> Langfuse / Litefuse Stop hook.
 //DESCRIPTION Reads only the new part of a Claude Code transcript, groups rows into user turns and sends one
 //DESCRIPTION trace per turn over OpenTelemetry. Run without arguments as a Stop hook; `replay FILE` shows the traces.
@@ -101,7 +102,7 @@ import java.util.regex.Pattern;
 
 @Command(name = "litefuse-hook", mixinStandardHelpOptions = true, version = "litefuse-hook " + litefuse_hook.VERSION,
         subcommands = {litefuse_hook.Replay.class, litefuse_hook.Backfill.class, litefuse_hook.Install.class, litefuse_hook.Uninstall.class,
-                litefuse_hook.Doctor.class},
+                litefuse_hook.Doctor.class, litefuse_hook.Last.class},
         description = {"Claude Code Stop hook that sends one Langfuse trace per user turn.",
                 "Without a subcommand it runs as the hook: it reads the Stop payload on stdin and always exits 0."})
 public class litefuse_hook implements Callable<Integer> {
@@ -139,7 +140,12 @@ public class litefuse_hook implements Callable<Integer> {
     record Config(boolean enabled, String publicKey, String secretKey, String baseUrl, String otlpEndpoint,
                   Map<String, String> otlpHeaders, String userId, boolean debug, int maxChars, Path home,
                   long exportBudgetMillis, Masker masker, String environment, long unknownSettleMillis,
-                  List<String> problems) {
+                  List<String> tags, TraceParent traceParent, List<String> problems) {
+        /** What trace building needs from the configuration, for one transcript. */
+        TraceContext traceContext(String fallbackSessionId, String transcriptPath) {
+            return new TraceContext(fallbackSessionId, userId, transcriptPath, maxChars, masker, environment, tags, traceParent);
+        }
+
         /** Langfuse's OTLP path, unless the standard OTEL_EXPORTER_OTLP_* variables route traces elsewhere. */
         String tracesEndpoint() {
             return otlpEndpoint != null ? otlpEndpoint : baseUrl.replaceAll("/+$", "") + "/api/public/otel/v1/traces";
@@ -192,11 +198,12 @@ public class litefuse_hook implements Callable<Integer> {
         }
     }
 
-    static Config loadConfig(Map<String, String> env) {
+    static Config loadConfig(Map<String, String> processEnv) {
+        Map<String, String> env = withPluginOptions(processEnv);
         String home = firstNonBlank(env.get("HOME"), System.getProperty("user.home"));
         List<String> problems = new ArrayList<>();
         return new Config(
-                "true".equalsIgnoreCase(env.getOrDefault("TRACE_TO_LANGFUSE", "").trim()),
+                isEnabled(processEnv),
                 firstNonBlank(env.get("CC_LANGFUSE_PUBLIC_KEY"), env.get("LANGFUSE_PUBLIC_KEY")),
                 firstNonBlank(env.get("CC_LANGFUSE_SECRET_KEY"), env.get("LANGFUSE_SECRET_KEY")),
                 firstNonBlank(env.get("CC_LANGFUSE_BASE_URL"), env.get("LANGFUSE_BASE_URL"), DEFAULT_BASE_URL),
@@ -210,7 +217,35 @@ public class litefuse_hook implements Callable<Integer> {
                 Masker.fromEnv(env.get("CC_LANGFUSE_MASK_SECRETS"), env.get("CC_LANGFUSE_MASK_PATTERNS"), problems),
                 tracingEnvironment(env.get("LANGFUSE_TRACING_ENVIRONMENT"), problems),
                 parseNonNegative(env.get("CC_LANGFUSE_UNKNOWN_SETTLE_MS"), DEFAULT_UNKNOWN_SETTLE_MS),
+                traceTags(env.get("CC_LANGFUSE_TAGS")),
+                traceParent(env.get("CC_LANGFUSE_TRACEPARENT"), problems),
                 List.copyOf(problems));
+    }
+
+    /** "claude-code" and the extra tags of CC_LANGFUSE_TAGS (comma-separated), each once. */
+    static List<String> traceTags(String extra) {
+        Set<String> tags = new LinkedHashSet<>(List.of("claude-code"));
+        if (extra != null) {
+            for (String tag : extra.split(",")) {
+                if (!tag.isBlank()) tags.add(tag.strip());
+            }
+        }
+        return List.copyOf(tags);
+    }
+
+    static final Pattern TRACEPARENT = Pattern.compile("([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(-.*)?");
+
+    /** CC_LANGFUSE_TRACEPARENT as W3C Trace Context defines it (version 00, non-zero ids); anything else is reported. */
+    static TraceParent traceParent(String value, List<String> problems) {
+        String text = firstNonBlank(value);
+        if (text == null) return null;
+        Matcher matcher = TRACEPARENT.matcher(text);
+        boolean valid = matcher.matches() && !matcher.group(1).equals("ff") && !(matcher.group(1).equals("00") && matcher.group(5) != null)
+                && !matcher.group(2).matches("0+") && !matcher.group(3).matches("0+");
+        if (valid) return new TraceParent(matcher.group(2), matcher.group(3));
+        problems.add("Ignoring CC_LANGFUSE_TRACEPARENT=\"" + preview(text) + "\": not a W3C traceparent "
+                + "(00-<32 hex trace id>-<16 hex parent id>-<2 hex flags>)");
+        return null;
     }
 
     /**
@@ -233,6 +268,32 @@ public class litefuse_hook implements Callable<Integer> {
         } catch (NumberFormatException e) {
             return fallback;
         }
+    }
+
+    /** Claude Code hands a plugin's options to its hooks as CLAUDE_PLUGIN_OPTION_<NAME>; each fills in our variable. */
+    static final Map<String, String> PLUGIN_OPTIONS = Map.of(
+            "CLAUDE_PLUGIN_OPTION_PUBLIC_KEY", "LANGFUSE_PUBLIC_KEY",
+            "CLAUDE_PLUGIN_OPTION_SECRET_KEY", "LANGFUSE_SECRET_KEY",
+            "CLAUDE_PLUGIN_OPTION_BASE_URL", "LANGFUSE_BASE_URL",
+            "CLAUDE_PLUGIN_OPTION_USER_ID", "LITEFUSE_USER_ID",
+            "CLAUDE_PLUGIN_OPTION_TAGS", "CC_LANGFUSE_TAGS",
+            "CLAUDE_PLUGIN_OPTION_ENVIRONMENT", "LANGFUSE_TRACING_ENVIRONMENT");
+
+    /** The environment with the plugin's options filled in where the variable itself is not set. */
+    static Map<String, String> withPluginOptions(Map<String, String> env) {
+        if (PLUGIN_OPTIONS.keySet().stream().noneMatch(env::containsKey)) return env;
+        Map<String, String> merged = new HashMap<>(env);
+        PLUGIN_OPTIONS.forEach((option, variable) -> {
+            if (firstNonBlank(env.get(option)) != null && firstNonBlank(env.get(variable)) == null) merged.put(variable, env.get(option));
+        });
+        return merged;
+    }
+
+    /** TRACE_TO_LANGFUSE=true; or, as a plugin configured with keys, unless TRACE_TO_LANGFUSE turns it off. */
+    static boolean isEnabled(Map<String, String> env) {
+        String trace = env.getOrDefault("TRACE_TO_LANGFUSE", "").trim();
+        if (!trace.isEmpty()) return trace.equalsIgnoreCase("true");
+        return firstNonBlank(env.get("CLAUDE_PLUGIN_OPTION_PUBLIC_KEY")) != null;
     }
 
     /** OTEL_EXPORTER_OTLP_TRACES_ENDPOINT as is, or OTEL_EXPORTER_OTLP_ENDPOINT plus /v1/traces (the OTel spec's rule). */
@@ -574,7 +635,14 @@ public class litefuse_hook implements Callable<Integer> {
         return NODES.objectNode();
     }
 
-    record HookTarget(String sessionId, Path transcriptPath, String lastAssistantMessage) {
+    /**
+     * What a firing is about: the session and its transcript, the final text Claude Code reports (the Stop race),
+     * and the event (Stop, or SessionEnd: the session is over, so its last turn is sent as it stands).
+     */
+    record HookTarget(String sessionId, Path transcriptPath, String lastAssistantMessage, String event) {
+        boolean sessionEnded() {
+            return "SessionEnd".equals(event);
+        }
     }
 
     /** Accepts the field spellings the reference accepts (camelCase, snake_case, nested objects). */
@@ -592,7 +660,8 @@ public class litefuse_hook implements Callable<Integer> {
                 warn("Hook payload has an unusable transcript path");
             }
         }
-        return new HookTarget(sessionId, transcriptPath, textOrNull(payload.get("last_assistant_message")));
+        return new HookTarget(sessionId, transcriptPath, textOrNull(payload.get("last_assistant_message")),
+                textOrNull(payload.get("hook_event_name")));
     }
 
     static String textOrNull(JsonNode node) {
@@ -607,10 +676,14 @@ public class litefuse_hook implements Callable<Integer> {
         return row.get("content");
     }
 
-    /** Claude Code rows carry type=user/assistant, or message.role in some versions. */
+    /**
+     * Claude Code rows carry type=user/assistant, or message.role in some versions. A row of another type is not a
+     * conversation row even when it holds a message (2.1.3xx's api-request-blob copies what went to the API).
+     */
     static String getRole(JsonNode row) {
         String type = row.path("type").asText("");
         if (type.equals("user") || type.equals("assistant")) return type;
+        if (!type.isEmpty()) return null;
         String role = row.path("message").path("role").asText("");
         if (role.equals("user") || role.equals("assistant")) return role;
         return null;
@@ -723,6 +796,11 @@ public class litefuse_hook implements Callable<Integer> {
         return UserRowKind.PROMPT;
     }
 
+    /** The meta row Claude Code writes when a Stop hook blocks the stop ("Stop hook feedback:\n<reason>"). */
+    static boolean isStopHookFeedback(JsonNode row) {
+        return extractText(getContent(row)).startsWith("Stop hook feedback:");
+    }
+
     /** The prompt as the user typed it: "/name args" for a slash command, the text otherwise. */
     static String promptText(JsonNode row, UserRowKind kind) {
         String text = extractText(getContent(row));
@@ -787,14 +865,18 @@ public class litefuse_hook implements Callable<Integer> {
     record TranscriptIdentity(String fileKey, int headLength, String headSha256) {
     }
 
-    /** What has been sent of one turn: its spans, and the messages whose usage they carried (never counted twice). */
-    record SentTurn(String userUuid, int turnNumber, long offset, List<String> spanIds, List<String> usageMessageIds) {
+    /**
+     * What has been sent of one turn: its trace, when it last went out, its spans, and the messages whose usage they
+     * carried (never counted twice).
+     */
+    record SentTurn(String userUuid, int turnNumber, long offset, String traceId, Instant sentAt, List<String> spanIds,
+                    List<String> usageMessageIds) {
         SentTurn plus(SentTurn more) {
             List<String> spans = new ArrayList<>(spanIds);
             spans.addAll(more.spanIds());
             List<String> usage = new ArrayList<>(usageMessageIds);
             usage.addAll(more.usageMessageIds());
-            return new SentTurn(userUuid, turnNumber, offset, List.copyOf(spans), List.copyOf(usage));
+            return new SentTurn(userUuid, turnNumber, offset, traceId, more.sentAt(), List.copyOf(spans), List.copyOf(usage));
         }
     }
 
@@ -832,7 +914,8 @@ public class litefuse_hook implements Callable<Integer> {
         List<String> usage = new ArrayList<>();
         node.path("usage_message_ids").forEach(id -> usage.add(id.asText()));
         return new SentTurn(node.path("user_uuid").asText(""), node.path("turn_number").asInt(0),
-                Math.max(0, node.path("offset").asLong(0)), List.copyOf(spans), List.copyOf(usage));
+                Math.max(0, node.path("offset").asLong(0)), node.path("trace_id").asText(""),
+                parseInstant(node.path("sent_at").asText(""), Instant.EPOCH), List.copyOf(spans), List.copyOf(usage));
     }
 
     static Instant parseInstant(String text, Instant fallback) {
@@ -878,6 +961,8 @@ public class litefuse_hook implements Callable<Integer> {
         node.put("user_uuid", turn.userUuid());
         node.put("turn_number", turn.turnNumber());
         node.put("offset", turn.offset());
+        node.put("trace_id", turn.traceId());
+        node.put("sent_at", turn.sentAt().toString());
         ArrayNode spans = node.putArray("span_ids");
         turn.spanIds().forEach(spans::add);
         ArrayNode usage = node.putArray("usage_message_ids");
@@ -1170,6 +1255,8 @@ public class litefuse_hook implements Callable<Integer> {
                             : userKind == UserRowKind.COMMAND ? TurnKind.COMMAND : TurnKind.TASK_NOTIFICATION);
                 }
                 default -> {
+                    // A Stop hook that blocked the stop: the turn goes on, and the trace shows why.
+                    if (userKind == UserRowKind.META && userRow != null && isStopHookFeedback(row.json())) systemRows.add(row);
                     if (agentMode && userRow == null) startTurn(row, TurnKind.PROMPT);
                     // Otherwise compact summaries, meta rows and local-command output are context, not turns.
                 }
@@ -1489,7 +1576,7 @@ public class litefuse_hook implements Callable<Integer> {
         if (rest.isEmpty()) return null;
         return new TraceRecord(trace.traceId(), trace.name(), trace.sessionId(), trace.userId(), trace.release(),
                 trace.version(), trace.environment(), trace.tags(), trace.input(), trace.output(), trace.metadata(),
-                List.copyOf(rest));
+                List.copyOf(rest), trace.parentSpanId());
     }
 
     /** The Anthropic message id a generation belongs to (kept in its metadata as claude_code.id). */
@@ -1501,7 +1588,7 @@ public class litefuse_hook implements Callable<Integer> {
      * The record of one turn's spans in an export: their ids, the messages whose usage they carry, and a witness to
      * look for in Langfuse (the root, or else the latest span).
      */
-    static SentPart sentPart(TraceRecord trace, Emission emission) {
+    static SentPart sentPart(TraceRecord trace, Emission emission, Instant now) {
         List<String> spanIds = new ArrayList<>();
         List<String> usageIds = new ArrayList<>();
         Observation witness = trace.root();
@@ -1511,7 +1598,7 @@ public class litefuse_hook implements Callable<Integer> {
             if (trace.root() == null && (witness == null || !observation.start().isBefore(witness.start()))) witness = observation;
         }
         SentTurn turn = new SentTurn(emission.turn().userRow().uuid(), emission.turnNumber(),
-                emission.turn().userRow().offset(), List.copyOf(spanIds), List.copyOf(usageIds));
+                emission.turn().userRow().offset(), trace.traceId(), now, List.copyOf(spanIds), List.copyOf(usageIds));
         return new SentPart(turn, trace.traceId(), witness.id(), witness.start());
     }
 
@@ -1532,7 +1619,7 @@ public class litefuse_hook implements Callable<Integer> {
      */
     record TraceRecord(String traceId, String name, String sessionId, String userId, String release, String version,
                        String environment, List<String> tags, String input, String output, ObjectNode metadata,
-                       List<Observation> observations) {
+                       List<Observation> observations, String parentSpanId) {
         /** The root observation (first, without a parent), or null for the rest of a turn whose root went before. */
         Observation root() {
             Observation first = observations.get(0);
@@ -1542,7 +1629,11 @@ public class litefuse_hook implements Callable<Integer> {
 
     /** What trace building needs from outside the transcript. */
     record TraceContext(String fallbackSessionId, String userId, String transcriptPath, int maxChars, Masker masker,
-                        String environment) {
+                        String environment, List<String> tags, TraceParent parent) {
+    }
+
+    /** A W3C traceparent's trace and span: the span every turn's root becomes a child of. */
+    record TraceParent(String traceId, String spanId) {
     }
 
     record ToolCall(JsonNode toolUse, Row decisionRow, int stepIndex) {
@@ -1569,8 +1660,8 @@ public class litefuse_hook implements Callable<Integer> {
         return HexFormat.of().formatHex(sha256("litefuse-trace:" + sessionId + ":" + userUuid), 0, 16);
     }
 
-    static String spanIdFor(String traceId, String key) {
-        return HexFormat.of().formatHex(sha256("litefuse-span:" + traceId + ":" + key), 0, 8);
+    static String spanIdFor(String turnId, String key) {
+        return HexFormat.of().formatHex(sha256("litefuse-span:" + turnId + ":" + key), 0, 8);
     }
 
     /** A row's identity for span ids: its uuid, or (for the rare row without one) its byte offset. */
@@ -1583,8 +1674,8 @@ public class litefuse_hook implements Callable<Integer> {
         JsonNode userJson = turn.userRow().json();
         String sessionId = firstNonBlank(userJson.path("sessionId").asText(""), userJson.path("session_id").asText(""),
                 ctx.fallbackSessionId(), "unknown");
-        String traceId = traceIdFor(sessionId, turn.userRow().uuid());
-        String rootId = spanIdFor(traceId, "root");
+        String turnId = traceIdFor(sessionId, turn.userRow().uuid());
+        String rootId = spanIdFor(turnId, "root");
         Instant turnStart = firstTimestamp(turn);
         Timeline timeline = Timeline.of(turn, turnStart);
 
@@ -1597,13 +1688,13 @@ public class litefuse_hook implements Callable<Integer> {
         List<Observation> children = new ArrayList<>();
         ObjectNode userMeta = pick(userJson, "uuid", "parentUuid", "promptId");
         userMeta.setAll(userContent);
-        children.add(new Observation(spanIdFor(traceId, "user"), rootId, "user message", "event", turnStart, turnStart,
+        children.add(new Observation(spanIdFor(turnId, "user"), rootId, "user message", "event", turnStart, turnStart,
                 userText.text(), null, null, null, null, null, wrap(userMeta)));
 
         Set<String> models = new LinkedHashSet<>();
-        String finalText = addSteps(traceId, rootId, turn, timeline, ctx, children, models);
+        String finalText = addSteps(turnId, rootId, turn, timeline, ctx, children, models);
         for (AgentRun agent : turn.agents()) {
-            if (agent.toolUseId() == null) addAgent(traceId, rootId, agent, ctx, children, models);
+            if (agent.toolUseId() == null) addAgent(turnId, rootId, agent, ctx, children, models);
         }
         // The user message opens the turn; everything after it in time order (a stable sort keeps file order on ties).
         children.subList(1, children.size()).sort((a, b) -> a.start().compareTo(b.start()));
@@ -1646,8 +1737,10 @@ public class litefuse_hook implements Callable<Integer> {
         observations.addAll(children);
         // Every observation says whether it is an error, so "error = true" finds failed tools, API errors and events.
         observations.forEach(o -> o.metadata().put("error", String.valueOf("ERROR".equals(o.level()))));
-        return new TraceRecord(traceId, name, sessionId, ctx.userId(), release, VERSION, ctx.environment(),
-                List.of("claude-code"), userText.text(), output.text(), metadata, List.copyOf(observations));
+        // Under a W3C traceparent every turn joins the caller's trace; span ids stay derived from the turn.
+        String traceId = ctx.parent() == null ? turnId : ctx.parent().traceId();
+        return new TraceRecord(traceId, name, sessionId, ctx.userId(), release, VERSION, ctx.environment(), ctx.tags(),
+                userText.text(), output.text(), metadata, List.copyOf(observations), ctx.parent() == null ? null : ctx.parent().spanId());
     }
 
     /**
@@ -1655,7 +1748,7 @@ public class litefuse_hook implements Callable<Integer> {
      * observation per tool call (with the subagent it ran nested inside), one event per system row and for an
      * interrupt. Returns the last text the model wrote.
      */
-    static String addSteps(String traceId, String parentId, Turn turn, Timeline timeline, TraceContext ctx,
+    static String addSteps(String turnId, String parentId, Turn turn, Timeline timeline, TraceContext ctx,
                            List<Observation> out, Set<String> models) {
         Masker masker = ctx.masker();
         Map<String, Row> lastRowOfMessage = lastRowPerMessage(turn.assistantRows());
@@ -1672,26 +1765,26 @@ public class litefuse_hook implements Callable<Integer> {
             Row row = turn.assistantRows().get(i);
             String messageId = getMessageId(row.json());
             boolean lastInMessage = messageId == null || lastRowOfMessage.get(messageId) == row;
-            Observation generation = buildGeneration(traceId, parentId, row, i + 1, row == finalRow, lastInMessage,
+            Observation generation = buildGeneration(turnId, parentId, row, i + 1, row == finalRow, lastInMessage,
                     messageId == null ? null : maxOutputTokens.get(messageId), timeline, ctx.maxChars(), masker);
             out.add(generation);
             if (generation.model() != null) models.add(generation.model());
             String text = extractText(getContent(row.json()));
             if (!text.isEmpty()) finalText = text;
             for (ToolCall call : callsByRow.getOrDefault(rowKey(row), List.of())) {
-                Observation tool = buildToolObservation(traceId, parentId, call, turn.toolResultsById().get(call.id()),
+                Observation tool = buildToolObservation(turnId, parentId, call, turn.toolResultsById().get(call.id()),
                         timeline, ctx.maxChars(), masker);
                 out.add(tool);
                 AgentRun agent = agentByCall.get(call.id());
-                if (agent != null) addAgent(traceId, tool.id(), agent, ctx, out, models);
+                if (agent != null) addAgent(turnId, tool.id(), agent, ctx, out, models);
             }
         }
         for (Row systemRow : turn.systemRows()) {
-            out.add(buildSystemEvent(traceId, parentId, systemRow, timeline, masker));
+            out.add(buildSystemEvent(turnId, parentId, systemRow, timeline, masker));
         }
         if (turn.interrupted()) {
             Instant at = timeline.at(turn.interruptRow());
-            out.add(new Observation(spanIdFor(traceId, "interrupt:" + rowKey(turn.interruptRow())), parentId,
+            out.add(new Observation(spanIdFor(turnId, "interrupt:" + rowKey(turn.interruptRow())), parentId,
                     "Interrupted by user", "event", at, at, null, null, null, null, "WARNING", "interrupted by user",
                     wrap(pick(turn.interruptRow().json(), "uuid", "parentUuid"))));
         }
@@ -1702,14 +1795,14 @@ public class litefuse_hook implements Callable<Integer> {
      * A subagent as an `agent` observation holding its own generations (with their model and usage) and tool
      * calls; its usage is counted there only, so turn totals stay exact.
      */
-    static void addAgent(String traceId, String parentId, AgentRun agent, TraceContext ctx, List<Observation> out,
+    static void addAgent(String turnId, String parentId, AgentRun agent, TraceContext ctx, List<Observation> out,
                          Set<String> models) {
         Turn turn = agent.turn();
         Instant start = firstTimestamp(turn);
         Timeline timeline = Timeline.of(turn, start);
-        String agentSpanId = spanIdFor(traceId, "agent:" + agent.agentId() + ":" + rowKey(turn.userRow()));
+        String agentSpanId = spanIdFor(turnId, "agent:" + agent.agentId() + ":" + rowKey(turn.userRow()));
         List<Observation> steps = new ArrayList<>();
-        String finalText = addSteps(traceId, agentSpanId, turn, timeline, ctx, steps, models);
+        String finalText = addSteps(turnId, agentSpanId, turn, timeline, ctx, steps, models);
         Instant end = start;
         for (Observation step : steps) {
             if (step.end().isAfter(end)) end = step.end();
@@ -1859,7 +1952,7 @@ public class litefuse_hook implements Callable<Integer> {
     static final String[] GENERATION_USAGE_FIELDS = {"service_tier", "speed", "inference_geo", "iterations",
             "cache_creation", "server_tool_use", "diagnostics"};
 
-    static Observation buildGeneration(String traceId, String rootId, Row row, int step, boolean isFinal,
+    static Observation buildGeneration(String turnId, String rootId, Row row, int step, boolean isFinal,
                                        boolean lastInMessage, Long maxOutputTokens, Timeline timeline, int maxChars,
                                        Masker masker) {
         JsonNode json = row.json();
@@ -1900,7 +1993,7 @@ public class litefuse_hook implements Callable<Integer> {
         if (!toolUses.isEmpty()) {
             putFilterKey(metadata, "tool_name", String.join(",", toolUses.stream().map(use -> use.path("name").asText("unknown")).toList()));
         }
-        return new Observation(spanIdFor(traceId, "row:" + rowKey(row)), rootId, name, "generation",
+        return new Observation(spanIdFor(turnId, "row:" + rowKey(row)), rootId, name, "generation",
                 timeline.startBefore(end), end, null, outputText.text(), getModel(json),
                 usage == null || usage.isEmpty() ? null : usage, apiError ? "ERROR" : null,
                 apiError ? preview(masker.text(extractText(content))) : null, metadata);
@@ -1915,7 +2008,7 @@ public class litefuse_hook implements Callable<Integer> {
         return String.join("\n", parts);
     }
 
-    static Observation buildToolObservation(String traceId, String rootId, ToolCall call, ToolResult result,
+    static Observation buildToolObservation(String turnId, String rootId, ToolCall call, ToolResult result,
                                             Timeline timeline, int maxChars, Masker masker) {
         Instant decided = timeline.at(call.decisionRow());
         Instant start = decided.plusMillis(1);
@@ -1946,7 +2039,7 @@ public class litefuse_hook implements Callable<Integer> {
         ObjectNode metadata = wrap(meta);
         putFilterKey(metadata, "tool_name", call.name());
         if (AGENT_TOOLS.contains(call.name())) putFilterKey(metadata, "subagent_type", agentTypeOf(call, result));
-        return new Observation(spanIdFor(traceId, "tool:" + (call.id().isEmpty() ? rowKey(call.decisionRow()) : call.id())), rootId,
+        return new Observation(spanIdFor(turnId, "tool:" + (call.id().isEmpty() ? rowKey(call.decisionRow()) : call.id())), rootId,
                 "Tool call: " + call.name() + " (#" + call.stepIndex() + ")", "tool", start, end, input.text(),
                 output == null ? null : output.text(), null, null, level, statusMessage, metadata);
     }
@@ -2050,8 +2143,14 @@ public class litefuse_hook implements Callable<Integer> {
             "informational", "Information");
 
     /** One event per system row, every field verbatim in metadata; API errors and error-level rows are ERROR. */
-    static Observation buildSystemEvent(String traceId, String rootId, Row row, Timeline timeline, Masker masker) {
+    static Observation buildSystemEvent(String turnId, String rootId, Row row, Timeline timeline, Masker masker) {
         JsonNode json = row.json();
+        if ("user".equals(getRole(json))) {
+            Instant at = timeline.at(row);
+            return new Observation(spanIdFor(turnId, "event:" + rowKey(row)), rootId, "Stop hook feedback", "event", at, at,
+                    masker.text(extractText(getContent(json))), null, null, null, null, null,
+                    wrap(pick(json, "uuid", "parentUuid", "promptId", "isMeta")));
+        }
         String subtype = json.path("subtype").asText("system");
         String name = SYSTEM_EVENT_NAMES.getOrDefault(subtype, "System: " + subtype);
         if (subtype.equals("api_error") && json.has("retryAttempt")) {
@@ -2065,7 +2164,7 @@ public class litefuse_hook implements Callable<Integer> {
                 "timestamp", "type"));
         String statusMessage = level == null ? null : preview(masker.text(errorSummary(json)));
         Instant at = timeline.at(row);
-        return new Observation(spanIdFor(traceId, "event:" + rowKey(row)), rootId, name, "event",
+        return new Observation(spanIdFor(turnId, "event:" + rowKey(row)), rootId, name, "event",
                 at, at, json.path("content").isTextual() ? masker.text(json.path("content").asText()) : null, null, null, null,
                 level, statusMessage, wrap(meta));
     }
@@ -2537,11 +2636,12 @@ public class litefuse_hook implements Callable<Integer> {
                 ids.prepare(trace.traceId(), observation.id());
                 SpanBuilder builder = tracer.spanBuilder(observation.name())
                         .setStartTimestamp(observation.start().toEpochMilli(), TimeUnit.MILLISECONDS);
-                Span parent = observation.parentId() == null ? null : started.get(observation.parentId());
-                if (observation.parentId() == null) builder.setNoParent();
+                String parentId = observation.parentId() != null ? observation.parentId() : trace.parentSpanId();
+                Span parent = parentId == null ? null : started.get(parentId);
+                if (parentId == null) builder.setNoParent();
                 else if (parent != null) builder.setParent(Context.root().with(parent));
                 else builder.setParent(Context.root().with(Span.wrap(SpanContext.createFromRemoteParent(trace.traceId(),
-                            observation.parentId(), TraceFlags.getSampled(), TraceState.getDefault()))));
+                            parentId, TraceFlags.getSampled(), TraceState.getDefault()))));
                 Span span = builder.startSpan();
                 setObservationAttributes(span, trace, observation);
                 started.put(observation.id(), span);
@@ -2621,14 +2721,16 @@ public class litefuse_hook implements Callable<Integer> {
         setIfPresent(span, OBSERVATION_STATUS, observation.statusMessage());
         setMetadata(span, OBSERVATION_METADATA, observation.metadata(), true);
         if ("ERROR".equals(observation.level())) span.setStatus(StatusCode.ERROR, String.valueOf(observation.statusMessage()));
-        span.setAttribute(TRACE_NAME, trace.name());
+        // Under a caller's traceparent the trace is the caller's: its name, input and output stay theirs.
+        boolean ownTrace = trace.parentSpanId() == null;
+        if (ownTrace) span.setAttribute(TRACE_NAME, trace.name());
         setIfPresent(span, SESSION_ID, trace.sessionId());
         setIfPresent(span, USER_ID, trace.userId());
         setIfPresent(span, RELEASE, trace.release());
         setIfPresent(span, VERSION_ATTRIBUTE, trace.version());
         setIfPresent(span, ENVIRONMENT, trace.environment());
         span.setAttribute(TRACE_TAGS, trace.tags());
-        boolean root = observation == trace.root();
+        boolean root = observation == trace.root() && ownTrace;
         setMetadata(span, TRACE_METADATA, trace.metadata(), root);
         if (root) {
             span.setAttribute(AS_ROOT, true);
@@ -2698,6 +2800,28 @@ public class litefuse_hook implements Callable<Integer> {
             } catch (IOException | IllegalArgumentException e) {
                 return new Lookup(Presence.UNKNOWN, "cannot ask " + baseUrl + " (" + e.getClass().getSimpleName() + ")");
             }
+        }
+
+        /** The keys' project id from GET /api/public/projects, or null (no answer in time, or no access). */
+        String projectId(long timeoutMillis) {
+            try {
+                java.net.HttpURLConnection connection = (java.net.HttpURLConnection) java.net.URI.create(baseUrl + "/api/public/projects").toURL().openConnection();
+                connection.setConnectTimeout((int) Math.max(1, timeoutMillis));
+                connection.setReadTimeout((int) Math.max(1, timeoutMillis));
+                headers.forEach(connection::setRequestProperty);
+                if (connection.getResponseCode() != 200) return null;
+                try (InputStream in = connection.getInputStream()) {
+                    return textOrNull(JSON.readTree(in).path("data").path(0).get("id"));
+                }
+            } catch (IOException | IllegalArgumentException e) {
+                return null;
+            }
+        }
+
+        /** Where a trace is in Langfuse's UI: under its project, or through Langfuse's /trace/ redirect. */
+        String traceUrl(String projectId, String traceId) {
+            return projectId == null || projectId.isEmpty() ? baseUrl + "/trace/" + traceId
+                    : baseUrl + "/project/" + projectId + "/traces/" + traceId;
         }
     }
 
@@ -2770,7 +2894,8 @@ public class litefuse_hook implements Callable<Integer> {
             return;
         }
         long deadline = started + TimeUnit.MILLISECONDS.toNanos(config.exportBudgetMillis());
-        SessionOutcome outcome = processWithLock(config, target, started, deadline, true, false);
+        if (target.sessionEnded()) debug("Session " + target.sessionId() + " ended: its last turn is sent as it stands");
+        SessionOutcome outcome = processWithLock(config, target, started, deadline, true, target.sessionEnded());
         if (outcome != null && outcome.failure() == null) sendPendingSessions(config, target, started, deadline);
     }
 
@@ -2830,15 +2955,14 @@ public class litefuse_hook implements Callable<Integer> {
             warn("Transcript " + transcript + " does not look like a Claude Code transcript (no Claude Code rows); nothing to send");
         }
         EmissionPlan plan = planEmission(read.rows(), state, new AgentFiles(transcript), forceLast);
-        TraceContext ctx = new TraceContext(target.sessionId(), config.userId(), transcript.toString(), config.maxChars(),
-                config.masker(), config.environment());
+        TraceContext ctx = config.traceContext(target.sessionId(), transcript.toString());
         List<TraceRecord> traces = new ArrayList<>();
         List<SentPart> parts = new ArrayList<>();
         for (Emission emission : plan.emissions()) {
             TraceRecord trace = unsentPart(buildTrace(emission.turn(), emission.turnNumber(), ctx), emission.sentBefore());
             if (trace == null) continue;
             traces.add(trace);
-            parts.add(sentPart(trace, emission));
+            parts.add(sentPart(trace, emission, Instant.now()));
         }
         debug("Turns to send: " + traces.size() + (plan.deferred() ? ", last turn in progress" : ""));
         return new SessionWork(plan, traces, parts, read.endOffset());
@@ -2888,6 +3012,7 @@ public class litefuse_hook implements Callable<Integer> {
         }
         int acknowledged = outcome.acknowledged();
         int unsent = traces.size() - acknowledged;
+        if (acknowledged > 0) logSent(config, traces.subList(0, acknowledged), deadline);
         // Read again next time from the open turn (it may grow), the first turn not acknowledged, or the waiting one.
         long nextOffset = work.readEnd();
         if (state.openTurn() != null && state.offset() <= state.openTurn().offset()) nextOffset = Math.min(nextOffset, state.openTurn().offset());
@@ -2910,6 +3035,52 @@ public class litefuse_hook implements Callable<Integer> {
         info(String.format(Locale.ROOT, "Processed %d turns%s in %.2fs (session=%s)", acknowledged, deferred, seconds,
                 target.sessionId()));
         return new SessionOutcome(acknowledged, unsent > 0 ? outcome.failure() : null);
+    }
+
+    /** One line per trace sent, with its link in Langfuse (the project id is learned once and kept). */
+    static void logSent(Config config, List<TraceRecord> sent, long deadline) {
+        LangfuseApi api = LangfuseApi.of(config);
+        String projectId = api == null ? null : knownProjectId(config);
+        long leftMillis = TimeUnit.NANOSECONDS.toMillis(deadline - System.nanoTime());
+        if (api != null && projectId == null && leftMillis > 300) {
+            projectId = api.projectId(Math.min(1_000, leftMillis - 200));
+            if (projectId != null) rememberProjectId(config, projectId);
+        }
+        for (TraceRecord trace : sent) {
+            String where = api == null ? "trace " + trace.traceId() : api.traceUrl(projectId, trace.traceId());
+            String what = trace.root() == null ? trace.name() + " (" + trace.observations().size() + " more observations)" : trace.name();
+            info("Sent " + what + ": " + where);
+        }
+    }
+
+    static Path projectIds(Config config) {
+        return sessionsDir(config).resolve("projects.json");
+    }
+
+    static String projectKey(Config config) {
+        return config.baseUrl().replaceAll("/+$", "") + " " + config.publicKey();
+    }
+
+    /** The Langfuse project id of these keys, as learned before (by the hook or doctor), or null. */
+    static String knownProjectId(Config config) {
+        Path file = projectIds(config);
+        return Files.exists(file) ? textOrNull(loadState(file).get(projectKey(config))) : null;
+    }
+
+    /** Written without a lock (any session may learn it first): a private temporary file of its own, then a rename. */
+    static void rememberProjectId(Config config, String projectId) {
+        Path file = projectIds(config);
+        try {
+            ObjectNode known = loadState(file);
+            known.put(projectKey(config), projectId);
+            ensurePrivateDir(file.getParent());
+            Path tmp = Files.createTempFile(file.getParent(), "projects-", ".tmp",
+                    PosixFilePermissions.asFileAttribute(PosixFilePermissions.fromString("rw-------")));
+            Files.write(tmp, JSON.writeValueAsBytes(known));
+            Files.move(tmp, file, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
+        } catch (IOException | RuntimeException e) {
+            debug("Could not remember the project id: " + e);
+        }
     }
 
     /** What the look-ups found: parts Langfuse has, and the parts still to wait for (null: send the rest again). */
@@ -3138,8 +3309,7 @@ public class litefuse_hook implements Callable<Integer> {
                     continue;
                 }
                 String fallbackSession = sessionId != null ? sessionId : file.getFileName().toString().replaceFirst("\\.jsonl$", "");
-                TraceContext ctx = new TraceContext(fallbackSession, config.userId(),
-                        file.toAbsolutePath().normalize().toString(), config.maxChars(), config.masker(), config.environment());
+                TraceContext ctx = config.traceContext(fallbackSession, file.toAbsolutePath().normalize().toString());
                 try (StreamingSender sender = send ? new StreamingSender(config, force ? null : LangfuseApi.of(config)) : null) {
                     com.fasterxml.jackson.core.JsonGenerator generator = jsonOut;
                     int count = replayTranscript(file, ctx, trace -> {
@@ -3341,7 +3511,7 @@ public class litefuse_hook implements Callable<Integer> {
             long failed = 0;
             Map<String, Long> tokens = new LinkedHashMap<>();
             for (Path transcript : transcripts) {
-                HookTarget target = new HookTarget(transcript.getFileName().toString().replaceFirst("\\.jsonl$", ""), transcript, null);
+                HookTarget target = new HookTarget(transcript.getFileName().toString().replaceFirst("\\.jsonl$", ""), transcript, null, null);
                 String key = stateKey(target.sessionId(), transcript.toString());
                 if (dryRun) {
                     SessionState state = startingState(transcript, sessionsDir(config).resolve(key + ".json"));
@@ -3484,25 +3654,44 @@ public class litefuse_hook implements Callable<Integer> {
         return JSON.writer(SETTINGS_PRINTER).writeValueAsString(settings) + "\n";
     }
 
+    /** Env entries that hold a secret: a settings file with one of them is its owner's only (0600). */
+    static final List<String> SECRET_ENV_KEYS = List.of("LANGFUSE_SECRET_KEY", "CC_LANGFUSE_SECRET_KEY",
+            "OTEL_EXPORTER_OTLP_HEADERS", "OTEL_EXPORTER_OTLP_TRACES_HEADERS");
+
+    static boolean holdsSecret(JsonNode settings) {
+        return SECRET_ENV_KEYS.stream().anyMatch(key -> settings.path("env").hasNonNull(key));
+    }
+
+    static final java.util.Set<java.nio.file.attribute.PosixFilePermission> OWNER_ONLY = PosixFilePermissions.fromString("rw-------");
+
     /**
-     * Writes `settings` if it differs from the file: the old file is copied to `<name>.bak-<time>` first, the new one
-     * written atomically. Returns the backup's path, "" when there was no old file, null when nothing changed.
+     * Writes `settings` if it differs from the file: the old file is copied to `<name>.bak-<time>` first (owner-only:
+     * it may hold a key), the new one written atomically, owner-only when it holds a secret or is new, else with the
+     * old file's permissions. Returns the backup's path, "" when there was no old file, null when nothing changed.
      */
     static String writeSettingsIfChanged(Path file, ObjectNode settings) throws IOException {
         String text = settingsText(settings);
         boolean existed = Files.exists(file);
-        if (existed && Files.readString(file).equals(text)) return null;
-        if (existed && JSON.readTree(Files.readString(file).isBlank() ? "{}" : Files.readString(file)).equals(settings)) return null;
+        if (existed && Files.readString(file).equals(text) && !(holdsSecret(settings) && readableByOthers(file))) return null;
+        if (existed && JSON.readTree(Files.readString(file).isBlank() ? "{}" : Files.readString(file)).equals(settings)
+                && !(holdsSecret(settings) && readableByOthers(file))) return null;
         String backup = "";
+        java.util.Set<java.nio.file.attribute.PosixFilePermission> mode = OWNER_ONLY;
         if (existed) {
             Path copy = file.resolveSibling(file.getFileName() + ".bak-"
                     + DateTimeFormatter.ofPattern("yyyyMMdd-HHmmss-SSS").format(LocalDateTime.now()));
-            Files.copy(file, copy, StandardCopyOption.COPY_ATTRIBUTES);
+            Files.createFile(copy, PosixFilePermissions.asFileAttribute(OWNER_ONLY));
+            Files.copy(file, copy, StandardCopyOption.REPLACE_EXISTING);
+            Files.setPosixFilePermissions(copy, OWNER_ONLY);
             backup = copy.toString();
+            if (!holdsSecret(settings)) mode = Files.getPosixFilePermissions(file);
         }
         Files.createDirectories(file.getParent());
         Path tmp = file.resolveSibling(file.getFileName() + ".litefuse.tmp");
+        Files.deleteIfExists(tmp);
+        Files.createFile(tmp, PosixFilePermissions.asFileAttribute(OWNER_ONLY));
         Files.writeString(tmp, text);
+        Files.setPosixFilePermissions(tmp, mode);
         try {
             Files.move(tmp, file, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
         } catch (AtomicMoveNotSupportedException e) {
@@ -3511,16 +3700,30 @@ public class litefuse_hook implements Callable<Integer> {
         return backup;
     }
 
-    /** Adds our Stop hook (one group of its own) unless a hook with our command is already there; true if added. */
-    static boolean addStopHook(ObjectNode settings, String command, boolean async) {
+    /** Group or others may read the file. */
+    static boolean readableByOthers(Path file) throws IOException {
+        java.util.Set<java.nio.file.attribute.PosixFilePermission> mode = Files.getPosixFilePermissions(file);
+        return mode.contains(java.nio.file.attribute.PosixFilePermission.GROUP_READ)
+                || mode.contains(java.nio.file.attribute.PosixFilePermission.OTHERS_READ);
+    }
+
+    /** The events install registers the hook for: every Stop, and the end of a session (its last turn, as it stands). */
+    static final List<String> HOOK_EVENTS = List.of("Stop", "SessionEnd");
+
+    /**
+     * Adds our hook for `event` (one group of its own) unless a hook with our command is already there; true if the
+     * settings changed. Only Stop runs `async`: at SessionEnd Claude Code is exiting.
+     */
+    static boolean addHook(ObjectNode settings, String event, String command, boolean async) {
         ObjectNode hooks = settings.has("hooks") && settings.get("hooks").isObject()
                 ? (ObjectNode) settings.get("hooks") : settings.putObject("hooks");
-        ArrayNode stop = hooks.has("Stop") && hooks.get("Stop").isArray() ? (ArrayNode) hooks.get("Stop") : hooks.putArray("Stop");
-        for (JsonNode group : stop) {
+        ArrayNode groups = hooks.has(event) && hooks.get(event).isArray() ? (ArrayNode) hooks.get(event) : hooks.putArray(event);
+        boolean background = async && event.equals("Stop");
+        for (JsonNode group : groups) {
             for (JsonNode hook : group.path("hooks")) {
                 if (command.equals(hook.path("command").asText())) {
-                    if (hook instanceof ObjectNode object && async != object.path("async").asBoolean(false)) {
-                        if (async) object.put("async", true);
+                    if (hook instanceof ObjectNode object && background != object.path("async").asBoolean(false)) {
+                        if (background) object.put("async", true);
                         else object.remove("async");
                         return true;
                     }
@@ -3528,21 +3731,21 @@ public class litefuse_hook implements Callable<Integer> {
                 }
             }
         }
-        ObjectNode hook = stop.addObject().putArray("hooks").addObject();
+        ObjectNode hook = groups.addObject().putArray("hooks").addObject();
         hook.put("type", "command");
         hook.put("command", command);
         hook.put("timeout", HOOK_TIMEOUT_SECONDS);
-        if (async) hook.put("async", true);
+        if (background) hook.put("async", true);
         return true;
     }
 
-    /** Removes every Stop hook whose command is `command`, and the groups and containers that leaves empty. */
-    static boolean removeStopHook(ObjectNode settings, String command) {
-        JsonNode stop = settings.path("hooks").path("Stop");
-        if (!stop.isArray()) return false;
+    /** Removes every `event` hook whose command is `command`, and the groups and containers that leaves empty. */
+    static boolean removeHook(ObjectNode settings, String event, String command) {
+        JsonNode groups = settings.path("hooks").path(event);
+        if (!groups.isArray()) return false;
         boolean removed = false;
-        for (int g = stop.size() - 1; g >= 0; g--) {
-            JsonNode groupHooks = stop.get(g).path("hooks");
+        for (int g = groups.size() - 1; g >= 0; g--) {
+            JsonNode groupHooks = groups.get(g).path("hooks");
             if (!groupHooks.isArray()) continue;
             for (int h = groupHooks.size() - 1; h >= 0; h--) {
                 if (command.equals(groupHooks.get(h).path("command").asText())) {
@@ -3550,22 +3753,28 @@ public class litefuse_hook implements Callable<Integer> {
                     removed = true;
                 }
             }
-            if (removed && groupHooks.isEmpty()) ((ArrayNode) stop).remove(g);
+            if (removed && groupHooks.isEmpty()) ((ArrayNode) groups).remove(g);
         }
         ObjectNode hooks = (ObjectNode) settings.get("hooks");
-        if (removed && stop.isEmpty()) hooks.remove("Stop");
+        if (removed && groups.isEmpty()) hooks.remove(event);
         if (removed && hooks.isEmpty()) settings.remove("hooks");
         return removed;
     }
 
-    /** The env entries install writes: TRACE_TO_LANGFUSE, the keys and the host. */
-    static Map<String, String> envBlock(String publicKey, String secretKey, String baseUrl, String userId) {
+    /** Optional settings install copies from its own environment into the env block, as it does the keys. */
+    static final List<String> OPTIONAL_ENV = List.of("LITEFUSE_USER_ID", "CC_LANGFUSE_TAGS", "LANGFUSE_TRACING_ENVIRONMENT",
+            "CC_LANGFUSE_MAX_CHARS", "CC_LANGFUSE_EXPORT_BUDGET_MS", "CC_LANGFUSE_UNKNOWN_SETTLE_MS", "CC_LANGFUSE_DEBUG",
+            "CC_LANGFUSE_MASK_SECRETS", "CC_LANGFUSE_MASK_PATTERNS", "OTEL_EXPORTER_OTLP_ENDPOINT",
+            "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_HEADERS", "OTEL_EXPORTER_OTLP_TRACES_HEADERS");
+
+    /** The env entries install writes: TRACE_TO_LANGFUSE, the keys, the host, and the optional settings it was given. */
+    static Map<String, String> envBlock(String publicKey, String secretKey, String baseUrl, Map<String, String> optional) {
         Map<String, String> env = new LinkedHashMap<>();
         env.put("TRACE_TO_LANGFUSE", "true");
         env.put("LANGFUSE_PUBLIC_KEY", publicKey);
         env.put("LANGFUSE_SECRET_KEY", secretKey);
         env.put("LANGFUSE_BASE_URL", baseUrl);
-        if (userId != null) env.put("LITEFUSE_USER_ID", userId);
+        env.putAll(optional);
         return env;
     }
 
@@ -3655,24 +3864,30 @@ public class litefuse_hook implements Callable<Integer> {
                 "cp=" + shellQuote(classPath),
                 "archive=" + shellQuote(archive.toString()),
                 "source=" + shellQuote(source == null ? "" : source),
+                "# As a hook (no arguments) it prints nothing and exits 0 whatever happens: exit code 2 would block Claude Code.",
                 "fallback() {",
                 fallback == null
-                        ? "  echo 'litefuse-hook: the installed build is gone; run `litefuse-hook install` again' >&2; exit 0"
-                        : "  exec " + fallback + " \"$@\"",
+                        ? "  [ $# -eq 0 ] && exit 0; echo 'litefuse-hook: the installed build is gone; run `litefuse-hook install` again' >&2; exit 1"
+                        : "  [ $# -eq 0 ] || exec " + fallback + " \"$@\"\n  " + fallback + " >/dev/null 2>&1; exit 0",
                 "}",
                 "if [ $# -eq 0 ]; then",
-                "  case \"$TRACE_TO_LANGFUSE\" in [Tt][Rr][Uu][Ee]) ;; *) exit 0 ;; esac",
+                "  case \"$TRACE_TO_LANGFUSE\" in [Tt][Rr][Uu][Ee]) ;; '') [ -n \"$CLAUDE_PLUGIN_OPTION_PUBLIC_KEY\" ] || exit 0 ;; *) exit 0 ;; esac",
                 "fi",
                 "[ -x \"$java\" ] || fallback \"$@\"",
                 "old_ifs=$IFS; IFS=:",
                 "for jar in $cp; do [ -f \"$jar\" ] || { IFS=$old_ifs; fallback \"$@\"; }; done",
                 "IFS=$old_ifs",
                 fallback == null ? "" : "if [ -n \"$source\" ] && [ \"$source\" -nt \"$0\" ]; then touch \"$0\"; ("
-                        + fallback + " install --print-hook-command >/dev/null 2>&1 </dev/null &); fi",
-                "if [ -f \"$archive\" ]; then",
-                "  exec \"$java\" -XX:TieredStopAtLevel=1 -XX:+UseSerialGC -XX:-UsePerfData " + runtime.useArchiveFlags() + " -Xlog:disable -cp \"$cp\" litefuse_hook \"$@\"",
-                "fi",
-                "exec \"$java\" -XX:TieredStopAtLevel=1 -XX:+UseSerialGC -XX:-UsePerfData -Xshare:auto -Xlog:disable -cp \"$cp\" litefuse_hook \"$@\"",
+                        + fallback + " install --print-hook-command --launcher \"$0\" >/dev/null 2>&1 </dev/null &); fi",
+                "run() {",
+                "  if [ -f \"$archive\" ]; then",
+                "    \"$java\" -XX:TieredStopAtLevel=1 -XX:+UseSerialGC -XX:-UsePerfData " + runtime.useArchiveFlags() + " -Xlog:disable -cp \"$cp\" litefuse_hook \"$@\"",
+                "  else",
+                "    \"$java\" -XX:TieredStopAtLevel=1 -XX:+UseSerialGC -XX:-UsePerfData -Xshare:auto -Xlog:disable -cp \"$cp\" litefuse_hook \"$@\"",
+                "  fi",
+                "}",
+                "if [ $# -eq 0 ]; then run; exit 0; fi",
+                "run \"$@\"",
                 "");
     }
 
@@ -3695,9 +3910,10 @@ public class litefuse_hook implements Callable<Integer> {
             server.start();
             Path transcript = scratch.resolve("training.jsonl");
             Files.writeString(transcript, trainingTranscript());
-            Files.deleteIfExists(archive);
+            // Recorded beside the archive and renamed over it: a hook starting meanwhile never maps a half-written file.
+            Path recording = archive.resolveSibling(archive.getFileName() + ".recording-" + ProcessHandle.current().pid());
             List<String> command = new ArrayList<>(List.of(runtime.java().toString()));
-            command.addAll(runtime.recordArchiveFlags(archive));
+            command.addAll(runtime.recordArchiveFlags(recording));
             command.addAll(List.of("-Xlog:disable", "-cp", classPath, "litefuse_hook"));
             ProcessBuilder builder = new ProcessBuilder(command).redirectErrorStream(true)
                     .redirectOutput(scratch.resolve("training.log").toFile());
@@ -3710,7 +3926,12 @@ public class litefuse_hook implements Callable<Integer> {
             try (java.io.OutputStream stdin = process.getOutputStream()) {
                 stdin.write(("{\"session_id\":\"training\",\"transcript_path\":\"" + transcript + "\"}").getBytes(StandardCharsets.UTF_8));
             }
-            return process.waitFor(180, TimeUnit.SECONDS) && process.exitValue() == 0 && Files.isRegularFile(archive);
+            if (!process.waitFor(180, TimeUnit.SECONDS) || process.exitValue() != 0 || !Files.isRegularFile(recording)) {
+                Files.deleteIfExists(recording);
+                return false;
+            }
+            Files.move(recording, archive, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
+            return true;
         } catch (IOException | InterruptedException e) {
             return false;
         } finally {
@@ -3805,6 +4026,9 @@ public class litefuse_hook implements Callable<Integer> {
         @Option(names = "--print-hook-command", description = "Only write the launcher (and its start-up archive) and print the hook command.")
         boolean printHookCommand;
 
+        @Option(names = "--launcher", paramLabel = "FILE", description = "Where to write the launcher (default: ~/.claude/hooks/litefuse-hook; the plugin keeps its own in its data folder).")
+        Path launcherFile;
+
         @Option(names = "--java", paramLabel = "PATH", description = "The java the hook runs on (default: the newest JDK 17+ found here).")
         Path javaPath;
 
@@ -3838,15 +4062,18 @@ public class litefuse_hook implements Callable<Integer> {
 
             String sourceFile = source != null ? source.toAbsolutePath().normalize().toString()
                     : Files.isRegularFile(Paths.get("litefuse_hook.java")) ? Paths.get("litefuse_hook.java").toAbsolutePath().toString() : null;
-            Path launcher = launcherPath(home);
+            Path launcher = launcherFile != null ? launcherFile.toAbsolutePath().normalize() : launcherPath(home);
             Files.createDirectories(launcher.getParent());
             JavaRuntime java = javaPath != null ? new JavaRuntime(javaPath.toAbsolutePath(),
                     javaFeature(javaPath.toAbsolutePath().getParent().getParent())) : fastestJava(env, home);
             String classPath = System.getProperty("java.class.path");
-            Path archive = launcher.resolveSibling("litefuse-hook" + java.archiveSuffix());
+            Path archive = launcher.resolveSibling(launcher.getFileName() + java.archiveSuffix());
             boolean trained = trainArchive(java, classPath, archive);
-            Files.writeString(launcher, launcherScript(java, classPath, archive, fallbackCommand(env, home, sourceFile), sourceFile));
-            launcher.toFile().setExecutable(true, false);
+            // Written beside it and renamed over it: Claude Code may be starting the old launcher right now.
+            Path next = launcher.resolveSibling(launcher.getFileName() + ".next-" + ProcessHandle.current().pid());
+            Files.writeString(next, launcherScript(java, classPath, archive, fallbackCommand(env, home, sourceFile), sourceFile));
+            next.toFile().setExecutable(true, false);
+            Files.move(next, launcher, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
             if (printHookCommand) {
                 out.println(launcher);
                 return 0;
@@ -3863,13 +4090,19 @@ public class litefuse_hook implements Callable<Integer> {
                 return 1;
             }
             ObjectNode manifest = loadState(installManifest(home));
-            boolean hookChanged = addStopHook(files.get(hookFile), HOOK_COMMAND, async);
+            boolean hookChanged = false;
+            for (String event : HOOK_EVENTS) hookChanged |= addHook(files.get(hookFile), event, HOOK_COMMAND, async);
             recordInstall(manifest, hookFile, "hook", HOOK_COMMAND);
+            Map<String, String> optional = new LinkedHashMap<>();
             if (!noEnv) {
                 ObjectNode settings = files.get(envFile);
                 ObjectNode envNode = settings.has("env") && settings.get("env").isObject()
                         ? (ObjectNode) settings.get("env") : settings.putObject("env");
-                for (Map.Entry<String, String> entry : envBlock(pk, sk, url, userId).entrySet()) {
+                for (String name : OPTIONAL_ENV) {
+                    if (firstNonBlank(env.get(name)) != null) optional.put(name, env.get(name).strip());
+                }
+                if (userId != null) optional.put("LITEFUSE_USER_ID", userId);
+                for (Map.Entry<String, String> entry : envBlock(pk, sk, url, optional).entrySet()) {
                     if (!envNode.has(entry.getKey())) recordInstall(manifest, envFile, "env", entry.getKey());
                     envNode.put(entry.getKey(), entry.getValue());
                 }
@@ -3882,13 +4115,14 @@ public class litefuse_hook implements Callable<Integer> {
                 if (!existed && backup != null) recordInstall(manifest, file.getKey(), "created", "file");
             }
             saveState(installManifest(home), manifest);
-            out.println("Stop hook: " + HOOK_COMMAND + (async ? " (async)" : "") + " in " + hookFile
+            out.println("Hooks:     Stop" + (async ? " (async)" : "") + " and SessionEnd: " + HOOK_COMMAND + " in " + hookFile
                     + (hookChanged ? "" : " (already there)"));
             out.println("Launcher:  " + launcher + " (runs Java " + java.feature() + " directly, "
                     + (trained ? "with a start-up archive" : "without a start-up archive: recording it failed") + ")");
             if (!noEnv) {
                 out.println("Env:       TRACE_TO_LANGFUSE=true, LANGFUSE_PUBLIC_KEY=" + redactKey(pk) + ", LANGFUSE_SECRET_KEY="
                         + redactKey(sk) + ", LANGFUSE_BASE_URL=" + url + " in " + envFile);
+                if (!optional.isEmpty()) out.println("           and " + String.join(", ", optional.keySet()) + " from this environment");
             }
             out.println("Next:      litefuse-hook doctor --send-test");
             return 0;
@@ -3932,7 +4166,7 @@ public class litefuse_hook implements Callable<Integer> {
                     status = 1;
                     continue;
                 }
-                entry.getValue().path("hook").forEach(command -> removeStopHook(settings, command.asText()));
+                entry.getValue().path("hook").forEach(command -> HOOK_EVENTS.forEach(event -> removeHook(settings, event, command.asText())));
                 JsonNode envNode = settings.path("env");
                 if (envNode instanceof ObjectNode envObject) {
                     entry.getValue().path("env").forEach(key -> envObject.remove(key.asText()));
@@ -4018,6 +4252,11 @@ public class litefuse_hook implements Callable<Integer> {
                                             Map<String, String> sources) throws IOException {
         Map<String, String> env = new HashMap<>(processEnv);
         processEnv.keySet().forEach(key -> sources.put(key, "the environment"));
+        String plugin = enabledPlugin(home, projectDir);
+        pluginOptions(home, projectDir, plugin).forEach((name, value) -> {
+            env.putIfAbsent(name, value);
+            sources.putIfAbsent(name, "the plugin " + plugin);
+        });
         for (Scope scope : Scope.values()) {
             Path file = scope.settingsFile(home, projectDir);
             readSettings(file).path("env").properties().forEach(entry -> {
@@ -4026,6 +4265,36 @@ public class litefuse_hook implements Callable<Integer> {
             });
         }
         return env;
+    }
+
+    /** The litefuse-hook plugin enabled in these settings ("litefuse-hook@<marketplace>"), or null. */
+    static String enabledPlugin(Path home, Path projectDir) throws IOException {
+        String enabled = null;
+        for (Scope scope : Scope.values()) {
+            for (Map.Entry<String, JsonNode> entry : readSettings(scope.settingsFile(home, projectDir)).path("enabledPlugins").properties()) {
+                if (entry.getKey().startsWith("litefuse-hook@")) enabled = entry.getValue().asBoolean(false) ? entry.getKey() : null;
+            }
+        }
+        return enabled;
+    }
+
+    /**
+     * The plugin's options as its hooks get them (CLAUDE_PLUGIN_OPTION_<NAME>): from `pluginConfigs` in the settings,
+     * the secret from ~/.claude/.credentials.json where Claude Code keeps it outside a system keychain.
+     */
+    static Map<String, String> pluginOptions(Path home, Path projectDir, String plugin) throws IOException {
+        Map<String, String> options = new HashMap<>();
+        if (plugin == null) return options;
+        for (Scope scope : Scope.values()) {
+            readSettings(scope.settingsFile(home, projectDir)).path("pluginConfigs").path(plugin).path("options").properties()
+                    .forEach(entry -> options.put("CLAUDE_PLUGIN_OPTION_" + entry.getKey().toUpperCase(Locale.ROOT), entry.getValue().asText()));
+        }
+        Path credentials = home.resolve(".claude").resolve(".credentials.json");
+        if (Files.isReadable(credentials)) {
+            readSettings(credentials).path("pluginSecrets").path(plugin).properties()
+                    .forEach(entry -> options.put("CLAUDE_PLUGIN_OPTION_" + entry.getKey().toUpperCase(Locale.ROOT), entry.getValue().asText()));
+        }
+        return options;
     }
 
     static String findJBang(Map<String, String> env, Path home) {
@@ -4063,7 +4332,7 @@ public class litefuse_hook implements Callable<Integer> {
                 new Observation(spanIdFor(traceId, "event"), rootId, "canary", "event", now.plusMillis(1), now.plusMillis(1),
                         input, null, null, null, null, null, wrap(NODES.objectNode())));
         return new TraceRecord(traceId, "litefuse-hook doctor canary", "litefuse-hook-doctor", userId, VERSION, VERSION,
-                environment, List.of("claude-code", "litefuse-doctor"), input, output, wrap(meta), observations);
+                environment, List.of("claude-code", "litefuse-doctor"), input, output, wrap(meta), observations, null);
     }
 
     @Command(name = "doctor", mixinStandardHelpOptions = true,
@@ -4102,17 +4371,33 @@ public class litefuse_hook implements Callable<Integer> {
             }
             Config config = loadConfig(env);
             config.problems().forEach(problem -> checks.add(new Check(false, "Setting", problem)));
+            for (Scope scope : Scope.values()) {
+                Path file = scope.settingsFile(home, dir);
+                if (Files.exists(file) && holdsSecret(readSettings(file)) && readableByOthers(file)) {
+                    checks.add(new Check(false, "Secret", file + " holds a secret key and other users can read it ("
+                            + PosixFilePermissions.toString(Files.getPosixFilePermissions(file)) + "); run: chmod 600 " + file));
+                }
+            }
             boolean enabled = config.enabled();
-            checks.add(new Check(enabled, "TRACE_TO_LANGFUSE", enabled ? "true (from " + sources.get("TRACE_TO_LANGFUSE") + ")"
+            String onBecause = env.containsKey("TRACE_TO_LANGFUSE") ? "true (from " + sources.get("TRACE_TO_LANGFUSE") + ")"
+                    : "on: the plugin has keys (TRACE_TO_LANGFUSE=false in a project's env turns it off there)";
+            checks.add(new Check(enabled, "TRACE_TO_LANGFUSE", enabled ? onBecause
                     : "not \"true\" here, so the hook does nothing in this project; run litefuse-hook install"));
+            String keySource = config.publicKey() == null ? null : config.publicKey().equals(env.get("CC_LANGFUSE_PUBLIC_KEY"))
+                    ? "CC_LANGFUSE_PUBLIC_KEY" : config.publicKey().equals(env.get("LANGFUSE_PUBLIC_KEY")) ? "LANGFUSE_PUBLIC_KEY"
+                    : "CLAUDE_PLUGIN_OPTION_PUBLIC_KEY";
+            boolean secretInKeychain = config.publicKey() != null && config.secretKey() == null && enabledPlugin(home, dir) != null;
             checks.add(new Check(config.canExport(), "Keys", config.hasKeys()
                     ? "LANGFUSE_PUBLIC_KEY=" + redactKey(config.publicKey()) + ", secret " + redactKey(config.secretKey())
-                    + " (from " + sources.get(config.publicKey().equals(env.get("CC_LANGFUSE_PUBLIC_KEY")) ? "CC_LANGFUSE_PUBLIC_KEY" : "LANGFUSE_PUBLIC_KEY") + ")"
+                    + " (from " + sources.get(keySource) + ")"
+                    : secretInKeychain ? "the plugin's secret key is in the system keychain, where doctor cannot read it; "
+                    + "run doctor with LANGFUSE_SECRET_KEY set to check the keys"
                     : config.canExport() ? "none; traces go to " + config.tracesEndpoint() + " (OTEL_EXPORTER_OTLP_*)"
                     : "LANGFUSE_PUBLIC_KEY / LANGFUSE_SECRET_KEY missing"));
             CredentialCheck credentials = null;
             if (config.hasKeys()) {
                 credentials = checkCredentials(config.baseUrl(), config.publicKey(), config.secretKey());
+                if (credentials.ok() && !credentials.projectId().isEmpty()) rememberProjectId(config, credentials.projectId());
                 checks.add(new Check(credentials.ok(), "Langfuse", credentials.ok()
                         ? "authenticated at " + config.baseUrl() + ", project \"" + credentials.projectName() + "\" (" + credentials.projectId() + ")"
                         : credentials.problem()));
@@ -4139,23 +4424,50 @@ public class litefuse_hook implements Callable<Integer> {
             return failed == 0 ? 0 : 1;
         }
 
+        /**
+         * Where the hook is registered: settings files (from `install` or by hand), the plugin, or both (then every
+         * Stop runs it twice: each turn is still sent once, but one of them should go).
+         */
         static Check hookCheck(Path home, Path dir) throws IOException {
             List<String> found = new ArrayList<>();
+            Set<String> events = new LinkedHashSet<>();
             Check launcherProblem = null;
             for (Scope scope : Scope.values()) {
                 Path file = scope.settingsFile(home, dir);
-                for (JsonNode group : readSettings(file).path("hooks").path("Stop")) {
-                    for (JsonNode hook : group.path("hooks")) {
-                        String command = hook.path("command").asText("");
-                        if (!command.contains("litefuse")) continue;
-                        found.add(command + " in " + file + (hook.path("async").asBoolean(false) ? " (async)" : ""));
-                        if (command.equals(HOOK_COMMAND)) launcherProblem = launcherCheck(launcherPath(home));
+                for (String event : HOOK_EVENTS) {
+                    for (JsonNode group : readSettings(file).path("hooks").path(event)) {
+                        for (JsonNode hook : group.path("hooks")) {
+                            String command = hook.path("command").asText("");
+                            if (!command.contains("litefuse")) continue;
+                            events.add(event);
+                            String where = command + " in " + file;
+                            if (!found.contains(where)) found.add(where);
+                            if (command.equals(HOOK_COMMAND)) launcherProblem = launcherCheck(launcherPath(home));
+                        }
                     }
                 }
             }
-            if (found.isEmpty()) return new Check(false, "Stop hook", "not in any settings file; run litefuse-hook install");
+            String plugin = enabledPlugin(home, dir);
+            if (plugin != null && !found.isEmpty()) {
+                return new Check(false, "Hooks", "registered twice: by the plugin " + plugin + " and as " + String.join("; ", found)
+                        + ". Each turn is still sent once, but every Stop runs the hook twice: keep one (`litefuse-hook uninstall`, "
+                        + "or `claude plugin uninstall " + plugin + "`)");
+            }
+            if (plugin != null) {
+                Path fastPath = home.resolve(".claude/plugins/data/" + plugin.replace('@', '-')).resolve("litefuse-hook");
+                return new Check(true, "Hooks", "Stop and SessionEnd by the plugin " + plugin + (Files.isExecutable(fastPath)
+                        ? ", fast path " + fastPath : "; its first firings run through JBang while the fast path is built"));
+            }
+            if (found.isEmpty()) {
+                return new Check(false, "Hooks", "not registered: install the plugin (`claude plugin install litefuse-hook@litefuse`) "
+                        + "or run litefuse-hook install");
+            }
             if (launcherProblem != null && !launcherProblem.ok()) return launcherProblem;
-            return new Check(true, "Stop hook", String.join("; ", found));
+            if (!events.contains("SessionEnd")) {
+                return new Check(false, "Hooks", "Stop only (" + String.join("; ", found) + "); run litefuse-hook install again "
+                        + "to add SessionEnd, which sends a session's last turn when the session ends");
+            }
+            return new Check(true, "Hooks", String.join(", ", events) + ": " + String.join("; ", found));
         }
 
         static Check launcherCheck(Path launcher) throws IOException {
@@ -4249,6 +4561,59 @@ public class litefuse_hook implements Callable<Integer> {
                 }
                 DeadlineHttpSender.sleepQuietly(500);
             }
+        }
+    }
+
+    /** Claude Code keeps a project's transcripts in ~/.claude/projects/<the directory, every other character a '-'>. */
+    static String claudeProjectFolder(Path dir) {
+        return dir.toString().replaceAll("[^A-Za-z0-9]", "-");
+    }
+
+    @Command(name = "last", mixinStandardHelpOptions = true,
+            description = "Print the Langfuse link of the newest trace the hook sent from this project (opens nothing).")
+    static final class Last extends Subcommand {
+        @Option(names = "--dir", paramLabel = "DIR", description = "The project directory (default: the current directory).")
+        Path projectDir;
+
+        @Override
+        public Integer call() throws IOException {
+            Map<String, String> processEnv = parent.environment;
+            Path home = loadConfig(processEnv).home();
+            Path dir = (projectDir == null ? Paths.get("") : projectDir).toAbsolutePath().normalize();
+            Config config = loadConfig(effectiveEnv(processEnv, home, dir, new HashMap<>()));
+            String folder = claudeProjectFolder(dir);
+            SessionState newest = null;
+            String newestSession = null;
+            Path states = sessionsDir(config);
+            if (Files.isDirectory(states)) {
+                try (java.util.stream.Stream<Path> files = Files.list(states)) {
+                    for (Path file : files.filter(f -> f.getFileName().toString().matches("[0-9a-f]{64}\\.json")).toList()) {
+                        ObjectNode saved = loadState(file);
+                        Path transcript = Paths.get(saved.path("transcript_path").asText("/"));
+                        SessionState state = loadSessionState(saved);
+                        if (state.openTurn() == null || transcript.getParent() == null
+                                || !transcript.getParent().getFileName().toString().equals(folder)) continue;
+                        if (newest == null || state.openTurn().sentAt().isAfter(newest.openTurn().sentAt())) {
+                            newest = state;
+                            newestSession = saved.path("session_id").asText("?");
+                        }
+                    }
+                }
+            }
+            if (newest == null) {
+                err().println("No trace sent from " + dir + " yet (the hook keeps what it sent in " + states + ")");
+                return 1;
+            }
+            SentTurn turn = newest.openTurn();
+            LangfuseApi api = LangfuseApi.of(config);
+            String projectId = api == null ? null : knownProjectId(config);
+            if (api != null && projectId == null) {
+                projectId = api.projectId(3_000);
+                if (projectId != null) rememberProjectId(config, projectId);
+            }
+            out().println(api == null ? turn.traceId() : api.traceUrl(projectId, turn.traceId()));
+            err().println("Claude Code - Turn " + turn.turnNumber() + " of session " + newestSession + ", sent " + turn.sentAt());
+            return 0;
         }
     }
 

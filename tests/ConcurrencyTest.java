@@ -60,7 +60,7 @@ public class ConcurrencyTest extends ReceiverFixture {
         Path dir = home.resolve(".claude/state/litefuse");
         if (!Files.isDirectory(dir)) return;
         try (Stream<Path> files = Files.list(dir)) {
-            for (Path state : files.filter(p -> p.toString().endsWith(".json")).toList()) {
+            for (Path state : files.filter(p -> p.getFileName().toString().matches("[0-9a-f]{64}\\.json")).toList()) {
                 JsonNode parsed = TestSupport.JSON.readTree(state.toFile());
                 assertTrue(parsed.has("offset") && parsed.has("emitted_user_uuids"), state + " is a whole state");
             }
@@ -141,7 +141,7 @@ public class ConcurrencyTest extends ReceiverFixture {
         Path dir = home.resolve(".claude/state/litefuse");
         if (!Files.isDirectory(dir)) return false;
         try (Stream<Path> files = Files.list(dir)) {
-            for (Path state : files.filter(p -> p.toString().endsWith(".json")).toList()) {
+            for (Path state : files.filter(p -> p.getFileName().toString().matches("[0-9a-f]{64}\\.json")).toList()) {
                 if (TestSupport.JSON.readTree(state.toFile()).has("in_flight")) return true;
             }
         }

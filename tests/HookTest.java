@@ -121,6 +121,39 @@ public class HookTest extends ReceiverFixture {
     }
 
     @Test
+    void transcriptWithoutStopReasonsFiredAfterEveryLineSendsEverySpanOnce() throws IOException {
+        // 2.1.12 to 2.1.39 write no stop_reason: a text row mid-turn looks like the final answer, so turns are sent
+        // early and grow afterwards. Fired after every line (even inside a message), every span must arrive once.
+        Path source = TestSupport.transcript("entireio__cli__7662d755-microcompact.jsonl");
+        Path target = home.resolve("microcompact.jsonl");
+        List<Integer> cuts = new ArrayList<>();
+        byte[] all = Files.readAllBytes(source);
+        for (int i = 0; i < all.length - 1; i++) {
+            if (all[i] == '\n') cuts.add(i + 1);
+        }
+        writeInSlicesFiring(source, target, cuts, "microcompact");
+        List<litefuse_hook.TraceRecord> expected = TestSupport.replay(target);
+        Set<String> expectedSpans = new TreeSet<>();
+        expected.forEach(trace -> trace.observations().forEach(o -> expectedSpans.add(trace.traceId() + "/" + o.id())));
+        Set<String> stored = receiver.storedSpans().stream().map(s -> s.traceId() + "/" + s.spanId()).collect(Collectors.toCollection(TreeSet::new));
+        assertEquals(expectedSpans, stored, "every span of every turn arrived");
+        assertEquals(0, receiver.spansReceivedTwice(), "no span twice");
+        List<Map<String, Long>> usages = new ArrayList<>();
+        for (OtlpReceiver.ReceivedSpan span : receiver.storedSpans()) {
+            String usage = span.attr("langfuse.observation.usage_details");
+            if (usage != null) usages.add(TestSupport.JSON.readValue(usage, new TypeReference<Map<String, Long>>() { }));
+        }
+        Map<String, Long> independent = TestSupport.usageOverUniqueMessages(target);
+        Map<String, Long> sent = TestSupport.totalsOf(usages);
+        for (String key : List.of("input", "cache_read", "cache_write")) assertEquals(independent.get(key), sent.get(key), key + " once per message");
+        assertTrue(sent.get("output") <= independent.get("output"), "output tokens never counted twice");
+        long grown = TestSupport.log(home).lines().filter(l -> l.contains("more observations)")).count();
+        System.out.printf("GROWTH | %s fired after each of %d lines | %d spans, 0 twice | %d deltas of turns sent early%n",
+                source.getFileName(), cuts.size() + 1, stored.size(), grown);
+        assertTrue(grown > 0, "some turn grew after it was sent");
+    }
+
+    @Test
     void inProgressTurnWaitsForItsFinalResponse() throws IOException {
         List<String> lines = Files.readAllLines(TestSupport.transcript("crafted__edge-cases.jsonl"));
         int turn5 = indexOfUuid(lines, "u5");

@@ -285,7 +285,7 @@ public class InstallTest extends ReceiverFixture {
     void doctorWithoutInstall() {
         Result result = run("doctor", "--dir", project.toString());
         assertEquals(1, result.exitCode());
-        assertTrue(result.out().contains("FAIL  Stop hook: not in any settings file; run litefuse-hook install"), result.out());
+        assertTrue(result.out().contains("FAIL  Hooks: not registered: install the plugin"), result.out());
         assertTrue(result.out().contains("FAIL  TRACE_TO_LANGFUSE"), result.out());
     }
 

@@ -175,7 +175,7 @@ public class ReplayTest {
     @Test
     void truncationIsRecordedInMetadata() throws IOException {
         Path file = TestSupport.transcript("crafted__edge-cases.jsonl");
-        litefuse_hook.TraceContext small = new litefuse_hook.TraceContext("s", "u", "t", 10, TestSupport.MASKER, null);
+        litefuse_hook.TraceContext small = new litefuse_hook.TraceContext("s", "u", "t", 10, TestSupport.MASKER, null, java.util.List.of("claude-code"), null);
         litefuse_hook.TraceRecord turn = litefuse_hook.replayFile(file, small).get(0);
         assertEquals("Look at th", turn.input());
         assertEquals(23, turn.metadata().path("claude_code").path("user_text_orig_len").asInt());
@@ -223,7 +223,7 @@ public class ReplayTest {
     void idsAreStableAndDerivedFromKeys() throws IOException {
         Path file = TestSupport.transcript("marot__spotter__tool_heavy.jsonl");
         List<litefuse_hook.TraceRecord> first = TestSupport.replay(file);
-        List<litefuse_hook.TraceRecord> second = litefuse_hook.replayFile(file, new litefuse_hook.TraceContext("x", "other-user", "elsewhere", 50, TestSupport.MASKER, null));
+        List<litefuse_hook.TraceRecord> second = litefuse_hook.replayFile(file, new litefuse_hook.TraceContext("x", "other-user", "elsewhere", 50, TestSupport.MASKER, null, java.util.List.of("claude-code"), null));
         Set<String> spanIds = new HashSet<>();
         for (int i = 0; i < first.size(); i++) {
             litefuse_hook.TraceRecord trace = first.get(i);

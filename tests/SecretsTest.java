@@ -86,7 +86,7 @@ public class SecretsTest extends ReceiverFixture {
         Path transcript = leakyTranscript();
         litefuse_hook.Masker off = litefuse_hook.Masker.fromEnv("false", null, new java.util.ArrayList<>());
         litefuse_hook.TraceRecord unmasked = litefuse_hook.replayFile(transcript,
-                new litefuse_hook.TraceContext("s", "u", "t", 1_000_000, off, null)).get(4);
+                new litefuse_hook.TraceContext("s", "u", "t", 1_000_000, off, null, java.util.List.of("claude-code"), null)).get(4);
         assertTrue(unmasked.input().contains("AKIAIOSFODNN7EXAMPLE"), "CC_LANGFUSE_MASK_SECRETS=false sends text as it is");
 
         Map<String, String> env = new HashMap<>(TestSupport.hookEnv(home, receiver.baseUrl()));

@@ -16,6 +16,11 @@
 //SOURCES DocsTest.java
 //SOURCES SubagentTest.java
 //SOURCES BackfillTest.java
+//SOURCES MockAnthropic.java
+//SOURCES RealClient.java
+//SOURCES RealClientScenario.java
+//SOURCES RealClientProbeTest.java
+//SOURCES RealClientTest.java
 //DEPS org.junit.jupiter:junit-jupiter-engine:5.13.4
 //DEPS org.junit.platform:junit-platform-launcher:1.13.4
 //DEPS io.opentelemetry.proto:opentelemetry-proto:1.11.0-alpha
@@ -40,12 +45,16 @@ import static org.junit.platform.launcher.core.LauncherDiscoveryRequestBuilder.r
 public class TestAll {
     static final List<Class<?>> SUITE = List.of(ReplayTest.class, HookTest.class, WireTest.class, FaultTest.class,
             ConcurrencyTest.class, BadInputTest.class, TranscriptChangeTest.class, SecretsTest.class, InstallTest.class,
-            DocsTest.class, SubagentTest.class, BackfillTest.class);
+            DocsTest.class, SubagentTest.class, BackfillTest.class, RealClientProbeTest.class, RealClientTest.class);
 
     public static void main(String[] args) {
-        LauncherDiscoveryRequest discovery = request()
-                .selectors(SUITE.stream().map(c -> selectClass(c)).toList())
-                .build();
+        // Arguments pick test classes (or methods, Class#method) by name; none runs the whole suite.
+        List<org.junit.platform.engine.DiscoverySelector> selectors = args.length == 0
+                ? SUITE.stream().map(c -> (org.junit.platform.engine.DiscoverySelector) selectClass(c)).toList()
+                : java.util.Arrays.stream(args).map(name -> name.contains("#")
+                        ? (org.junit.platform.engine.DiscoverySelector) org.junit.platform.engine.discovery.DiscoverySelectors.selectMethod(name)
+                        : selectClass(name)).toList();
+        LauncherDiscoveryRequest discovery = request().selectors(selectors).build();
         SummaryGeneratingListener summary = new SummaryGeneratingListener();
         TestExecutionListener progress = new TestExecutionListener() {
             @Override

@@ -52,7 +52,7 @@ final class TestSupport {
 
     static litefuse_hook.TraceContext context(Path file) {
         return new litefuse_hook.TraceContext(file.getFileName().toString().replaceFirst("\\.jsonl$", ""), "test-user",
-                "tests/transcripts/" + file.getFileName(), litefuse_hook.DEFAULT_MAX_CHARS, MASKER, null);
+                "tests/transcripts/" + file.getFileName(), litefuse_hook.DEFAULT_MAX_CHARS, MASKER, null, List.of("claude-code"), null);
     }
 
     static List<litefuse_hook.TraceRecord> replay(Path file) throws IOException {

@@ -43,7 +43,7 @@ public class WireTest extends ReceiverFixture {
         }
 
         List<litefuse_hook.TraceRecord> expected = litefuse_hook.replayFile(transcript,
-                new litefuse_hook.TraceContext("sess-A", "test-user", transcript.toAbsolutePath().toString(), litefuse_hook.DEFAULT_MAX_CHARS, TestSupport.MASKER, null));
+                new litefuse_hook.TraceContext("sess-A", "test-user", transcript.toAbsolutePath().toString(), litefuse_hook.DEFAULT_MAX_CHARS, TestSupport.MASKER, null, java.util.List.of("claude-code"), null));
         List<OtlpReceiver.ReceivedSpan> spans = receiver.acceptedSpans();
         assertEquals(expected.stream().mapToInt(t -> t.observations().size()).sum(), spans.size());
         Map<String, OtlpReceiver.ReceivedSpan> byId = spans.stream().collect(Collectors.toMap(OtlpReceiver.ReceivedSpan::spanId, s -> s));
