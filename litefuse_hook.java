@@ -1163,7 +1163,7 @@ public class litefuse_hook implements Callable<Integer> {
      */
     record Turn(Row userRow, TurnKind kind, List<Row> assistantRows, Map<String, ToolResult> toolResultsById,
                 List<Row> systemRows, Row interruptRow, List<Row> sidechainRows, List<AgentRun> agents,
-                Instant lastActivity) {
+                Instant lastActivity, Map<String, Row> apiRequests) {
         boolean interrupted() {
             return interruptRow != null;
         }
@@ -1174,7 +1174,7 @@ public class litefuse_hook implements Callable<Integer> {
 
         Turn withAgents(List<AgentRun> attached) {
             return new Turn(userRow, kind, assistantRows, toolResultsById, systemRows, interruptRow, sidechainRows,
-                    List.copyOf(attached), lastActivity);
+                    List.copyOf(attached), lastActivity, apiRequests);
         }
 
         /** Worth a trace: the model answered, or a subagent (a compaction, a background agent) did work in it. */
@@ -1202,6 +1202,7 @@ public class litefuse_hook implements Callable<Integer> {
         private Map<String, ToolResult> toolResults = new LinkedHashMap<>();
         private List<Row> systemRows = new ArrayList<>();
         private List<Row> sidechainRows = new ArrayList<>();
+        private Map<String, Row> apiRequests = new HashMap<>();
         private Row interruptRow;
         private Instant lastActivity;
 
@@ -1228,6 +1229,10 @@ public class litefuse_hook implements Callable<Integer> {
                 if (userRow != null && !isLocalPlaceholder(row.json())) assistantRows.add(row);
             } else if (row.type().equals("system")) {
                 if (userRow != null && !"stop_hook_summary".equals(row.json().path("subtype").asText())) systemRows.add(row);
+            } else if (row.type().equals("api-request")) {
+                // 2.1.3xx: when each Messages API request went out (assistant rows name it in requestRef).
+                String id = row.json().path("id").asText("");
+                if (userRow != null && !id.isEmpty()) apiRequests.put(id, row);
             }
             Instant time = row.timestamp();
             if (userRow != null && time != null && (lastActivity == null || time.isAfter(lastActivity))) lastActivity = time;
@@ -1277,13 +1282,14 @@ public class litefuse_hook implements Callable<Integer> {
             if (userRow != null) {
                 sink.accept(new Turn(userRow, kind, List.copyOf(assistantRows), Map.copyOf(toolResults),
                         trimTrailingSystemRows(systemRows, assistantRows, interruptRow), interruptRow,
-                        List.copyOf(sidechainRows), List.of(), lastActivity));
+                        List.copyOf(sidechainRows), List.of(), lastActivity, Map.copyOf(apiRequests)));
             }
             userRow = null;
             assistantRows = new ArrayList<>();
             toolResults = new LinkedHashMap<>();
             systemRows = new ArrayList<>();
             sidechainRows = new ArrayList<>();
+            apiRequests = new HashMap<>();
             interruptRow = null;
             lastActivity = null;
         }
@@ -1705,7 +1711,7 @@ public class litefuse_hook implements Callable<Integer> {
         }
         Truncated output = truncateText(masker.text(finalText), ctx.maxChars());
         ObjectNode traceMeta = pick(userJson, "uuid", "parentUuid", "promptId", "isMeta", "origin", "cwd", "gitBranch",
-                "version", "entrypoint", "userType", "isSidechain", "permissionMode");
+                "version", "entrypoint", "userType", "isSidechain", "permissionMode", "promptSource", "turnOrigin");
         traceMeta.put("sessionId", sessionId);
         traceMeta.put("turn_number", turnNumber);
         traceMeta.put("transcript_path", ctx.transcriptPath());
@@ -1760,12 +1766,15 @@ public class litefuse_hook implements Callable<Integer> {
         Map<String, AgentRun> agentByCall = new HashMap<>();
         turn.agents().stream().filter(agent -> agent.toolUseId() != null).forEach(agent -> agentByCall.put(agent.toolUseId(), agent));
         Row finalRow = isTurnComplete(turn) ? turn.lastAssistant() : null;
+        Set<String> messagesSeen = new HashSet<>();
         String finalText = "";
         for (int i = 0; i < turn.assistantRows().size(); i++) {
             Row row = turn.assistantRows().get(i);
             String messageId = getMessageId(row.json());
             boolean lastInMessage = messageId == null || lastRowOfMessage.get(messageId) == row;
-            Observation generation = buildGeneration(turnId, parentId, row, i + 1, row == finalRow, lastInMessage,
+            boolean firstInMessage = messageId == null || messagesSeen.add(messageId);
+            Row request = firstInMessage ? turn.apiRequests().get(row.json().path("requestRef").asText("")) : null;
+            Observation generation = buildGeneration(turnId, parentId, row, request, i + 1, row == finalRow, lastInMessage,
                     messageId == null ? null : maxOutputTokens.get(messageId), timeline, ctx.maxChars(), masker);
             out.add(generation);
             if (generation.model() != null) models.add(generation.model());
@@ -1946,13 +1955,17 @@ public class litefuse_hook implements Callable<Integer> {
         if (value != null && value.canConvertToLong() && value.asLong() >= 0) details.put(key, value.asLong());
     }
 
-    static final String[] GENERATION_ROW_FIELDS = {"uuid", "parentUuid", "requestId"};
+    static final String[] GENERATION_ROW_FIELDS = {"uuid", "parentUuid", "requestId", "requestRef", "requestedModel", "effort"};
     static final String[] GENERATION_MESSAGE_FIELDS = {"id", "stop_reason", "stop_sequence", "stop_details",
             "context_management", "container"};
     static final String[] GENERATION_USAGE_FIELDS = {"service_tier", "speed", "inference_geo", "iterations",
             "cache_creation", "server_tool_use", "diagnostics"};
 
-    static Observation buildGeneration(String turnId, String rootId, Row row, int step, boolean isFinal,
+    /**
+     * One generation per assistant row. It runs from the moment its API request went out (the first row of a message,
+     * where the transcript has the api-request row) or from just after the row before, to its own row's timestamp.
+     */
+    static Observation buildGeneration(String turnId, String rootId, Row row, Row apiRequest, int step, boolean isFinal,
                                        boolean lastInMessage, Long maxOutputTokens, Timeline timeline, int maxChars,
                                        Masker masker) {
         JsonNode json = row.json();
@@ -1986,6 +1999,16 @@ public class litefuse_hook implements Callable<Integer> {
         boolean apiError = json.path("isApiErrorMessage").asBoolean(false);
         if (apiError) meta.set("error", json.get("error"));
         Instant end = timeline.at(row);
+        Instant start = timeline.startBefore(end);
+        if (apiRequest != null && apiRequest.timestamp() != null && !apiRequest.timestamp().isAfter(end)) {
+            start = apiRequest.timestamp();
+            JsonNode params = apiRequest.json().path("params");
+            ObjectNode request = pick(apiRequest.json(), "querySource");
+            request.setAll(pick(params, "max_tokens"));
+            if (params.path("thinking").has("type")) request.set("thinking", params.path("thinking").path("type"));
+            if (params.path("output_config").has("effort")) request.set("effort", params.path("output_config").path("effort"));
+            meta.set("request", request);
+        }
         Map<String, Long> usage = lastInMessage && getModel(json) != null
                 ? usageDetails(message.get("usage"), maxOutputTokens) : null;
         ObjectNode metadata = wrap(meta);
@@ -1994,7 +2017,7 @@ public class litefuse_hook implements Callable<Integer> {
             putFilterKey(metadata, "tool_name", String.join(",", toolUses.stream().map(use -> use.path("name").asText("unknown")).toList()));
         }
         return new Observation(spanIdFor(turnId, "row:" + rowKey(row)), rootId, name, "generation",
-                timeline.startBefore(end), end, null, outputText.text(), getModel(json),
+                start, end, null, outputText.text(), getModel(json),
                 usage == null || usage.isEmpty() ? null : usage, apiError ? "ERROR" : null,
                 apiError ? preview(masker.text(extractText(content))) : null, metadata);
     }
@@ -2023,7 +2046,7 @@ public class litefuse_hook implements Callable<Integer> {
         String statusMessage = null;
         Truncated output = null;
         if (result != null) {
-            meta.setAll(pick(result.row().json(), "uuid", "parentUuid", "sourceToolAssistantUUID"));
+            meta.setAll(pick(result.row().json(), "uuid", "parentUuid", "sourceToolAssistantUUID", "permissionDecision"));
             boolean isError = result.block().path("is_error").asBoolean(false);
             if (result.block().has("is_error")) meta.put("is_error", isError);
             String text = masker.text(toolResultText(result.block().get("content")));

@@ -322,4 +322,106 @@ public class HookTest extends ReceiverFixture {
         }
         throw new AssertionError("no row " + uuid);
     }
+
+    /** The last turn of the crafted transcript goes on after it was sent: a Stop hook blocked, Claude answered again. */
+    static List<String> blockedStopContinuation() {
+        String common = "\"isSidechain\":false,\"userType\":\"external\",\"cwd\":\"/tmp/demo\",\"version\":\"2.1.159\","
+                + "\"gitBranch\":\"main\",\"entrypoint\":\"cli\",\"sessionId\":\"sess-A\"";
+        return List.of(
+                "{" + common + ",\"type\":\"user\",\"isMeta\":true,\"uuid\":\"f1\",\"parentUuid\":\"a9\",\"timestamp\":\"2026-03-01T10:00:27.500Z\","
+                        + "\"message\":{\"role\":\"user\",\"content\":\"Stop hook feedback:\\nAlso say goodbye.\"}}",
+                "{" + common + ",\"type\":\"assistant\",\"uuid\":\"a10\",\"parentUuid\":\"f1\",\"timestamp\":\"2026-03-01T10:00:28.000Z\","
+                        + "\"requestId\":\"req_m7\",\"message\":{\"model\":\"claude-opus-4-6\",\"id\":\"m7\",\"type\":\"message\",\"role\":\"assistant\","
+                        + "\"content\":[{\"type\":\"text\",\"text\":\"Goodbye!\"}],\"stop_reason\":\"end_turn\",\"stop_sequence\":null,"
+                        + "\"usage\":{\"input_tokens\":7,\"output_tokens\":3,\"cache_read_input_tokens\":900,\"cache_creation_input_tokens\":0}}}");
+    }
+
+    @Test
+    void aTurnThatGrowsAfterItWasSentGetsOnlyItsNewSpans() throws IOException {
+        Path target = home.resolve("t.jsonl");
+        Files.copy(TestSupport.transcript("crafted__edge-cases.jsonl"), target);
+        TestSupport.fireHook(env, "s", target);
+        int before = receiver.storedSpans().size();
+        Files.write(target, blockedStopContinuation(), StandardOpenOption.APPEND);
+        String payload = TestSupport.JSON.createObjectNode().put("session_id", "s").put("transcript_path", target.toString())
+                .put("hook_event_name", "Stop").put("stop_hook_active", true).toString();
+        litefuse_hook.runHook(env, new java.io.ByteArrayInputStream(payload.getBytes(StandardCharsets.UTF_8)));
+        List<OtlpReceiver.ReceivedSpan> added = receiver.storedSpans().subList(before, receiver.storedSpans().size());
+        assertEquals(List.of("Stop hook feedback", "Final response (#3)"), added.stream().map(OtlpReceiver.ReceivedSpan::name).toList());
+        litefuse_hook.TraceRecord last = TestSupport.replay(target).get(4);
+        for (OtlpReceiver.ReceivedSpan span : added) {
+            assertEquals(last.traceId(), span.traceId(), "the rest joins the turn's trace");
+            assertEquals(last.root().id(), span.parentSpanId(), "under the root sent before");
+            assertFalse(span.attributes().containsKey("langfuse.internal.as_root"));
+        }
+        assertEquals("{\"input\":7,\"output\":3,\"cache_read_input_tokens\":900,\"cache_creation_input_tokens\":0}",
+                added.get(1).attr("langfuse.observation.usage_details"));
+        assertEquals(0, receiver.spansReceivedTwice(), "nothing sent before is sent again");
+        assertTrue(TestSupport.log(home).contains("Sent Claude Code - Turn 5 (2 more observations)"), TestSupport.log(home));
+        TestSupport.fireHook(env, "s", target);
+        assertEquals(before + 2, receiver.storedSpans().size(), "a firing with nothing new sends nothing");
+    }
+
+    @Test
+    void sessionEndSendsTheLastTurnUnfinished() throws IOException {
+        List<String> lines = Files.readAllLines(TestSupport.transcript("crafted__edge-cases.jsonl"));
+        Path target = home.resolve("t.jsonl");
+        Files.write(target, lines.subList(0, indexOfUuid(lines, "u5") + 3));
+        TestSupport.fireHook(env, "s", target);
+        assertEquals(4, receiver.acceptedRoots().size(), "Stop: the last turn is in progress and waits");
+        String payload = TestSupport.JSON.createObjectNode().put("session_id", "s").put("transcript_path", target.toString())
+                .put("hook_event_name", "SessionEnd").put("reason", "prompt_input_exit").toString();
+        litefuse_hook.runHook(env, new java.io.ByteArrayInputStream(payload.getBytes(StandardCharsets.UTF_8)));
+        List<OtlpReceiver.ReceivedSpan> roots = receiver.acceptedRoots();
+        assertEquals(5, roots.size(), "SessionEnd: the last turn goes as it stands");
+        assertEquals("WARNING", roots.get(4).attr("langfuse.observation.level"));
+        assertEquals("unfinished: Claude Code stopped before the turn's final answer", roots.get(4).attr("langfuse.observation.status_message"));
+        assertTrue(roots.get(4).attr("langfuse.trace.metadata").contains("\"turn_unfinished\":true"));
+        assertEquals(0, receiver.spansReceivedTwice());
+    }
+
+    @Test
+    void traceparentPutsEveryTurnInsideTheCallersTrace() throws IOException {
+        Path target = home.resolve("t.jsonl");
+        Files.copy(TestSupport.transcript("crafted__edge-cases.jsonl"), target);
+        Map<String, String> ci = new HashMap<>(env);
+        ci.put("CC_LANGFUSE_TRACEPARENT", "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01");
+        ci.put("CC_LANGFUSE_TAGS", "ci, nightly,ci");
+        TestSupport.fireHook(ci, "s", target);
+        List<OtlpReceiver.ReceivedSpan> spans = receiver.storedSpans();
+        assertEquals(TestSupport.replay(target).stream().mapToInt(t -> t.observations().size()).sum(), spans.size());
+        assertTrue(spans.stream().allMatch(span -> span.traceId().equals("0af7651916cd43dd8448eb211c80319c")), "one trace: the caller's");
+        List<OtlpReceiver.ReceivedSpan> turnRoots = spans.stream().filter(span -> span.parentSpanId().equals("b7ad6b7169203331")).toList();
+        assertEquals(5, turnRoots.size(), "each turn's root is a child of the caller's span");
+        assertEquals(spans.size(), spans.stream().map(OtlpReceiver.ReceivedSpan::spanId).distinct().count(), "span ids stay distinct");
+        for (OtlpReceiver.ReceivedSpan span : spans) {
+            assertFalse(span.attributes().containsKey("langfuse.internal.as_root"), "the caller's span is the root");
+            assertFalse(span.attributes().containsKey("langfuse.trace.name"), "the trace's name stays the caller's");
+            assertEquals(List.of("claude-code", "ci", "nightly"), span.attributes().get("langfuse.trace.tags"));
+        }
+        ci.put("CC_LANGFUSE_TRACEPARENT", "not-a-traceparent");
+        Files.write(target, blockedStopContinuation(), StandardOpenOption.APPEND);
+        TestSupport.fireHook(ci, "s", target);
+        assertEquals(1, TestSupport.log(home).lines().filter(l -> l.contains("Ignoring CC_LANGFUSE_TRACEPARENT=\"not-a-traceparent\"")).count());
+    }
+
+    @Test
+    void lastPrintsTheLinkOfTheNewestTraceOfThisProject() throws Exception {
+        Path projectDir = Files.createTempDirectory("litefuse-last-");
+        Path folder = home.resolve(".claude/projects").resolve(litefuse_hook.claudeProjectFolder(projectDir));
+        Files.createDirectories(folder);
+        Path target = folder.resolve("sess.jsonl");
+        Files.copy(TestSupport.transcript("crafted__edge-cases.jsonl"), target);
+        TestSupport.fireHook(env, "sess", target);
+        java.io.StringWriter out = new java.io.StringWriter();
+        java.io.StringWriter err = new java.io.StringWriter();
+        picocli.CommandLine cli = new picocli.CommandLine(new litefuse_hook(env));
+        cli.setOut(new java.io.PrintWriter(out, true));
+        cli.setErr(new java.io.PrintWriter(err, true));
+        assertEquals(0, cli.execute("last", "--dir", projectDir.toString()), err.toString());
+        String traceId = TestSupport.replay(target).get(4).traceId();
+        assertEquals(receiver.baseUrl() + "/project/proj-123/traces/" + traceId, out.toString().strip());
+        assertTrue(err.toString().contains("Claude Code - Turn 5 of session sess"), err.toString());
+        assertEquals(1, cli.execute("last", "--dir", home.toString()), "nothing sent from another directory");
+    }
 }

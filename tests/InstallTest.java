@@ -329,4 +329,123 @@ public class InstallTest extends ReceiverFixture {
         assertEquals("/exact/path", receiver.requests().get(0).path());
         assertEquals("Basic dGVhbTpzZWNyZXQ=", receiver.requests().get(0).headers().get("authorization"), "OTEL headers win");
     }
+
+    @Test
+    void installRegistersSessionEndAndUninstallRemovesIt() throws IOException {
+        assertEquals(0, install().exitCode());
+        JsonNode settings = read(userSettings());
+        JsonNode sessionEnd = settings.path("hooks").path("SessionEnd").path(0).path("hooks").path(0);
+        assertEquals(litefuse_hook.HOOK_COMMAND, sessionEnd.path("command").asText());
+        assertEquals(30, sessionEnd.path("timeout").asInt(), "SessionEnd's budget grows to the largest timeout declared");
+        assertEquals(0, run("uninstall").exitCode());
+        assertFalse(Files.exists(userSettings()) && read(userSettings()).path("hooks").has("SessionEnd"));
+    }
+
+    @Test
+    void installWritesTheOptionalSettingsOfItsEnvironment() throws IOException {
+        env.put("LITEFUSE_USER_ID", "me");
+        env.put("CC_LANGFUSE_TAGS", "team-a,ci");
+        env.put("LANGFUSE_TRACING_ENVIRONMENT", "staging");
+        Result result = install();
+        assertEquals(0, result.exitCode(), result.err());
+        JsonNode written = read(userSettings()).path("env");
+        assertEquals("me", written.path("LITEFUSE_USER_ID").asText());
+        assertEquals("team-a,ci", written.path("CC_LANGFUSE_TAGS").asText());
+        assertEquals("staging", written.path("LANGFUSE_TRACING_ENVIRONMENT").asText());
+        assertTrue(result.out().contains("and LITEFUSE_USER_ID, CC_LANGFUSE_TAGS, LANGFUSE_TRACING_ENVIRONMENT from this environment"), result.out());
+        // What the hook then uses: the user and tags from the settings, not the OS user.
+        Map<String, String> hookEnv = litefuse_hook.effectiveEnv(Map.of("HOME", home.toString()), home, project, new HashMap<>());
+        litefuse_hook.Config config = litefuse_hook.loadConfig(hookEnv);
+        assertEquals("me", config.userId());
+        assertEquals(List.of("claude-code", "team-a", "ci"), config.tags());
+        assertEquals("staging", config.environment());
+    }
+
+    @Test
+    void settingsHoldingAKeyAndEveryBackupAreTheOwnersOnly() throws IOException {
+        Files.createDirectories(userSettings().getParent());
+        Files.writeString(userSettings(), OTHER_SETTINGS);
+        Files.setPosixFilePermissions(userSettings(), java.nio.file.attribute.PosixFilePermissions.fromString("rw-r--r--"));
+        assertEquals(0, install().exitCode());
+        assertEquals("rw-------", mode(userSettings()), "the file now holds the secret key");
+        try (Stream<Path> files = Files.list(userSettings().getParent())) {
+            for (Path backup : files.filter(p -> p.getFileName().toString().startsWith("settings.json.bak-")).toList()) {
+                assertEquals("rw-------", mode(backup), backup.toString());
+            }
+        }
+        assertEquals(1, backups(userSettings()));
+        // A file without keys keeps its mode: only the hook went into the project's shared settings.
+        Path shared = project.resolve(".claude/settings.json");
+        Files.createDirectories(shared.getParent());
+        Files.writeString(shared, "{}");
+        Files.setPosixFilePermissions(shared, java.nio.file.attribute.PosixFilePermissions.fromString("rw-r--r--"));
+        assertEquals(0, install("--hook-scope", "project", "--env-scope", "local").exitCode());
+        assertEquals("rw-r--r--", mode(shared));
+        assertEquals("rw-------", mode(project.resolve(".claude/settings.local.json")));
+    }
+
+    @Test
+    void doctorFlagsASecretOthersCanRead() throws IOException {
+        install();
+        Files.setPosixFilePermissions(userSettings(), java.nio.file.attribute.PosixFilePermissions.fromString("rw-r--r--"));
+        Result result = run("doctor", "--dir", project.toString());
+        assertEquals(1, result.exitCode());
+        assertTrue(result.out().contains("FAIL  Secret: " + userSettings() + " holds a secret key and other users can read it (rw-r--r--); run: chmod 600"),
+                result.out());
+        assertEquals(0, install().exitCode(), "install again");
+        assertEquals("rw-------", mode(userSettings()), "install repairs the mode even when nothing else changed");
+    }
+
+    @Test
+    void doctorSeesThePluginAndPointsOutADoubleRegistration() throws IOException {
+        // The plugin, as `claude plugin install` leaves it: enabled, options in settings, the secret in .credentials.json.
+        Files.createDirectories(userSettings().getParent());
+        Files.writeString(userSettings(), "{\"enabledPlugins\": {\"litefuse-hook@litefuse\": true}, \"pluginConfigs\": "
+                + "{\"litefuse-hook@litefuse\": {\"options\": {\"public_key\": \"" + TestSupport.PUBLIC_KEY + "\", \"base_url\": \""
+                + receiver.baseUrl() + "\"}}}}");
+        Files.writeString(home.resolve(".claude/.credentials.json"), "{\"pluginSecrets\": {\"litefuse-hook@litefuse\": {\"secret_key\": \""
+                + TestSupport.SECRET_KEY + "\"}}}");
+        Result pluginOnly = run("doctor", "--dir", project.toString());
+        assertTrue(pluginOnly.out().contains("ok    Hooks: Stop and SessionEnd by the plugin litefuse-hook@litefuse"), pluginOnly.out());
+        assertTrue(pluginOnly.out().contains("TRACE_TO_LANGFUSE: on: the plugin has keys"), pluginOnly.out());
+        assertTrue(pluginOnly.out().contains("ok    Langfuse: authenticated at " + receiver.baseUrl()), pluginOnly.out());
+        assertEquals(0, pluginOnly.exitCode(), pluginOnly.out());
+        assertEquals(0, install("--no-env").exitCode());
+        Result both = run("doctor", "--dir", project.toString());
+        assertEquals(1, both.exitCode());
+        assertTrue(both.out().contains("FAIL  Hooks: registered twice: by the plugin litefuse-hook@litefuse and as " + litefuse_hook.HOOK_COMMAND),
+                both.out());
+        assertFalse(both.out().contains(TestSupport.SECRET_KEY));
+    }
+
+    @Test
+    void pluginManifestsAndHookScript() throws Exception {
+        Path repo = TestSupport.testsDir().getParent();
+        JsonNode marketplace = read(repo.resolve(".claude-plugin/marketplace.json"));
+        JsonNode plugin = read(repo.resolve(".claude-plugin/plugin.json"));
+        JsonNode hooks = read(repo.resolve("hooks/hooks.json"));
+        assertEquals("litefuse-hook", marketplace.path("plugins").path(0).path("name").asText());
+        assertEquals(plugin.path("version").asText(), marketplace.path("plugins").path(0).path("version").asText());
+        assertEquals(litefuse_hook.VERSION, plugin.path("version").asText(), "the plugin's version is the script's");
+        assertTrue(plugin.path("userConfig").path("secret_key").path("sensitive").asBoolean(), "the secret goes to the keychain");
+        for (String event : List.of("Stop", "SessionEnd")) {
+            String command = hooks.path("hooks").path(event).path(0).path("hooks").path(0).path("command").asText();
+            assertEquals("\"${CLAUDE_PLUGIN_ROOT}/hooks/litefuse-hook\"", command, event);
+        }
+        // Without Java or JBang, the plugin's hook prints nothing and exits 0.
+        Path script = repo.resolve("hooks/litefuse-hook");
+        ProcessBuilder builder = new ProcessBuilder("/bin/sh", script.toString()).redirectErrorStream(true);
+        builder.environment().clear();
+        builder.environment().putAll(Map.of("PATH", "/nonexistent", "HOME", home.toString(), "CLAUDE_PLUGIN_ROOT", repo.toString(),
+                "CLAUDE_PLUGIN_DATA", home.resolve("data").toString(), "CLAUDE_PLUGIN_OPTION_PUBLIC_KEY", "pk-lf-x"));
+        Process process = builder.start();
+        process.getOutputStream().write(TestSupport.payload("s", home.resolve("t.jsonl")).getBytes());
+        process.getOutputStream().close();
+        assertEquals("", new String(process.getInputStream().readAllBytes()));
+        assertEquals(0, process.waitFor());
+    }
+
+    static String mode(Path file) throws IOException {
+        return java.nio.file.attribute.PosixFilePermissions.toString(Files.getPosixFilePermissions(file));
+    }
 }

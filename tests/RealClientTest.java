@@ -73,6 +73,11 @@ class RealClientTest {
         return scenario.step(run1).step(run2).step(run3);
     }
 
+    static ObjectNode withStdin(ObjectNode step, String stdin) {
+        step.put("stdin", stdin);
+        return step;
+    }
+
     static String attr(JsonNode span, String key) {
         JsonNode value = span.path("attributes").get(key);
         return value == null || value.isNull() ? null : value.isTextual() ? value.asText() : value.toString();
@@ -173,6 +178,26 @@ class RealClientTest {
         assertEquals(Set.of("Decision to call tool: Bash (#1)", "Tool call: Bash (#1)", "Final response (#2)"),
                 agentSteps.stream().map(s -> s.path("name").asText()).collect(Collectors.toSet()));
 
+        // Each API call's generation starts when its request went out (the transcript's api-request rows).
+        Map<String, Long> requestSent = new LinkedHashMap<>();
+        for (Path transcript : result.transcripts()) {
+            for (JsonNode row : RealClient.Result.rows(transcript)) {
+                if (row.path("type").asText().equals("api-request")) {
+                    java.time.Instant at = java.time.Instant.parse(row.path("timestamp").asText());
+                    requestSent.put(row.path("id").asText(), at.getEpochSecond() * 1_000_000_000L + at.getNano());
+                }
+            }
+        }
+        int timed = 0;
+        for (JsonNode span : spans) {
+            JsonNode meta = RealClient.JSON.readTree(attr(span, "langfuse.observation.metadata")).path("claude_code");
+            if (!meta.has("request")) continue;
+            assertEquals(requestSent.get(meta.path("requestRef").asText()), span.path("startNanos").asLong(), span.path("name").asText());
+            assertEquals("medium", meta.path("request").path("effort").asText());
+            timed++;
+        }
+        assertEquals(requestSent.size(), timed, "one generation per API request starts at its request");
+
         // What the user sees on every span: their user id, the extra tags, the real-time header on every request.
         for (JsonNode span : spans) {
             assertEquals("me", attr(span, "user.id"));
@@ -271,8 +296,11 @@ class RealClientTest {
                 .env("JBANG_REPO", System.getenv().getOrDefault("JBANG_REPO", realHome.resolve(".m2/repository").toString()))
                 .claude("plugin", "validate", "--strict", repo.toString())
                 .claude("plugin", "marketplace", "add", repo.toString())
-                .claude("plugin", "install", "litefuse-hook@litefuse", "--config", "public_key=" + TestSupport.PUBLIC_KEY,
-                        "--config", "secret_key=" + TestSupport.SECRET_KEY, "--config", "base_url=${OTLP_URL}")
+                // As SKILL.md does it: install, then the keys on standard input (never on a command line).
+                .claude("plugin", "install", "litefuse-hook@litefuse")
+                .step(withStdin(RealClient.Scenario.step("plugin", "configure", "litefuse-hook@litefuse", "--values-stdin"),
+                        "{\"public_key\": \"" + TestSupport.PUBLIC_KEY + "\", \"secret_key\": \"" + TestSupport.SECRET_KEY
+                                + "\", \"base_url\": \"${OTLP_URL}\"}"))
                 .rule(MockAnthropic.rule(Map.of("lastUserContains", "second"), MockAnthropic.reply(MockAnthropic.usage(3, 4, 5, 6, 0),
                         MockAnthropic.text("Second answer."))))
                 .rule(MockAnthropic.rule(Map.of(), MockAnthropic.reply(MockAnthropic.usage(10, 5, 100, 20, 0), MockAnthropic.text("First answer."))))
@@ -289,7 +317,7 @@ class RealClientTest {
                 .waitForSpans(3, 30_000)
                 .run();
         keep(result, "plugin");
-        for (int step : List.of(0, 1, 2, 3, 4, 5, 6, 7)) {
+        for (int step : List.of(0, 1, 2, 3, 4, 5, 6, 7, 8)) {
             assertEquals(0, result.exitCode(step), () -> "step " + step + ": " + result.step(step));
         }
         assertTrue(result.stdout(0).contains("Validation passed"), result.stdout(0));
@@ -302,7 +330,7 @@ class RealClientTest {
         Path fastPath = result.home().resolve(".claude/plugins/data/litefuse-hook-litefuse/litefuse-hook");
         assertTrue(Files.isExecutable(fastPath), "the plugin built its fast path");
         assertTrue(Files.readString(fastPath).contains("litefuse_hook"), "a launcher of the built script");
-        assertTrue(result.stdout(8).contains("registered twice: by the plugin litefuse-hook@litefuse"), result.stdout(8));
+        assertTrue(result.stdout(9).contains("registered twice: by the plugin litefuse-hook@litefuse"), result.stdout(9));
         for (Path transcript : result.mainTranscripts()) ourHookRuns(transcript);
         JsonNode settings = RealClient.JSON.readTree(result.home().resolve(".claude/settings.json").toFile());
         assertFalse(settings.toString().contains(TestSupport.SECRET_KEY), "the plugin's secret is not in settings.json");
