@@ -336,4 +336,23 @@ class RealClientTest {
         assertFalse(settings.toString().contains(TestSupport.SECRET_KEY), "the plugin's secret is not in settings.json");
         assertNotNull(settings.path("enabledPlugins").get("litefuse-hook@litefuse"));
     }
+
+    @Test
+    void interactiveSessionRacesNoTurnAway() throws Exception {
+        // In the terminal UI, Stop can start before the final assistant row is on disk (seen: 85-190 ms later).
+        RealClient.Result result = installed()
+                .rule(MockAnthropic.rule(Map.of("lastUserContains", "second prompt"), MockAnthropic.reply(MockAnthropic.usage(10, 5, 0, 0, 0),
+                        MockAnthropic.text("Second answer."))))
+                .rule(MockAnthropic.rule(Map.of(), MockAnthropic.reply(MockAnthropic.usage(10, 5, 0, 0, 0), MockAnthropic.text("First answer."))))
+                .interactive(List.of("--allowedTools", "Bash"), "first prompt", "second prompt")
+                .waitForSpans(2, 30_000)
+                .run();
+        keep(result, "interactive");
+        List<JsonNode> spans = result.spans();
+        List<JsonNode> roots = roots(spans);
+        assertEquals(List.of("First answer.", "Second answer."), roots.stream().map(r -> attr(r, "langfuse.observation.output")).toList(),
+                () -> "each turn complete, with its final answer; log:\n" + log(result));
+        assertEquals(0, spansReceivedTwice(spans));
+        for (Path transcript : result.mainTranscripts()) ourHookRuns(transcript);
+    }
 }
