@@ -118,32 +118,32 @@ public class litefuse_hook implements Callable<Integer> {
         this.environment = environment;
     }
 
-    // ----------------- Configuration -----------------
-
     static final String VERSION = "0.2.0";
-    static final String DEFAULT_BASE_URL = "https://cloud.langfuse.com";
-    static final int DEFAULT_MAX_CHARS = 1_000_000;
-    static final long DEFAULT_EXPORT_BUDGET_MS = 3_000;
-    /** How long an export with an unknown outcome is given to show up in Langfuse before its turns are sent again. */
-    static final long DEFAULT_UNKNOWN_SETTLE_MS = 30_000;
-    static final String INGESTION_VERSION_HEADER = "x-langfuse-ingestion-version";
-    static final long PENDING_MAX_AGE_DAYS = 7;
-    static final int PENDING_SWEEP_LIMIT = 20;
-    static final int PENDING_MAX_SESSIONS = 1000;
-    static final int MAX_LINE_BYTES = 64 * 1024 * 1024;
-    static final int MAX_PAYLOAD_BYTES = 4 * 1024 * 1024;
-    static final int STATUS_PREVIEW_CHARS = 200;
-    static final ObjectMapper JSON = new ObjectMapper();
-    static final JsonNodeFactory NODES = JsonNodeFactory.instance;
+
+    public static void main(String[] args) {
+        // Hook mode has nothing to parse; skipping picocli there saves a quarter second of start-up on every Stop.
+        System.exit(args.length == 0 ? new litefuse_hook().call() : new CommandLine(new litefuse_hook()).execute(args));
+    }
+
+    /** Hook mode: whatever happens, exit 0 (a Stop hook's exit code 2 would tell Claude Code not to stop). */
+    @Override
+    public Integer call() {
+        try {
+            Hook.runHook(environment, System.in);
+        } catch (Throwable t) {
+            Log.error("Unexpected failure: " + t);
+        }
+        return 0;
+    }
 
     /** Everything the hook reads from its environment; the secret key is never part of toString(). */
     record Config(boolean enabled, String publicKey, String secretKey, String baseUrl, String otlpEndpoint,
                   Map<String, String> otlpHeaders, String userId, boolean debug, int maxChars, Path home,
                   long exportBudgetMillis, Masker masker, String environment, long unknownSettleMillis,
-                  List<String> tags, TraceParent traceParent, List<String> problems) {
+                  List<String> tags, Traces.TraceParent traceParent, List<String> problems) {
         /** What trace building needs from the configuration, for one transcript. */
-        TraceContext traceContext(String fallbackSessionId, String transcriptPath) {
-            return new TraceContext(fallbackSessionId, userId, transcriptPath, maxChars, masker, environment, tags, traceParent);
+        Traces.TraceContext traceContext(String fallbackSessionId, String transcriptPath) {
+            return new Traces.TraceContext(fallbackSessionId, userId, transcriptPath, maxChars, masker, environment, tags, traceParent);
         }
 
         /** Langfuse's OTLP path, unless the standard OTEL_EXPORTER_OTLP_* variables route traces elsewhere. */
@@ -196,155 +196,167 @@ public class litefuse_hook implements Callable<Integer> {
                     + userId + ", debug=" + debug + ", maxChars=" + maxChars + ", home=" + home + ", budgetMs="
                     + exportBudgetMillis + ", masking=" + masker.describe() + ", environment=" + environment + "]";
         }
-    }
+    
 
-    static Config loadConfig(Map<String, String> processEnv) {
-        Map<String, String> env = withPluginOptions(processEnv);
-        String home = firstNonBlank(env.get("HOME"), System.getProperty("user.home"));
-        List<String> problems = new ArrayList<>();
-        return new Config(
-                isEnabled(processEnv),
-                firstNonBlank(env.get("CC_LANGFUSE_PUBLIC_KEY"), env.get("LANGFUSE_PUBLIC_KEY")),
-                firstNonBlank(env.get("CC_LANGFUSE_SECRET_KEY"), env.get("LANGFUSE_SECRET_KEY")),
-                firstNonBlank(env.get("CC_LANGFUSE_BASE_URL"), env.get("LANGFUSE_BASE_URL"), DEFAULT_BASE_URL),
-                otlpTracesEndpoint(env),
-                parseOtlpHeaders(firstNonBlank(env.get("OTEL_EXPORTER_OTLP_TRACES_HEADERS"), env.get("OTEL_EXPORTER_OTLP_HEADERS"))),
-                resolveUserId(env),
-                "true".equalsIgnoreCase(env.getOrDefault("CC_LANGFUSE_DEBUG", "").trim()),
-                (int) parsePositive(env.get("CC_LANGFUSE_MAX_CHARS"), DEFAULT_MAX_CHARS),
-                Paths.get(home),
-                parsePositive(env.get("CC_LANGFUSE_EXPORT_BUDGET_MS"), DEFAULT_EXPORT_BUDGET_MS),
-                Masker.fromEnv(env.get("CC_LANGFUSE_MASK_SECRETS"), env.get("CC_LANGFUSE_MASK_PATTERNS"), problems),
-                tracingEnvironment(env.get("LANGFUSE_TRACING_ENVIRONMENT"), problems),
-                parseNonNegative(env.get("CC_LANGFUSE_UNKNOWN_SETTLE_MS"), DEFAULT_UNKNOWN_SETTLE_MS),
-                traceTags(env.get("CC_LANGFUSE_TAGS")),
-                traceParent(env.get("CC_LANGFUSE_TRACEPARENT"), problems),
-                List.copyOf(problems));
-    }
+        static final String DEFAULT_BASE_URL = "https://cloud.langfuse.com";
 
-    /** "claude-code" and the extra tags of CC_LANGFUSE_TAGS (comma-separated), each once. */
-    static List<String> traceTags(String extra) {
-        Set<String> tags = new LinkedHashSet<>(List.of("claude-code"));
-        if (extra != null) {
-            for (String tag : extra.split(",")) {
-                if (!tag.isBlank()) tags.add(tag.strip());
+        static final int DEFAULT_MAX_CHARS = 1_000_000;
+
+        static final long DEFAULT_EXPORT_BUDGET_MS = 3_000;
+
+        /** How long an export with an unknown outcome is given to show up in Langfuse before its turns are sent again. */
+        static final long DEFAULT_UNKNOWN_SETTLE_MS = 30_000;
+
+        static final String INGESTION_VERSION_HEADER = "x-langfuse-ingestion-version";
+
+        static Config loadConfig(Map<String, String> processEnv) {
+            Map<String, String> env = withPluginOptions(processEnv);
+            String home = firstNonBlank(env.get("HOME"), System.getProperty("user.home"));
+            List<String> problems = new ArrayList<>();
+            return new Config(
+                    isEnabled(processEnv),
+                    firstNonBlank(env.get("CC_LANGFUSE_PUBLIC_KEY"), env.get("LANGFUSE_PUBLIC_KEY")),
+                    firstNonBlank(env.get("CC_LANGFUSE_SECRET_KEY"), env.get("LANGFUSE_SECRET_KEY")),
+                    firstNonBlank(env.get("CC_LANGFUSE_BASE_URL"), env.get("LANGFUSE_BASE_URL"), DEFAULT_BASE_URL),
+                    otlpTracesEndpoint(env),
+                    parseOtlpHeaders(firstNonBlank(env.get("OTEL_EXPORTER_OTLP_TRACES_HEADERS"), env.get("OTEL_EXPORTER_OTLP_HEADERS"))),
+                    resolveUserId(env),
+                    "true".equalsIgnoreCase(env.getOrDefault("CC_LANGFUSE_DEBUG", "").trim()),
+                    (int) parsePositive(env.get("CC_LANGFUSE_MAX_CHARS"), DEFAULT_MAX_CHARS),
+                    Paths.get(home),
+                    parsePositive(env.get("CC_LANGFUSE_EXPORT_BUDGET_MS"), DEFAULT_EXPORT_BUDGET_MS),
+                    Masker.fromEnv(env.get("CC_LANGFUSE_MASK_SECRETS"), env.get("CC_LANGFUSE_MASK_PATTERNS"), problems),
+                    tracingEnvironment(env.get("LANGFUSE_TRACING_ENVIRONMENT"), problems),
+                    parseNonNegative(env.get("CC_LANGFUSE_UNKNOWN_SETTLE_MS"), DEFAULT_UNKNOWN_SETTLE_MS),
+                    traceTags(env.get("CC_LANGFUSE_TAGS")),
+                    traceParent(env.get("CC_LANGFUSE_TRACEPARENT"), problems),
+                    List.copyOf(problems));
+        }
+
+        /** "claude-code" and the extra tags of CC_LANGFUSE_TAGS (comma-separated), each once. */
+        static List<String> traceTags(String extra) {
+            Set<String> tags = new LinkedHashSet<>(List.of("claude-code"));
+            if (extra != null) {
+                for (String tag : extra.split(",")) {
+                    if (!tag.isBlank()) tags.add(tag.strip());
+                }
             }
+            return List.copyOf(tags);
         }
-        return List.copyOf(tags);
-    }
 
-    static final Pattern TRACEPARENT = Pattern.compile("([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(-.*)?");
+        static final Pattern TRACEPARENT = Pattern.compile("([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(-.*)?");
 
-    /** CC_LANGFUSE_TRACEPARENT as W3C Trace Context defines it (version 00, non-zero ids); anything else is reported. */
-    static TraceParent traceParent(String value, List<String> problems) {
-        String text = firstNonBlank(value);
-        if (text == null) return null;
-        Matcher matcher = TRACEPARENT.matcher(text);
-        boolean valid = matcher.matches() && !matcher.group(1).equals("ff") && !(matcher.group(1).equals("00") && matcher.group(5) != null)
-                && !matcher.group(2).matches("0+") && !matcher.group(3).matches("0+");
-        if (valid) return new TraceParent(matcher.group(2), matcher.group(3));
-        problems.add("Ignoring CC_LANGFUSE_TRACEPARENT=\"" + preview(text) + "\": not a W3C traceparent "
-                + "(00-<32 hex trace id>-<16 hex parent id>-<2 hex flags>)");
-        return null;
-    }
-
-    /**
-     * LANGFUSE_TRACING_ENVIRONMENT as the Langfuse SDKs validate it: lowercase letters, digits, `-` and `_`, at most
-     * 40 characters, not starting with "langfuse". A bad value is reported and left out (Langfuse's default applies).
-     */
-    static String tracingEnvironment(String value, List<String> problems) {
-        String environment = firstNonBlank(value);
-        if (environment == null) return null;
-        if (environment.matches("[a-z0-9_-]{1,40}") && !environment.startsWith("langfuse")) return environment;
-        problems.add("Ignoring LANGFUSE_TRACING_ENVIRONMENT=\"" + preview(environment) + "\": Langfuse accepts lowercase "
-                + "letters, digits, '-' and '_', at most 40 characters, not starting with \"langfuse\"");
-        return null;
-    }
-
-    static long parseNonNegative(String value, long fallback) {
-        try {
-            long parsed = Long.parseLong(value == null ? "" : value.trim());
-            return parsed >= 0 ? parsed : fallback;
-        } catch (NumberFormatException e) {
-            return fallback;
-        }
-    }
-
-    /** Claude Code hands a plugin's options to its hooks as CLAUDE_PLUGIN_OPTION_<NAME>; each fills in our variable. */
-    static final Map<String, String> PLUGIN_OPTIONS = Map.of(
-            "CLAUDE_PLUGIN_OPTION_PUBLIC_KEY", "LANGFUSE_PUBLIC_KEY",
-            "CLAUDE_PLUGIN_OPTION_SECRET_KEY", "LANGFUSE_SECRET_KEY",
-            "CLAUDE_PLUGIN_OPTION_BASE_URL", "LANGFUSE_BASE_URL",
-            "CLAUDE_PLUGIN_OPTION_USER_ID", "LITEFUSE_USER_ID",
-            "CLAUDE_PLUGIN_OPTION_TAGS", "CC_LANGFUSE_TAGS",
-            "CLAUDE_PLUGIN_OPTION_ENVIRONMENT", "LANGFUSE_TRACING_ENVIRONMENT");
-
-    /** The environment with the plugin's options filled in where the variable itself is not set. */
-    static Map<String, String> withPluginOptions(Map<String, String> env) {
-        if (PLUGIN_OPTIONS.keySet().stream().noneMatch(env::containsKey)) return env;
-        Map<String, String> merged = new HashMap<>(env);
-        PLUGIN_OPTIONS.forEach((option, variable) -> {
-            if (firstNonBlank(env.get(option)) != null && firstNonBlank(env.get(variable)) == null) merged.put(variable, env.get(option));
-        });
-        return merged;
-    }
-
-    /** TRACE_TO_LANGFUSE=true; or, as a plugin configured with keys, unless TRACE_TO_LANGFUSE turns it off. */
-    static boolean isEnabled(Map<String, String> env) {
-        String trace = env.getOrDefault("TRACE_TO_LANGFUSE", "").trim();
-        if (!trace.isEmpty()) return trace.equalsIgnoreCase("true");
-        return firstNonBlank(env.get("CLAUDE_PLUGIN_OPTION_PUBLIC_KEY")) != null;
-    }
-
-    /** OTEL_EXPORTER_OTLP_TRACES_ENDPOINT as is, or OTEL_EXPORTER_OTLP_ENDPOINT plus /v1/traces (the OTel spec's rule). */
-    static String otlpTracesEndpoint(Map<String, String> env) {
-        String traces = firstNonBlank(env.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"));
-        if (traces != null) return traces;
-        String base = firstNonBlank(env.get("OTEL_EXPORTER_OTLP_ENDPOINT"));
-        return base == null ? null : base.replaceAll("/+$", "") + "/v1/traces";
-    }
-
-    /** The OTel spec's header list: comma-separated key=value pairs, values URL-encoded. */
-    static Map<String, String> parseOtlpHeaders(String list) {
-        Map<String, String> headers = new LinkedHashMap<>();
-        if (list == null) return headers;
-        for (String pair : list.split(",")) {
-            int equals = pair.indexOf('=');
-            if (equals <= 0) continue;
-            headers.put(pair.substring(0, equals).strip(),
-                    java.net.URLDecoder.decode(pair.substring(equals + 1).strip(), StandardCharsets.UTF_8));
-        }
-        return headers;
-    }
-
-    /** LITEFUSE_USER_ID, then the OS user, then the host name (as the reference's getpass.getuser() fallback). */
-    static String resolveUserId(Map<String, String> env) {
-        return firstNonBlank(env.get("LITEFUSE_USER_ID"), System.getProperty("user.name"), env.get("USER"),
-                env.get("HOSTNAME"), readHostName(), "unknown");
-    }
-
-    static String readHostName() {
-        try {
-            return Files.readString(Paths.get("/etc/hostname")).trim();
-        } catch (IOException | RuntimeException e) {
+        /** CC_LANGFUSE_TRACEPARENT as W3C Trace Context defines it (version 00, non-zero ids); anything else is reported. */
+        static Traces.TraceParent traceParent(String value, List<String> problems) {
+            String text = firstNonBlank(value);
+            if (text == null) return null;
+            Matcher matcher = TRACEPARENT.matcher(text);
+            boolean valid = matcher.matches() && !matcher.group(1).equals("ff") && !(matcher.group(1).equals("00") && matcher.group(5) != null)
+                    && !matcher.group(2).matches("0+") && !matcher.group(3).matches("0+");
+            if (valid) return new Traces.TraceParent(matcher.group(2), matcher.group(3));
+            problems.add("Ignoring CC_LANGFUSE_TRACEPARENT=\"" + Transcript.preview(text) + "\": not a W3C traceparent "
+                    + "(00-<32 hex trace id>-<16 hex parent id>-<2 hex flags>)");
             return null;
         }
-    }
 
-    static long parsePositive(String value, long fallback) {
-        try {
-            long parsed = Long.parseLong(value == null ? "" : value.trim());
-            return parsed > 0 ? parsed : fallback;
-        } catch (NumberFormatException e) {
-            return fallback;
+        /**
+         * LANGFUSE_TRACING_ENVIRONMENT as the Langfuse SDKs validate it: lowercase letters, digits, `-` and `_`, at most
+         * 40 characters, not starting with "langfuse". A bad value is reported and left out (Langfuse's default applies).
+         */
+        static String tracingEnvironment(String value, List<String> problems) {
+            String environment = firstNonBlank(value);
+            if (environment == null) return null;
+            if (environment.matches("[a-z0-9_-]{1,40}") && !environment.startsWith("langfuse")) return environment;
+            problems.add("Ignoring LANGFUSE_TRACING_ENVIRONMENT=\"" + Transcript.preview(environment) + "\": Langfuse accepts lowercase "
+                    + "letters, digits, '-' and '_', at most 40 characters, not starting with \"langfuse\"");
+            return null;
         }
-    }
 
-    static String firstNonBlank(String... values) {
-        for (String value : values) {
-            if (value != null && !value.isBlank()) return value.trim();
+        static long parseNonNegative(String value, long fallback) {
+            try {
+                long parsed = Long.parseLong(value == null ? "" : value.trim());
+                return parsed >= 0 ? parsed : fallback;
+            } catch (NumberFormatException e) {
+                return fallback;
+            }
         }
-        return null;
+
+        /** Claude Code hands a plugin's options to its hooks as CLAUDE_PLUGIN_OPTION_<NAME>; each fills in our variable. */
+        static final Map<String, String> PLUGIN_OPTIONS = Map.of(
+                "CLAUDE_PLUGIN_OPTION_PUBLIC_KEY", "LANGFUSE_PUBLIC_KEY",
+                "CLAUDE_PLUGIN_OPTION_SECRET_KEY", "LANGFUSE_SECRET_KEY",
+                "CLAUDE_PLUGIN_OPTION_BASE_URL", "LANGFUSE_BASE_URL",
+                "CLAUDE_PLUGIN_OPTION_USER_ID", "LITEFUSE_USER_ID",
+                "CLAUDE_PLUGIN_OPTION_TAGS", "CC_LANGFUSE_TAGS",
+                "CLAUDE_PLUGIN_OPTION_ENVIRONMENT", "LANGFUSE_TRACING_ENVIRONMENT");
+
+        /** The environment with the plugin's options filled in where the variable itself is not set. */
+        static Map<String, String> withPluginOptions(Map<String, String> env) {
+            if (PLUGIN_OPTIONS.keySet().stream().noneMatch(env::containsKey)) return env;
+            Map<String, String> merged = new HashMap<>(env);
+            PLUGIN_OPTIONS.forEach((option, variable) -> {
+                if (firstNonBlank(env.get(option)) != null && firstNonBlank(env.get(variable)) == null) merged.put(variable, env.get(option));
+            });
+            return merged;
+        }
+
+        /** TRACE_TO_LANGFUSE=true; or, as a plugin configured with keys, unless TRACE_TO_LANGFUSE turns it off. */
+        static boolean isEnabled(Map<String, String> env) {
+            String trace = env.getOrDefault("TRACE_TO_LANGFUSE", "").trim();
+            if (!trace.isEmpty()) return trace.equalsIgnoreCase("true");
+            return firstNonBlank(env.get("CLAUDE_PLUGIN_OPTION_PUBLIC_KEY")) != null;
+        }
+
+        /** OTEL_EXPORTER_OTLP_TRACES_ENDPOINT as is, or OTEL_EXPORTER_OTLP_ENDPOINT plus /v1/traces (the OTel spec's rule). */
+        static String otlpTracesEndpoint(Map<String, String> env) {
+            String traces = firstNonBlank(env.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"));
+            if (traces != null) return traces;
+            String base = firstNonBlank(env.get("OTEL_EXPORTER_OTLP_ENDPOINT"));
+            return base == null ? null : base.replaceAll("/+$", "") + "/v1/traces";
+        }
+
+        /** The OTel spec's header list: comma-separated key=value pairs, values URL-encoded. */
+        static Map<String, String> parseOtlpHeaders(String list) {
+            Map<String, String> headers = new LinkedHashMap<>();
+            if (list == null) return headers;
+            for (String pair : list.split(",")) {
+                int equals = pair.indexOf('=');
+                if (equals <= 0) continue;
+                headers.put(pair.substring(0, equals).strip(),
+                        java.net.URLDecoder.decode(pair.substring(equals + 1).strip(), StandardCharsets.UTF_8));
+            }
+            return headers;
+        }
+
+        /** LITEFUSE_USER_ID, then the OS user, then the host name (as the reference's getpass.getuser() fallback). */
+        static String resolveUserId(Map<String, String> env) {
+            return firstNonBlank(env.get("LITEFUSE_USER_ID"), System.getProperty("user.name"), env.get("USER"),
+                    env.get("HOSTNAME"), readHostName(), "unknown");
+        }
+
+        static String readHostName() {
+            try {
+                return Files.readString(Paths.get("/etc/hostname")).trim();
+            } catch (IOException | RuntimeException e) {
+                return null;
+            }
+        }
+
+        static long parsePositive(String value, long fallback) {
+            try {
+                long parsed = Long.parseLong(value == null ? "" : value.trim());
+                return parsed > 0 ? parsed : fallback;
+            } catch (NumberFormatException e) {
+                return fallback;
+            }
+        }
+
+        static String firstNonBlank(String... values) {
+            for (String value : values) {
+                if (value != null && !value.isBlank()) return value.trim();
+            }
+            return null;
+        }
     }
 
     /**
@@ -435,2354 +447,2457 @@ public class litefuse_hook implements Callable<Integer> {
         /** A copy of `node` with every string value masked. */
         JsonNode json(JsonNode node) {
             if (node == null || rules.isEmpty()) return node;
-            if (node.isTextual()) return NODES.textNode(text(node.asText()));
+            if (node.isTextual()) return Json.NODES.textNode(text(node.asText()));
             if (node.isObject()) {
-                ObjectNode copy = NODES.objectNode();
+                ObjectNode copy = Json.NODES.objectNode();
                 node.properties().forEach(field -> copy.set(field.getKey(), json(field.getValue())));
                 return copy;
             }
             if (node.isArray()) {
-                ArrayNode copy = NODES.arrayNode();
+                ArrayNode copy = Json.NODES.arrayNode();
                 node.forEach(item -> copy.add(json(item)));
                 return copy;
             }
             return node;
         }
+    
     }
 
-    // ----------------- Logging -----------------
-
-    static volatile Path logFile;
-    static volatile boolean debugEnabled;
-    static final DateTimeFormatter LOG_TIME = DateTimeFormatter.ofPattern("yyyy-MM-dd HH:mm:ss");
-
-    /** Appends one line to the hook log (stderr when no log file is set, as in replay); never throws. */
-    static void log(String level, String message) {
-        String line = LOG_TIME.format(LocalDateTime.now()) + " [" + level + "] " + message.replace('\n', ' ') + "\n";
-        Path file = logFile;
-        if (file == null) {
-            System.err.print(line);
-            return;
-        }
-        try {
-            ensurePrivateDir(file.getParent());
-            ensurePrivateFile(file);
-            Files.writeString(file, line, StandardCharsets.UTF_8, StandardOpenOption.APPEND);
-        } catch (IOException | RuntimeException e) {
-            // The log is best effort: the hook must never fail because of it.
-        }
-    }
-
-    static void debug(String message) {
-        if (debugEnabled) log("DEBUG", message);
-    }
-
-    static void info(String message) {
-        log("INFO", message);
-    }
-
-    static void warn(String message) {
-        log("WARN", message);
-    }
-
-    static void error(String message) {
-        log("ERROR", message);
-    }
-
-    static void ensurePrivateDir(Path dir) throws IOException {
-        if (Files.isDirectory(dir)) return;
-        if (dir.getParent() != null) ensurePrivateDir(dir.getParent());
-        try {
-            Files.createDirectory(dir, PosixFilePermissions.asFileAttribute(PosixFilePermissions.fromString("rwx------")));
-        } catch (FileAlreadyExistsException e) {
-            // Another process created it first.
-        } catch (UnsupportedOperationException e) {
-            Files.createDirectories(dir);
-        }
-    }
-
-    static void ensurePrivateFile(Path file) throws IOException {
-        if (Files.exists(file)) return;
-        try {
-            Files.createFile(file, PosixFilePermissions.asFileAttribute(PosixFilePermissions.fromString("rw-------")));
-        } catch (FileAlreadyExistsException e) {
-            // Another process created it first.
-        } catch (UnsupportedOperationException e) {
-            Files.createFile(file);
-        }
-    }
-
-    // ----------------- State locking -----------------
-
-    /** An exclusive advisory lock on one session's lock file, taken with a bounded wait. */
-    static final class FileLock implements AutoCloseable {
-        private final FileChannel channel;
-        private final java.nio.channels.FileLock lock;
-
-        private FileLock(FileChannel channel, java.nio.channels.FileLock lock) {
-            this.channel = channel;
-            this.lock = lock;
+    /** Jackson, made once and only when first needed: the hook's quick exit never loads it. */
+    static final class Json {
+        private Json() {
         }
 
-        /** Returns null when another process holds the lock for longer than the timeout. */
-        static FileLock acquire(Path path, long timeoutMillis) throws IOException {
-            ensurePrivateDir(path.getParent());
-            ensurePrivateFile(path);
-            FileChannel channel = FileChannel.open(path, StandardOpenOption.WRITE);
-            long deadline = System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(timeoutMillis);
+        static final ObjectMapper MAPPER = new ObjectMapper();
+
+        static final JsonNodeFactory NODES = JsonNodeFactory.instance;
+
+        static String textOrNull(JsonNode node) {
+            return node != null && node.isTextual() ? node.asText() : null;
+        }
+
+        static String toJson(JsonNode node) {
             try {
-                while (true) {
-                    java.nio.channels.FileLock lock = tryLock(channel);
-                    if (lock != null) return new FileLock(channel, lock);
-                    if (System.nanoTime() > deadline) break;
-                    Thread.sleep(20);
-                }
-            } catch (InterruptedException e) {
-                Thread.currentThread().interrupt();
-            }
-            channel.close();
-            return null;
-        }
-
-        private static java.nio.channels.FileLock tryLock(FileChannel channel) throws IOException {
-            try {
-                return channel.tryLock();
-            } catch (OverlappingFileLockException e) {
-                return null; // held by another thread of this JVM
-            }
-        }
-
-        @Override
-        public void close() throws IOException {
-            try {
-                lock.release();
-            } finally {
-                channel.close();
+                return MAPPER.writeValueAsString(node);
+            } catch (JsonProcessingException e) {
+                return String.valueOf(node);
             }
         }
     }
 
-    /** Reads a state file; a missing or unreadable one yields an empty object (the turn ids keep re-sends idempotent). */
-    static ObjectNode loadState(Path stateFile) {
-        try {
-            if (!Files.exists(stateFile)) return NODES.objectNode();
-            JsonNode parsed = JSON.readTree(stateFile.toFile());
-            if (parsed instanceof ObjectNode object) return object;
-            warn("State file " + stateFile + " is not a JSON object; starting this session afresh");
-        } catch (IOException e) {
-            warn("State file " + stateFile + " is unreadable (" + e.getClass().getSimpleName() + "); starting this session afresh");
-        }
-        return NODES.objectNode();
-    }
-
-    /** Writes the state atomically: a private temporary file, forced to disk, then renamed over the old one. */
-    static void saveState(Path stateFile, ObjectNode state) throws IOException {
-        ensurePrivateDir(stateFile.getParent());
-        // Callers hold the session's lock, so one temporary name per file suffices (a killed run's leftover is reused).
-        Path tmp = stateFile.resolveSibling(stateFile.getFileName() + ".tmp");
-        Files.deleteIfExists(tmp);
-        ensurePrivateFile(tmp);
-        try (FileChannel channel = FileChannel.open(tmp, StandardOpenOption.WRITE, StandardOpenOption.TRUNCATE_EXISTING)) {
-            channel.write(ByteBuffer.wrap(JSON.writerWithDefaultPrettyPrinter().writeValueAsBytes(state)));
-            channel.force(true);
-        }
-        try {
-            Files.move(tmp, stateFile, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
-        } catch (AtomicMoveNotSupportedException e) {
-            Files.move(tmp, stateFile, StandardCopyOption.REPLACE_EXISTING);
-        }
-    }
-
-    /** A stable key even if session ids collide: sha256(session_id::transcript_path). */
-    static String stateKey(String sessionId, String transcriptPath) {
-        return sha256Hex(sessionId + "::" + transcriptPath);
-    }
-
-    static String sha256Hex(String text) {
-        return HexFormat.of().formatHex(sha256(text));
-    }
-
-    static byte[] sha256(String text) {
-        return sha256(text.getBytes(StandardCharsets.UTF_8));
-    }
-
-    static byte[] sha256(byte[] bytes) {
-        try {
-            return MessageDigest.getInstance("SHA-256").digest(bytes);
-        } catch (NoSuchAlgorithmException e) {
-            throw new IllegalStateException("SHA-256 is part of every JDK", e);
-        }
-    }
-
-    // ----------------- Hook payload -----------------
-
-    /** The Stop payload from stdin; empty, oversized or garbage input yields an empty object and one log line. */
-    static JsonNode readHookPayload(InputStream stdin) {
-        try {
-            byte[] data = stdin.readNBytes(MAX_PAYLOAD_BYTES + 1);
-            if (data.length > MAX_PAYLOAD_BYTES) {
-                warn("Hook payload on stdin is larger than " + MAX_PAYLOAD_BYTES + " bytes; ignoring it");
-                return NODES.objectNode();
-            }
-            String text = new String(data, StandardCharsets.UTF_8);
-            if (text.isBlank()) return NODES.objectNode();
-            JsonNode payload = JSON.readTree(text);
-            if (payload != null && payload.isObject()) return payload;
-            warn("Hook payload on stdin is not a JSON object; ignoring it");
-        } catch (IOException e) {
-            warn("Hook payload on stdin is not valid JSON; ignoring it");
-        }
-        return NODES.objectNode();
-    }
-
-    /**
-     * What a firing is about: the session and its transcript, the final text Claude Code reports (the Stop race),
-     * and the event (Stop, or SessionEnd: the session is over, so its last turn is sent as it stands).
-     */
-    record HookTarget(String sessionId, Path transcriptPath, String lastAssistantMessage, String event) {
-        boolean sessionEnded() {
-            return "SessionEnd".equals(event);
-        }
-    }
-
-    /** Accepts the field spellings the reference accepts (camelCase, snake_case, nested objects). */
-    static HookTarget extractSessionAndTranscript(JsonNode payload, Path home) {
-        String sessionId = firstNonBlank(textOrNull(payload.get("sessionId")), textOrNull(payload.get("session_id")),
-                textOrNull(payload.path("session").get("id")));
-        String transcript = firstNonBlank(textOrNull(payload.get("transcriptPath")),
-                textOrNull(payload.get("transcript_path")), textOrNull(payload.path("transcript").get("path")));
-        Path transcriptPath = null;
-        if (transcript != null) {
-            try {
-                String expanded = transcript.startsWith("~/") ? home + transcript.substring(1) : transcript;
-                transcriptPath = Paths.get(expanded).toAbsolutePath().normalize();
-            } catch (RuntimeException e) {
-                warn("Hook payload has an unusable transcript path");
-            }
-        }
-        return new HookTarget(sessionId, transcriptPath, textOrNull(payload.get("last_assistant_message")),
-                textOrNull(payload.get("hook_event_name")));
-    }
-
-    static String textOrNull(JsonNode node) {
-        return node != null && node.isTextual() ? node.asText() : null;
-    }
-
-    // ----------------- Transcript parsing helpers -----------------
-
-    static JsonNode getContent(JsonNode row) {
-        JsonNode message = row.get("message");
-        if (message != null && message.isObject()) return message.get("content");
-        return row.get("content");
-    }
-
-    /**
-     * Claude Code rows carry type=user/assistant, or message.role in some versions. A row of another type is not a
-     * conversation row even when it holds a message (2.1.3xx's api-request-blob copies what went to the API).
-     */
-    static String getRole(JsonNode row) {
-        String type = row.path("type").asText("");
-        if (type.equals("user") || type.equals("assistant")) return type;
-        if (!type.isEmpty()) return null;
-        String role = row.path("message").path("role").asText("");
-        if (role.equals("user") || role.equals("assistant")) return role;
-        return null;
-    }
-
-    static boolean isToolResult(JsonNode row) {
-        return "user".equals(getRole(row)) && !iterToolResults(getContent(row)).isEmpty();
-    }
-
-    static List<JsonNode> iterToolResults(JsonNode content) {
-        return blocksOfType(content, "tool_result");
-    }
-
-    static List<JsonNode> iterToolUses(JsonNode content) {
-        return blocksOfType(content, "tool_use");
-    }
-
-    static List<JsonNode> blocksOfType(JsonNode content, String type) {
-        List<JsonNode> out = new ArrayList<>();
-        if (content != null && content.isArray()) {
-            for (JsonNode block : content) {
-                if (block.isObject() && type.equals(block.path("type").asText())) out.add(block);
-            }
-        }
-        return out;
-    }
-
-    /** The text of a content value: a string, or the text blocks of a block list joined by newlines. */
-    static String extractText(JsonNode content) {
-        if (content == null || content.isNull()) return "";
-        if (content.isTextual()) return content.asText();
-        if (!content.isArray()) return "";
-        List<String> parts = new ArrayList<>();
-        for (JsonNode block : content) {
-            if (block.isTextual()) parts.add(block.asText());
-            else if ("text".equals(block.path("type").asText())) parts.add(block.path("text").asText(""));
-        }
-        parts.removeIf(String::isEmpty);
-        return String.join("\n", parts);
-    }
-
-    record Truncated(String text, boolean truncated, int origLen) {
-        /** Adds `<prefix>_truncated` and `<prefix>_orig_len` to metadata, only when the text was cut. */
-        void describeInto(ObjectNode metadata, String prefix) {
-            if (!truncated) return;
-            metadata.put(prefix + "_truncated", true);
-            metadata.put(prefix + "_orig_len", origLen);
-        }
-    }
-
-    static Truncated truncateText(String text, int maxChars) {
-        if (text == null) return new Truncated("", false, 0);
-        if (text.length() <= maxChars) return new Truncated(text, false, text.length());
-        return new Truncated(text.substring(0, maxChars), true, text.length());
-    }
-
-    /** The model of an assistant row; null for Claude Code's locally generated "<synthetic>" rows. */
-    static String getModel(JsonNode row) {
-        String model = row.path("message").path("model").asText("");
-        if (model.isEmpty() || model.equals("<synthetic>")) return null;
-        return model;
-    }
-
-    static String getMessageId(JsonNode row) {
-        String id = row.path("message").path("id").asText("");
-        return id.isEmpty() ? null : id;
-    }
-
-    /** Claude Code's locally written "No response requested." rows: <synthetic>, and not an API error. */
-    static boolean isLocalPlaceholder(JsonNode row) {
-        return "<synthetic>".equals(row.path("message").path("model").asText())
-                && !row.path("isApiErrorMessage").asBoolean(false);
-    }
-
-    static Instant getTimestamp(JsonNode row) {
-        String text = row.path("timestamp").asText("");
-        if (text.isEmpty()) return null;
-        try {
-            return Instant.parse(text);
-        } catch (DateTimeParseException e) {
-            return null;
-        }
-    }
-
-    /** What a user row is, checked in the order of docs/transcript-format.md. */
-    enum UserRowKind { TOOL_RESULT, COMPACT_SUMMARY, META, INTERRUPT, COMMAND, LOCAL_OUTPUT, TASK_NOTIFICATION, PROMPT }
-
-    static final Pattern COMMAND_NAME = Pattern.compile("<command-name>\\s*/?([^<]*?)\\s*</command-name>");
-    static final Pattern COMMAND_ARGS = Pattern.compile("<command-args>([\\s\\S]*?)</command-args>");
-    static final Set<String> INTERRUPT_MARKERS =
-            Set.of("[Request interrupted by user]", "[Request interrupted by user for tool use]");
-
-    static UserRowKind classifyUserRow(JsonNode row) {
-        if (isToolResult(row)) return UserRowKind.TOOL_RESULT;
-        if (row.path("isCompactSummary").asBoolean(false)) return UserRowKind.COMPACT_SUMMARY;
-        if (row.path("isMeta").asBoolean(false)) return UserRowKind.META;
-        String text = extractText(getContent(row));
-        String trimmed = text.strip();
-        if (INTERRUPT_MARKERS.contains(trimmed)) return UserRowKind.INTERRUPT;
-        if (text.contains("<command-name>")) return UserRowKind.COMMAND;
-        if (trimmed.startsWith("<local-command-stdout>") || trimmed.startsWith("<local-command-stderr>")
-                || trimmed.startsWith("<bash-input>") || trimmed.startsWith("<bash-stdout>")
-                || trimmed.startsWith("<bash-stderr>") || trimmed.startsWith("<local-command-caveat>")) {
-            return UserRowKind.LOCAL_OUTPUT;
-        }
-        if (trimmed.startsWith("<task-notification>")
-                || "task-notification".equals(row.path("origin").path("kind").asText())) {
-            return UserRowKind.TASK_NOTIFICATION;
-        }
-        return UserRowKind.PROMPT;
-    }
-
-    /** The meta row Claude Code writes when a Stop hook blocks the stop ("Stop hook feedback:\n<reason>"). */
-    static boolean isStopHookFeedback(JsonNode row) {
-        return extractText(getContent(row)).startsWith("Stop hook feedback:");
-    }
-
-    /** The prompt as the user typed it: "/name args" for a slash command, the text otherwise. */
-    static String promptText(JsonNode row, UserRowKind kind) {
-        String text = extractText(getContent(row));
-        if (kind != UserRowKind.COMMAND) return text;
-        Matcher name = COMMAND_NAME.matcher(text);
-        if (!name.find()) return text;
-        Matcher args = COMMAND_ARGS.matcher(text);
-        String arguments = args.find() ? args.group(1).strip() : "";
-        return ("/" + name.group(1).strip() + (arguments.isEmpty() ? "" : " " + arguments));
-    }
-
-    // ----------------- Incremental reader -----------------
-
-    /** One transcript row and the byte offset where its line starts. */
-    record Row(JsonNode json, long offset, String uuid, Instant timestamp) {
-        /** Reads the fields every step needs once, where the row is parsed. */
-        Row(JsonNode json, long offset) {
-            this(json, offset, json.path("uuid").asText(""), getTimestamp(json));
+    /** The hook's log: one line per event, never on Claude Code's terminal. */
+    static final class Log {
+        private Log() {
         }
 
-        String type() {
-            return json.path("type").asText("");
-        }
-    }
+        static volatile Path logFile;
 
-    /**
-     * Per-session progress: where to read next, how many turns were sent, which user rows began them, what the
-     * transcript looked like then (file identity and a hash of its first bytes, to notice a replaced file), the last
-     * turn sent (it may still grow: its spans are remembered so only new ones go out), and an export whose outcome
-     * is not known yet (asked about before anything is sent again).
-     */
-    record SessionState(long offset, int turnCount, List<String> emittedUserUuids, TranscriptIdentity identity,
-                        SentTurn openTurn, InFlight inFlight) {
-        /** Read again from the start: turns already sent stay skipped and keep their numbers. */
-        SessionState restart() {
-            return new SessionState(0, turnCount, emittedUserUuids, null, openTurn, inFlight);
-        }
+        static volatile boolean debugEnabled;
 
-        SessionState withInFlight(InFlight export) {
-            return new SessionState(offset, turnCount, emittedUserUuids, identity, openTurn, export);
-        }
+        static final DateTimeFormatter LOG_TIME = DateTimeFormatter.ofPattern("yyyy-MM-dd HH:mm:ss");
 
-        SessionState withOffset(long next, TranscriptIdentity now) {
-            return new SessionState(next, turnCount, emittedUserUuids, now, openTurn, inFlight);
-        }
-
-        /** Records parts Langfuse has: their turns count as sent, and the last becomes the open turn. */
-        SessionState recordSent(List<SentPart> parts) {
-            List<String> emitted = new ArrayList<>(emittedUserUuids);
-            int count = turnCount;
-            SentTurn open = openTurn;
-            for (SentPart part : parts) {
-                SentTurn sent = part.turn();
-                if (!emitted.contains(sent.userUuid())) emitted.add(sent.userUuid());
-                count = Math.max(count, sent.turnNumber());
-                open = open != null && open.userUuid().equals(sent.userUuid()) ? open.plus(sent) : sent;
-            }
-            return new SessionState(offset, count, List.copyOf(emitted), identity, open, inFlight);
-        }
-    }
-
-    record TranscriptIdentity(String fileKey, int headLength, String headSha256) {
-    }
-
-    /**
-     * What has been sent of one turn: its trace, when it last went out, its spans, and the messages whose usage they
-     * carried (never counted twice).
-     */
-    record SentTurn(String userUuid, int turnNumber, long offset, String traceId, Instant sentAt, List<String> spanIds,
-                    List<String> usageMessageIds) {
-        SentTurn plus(SentTurn more) {
-            List<String> spans = new ArrayList<>(spanIds);
-            spans.addAll(more.spanIds());
-            List<String> usage = new ArrayList<>(usageMessageIds);
-            usage.addAll(more.usageMessageIds());
-            return new SentTurn(userUuid, turnNumber, offset, traceId, more.sentAt(), List.copyOf(spans), List.copyOf(usage));
-        }
-    }
-
-    /** One turn's spans in one export, and the span to look for in Langfuse if nobody learns how the export went. */
-    record SentPart(SentTurn turn, String traceId, String witnessId, Instant witnessStart) {
-    }
-
-    /** An export recorded before it starts: a run killed or cut off mid-export leaves it, and the next run asks. */
-    record InFlight(Instant since, List<SentPart> parts) {
-    }
-
-    static SessionState loadSessionState(ObjectNode state) {
-        List<String> emitted = new ArrayList<>();
-        state.path("emitted_user_uuids").forEach(uuid -> emitted.add(uuid.asText()));
-        TranscriptIdentity identity = state.has("head_sha256") ? new TranscriptIdentity(
-                textOrNull(state.get("file_key")), state.path("head_length").asInt(0), state.path("head_sha256").asText()) : null;
-        SentTurn open = state.path("open_turn").isObject() ? readSentTurn(state.get("open_turn")) : null;
-        InFlight inFlight = null;
-        if (state.path("in_flight").isObject()) {
-            List<SentPart> parts = new ArrayList<>();
-            for (JsonNode part : state.path("in_flight").path("parts")) {
-                parts.add(new SentPart(readSentTurn(part), part.path("trace_id").asText(), part.path("witness").asText(),
-                        parseInstant(part.path("witness_start").asText(""), Instant.EPOCH)));
-            }
-            Instant since = parseInstant(state.path("in_flight").path("since").asText(""), Instant.EPOCH);
-            if (!parts.isEmpty()) inFlight = new InFlight(since, List.copyOf(parts));
-        }
-        return new SessionState(Math.max(0, state.path("offset").asLong(0)), Math.max(0, state.path("turn_count").asInt(0)),
-                List.copyOf(emitted), identity, open, inFlight);
-    }
-
-    static SentTurn readSentTurn(JsonNode node) {
-        List<String> spans = new ArrayList<>();
-        node.path("span_ids").forEach(id -> spans.add(id.asText()));
-        List<String> usage = new ArrayList<>();
-        node.path("usage_message_ids").forEach(id -> usage.add(id.asText()));
-        return new SentTurn(node.path("user_uuid").asText(""), node.path("turn_number").asInt(0),
-                Math.max(0, node.path("offset").asLong(0)), node.path("trace_id").asText(""),
-                parseInstant(node.path("sent_at").asText(""), Instant.EPOCH), List.copyOf(spans), List.copyOf(usage));
-    }
-
-    static Instant parseInstant(String text, Instant fallback) {
-        try {
-            return Instant.parse(text);
-        } catch (DateTimeParseException e) {
-            return fallback;
-        }
-    }
-
-    static ObjectNode writeSessionState(SessionState sessionState, String sessionId, Path transcriptPath) {
-        ObjectNode state = NODES.objectNode();
-        state.put("session_id", sessionId);
-        state.put("transcript_path", transcriptPath.toString());
-        state.put("offset", sessionState.offset());
-        state.put("turn_count", sessionState.turnCount());
-        ArrayNode emitted = state.putArray("emitted_user_uuids");
-        sessionState.emittedUserUuids().forEach(emitted::add);
-        if (sessionState.openTurn() != null) writeSentTurn(state.putObject("open_turn"), sessionState.openTurn());
-        InFlight inFlight = sessionState.inFlight();
-        if (inFlight != null) {
-            ObjectNode node = state.putObject("in_flight");
-            node.put("since", inFlight.since().toString());
-            ArrayNode parts = node.putArray("parts");
-            for (SentPart part : inFlight.parts()) {
-                ObjectNode entry = writeSentTurn(parts.addObject(), part.turn());
-                entry.put("trace_id", part.traceId());
-                entry.put("witness", part.witnessId());
-                entry.put("witness_start", part.witnessStart().toString());
-            }
-        }
-        TranscriptIdentity identity = sessionState.identity();
-        if (identity != null) {
-            state.put("file_key", identity.fileKey());
-            state.put("head_length", identity.headLength());
-            state.put("head_sha256", identity.headSha256());
-        }
-        state.put("updated", Instant.now().toString());
-        return state;
-    }
-
-    static ObjectNode writeSentTurn(ObjectNode node, SentTurn turn) {
-        node.put("user_uuid", turn.userUuid());
-        node.put("turn_number", turn.turnNumber());
-        node.put("offset", turn.offset());
-        node.put("trace_id", turn.traceId());
-        node.put("sent_at", turn.sentAt().toString());
-        ArrayNode spans = node.putArray("span_ids");
-        turn.spanIds().forEach(spans::add);
-        ArrayNode usage = node.putArray("usage_message_ids");
-        turn.usageMessageIds().forEach(usage::add);
-        return node;
-    }
-
-    static final int HEAD_BYTES = 4096;
-
-    /** The file's identity (inode) and a hash of its first bytes up to `offset` (at most 4 KiB). */
-    static TranscriptIdentity transcriptIdentity(Path transcriptPath, long offset) throws IOException {
-        Object fileKey = Files.readAttributes(transcriptPath, java.nio.file.attribute.BasicFileAttributes.class).fileKey();
-        int length = (int) Math.min(HEAD_BYTES, offset);
-        byte[] head;
-        try (InputStream in = Files.newInputStream(transcriptPath)) {
-            head = in.readNBytes(length);
-        }
-        return new TranscriptIdentity(fileKey == null ? null : fileKey.toString(), head.length,
-                HexFormat.of().formatHex(sha256(head)));
-    }
-
-    /** Why the saved offset no longer fits the transcript (shrunk, replaced, rewritten), or null when it does. */
-    static String transcriptChange(Path transcriptPath, SessionState state) throws IOException {
-        if (state.offset() == 0) return null;
-        long size = Files.size(transcriptPath);
-        if (size < state.offset()) return "shrank below the saved offset (" + size + " < " + state.offset() + " bytes)";
-        TranscriptIdentity saved = state.identity();
-        if (saved == null) return null;
-        TranscriptIdentity now = transcriptIdentity(transcriptPath, saved.headLength());
-        if (saved.fileKey() != null && now.fileKey() != null && !saved.fileKey().equals(now.fileKey())) {
-            return "was replaced by a new file";
-        }
-        if (!saved.headSha256().equals(now.headSha256())) return "was rewritten (its first bytes changed)";
-        return null;
-    }
-
-    record ReadResult(List<Row> rows, long endOffset, int badLines) {
-    }
-
-    /** Reads the complete lines after `offset`; a trailing line without newline waits unless it is a whole object. */
-    static ReadResult readNewJsonl(Path transcriptPath, long offset) throws IOException {
-        List<Row> rows = new ArrayList<>();
-        try (InputStream in = Files.newInputStream(transcriptPath)) {
-            in.skipNBytes(offset);
-            JsonlStats stats = streamJsonl(in, offset, true, rows::add);
-            return new ReadResult(rows, stats.endOffset(), stats.badLines());
-        }
-    }
-
-    record JsonlStats(long endOffset, int badLines) {
-    }
-
-    /**
-     * Streams JSON-object lines from `in` (positioned at `startOffset`) into `sink`, one line in memory at a time.
-     * Broken lines are skipped with one log line each. endOffset is just after the last line consumed.
-     */
-    static JsonlStats streamJsonl(InputStream in, long startOffset, boolean acceptWholeTail, Consumer<Row> sink)
-            throws IOException {
-        byte[] chunk = new byte[1 << 18];
-        byte[] carry = new byte[8192];
-        int carried = 0;
-        boolean oversized = false;
-        long chunkStart = startOffset;
-        long lineStart = startOffset;
-        long consumedTo = startOffset;
-        int badLines = 0;
-        int read;
-        while ((read = in.readNBytes(chunk, 0, chunk.length)) > 0) {
-            int from = 0;
-            for (int newline = indexOf(chunk, (byte) '\n', 0, read); newline >= 0; newline = indexOf(chunk, (byte) '\n', from, read)) {
-                boolean ok;
-                if (oversized) {
-                    ok = parseLine(null, 0, 0, lineStart, true, sink);
-                } else if (carried == 0) {
-                    // The common case: the whole line sits in this chunk; parse it where it is.
-                    ok = parseLine(chunk, from, newline - from, lineStart, false, sink);
-                } else {
-                    carry = append(carry, carried, chunk, from, newline - from);
-                    ok = parseLine(carry, 0, carried + newline - from, lineStart, false, sink);
-                }
-                if (!ok) badLines++;
-                carried = 0;
-                oversized = false;
-                from = newline + 1;
-                lineStart = chunkStart + from;
-                consumedTo = lineStart;
-            }
-            int rest = read - from;
-            if (!oversized) {
-                if (carried + rest > MAX_LINE_BYTES) {
-                    oversized = true;
-                    carried = 0;
-                } else {
-                    carry = append(carry, carried, chunk, from, rest);
-                    carried += rest;
-                }
-            }
-            chunkStart += read;
-        }
-        if (carried > 0 && acceptWholeTail && !oversized) {
-            JsonNode tail = parseJsonObject(carry, 0, carried);
-            if (tail != null) {
-                sink.accept(new Row(tail, lineStart));
-                consumedTo = chunkStart;
-            }
-        }
-        return new JsonlStats(consumedTo, badLines);
-    }
-
-    static int indexOf(byte[] bytes, byte value, int from, int to) {
-        for (int i = from; i < to; i++) {
-            if (bytes[i] == value) return i;
-        }
-        return -1;
-    }
-
-    /** `carry` with `length` bytes of `source` appended after its first `used` bytes (growing it when needed). */
-    static byte[] append(byte[] carry, int used, byte[] source, int offset, int length) {
-        byte[] target = carry;
-        if (used + length > carry.length) target = java.util.Arrays.copyOf(carry, Math.max(carry.length * 2, used + length));
-        System.arraycopy(source, offset, target, used, length);
-        return target;
-    }
-
-    /** Parses one line into the sink; returns false (after one log line) when it is not a transcript row. */
-    static boolean parseLine(byte[] bytes, int offset, int length, long position, boolean oversized, Consumer<Row> sink) {
-        if (oversized) {
-            warn("Skipped transcript line at byte " + position + ": longer than " + MAX_LINE_BYTES + " bytes");
-            return false;
-        }
-        if (isBlank(bytes, offset, length)) return true;
-        JsonNode row = parseJsonObject(bytes, offset, length);
-        if (row == null) {
-            warn("Skipped transcript line at byte " + position + ": not a JSON object (" + length + " bytes)");
-            return false;
-        }
-        String problem = rowProblem(row);
-        if (problem != null) {
-            warn("Skipped transcript row at byte " + position + ": " + problem);
-            return false;
-        }
-        sink.accept(new Row(row, position));
-        return true;
-    }
-
-    /** Why a row cannot be a transcript row (fields of the wrong type), or null when it can. */
-    static String rowProblem(JsonNode row) {
-        for (String field : List.of("type", "uuid", "parentUuid", "timestamp", "sessionId")) {
-            JsonNode value = row.get(field);
-            if (value != null && !value.isNull() && !value.isTextual()) return "field '" + field + "' is not a string";
-        }
-        String role = getRole(row);
-        JsonNode message = row.get("message");
-        if (role != null && message != null && !message.isObject()) return "field 'message' is not an object";
-        if ("assistant".equals(role) && (message == null || !message.isObject())) return "assistant row without a message";
-        JsonNode content = message == null ? null : message.get("content");
-        if (role != null && content != null && !content.isNull() && !content.isTextual() && !content.isArray()) {
-            return "field 'message.content' is neither text nor a list";
-        }
-        return null;
-    }
-
-    static boolean isBlank(byte[] bytes, int offset, int length) {
-        for (int i = offset; i < offset + length; i++) {
-            if (bytes[i] != ' ' && bytes[i] != '\t' && bytes[i] != '\r') return false;
-        }
-        return true;
-    }
-
-    /** Jackson reads UTF-8 bytes directly; a line with invalid UTF-8 is decoded with replacement characters instead. */
-    static JsonNode parseJsonObject(byte[] bytes, int offset, int length) {
-        try {
-            JsonNode node = JSON.readTree(bytes, offset, length);
-            return node != null && node.isObject() ? node : null;
-        } catch (IOException e) {
-            try {
-                String lenient = StandardCharsets.UTF_8.newDecoder().onMalformedInput(CodingErrorAction.REPLACE)
-                        .onUnmappableCharacter(CodingErrorAction.REPLACE).decode(ByteBuffer.wrap(bytes, offset, length)).toString();
-                JsonNode node = JSON.readTree(lenient);
-                return node != null && node.isObject() ? node : null;
-            } catch (IOException | RuntimeException again) {
-                return null;
-            }
-        }
-    }
-
-    // ----------------- Turn assembly -----------------
-
-    enum TurnKind { PROMPT, COMMAND, TASK_NOTIFICATION }
-
-    record ToolResult(JsonNode block, Row row) {
-    }
-
-    /**
-     * One user turn: the row that started it, the assistant rows (file order), tool results by tool_use id,
-     * system rows, the interrupt marker if the user stopped it, inline subagent rows (1.0.x), the subagent runs
-     * attached to it, and the time of its last row of any kind.
-     */
-    record Turn(Row userRow, TurnKind kind, List<Row> assistantRows, Map<String, ToolResult> toolResultsById,
-                List<Row> systemRows, Row interruptRow, List<Row> sidechainRows, List<AgentRun> agents,
-                Instant lastActivity, Map<String, Row> apiRequests) {
-        boolean interrupted() {
-            return interruptRow != null;
-        }
-
-        Row lastAssistant() {
-            return assistantRows.isEmpty() ? null : assistantRows.get(assistantRows.size() - 1);
-        }
-
-        Turn withAgents(List<AgentRun> attached) {
-            return new Turn(userRow, kind, assistantRows, toolResultsById, systemRows, interruptRow, sidechainRows,
-                    List.copyOf(attached), lastActivity, apiRequests);
-        }
-
-        /** Worth a trace: the model answered, or a subagent (a compaction, a background agent) did work in it. */
-        boolean hasWork() {
-            return !assistantRows.isEmpty() || !agents.isEmpty();
-        }
-    }
-
-    /** A subagent's own conversation, linked to the Task/Agent tool call that ran it (or loose: compaction, background). */
-    record AgentRun(String agentId, String toolUseId, String kind, String agentType, Turn turn) {
-    }
-
-    /**
-     * Groups rows into turns as they stream in; a turn is handed on when the next one starts (or at finish()).
-     * In agent mode it reads a subagent's file: sidechain rows, one turn, prompted by the last user row before
-     * the first answer.
-     */
-    static final class TurnAssembler {
-        private final Consumer<Turn> sink;
-        private final boolean agentMode;
-        private final LongHashSet seenUuids = new LongHashSet();
-        private Row userRow;
-        private TurnKind kind;
-        private List<Row> assistantRows = new ArrayList<>();
-        private Map<String, ToolResult> toolResults = new LinkedHashMap<>();
-        private List<Row> systemRows = new ArrayList<>();
-        private List<Row> sidechainRows = new ArrayList<>();
-        private Map<String, Row> apiRequests = new HashMap<>();
-        private Row interruptRow;
-        private Instant lastActivity;
-
-        TurnAssembler(Consumer<Turn> sink) {
-            this(sink, false);
-        }
-
-        TurnAssembler(Consumer<Turn> sink, boolean agentMode) {
-            this.sink = sink;
-            this.agentMode = agentMode;
-        }
-
-        void accept(Row row) {
-            String uuid = row.uuid();
-            // Claude Code repeats rows on session resume; the uuid is the identity.
-            if (!uuid.isEmpty() && !seenUuids.add(fingerprint(uuid))) return;
-            if (!agentMode && row.json().path("isSidechain").asBoolean(false)) {
-                if (userRow != null) sidechainRows.add(row);
+        /** Appends one line to the hook log (stderr when no log file is set, as in replay); never throws. */
+        static void log(String level, String message) {
+            String line = LOG_TIME.format(LocalDateTime.now()) + " [" + level + "] " + message.replace('\n', ' ') + "\n";
+            Path file = logFile;
+            if (file == null) {
+                System.err.print(line);
                 return;
             }
-            String role = getRole(row.json());
-            if ("user".equals(role)) acceptUser(row);
-            else if ("assistant".equals(role)) {
-                if (userRow != null && !isLocalPlaceholder(row.json())) assistantRows.add(row);
-            } else if (row.type().equals("system")) {
-                if (userRow != null && !"stop_hook_summary".equals(row.json().path("subtype").asText())) systemRows.add(row);
-            } else if (row.type().equals("api-request")) {
-                // 2.1.3xx: when each Messages API request went out (assistant rows name it in requestRef).
-                String id = row.json().path("id").asText("");
-                if (userRow != null && !id.isEmpty()) apiRequests.put(id, row);
+            try {
+                StateFiles.ensurePrivateDir(file.getParent());
+                StateFiles.ensurePrivateFile(file);
+                Files.writeString(file, line, StandardCharsets.UTF_8, StandardOpenOption.APPEND);
+            } catch (IOException | RuntimeException e) {
+                // The log is best effort: the hook must never fail because of it.
             }
-            Instant time = row.timestamp();
-            if (userRow != null && time != null && (lastActivity == null || time.isAfter(lastActivity))) lastActivity = time;
         }
 
-        private void acceptUser(Row row) {
-            UserRowKind userKind = classifyUserRow(row.json());
-            switch (userKind) {
-                case TOOL_RESULT -> {
-                    for (JsonNode block : iterToolResults(getContent(row.json()))) {
-                        String id = block.path("tool_use_id").asText("");
-                        if (!id.isEmpty()) toolResults.put(id, new ToolResult(block, row));
+        static void debug(String message) {
+            if (debugEnabled) log("DEBUG", message);
+        }
+
+        static void info(String message) {
+            log("INFO", message);
+        }
+
+        static void warn(String message) {
+            log("WARN", message);
+        }
+
+        static void error(String message) {
+            log("ERROR", message);
+        }
+    }
+
+    /** State and locking: private files, written atomically, one lock per session. */
+    static final class StateFiles {
+        private StateFiles() {
+        }
+
+        static void ensurePrivateDir(Path dir) throws IOException {
+            if (Files.isDirectory(dir)) return;
+            if (dir.getParent() != null) ensurePrivateDir(dir.getParent());
+            try {
+                Files.createDirectory(dir, PosixFilePermissions.asFileAttribute(PosixFilePermissions.fromString("rwx------")));
+            } catch (FileAlreadyExistsException e) {
+                // Another process created it first.
+            } catch (UnsupportedOperationException e) {
+                Files.createDirectories(dir);
+            }
+        }
+
+        static void ensurePrivateFile(Path file) throws IOException {
+            if (Files.exists(file)) return;
+            try {
+                Files.createFile(file, PosixFilePermissions.asFileAttribute(PosixFilePermissions.fromString("rw-------")));
+            } catch (FileAlreadyExistsException e) {
+                // Another process created it first.
+            } catch (UnsupportedOperationException e) {
+                Files.createFile(file);
+            }
+        }
+
+        /** An exclusive advisory lock on one session's lock file, taken with a bounded wait. */
+        static final class FileLock implements AutoCloseable {
+            private final FileChannel channel;
+            private final java.nio.channels.FileLock lock;
+
+            private FileLock(FileChannel channel, java.nio.channels.FileLock lock) {
+                this.channel = channel;
+                this.lock = lock;
+            }
+
+            /** Returns null when another process holds the lock for longer than the timeout. */
+            static FileLock acquire(Path path, long timeoutMillis) throws IOException {
+                ensurePrivateDir(path.getParent());
+                ensurePrivateFile(path);
+                FileChannel channel = FileChannel.open(path, StandardOpenOption.WRITE);
+                long deadline = System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(timeoutMillis);
+                try {
+                    while (true) {
+                        java.nio.channels.FileLock lock = tryLock(channel);
+                        if (lock != null) return new FileLock(channel, lock);
+                        if (System.nanoTime() > deadline) break;
+                        Thread.sleep(20);
                     }
+                } catch (InterruptedException e) {
+                    Thread.currentThread().interrupt();
                 }
-                case INTERRUPT -> {
-                    if (userRow != null && interruptRow == null) interruptRow = row;
-                }
-                case PROMPT, COMMAND, TASK_NOTIFICATION -> {
-                    if (agentMode) {
-                        if (assistantRows.isEmpty()) startTurn(row, TurnKind.PROMPT);
-                        return;
-                    }
-                    flush();
-                    startTurn(row, userKind == UserRowKind.PROMPT ? TurnKind.PROMPT
-                            : userKind == UserRowKind.COMMAND ? TurnKind.COMMAND : TurnKind.TASK_NOTIFICATION);
-                }
-                default -> {
-                    // A Stop hook that blocked the stop: the turn goes on, and the trace shows why.
-                    if (userKind == UserRowKind.META && userRow != null && isStopHookFeedback(row.json())) systemRows.add(row);
-                    if (agentMode && userRow == null) startTurn(row, TurnKind.PROMPT);
-                    // Otherwise compact summaries, meta rows and local-command output are context, not turns.
+                channel.close();
+                return null;
+            }
+
+            private static java.nio.channels.FileLock tryLock(FileChannel channel) throws IOException {
+                try {
+                    return channel.tryLock();
+                } catch (OverlappingFileLockException e) {
+                    return null; // held by another thread of this JVM
                 }
             }
-        }
 
-        private void startTurn(Row row, TurnKind turnKind) {
-            userRow = row;
-            kind = turnKind;
-            lastActivity = row.timestamp();
-        }
-
-        void finish() {
-            flush();
-        }
-
-        private void flush() {
-            if (userRow != null) {
-                sink.accept(new Turn(userRow, kind, List.copyOf(assistantRows), Map.copyOf(toolResults),
-                        trimTrailingSystemRows(systemRows, assistantRows, interruptRow), interruptRow,
-                        List.copyOf(sidechainRows), List.of(), lastActivity, Map.copyOf(apiRequests)));
+            @Override
+            public void close() throws IOException {
+                try {
+                    lock.release();
+                } finally {
+                    channel.close();
+                }
             }
-            userRow = null;
-            assistantRows = new ArrayList<>();
-            toolResults = new LinkedHashMap<>();
-            systemRows = new ArrayList<>();
-            sidechainRows = new ArrayList<>();
-            apiRequests = new HashMap<>();
-            interruptRow = null;
-            lastActivity = null;
         }
-    }
 
-    /**
-     * System rows written after the turn's last assistant row (stop hook, turn_duration, recaps) land after the
-     * Stop hook ran, so the hook never sees them; dropping them keeps replay and hook traces identical.
-     */
-    static List<Row> trimTrailingSystemRows(List<Row> systemRows, List<Row> assistantRows, Row interruptRow) {
-        long last = assistantRows.isEmpty() ? -1 : assistantRows.get(assistantRows.size() - 1).offset();
-        if (interruptRow != null) last = Math.max(last, interruptRow.offset());
-        long cutoff = last;
-        return systemRows.stream().filter(row -> row.offset() < cutoff).toList();
-    }
-
-    static List<Turn> buildTurns(Iterable<Row> rows) {
-        List<Turn> turns = new ArrayList<>();
-        TurnAssembler assembler = new TurnAssembler(turns::add);
-        rows.forEach(assembler::accept);
-        assembler.finish();
-        return turns;
-    }
-
-    /** A 64-bit fingerprint of a uuid: eight bytes a row instead of a String, for transcripts of any size. */
-    static long fingerprint(String uuid) {
-        long hash = 0xcbf29ce484222325L;
-        for (int i = 0; i < uuid.length(); i++) {
-            hash = (hash ^ uuid.charAt(i)) * 0x100000001b3L;
-        }
-        return hash;
-    }
-
-    /** An open-addressing set of longs (the JDK has none without boxing). */
-    static final class LongHashSet {
-        private long[] slots = new long[1024];
-        private boolean[] used = new boolean[1024];
-        private int size;
-
-        boolean add(long value) {
-            if (size * 2 >= slots.length) grow();
-            int mask = slots.length - 1;
-            int index = (int) (value ^ (value >>> 32)) * 0x9E3779B9 & mask;
-            while (used[index]) {
-                if (slots[index] == value) return false;
-                index = (index + 1) & mask;
+        /** Reads a state file; a missing or unreadable one yields an empty object (the turn ids keep re-sends idempotent). */
+        static ObjectNode loadState(Path stateFile) {
+            try {
+                if (!Files.exists(stateFile)) return Json.NODES.objectNode();
+                JsonNode parsed = Json.MAPPER.readTree(stateFile.toFile());
+                if (parsed instanceof ObjectNode object) return object;
+                Log.warn("State file " + stateFile + " is not a JSON object; starting this session afresh");
+            } catch (IOException e) {
+                Log.warn("State file " + stateFile + " is unreadable (" + e.getClass().getSimpleName() + "); starting this session afresh");
             }
-            used[index] = true;
-            slots[index] = value;
-            size++;
-            return true;
+            return Json.NODES.objectNode();
         }
 
-        private void grow() {
-            long[] oldSlots = slots;
-            boolean[] oldUsed = used;
-            slots = new long[oldSlots.length * 2];
-            used = new boolean[oldSlots.length * 2];
-            size = 0;
-            for (int i = 0; i < oldSlots.length; i++) {
-                if (oldUsed[i]) add(oldSlots[i]);
+        /** Writes the state atomically: a private temporary file, forced to disk, then renamed over the old one. */
+        static void saveState(Path stateFile, ObjectNode state) throws IOException {
+            ensurePrivateDir(stateFile.getParent());
+            // Callers hold the session's lock, so one temporary name per file suffices (a killed run's leftover is reused).
+            Path tmp = stateFile.resolveSibling(stateFile.getFileName() + ".tmp");
+            Files.deleteIfExists(tmp);
+            ensurePrivateFile(tmp);
+            try (FileChannel channel = FileChannel.open(tmp, StandardOpenOption.WRITE, StandardOpenOption.TRUNCATE_EXISTING)) {
+                channel.write(ByteBuffer.wrap(Json.MAPPER.writerWithDefaultPrettyPrinter().writeValueAsBytes(state)));
+                channel.force(true);
+            }
+            try {
+                Files.move(tmp, stateFile, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
+            } catch (AtomicMoveNotSupportedException e) {
+                Files.move(tmp, stateFile, StandardCopyOption.REPLACE_EXISTING);
+            }
+        }
+
+        /** A stable key even if session ids collide: sha256(session_id::transcript_path). */
+        static String stateKey(String sessionId, String transcriptPath) {
+            return sha256Hex(sessionId + "::" + transcriptPath);
+        }
+
+        static String sha256Hex(String text) {
+            return HexFormat.of().formatHex(sha256(text));
+        }
+
+        static byte[] sha256(String text) {
+            return sha256(text.getBytes(StandardCharsets.UTF_8));
+        }
+
+        static byte[] sha256(byte[] bytes) {
+            try {
+                return MessageDigest.getInstance("SHA-256").digest(bytes);
+            } catch (NoSuchAlgorithmException e) {
+                throw new IllegalStateException("SHA-256 is part of every JDK", e);
             }
         }
     }
 
-    /** A subagent's rows as one turn (the agent's prompt, its generations and tool calls); null without a prompt. */
-    static Turn buildAgentTurn(Iterable<Row> rows) {
-        List<Turn> turns = new ArrayList<>();
-        TurnAssembler assembler = new TurnAssembler(turns::add, true);
-        rows.forEach(assembler::accept);
-        assembler.finish();
-        return turns.isEmpty() ? null : turns.get(0);
-    }
+    /** The hook payload Claude Code writes on stdin. */
+    static final class Payload {
+        private Payload() {
+        }
 
-    static final Set<String> AGENT_TOOLS = Set.of("Task", "Agent");
-    static final Pattern AGENT_ID_IN_TEXT = Pattern.compile("agentId: ?([A-Za-z0-9_-]+)");
-    static final Pattern TASK_ID = Pattern.compile("<task-id>\\s*([A-Za-z0-9_-]+)\\s*</task-id>");
+        static final int MAX_PAYLOAD_BYTES = 4 * 1024 * 1024;
 
-    /** The agent a Task/Agent tool result names (toolUseResult.agentId, or "agentId: ..." in its text). */
-    static String agentIdOf(ToolResult result) {
-        String id = result.row().json().path("toolUseResult").path("agentId").asText("");
-        if (!id.isEmpty()) return id;
-        Matcher matcher = AGENT_ID_IN_TEXT.matcher(toolResultText(result.block().get("content")));
-        return matcher.find() ? matcher.group(1) : null;
-    }
-
-    /** A background launch returns at once; its agent's work is attached when its task notification lands. */
-    static boolean isBackgroundLaunch(ToolResult result) {
-        JsonNode toolUseResult = result.row().json().path("toolUseResult");
-        String status = toolUseResult.path("status").asText("completed");
-        return toolUseResult.path("isAsync").asBoolean(false) || status.equals("async_launched") || status.equals("running");
-    }
-
-    /**
-     * Links the turn's subagents: Task/Agent calls to their agent files (2.0.x `agent-<id>.jsonl` beside the
-     * transcript, 2.1.x `<session>/subagents/agent-<id>.jsonl`) or to inline sidechain rows (1.0.x); a background
-     * agent to the task notification that reports it; compaction helpers to the turn they ran in.
-     */
-    static Turn attachAgents(Turn turn, AgentFiles files) {
-        List<AgentRun> agents = new ArrayList<>();
-        Set<String> attachedCalls = new HashSet<>();
-        List<ToolCall> agentCalls = toolCallsFromAssistants(turn.assistantRows()).stream()
-                .filter(call -> AGENT_TOOLS.contains(call.name())).toList();
-        for (ToolCall call : agentCalls) {
-            ToolResult result = turn.toolResultsById().get(call.id());
-            if (result == null || isBackgroundLaunch(result)) continue;
-            String agentId = agentIdOf(result);
-            Turn agentTurn = agentId == null ? null : files.agent(agentId);
-            if (agentTurn != null) {
-                agents.add(new AgentRun(agentId, call.id(), "task", agentTypeOf(call, result), agentTurn));
-                attachedCalls.add(call.id());
+        /** The Stop payload from stdin; empty, oversized or garbage input yields an empty object and one log line. */
+        static JsonNode readHookPayload(InputStream stdin) {
+            try {
+                byte[] data = stdin.readNBytes(MAX_PAYLOAD_BYTES + 1);
+                if (data.length > MAX_PAYLOAD_BYTES) {
+                    Log.warn("Hook payload on stdin is larger than " + MAX_PAYLOAD_BYTES + " bytes; ignoring it");
+                    return Json.NODES.objectNode();
+                }
+                String text = new String(data, StandardCharsets.UTF_8);
+                if (text.isBlank()) return Json.NODES.objectNode();
+                JsonNode payload = Json.MAPPER.readTree(text);
+                if (payload != null && payload.isObject()) return payload;
+                Log.warn("Hook payload on stdin is not a JSON object; ignoring it");
+            } catch (IOException e) {
+                Log.warn("Hook payload on stdin is not valid JSON; ignoring it");
             }
-        }
-        List<List<Row>> chains = sidechainChains(turn.sidechainRows());
-        for (int i = 0; i < chains.size(); i++) {
-            Turn agentTurn = buildAgentTurn(chains.get(i));
-            if (agentTurn == null) continue;
-            String prompt = extractText(getContent(agentTurn.userRow().json())).strip();
-            ToolCall match = agentCalls.stream().filter(call -> !attachedCalls.contains(call.id()))
-                    .filter(call -> call.toolUse().path("input").path("prompt").asText("").strip().equals(prompt))
-                    .findFirst().orElse(agentCalls.stream().filter(call -> !attachedCalls.contains(call.id())).findFirst().orElse(null));
-            if (match == null) continue;
-            attachedCalls.add(match.id());
-            agents.add(new AgentRun("sidechain-" + (i + 1), match.id(), "task",
-                    agentTypeOf(match, turn.toolResultsById().get(match.id())), agentTurn));
-        }
-        if (turn.kind() == TurnKind.TASK_NOTIFICATION) {
-            Matcher taskId = TASK_ID.matcher(extractText(getContent(turn.userRow().json())));
-            Turn agentTurn = taskId.find() ? files.agent(taskId.group(1)) : null;
-            if (agentTurn != null) agents.add(new AgentRun(taskId.group(1), null, "background", null, agentTurn));
-        }
-        Instant start = firstTimestamp(turn);
-        Instant end = turn.lastActivity() == null ? start : turn.lastActivity().plusSeconds(5);
-        for (Map.Entry<String, Turn> helper : files.compactionAgents(start).entrySet()) {
-            Instant finished = helper.getValue().lastActivity();
-            if (finished != null && !finished.isBefore(start) && !finished.isAfter(end)) {
-                agents.add(new AgentRun(helper.getKey(), null, "compaction", null, helper.getValue()));
-            }
-        }
-        return agents.isEmpty() ? turn : turn.withAgents(agents);
-    }
-
-    static String agentTypeOf(ToolCall call, ToolResult result) {
-        return firstNonBlank(call.toolUse().path("input").path("subagent_type").asText(""),
-                result == null ? null : result.row().json().path("toolUseResult").path("agentType").asText(""));
-    }
-
-    /** 1.0.x inline subagent rows split into conversations: a row whose parent is in no chain starts a new one. */
-    static List<List<Row>> sidechainChains(List<Row> rows) {
-        List<List<Row>> chains = new ArrayList<>();
-        Map<String, List<Row>> chainOfUuid = new HashMap<>();
-        for (Row row : rows) {
-            List<Row> chain = chainOfUuid.get(row.json().path("parentUuid").asText(""));
-            if (chain == null) {
-                chain = new ArrayList<>();
-                chains.add(chain);
-            }
-            chain.add(row);
-            if (!row.uuid().isEmpty()) chainOfUuid.put(row.uuid(), chain);
-        }
-        return chains;
-    }
-
-    /** Where a transcript's subagent files live; compaction helpers are listed once. */
-    static final class AgentFiles {
-        private final Path transcript;
-        private final Map<String, Turn> compactionTurns = new HashMap<>();
-        private Map<String, Path> compactionFiles;
-
-        AgentFiles(Path transcript) {
-            this.transcript = transcript;
-        }
-
-        private Path subagentsDir() {
-            String stem = transcript.getFileName().toString().replaceFirst("\\.jsonl$", "");
-            return transcript.resolveSibling(stem).resolve("subagents");
-        }
-
-        /** The agent's turn from `<session>/subagents/agent-<id>.jsonl` or `agent-<id>.jsonl` beside the transcript (read when asked: each is attached once). */
-        Turn agent(String agentId) {
-            if (transcript == null || !agentId.matches("[A-Za-z0-9_-]+")) return null;
-            for (Path candidate : List.of(subagentsDir().resolve("agent-" + agentId + ".jsonl"),
-                    transcript.resolveSibling("agent-" + agentId + ".jsonl"))) {
-                if (Files.isRegularFile(candidate)) return readAgentFile(candidate);
-            }
-            return null;
+            return Json.NODES.objectNode();
         }
 
         /**
-         * Compaction helpers (`agent-acompact-*.jsonl`) by agent id, those written to since `notBefore` only: the
-         * folder is listed once, and a helper that finished before the turn began is never read (the hook runs often).
+         * What a firing is about: the session and its transcript, the final text Claude Code reports (the Stop race),
+         * and the event (Stop, or SessionEnd: the session is over, so its last turn is sent as it stands).
          */
-        Map<String, Turn> compactionAgents(Instant notBefore) {
-            if (compactionFiles == null) compactionFiles = listCompactionFiles();
-            Map<String, Turn> found = new LinkedHashMap<>();
-            compactionFiles.forEach((id, file) -> {
-                if (lastModified(file).isBefore(notBefore)) return;
-                Turn turn = compactionTurns.computeIfAbsent(id, key -> readAgentFile(file));
-                if (turn != null) found.put(id, turn);
-            });
-            return found;
-        }
-
-        private Map<String, Path> listCompactionFiles() {
-            Map<String, Path> files = new LinkedHashMap<>();
-            if (transcript == null || !Files.isDirectory(subagentsDir())) return files;
-            try (java.util.stream.Stream<Path> listing = Files.list(subagentsDir())) {
-                listing.filter(f -> f.getFileName().toString().startsWith("agent-acompact-")).sorted()
-                        .forEach(f -> files.put(f.getFileName().toString().replaceFirst("^agent-(.*)\\.jsonl$", "$1"), f));
-            } catch (IOException e) {
-                warn("Could not list " + subagentsDir() + ": " + e);
+        record HookTarget(String sessionId, Path transcriptPath, String lastAssistantMessage, String event) {
+            boolean sessionEnded() {
+                return "SessionEnd".equals(event);
             }
-            return files;
         }
 
-        static Turn readAgentFile(Path file) {
-            List<Row> rows = new ArrayList<>();
-            try (InputStream in = Files.newInputStream(file)) {
-                streamJsonl(in, 0, true, rows::add);
-            } catch (IOException e) {
-                warn("Could not read subagent file " + file + ": " + e);
+        /** Accepts the field spellings the reference accepts (camelCase, snake_case, nested objects). */
+        static HookTarget extractSessionAndTranscript(JsonNode payload, Path home) {
+            String sessionId = Config.firstNonBlank(Json.textOrNull(payload.get("sessionId")), Json.textOrNull(payload.get("session_id")),
+                    Json.textOrNull(payload.path("session").get("id")));
+            String transcript = Config.firstNonBlank(Json.textOrNull(payload.get("transcriptPath")),
+                    Json.textOrNull(payload.get("transcript_path")), Json.textOrNull(payload.path("transcript").get("path")));
+            Path transcriptPath = null;
+            if (transcript != null) {
+                try {
+                    String expanded = transcript.startsWith("~/") ? home + transcript.substring(1) : transcript;
+                    transcriptPath = Paths.get(expanded).toAbsolutePath().normalize();
+                } catch (RuntimeException e) {
+                    Log.warn("Hook payload has an unusable transcript path");
+                }
+            }
+            return new HookTarget(sessionId, transcriptPath, Json.textOrNull(payload.get("last_assistant_message")),
+                    Json.textOrNull(payload.get("hook_event_name")));
+        }
+    }
+
+    /** Transcript helpers: what a row is and what it holds. */
+    static final class Transcript {
+        private Transcript() {
+        }
+
+        static final int STATUS_PREVIEW_CHARS = 200;
+
+        static JsonNode getContent(JsonNode row) {
+            JsonNode message = row.get("message");
+            if (message != null && message.isObject()) return message.get("content");
+            return row.get("content");
+        }
+
+        /**
+         * Claude Code rows carry type=user/assistant, or message.role in some versions. A row of another type is not a
+         * conversation row even when it holds a message (2.1.3xx's api-request-blob copies what went to the API).
+         */
+        static String getRole(JsonNode row) {
+            String type = row.path("type").asText("");
+            if (type.equals("user") || type.equals("assistant")) return type;
+            if (!type.isEmpty()) return null;
+            String role = row.path("message").path("role").asText("");
+            if (role.equals("user") || role.equals("assistant")) return role;
+            return null;
+        }
+
+        static boolean isToolResult(JsonNode row) {
+            return "user".equals(getRole(row)) && !iterToolResults(getContent(row)).isEmpty();
+        }
+
+        static List<JsonNode> iterToolResults(JsonNode content) {
+            return blocksOfType(content, "tool_result");
+        }
+
+        static List<JsonNode> iterToolUses(JsonNode content) {
+            return blocksOfType(content, "tool_use");
+        }
+
+        static List<JsonNode> blocksOfType(JsonNode content, String type) {
+            List<JsonNode> out = new ArrayList<>();
+            if (content != null && content.isArray()) {
+                for (JsonNode block : content) {
+                    if (block.isObject() && type.equals(block.path("type").asText())) out.add(block);
+                }
+            }
+            return out;
+        }
+
+        /** The text of a content value: a string, or the text blocks of a block list joined by newlines. */
+        static String extractText(JsonNode content) {
+            if (content == null || content.isNull()) return "";
+            if (content.isTextual()) return content.asText();
+            if (!content.isArray()) return "";
+            List<String> parts = new ArrayList<>();
+            for (JsonNode block : content) {
+                if (block.isTextual()) parts.add(block.asText());
+                else if ("text".equals(block.path("type").asText())) parts.add(block.path("text").asText(""));
+            }
+            parts.removeIf(String::isEmpty);
+            return String.join("\n", parts);
+        }
+
+        record Truncated(String text, boolean truncated, int origLen) {
+            /** Adds `<prefix>_truncated` and `<prefix>_orig_len` to metadata, only when the text was cut. */
+            void describeInto(ObjectNode metadata, String prefix) {
+                if (!truncated) return;
+                metadata.put(prefix + "_truncated", true);
+                metadata.put(prefix + "_orig_len", origLen);
+            }
+        }
+
+        static Truncated truncateText(String text, int maxChars) {
+            if (text == null) return new Truncated("", false, 0);
+            if (text.length() <= maxChars) return new Truncated(text, false, text.length());
+            return new Truncated(text.substring(0, maxChars), true, text.length());
+        }
+
+        /** The model of an assistant row; null for Claude Code's locally generated "<synthetic>" rows. */
+        static String getModel(JsonNode row) {
+            String model = row.path("message").path("model").asText("");
+            if (model.isEmpty() || model.equals("<synthetic>")) return null;
+            return model;
+        }
+
+        static String getMessageId(JsonNode row) {
+            String id = row.path("message").path("id").asText("");
+            return id.isEmpty() ? null : id;
+        }
+
+        /** Claude Code's locally written "No response requested." rows: <synthetic>, and not an API error. */
+        static boolean isLocalPlaceholder(JsonNode row) {
+            return "<synthetic>".equals(row.path("message").path("model").asText())
+                    && !row.path("isApiErrorMessage").asBoolean(false);
+        }
+
+        static Instant getTimestamp(JsonNode row) {
+            String text = row.path("timestamp").asText("");
+            if (text.isEmpty()) return null;
+            try {
+                return Instant.parse(text);
+            } catch (DateTimeParseException e) {
                 return null;
             }
-            return buildAgentTurn(rows);
         }
-    }
 
-    /**
-     * A turn is over when the user interrupted it, or its last assistant row ended the message (stop_reason
-     * end_turn, or, for versions that leave stop_reason null, a text block).
-     */
-    static boolean isTurnComplete(Turn turn) {
-        if (turn.interrupted()) return true;
-        Row last = turn.lastAssistant();
-        if (last == null) return false;
-        String stopReason = last.json().path("message").path("stop_reason").asText("");
-        if (stopReason.equals("tool_use") || stopReason.equals("pause_turn")) return false;
-        if (!stopReason.isEmpty()) return true;
-        return !blocksOfType(getContent(last.json()), "text").isEmpty();
-    }
+        /** What a user row is, checked in the order of docs/transcript-format.md. */
+        enum UserRowKind { TOOL_RESULT, COMPACT_SUMMARY, META, INTERRUPT, COMMAND, LOCAL_OUTPUT, TASK_NOTIFICATION, PROMPT }
 
-    /** A turn to send: a new one with its number, or the open turn (sentBefore) that grew since it was sent. */
-    record Emission(Turn turn, int turnNumber, SentTurn sentBefore) {
-    }
+        static final Pattern COMMAND_NAME = Pattern.compile("<command-name>\\s*/?([^<]*?)\\s*</command-name>");
 
-    /** What one hook run sends, and where the last turn waits (its user row's offset) if it is still in progress. */
-    record EmissionPlan(List<Emission> emissions, boolean deferred, long deferredOffset) {
-    }
+        static final Pattern COMMAND_ARGS = Pattern.compile("<command-args>([\\s\\S]*?)</command-args>");
 
-    /**
-     * Decides, from the rows read this run, which turns to send: every turn not sent before that has work in it, and
-     * the open turn (the last one sent) if it grew; the last turn only when complete (else it waits), unless
-     * `forceLast` (the session ended, or the transcript went quiet: the turn is as complete as it will ever be).
-     */
-    static EmissionPlan planEmission(List<Row> rows, SessionState state, AgentFiles agentFiles, boolean forceLast) {
-        List<Turn> turns = buildTurns(rows).stream().map(turn -> attachAgents(turn, agentFiles)).toList();
-        Set<String> emitted = new HashSet<>(state.emittedUserUuids());
-        SentTurn open = state.openTurn();
-        List<Emission> emissions = new ArrayList<>();
-        int newTurns = 0;
-        for (int i = 0; i < turns.size(); i++) {
-            Turn turn = turns.get(i);
-            boolean isOpen = open != null && open.userUuid().equals(turn.userRow().uuid());
-            if (!isOpen && emitted.contains(turn.userRow().uuid())) continue;
-            boolean last = i == turns.size() - 1;
-            if (last && !forceLast && !isTurnComplete(turn)) {
-                return new EmissionPlan(emissions, true, turn.userRow().offset());
+        static final Set<String> INTERRUPT_MARKERS =
+                Set.of("[Request interrupted by user]", "[Request interrupted by user for tool use]");
+
+        static UserRowKind classifyUserRow(JsonNode row) {
+            if (isToolResult(row)) return UserRowKind.TOOL_RESULT;
+            if (row.path("isCompactSummary").asBoolean(false)) return UserRowKind.COMPACT_SUMMARY;
+            if (row.path("isMeta").asBoolean(false)) return UserRowKind.META;
+            String text = extractText(getContent(row));
+            String trimmed = text.strip();
+            if (INTERRUPT_MARKERS.contains(trimmed)) return UserRowKind.INTERRUPT;
+            if (text.contains("<command-name>")) return UserRowKind.COMMAND;
+            if (trimmed.startsWith("<local-command-stdout>") || trimmed.startsWith("<local-command-stderr>")
+                    || trimmed.startsWith("<bash-input>") || trimmed.startsWith("<bash-stdout>")
+                    || trimmed.startsWith("<bash-stderr>") || trimmed.startsWith("<local-command-caveat>")) {
+                return UserRowKind.LOCAL_OUTPUT;
             }
-            if (!turn.hasWork()) continue;
-            emissions.add(isOpen ? new Emission(turn, open.turnNumber(), open)
-                    : new Emission(turn, state.turnCount() + ++newTurns, null));
-        }
-        return new EmissionPlan(emissions, false, -1);
-    }
-
-    /**
-     * What is left to send of a trace when part of it was sent before: the spans not sent yet, and no usage for a
-     * message whose usage went out already. Null when nothing is left.
-     */
-    static TraceRecord unsentPart(TraceRecord trace, SentTurn sentBefore) {
-        if (sentBefore == null) return trace;
-        Set<String> sentSpans = new HashSet<>(sentBefore.spanIds());
-        Set<String> usageSent = new HashSet<>(sentBefore.usageMessageIds());
-        List<Observation> rest = new ArrayList<>();
-        for (Observation observation : trace.observations()) {
-            if (sentSpans.contains(observation.id())) continue;
-            boolean usageAgain = observation.usage() != null && usageSent.contains(messageIdOf(observation));
-            rest.add(usageAgain ? observation.withoutUsage() : observation);
-        }
-        if (rest.isEmpty()) return null;
-        return new TraceRecord(trace.traceId(), trace.name(), trace.sessionId(), trace.userId(), trace.release(),
-                trace.version(), trace.environment(), trace.tags(), trace.input(), trace.output(), trace.metadata(),
-                List.copyOf(rest), trace.parentSpanId());
-    }
-
-    /** The Anthropic message id a generation belongs to (kept in its metadata as claude_code.id). */
-    static String messageIdOf(Observation observation) {
-        return observation.metadata().path("claude_code").path("id").asText("");
-    }
-
-    /**
-     * The record of one turn's spans in an export: their ids, the messages whose usage they carry, and a witness to
-     * look for in Langfuse (the root, or else the latest span).
-     */
-    static SentPart sentPart(TraceRecord trace, Emission emission, Instant now) {
-        List<String> spanIds = new ArrayList<>();
-        List<String> usageIds = new ArrayList<>();
-        Observation witness = trace.root();
-        for (Observation observation : trace.observations()) {
-            spanIds.add(observation.id());
-            if (observation.usage() != null && !messageIdOf(observation).isEmpty()) usageIds.add(messageIdOf(observation));
-            if (trace.root() == null && (witness == null || !observation.start().isBefore(witness.start()))) witness = observation;
-        }
-        SentTurn turn = new SentTurn(emission.turn().userRow().uuid(), emission.turnNumber(),
-                emission.turn().userRow().offset(), trace.traceId(), now, List.copyOf(spanIds), List.copyOf(usageIds));
-        return new SentPart(turn, trace.traceId(), witness.id(), witness.start());
-    }
-
-    // ----------------- Trace building -----------------
-
-    /** One Langfuse observation, fully described; ids are lowercase hex, times real (from the transcript). */
-    record Observation(String id, String parentId, String name, String type, Instant start, Instant end,
-                       String input, String output, String model, Map<String, Long> usage, String level,
-                       String statusMessage, ObjectNode metadata) {
-        Observation withoutUsage() {
-            return new Observation(id, parentId, name, type, start, end, input, output, model, null, level, statusMessage, metadata);
-        }
-    }
-
-    /**
-     * One trace: trace-level attributes plus its observations, the root first. Metadata keys other than the
-     * `claude_code` object are flat strings Langfuse v4 can filter on (trace-wide ones go on every span).
-     */
-    record TraceRecord(String traceId, String name, String sessionId, String userId, String release, String version,
-                       String environment, List<String> tags, String input, String output, ObjectNode metadata,
-                       List<Observation> observations, String parentSpanId) {
-        /** The root observation (first, without a parent), or null for the rest of a turn whose root went before. */
-        Observation root() {
-            Observation first = observations.get(0);
-            return first.parentId() == null ? first : null;
-        }
-    }
-
-    /** What trace building needs from outside the transcript. */
-    record TraceContext(String fallbackSessionId, String userId, String transcriptPath, int maxChars, Masker masker,
-                        String environment, List<String> tags, TraceParent parent) {
-    }
-
-    /** A W3C traceparent's trace and span: the span every turn's root becomes a child of. */
-    record TraceParent(String traceId, String spanId) {
-    }
-
-    record ToolCall(JsonNode toolUse, Row decisionRow, int stepIndex) {
-        String id() {
-            return toolUse.path("id").asText("");
+            if (trimmed.startsWith("<task-notification>")
+                    || "task-notification".equals(row.path("origin").path("kind").asText())) {
+                return UserRowKind.TASK_NOTIFICATION;
+            }
+            return UserRowKind.PROMPT;
         }
 
-        String name() {
-            return toolUse.path("name").asText("unknown");
+        /** The meta row Claude Code writes when a Stop hook blocks the stop ("Stop hook feedback:\n<reason>"). */
+        static boolean isStopHookFeedback(JsonNode row) {
+            return extractText(getContent(row)).startsWith("Stop hook feedback:");
         }
-    }
 
-    static List<ToolCall> toolCallsFromAssistants(List<Row> assistantRows) {
-        List<ToolCall> calls = new ArrayList<>();
-        for (int i = 0; i < assistantRows.size(); i++) {
-            for (JsonNode toolUse : iterToolUses(getContent(assistantRows.get(i).json()))) {
-                calls.add(new ToolCall(toolUse, assistantRows.get(i), i + 1));
+        /** The prompt as the user typed it: "/name args" for a slash command, the text otherwise. */
+        static String promptText(JsonNode row, UserRowKind kind) {
+            String text = extractText(getContent(row));
+            if (kind != UserRowKind.COMMAND) return text;
+            Matcher name = COMMAND_NAME.matcher(text);
+            if (!name.find()) return text;
+            Matcher args = COMMAND_ARGS.matcher(text);
+            String arguments = args.find() ? args.group(1).strip() : "";
+            return ("/" + name.group(1).strip() + (arguments.isEmpty() ? "" : " " + arguments));
+        }
+
+        /** One transcript row and the byte offset where its line starts. */
+        record Row(JsonNode json, long offset, String uuid, Instant timestamp) {
+            /** Reads the fields every step needs once, where the row is parsed. */
+            Row(JsonNode json, long offset) {
+                this(json, offset, json.path("uuid").asText(""), getTimestamp(json));
+            }
+
+            String type() {
+                return json.path("type").asText("");
             }
         }
-        return calls;
-    }
 
-    static String traceIdFor(String sessionId, String userUuid) {
-        return HexFormat.of().formatHex(sha256("litefuse-trace:" + sessionId + ":" + userUuid), 0, 16);
-    }
-
-    static String spanIdFor(String turnId, String key) {
-        return HexFormat.of().formatHex(sha256("litefuse-span:" + turnId + ":" + key), 0, 8);
-    }
-
-    /** A row's identity for span ids: its uuid, or (for the rare row without one) its byte offset. */
-    static String rowKey(Row row) {
-        return row.uuid().isEmpty() ? "offset:" + row.offset() : row.uuid();
-    }
-
-    /** Builds the whole trace of one turn: pure, so replay, tests and the hook all see the same thing. */
-    static TraceRecord buildTrace(Turn turn, int turnNumber, TraceContext ctx) {
-        JsonNode userJson = turn.userRow().json();
-        String sessionId = firstNonBlank(userJson.path("sessionId").asText(""), userJson.path("session_id").asText(""),
-                ctx.fallbackSessionId(), "unknown");
-        String turnId = traceIdFor(sessionId, turn.userRow().uuid());
-        String rootId = spanIdFor(turnId, "root");
-        Instant turnStart = firstTimestamp(turn);
-        Timeline timeline = Timeline.of(turn, turnStart);
-
-        Masker masker = ctx.masker();
-        String prompt = masker.text(promptText(userJson, kindOf(turn.kind())));
-        Truncated userText = truncateText(prompt, ctx.maxChars());
-        ObjectNode userContent = describeUserContent(getContent(userJson));
-        userText.describeInto(userContent, "user_text");
-
-        List<Observation> children = new ArrayList<>();
-        ObjectNode userMeta = pick(userJson, "uuid", "parentUuid", "promptId");
-        userMeta.setAll(userContent);
-        children.add(new Observation(spanIdFor(turnId, "user"), rootId, "user message", "event", turnStart, turnStart,
-                userText.text(), null, null, null, null, null, wrap(userMeta)));
-
-        Set<String> models = new LinkedHashSet<>();
-        String finalText = addSteps(turnId, rootId, turn, timeline, ctx, children, models);
-        for (AgentRun agent : turn.agents()) {
-            if (agent.toolUseId() == null) addAgent(turnId, rootId, agent, ctx, children, models);
+        static String preview(String text) {
+            if (text == null) return null;
+            String flat = text.strip();
+            return flat.length() <= STATUS_PREVIEW_CHARS ? flat : flat.substring(0, STATUS_PREVIEW_CHARS) + "…";
         }
-        // The user message opens the turn; everything after it in time order (a stable sort keeps file order on ties).
-        children.subList(1, children.size()).sort((a, b) -> a.start().compareTo(b.start()));
 
-        Instant turnEnd = turnStart;
-        for (Observation child : children) {
-            if (child.end().isAfter(turnEnd)) turnEnd = child.end();
+        static final Set<String> CLAUDE_CODE_ROW_TYPES = Set.of("user", "assistant", "system", "summary", "progress",
+                "attachment", "file-history-snapshot", "file-history-delta", "queue-operation", "last-prompt", "ai-title",
+                "custom-title", "agent-name", "permission-mode", "mode", "pr-link", "bridge-session");
+
+        static boolean isClaudeCodeRow(JsonNode row) {
+            return CLAUDE_CODE_ROW_TYPES.contains(row.path("type").asText());
         }
-        Truncated output = truncateText(masker.text(finalText), ctx.maxChars());
-        ObjectNode traceMeta = pick(userJson, "uuid", "parentUuid", "promptId", "isMeta", "origin", "cwd", "gitBranch",
-                "version", "entrypoint", "userType", "isSidechain", "permissionMode", "promptSource", "turnOrigin");
-        traceMeta.put("sessionId", sessionId);
-        traceMeta.put("turn_number", turnNumber);
-        traceMeta.put("transcript_path", ctx.transcriptPath());
-        ArrayNode modelsUsed = traceMeta.putArray("models_used");
-        models.forEach(modelsUsed::add);
-        String turnKind = turn.kind().name().toLowerCase(Locale.ROOT);
-        traceMeta.put("source", turnKind);
-        traceMeta.setAll(userContent);
-        output.describeInto(traceMeta, "assistant_text");
-        boolean unfinished = turn.lastAssistant() != null && !isTurnComplete(turn);
-        if (unfinished) traceMeta.put("turn_unfinished", true);
-        String name = "Claude Code - Turn " + turnNumber;
-        String release = firstNonBlank(userJson.path("version").asText(""),
-                turn.lastAssistant() == null ? null : turn.lastAssistant().json().path("version").asText(""));
-        String level = turn.interrupted() || unfinished ? "WARNING" : null;
-        String status = turn.interrupted() ? "interrupted by user"
-                : unfinished ? "unfinished: Claude Code stopped before the turn's final answer" : null;
-        ObjectNode metadata = wrap(traceMeta);
-        putFilterKey(metadata, "project_dir", userJson.path("cwd").asText(""));
-        putFilterKey(metadata, "git_branch", userJson.path("gitBranch").asText(""));
-        putFilterKey(metadata, "claude_code_version", release);
-        putFilterKey(metadata, "entrypoint", userJson.path("entrypoint").asText(""));
-        putFilterKey(metadata, "permission_mode", userJson.path("permissionMode").asText(""));
-        putFilterKey(metadata, "turn_kind", turnKind);
-        Observation root = new Observation(rootId, null, name, "span", turnStart, turnEnd, userText.text(),
-                output.text(), null, null, level, status, wrap(traceMeta));
-        List<Observation> observations = new ArrayList<>();
-        observations.add(root);
-        observations.addAll(children);
-        // Every observation says whether it is an error, so "error = true" finds failed tools, API errors and events.
-        observations.forEach(o -> o.metadata().put("error", String.valueOf("ERROR".equals(o.level()))));
-        // Under a W3C traceparent every turn joins the caller's trace; span ids stay derived from the turn.
-        String traceId = ctx.parent() == null ? turnId : ctx.parent().traceId();
-        return new TraceRecord(traceId, name, sessionId, ctx.userId(), release, VERSION, ctx.environment(), ctx.tags(),
-                userText.text(), output.text(), metadata, List.copyOf(observations), ctx.parent() == null ? null : ctx.parent().spanId());
     }
 
-    /**
-     * The observations of a turn's (or an agent's) work under `parentId`: one generation per assistant row, one tool
-     * observation per tool call (with the subagent it ran nested inside), one event per system row and for an
-     * interrupt. Returns the last text the model wrote.
-     */
-    static String addSteps(String turnId, String parentId, Turn turn, Timeline timeline, TraceContext ctx,
-                           List<Observation> out, Set<String> models) {
-        Masker masker = ctx.masker();
-        Map<String, Row> lastRowOfMessage = lastRowPerMessage(turn.assistantRows());
-        Map<String, Long> maxOutputTokens = maxOutputTokensPerMessage(turn.assistantRows());
-        Map<String, List<ToolCall>> callsByRow = new HashMap<>();
-        for (ToolCall call : toolCallsFromAssistants(turn.assistantRows())) {
-            callsByRow.computeIfAbsent(rowKey(call.decisionRow()), k -> new ArrayList<>()).add(call);
+    /** The incremental reader: per-session progress, and the complete lines after it. */
+    static final class Reader {
+        private Reader() {
         }
-        Map<String, AgentRun> agentByCall = new HashMap<>();
-        turn.agents().stream().filter(agent -> agent.toolUseId() != null).forEach(agent -> agentByCall.put(agent.toolUseId(), agent));
-        Row finalRow = isTurnComplete(turn) ? turn.lastAssistant() : null;
-        Set<String> messagesSeen = new HashSet<>();
-        String finalText = "";
-        for (int i = 0; i < turn.assistantRows().size(); i++) {
-            Row row = turn.assistantRows().get(i);
-            String messageId = getMessageId(row.json());
-            boolean lastInMessage = messageId == null || lastRowOfMessage.get(messageId) == row;
-            boolean firstInMessage = messageId == null || messagesSeen.add(messageId);
-            Row request = firstInMessage ? turn.apiRequests().get(row.json().path("requestRef").asText("")) : null;
-            Observation generation = buildGeneration(turnId, parentId, row, request, i + 1, row == finalRow, lastInMessage,
-                    messageId == null ? null : maxOutputTokens.get(messageId), timeline, ctx.maxChars(), masker);
-            out.add(generation);
-            if (generation.model() != null) models.add(generation.model());
-            String text = extractText(getContent(row.json()));
-            if (!text.isEmpty()) finalText = text;
-            for (ToolCall call : callsByRow.getOrDefault(rowKey(row), List.of())) {
-                Observation tool = buildToolObservation(turnId, parentId, call, turn.toolResultsById().get(call.id()),
-                        timeline, ctx.maxChars(), masker);
-                out.add(tool);
-                AgentRun agent = agentByCall.get(call.id());
-                if (agent != null) addAgent(turnId, tool.id(), agent, ctx, out, models);
+
+        static final int MAX_LINE_BYTES = 64 * 1024 * 1024;
+
+        /**
+         * Per-session progress: where to read next, how many turns were sent, which user rows began them, what the
+         * transcript looked like then (file identity and a hash of its first bytes, to notice a replaced file), the last
+         * turn sent (it may still grow: its spans are remembered so only new ones go out), and an export whose outcome
+         * is not known yet (asked about before anything is sent again).
+         */
+        record SessionState(long offset, int turnCount, List<String> emittedUserUuids, TranscriptIdentity identity,
+                            SentTurn openTurn, InFlight inFlight) {
+            /** Read again from the start: turns already sent stay skipped and keep their numbers. */
+            SessionState restart() {
+                return new SessionState(0, turnCount, emittedUserUuids, null, openTurn, inFlight);
             }
-        }
-        for (Row systemRow : turn.systemRows()) {
-            out.add(buildSystemEvent(turnId, parentId, systemRow, timeline, masker));
-        }
-        if (turn.interrupted()) {
-            Instant at = timeline.at(turn.interruptRow());
-            out.add(new Observation(spanIdFor(turnId, "interrupt:" + rowKey(turn.interruptRow())), parentId,
-                    "Interrupted by user", "event", at, at, null, null, null, null, "WARNING", "interrupted by user",
-                    wrap(pick(turn.interruptRow().json(), "uuid", "parentUuid"))));
-        }
-        return finalText;
-    }
 
-    /**
-     * A subagent as an `agent` observation holding its own generations (with their model and usage) and tool
-     * calls; its usage is counted there only, so turn totals stay exact.
-     */
-    static void addAgent(String turnId, String parentId, AgentRun agent, TraceContext ctx, List<Observation> out,
-                         Set<String> models) {
-        Turn turn = agent.turn();
-        Instant start = firstTimestamp(turn);
-        Timeline timeline = Timeline.of(turn, start);
-        String agentSpanId = spanIdFor(turnId, "agent:" + agent.agentId() + ":" + rowKey(turn.userRow()));
-        List<Observation> steps = new ArrayList<>();
-        String finalText = addSteps(turnId, agentSpanId, turn, timeline, ctx, steps, models);
-        Instant end = start;
-        for (Observation step : steps) {
-            if (step.end().isAfter(end)) end = step.end();
-        }
-        JsonNode firstRow = turn.userRow().json();
-        String agentType = agent.agentType();
-        String label = switch (agent.kind()) {
-            case "compaction" -> "Compaction agent";
-            case "background" -> "Background agent";
-            default -> agentType == null ? "Agent" : "Agent: " + agentType;
-        };
-        ObjectNode meta = NODES.objectNode();
-        meta.put("agentId", agent.agentId());
-        meta.put("agent_kind", agent.kind());
-        if (agentType != null) meta.put("agentType", agentType);
-        meta.setAll(pick(firstRow, "uuid", "sessionId", "version"));
-        Set<String> agentModels = new LinkedHashSet<>();
-        turn.assistantRows().forEach(row -> {
-            String model = getModel(row.json());
-            if (model != null) agentModels.add(model);
-        });
-        ArrayNode modelsNode = meta.putArray("models_used");
-        agentModels.forEach(modelsNode::add);
-        Masker masker = ctx.masker();
-        ObjectNode metadata = wrap(meta);
-        putFilterKey(metadata, "subagent_type", agentType != null ? agentType : agent.kind());
-        out.add(new Observation(agentSpanId, parentId, label + " (" + agent.agentId() + ")", "agent", start, end,
-                truncateText(masker.text(extractText(getContent(firstRow))), ctx.maxChars()).text(),
-                truncateText(masker.text(finalText), ctx.maxChars()).text(), null, null, null, null, metadata));
-        out.addAll(steps);
-    }
-
-    static UserRowKind kindOf(TurnKind kind) {
-        return switch (kind) {
-            case PROMPT -> UserRowKind.PROMPT;
-            case COMMAND -> UserRowKind.COMMAND;
-            case TASK_NOTIFICATION -> UserRowKind.TASK_NOTIFICATION;
-        };
-    }
-
-    static Instant firstTimestamp(Turn turn) {
-        Instant start = turn.userRow().timestamp();
-        if (start != null) return start;
-        for (Row row : turn.assistantRows()) {
-            if (row.timestamp() != null) return row.timestamp();
-        }
-        return Instant.EPOCH;
-    }
-
-    /**
-     * The turn's rows in time order. A generation runs from just after the previous row (1 ms later, so touching
-     * siblings never look parallel) to its own row's timestamp; a missing timestamp takes the one before it.
-     */
-    record Timeline(List<Instant> sortedTimes, Map<Long, Instant> timeByOffset) {
-        static Timeline of(Turn turn, Instant turnStart) {
-            List<Row> rows = new ArrayList<>();
-            rows.add(turn.userRow());
-            rows.addAll(turn.assistantRows());
-            turn.toolResultsById().values().forEach(result -> rows.add(result.row()));
-            rows.addAll(turn.systemRows());
-            if (turn.interruptRow() != null) rows.add(turn.interruptRow());
-            rows.sort((a, b) -> Long.compare(a.offset(), b.offset()));
-            Map<Long, Instant> byOffset = new HashMap<>();
-            Instant previous = turnStart;
-            for (Row row : rows) {
-                Instant time = row.timestamp();
-                if (time == null) time = previous;
-                byOffset.put(row.offset(), time);
-                previous = time;
+            SessionState withInFlight(InFlight export) {
+                return new SessionState(offset, turnCount, emittedUserUuids, identity, openTurn, export);
             }
-            List<Instant> sorted = new ArrayList<>(new HashSet<>(byOffset.values()));
-            sorted.sort(null);
-            return new Timeline(sorted, byOffset);
-        }
 
-        Instant at(Row row) {
-            return timeByOffset.getOrDefault(row.offset(), sortedTimes.isEmpty() ? Instant.EPOCH : sortedTimes.get(0));
-        }
-
-        /** 1 ms after the latest distinct time before `end`, never after `end` itself. */
-        Instant startBefore(Instant end) {
-            Instant previous = null;
-            for (Instant time : sortedTimes) {
-                if (!time.isBefore(end)) break;
-                previous = time;
+            SessionState withOffset(long next, TranscriptIdentity now) {
+                return new SessionState(next, turnCount, emittedUserUuids, now, openTurn, inFlight);
             }
-            if (previous == null) return end;
-            Instant start = previous.plusMillis(1);
-            return start.isAfter(end) ? end : start;
-        }
-    }
 
-    static Map<String, Row> lastRowPerMessage(List<Row> assistantRows) {
-        Map<String, Row> last = new HashMap<>();
-        for (Row row : assistantRows) {
-            String id = getMessageId(row.json());
-            if (id != null) last.put(id, row);
-        }
-        return last;
-    }
-
-    /** output_tokens can be a placeholder on early rows of a message; the largest value is the real one. */
-    static Map<String, Long> maxOutputTokensPerMessage(List<Row> assistantRows) {
-        Map<String, Long> max = new HashMap<>();
-        for (Row row : assistantRows) {
-            String id = getMessageId(row.json());
-            JsonNode output = row.json().path("message").path("usage").path("output_tokens");
-            if (id != null && output.canConvertToLong()) max.merge(id, output.asLong(), Math::max);
-        }
-        return max;
-    }
-
-    /**
-     * Langfuse usage keys for a message: input, output, cache reads, and cache writes split into 5-minute and
-     * 1-hour rates when the transcript has the split (never the split and the lump together).
-     */
-    static Map<String, Long> usageDetails(JsonNode usage, Long maxOutputTokens) {
-        Map<String, Long> details = new LinkedHashMap<>();
-        if (usage == null || !usage.isObject()) return details;
-        putTokens(details, "input", usage.get("input_tokens"));
-        if (maxOutputTokens != null) details.put("output", maxOutputTokens);
-        else putTokens(details, "output", usage.get("output_tokens"));
-        putTokens(details, "cache_read_input_tokens", usage.get("cache_read_input_tokens"));
-        long lump = usage.path("cache_creation_input_tokens").asLong(0);
-        JsonNode split = usage.get("cache_creation");
-        if (split != null && split.isObject()
-                && (split.has("ephemeral_5m_input_tokens") || split.has("ephemeral_1h_input_tokens"))) {
-            long fiveMinutes = split.path("ephemeral_5m_input_tokens").asLong(0);
-            long oneHour = split.path("ephemeral_1h_input_tokens").asLong(0);
-            // Any part of the lump the split does not explain is priced at the default (5-minute) write rate.
-            fiveMinutes += Math.max(0, lump - fiveMinutes - oneHour);
-            if (fiveMinutes > 0) details.put("input_cache_creation_5m", fiveMinutes);
-            if (oneHour > 0) details.put("input_cache_creation_1h", oneHour);
-        } else if (usage.has("cache_creation_input_tokens")) {
-            details.put("cache_creation_input_tokens", lump);
-        }
-        return details;
-    }
-
-    static void putTokens(Map<String, Long> details, String key, JsonNode value) {
-        if (value != null && value.canConvertToLong() && value.asLong() >= 0) details.put(key, value.asLong());
-    }
-
-    static final String[] GENERATION_ROW_FIELDS = {"uuid", "parentUuid", "requestId", "requestRef", "requestedModel", "effort"};
-    static final String[] GENERATION_MESSAGE_FIELDS = {"id", "stop_reason", "stop_sequence", "stop_details",
-            "context_management", "container"};
-    static final String[] GENERATION_USAGE_FIELDS = {"service_tier", "speed", "inference_geo", "iterations",
-            "cache_creation", "server_tool_use", "diagnostics"};
-
-    /**
-     * One generation per assistant row. It runs from the moment its API request went out (the first row of a message,
-     * where the transcript has the api-request row) or from just after the row before, to its own row's timestamp.
-     */
-    static Observation buildGeneration(String turnId, String rootId, Row row, Row apiRequest, int step, boolean isFinal,
-                                       boolean lastInMessage, Long maxOutputTokens, Timeline timeline, int maxChars,
-                                       Masker masker) {
-        JsonNode json = row.json();
-        JsonNode message = json.path("message");
-        JsonNode content = getContent(json);
-        List<JsonNode> toolUses = iterToolUses(content);
-        boolean thinking = !blocksOfType(content, "thinking").isEmpty() || !blocksOfType(content, "redacted_thinking").isEmpty();
-        String name;
-        String output;
-        if (!toolUses.isEmpty()) {
-            List<String> names = toolUses.stream().map(use -> use.path("name").asText("unknown")).toList();
-            name = "Decision to call tool: " + String.join(", ", names) + " (#" + step + ")";
-            output = toJson(masker.json(toolUses.size() == 1 ? toolUses.get(0) : NODES.arrayNode().addAll(toolUses)));
-        } else if (isFinal) {
-            name = "Final response (#" + step + ")";
-            output = extractText(content);
-        } else if (thinking && blocksOfType(content, "text").isEmpty()) {
-            name = "Thinking (#" + step + ")";
-            output = thinkingText(content);
-        } else {
-            name = "Text response (#" + step + ")";
-            output = extractText(content);
-        }
-        Truncated outputText = truncateText(masker.text(output), maxChars);
-        ObjectNode meta = pick(json, GENERATION_ROW_FIELDS);
-        meta.setAll(pick(message, GENERATION_MESSAGE_FIELDS));
-        meta.setAll(pick(message.path("usage"), GENERATION_USAGE_FIELDS));
-        meta.put("step_index", step);
-        meta.put("is_last_in_message", lastInMessage);
-        outputText.describeInto(meta, "assistant_text");
-        boolean apiError = json.path("isApiErrorMessage").asBoolean(false);
-        if (apiError) meta.set("error", json.get("error"));
-        Instant end = timeline.at(row);
-        Instant start = timeline.startBefore(end);
-        if (apiRequest != null && apiRequest.timestamp() != null && !apiRequest.timestamp().isAfter(end)) {
-            start = apiRequest.timestamp();
-            JsonNode params = apiRequest.json().path("params");
-            ObjectNode request = pick(apiRequest.json(), "querySource");
-            request.setAll(pick(params, "max_tokens"));
-            if (params.path("thinking").has("type")) request.set("thinking", params.path("thinking").path("type"));
-            if (params.path("output_config").has("effort")) request.set("effort", params.path("output_config").path("effort"));
-            meta.set("request", request);
-        }
-        Map<String, Long> usage = lastInMessage && getModel(json) != null
-                ? usageDetails(message.get("usage"), maxOutputTokens) : null;
-        ObjectNode metadata = wrap(meta);
-        putFilterKey(metadata, "stop_reason", message.path("stop_reason").asText(""));
-        if (!toolUses.isEmpty()) {
-            putFilterKey(metadata, "tool_name", String.join(",", toolUses.stream().map(use -> use.path("name").asText("unknown")).toList()));
-        }
-        return new Observation(spanIdFor(turnId, "row:" + rowKey(row)), rootId, name, "generation",
-                start, end, null, outputText.text(), getModel(json),
-                usage == null || usage.isEmpty() ? null : usage, apiError ? "ERROR" : null,
-                apiError ? preview(masker.text(extractText(content))) : null, metadata);
-    }
-
-    static String thinkingText(JsonNode content) {
-        List<String> parts = new ArrayList<>();
-        for (JsonNode block : content) {
-            if ("thinking".equals(block.path("type").asText())) parts.add(block.path("thinking").asText(""));
-            else if ("redacted_thinking".equals(block.path("type").asText())) parts.add("[redacted thinking]");
-        }
-        return String.join("\n", parts);
-    }
-
-    static Observation buildToolObservation(String turnId, String rootId, ToolCall call, ToolResult result,
-                                            Timeline timeline, int maxChars, Masker masker) {
-        Instant decided = timeline.at(call.decisionRow());
-        Instant start = decided.plusMillis(1);
-        Instant end = result == null ? start : timeline.at(result.row());
-        if (end.isBefore(start)) start = end;
-        Truncated input = truncateText(toJson(masker.json(call.toolUse().path("input"))), maxChars);
-        ObjectNode meta = NODES.objectNode();
-        meta.put("name", call.name());
-        meta.put("tool_use_id", call.id());
-        input.describeInto(meta, "input");
-        String level = null;
-        String statusMessage = null;
-        Truncated output = null;
-        if (result != null) {
-            meta.setAll(pick(result.row().json(), "uuid", "parentUuid", "sourceToolAssistantUUID", "permissionDecision"));
-            boolean isError = result.block().path("is_error").asBoolean(false);
-            if (result.block().has("is_error")) meta.put("is_error", isError);
-            String text = masker.text(toolResultText(result.block().get("content")));
-            output = truncateText(text, maxChars);
-            output.describeInto(meta, "output");
-            JsonNode summary = summarizeToolUseResult(call, result.row().json().get("toolUseResult"));
-            if (summary != null) meta.set("toolUseResult", masker.json(summary));
-            if (isError) {
-                level = "ERROR";
-                statusMessage = preview(text);
-            }
-        }
-        ObjectNode metadata = wrap(meta);
-        putFilterKey(metadata, "tool_name", call.name());
-        if (AGENT_TOOLS.contains(call.name())) putFilterKey(metadata, "subagent_type", agentTypeOf(call, result));
-        return new Observation(spanIdFor(turnId, "tool:" + (call.id().isEmpty() ? rowKey(call.decisionRow()) : call.id())), rootId,
-                "Tool call: " + call.name() + " (#" + call.stepIndex() + ")", "tool", start, end, input.text(),
-                output == null ? null : output.text(), null, null, level, statusMessage, metadata);
-    }
-
-    /** The text of a tool_result's content; image blocks become a one-line summary, never base64. */
-    static String toolResultText(JsonNode content) {
-        if (content == null || content.isNull()) return "";
-        if (content.isTextual()) return content.asText();
-        if (!content.isArray()) return toJson(content);
-        List<String> parts = new ArrayList<>();
-        for (JsonNode block : content) {
-            String type = block.path("type").asText();
-            if (type.equals("text")) parts.add(block.path("text").asText(""));
-            else if (type.equals("image")) parts.add(imageSummary(block));
-            else parts.add(toJson(block));
-        }
-        return String.join("\n", parts);
-    }
-
-    static String imageSummary(JsonNode block) {
-        JsonNode source = block.path("source");
-        int approxBytes = source.path("data").asText("").length() * 3 / 4;
-        return "[image: " + source.path("media_type").asText("unknown") + ", ~" + approxBytes + " bytes]";
-    }
-
-    /** Counts of text and image blocks and the image media types of a user prompt (sparse: only with images). */
-    static ObjectNode describeUserContent(JsonNode content) {
-        ObjectNode meta = NODES.objectNode();
-        if (content == null || !content.isArray()) return meta;
-        int texts = 0;
-        int images = 0;
-        Set<String> mediaTypes = new LinkedHashSet<>();
-        for (JsonNode block : content) {
-            String type = block.path("type").asText();
-            if (type.equals("text")) texts++;
-            if (type.equals("image")) {
-                images++;
-                mediaTypes.add(block.path("source").path("media_type").asText("unknown"));
-            }
-        }
-        if (images == 0) return meta;
-        meta.put("user_content_text_blocks", texts);
-        meta.put("user_content_image_blocks", images);
-        ArrayNode types = meta.putArray("user_content_image_media_types");
-        mediaTypes.forEach(types::add);
-        return meta;
-    }
-
-    /**
-     * A flat summary of a tool's toolUseResult: short scalars verbatim, long or nested values as `<field>_len`,
-     * plus the per-tool fields of the metadata reference (Bash command, output lengths, item counts, ...).
-     */
-    static JsonNode summarizeToolUseResult(ToolCall call, JsonNode toolUseResult) {
-        if (toolUseResult == null || toolUseResult.isNull()) return null;
-        ObjectNode summary = NODES.objectNode();
-        if (!toolUseResult.isObject()) {
-            summary.put("value", preview(toolUseResult.isTextual() ? toolUseResult.asText() : toJson(toolUseResult)));
-            return summary;
-        }
-        toolUseResult.properties().forEach(field -> {
-            JsonNode value = field.getValue();
-            if (value.isNumber() || value.isBoolean()) summary.set(field.getKey(), value);
-            else if (value.isTextual() && value.asText().length() <= STATUS_PREVIEW_CHARS) summary.set(field.getKey(), value);
-            else if (value.isTextual()) summary.put(field.getKey() + "_len", value.asText().length());
-            else if (value.isArray() || value.isObject()) summary.put(field.getKey() + "_len", value.size());
-        });
-        switch (call.name()) {
-            case "Bash" -> {
-                summary.put("command", preview(call.toolUse().path("input").path("command").asText("")));
-                String stdout = toolUseResult.path("stdout").asText("");
-                String stderr = toolUseResult.path("stderr").asText("");
-                summary.remove(List.of("stdout", "stderr", "stdout_len", "stderr_len"));
-                summary.put("stdout_len", stdout.length());
-                summary.put("stderr_len", stderr.length());
-                summary.put("has_stderr", !stderr.isEmpty());
-            }
-            case "Task", "Agent" -> {
-                JsonNode agentType = call.toolUse().path("input").path("subagent_type");
-                if (agentType.isTextual()) summary.put("agentType", agentType.asText());
-            }
-            case "Glob", "Grep", "Read" -> {
-                JsonNode items = toolUseResult.has("filenames") ? toolUseResult.get("filenames")
-                        : toolUseResult.path("file").path("content");
-                if (toolUseResult.has("numFiles")) summary.put("itemCount", toolUseResult.path("numFiles").asLong());
-                else if (items.isArray()) summary.put("itemCount", items.size());
-                else if (toolUseResult.path("file").has("numLines")) {
-                    summary.put("itemCount", toolUseResult.path("file").path("numLines").asLong());
+            /** Records parts Langfuse has: their turns count as sent, and the last becomes the open turn. */
+            SessionState recordSent(List<SentPart> parts) {
+                List<String> emitted = new ArrayList<>(emittedUserUuids);
+                int count = turnCount;
+                SentTurn open = openTurn;
+                for (SentPart part : parts) {
+                    SentTurn sent = part.turn();
+                    if (!emitted.contains(sent.userUuid())) emitted.add(sent.userUuid());
+                    count = Math.max(count, sent.turnNumber());
+                    open = open != null && open.userUuid().equals(sent.userUuid()) ? open.plus(sent) : sent;
                 }
+                return new SessionState(offset, count, List.copyOf(emitted), identity, open, inFlight);
             }
-            default -> {
+        }
+
+        record TranscriptIdentity(String fileKey, int headLength, String headSha256) {
+        }
+
+        /**
+         * What has been sent of one turn: its trace, when it last went out, its spans, and the messages whose usage they
+         * carried (never counted twice).
+         */
+        record SentTurn(String userUuid, int turnNumber, long offset, String traceId, Instant sentAt, List<String> spanIds,
+                        List<String> usageMessageIds) {
+            SentTurn plus(SentTurn more) {
+                List<String> spans = new ArrayList<>(spanIds);
+                spans.addAll(more.spanIds());
+                List<String> usage = new ArrayList<>(usageMessageIds);
+                usage.addAll(more.usageMessageIds());
+                return new SentTurn(userUuid, turnNumber, offset, traceId, more.sentAt(), List.copyOf(spans), List.copyOf(usage));
             }
         }
-        return summary;
-    }
 
-    static final Map<String, String> SYSTEM_EVENT_NAMES = Map.of(
-            "api_error", "API error",
-            "compact_boundary", "Conversation compacted",
-            "microcompact_boundary", "Context microcompacted",
-            "local_command", "Local command",
-            "informational", "Information");
-
-    /** One event per system row, every field verbatim in metadata; API errors and error-level rows are ERROR. */
-    static Observation buildSystemEvent(String turnId, String rootId, Row row, Timeline timeline, Masker masker) {
-        JsonNode json = row.json();
-        if ("user".equals(getRole(json))) {
-            Instant at = timeline.at(row);
-            return new Observation(spanIdFor(turnId, "event:" + rowKey(row)), rootId, "Stop hook feedback", "event", at, at,
-                    masker.text(extractText(getContent(json))), null, null, null, null, null,
-                    wrap(pick(json, "uuid", "parentUuid", "promptId", "isMeta")));
-        }
-        String subtype = json.path("subtype").asText("system");
-        String name = SYSTEM_EVENT_NAMES.getOrDefault(subtype, "System: " + subtype);
-        if (subtype.equals("api_error") && json.has("retryAttempt")) {
-            name += " (retry " + json.path("retryAttempt").asText() + "/" + json.path("maxRetries").asText("?") + ")";
-        }
-        String rowLevel = json.path("level").asText("");
-        String level = subtype.equals("api_error") || rowLevel.equals("error") ? "ERROR"
-                : rowLevel.equals("warning") ? "WARNING" : null;
-        ObjectNode meta = (ObjectNode) masker.json(json.deepCopy());
-        meta.remove(List.of("cwd", "sessionId", "session_id", "version", "gitBranch", "userType", "slug", "entrypoint",
-                "timestamp", "type"));
-        String statusMessage = level == null ? null : preview(masker.text(errorSummary(json)));
-        Instant at = timeline.at(row);
-        return new Observation(spanIdFor(turnId, "event:" + rowKey(row)), rootId, name, "event",
-                at, at, json.path("content").isTextual() ? masker.text(json.path("content").asText()) : null, null, null, null,
-                level, statusMessage, wrap(meta));
-    }
-
-    /** "HTTP 529: Overloaded" from an api_error row's error object (status and its first message, at any depth). */
-    static String errorSummary(JsonNode systemRow) {
-        JsonNode error = systemRow.path("error");
-        String message = firstNonBlank(error.path("formatted").asText(""), firstMessage(error),
-                systemRow.path("content").asText(""));
-        String status = error.path("status").canConvertToInt() ? "HTTP " + error.path("status").asText() : null;
-        if (status == null) return firstNonBlank(message, systemRow.path("subtype").asText("error"));
-        return message == null ? status : status + ": " + message;
-    }
-
-    static String firstMessage(JsonNode node) {
-        if (node.isTextual() || !node.isContainerNode()) return null;
-        if (node.path("message").isTextual()) return node.path("message").asText();
-        for (JsonNode child : node) {
-            String found = firstMessage(child);
-            if (found != null) return found;
-        }
-        return null;
-    }
-
-    static String preview(String text) {
-        if (text == null) return null;
-        String flat = text.strip();
-        return flat.length() <= STATUS_PREVIEW_CHARS ? flat : flat.substring(0, STATUS_PREVIEW_CHARS) + "…";
-    }
-
-    /** The named fields of `source` that are present and not null, verbatim (metadata is sparse). */
-    static ObjectNode pick(JsonNode source, String... fields) {
-        ObjectNode picked = NODES.objectNode();
-        for (String field : fields) {
-            JsonNode value = source.get(field);
-            if (value != null && !value.isNull() && !value.isMissingNode()) picked.set(field, value);
-        }
-        return picked;
-    }
-
-    /** Namespaces metadata under the single `claude_code` key. */
-    static ObjectNode wrap(ObjectNode claudeCode) {
-        ObjectNode metadata = NODES.objectNode();
-        metadata.set("claude_code", claudeCode);
-        return metadata;
-    }
-
-    /** A flat string key beside `claude_code`: Langfuse v4 filters on such keys, not inside a JSON object. */
-    static void putFilterKey(ObjectNode metadata, String key, String value) {
-        if (value != null && !value.isEmpty()) metadata.put(key, value);
-    }
-
-    static String toJson(JsonNode node) {
-        try {
-            return JSON.writeValueAsString(node);
-        } catch (JsonProcessingException e) {
-            return String.valueOf(node);
-        }
-    }
-
-    // ----------------- Export -----------------
-
-    static final AttributeKey<String> OBSERVATION_TYPE = AttributeKey.stringKey("langfuse.observation.type");
-    static final AttributeKey<String> OBSERVATION_INPUT = AttributeKey.stringKey("langfuse.observation.input");
-    static final AttributeKey<String> OBSERVATION_OUTPUT = AttributeKey.stringKey("langfuse.observation.output");
-    static final AttributeKey<String> OBSERVATION_MODEL = AttributeKey.stringKey("langfuse.observation.model.name");
-    static final AttributeKey<String> OBSERVATION_USAGE = AttributeKey.stringKey("langfuse.observation.usage_details");
-    static final AttributeKey<String> OBSERVATION_LEVEL = AttributeKey.stringKey("langfuse.observation.level");
-    static final AttributeKey<String> OBSERVATION_STATUS = AttributeKey.stringKey("langfuse.observation.status_message");
-    static final AttributeKey<String> OBSERVATION_METADATA = AttributeKey.stringKey("langfuse.observation.metadata");
-    static final AttributeKey<String> TRACE_NAME = AttributeKey.stringKey("langfuse.trace.name");
-    static final AttributeKey<String> TRACE_INPUT = AttributeKey.stringKey("langfuse.trace.input");
-    static final AttributeKey<String> TRACE_OUTPUT = AttributeKey.stringKey("langfuse.trace.output");
-    static final AttributeKey<String> TRACE_METADATA = AttributeKey.stringKey("langfuse.trace.metadata");
-    static final AttributeKey<List<String>> TRACE_TAGS = AttributeKey.stringArrayKey("langfuse.trace.tags");
-    static final AttributeKey<String> SESSION_ID = AttributeKey.stringKey("session.id");
-    static final AttributeKey<String> USER_ID = AttributeKey.stringKey("user.id");
-    static final AttributeKey<String> RELEASE = AttributeKey.stringKey("langfuse.release");
-    static final AttributeKey<String> VERSION_ATTRIBUTE = AttributeKey.stringKey("langfuse.version");
-    static final AttributeKey<String> ENVIRONMENT = AttributeKey.stringKey("langfuse.environment");
-    static final AttributeKey<Boolean> AS_ROOT = AttributeKey.booleanKey("langfuse.internal.as_root");
-    /** With this scope name Langfuse keeps only the attributes it understands (no `metadata.attributes` clutter). */
-    static final String INSTRUMENTATION_SCOPE = "langfuse-sdk";
-
-    /** Hands the SDK the id we derived for the span about to start, so a re-send overwrites the same trace. */
-    static final class StableIdGenerator implements IdGenerator {
-        private String nextTraceId;
-        private String nextSpanId;
-
-        void prepare(String traceId, String spanId) {
-            nextTraceId = traceId;
-            nextSpanId = spanId;
+        /** One turn's spans in one export, and the span to look for in Langfuse if nobody learns how the export went. */
+        record SentPart(SentTurn turn, String traceId, String witnessId, Instant witnessStart) {
         }
 
-        @Override
-        public String generateSpanId() {
-            return nextSpanId;
+        /** An export recorded before it starts: a run killed or cut off mid-export leaves it, and the next run asks. */
+        record InFlight(Instant since, List<SentPart> parts) {
         }
 
-        @Override
-        public String generateTraceId() {
-            return nextTraceId;
-        }
-    }
-
-    /** Collects ended spans so the caller exports them itself and learns, per batch, whether the server took them. */
-    static final class CollectingProcessor implements SpanProcessor {
-        final List<SpanData> ended = new ArrayList<>();
-
-        @Override
-        public void onStart(Context parentContext, ReadWriteSpan span) {
-        }
-
-        @Override
-        public boolean isStartRequired() {
-            return false;
-        }
-
-        @Override
-        public void onEnd(ReadableSpan span) {
-            ended.add(span.toSpanData());
-        }
-
-        @Override
-        public boolean isEndRequired() {
-            return true;
-        }
-    }
-
-    /**
-     * One export's time limit, shared by the exporter and its HTTP sender; what went wrong if it failed; and, for the
-     * request in flight, whether its body started out (then, without an answer, its outcome is unknown).
-     */
-    static final class ExportDeadline {
-        private volatile long deadlineNanos = System.nanoTime();
-        private volatile String failure;
-        private boolean abandoned;
-        private boolean bodyStarted;
-        private boolean outcomeUnknown;
-
-        void until(long nanos) {
-            deadlineNanos = nanos;
-        }
-
-        long remainingNanos() {
-            return deadlineNanos - System.nanoTime();
-        }
-
-        long remainingMillis() {
-            return TimeUnit.NANOSECONDS.toMillis(remainingNanos());
-        }
-
-        void fail(String reason) {
-            failure = reason;
-        }
-
-        /** The request's body went out and no answer came: the server may hold it. */
-        synchronized void failUnknown(String reason) {
-            failure = reason;
-            outcomeUnknown = true;
-        }
-
-        synchronized void newRequest() {
-            abandoned = false;
-            bodyStarted = false;
-            outcomeUnknown = false;
-        }
-
-        /** The sender asks before writing a body; false once the exporter gave up on the request. */
-        synchronized boolean startBody() {
-            if (abandoned) return false;
-            bodyStarted = true;
-            return true;
-        }
-
-        /** The exporter stops waiting; the request's outcome is unknown if its body had started out. */
-        synchronized boolean abandon() {
-            abandoned = true;
-            outcomeUnknown |= bodyStarted;
-            return outcomeUnknown;
-        }
-
-        synchronized boolean outcomeUnknown() {
-            return outcomeUnknown;
-        }
-    }
-
-    /**
-     * The OTLP exporter's HTTP transport, on the JDK's HttpURLConnection: every attempt fits the export deadline, and
-     * a 429 or 503 is retried only when its Retry-After (or a short backoff) still fits. A request whose body went out
-     * is never sent again by the sender: without an answer its outcome is unknown, and the next run asks Langfuse.
-     * The official senders expose none of this, and java.net.http's selector thread delays JVM exit by 300 ms.
-     */
-    static final class DeadlineHttpSender implements HttpSender {
-        private static final Set<Integer> RETRYABLE = Set.of(429, 502, 503, 504);
-        private final HttpSenderConfig config;
-        private final ExportDeadline deadline;
-        private final ExecutorService executor = Executors.newSingleThreadExecutor(runnable -> {
-            Thread thread = new Thread(runnable, "litefuse-export");
-            thread.setDaemon(true);
-            return thread;
-        });
-
-        DeadlineHttpSender(HttpSenderConfig config, ExportDeadline deadline) {
-            this.config = config;
-            this.deadline = deadline;
-            // HttpURLConnection may silently send a POST again after a reset; a second copy is a duplicate in Langfuse v4.
-            System.setProperty("sun.net.http.retryPost", "false");
-        }
-
-        @Override
-        public void send(MessageWriter writer, Consumer<io.opentelemetry.sdk.common.export.HttpResponse> onResponse,
-                         Consumer<Throwable> onError) {
-            // Compression and the request run on the sender's thread, so the caller can build the next batch.
-            executor.execute(() -> {
-                byte[] body;
-                try {
-                    body = encode(writer);
-                } catch (IOException e) {
-                    onError.accept(e);
-                    return;
+        static SessionState loadSessionState(ObjectNode state) {
+            List<String> emitted = new ArrayList<>();
+            state.path("emitted_user_uuids").forEach(uuid -> emitted.add(uuid.asText()));
+            TranscriptIdentity identity = state.has("head_sha256") ? new TranscriptIdentity(
+                    Json.textOrNull(state.get("file_key")), state.path("head_length").asInt(0), state.path("head_sha256").asText()) : null;
+            SentTurn open = state.path("open_turn").isObject() ? readSentTurn(state.get("open_turn")) : null;
+            InFlight inFlight = null;
+            if (state.path("in_flight").isObject()) {
+                List<SentPart> parts = new ArrayList<>();
+                for (JsonNode part : state.path("in_flight").path("parts")) {
+                    parts.add(new SentPart(readSentTurn(part), part.path("trace_id").asText(), part.path("witness").asText(),
+                            parseInstant(part.path("witness_start").asText(""), Instant.EPOCH)));
                 }
-                sendWithin(body, onResponse, onError);
-            });
+                Instant since = parseInstant(state.path("in_flight").path("since").asText(""), Instant.EPOCH);
+                if (!parts.isEmpty()) inFlight = new InFlight(since, List.copyOf(parts));
+            }
+            return new SessionState(Math.max(0, state.path("offset").asLong(0)), Math.max(0, state.path("turn_count").asInt(0)),
+                    List.copyOf(emitted), identity, open, inFlight);
         }
 
-        private byte[] encode(MessageWriter writer) throws IOException {
-            ByteArrayOutputStream bytes = new ByteArrayOutputStream(Math.max(1024, writer.getContentLength() / 4));
-            Compressor compressor = config.getCompressor();
-            try (java.io.OutputStream out = compressor == null ? bytes : compressor.compress(bytes)) {
-                writer.writeMessage(out);
-            }
-            return bytes.toByteArray();
+        static SentTurn readSentTurn(JsonNode node) {
+            List<String> spans = new ArrayList<>();
+            node.path("span_ids").forEach(id -> spans.add(id.asText()));
+            List<String> usage = new ArrayList<>();
+            node.path("usage_message_ids").forEach(id -> usage.add(id.asText()));
+            return new SentTurn(node.path("user_uuid").asText(""), node.path("turn_number").asInt(0),
+                    Math.max(0, node.path("offset").asLong(0)), node.path("trace_id").asText(""),
+                    parseInstant(node.path("sent_at").asText(""), Instant.EPOCH), List.copyOf(spans), List.copyOf(usage));
         }
 
-        /** Thrown once the body went out: whatever fails after that leaves the request's outcome unknown. */
-        static final class AfterBodyException extends IOException {
-            AfterBodyException(IOException cause) {
-                super(cause);
-            }
-        }
-
-        /** The exporter gave up on the request before its body went out; it is not sent at all. */
-        static final class AbandonedException extends IOException {
-        }
-
-        /** One POST; returns the status, the Retry-After header and the body. */
-        private SenderResponse post(byte[] body, long timeoutNanos) throws IOException {
-            java.net.HttpURLConnection connection = (java.net.HttpURLConnection) config.getEndpoint().toURL().openConnection();
-            if (connection instanceof javax.net.ssl.HttpsURLConnection https && config.getSslContext() != null) {
-                https.setSSLSocketFactory(config.getSslContext().getSocketFactory());
-            }
-            int timeoutMillis = (int) Math.max(1, Math.min(TimeUnit.NANOSECONDS.toMillis(timeoutNanos), config.getTimeout().toMillis()));
-            connection.setConnectTimeout((int) Math.max(1, Math.min(timeoutMillis, config.getConnectTimeout().toMillis())));
-            connection.setReadTimeout(timeoutMillis);
-            connection.setRequestMethod("POST");
-            connection.setDoOutput(true);
-            connection.setFixedLengthStreamingMode(body.length);
-            connection.setRequestProperty("Content-Type", config.getContentType());
-            if (config.getCompressor() != null) connection.setRequestProperty("Content-Encoding", config.getCompressor().getEncoding());
-            config.getHeadersSupplier().get().forEach((name, values) -> values.forEach(value -> connection.addRequestProperty(name, value)));
-            connection.connect();
-            if (!deadline.startBody()) throw new AbandonedException();
-            try (java.io.OutputStream out = connection.getOutputStream()) {
-                out.write(body);
-            }
+        static Instant parseInstant(String text, Instant fallback) {
             try {
-                int status = connection.getResponseCode();
-                InputStream stream = status >= 400 ? connection.getErrorStream() : connection.getInputStream();
-                byte[] responseBody = stream == null ? new byte[0] : readAndClose(stream);
-                return new SenderResponse(status, responseBody, connection.getHeaderField("Retry-After"));
+                return Instant.parse(text);
+            } catch (DateTimeParseException e) {
+                return fallback;
+            }
+        }
+
+        static ObjectNode writeSessionState(SessionState sessionState, String sessionId, Path transcriptPath) {
+            ObjectNode state = Json.NODES.objectNode();
+            state.put("session_id", sessionId);
+            state.put("transcript_path", transcriptPath.toString());
+            state.put("offset", sessionState.offset());
+            state.put("turn_count", sessionState.turnCount());
+            ArrayNode emitted = state.putArray("emitted_user_uuids");
+            sessionState.emittedUserUuids().forEach(emitted::add);
+            if (sessionState.openTurn() != null) writeSentTurn(state.putObject("open_turn"), sessionState.openTurn());
+            InFlight inFlight = sessionState.inFlight();
+            if (inFlight != null) {
+                ObjectNode node = state.putObject("in_flight");
+                node.put("since", inFlight.since().toString());
+                ArrayNode parts = node.putArray("parts");
+                for (SentPart part : inFlight.parts()) {
+                    ObjectNode entry = writeSentTurn(parts.addObject(), part.turn());
+                    entry.put("trace_id", part.traceId());
+                    entry.put("witness", part.witnessId());
+                    entry.put("witness_start", part.witnessStart().toString());
+                }
+            }
+            TranscriptIdentity identity = sessionState.identity();
+            if (identity != null) {
+                state.put("file_key", identity.fileKey());
+                state.put("head_length", identity.headLength());
+                state.put("head_sha256", identity.headSha256());
+            }
+            state.put("updated", Instant.now().toString());
+            return state;
+        }
+
+        static ObjectNode writeSentTurn(ObjectNode node, SentTurn turn) {
+            node.put("user_uuid", turn.userUuid());
+            node.put("turn_number", turn.turnNumber());
+            node.put("offset", turn.offset());
+            node.put("trace_id", turn.traceId());
+            node.put("sent_at", turn.sentAt().toString());
+            ArrayNode spans = node.putArray("span_ids");
+            turn.spanIds().forEach(spans::add);
+            ArrayNode usage = node.putArray("usage_message_ids");
+            turn.usageMessageIds().forEach(usage::add);
+            return node;
+        }
+
+        static final int HEAD_BYTES = 4096;
+
+        /** The file's identity (inode) and a hash of its first bytes up to `offset` (at most 4 KiB). */
+        static TranscriptIdentity transcriptIdentity(Path transcriptPath, long offset) throws IOException {
+            Object fileKey = Files.readAttributes(transcriptPath, java.nio.file.attribute.BasicFileAttributes.class).fileKey();
+            int length = (int) Math.min(HEAD_BYTES, offset);
+            byte[] head;
+            try (InputStream in = Files.newInputStream(transcriptPath)) {
+                head = in.readNBytes(length);
+            }
+            return new TranscriptIdentity(fileKey == null ? null : fileKey.toString(), head.length,
+                    HexFormat.of().formatHex(StateFiles.sha256(head)));
+        }
+
+        /** Why the saved offset no longer fits the transcript (shrunk, replaced, rewritten), or null when it does. */
+        static String transcriptChange(Path transcriptPath, SessionState state) throws IOException {
+            if (state.offset() == 0) return null;
+            long size = Files.size(transcriptPath);
+            if (size < state.offset()) return "shrank below the saved offset (" + size + " < " + state.offset() + " bytes)";
+            TranscriptIdentity saved = state.identity();
+            if (saved == null) return null;
+            TranscriptIdentity now = transcriptIdentity(transcriptPath, saved.headLength());
+            if (saved.fileKey() != null && now.fileKey() != null && !saved.fileKey().equals(now.fileKey())) {
+                return "was replaced by a new file";
+            }
+            if (!saved.headSha256().equals(now.headSha256())) return "was rewritten (its first bytes changed)";
+            return null;
+        }
+
+        record ReadResult(List<Transcript.Row> rows, long endOffset, int badLines) {
+        }
+
+        /** Reads the complete lines after `offset`; a trailing line without newline waits unless it is a whole object. */
+        static ReadResult readNewJsonl(Path transcriptPath, long offset) throws IOException {
+            List<Transcript.Row> rows = new ArrayList<>();
+            try (InputStream in = Files.newInputStream(transcriptPath)) {
+                in.skipNBytes(offset);
+                JsonlStats stats = streamJsonl(in, offset, true, rows::add);
+                return new ReadResult(rows, stats.endOffset(), stats.badLines());
+            }
+        }
+
+        record JsonlStats(long endOffset, int badLines) {
+        }
+
+        /**
+         * Streams JSON-object lines from `in` (positioned at `startOffset`) into `sink`, one line in memory at a time.
+         * Broken lines are skipped with one log line each. endOffset is just after the last line consumed.
+         */
+        static JsonlStats streamJsonl(InputStream in, long startOffset, boolean acceptWholeTail, Consumer<Transcript.Row> sink)
+                throws IOException {
+            byte[] chunk = new byte[1 << 18];
+            byte[] carry = new byte[8192];
+            int carried = 0;
+            boolean oversized = false;
+            long chunkStart = startOffset;
+            long lineStart = startOffset;
+            long consumedTo = startOffset;
+            int badLines = 0;
+            int read;
+            while ((read = in.readNBytes(chunk, 0, chunk.length)) > 0) {
+                int from = 0;
+                for (int newline = indexOf(chunk, (byte) '\n', 0, read); newline >= 0; newline = indexOf(chunk, (byte) '\n', from, read)) {
+                    boolean ok;
+                    if (oversized) {
+                        ok = parseLine(null, 0, 0, lineStart, true, sink);
+                    } else if (carried == 0) {
+                        // The common case: the whole line sits in this chunk; parse it where it is.
+                        ok = parseLine(chunk, from, newline - from, lineStart, false, sink);
+                    } else {
+                        carry = append(carry, carried, chunk, from, newline - from);
+                        ok = parseLine(carry, 0, carried + newline - from, lineStart, false, sink);
+                    }
+                    if (!ok) badLines++;
+                    carried = 0;
+                    oversized = false;
+                    from = newline + 1;
+                    lineStart = chunkStart + from;
+                    consumedTo = lineStart;
+                }
+                int rest = read - from;
+                if (!oversized) {
+                    if (carried + rest > MAX_LINE_BYTES) {
+                        oversized = true;
+                        carried = 0;
+                    } else {
+                        carry = append(carry, carried, chunk, from, rest);
+                        carried += rest;
+                    }
+                }
+                chunkStart += read;
+            }
+            if (carried > 0 && acceptWholeTail && !oversized) {
+                JsonNode tail = parseJsonObject(carry, 0, carried);
+                if (tail != null) {
+                    sink.accept(new Transcript.Row(tail, lineStart));
+                    consumedTo = chunkStart;
+                }
+            }
+            return new JsonlStats(consumedTo, badLines);
+        }
+
+        static int indexOf(byte[] bytes, byte value, int from, int to) {
+            for (int i = from; i < to; i++) {
+                if (bytes[i] == value) return i;
+            }
+            return -1;
+        }
+
+        /** `carry` with `length` bytes of `source` appended after its first `used` bytes (growing it when needed). */
+        static byte[] append(byte[] carry, int used, byte[] source, int offset, int length) {
+            byte[] target = carry;
+            if (used + length > carry.length) target = java.util.Arrays.copyOf(carry, Math.max(carry.length * 2, used + length));
+            System.arraycopy(source, offset, target, used, length);
+            return target;
+        }
+
+        /** Parses one line into the sink; returns false (after one log line) when it is not a transcript row. */
+        static boolean parseLine(byte[] bytes, int offset, int length, long position, boolean oversized, Consumer<Transcript.Row> sink) {
+            if (oversized) {
+                Log.warn("Skipped transcript line at byte " + position + ": longer than " + MAX_LINE_BYTES + " bytes");
+                return false;
+            }
+            if (isBlank(bytes, offset, length)) return true;
+            JsonNode row = parseJsonObject(bytes, offset, length);
+            if (row == null) {
+                Log.warn("Skipped transcript line at byte " + position + ": not a JSON object (" + length + " bytes)");
+                return false;
+            }
+            String problem = rowProblem(row);
+            if (problem != null) {
+                Log.warn("Skipped transcript row at byte " + position + ": " + problem);
+                return false;
+            }
+            sink.accept(new Transcript.Row(row, position));
+            return true;
+        }
+
+        /** Why a row cannot be a transcript row (fields of the wrong type), or null when it can. */
+        static String rowProblem(JsonNode row) {
+            for (String field : List.of("type", "uuid", "parentUuid", "timestamp", "sessionId")) {
+                JsonNode value = row.get(field);
+                if (value != null && !value.isNull() && !value.isTextual()) return "field '" + field + "' is not a string";
+            }
+            String role = Transcript.getRole(row);
+            JsonNode message = row.get("message");
+            if (role != null && message != null && !message.isObject()) return "field 'message' is not an object";
+            if ("assistant".equals(role) && (message == null || !message.isObject())) return "assistant row without a message";
+            JsonNode content = message == null ? null : message.get("content");
+            if (role != null && content != null && !content.isNull() && !content.isTextual() && !content.isArray()) {
+                return "field 'message.content' is neither text nor a list";
+            }
+            return null;
+        }
+
+        static boolean isBlank(byte[] bytes, int offset, int length) {
+            for (int i = offset; i < offset + length; i++) {
+                if (bytes[i] != ' ' && bytes[i] != '\t' && bytes[i] != '\r') return false;
+            }
+            return true;
+        }
+
+        /** Jackson reads UTF-8 bytes directly; a line with invalid UTF-8 is decoded with replacement characters instead. */
+        static JsonNode parseJsonObject(byte[] bytes, int offset, int length) {
+            try {
+                JsonNode node = Json.MAPPER.readTree(bytes, offset, length);
+                return node != null && node.isObject() ? node : null;
             } catch (IOException e) {
-                throw new AfterBodyException(e);
+                try {
+                    String lenient = StandardCharsets.UTF_8.newDecoder().onMalformedInput(CodingErrorAction.REPLACE)
+                            .onUnmappableCharacter(CodingErrorAction.REPLACE).decode(ByteBuffer.wrap(bytes, offset, length)).toString();
+                    JsonNode node = Json.MAPPER.readTree(lenient);
+                    return node != null && node.isObject() ? node : null;
+                } catch (IOException | RuntimeException again) {
+                    return null;
+                }
+            }
+        }
+    }
+
+    /** Turn assembly: rows into user turns, with their subagents; what a hook run sends. */
+    static final class Turns {
+        private Turns() {
+        }
+
+        enum TurnKind { PROMPT, COMMAND, TASK_NOTIFICATION }
+
+        record ToolResult(JsonNode block, Transcript.Row row) {
+        }
+
+        /**
+         * One user turn: the row that started it, the assistant rows (file order), tool results by tool_use id,
+         * system rows, the interrupt marker if the user stopped it, inline subagent rows (1.0.x), the subagent runs
+         * attached to it, and the time of its last row of any kind.
+         */
+        record Turn(Transcript.Row userRow, TurnKind kind, List<Transcript.Row> assistantRows, Map<String, ToolResult> toolResultsById,
+                    List<Transcript.Row> systemRows, Transcript.Row interruptRow, List<Transcript.Row> sidechainRows, List<AgentRun> agents,
+                    Instant lastActivity, Map<String, Transcript.Row> apiRequests) {
+            boolean interrupted() {
+                return interruptRow != null;
+            }
+
+            Transcript.Row lastAssistant() {
+                return assistantRows.isEmpty() ? null : assistantRows.get(assistantRows.size() - 1);
+            }
+
+            Turn withAgents(List<AgentRun> attached) {
+                return new Turn(userRow, kind, assistantRows, toolResultsById, systemRows, interruptRow, sidechainRows,
+                        List.copyOf(attached), lastActivity, apiRequests);
+            }
+
+            /** Worth a trace: the model answered, or a subagent (a compaction, a background agent) did work in it. */
+            boolean hasWork() {
+                return !assistantRows.isEmpty() || !agents.isEmpty();
             }
         }
 
-        private static byte[] readAndClose(InputStream stream) throws IOException {
-            try (stream) {
-                return stream.readNBytes(64 * 1024);
-            }
+        /** A subagent's own conversation, linked to the Task/Agent tool call that ran it (or loose: compaction, background). */
+        record AgentRun(String agentId, String toolUseId, String kind, String agentType, Turn turn) {
         }
 
-        private void sendWithin(byte[] body, Consumer<io.opentelemetry.sdk.common.export.HttpResponse> onResponse,
-                                Consumer<Throwable> onError) {
-            String endpoint = config.getEndpoint().toString();
-            for (int attempt = 0; ; attempt++) {
-                long remaining = deadline.remainingNanos();
-                if (remaining <= 0) {
-                    deadline.fail("the export budget was used up before " + endpoint + " answered");
-                    onError.accept(new java.util.concurrent.TimeoutException("export budget used up"));
+        /**
+         * Groups rows into turns as they stream in; a turn is handed on when the next one starts (or at finish()).
+         * In agent mode it reads a subagent's file: sidechain rows, one turn, prompted by the last user row before
+         * the first answer.
+         */
+        static final class TurnAssembler {
+            private final Consumer<Turn> sink;
+            private final boolean agentMode;
+            private final LongHashSet seenUuids = new LongHashSet();
+            private Transcript.Row userRow;
+            private TurnKind kind;
+            private List<Transcript.Row> assistantRows = new ArrayList<>();
+            private Map<String, ToolResult> toolResults = new LinkedHashMap<>();
+            private List<Transcript.Row> systemRows = new ArrayList<>();
+            private List<Transcript.Row> sidechainRows = new ArrayList<>();
+            private Map<String, Transcript.Row> apiRequests = new HashMap<>();
+            private Transcript.Row interruptRow;
+            private Instant lastActivity;
+
+            TurnAssembler(Consumer<Turn> sink) {
+                this(sink, false);
+            }
+
+            TurnAssembler(Consumer<Turn> sink, boolean agentMode) {
+                this.sink = sink;
+                this.agentMode = agentMode;
+            }
+
+            void accept(Transcript.Row row) {
+                String uuid = row.uuid();
+                // Claude Code repeats rows on session resume; the uuid is the identity.
+                if (!uuid.isEmpty() && !seenUuids.add(fingerprint(uuid))) return;
+                if (!agentMode && row.json().path("isSidechain").asBoolean(false)) {
+                    if (userRow != null) sidechainRows.add(row);
                     return;
                 }
-                try {
-                    SenderResponse response = post(body, remaining);
-                    int status = response.status();
-                    if (status >= 200 && status < 300) {
-                        onResponse.accept(response);
-                        return;
+                String role = Transcript.getRole(row.json());
+                if ("user".equals(role)) acceptUser(row);
+                else if ("assistant".equals(role)) {
+                    if (userRow != null && !Transcript.isLocalPlaceholder(row.json())) assistantRows.add(row);
+                } else if (row.type().equals("system")) {
+                    if (userRow != null && !"stop_hook_summary".equals(row.json().path("subtype").asText())) systemRows.add(row);
+                } else if (row.type().equals("api-request")) {
+                    // 2.1.3xx: when each Messages API request went out (assistant rows name it in requestRef).
+                    String id = row.json().path("id").asText("");
+                    if (userRow != null && !id.isEmpty()) apiRequests.put(id, row);
+                }
+                Instant time = row.timestamp();
+                if (userRow != null && time != null && (lastActivity == null || time.isAfter(lastActivity))) lastActivity = time;
+            }
+
+            private void acceptUser(Transcript.Row row) {
+                Transcript.UserRowKind userKind = Transcript.classifyUserRow(row.json());
+                switch (userKind) {
+                    case TOOL_RESULT -> {
+                        for (JsonNode block : Transcript.iterToolResults(Transcript.getContent(row.json()))) {
+                            String id = block.path("tool_use_id").asText("");
+                            if (!id.isEmpty()) toolResults.put(id, new ToolResult(block, row));
+                        }
                     }
-                    long waitMillis = retryAfterMillis(response.retryAfter(), attempt);
-                    if (RETRYABLE.contains(status) && waitMillis + 50 < deadline.remainingMillis()) {
-                        Thread.sleep(waitMillis);
-                        continue;
+                    case INTERRUPT -> {
+                        if (userRow != null && interruptRow == null) interruptRow = row;
                     }
-                    deadline.fail(describeStatus(status, response.body(), waitMillis));
-                    onResponse.accept(response);
-                    return;
-                } catch (AbandonedException e) {
-                    onError.accept(e);
-                    return;
-                } catch (AfterBodyException e) {
-                    boolean timedOut = e.getCause() instanceof java.net.SocketTimeoutException;
-                    deadline.failUnknown(endpoint + (timedOut ? " did not answer within the export budget"
-                            : " dropped the connection before answering (" + e.getCause().getClass().getSimpleName() + ")"));
-                    onError.accept(e);
-                    return;
-                } catch (java.net.SocketTimeoutException e) {
-                    deadline.fail(endpoint + " could not be reached within the export budget");
-                    onError.accept(e);
-                    return;
+                    case PROMPT, COMMAND, TASK_NOTIFICATION -> {
+                        if (agentMode) {
+                            if (assistantRows.isEmpty()) startTurn(row, TurnKind.PROMPT);
+                            return;
+                        }
+                        flush();
+                        startTurn(row, userKind == Transcript.UserRowKind.PROMPT ? TurnKind.PROMPT
+                                : userKind == Transcript.UserRowKind.COMMAND ? TurnKind.COMMAND : TurnKind.TASK_NOTIFICATION);
+                    }
+                    default -> {
+                        // A Stop hook that blocked the stop: the turn goes on, and the trace shows why.
+                        if (userKind == Transcript.UserRowKind.META && userRow != null && Transcript.isStopHookFeedback(row.json())) systemRows.add(row);
+                        if (agentMode && userRow == null) startTurn(row, TurnKind.PROMPT);
+                        // Otherwise compact summaries, meta rows and local-command output are context, not turns.
+                    }
+                }
+            }
+
+            private void startTurn(Transcript.Row row, TurnKind turnKind) {
+                userRow = row;
+                kind = turnKind;
+                lastActivity = row.timestamp();
+            }
+
+            void finish() {
+                flush();
+            }
+
+            private void flush() {
+                if (userRow != null) {
+                    sink.accept(new Turn(userRow, kind, List.copyOf(assistantRows), Map.copyOf(toolResults),
+                            trimTrailingSystemRows(systemRows, assistantRows, interruptRow), interruptRow,
+                            List.copyOf(sidechainRows), List.of(), lastActivity, Map.copyOf(apiRequests)));
+                }
+                userRow = null;
+                assistantRows = new ArrayList<>();
+                toolResults = new LinkedHashMap<>();
+                systemRows = new ArrayList<>();
+                sidechainRows = new ArrayList<>();
+                apiRequests = new HashMap<>();
+                interruptRow = null;
+                lastActivity = null;
+            }
+        }
+
+        /**
+         * System rows written after the turn's last assistant row (stop hook, turn_duration, recaps) land after the
+         * Stop hook ran, so the hook never sees them; dropping them keeps replay and hook traces identical.
+         */
+        static List<Transcript.Row> trimTrailingSystemRows(List<Transcript.Row> systemRows, List<Transcript.Row> assistantRows, Transcript.Row interruptRow) {
+            long last = assistantRows.isEmpty() ? -1 : assistantRows.get(assistantRows.size() - 1).offset();
+            if (interruptRow != null) last = Math.max(last, interruptRow.offset());
+            long cutoff = last;
+            return systemRows.stream().filter(row -> row.offset() < cutoff).toList();
+        }
+
+        static List<Turn> buildTurns(Iterable<Transcript.Row> rows) {
+            List<Turn> turns = new ArrayList<>();
+            TurnAssembler assembler = new TurnAssembler(turns::add);
+            rows.forEach(assembler::accept);
+            assembler.finish();
+            return turns;
+        }
+
+        /** A 64-bit fingerprint of a uuid: eight bytes a row instead of a String, for transcripts of any size. */
+        static long fingerprint(String uuid) {
+            long hash = 0xcbf29ce484222325L;
+            for (int i = 0; i < uuid.length(); i++) {
+                hash = (hash ^ uuid.charAt(i)) * 0x100000001b3L;
+            }
+            return hash;
+        }
+
+        /** An open-addressing set of longs (the JDK has none without boxing). */
+        static final class LongHashSet {
+            private long[] slots = new long[1024];
+            private boolean[] used = new boolean[1024];
+            private int size;
+
+            boolean add(long value) {
+                if (size * 2 >= slots.length) grow();
+                int mask = slots.length - 1;
+                int index = (int) (value ^ (value >>> 32)) * 0x9E3779B9 & mask;
+                while (used[index]) {
+                    if (slots[index] == value) return false;
+                    index = (index + 1) & mask;
+                }
+                used[index] = true;
+                slots[index] = value;
+                size++;
+                return true;
+            }
+
+            private void grow() {
+                long[] oldSlots = slots;
+                boolean[] oldUsed = used;
+                slots = new long[oldSlots.length * 2];
+                used = new boolean[oldSlots.length * 2];
+                size = 0;
+                for (int i = 0; i < oldSlots.length; i++) {
+                    if (oldUsed[i]) add(oldSlots[i]);
+                }
+            }
+        }
+
+        /** A subagent's rows as one turn (the agent's prompt, its generations and tool calls); null without a prompt. */
+        static Turn buildAgentTurn(Iterable<Transcript.Row> rows) {
+            List<Turn> turns = new ArrayList<>();
+            TurnAssembler assembler = new TurnAssembler(turns::add, true);
+            rows.forEach(assembler::accept);
+            assembler.finish();
+            return turns.isEmpty() ? null : turns.get(0);
+        }
+
+        static final Set<String> AGENT_TOOLS = Set.of("Task", "Agent");
+
+        static final Pattern AGENT_ID_IN_TEXT = Pattern.compile("agentId: ?([A-Za-z0-9_-]+)");
+
+        static final Pattern TASK_ID = Pattern.compile("<task-id>\\s*([A-Za-z0-9_-]+)\\s*</task-id>");
+
+        /** The agent a Task/Agent tool result names (toolUseResult.agentId, or "agentId: ..." in its text). */
+        static String agentIdOf(ToolResult result) {
+            String id = result.row().json().path("toolUseResult").path("agentId").asText("");
+            if (!id.isEmpty()) return id;
+            Matcher matcher = AGENT_ID_IN_TEXT.matcher(Traces.toolResultText(result.block().get("content")));
+            return matcher.find() ? matcher.group(1) : null;
+        }
+
+        /** A background launch returns at once; its agent's work is attached when its task notification lands. */
+        static boolean isBackgroundLaunch(ToolResult result) {
+            JsonNode toolUseResult = result.row().json().path("toolUseResult");
+            String status = toolUseResult.path("status").asText("completed");
+            return toolUseResult.path("isAsync").asBoolean(false) || status.equals("async_launched") || status.equals("running");
+        }
+
+        /**
+         * Links the turn's subagents: Task/Agent calls to their agent files (2.0.x `agent-<id>.jsonl` beside the
+         * transcript, 2.1.x `<session>/subagents/agent-<id>.jsonl`) or to inline sidechain rows (1.0.x); a background
+         * agent to the task notification that reports it; compaction helpers to the turn they ran in.
+         */
+        static Turn attachAgents(Turn turn, AgentFiles files) {
+            List<AgentRun> agents = new ArrayList<>();
+            Set<String> attachedCalls = new HashSet<>();
+            List<Traces.ToolCall> agentCalls = Traces.toolCallsFromAssistants(turn.assistantRows()).stream()
+                    .filter(call -> AGENT_TOOLS.contains(call.name())).toList();
+            for (Traces.ToolCall call : agentCalls) {
+                ToolResult result = turn.toolResultsById().get(call.id());
+                if (result == null || isBackgroundLaunch(result)) continue;
+                String agentId = agentIdOf(result);
+                Turn agentTurn = agentId == null ? null : files.agent(agentId);
+                if (agentTurn != null) {
+                    agents.add(new AgentRun(agentId, call.id(), "task", agentTypeOf(call, result), agentTurn));
+                    attachedCalls.add(call.id());
+                }
+            }
+            List<List<Transcript.Row>> chains = sidechainChains(turn.sidechainRows());
+            for (int i = 0; i < chains.size(); i++) {
+                Turn agentTurn = buildAgentTurn(chains.get(i));
+                if (agentTurn == null) continue;
+                String prompt = Transcript.extractText(Transcript.getContent(agentTurn.userRow().json())).strip();
+                Traces.ToolCall match = agentCalls.stream().filter(call -> !attachedCalls.contains(call.id()))
+                        .filter(call -> call.toolUse().path("input").path("prompt").asText("").strip().equals(prompt))
+                        .findFirst().orElse(agentCalls.stream().filter(call -> !attachedCalls.contains(call.id())).findFirst().orElse(null));
+                if (match == null) continue;
+                attachedCalls.add(match.id());
+                agents.add(new AgentRun("sidechain-" + (i + 1), match.id(), "task",
+                        agentTypeOf(match, turn.toolResultsById().get(match.id())), agentTurn));
+            }
+            if (turn.kind() == TurnKind.TASK_NOTIFICATION) {
+                Matcher taskId = TASK_ID.matcher(Transcript.extractText(Transcript.getContent(turn.userRow().json())));
+                Turn agentTurn = taskId.find() ? files.agent(taskId.group(1)) : null;
+                if (agentTurn != null) agents.add(new AgentRun(taskId.group(1), null, "background", null, agentTurn));
+            }
+            Instant start = Traces.firstTimestamp(turn);
+            Instant end = turn.lastActivity() == null ? start : turn.lastActivity().plusSeconds(5);
+            for (Map.Entry<String, Turn> helper : files.compactionAgents(start).entrySet()) {
+                Instant finished = helper.getValue().lastActivity();
+                if (finished != null && !finished.isBefore(start) && !finished.isAfter(end)) {
+                    agents.add(new AgentRun(helper.getKey(), null, "compaction", null, helper.getValue()));
+                }
+            }
+            return agents.isEmpty() ? turn : turn.withAgents(agents);
+        }
+
+        static String agentTypeOf(Traces.ToolCall call, ToolResult result) {
+            return Config.firstNonBlank(call.toolUse().path("input").path("subagent_type").asText(""),
+                    result == null ? null : result.row().json().path("toolUseResult").path("agentType").asText(""));
+        }
+
+        /** 1.0.x inline subagent rows split into conversations: a row whose parent is in no chain starts a new one. */
+        static List<List<Transcript.Row>> sidechainChains(List<Transcript.Row> rows) {
+            List<List<Transcript.Row>> chains = new ArrayList<>();
+            Map<String, List<Transcript.Row>> chainOfUuid = new HashMap<>();
+            for (Transcript.Row row : rows) {
+                List<Transcript.Row> chain = chainOfUuid.get(row.json().path("parentUuid").asText(""));
+                if (chain == null) {
+                    chain = new ArrayList<>();
+                    chains.add(chain);
+                }
+                chain.add(row);
+                if (!row.uuid().isEmpty()) chainOfUuid.put(row.uuid(), chain);
+            }
+            return chains;
+        }
+
+        /** Where a transcript's subagent files live; compaction helpers are listed once. */
+        static final class AgentFiles {
+            private final Path transcript;
+            private final Map<String, Turn> compactionTurns = new HashMap<>();
+            private Map<String, Path> compactionFiles;
+
+            AgentFiles(Path transcript) {
+                this.transcript = transcript;
+            }
+
+            private Path subagentsDir() {
+                String stem = transcript.getFileName().toString().replaceFirst("\\.jsonl$", "");
+                return transcript.resolveSibling(stem).resolve("subagents");
+            }
+
+            /** The agent's turn from `<session>/subagents/agent-<id>.jsonl` or `agent-<id>.jsonl` beside the transcript (read when asked: each is attached once). */
+            Turn agent(String agentId) {
+                if (transcript == null || !agentId.matches("[A-Za-z0-9_-]+")) return null;
+                for (Path candidate : List.of(subagentsDir().resolve("agent-" + agentId + ".jsonl"),
+                        transcript.resolveSibling("agent-" + agentId + ".jsonl"))) {
+                    if (Files.isRegularFile(candidate)) return readAgentFile(candidate);
+                }
+                return null;
+            }
+
+            /**
+             * Compaction helpers (`agent-acompact-*.jsonl`) by agent id, those written to since `notBefore` only: the
+             * folder is listed once, and a helper that finished before the turn began is never read (the hook runs often).
+             */
+            Map<String, Turn> compactionAgents(Instant notBefore) {
+                if (compactionFiles == null) compactionFiles = listCompactionFiles();
+                Map<String, Turn> found = new LinkedHashMap<>();
+                compactionFiles.forEach((id, file) -> {
+                    if (History.lastModified(file).isBefore(notBefore)) return;
+                    Turn turn = compactionTurns.computeIfAbsent(id, key -> readAgentFile(file));
+                    if (turn != null) found.put(id, turn);
+                });
+                return found;
+            }
+
+            private Map<String, Path> listCompactionFiles() {
+                Map<String, Path> files = new LinkedHashMap<>();
+                if (transcript == null || !Files.isDirectory(subagentsDir())) return files;
+                try (java.util.stream.Stream<Path> listing = Files.list(subagentsDir())) {
+                    listing.filter(f -> f.getFileName().toString().startsWith("agent-acompact-")).sorted()
+                            .forEach(f -> files.put(f.getFileName().toString().replaceFirst("^agent-(.*)\\.jsonl$", "$1"), f));
                 } catch (IOException e) {
-                    // The body did not get through: one quick retry covers a dropped keep-alive connection.
-                    if (attempt == 0 && deadline.remainingMillis() > 500) {
-                        sleepQuietly(100);
-                        continue;
-                    }
-                    deadline.fail("cannot reach " + endpoint + " (" + e.getClass().getSimpleName()
-                            + (e.getMessage() == null ? "" : ": " + e.getMessage()) + ")");
-                    onError.accept(e);
-                    return;
-                } catch (InterruptedException e) {
-                    Thread.currentThread().interrupt();
-                    deadline.fail("export interrupted");
-                    onError.accept(e);
-                    return;
+                    Log.warn("Could not list " + subagentsDir() + ": " + e);
                 }
+                return files;
             }
-        }
 
-        private String describeStatus(int status, byte[] responseBody, long waitMillis) {
-            String body = new String(responseBody, 0, Math.min(responseBody.length, STATUS_PREVIEW_CHARS),
-                    StandardCharsets.UTF_8).replaceAll("\\s+", " ").strip();
-            String prefix = "HTTP " + status + " from " + config.getEndpoint() + ": ";
-            if (status == 401 || status == 403) {
-                return prefix + "wrong keys or wrong host (check LANGFUSE_PUBLIC_KEY, LANGFUSE_SECRET_KEY and LANGFUSE_BASE_URL; "
-                        + "`litefuse-hook doctor` checks them)";
-            }
-            if (RETRYABLE.contains(status)) {
-                return prefix + "server busy; retrying in " + waitMillis + " ms would not fit the export budget";
-            }
-            return prefix + (body.isEmpty() ? "request rejected" : body);
-        }
-
-        /** Retry-After in seconds or as an HTTP date; otherwise 250 ms, 500 ms, 1 s, ... */
-        static long retryAfterMillis(String retryAfter, int attempt) {
-            if (retryAfter != null) {
-                try {
-                    return Math.max(0, Long.parseLong(retryAfter.trim()) * 1000);
-                } catch (NumberFormatException notSeconds) {
-                    try {
-                        return Math.max(0, Duration.between(Instant.now(),
-                                java.time.ZonedDateTime.parse(retryAfter.trim(), DateTimeFormatter.RFC_1123_DATE_TIME)).toMillis());
-                    } catch (DateTimeParseException notADate) {
-                        // fall through to the backoff
-                    }
+            static Turn readAgentFile(Path file) {
+                List<Transcript.Row> rows = new ArrayList<>();
+                try (InputStream in = Files.newInputStream(file)) {
+                    Reader.streamJsonl(in, 0, true, rows::add);
+                } catch (IOException e) {
+                    Log.warn("Could not read subagent file " + file + ": " + e);
+                    return null;
                 }
-            }
-            return 250L << Math.min(attempt, 4);
-        }
-
-        static void sleepQuietly(long millis) {
-            try {
-                Thread.sleep(millis);
-            } catch (InterruptedException e) {
-                Thread.currentThread().interrupt();
+                return buildAgentTurn(rows);
             }
         }
 
-        @Override
-        public CompletableResultCode shutdown() {
-            executor.shutdownNow();
-            return CompletableResultCode.ofSuccess();
+        /**
+         * A turn is over when the user interrupted it, or its last assistant row ended the message (stop_reason
+         * end_turn, or, for versions that leave stop_reason null, a text block).
+         */
+        static boolean isTurnComplete(Turn turn) {
+            if (turn.interrupted()) return true;
+            Transcript.Row last = turn.lastAssistant();
+            if (last == null) return false;
+            String stopReason = last.json().path("message").path("stop_reason").asText("");
+            if (stopReason.equals("tool_use") || stopReason.equals("pause_turn")) return false;
+            if (!stopReason.isEmpty()) return true;
+            return !Transcript.blocksOfType(Transcript.getContent(last.json()), "text").isEmpty();
+        }
+
+        /** A turn to send: a new one with its number, or the open turn (sentBefore) that grew since it was sent. */
+        record Emission(Turn turn, int turnNumber, Reader.SentTurn sentBefore) {
+        }
+
+        /** What one hook run sends, and where the last turn waits (its user row's offset) if it is still in progress. */
+        record EmissionPlan(List<Emission> emissions, boolean deferred, long deferredOffset) {
+        }
+
+        /**
+         * Decides, from the rows read this run, which turns to send: every turn not sent before that has work in it, and
+         * the open turn (the last one sent) if it grew; the last turn only when complete (else it waits), unless
+         * `forceLast` (the session ended, or the transcript went quiet: the turn is as complete as it will ever be).
+         */
+        static EmissionPlan planEmission(List<Transcript.Row> rows, Reader.SessionState state, AgentFiles agentFiles, boolean forceLast) {
+            List<Turn> turns = buildTurns(rows).stream().map(turn -> attachAgents(turn, agentFiles)).toList();
+            Set<String> emitted = new HashSet<>(state.emittedUserUuids());
+            Reader.SentTurn open = state.openTurn();
+            List<Emission> emissions = new ArrayList<>();
+            int newTurns = 0;
+            for (int i = 0; i < turns.size(); i++) {
+                Turn turn = turns.get(i);
+                boolean isOpen = open != null && open.userUuid().equals(turn.userRow().uuid());
+                if (!isOpen && emitted.contains(turn.userRow().uuid())) continue;
+                boolean last = i == turns.size() - 1;
+                if (last && !forceLast && !isTurnComplete(turn)) {
+                    return new EmissionPlan(emissions, true, turn.userRow().offset());
+                }
+                if (!turn.hasWork()) continue;
+                emissions.add(isOpen ? new Emission(turn, open.turnNumber(), open)
+                        : new Emission(turn, state.turnCount() + ++newTurns, null));
+            }
+            return new EmissionPlan(emissions, false, -1);
         }
     }
 
-    record SenderResponse(int status, byte[] body, String retryAfter) implements io.opentelemetry.sdk.common.export.HttpResponse {
-        @Override
-        public int getStatusCode() {
-            return status;
+    /** Trace building: a turn into Langfuse observations. Pure: no files, clock or network. */
+    static final class Traces {
+        private Traces() {
         }
 
-        @Override
-        public String getStatusMessage() {
-            return "HTTP " + status;
+        /**
+         * What is left to send of a trace when part of it was sent before: the spans not sent yet, and no usage for a
+         * message whose usage went out already. Null when nothing is left.
+         */
+        static TraceRecord unsentPart(TraceRecord trace, Reader.SentTurn sentBefore) {
+            if (sentBefore == null) return trace;
+            Set<String> sentSpans = new HashSet<>(sentBefore.spanIds());
+            Set<String> usageSent = new HashSet<>(sentBefore.usageMessageIds());
+            List<Observation> rest = new ArrayList<>();
+            for (Observation observation : trace.observations()) {
+                if (sentSpans.contains(observation.id())) continue;
+                boolean usageAgain = observation.usage() != null && usageSent.contains(messageIdOf(observation));
+                rest.add(usageAgain ? observation.withoutUsage() : observation);
+            }
+            if (rest.isEmpty()) return null;
+            return new TraceRecord(trace.traceId(), trace.name(), trace.sessionId(), trace.userId(), trace.release(),
+                    trace.version(), trace.environment(), trace.tags(), trace.input(), trace.output(), trace.metadata(),
+                    List.copyOf(rest), trace.parentSpanId());
         }
 
-        @Override
-        public byte[] getResponseBody() {
-            return body;
-        }
-    }
-
-    /**
-     * How an export went: the leading traces the server acknowledged, then those of the request whose outcome is
-     * unknown (sent, no answer), and why the rest were not taken.
-     */
-    record ExportOutcome(int acknowledged, int unknown, String failure) {
-    }
-
-    /** The OpenTelemetry SDK, built once per run (only when there is something to send) and shut down explicitly. */
-    static final class TraceExporter implements AutoCloseable {
-        /** Spans per request: big enough for throughput, small enough for Langfuse's request size limits. */
-        static final int BATCH_SPANS = 2048;
-        private final StableIdGenerator ids = new StableIdGenerator();
-        private final CollectingProcessor collector = new CollectingProcessor();
-        private final ExportDeadline deadline = new ExportDeadline();
-        private final SdkTracerProvider provider;
-        private final Tracer tracer;
-        private final SpanExporter exporter;
-        private final String endpoint;
-
-        private TraceExporter(String endpoint, java.util.function.Function<ExportDeadline, SpanExporter> exporterFactory) {
-            this.endpoint = endpoint;
-            this.exporter = exporterFactory.apply(deadline);
-            this.provider = SdkTracerProvider.builder()
-                    .setIdGenerator(ids)
-                    .setResource(Resource.getDefault().merge(Resource.create(Attributes.of(
-                            AttributeKey.stringKey("service.name"), "claude-code",
-                            AttributeKey.stringKey("telemetry.sdk.name.litefuse"), "litefuse-hook " + VERSION))))
-                    .addSpanProcessor(collector)
-                    .build();
-            this.tracer = provider.get(INSTRUMENTATION_SCOPE, VERSION);
+        /** The Anthropic message id a generation belongs to (kept in its metadata as claude_code.id). */
+        static String messageIdOf(Observation observation) {
+            return observation.metadata().path("claude_code").path("id").asText("");
         }
 
-        static TraceExporter forLangfuse(Config config) {
-            routeLibraryLogging();
-            Map<String, String> headers = config.exportHeaders();
-            return new TraceExporter(config.tracesEndpoint(), deadline -> OtlpHttpSpanExporter.builder()
-                    .setEndpoint(config.tracesEndpoint())
-                    .setHeaders(() -> headers)
-                    .setCompression("gzip")
-                    .setTimeout(Duration.ofMillis(config.exportBudgetMillis()))
-                    .setConnectTimeout(Duration.ofMillis(Math.min(config.exportBudgetMillis(), 2_000)))
-                    .setRetryPolicy(null)
-                    .setComponentLoader(senderLoader(deadline))
-                    .build());
+        /** One Langfuse observation, fully described; ids are lowercase hex, times real (from the transcript). */
+        record Observation(String id, String parentId, String name, String type, Instant start, Instant end,
+                           String input, String output, String model, Map<String, Long> usage, String level,
+                           String statusMessage, ObjectNode metadata) {
+            Observation withoutUsage() {
+                return new Observation(id, parentId, name, type, start, end, input, output, model, null, level, statusMessage, metadata);
+            }
         }
 
-        /** Makes the exporter use DeadlineHttpSender; every other SPI loads as usual. */
-        static ComponentLoader senderLoader(ExportDeadline deadline) {
-            ComponentLoader standard = ComponentLoader.forClassLoader(litefuse_hook.class.getClassLoader());
-            HttpSenderProvider provider = senderConfig -> new DeadlineHttpSender(senderConfig, deadline);
-            return new ComponentLoader() {
-                @Override
-                public <T> Iterable<T> load(Class<T> type) {
-                    return type == HttpSenderProvider.class ? List.of(type.cast(provider)) : standard.load(type);
+        /**
+         * One trace: trace-level attributes plus its observations, the root first. Metadata keys other than the
+         * `claude_code` object are flat strings Langfuse v4 can filter on (trace-wide ones go on every span).
+         */
+        record TraceRecord(String traceId, String name, String sessionId, String userId, String release, String version,
+                           String environment, List<String> tags, String input, String output, ObjectNode metadata,
+                           List<Observation> observations, String parentSpanId) {
+            /** The root observation (first, without a parent), or null for the rest of a turn whose root went before. */
+            Observation root() {
+                Observation first = observations.get(0);
+                return first.parentId() == null ? first : null;
+            }
+        }
+
+        /** What trace building needs from outside the transcript. */
+        record TraceContext(String fallbackSessionId, String userId, String transcriptPath, int maxChars, Masker masker,
+                            String environment, List<String> tags, TraceParent parent) {
+        }
+
+        /** A W3C traceparent's trace and span: the span every turn's root becomes a child of. */
+        record TraceParent(String traceId, String spanId) {
+        }
+
+        record ToolCall(JsonNode toolUse, Transcript.Row decisionRow, int stepIndex) {
+            String id() {
+                return toolUse.path("id").asText("");
+            }
+
+            String name() {
+                return toolUse.path("name").asText("unknown");
+            }
+        }
+
+        static List<ToolCall> toolCallsFromAssistants(List<Transcript.Row> assistantRows) {
+            List<ToolCall> calls = new ArrayList<>();
+            for (int i = 0; i < assistantRows.size(); i++) {
+                for (JsonNode toolUse : Transcript.iterToolUses(Transcript.getContent(assistantRows.get(i).json()))) {
+                    calls.add(new ToolCall(toolUse, assistantRows.get(i), i + 1));
                 }
+            }
+            return calls;
+        }
+
+        static String traceIdFor(String sessionId, String userUuid) {
+            return HexFormat.of().formatHex(StateFiles.sha256("litefuse-trace:" + sessionId + ":" + userUuid), 0, 16);
+        }
+
+        static String spanIdFor(String turnId, String key) {
+            return HexFormat.of().formatHex(StateFiles.sha256("litefuse-span:" + turnId + ":" + key), 0, 8);
+        }
+
+        /** A row's identity for span ids: its uuid, or (for the rare row without one) its byte offset. */
+        static String rowKey(Transcript.Row row) {
+            return row.uuid().isEmpty() ? "offset:" + row.offset() : row.uuid();
+        }
+
+        /** Builds the whole trace of one turn: pure, so replay, tests and the hook all see the same thing. */
+        static TraceRecord buildTrace(Turns.Turn turn, int turnNumber, TraceContext ctx) {
+            JsonNode userJson = turn.userRow().json();
+            String sessionId = Config.firstNonBlank(userJson.path("sessionId").asText(""), userJson.path("session_id").asText(""),
+                    ctx.fallbackSessionId(), "unknown");
+            String turnId = traceIdFor(sessionId, turn.userRow().uuid());
+            String rootId = spanIdFor(turnId, "root");
+            Instant turnStart = firstTimestamp(turn);
+            Timeline timeline = Timeline.of(turn, turnStart);
+
+            Masker masker = ctx.masker();
+            String prompt = masker.text(Transcript.promptText(userJson, kindOf(turn.kind())));
+            Transcript.Truncated userText = Transcript.truncateText(prompt, ctx.maxChars());
+            ObjectNode userContent = describeUserContent(Transcript.getContent(userJson));
+            userText.describeInto(userContent, "user_text");
+
+            List<Observation> children = new ArrayList<>();
+            ObjectNode userMeta = pick(userJson, "uuid", "parentUuid", "promptId");
+            userMeta.setAll(userContent);
+            children.add(new Observation(spanIdFor(turnId, "user"), rootId, "user message", "event", turnStart, turnStart,
+                    userText.text(), null, null, null, null, null, wrap(userMeta)));
+
+            Set<String> models = new LinkedHashSet<>();
+            String finalText = addSteps(turnId, rootId, turn, timeline, ctx, children, models);
+            for (Turns.AgentRun agent : turn.agents()) {
+                if (agent.toolUseId() == null) addAgent(turnId, rootId, agent, ctx, children, models);
+            }
+            // The user message opens the turn; everything after it in time order (a stable sort keeps file order on ties).
+            children.subList(1, children.size()).sort((a, b) -> a.start().compareTo(b.start()));
+
+            Instant turnEnd = turnStart;
+            for (Observation child : children) {
+                if (child.end().isAfter(turnEnd)) turnEnd = child.end();
+            }
+            Transcript.Truncated output = Transcript.truncateText(masker.text(finalText), ctx.maxChars());
+            ObjectNode traceMeta = pick(userJson, "uuid", "parentUuid", "promptId", "isMeta", "origin", "cwd", "gitBranch",
+                    "version", "entrypoint", "userType", "isSidechain", "permissionMode", "promptSource", "turnOrigin");
+            traceMeta.put("sessionId", sessionId);
+            traceMeta.put("turn_number", turnNumber);
+            traceMeta.put("transcript_path", ctx.transcriptPath());
+            ArrayNode modelsUsed = traceMeta.putArray("models_used");
+            models.forEach(modelsUsed::add);
+            String turnKind = turn.kind().name().toLowerCase(Locale.ROOT);
+            traceMeta.put("source", turnKind);
+            traceMeta.setAll(userContent);
+            output.describeInto(traceMeta, "assistant_text");
+            boolean unfinished = turn.lastAssistant() != null && !Turns.isTurnComplete(turn);
+            if (unfinished) traceMeta.put("turn_unfinished", true);
+            String name = "Claude Code - Turn " + turnNumber;
+            String release = Config.firstNonBlank(userJson.path("version").asText(""),
+                    turn.lastAssistant() == null ? null : turn.lastAssistant().json().path("version").asText(""));
+            String level = turn.interrupted() || unfinished ? "WARNING" : null;
+            String status = turn.interrupted() ? "interrupted by user"
+                    : unfinished ? "unfinished: Claude Code stopped before the turn's final answer" : null;
+            ObjectNode metadata = wrap(traceMeta);
+            putFilterKey(metadata, "project_dir", userJson.path("cwd").asText(""));
+            putFilterKey(metadata, "git_branch", userJson.path("gitBranch").asText(""));
+            putFilterKey(metadata, "claude_code_version", release);
+            putFilterKey(metadata, "entrypoint", userJson.path("entrypoint").asText(""));
+            putFilterKey(metadata, "permission_mode", userJson.path("permissionMode").asText(""));
+            putFilterKey(metadata, "turn_kind", turnKind);
+            Observation root = new Observation(rootId, null, name, "span", turnStart, turnEnd, userText.text(),
+                    output.text(), null, null, level, status, wrap(traceMeta));
+            List<Observation> observations = new ArrayList<>();
+            observations.add(root);
+            observations.addAll(children);
+            // Every observation says whether it is an error, so "error = true" finds failed tools, API errors and events.
+            observations.forEach(o -> o.metadata().put("error", String.valueOf("ERROR".equals(o.level()))));
+            // Under a W3C traceparent every turn joins the caller's trace; span ids stay derived from the turn.
+            String traceId = ctx.parent() == null ? turnId : ctx.parent().traceId();
+            return new TraceRecord(traceId, name, sessionId, ctx.userId(), release, VERSION, ctx.environment(), ctx.tags(),
+                    userText.text(), output.text(), metadata, List.copyOf(observations), ctx.parent() == null ? null : ctx.parent().spanId());
+        }
+
+        /**
+         * The observations of a turn's (or an agent's) work under `parentId`: one generation per assistant row, one tool
+         * observation per tool call (with the subagent it ran nested inside), one event per system row and for an
+         * interrupt. Returns the last text the model wrote.
+         */
+        static String addSteps(String turnId, String parentId, Turns.Turn turn, Timeline timeline, TraceContext ctx,
+                               List<Observation> out, Set<String> models) {
+            Masker masker = ctx.masker();
+            Map<String, Transcript.Row> lastRowOfMessage = lastRowPerMessage(turn.assistantRows());
+            Map<String, Long> maxOutputTokens = maxOutputTokensPerMessage(turn.assistantRows());
+            Map<String, List<ToolCall>> callsByRow = new HashMap<>();
+            for (ToolCall call : toolCallsFromAssistants(turn.assistantRows())) {
+                callsByRow.computeIfAbsent(rowKey(call.decisionRow()), k -> new ArrayList<>()).add(call);
+            }
+            Map<String, Turns.AgentRun> agentByCall = new HashMap<>();
+            turn.agents().stream().filter(agent -> agent.toolUseId() != null).forEach(agent -> agentByCall.put(agent.toolUseId(), agent));
+            Transcript.Row finalRow = Turns.isTurnComplete(turn) ? turn.lastAssistant() : null;
+            Set<String> messagesSeen = new HashSet<>();
+            String finalText = "";
+            for (int i = 0; i < turn.assistantRows().size(); i++) {
+                Transcript.Row row = turn.assistantRows().get(i);
+                String messageId = Transcript.getMessageId(row.json());
+                boolean lastInMessage = messageId == null || lastRowOfMessage.get(messageId) == row;
+                boolean firstInMessage = messageId == null || messagesSeen.add(messageId);
+                Transcript.Row request = firstInMessage ? turn.apiRequests().get(row.json().path("requestRef").asText("")) : null;
+                Observation generation = buildGeneration(turnId, parentId, row, request, i + 1, row == finalRow, lastInMessage,
+                        messageId == null ? null : maxOutputTokens.get(messageId), timeline, ctx.maxChars(), masker);
+                out.add(generation);
+                if (generation.model() != null) models.add(generation.model());
+                String text = Transcript.extractText(Transcript.getContent(row.json()));
+                if (!text.isEmpty()) finalText = text;
+                for (ToolCall call : callsByRow.getOrDefault(rowKey(row), List.of())) {
+                    Observation tool = buildToolObservation(turnId, parentId, call, turn.toolResultsById().get(call.id()),
+                            timeline, ctx.maxChars(), masker);
+                    out.add(tool);
+                    Turns.AgentRun agent = agentByCall.get(call.id());
+                    if (agent != null) addAgent(turnId, tool.id(), agent, ctx, out, models);
+                }
+            }
+            for (Transcript.Row systemRow : turn.systemRows()) {
+                out.add(buildSystemEvent(turnId, parentId, systemRow, timeline, masker));
+            }
+            if (turn.interrupted()) {
+                Instant at = timeline.at(turn.interruptRow());
+                out.add(new Observation(spanIdFor(turnId, "interrupt:" + rowKey(turn.interruptRow())), parentId,
+                        "Interrupted by user", "event", at, at, null, null, null, null, "WARNING", "interrupted by user",
+                        wrap(pick(turn.interruptRow().json(), "uuid", "parentUuid"))));
+            }
+            return finalText;
+        }
+
+        /**
+         * A subagent as an `agent` observation holding its own generations (with their model and usage) and tool
+         * calls; its usage is counted there only, so turn totals stay exact.
+         */
+        static void addAgent(String turnId, String parentId, Turns.AgentRun agent, TraceContext ctx, List<Observation> out,
+                             Set<String> models) {
+            Turns.Turn turn = agent.turn();
+            Instant start = firstTimestamp(turn);
+            Timeline timeline = Timeline.of(turn, start);
+            String agentSpanId = spanIdFor(turnId, "agent:" + agent.agentId() + ":" + rowKey(turn.userRow()));
+            List<Observation> steps = new ArrayList<>();
+            String finalText = addSteps(turnId, agentSpanId, turn, timeline, ctx, steps, models);
+            Instant end = start;
+            for (Observation step : steps) {
+                if (step.end().isAfter(end)) end = step.end();
+            }
+            JsonNode firstRow = turn.userRow().json();
+            String agentType = agent.agentType();
+            String label = switch (agent.kind()) {
+                case "compaction" -> "Compaction agent";
+                case "background" -> "Background agent";
+                default -> agentType == null ? "Agent" : "Agent: " + agentType;
+            };
+            ObjectNode meta = Json.NODES.objectNode();
+            meta.put("agentId", agent.agentId());
+            meta.put("agent_kind", agent.kind());
+            if (agentType != null) meta.put("agentType", agentType);
+            meta.setAll(pick(firstRow, "uuid", "sessionId", "version"));
+            Set<String> agentModels = new LinkedHashSet<>();
+            turn.assistantRows().forEach(row -> {
+                String model = Transcript.getModel(row.json());
+                if (model != null) agentModels.add(model);
+            });
+            ArrayNode modelsNode = meta.putArray("models_used");
+            agentModels.forEach(modelsNode::add);
+            Masker masker = ctx.masker();
+            ObjectNode metadata = wrap(meta);
+            putFilterKey(metadata, "subagent_type", agentType != null ? agentType : agent.kind());
+            out.add(new Observation(agentSpanId, parentId, label + " (" + agent.agentId() + ")", "agent", start, end,
+                    Transcript.truncateText(masker.text(Transcript.extractText(Transcript.getContent(firstRow))), ctx.maxChars()).text(),
+                    Transcript.truncateText(masker.text(finalText), ctx.maxChars()).text(), null, null, null, null, metadata));
+            out.addAll(steps);
+        }
+
+        static Transcript.UserRowKind kindOf(Turns.TurnKind kind) {
+            return switch (kind) {
+                case PROMPT -> Transcript.UserRowKind.PROMPT;
+                case COMMAND -> Transcript.UserRowKind.COMMAND;
+                case TASK_NOTIFICATION -> Transcript.UserRowKind.TASK_NOTIFICATION;
             };
         }
 
-        /**
-         * Turns one trace into SDK spans (parents first) and returns their SpanData. A parent that is not in the
-         * trace (a span sent by an earlier run, when a turn grew) is referenced by its id.
-         */
-        List<SpanData> toSpans(TraceRecord trace) {
-            collector.ended.clear();
-            Map<String, Span> started = new HashMap<>();
-            for (Observation observation : trace.observations()) {
-                ids.prepare(trace.traceId(), observation.id());
-                SpanBuilder builder = tracer.spanBuilder(observation.name())
-                        .setStartTimestamp(observation.start().toEpochMilli(), TimeUnit.MILLISECONDS);
-                String parentId = observation.parentId() != null ? observation.parentId() : trace.parentSpanId();
-                Span parent = parentId == null ? null : started.get(parentId);
-                if (parentId == null) builder.setNoParent();
-                else if (parent != null) builder.setParent(Context.root().with(parent));
-                else builder.setParent(Context.root().with(Span.wrap(SpanContext.createFromRemoteParent(trace.traceId(),
-                            parentId, TraceFlags.getSampled(), TraceState.getDefault()))));
-                Span span = builder.startSpan();
-                setObservationAttributes(span, trace, observation);
-                started.put(observation.id(), span);
+        static Instant firstTimestamp(Turns.Turn turn) {
+            Instant start = turn.userRow().timestamp();
+            if (start != null) return start;
+            for (Transcript.Row row : turn.assistantRows()) {
+                if (row.timestamp() != null) return row.timestamp();
             }
-            for (Observation observation : trace.observations()) {
-                started.get(observation.id()).end(observation.end().toEpochMilli(), TimeUnit.MILLISECONDS);
-            }
-            return List.copyOf(collector.ended);
+            return Instant.EPOCH;
         }
 
         /**
-         * Exports traces in requests of whole traces until `deadlineNanos` (System.nanoTime()); a request is
-         * acknowledged whole or not at all, and the next one goes out only once the last was acknowledged.
+         * The turn's rows in time order. A generation runs from just after the previous row (1 ms later, so touching
+         * siblings never look parallel) to its own row's timestamp; a missing timestamp takes the one before it.
          */
-        ExportOutcome export(List<TraceRecord> traces, long deadlineNanos) {
-            deadline.until(deadlineNanos);
-            int acknowledged = 0;
-            int built = 0;
-            CompletableResultCode inFlight = null;
-            int inFlightEnd = 0;
-            // One request in flight while the next batch is built: span building and the HTTP send overlap.
-            while (acknowledged < traces.size()) {
-                List<SpanData> batch = new ArrayList<>();
-                while (built < traces.size() && (batch.isEmpty() || batch.size() < BATCH_SPANS)) {
-                    batch.addAll(toSpans(traces.get(built)));
-                    built++;
+        record Timeline(List<Instant> sortedTimes, Map<Long, Instant> timeByOffset) {
+            static Timeline of(Turns.Turn turn, Instant turnStart) {
+                List<Transcript.Row> rows = new ArrayList<>();
+                rows.add(turn.userRow());
+                rows.addAll(turn.assistantRows());
+                turn.toolResultsById().values().forEach(result -> rows.add(result.row()));
+                rows.addAll(turn.systemRows());
+                if (turn.interruptRow() != null) rows.add(turn.interruptRow());
+                rows.sort((a, b) -> Long.compare(a.offset(), b.offset()));
+                Map<Long, Instant> byOffset = new HashMap<>();
+                Instant previous = turnStart;
+                for (Transcript.Row row : rows) {
+                    Instant time = row.timestamp();
+                    if (time == null) time = previous;
+                    byOffset.put(row.offset(), time);
+                    previous = time;
                 }
-                if (inFlight != null) {
-                    if (!awaitAcknowledged(inFlight)) break;
-                    acknowledged = inFlightEnd;
+                List<Instant> sorted = new ArrayList<>(new HashSet<>(byOffset.values()));
+                sorted.sort(null);
+                return new Timeline(sorted, byOffset);
+            }
+
+            Instant at(Transcript.Row row) {
+                return timeByOffset.getOrDefault(row.offset(), sortedTimes.isEmpty() ? Instant.EPOCH : sortedTimes.get(0));
+            }
+
+            /** 1 ms after the latest distinct time before `end`, never after `end` itself. */
+            Instant startBefore(Instant end) {
+                Instant previous = null;
+                for (Instant time : sortedTimes) {
+                    if (!time.isBefore(end)) break;
+                    previous = time;
                 }
-                if (batch.isEmpty()) break;
-                if (deadline.remainingNanos() <= 0) {
-                    deadline.fail("the export budget was used up");
-                    inFlight = null;
-                    break;
-                }
-                deadline.newRequest();
-                inFlight = exporter.export(batch);
-                inFlightEnd = built;
-                if (built == traces.size()) {
-                    if (awaitAcknowledged(inFlight)) acknowledged = inFlightEnd;
-                    break;
+                if (previous == null) return end;
+                Instant start = previous.plusMillis(1);
+                return start.isAfter(end) ? end : start;
+            }
+        }
+
+        static Map<String, Transcript.Row> lastRowPerMessage(List<Transcript.Row> assistantRows) {
+            Map<String, Transcript.Row> last = new HashMap<>();
+            for (Transcript.Row row : assistantRows) {
+                String id = Transcript.getMessageId(row.json());
+                if (id != null) last.put(id, row);
+            }
+            return last;
+        }
+
+        /** output_tokens can be a placeholder on early rows of a message; the largest value is the real one. */
+        static Map<String, Long> maxOutputTokensPerMessage(List<Transcript.Row> assistantRows) {
+            Map<String, Long> max = new HashMap<>();
+            for (Transcript.Row row : assistantRows) {
+                String id = Transcript.getMessageId(row.json());
+                JsonNode output = row.json().path("message").path("usage").path("output_tokens");
+                if (id != null && output.canConvertToLong()) max.merge(id, output.asLong(), Math::max);
+            }
+            return max;
+        }
+
+        /**
+         * Langfuse usage keys for a message: input, output, cache reads, and cache writes split into 5-minute and
+         * 1-hour rates when the transcript has the split (never the split and the lump together).
+         */
+        static Map<String, Long> usageDetails(JsonNode usage, Long maxOutputTokens) {
+            Map<String, Long> details = new LinkedHashMap<>();
+            if (usage == null || !usage.isObject()) return details;
+            putTokens(details, "input", usage.get("input_tokens"));
+            if (maxOutputTokens != null) details.put("output", maxOutputTokens);
+            else putTokens(details, "output", usage.get("output_tokens"));
+            putTokens(details, "cache_read_input_tokens", usage.get("cache_read_input_tokens"));
+            long lump = usage.path("cache_creation_input_tokens").asLong(0);
+            JsonNode split = usage.get("cache_creation");
+            if (split != null && split.isObject()
+                    && (split.has("ephemeral_5m_input_tokens") || split.has("ephemeral_1h_input_tokens"))) {
+                long fiveMinutes = split.path("ephemeral_5m_input_tokens").asLong(0);
+                long oneHour = split.path("ephemeral_1h_input_tokens").asLong(0);
+                // Any part of the lump the split does not explain is priced at the default (5-minute) write rate.
+                fiveMinutes += Math.max(0, lump - fiveMinutes - oneHour);
+                if (fiveMinutes > 0) details.put("input_cache_creation_5m", fiveMinutes);
+                if (oneHour > 0) details.put("input_cache_creation_1h", oneHour);
+            } else if (usage.has("cache_creation_input_tokens")) {
+                details.put("cache_creation_input_tokens", lump);
+            }
+            return details;
+        }
+
+        static void putTokens(Map<String, Long> details, String key, JsonNode value) {
+            if (value != null && value.canConvertToLong() && value.asLong() >= 0) details.put(key, value.asLong());
+        }
+
+        static final String[] GENERATION_ROW_FIELDS = {"uuid", "parentUuid", "requestId", "requestRef", "requestedModel", "effort"};
+
+        static final String[] GENERATION_MESSAGE_FIELDS = {"id", "stop_reason", "stop_sequence", "stop_details",
+                "context_management", "container"};
+
+        static final String[] GENERATION_USAGE_FIELDS = {"service_tier", "speed", "inference_geo", "iterations",
+                "cache_creation", "server_tool_use", "diagnostics"};
+
+        /**
+         * One generation per assistant row. It runs from the moment its API request went out (the first row of a message,
+         * where the transcript has the api-request row) or from just after the row before, to its own row's timestamp.
+         */
+        static Observation buildGeneration(String turnId, String rootId, Transcript.Row row, Transcript.Row apiRequest, int step, boolean isFinal,
+                                           boolean lastInMessage, Long maxOutputTokens, Timeline timeline, int maxChars,
+                                           Masker masker) {
+            JsonNode json = row.json();
+            JsonNode message = json.path("message");
+            JsonNode content = Transcript.getContent(json);
+            List<JsonNode> toolUses = Transcript.iterToolUses(content);
+            boolean thinking = !Transcript.blocksOfType(content, "thinking").isEmpty() || !Transcript.blocksOfType(content, "redacted_thinking").isEmpty();
+            String name;
+            String output;
+            if (!toolUses.isEmpty()) {
+                List<String> names = toolUses.stream().map(use -> use.path("name").asText("unknown")).toList();
+                name = "Decision to call tool: " + String.join(", ", names) + " (#" + step + ")";
+                output = Json.toJson(masker.json(toolUses.size() == 1 ? toolUses.get(0) : Json.NODES.arrayNode().addAll(toolUses)));
+            } else if (isFinal) {
+                name = "Final response (#" + step + ")";
+                output = Transcript.extractText(content);
+            } else if (thinking && Transcript.blocksOfType(content, "text").isEmpty()) {
+                name = "Thinking (#" + step + ")";
+                output = thinkingText(content);
+            } else {
+                name = "Text response (#" + step + ")";
+                output = Transcript.extractText(content);
+            }
+            Transcript.Truncated outputText = Transcript.truncateText(masker.text(output), maxChars);
+            ObjectNode meta = pick(json, GENERATION_ROW_FIELDS);
+            meta.setAll(pick(message, GENERATION_MESSAGE_FIELDS));
+            meta.setAll(pick(message.path("usage"), GENERATION_USAGE_FIELDS));
+            meta.put("step_index", step);
+            meta.put("is_last_in_message", lastInMessage);
+            outputText.describeInto(meta, "assistant_text");
+            boolean apiError = json.path("isApiErrorMessage").asBoolean(false);
+            if (apiError) meta.set("error", json.get("error"));
+            Instant end = timeline.at(row);
+            Instant start = timeline.startBefore(end);
+            if (apiRequest != null && apiRequest.timestamp() != null && !apiRequest.timestamp().isAfter(end)) {
+                start = apiRequest.timestamp();
+                JsonNode params = apiRequest.json().path("params");
+                ObjectNode request = pick(apiRequest.json(), "querySource");
+                request.setAll(pick(params, "max_tokens"));
+                if (params.path("thinking").has("type")) request.set("thinking", params.path("thinking").path("type"));
+                if (params.path("output_config").has("effort")) request.set("effort", params.path("output_config").path("effort"));
+                meta.set("request", request);
+            }
+            Map<String, Long> usage = lastInMessage && Transcript.getModel(json) != null
+                    ? usageDetails(message.get("usage"), maxOutputTokens) : null;
+            ObjectNode metadata = wrap(meta);
+            putFilterKey(metadata, "stop_reason", message.path("stop_reason").asText(""));
+            if (!toolUses.isEmpty()) {
+                putFilterKey(metadata, "tool_name", String.join(",", toolUses.stream().map(use -> use.path("name").asText("unknown")).toList()));
+            }
+            return new Observation(spanIdFor(turnId, "row:" + rowKey(row)), rootId, name, "generation",
+                    start, end, null, outputText.text(), Transcript.getModel(json),
+                    usage == null || usage.isEmpty() ? null : usage, apiError ? "ERROR" : null,
+                    apiError ? Transcript.preview(masker.text(Transcript.extractText(content))) : null, metadata);
+        }
+
+        static String thinkingText(JsonNode content) {
+            List<String> parts = new ArrayList<>();
+            for (JsonNode block : content) {
+                if ("thinking".equals(block.path("type").asText())) parts.add(block.path("thinking").asText(""));
+                else if ("redacted_thinking".equals(block.path("type").asText())) parts.add("[redacted thinking]");
+            }
+            return String.join("\n", parts);
+        }
+
+        static Observation buildToolObservation(String turnId, String rootId, ToolCall call, Turns.ToolResult result,
+                                                Timeline timeline, int maxChars, Masker masker) {
+            Instant decided = timeline.at(call.decisionRow());
+            Instant start = decided.plusMillis(1);
+            Instant end = result == null ? start : timeline.at(result.row());
+            if (end.isBefore(start)) start = end;
+            Transcript.Truncated input = Transcript.truncateText(Json.toJson(masker.json(call.toolUse().path("input"))), maxChars);
+            ObjectNode meta = Json.NODES.objectNode();
+            meta.put("name", call.name());
+            meta.put("tool_use_id", call.id());
+            input.describeInto(meta, "input");
+            String level = null;
+            String statusMessage = null;
+            Transcript.Truncated output = null;
+            if (result != null) {
+                meta.setAll(pick(result.row().json(), "uuid", "parentUuid", "sourceToolAssistantUUID", "permissionDecision"));
+                boolean isError = result.block().path("is_error").asBoolean(false);
+                if (result.block().has("is_error")) meta.put("is_error", isError);
+                String text = masker.text(toolResultText(result.block().get("content")));
+                output = Transcript.truncateText(text, maxChars);
+                output.describeInto(meta, "output");
+                JsonNode summary = summarizeToolUseResult(call, result.row().json().get("toolUseResult"));
+                if (summary != null) meta.set("toolUseResult", masker.json(summary));
+                if (isError) {
+                    level = "ERROR";
+                    statusMessage = Transcript.preview(text);
                 }
             }
-            int unknown = acknowledged < traces.size() && inFlight != null && deadline.outcomeUnknown()
-                    ? inFlightEnd - acknowledged : 0;
-            return new ExportOutcome(acknowledged, unknown, acknowledged == traces.size() ? null : deadline.failure);
+            ObjectNode metadata = wrap(meta);
+            putFilterKey(metadata, "tool_name", call.name());
+            if (Turns.AGENT_TOOLS.contains(call.name())) putFilterKey(metadata, "subagent_type", Turns.agentTypeOf(call, result));
+            return new Observation(spanIdFor(turnId, "tool:" + (call.id().isEmpty() ? rowKey(call.decisionRow()) : call.id())), rootId,
+                    "Tool call: " + call.name() + " (#" + call.stepIndex() + ")", "tool", start, end, input.text(),
+                    output == null ? null : output.text(), null, null, level, statusMessage, metadata);
         }
 
-        private boolean awaitAcknowledged(CompletableResultCode request) {
-            CompletableResultCode result = request.join(Math.max(1, deadline.remainingNanos()), TimeUnit.NANOSECONDS);
-            if (result.isSuccess()) return true;
-            if (!result.isDone() && deadline.abandon()) {
-                deadline.failUnknown(endpoint + " did not answer within the export budget");
-            } else if (deadline.failure == null) {
-                deadline.fail(endpoint + " did not answer within the export budget");
+        /** The text of a tool_result's content; image blocks become a one-line summary, never base64. */
+        static String toolResultText(JsonNode content) {
+            if (content == null || content.isNull()) return "";
+            if (content.isTextual()) return content.asText();
+            if (!content.isArray()) return Json.toJson(content);
+            List<String> parts = new ArrayList<>();
+            for (JsonNode block : content) {
+                String type = block.path("type").asText();
+                if (type.equals("text")) parts.add(block.path("text").asText(""));
+                else if (type.equals("image")) parts.add(imageSummary(block));
+                else parts.add(Json.toJson(block));
             }
-            return false;
+            return String.join("\n", parts);
         }
 
-        @Override
-        public void close() {
-            provider.shutdown();
-            exporter.shutdown();
+        static String imageSummary(JsonNode block) {
+            JsonNode source = block.path("source");
+            int approxBytes = source.path("data").asText("").length() * 3 / 4;
+            return "[image: " + source.path("media_type").asText("unknown") + ", ~" + approxBytes + " bytes]";
+        }
+
+        /** Counts of text and image blocks and the image media types of a user prompt (sparse: only with images). */
+        static ObjectNode describeUserContent(JsonNode content) {
+            ObjectNode meta = Json.NODES.objectNode();
+            if (content == null || !content.isArray()) return meta;
+            int texts = 0;
+            int images = 0;
+            Set<String> mediaTypes = new LinkedHashSet<>();
+            for (JsonNode block : content) {
+                String type = block.path("type").asText();
+                if (type.equals("text")) texts++;
+                if (type.equals("image")) {
+                    images++;
+                    mediaTypes.add(block.path("source").path("media_type").asText("unknown"));
+                }
+            }
+            if (images == 0) return meta;
+            meta.put("user_content_text_blocks", texts);
+            meta.put("user_content_image_blocks", images);
+            ArrayNode types = meta.putArray("user_content_image_media_types");
+            mediaTypes.forEach(types::add);
+            return meta;
+        }
+
+        /**
+         * A flat summary of a tool's toolUseResult: short scalars verbatim, long or nested values as `<field>_len`,
+         * plus the per-tool fields of the metadata reference (Bash command, output lengths, item counts, ...).
+         */
+        static JsonNode summarizeToolUseResult(ToolCall call, JsonNode toolUseResult) {
+            if (toolUseResult == null || toolUseResult.isNull()) return null;
+            ObjectNode summary = Json.NODES.objectNode();
+            if (!toolUseResult.isObject()) {
+                summary.put("value", Transcript.preview(toolUseResult.isTextual() ? toolUseResult.asText() : Json.toJson(toolUseResult)));
+                return summary;
+            }
+            toolUseResult.properties().forEach(field -> {
+                JsonNode value = field.getValue();
+                if (value.isNumber() || value.isBoolean()) summary.set(field.getKey(), value);
+                else if (value.isTextual() && value.asText().length() <= Transcript.STATUS_PREVIEW_CHARS) summary.set(field.getKey(), value);
+                else if (value.isTextual()) summary.put(field.getKey() + "_len", value.asText().length());
+                else if (value.isArray() || value.isObject()) summary.put(field.getKey() + "_len", value.size());
+            });
+            switch (call.name()) {
+                case "Bash" -> {
+                    summary.put("command", Transcript.preview(call.toolUse().path("input").path("command").asText("")));
+                    String stdout = toolUseResult.path("stdout").asText("");
+                    String stderr = toolUseResult.path("stderr").asText("");
+                    summary.remove(List.of("stdout", "stderr", "stdout_len", "stderr_len"));
+                    summary.put("stdout_len", stdout.length());
+                    summary.put("stderr_len", stderr.length());
+                    summary.put("has_stderr", !stderr.isEmpty());
+                }
+                case "Task", "Agent" -> {
+                    JsonNode agentType = call.toolUse().path("input").path("subagent_type");
+                    if (agentType.isTextual()) summary.put("agentType", agentType.asText());
+                }
+                case "Glob", "Grep", "Read" -> {
+                    JsonNode items = toolUseResult.has("filenames") ? toolUseResult.get("filenames")
+                            : toolUseResult.path("file").path("content");
+                    if (toolUseResult.has("numFiles")) summary.put("itemCount", toolUseResult.path("numFiles").asLong());
+                    else if (items.isArray()) summary.put("itemCount", items.size());
+                    else if (toolUseResult.path("file").has("numLines")) {
+                        summary.put("itemCount", toolUseResult.path("file").path("numLines").asLong());
+                    }
+                }
+                default -> {
+                }
+            }
+            return summary;
+        }
+
+        static final Map<String, String> SYSTEM_EVENT_NAMES = Map.of(
+                "api_error", "API error",
+                "compact_boundary", "Conversation compacted",
+                "microcompact_boundary", "Context microcompacted",
+                "local_command", "Local command",
+                "informational", "Information");
+
+        /** One event per system row, every field verbatim in metadata; API errors and error-level rows are ERROR. */
+        static Observation buildSystemEvent(String turnId, String rootId, Transcript.Row row, Timeline timeline, Masker masker) {
+            JsonNode json = row.json();
+            if ("user".equals(Transcript.getRole(json))) {
+                Instant at = timeline.at(row);
+                return new Observation(spanIdFor(turnId, "event:" + rowKey(row)), rootId, "Stop hook feedback", "event", at, at,
+                        masker.text(Transcript.extractText(Transcript.getContent(json))), null, null, null, null, null,
+                        wrap(pick(json, "uuid", "parentUuid", "promptId", "isMeta")));
+            }
+            String subtype = json.path("subtype").asText("system");
+            String name = SYSTEM_EVENT_NAMES.getOrDefault(subtype, "System: " + subtype);
+            if (subtype.equals("api_error") && json.has("retryAttempt")) {
+                name += " (retry " + json.path("retryAttempt").asText() + "/" + json.path("maxRetries").asText("?") + ")";
+            }
+            String rowLevel = json.path("level").asText("");
+            String level = subtype.equals("api_error") || rowLevel.equals("error") ? "ERROR"
+                    : rowLevel.equals("warning") ? "WARNING" : null;
+            ObjectNode meta = (ObjectNode) masker.json(json.deepCopy());
+            meta.remove(List.of("cwd", "sessionId", "session_id", "version", "gitBranch", "userType", "slug", "entrypoint",
+                    "timestamp", "type"));
+            String statusMessage = level == null ? null : Transcript.preview(masker.text(errorSummary(json)));
+            Instant at = timeline.at(row);
+            return new Observation(spanIdFor(turnId, "event:" + rowKey(row)), rootId, name, "event",
+                    at, at, json.path("content").isTextual() ? masker.text(json.path("content").asText()) : null, null, null, null,
+                    level, statusMessage, wrap(meta));
+        }
+
+        /** "HTTP 529: Overloaded" from an api_error row's error object (status and its first message, at any depth). */
+        static String errorSummary(JsonNode systemRow) {
+            JsonNode error = systemRow.path("error");
+            String message = Config.firstNonBlank(error.path("formatted").asText(""), firstMessage(error),
+                    systemRow.path("content").asText(""));
+            String status = error.path("status").canConvertToInt() ? "HTTP " + error.path("status").asText() : null;
+            if (status == null) return Config.firstNonBlank(message, systemRow.path("subtype").asText("error"));
+            return message == null ? status : status + ": " + message;
+        }
+
+        static String firstMessage(JsonNode node) {
+            if (node.isTextual() || !node.isContainerNode()) return null;
+            if (node.path("message").isTextual()) return node.path("message").asText();
+            for (JsonNode child : node) {
+                String found = firstMessage(child);
+                if (found != null) return found;
+            }
+            return null;
+        }
+
+        /** The named fields of `source` that are present and not null, verbatim (metadata is sparse). */
+        static ObjectNode pick(JsonNode source, String... fields) {
+            ObjectNode picked = Json.NODES.objectNode();
+            for (String field : fields) {
+                JsonNode value = source.get(field);
+                if (value != null && !value.isNull() && !value.isMissingNode()) picked.set(field, value);
+            }
+            return picked;
+        }
+
+        /** Namespaces metadata under the single `claude_code` key. */
+        static ObjectNode wrap(ObjectNode claudeCode) {
+            ObjectNode metadata = Json.NODES.objectNode();
+            metadata.set("claude_code", claudeCode);
+            return metadata;
+        }
+
+        /** A flat string key beside `claude_code`: Langfuse v4 filters on such keys, not inside a JSON object. */
+        static void putFilterKey(ObjectNode metadata, String key, String value) {
+            if (value != null && !value.isEmpty()) metadata.put(key, value);
+        }
+
+        /** A one-observation trace that doctor --send-test sends to prove the whole path works. */
+        static TraceRecord canaryTrace(String userId, String environment, Instant now) {
+            String traceId = traceIdFor("litefuse-hook-doctor", "canary-" + now.toEpochMilli());
+            String rootId = spanIdFor(traceId, "root");
+            ObjectNode meta = Json.NODES.objectNode();
+            meta.put("source", "doctor");
+            meta.put("litefuse_hook_version", VERSION);
+            String input = "litefuse-hook doctor --send-test";
+            String output = "If you can read this in Langfuse, Claude Code turns will arrive here too.";
+            List<Observation> observations = List.of(
+                    new Observation(rootId, null, "litefuse-hook doctor canary", "span", now, now.plusMillis(2), input, output,
+                            null, null, null, null, wrap(meta)),
+                    new Observation(spanIdFor(traceId, "event"), rootId, "canary", "event", now.plusMillis(1), now.plusMillis(1),
+                            input, null, null, null, null, null, wrap(Json.NODES.objectNode())));
+            return new TraceRecord(traceId, "litefuse-hook doctor canary", "litefuse-hook-doctor", userId, VERSION, VERSION,
+                    environment, List.of("claude-code", "litefuse-doctor"), input, output, wrap(meta), observations, null);
         }
     }
 
-    /** The attributes of one span, as Langfuse reads them (see docs: trace-wide context goes on every span). */
-    static void setObservationAttributes(Span span, TraceRecord trace, Observation observation) {
-        span.setAttribute(OBSERVATION_TYPE, observation.type());
-        setIfPresent(span, OBSERVATION_INPUT, observation.input());
-        setIfPresent(span, OBSERVATION_OUTPUT, observation.output());
-        setIfPresent(span, OBSERVATION_MODEL, observation.model());
-        if (observation.usage() != null) span.setAttribute(OBSERVATION_USAGE, toJson(JSON.valueToTree(observation.usage())));
-        setIfPresent(span, OBSERVATION_LEVEL, observation.level());
-        setIfPresent(span, OBSERVATION_STATUS, observation.statusMessage());
-        setMetadata(span, OBSERVATION_METADATA, observation.metadata(), true);
-        if ("ERROR".equals(observation.level())) span.setStatus(StatusCode.ERROR, String.valueOf(observation.statusMessage()));
-        // Under a caller's traceparent the trace is the caller's: its name, input and output stay theirs.
-        boolean ownTrace = trace.parentSpanId() == null;
-        if (ownTrace) span.setAttribute(TRACE_NAME, trace.name());
-        setIfPresent(span, SESSION_ID, trace.sessionId());
-        setIfPresent(span, USER_ID, trace.userId());
-        setIfPresent(span, RELEASE, trace.release());
-        setIfPresent(span, VERSION_ATTRIBUTE, trace.version());
-        setIfPresent(span, ENVIRONMENT, trace.environment());
-        span.setAttribute(TRACE_TAGS, trace.tags());
-        boolean root = observation == trace.root() && ownTrace;
-        setMetadata(span, TRACE_METADATA, trace.metadata(), root);
-        if (root) {
-            span.setAttribute(AS_ROOT, true);
-            setIfPresent(span, TRACE_INPUT, trace.input());
-            setIfPresent(span, TRACE_OUTPUT, trace.output());
+    /** Export: the OpenTelemetry SDK and OTLP exporter, on a transport that fits a deadline. */
+    static final class Export {
+        private Export() {
         }
-    }
 
-    /**
-     * Metadata as Langfuse v4 wants it: each flat string key as an attribute of its own (`<key>.<name>`, filterable),
-     * and, when `withObjects`, the nested keys (`claude_code`) as one JSON attribute, which Langfuse shows as an object.
-     */
-    static void setMetadata(Span span, AttributeKey<String> key, ObjectNode metadata, boolean withObjects) {
-        ObjectNode nested = NODES.objectNode();
-        metadata.properties().forEach(field -> {
-            if (field.getValue().isTextual()) span.setAttribute(key.getKey() + "." + field.getKey(), field.getValue().asText());
-            else nested.set(field.getKey(), field.getValue());
-        });
-        if (withObjects && !nested.isEmpty()) span.setAttribute(key, toJson(nested));
-    }
+        static final AttributeKey<String> OBSERVATION_TYPE = AttributeKey.stringKey("langfuse.observation.type");
 
-    static void setIfPresent(Span span, AttributeKey<String> key, String value) {
-        if (value != null) span.setAttribute(key, value);
-    }
+        static final AttributeKey<String> OBSERVATION_INPUT = AttributeKey.stringKey("langfuse.observation.input");
 
-    /** Whether Langfuse holds a span: there, not there, no such API (a server before v4), or no clear answer. */
-    enum Presence { PRESENT, ABSENT, NO_API, UNKNOWN }
+        static final AttributeKey<String> OBSERVATION_OUTPUT = AttributeKey.stringKey("langfuse.observation.output");
 
-    record Lookup(Presence presence, String problem) {
+        static final AttributeKey<String> OBSERVATION_MODEL = AttributeKey.stringKey("langfuse.observation.model.name");
+
+        static final AttributeKey<String> OBSERVATION_USAGE = AttributeKey.stringKey("langfuse.observation.usage_details");
+
+        static final AttributeKey<String> OBSERVATION_LEVEL = AttributeKey.stringKey("langfuse.observation.level");
+
+        static final AttributeKey<String> OBSERVATION_STATUS = AttributeKey.stringKey("langfuse.observation.status_message");
+
+        static final AttributeKey<String> OBSERVATION_METADATA = AttributeKey.stringKey("langfuse.observation.metadata");
+
+        static final AttributeKey<String> TRACE_NAME = AttributeKey.stringKey("langfuse.trace.name");
+
+        static final AttributeKey<String> TRACE_INPUT = AttributeKey.stringKey("langfuse.trace.input");
+
+        static final AttributeKey<String> TRACE_OUTPUT = AttributeKey.stringKey("langfuse.trace.output");
+
+        static final AttributeKey<String> TRACE_METADATA = AttributeKey.stringKey("langfuse.trace.metadata");
+
+        static final AttributeKey<List<String>> TRACE_TAGS = AttributeKey.stringArrayKey("langfuse.trace.tags");
+
+        static final AttributeKey<String> SESSION_ID = AttributeKey.stringKey("session.id");
+
+        static final AttributeKey<String> USER_ID = AttributeKey.stringKey("user.id");
+
+        static final AttributeKey<String> RELEASE = AttributeKey.stringKey("langfuse.release");
+
+        static final AttributeKey<String> VERSION_ATTRIBUTE = AttributeKey.stringKey("langfuse.version");
+
+        static final AttributeKey<String> ENVIRONMENT = AttributeKey.stringKey("langfuse.environment");
+
+        static final AttributeKey<Boolean> AS_ROOT = AttributeKey.booleanKey("langfuse.internal.as_root");
+
+        /** With this scope name Langfuse keeps only the attributes it understands (no `metadata.attributes` clutter). */
+        static final String INSTRUMENTATION_SCOPE = "langfuse-sdk";
+
+        /** Hands the SDK the id we derived for the span about to start, so a re-send overwrites the same trace. */
+        static final class StableIdGenerator implements IdGenerator {
+            private String nextTraceId;
+            private String nextSpanId;
+
+            void prepare(String traceId, String spanId) {
+                nextTraceId = traceId;
+                nextSpanId = spanId;
+            }
+
+            @Override
+            public String generateSpanId() {
+                return nextSpanId;
+            }
+
+            @Override
+            public String generateTraceId() {
+                return nextTraceId;
+            }
+        }
+
+        /** Collects ended spans so the caller exports them itself and learns, per batch, whether the server took them. */
+        static final class CollectingProcessor implements SpanProcessor {
+            final List<SpanData> ended = new ArrayList<>();
+
+            @Override
+            public void onStart(Context parentContext, ReadWriteSpan span) {
+            }
+
+            @Override
+            public boolean isStartRequired() {
+                return false;
+            }
+
+            @Override
+            public void onEnd(ReadableSpan span) {
+                ended.add(span.toSpanData());
+            }
+
+            @Override
+            public boolean isEndRequired() {
+                return true;
+            }
+        }
+
+        /**
+         * One export's time limit, shared by the exporter and its HTTP sender; what went wrong if it failed; and, for the
+         * request in flight, whether its body started out (then, without an answer, its outcome is unknown).
+         */
+        static final class ExportDeadline {
+            private volatile long deadlineNanos = System.nanoTime();
+            private volatile String failure;
+            private boolean abandoned;
+            private boolean bodyStarted;
+            private boolean outcomeUnknown;
+
+            void until(long nanos) {
+                deadlineNanos = nanos;
+            }
+
+            long remainingNanos() {
+                return deadlineNanos - System.nanoTime();
+            }
+
+            long remainingMillis() {
+                return TimeUnit.NANOSECONDS.toMillis(remainingNanos());
+            }
+
+            void fail(String reason) {
+                failure = reason;
+            }
+
+            /** The request's body went out and no answer came: the server may hold it. */
+            synchronized void failUnknown(String reason) {
+                failure = reason;
+                outcomeUnknown = true;
+            }
+
+            synchronized void newRequest() {
+                abandoned = false;
+                bodyStarted = false;
+                outcomeUnknown = false;
+            }
+
+            /** The sender asks before writing a body; false once the exporter gave up on the request. */
+            synchronized boolean startBody() {
+                if (abandoned) return false;
+                bodyStarted = true;
+                return true;
+            }
+
+            /** The exporter stops waiting; the request's outcome is unknown if its body had started out. */
+            synchronized boolean abandon() {
+                abandoned = true;
+                outcomeUnknown |= bodyStarted;
+                return outcomeUnknown;
+            }
+
+            synchronized boolean outcomeUnknown() {
+                return outcomeUnknown;
+            }
+        }
+
+        /**
+         * The OTLP exporter's HTTP transport, on the JDK's HttpURLConnection: every attempt fits the export deadline, and
+         * a 429 or 503 is retried only when its Retry-After (or a short backoff) still fits. A request whose body went out
+         * is never sent again by the sender: without an answer its outcome is unknown, and the next run asks Langfuse.
+         * The official senders expose none of this, and java.net.http's selector thread delays JVM exit by 300 ms.
+         */
+        static final class DeadlineHttpSender implements HttpSender {
+            private static final Set<Integer> RETRYABLE = Set.of(429, 502, 503, 504);
+            private final HttpSenderConfig config;
+            private final ExportDeadline deadline;
+            private final ExecutorService executor = Executors.newSingleThreadExecutor(runnable -> {
+                Thread thread = new Thread(runnable, "litefuse-export");
+                thread.setDaemon(true);
+                return thread;
+            });
+
+            DeadlineHttpSender(HttpSenderConfig config, ExportDeadline deadline) {
+                this.config = config;
+                this.deadline = deadline;
+                // HttpURLConnection may silently send a POST again after a reset; a second copy is a duplicate in Langfuse v4.
+                System.setProperty("sun.net.http.retryPost", "false");
+            }
+
+            @Override
+            public void send(MessageWriter writer, Consumer<io.opentelemetry.sdk.common.export.HttpResponse> onResponse,
+                             Consumer<Throwable> onError) {
+                // Compression and the request run on the sender's thread, so the caller can build the next batch.
+                executor.execute(() -> {
+                    byte[] body;
+                    try {
+                        body = encode(writer);
+                    } catch (IOException e) {
+                        onError.accept(e);
+                        return;
+                    }
+                    sendWithin(body, onResponse, onError);
+                });
+            }
+
+            private byte[] encode(MessageWriter writer) throws IOException {
+                ByteArrayOutputStream bytes = new ByteArrayOutputStream(Math.max(1024, writer.getContentLength() / 4));
+                Compressor compressor = config.getCompressor();
+                try (java.io.OutputStream out = compressor == null ? bytes : compressor.compress(bytes)) {
+                    writer.writeMessage(out);
+                }
+                return bytes.toByteArray();
+            }
+
+            /** Thrown once the body went out: whatever fails after that leaves the request's outcome unknown. */
+            static final class AfterBodyException extends IOException {
+                AfterBodyException(IOException cause) {
+                    super(cause);
+                }
+            }
+
+            /** The exporter gave up on the request before its body went out; it is not sent at all. */
+            static final class AbandonedException extends IOException {
+            }
+
+            /** One POST; returns the status, the Retry-After header and the body. */
+            private SenderResponse post(byte[] body, long timeoutNanos) throws IOException {
+                java.net.HttpURLConnection connection = (java.net.HttpURLConnection) config.getEndpoint().toURL().openConnection();
+                if (connection instanceof javax.net.ssl.HttpsURLConnection https && config.getSslContext() != null) {
+                    https.setSSLSocketFactory(config.getSslContext().getSocketFactory());
+                }
+                int timeoutMillis = (int) Math.max(1, Math.min(TimeUnit.NANOSECONDS.toMillis(timeoutNanos), config.getTimeout().toMillis()));
+                connection.setConnectTimeout((int) Math.max(1, Math.min(timeoutMillis, config.getConnectTimeout().toMillis())));
+                connection.setReadTimeout(timeoutMillis);
+                connection.setRequestMethod("POST");
+                connection.setDoOutput(true);
+                connection.setFixedLengthStreamingMode(body.length);
+                connection.setRequestProperty("Content-Type", config.getContentType());
+                if (config.getCompressor() != null) connection.setRequestProperty("Content-Encoding", config.getCompressor().getEncoding());
+                config.getHeadersSupplier().get().forEach((name, values) -> values.forEach(value -> connection.addRequestProperty(name, value)));
+                connection.connect();
+                if (!deadline.startBody()) throw new AbandonedException();
+                try (java.io.OutputStream out = connection.getOutputStream()) {
+                    out.write(body);
+                }
+                try {
+                    int status = connection.getResponseCode();
+                    InputStream stream = status >= 400 ? connection.getErrorStream() : connection.getInputStream();
+                    byte[] responseBody = stream == null ? new byte[0] : readAndClose(stream);
+                    return new SenderResponse(status, responseBody, connection.getHeaderField("Retry-After"));
+                } catch (IOException e) {
+                    throw new AfterBodyException(e);
+                }
+            }
+
+            private static byte[] readAndClose(InputStream stream) throws IOException {
+                try (stream) {
+                    return stream.readNBytes(64 * 1024);
+                }
+            }
+
+            private void sendWithin(byte[] body, Consumer<io.opentelemetry.sdk.common.export.HttpResponse> onResponse,
+                                    Consumer<Throwable> onError) {
+                String endpoint = config.getEndpoint().toString();
+                for (int attempt = 0; ; attempt++) {
+                    long remaining = deadline.remainingNanos();
+                    if (remaining <= 0) {
+                        deadline.fail("the export budget was used up before " + endpoint + " answered");
+                        onError.accept(new java.util.concurrent.TimeoutException("export budget used up"));
+                        return;
+                    }
+                    try {
+                        SenderResponse response = post(body, remaining);
+                        int status = response.status();
+                        if (status >= 200 && status < 300) {
+                            onResponse.accept(response);
+                            return;
+                        }
+                        long waitMillis = retryAfterMillis(response.retryAfter(), attempt);
+                        if (RETRYABLE.contains(status) && waitMillis + 50 < deadline.remainingMillis()) {
+                            Thread.sleep(waitMillis);
+                            continue;
+                        }
+                        deadline.fail(describeStatus(status, response.body(), waitMillis));
+                        onResponse.accept(response);
+                        return;
+                    } catch (AbandonedException e) {
+                        onError.accept(e);
+                        return;
+                    } catch (AfterBodyException e) {
+                        boolean timedOut = e.getCause() instanceof java.net.SocketTimeoutException;
+                        deadline.failUnknown(endpoint + (timedOut ? " did not answer within the export budget"
+                                : " dropped the connection before answering (" + e.getCause().getClass().getSimpleName() + ")"));
+                        onError.accept(e);
+                        return;
+                    } catch (java.net.SocketTimeoutException e) {
+                        deadline.fail(endpoint + " could not be reached within the export budget");
+                        onError.accept(e);
+                        return;
+                    } catch (IOException e) {
+                        // The body did not get through: one quick retry covers a dropped keep-alive connection.
+                        if (attempt == 0 && deadline.remainingMillis() > 500) {
+                            sleepQuietly(100);
+                            continue;
+                        }
+                        deadline.fail("cannot reach " + endpoint + " (" + e.getClass().getSimpleName()
+                                + (e.getMessage() == null ? "" : ": " + e.getMessage()) + ")");
+                        onError.accept(e);
+                        return;
+                    } catch (InterruptedException e) {
+                        Thread.currentThread().interrupt();
+                        deadline.fail("export interrupted");
+                        onError.accept(e);
+                        return;
+                    }
+                }
+            }
+
+            private String describeStatus(int status, byte[] responseBody, long waitMillis) {
+                String body = new String(responseBody, 0, Math.min(responseBody.length, Transcript.STATUS_PREVIEW_CHARS),
+                        StandardCharsets.UTF_8).replaceAll("\\s+", " ").strip();
+                String prefix = "HTTP " + status + " from " + config.getEndpoint() + ": ";
+                if (status == 401 || status == 403) {
+                    return prefix + "wrong keys or wrong host (check LANGFUSE_PUBLIC_KEY, LANGFUSE_SECRET_KEY and LANGFUSE_BASE_URL; "
+                            + "`litefuse-hook doctor` checks them)";
+                }
+                if (RETRYABLE.contains(status)) {
+                    return prefix + "server busy; retrying in " + waitMillis + " ms would not fit the export budget";
+                }
+                return prefix + (body.isEmpty() ? "request rejected" : body);
+            }
+
+            /** Retry-After in seconds or as an HTTP date; otherwise 250 ms, 500 ms, 1 s, ... */
+            static long retryAfterMillis(String retryAfter, int attempt) {
+                if (retryAfter != null) {
+                    try {
+                        return Math.max(0, Long.parseLong(retryAfter.trim()) * 1000);
+                    } catch (NumberFormatException notSeconds) {
+                        try {
+                            return Math.max(0, Duration.between(Instant.now(),
+                                    java.time.ZonedDateTime.parse(retryAfter.trim(), DateTimeFormatter.RFC_1123_DATE_TIME)).toMillis());
+                        } catch (DateTimeParseException notADate) {
+                            // fall through to the backoff
+                        }
+                    }
+                }
+                return 250L << Math.min(attempt, 4);
+            }
+
+            static void sleepQuietly(long millis) {
+                try {
+                    Thread.sleep(millis);
+                } catch (InterruptedException e) {
+                    Thread.currentThread().interrupt();
+                }
+            }
+
+            @Override
+            public CompletableResultCode shutdown() {
+                executor.shutdownNow();
+                return CompletableResultCode.ofSuccess();
+            }
+        }
+
+        record SenderResponse(int status, byte[] body, String retryAfter) implements io.opentelemetry.sdk.common.export.HttpResponse {
+            @Override
+            public int getStatusCode() {
+                return status;
+            }
+
+            @Override
+            public String getStatusMessage() {
+                return "HTTP " + status;
+            }
+
+            @Override
+            public byte[] getResponseBody() {
+                return body;
+            }
+        }
+
+        /**
+         * How an export went: the leading traces the server acknowledged, then those of the request whose outcome is
+         * unknown (sent, no answer), and why the rest were not taken.
+         */
+        record ExportOutcome(int acknowledged, int unknown, String failure) {
+        }
+
+        /** The OpenTelemetry SDK, built once per run (only when there is something to send) and shut down explicitly. */
+        static final class TraceExporter implements AutoCloseable {
+            /** Spans per request: big enough for throughput, small enough for Langfuse's request size limits. */
+            static final int BATCH_SPANS = 2048;
+            private final StableIdGenerator ids = new StableIdGenerator();
+            private final CollectingProcessor collector = new CollectingProcessor();
+            private final ExportDeadline deadline = new ExportDeadline();
+            private final SdkTracerProvider provider;
+            private final Tracer tracer;
+            private final SpanExporter exporter;
+            private final String endpoint;
+
+            private TraceExporter(String endpoint, java.util.function.Function<ExportDeadline, SpanExporter> exporterFactory) {
+                this.endpoint = endpoint;
+                this.exporter = exporterFactory.apply(deadline);
+                this.provider = SdkTracerProvider.builder()
+                        .setIdGenerator(ids)
+                        .setResource(Resource.getDefault().merge(Resource.create(Attributes.of(
+                                AttributeKey.stringKey("service.name"), "claude-code",
+                                AttributeKey.stringKey("telemetry.sdk.name.litefuse"), "litefuse-hook " + VERSION))))
+                        .addSpanProcessor(collector)
+                        .build();
+                this.tracer = provider.get(INSTRUMENTATION_SCOPE, VERSION);
+            }
+
+            static TraceExporter forLangfuse(Config config) {
+                routeLibraryLogging();
+                Map<String, String> headers = config.exportHeaders();
+                return new TraceExporter(config.tracesEndpoint(), deadline -> OtlpHttpSpanExporter.builder()
+                        .setEndpoint(config.tracesEndpoint())
+                        .setHeaders(() -> headers)
+                        .setCompression("gzip")
+                        .setTimeout(Duration.ofMillis(config.exportBudgetMillis()))
+                        .setConnectTimeout(Duration.ofMillis(Math.min(config.exportBudgetMillis(), 2_000)))
+                        .setRetryPolicy(null)
+                        .setComponentLoader(senderLoader(deadline))
+                        .build());
+            }
+
+            /** Makes the exporter use DeadlineHttpSender; every other SPI loads as usual. */
+            static ComponentLoader senderLoader(ExportDeadline deadline) {
+                ComponentLoader standard = ComponentLoader.forClassLoader(litefuse_hook.class.getClassLoader());
+                HttpSenderProvider provider = senderConfig -> new DeadlineHttpSender(senderConfig, deadline);
+                return new ComponentLoader() {
+                    @Override
+                    public <T> Iterable<T> load(Class<T> type) {
+                        return type == HttpSenderProvider.class ? List.of(type.cast(provider)) : standard.load(type);
+                    }
+                };
+            }
+
+            /**
+             * Turns one trace into SDK spans (parents first) and returns their SpanData. A parent that is not in the
+             * trace (a span sent by an earlier run, when a turn grew) is referenced by its id.
+             */
+            List<SpanData> toSpans(Traces.TraceRecord trace) {
+                collector.ended.clear();
+                Map<String, Span> started = new HashMap<>();
+                for (Traces.Observation observation : trace.observations()) {
+                    ids.prepare(trace.traceId(), observation.id());
+                    SpanBuilder builder = tracer.spanBuilder(observation.name())
+                            .setStartTimestamp(observation.start().toEpochMilli(), TimeUnit.MILLISECONDS);
+                    String parentId = observation.parentId() != null ? observation.parentId() : trace.parentSpanId();
+                    Span parent = parentId == null ? null : started.get(parentId);
+                    if (parentId == null) builder.setNoParent();
+                    else if (parent != null) builder.setParent(Context.root().with(parent));
+                    else builder.setParent(Context.root().with(Span.wrap(SpanContext.createFromRemoteParent(trace.traceId(),
+                                parentId, TraceFlags.getSampled(), TraceState.getDefault()))));
+                    Span span = builder.startSpan();
+                    setObservationAttributes(span, trace, observation);
+                    started.put(observation.id(), span);
+                }
+                for (Traces.Observation observation : trace.observations()) {
+                    started.get(observation.id()).end(observation.end().toEpochMilli(), TimeUnit.MILLISECONDS);
+                }
+                return List.copyOf(collector.ended);
+            }
+
+            /**
+             * Exports traces in requests of whole traces until `deadlineNanos` (System.nanoTime()); a request is
+             * acknowledged whole or not at all, and the next one goes out only once the last was acknowledged.
+             */
+            ExportOutcome export(List<Traces.TraceRecord> traces, long deadlineNanos) {
+                deadline.until(deadlineNanos);
+                int acknowledged = 0;
+                int built = 0;
+                CompletableResultCode inFlight = null;
+                int inFlightEnd = 0;
+                // One request in flight while the next batch is built: span building and the HTTP send overlap.
+                while (acknowledged < traces.size()) {
+                    List<SpanData> batch = new ArrayList<>();
+                    while (built < traces.size() && (batch.isEmpty() || batch.size() < BATCH_SPANS)) {
+                        batch.addAll(toSpans(traces.get(built)));
+                        built++;
+                    }
+                    if (inFlight != null) {
+                        if (!awaitAcknowledged(inFlight)) break;
+                        acknowledged = inFlightEnd;
+                    }
+                    if (batch.isEmpty()) break;
+                    if (deadline.remainingNanos() <= 0) {
+                        deadline.fail("the export budget was used up");
+                        inFlight = null;
+                        break;
+                    }
+                    deadline.newRequest();
+                    inFlight = exporter.export(batch);
+                    inFlightEnd = built;
+                    if (built == traces.size()) {
+                        if (awaitAcknowledged(inFlight)) acknowledged = inFlightEnd;
+                        break;
+                    }
+                }
+                int unknown = acknowledged < traces.size() && inFlight != null && deadline.outcomeUnknown()
+                        ? inFlightEnd - acknowledged : 0;
+                return new ExportOutcome(acknowledged, unknown, acknowledged == traces.size() ? null : deadline.failure);
+            }
+
+            private boolean awaitAcknowledged(CompletableResultCode request) {
+                CompletableResultCode result = request.join(Math.max(1, deadline.remainingNanos()), TimeUnit.NANOSECONDS);
+                if (result.isSuccess()) return true;
+                if (!result.isDone() && deadline.abandon()) {
+                    deadline.failUnknown(endpoint + " did not answer within the export budget");
+                } else if (deadline.failure == null) {
+                    deadline.fail(endpoint + " did not answer within the export budget");
+                }
+                return false;
+            }
+
+            @Override
+            public void close() {
+                provider.shutdown();
+                exporter.shutdown();
+            }
+        }
+
+        /** The attributes of one span, as Langfuse reads them (see docs: trace-wide context goes on every span). */
+        static void setObservationAttributes(Span span, Traces.TraceRecord trace, Traces.Observation observation) {
+            span.setAttribute(OBSERVATION_TYPE, observation.type());
+            setIfPresent(span, OBSERVATION_INPUT, observation.input());
+            setIfPresent(span, OBSERVATION_OUTPUT, observation.output());
+            setIfPresent(span, OBSERVATION_MODEL, observation.model());
+            if (observation.usage() != null) span.setAttribute(OBSERVATION_USAGE, Json.toJson(Json.MAPPER.valueToTree(observation.usage())));
+            setIfPresent(span, OBSERVATION_LEVEL, observation.level());
+            setIfPresent(span, OBSERVATION_STATUS, observation.statusMessage());
+            setMetadata(span, OBSERVATION_METADATA, observation.metadata(), true);
+            if ("ERROR".equals(observation.level())) span.setStatus(StatusCode.ERROR, String.valueOf(observation.statusMessage()));
+            // Under a caller's traceparent the trace is the caller's: its name, input and output stay theirs.
+            boolean ownTrace = trace.parentSpanId() == null;
+            if (ownTrace) span.setAttribute(TRACE_NAME, trace.name());
+            setIfPresent(span, SESSION_ID, trace.sessionId());
+            setIfPresent(span, USER_ID, trace.userId());
+            setIfPresent(span, RELEASE, trace.release());
+            setIfPresent(span, VERSION_ATTRIBUTE, trace.version());
+            setIfPresent(span, ENVIRONMENT, trace.environment());
+            span.setAttribute(TRACE_TAGS, trace.tags());
+            boolean root = observation == trace.root() && ownTrace;
+            setMetadata(span, TRACE_METADATA, trace.metadata(), root);
+            if (root) {
+                span.setAttribute(AS_ROOT, true);
+                setIfPresent(span, TRACE_INPUT, trace.input());
+                setIfPresent(span, TRACE_OUTPUT, trace.output());
+            }
+        }
+
+        /**
+         * Metadata as Langfuse v4 wants it: each flat string key as an attribute of its own (`<key>.<name>`, filterable),
+         * and, when `withObjects`, the nested keys (`claude_code`) as one JSON attribute, which Langfuse shows as an object.
+         */
+        static void setMetadata(Span span, AttributeKey<String> key, ObjectNode metadata, boolean withObjects) {
+            ObjectNode nested = Json.NODES.objectNode();
+            metadata.properties().forEach(field -> {
+                if (field.getValue().isTextual()) span.setAttribute(key.getKey() + "." + field.getKey(), field.getValue().asText());
+                else nested.set(field.getKey(), field.getValue());
+            });
+            if (withObjects && !nested.isEmpty()) span.setAttribute(key, Json.toJson(nested));
+        }
+
+        static void setIfPresent(Span span, AttributeKey<String> key, String value) {
+            if (value != null) span.setAttribute(key, value);
+        }
+
+        /**
+         * The SDK reports through java.util.logging: into our log at debug level, never onto Claude Code's terminal
+         * (our own line per failure says what went wrong).
+         */
+        static void routeLibraryLogging() {
+            LogManager.getLogManager().reset();
+            java.util.logging.Logger rootLogger = java.util.logging.Logger.getLogger("");
+            rootLogger.setLevel(Log.debugEnabled ? java.util.logging.Level.INFO : java.util.logging.Level.OFF);
+            rootLogger.addHandler(new Handler() {
+                @Override
+                public void publish(LogRecord record) {
+                    String cause = record.getThrown() == null ? "" : " (" + record.getThrown() + ")";
+                    Log.debug("library: " + record.getMessage() + cause);
+                }
+
+                @Override
+                public void flush() {
+                }
+
+                @Override
+                public void close() {
+                }
+            });
+        }
     }
 
     /**
@@ -2816,7 +2931,7 @@ public class litefuse_hook implements Callable<Integer> {
                     return new Lookup(Presence.UNKNOWN, "HTTP " + status + " from " + baseUrl + "/api/public/v2/observations"
                             + (status == 401 || status == 403 ? " (wrong keys or wrong host)" : ""));
                 }
-                for (JsonNode observation : JSON.readTree(body).path("data")) {
+                for (JsonNode observation : Json.MAPPER.readTree(body).path("data")) {
                     if (spanId.equals(observation.path("id").asText())) return new Lookup(Presence.PRESENT, null);
                 }
                 return new Lookup(Presence.ABSENT, null);
@@ -2834,7 +2949,7 @@ public class litefuse_hook implements Callable<Integer> {
                 headers.forEach(connection::setRequestProperty);
                 if (connection.getResponseCode() != 200) return null;
                 try (InputStream in = connection.getInputStream()) {
-                    return textOrNull(JSON.readTree(in).path("data").path(0).get("id"));
+                    return Json.textOrNull(Json.MAPPER.readTree(in).path("data").path(0).get("id"));
                 }
             } catch (IOException | IllegalArgumentException e) {
                 return null;
@@ -2846,427 +2961,1127 @@ public class litefuse_hook implements Callable<Integer> {
             return projectId == null || projectId.isEmpty() ? baseUrl + "/trace/" + traceId
                     : baseUrl + "/project/" + projectId + "/traces/" + traceId;
         }
+    
+
+        /** Whether Langfuse holds a span: there, not there, no such API (a server before v4), or no clear answer. */
+        enum Presence { PRESENT, ABSENT, NO_API, UNKNOWN }
+
+        record Lookup(Presence presence, String problem) {
+        }
     }
 
-    /**
-     * The SDK reports through java.util.logging: into our log at debug level, never onto Claude Code's terminal
-     * (our own line per failure says what went wrong).
-     */
-    static void routeLibraryLogging() {
-        LogManager.getLogManager().reset();
-        java.util.logging.Logger rootLogger = java.util.logging.Logger.getLogger("");
-        rootLogger.setLevel(debugEnabled ? java.util.logging.Level.INFO : java.util.logging.Level.OFF);
-        rootLogger.addHandler(new Handler() {
-            @Override
-            public void publish(LogRecord record) {
-                String cause = record.getThrown() == null ? "" : " (" + record.getThrown() + ")";
-                debug("library: " + record.getMessage() + cause);
+    /** Hook mode: one Stop or SessionEnd firing, exactly once per span, and the spool of waiting sessions. */
+    static final class Hook {
+        private Hook() {
+        }
+
+        static final long PENDING_MAX_AGE_DAYS = 7;
+
+        static final int PENDING_SWEEP_LIMIT = 20;
+
+        static final int PENDING_MAX_SESSIONS = 1000;
+
+        /**
+         * The record of one turn's spans in an export: their ids, the messages whose usage they carry, and a witness to
+         * look for in Langfuse (the root, or else the latest span).
+         */
+        static Reader.SentPart sentPart(Traces.TraceRecord trace, Turns.Emission emission, Instant now) {
+            List<String> spanIds = new ArrayList<>();
+            List<String> usageIds = new ArrayList<>();
+            Traces.Observation witness = trace.root();
+            for (Traces.Observation observation : trace.observations()) {
+                spanIds.add(observation.id());
+                if (observation.usage() != null && !Traces.messageIdOf(observation).isEmpty()) usageIds.add(Traces.messageIdOf(observation));
+                if (trace.root() == null && (witness == null || !observation.start().isBefore(witness.start()))) witness = observation;
+            }
+            Reader.SentTurn turn = new Reader.SentTurn(emission.turn().userRow().uuid(), emission.turnNumber(),
+                    emission.turn().userRow().offset(), trace.traceId(), now, List.copyOf(spanIds), List.copyOf(usageIds));
+            return new Reader.SentPart(turn, trace.traceId(), witness.id(), witness.start());
+        }
+
+        /**
+         * One Stop firing: send this session's finished turns, then, if time is left, the turns other sessions could
+         * not send before. Everything happens before `deadline` (start-up plus the export budget).
+         */
+        static void runHook(Map<String, String> env, InputStream stdin) {
+            long started = System.nanoTime();
+            Config config = Config.loadConfig(env);
+            if (!config.enabled()) return;
+            Log.logFile = config.stateDir().resolve("litefuse_hook.log");
+            Log.debugEnabled = config.debug();
+            Log.debug("Hook started (" + config + ")");
+            config.problems().forEach(Log::warn);
+            if (!config.canExport()) {
+                Log.warn("Missing LANGFUSE_PUBLIC_KEY / LANGFUSE_SECRET_KEY (or their CC_LANGFUSE_ forms); nothing sent");
+                return;
+            }
+            Payload.HookTarget target = Payload.extractSessionAndTranscript(Payload.readHookPayload(stdin), config.home());
+            if (target.sessionId() == null || target.transcriptPath() == null) {
+                Log.warn("Missing session_id or transcript_path from hook payload; exiting.");
+                return;
+            }
+            if (!Files.isRegularFile(target.transcriptPath()) || !Files.isReadable(target.transcriptPath())) {
+                Log.warn("Transcript is missing, unreadable or not a file: " + target.transcriptPath());
+                return;
+            }
+            long deadline = started + TimeUnit.MILLISECONDS.toNanos(config.exportBudgetMillis());
+            if (target.sessionEnded()) Log.debug("Session " + target.sessionId() + " ended: its last turn is sent as it stands");
+            SessionOutcome outcome = processWithLock(config, target, started, deadline, true, target.sessionEnded());
+            if (outcome != null && outcome.failure() == null) sendPendingSessions(config, target, started, deadline);
+        }
+
+        /** What one session's run did: turns sent, and why the rest wait (a failed export, an unknown outcome) if any. */
+        record SessionOutcome(int sent, String failure) {
+        }
+
+        static Path sessionsDir(Config config) {
+            return config.stateDir().resolve("litefuse");
+        }
+
+        static Path pendingMarker(Config config, String key) {
+            return sessionsDir(config).resolve("pending").resolve(key + ".json");
+        }
+
+        /** Processes one session under its lock; null when the lock could not be had (the session is marked pending). */
+        static SessionOutcome processWithLock(Config config, Payload.HookTarget target, long started, long deadline, boolean wait,
+                                              boolean forceLast) {
+            String key = StateFiles.stateKey(target.sessionId(), target.transcriptPath().toString());
+            long waitMillis = wait ? Math.max(0, TimeUnit.NANOSECONDS.toMillis(deadline - System.nanoTime())) : 0;
+            try (StateFiles.FileLock lock = StateFiles.FileLock.acquire(sessionsDir(config).resolve(key + ".lock"), waitMillis)) {
+                if (lock == null) {
+                    if (wait) {
+                        Log.warn("Another hook run held the lock of session " + target.sessionId()
+                                + " for the whole export budget; its new turns wait for the next run");
+                        markPending(config, key, target, true);
+                    }
+                    return null;
+                }
+                return processSession(config, target, key, started, deadline, forceLast);
+            } catch (IOException | RuntimeException e) {
+                Log.error("Session " + target.sessionId() + " failed: " + e);
+                return null;
+            }
+        }
+
+        /** The state a run starts from; read again from the start when the transcript is no longer what the state saw. */
+        static Reader.SessionState startingState(Path transcript, Path stateFile) throws IOException {
+            Reader.SessionState state = Reader.loadSessionState(StateFiles.loadState(stateFile));
+            String change = Reader.transcriptChange(transcript, state);
+            if (change == null) return state;
+            Log.warn("Transcript " + transcript + " " + change + "; reading it again from the start (turns already sent are skipped)");
+            return state.restart();
+        }
+
+        /** What one run would send for a session: the plan, the traces (or what is left of them), and their records. */
+        record SessionWork(Turns.EmissionPlan plan, List<Traces.TraceRecord> traces, List<Reader.SentPart> parts, long readEnd) {
+        }
+
+        /** Reads the session's new rows and builds the traces to send, without sending or saving anything. */
+        static SessionWork prepareSession(Config config, Payload.HookTarget target, Reader.SessionState state, boolean forceLast) throws IOException {
+            Path transcript = target.transcriptPath();
+            Reader.ReadResult read = Reader.readNewJsonl(transcript, state.offset());
+            Log.debug("Read " + read.rows().size() + " rows, bytes " + state.offset() + ".." + read.endOffset() + " of " + transcript);
+            if (read.badLines() > 0) Log.warn("Skipped " + read.badLines() + " broken transcript line(s) (session=" + target.sessionId() + ")");
+            if (!read.rows().isEmpty() && read.rows().stream().noneMatch(row -> Transcript.isClaudeCodeRow(row.json()))) {
+                Log.warn("Transcript " + transcript + " does not look like a Claude Code transcript (no Claude Code rows); nothing to send");
+            }
+            Turns.EmissionPlan plan = Turns.planEmission(read.rows(), state, new Turns.AgentFiles(transcript), forceLast);
+            Traces.TraceContext ctx = config.traceContext(target.sessionId(), transcript.toString());
+            List<Traces.TraceRecord> traces = new ArrayList<>();
+            List<Reader.SentPart> parts = new ArrayList<>();
+            for (Turns.Emission emission : plan.emissions()) {
+                Traces.TraceRecord trace = Traces.unsentPart(Traces.buildTrace(emission.turn(), emission.turnNumber(), ctx), emission.sentBefore());
+                if (trace == null) continue;
+                traces.add(trace);
+                parts.add(sentPart(trace, emission, Instant.now()));
+            }
+            Log.debug("Turns to send: " + traces.size() + (plan.deferred() ? ", last turn in progress" : ""));
+            return new SessionWork(plan, traces, parts, read.endOffset());
+        }
+
+        static final long STOP_RACE_WAIT_MS = 1_500;
+
+        static final Duration QUIET_TRANSCRIPT = Duration.ofMinutes(10);
+
+        static SessionOutcome processSession(Config config, Payload.HookTarget target, String key, long started, long deadline,
+                                             boolean forceLast) throws IOException {
+            Path transcript = target.transcriptPath();
+            Path stateFile = sessionsDir(config).resolve(key + ".json");
+            Reader.SessionState state = startingState(transcript, stateFile);
+            if (state.inFlight() != null) {
+                InFlightCheck check = checkInFlight(config, target, state.inFlight(), deadline);
+                state = state.recordSent(check.arrived()).withInFlight(check.waiting());
+                if (check.waiting() != null) {
+                    StateFiles.saveState(stateFile, Reader.writeSessionState(state, target.sessionId(), transcript));
+                    markPending(config, key, target, true);
+                    return new SessionOutcome(check.arrived().size(), check.reason());
+                }
+            }
+            SessionWork work = prepareSession(config, target, state, forceLast);
+            // The Stop race: Claude Code says the turn is over (last_assistant_message) but its final row is not on
+            // disk yet. Wait for it a little, within the budget; a later run sends it otherwise (the session stays pending).
+            long waitUntil = Math.min(started + TimeUnit.MILLISECONDS.toNanos(STOP_RACE_WAIT_MS),
+                    deadline - TimeUnit.MILLISECONDS.toNanos(500));
+            while (work.plan().deferred() && target.lastAssistantMessage() != null && System.nanoTime() < waitUntil) {
+                Export.DeadlineHttpSender.sleepQuietly(100);
+                work = prepareSession(config, target, state, forceLast);
+            }
+            List<Traces.TraceRecord> traces = work.traces();
+            List<Reader.SentPart> parts = work.parts();
+            traces.forEach(trace -> Log.debug("Sending " + trace.name() + " trace=" + trace.traceId() + " ("
+                    + trace.observations().size() + " observations" + (trace.root() == null ? ", the rest of a turn sent before" : "") + ")"));
+            Export.ExportOutcome outcome = new Export.ExportOutcome(0, 0, null);
+            if (!traces.isEmpty()) {
+                // Recorded before the first byte goes out: a run killed mid-export leaves "outcome unknown", not a silent re-send.
+                Instant exportStart = Instant.now();
+                StateFiles.saveState(stateFile, Reader.writeSessionState(state.withInFlight(new Reader.InFlight(exportStart, parts)), target.sessionId(), transcript));
+                try (Export.TraceExporter exporter = Export.TraceExporter.forLangfuse(config)) {
+                    outcome = exporter.export(traces, deadline);
+                }
+                List<Reader.SentPart> unknown = parts.subList(outcome.acknowledged(), outcome.acknowledged() + outcome.unknown());
+                state = state.recordSent(parts.subList(0, outcome.acknowledged()))
+                        .withInFlight(unknown.isEmpty() ? null : new Reader.InFlight(exportStart, List.copyOf(unknown)));
+            }
+            int acknowledged = outcome.acknowledged();
+            int unsent = traces.size() - acknowledged;
+            if (acknowledged > 0) logSent(config, traces.subList(0, acknowledged), deadline);
+            // Read again next time from the open turn (it may grow), the first turn not acknowledged, or the waiting one.
+            long nextOffset = work.readEnd();
+            if (state.openTurn() != null && state.offset() <= state.openTurn().offset()) nextOffset = Math.min(nextOffset, state.openTurn().offset());
+            if (unsent > 0) nextOffset = Math.min(nextOffset, parts.get(acknowledged).turn().offset());
+            if (work.plan().deferred()) nextOffset = Math.min(nextOffset, work.plan().deferredOffset());
+            state = state.withOffset(nextOffset, Reader.transcriptIdentity(transcript, nextOffset));
+            StateFiles.saveState(stateFile, Reader.writeSessionState(state, target.sessionId(), transcript));
+            // Unsent turns, and a turn still in progress, keep the session pending: any later run picks it up.
+            markPending(config, key, target, unsent > 0 || work.plan().deferred());
+            if (outcome.unknown() > 0) {
+                Log.error("Export outcome unknown: " + outcome.failure() + "; " + outcome.unknown() + " turn(s) will be looked up in "
+                        + "Langfuse before they are sent again" + (unsent > outcome.unknown() ? ", " + (unsent - outcome.unknown())
+                        + " more kept for a later run" : "") + " (session=" + target.sessionId() + ")");
+            } else if (unsent > 0) {
+                Log.error("Export failed: " + outcome.failure() + "; " + unsent + " turn(s) kept and sent again on a later run (session="
+                        + target.sessionId() + ")");
+            }
+            double seconds = (System.nanoTime() - started) / 1e9;
+            String deferred = work.plan().deferred() ? ", deferred 1 (in-progress)" : "";
+            Log.info(String.format(Locale.ROOT, "Processed %d turns%s in %.2fs (session=%s)", acknowledged, deferred, seconds,
+                    target.sessionId()));
+            return new SessionOutcome(acknowledged, unsent > 0 ? outcome.failure() : null);
+        }
+
+        /** One line per trace sent, with its link in Langfuse (the project id is learned once and kept). */
+        static void logSent(Config config, List<Traces.TraceRecord> sent, long deadline) {
+            LangfuseApi api = LangfuseApi.of(config);
+            String projectId = api == null ? null : knownProjectId(config);
+            long leftMillis = TimeUnit.NANOSECONDS.toMillis(deadline - System.nanoTime());
+            if (api != null && projectId == null && leftMillis > 300) {
+                projectId = api.projectId(Math.min(1_000, leftMillis - 200));
+                if (projectId != null) rememberProjectId(config, projectId);
+            }
+            for (Traces.TraceRecord trace : sent) {
+                String where = api == null ? "trace " + trace.traceId() : api.traceUrl(projectId, trace.traceId());
+                String what = trace.root() == null ? trace.name() + " (" + trace.observations().size() + " more observations)" : trace.name();
+                Log.info("Sent " + what + ": " + where);
+            }
+        }
+
+        static Path projectIds(Config config) {
+            return sessionsDir(config).resolve("projects.json");
+        }
+
+        static String projectKey(Config config) {
+            return config.baseUrl().replaceAll("/+$", "") + " " + config.publicKey();
+        }
+
+        /** The Langfuse project id of these keys, as learned before (by the hook or doctor), or null. */
+        static String knownProjectId(Config config) {
+            Path file = projectIds(config);
+            return Files.exists(file) ? Json.textOrNull(StateFiles.loadState(file).get(projectKey(config))) : null;
+        }
+
+        /** Written without a lock (any session may learn it first): a private temporary file of its own, then a rename. */
+        static void rememberProjectId(Config config, String projectId) {
+            Path file = projectIds(config);
+            try {
+                ObjectNode known = StateFiles.loadState(file);
+                known.put(projectKey(config), projectId);
+                StateFiles.ensurePrivateDir(file.getParent());
+                Path tmp = Files.createTempFile(file.getParent(), "projects-", ".tmp",
+                        PosixFilePermissions.asFileAttribute(PosixFilePermissions.fromString("rw-------")));
+                Files.write(tmp, Json.MAPPER.writeValueAsBytes(known));
+                Files.move(tmp, file, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
+            } catch (IOException | RuntimeException e) {
+                Log.debug("Could not remember the project id: " + e);
+            }
+        }
+
+        /** What the look-ups found: parts Langfuse has, and the parts still to wait for (null: send the rest again). */
+        record InFlightCheck(List<Reader.SentPart> arrived, Reader.InFlight waiting, String reason) {
+        }
+
+        /**
+         * Settles an export whose outcome is unknown before anything is sent again: parts Langfuse has count as sent;
+         * the rest is sent again when Langfuse says it is not there (and the export is older than the settle time, since
+         * ingestion takes a moment) or has no v2 API (a server before v4); otherwise it waits for a later run.
+         */
+        static InFlightCheck checkInFlight(Config config, Payload.HookTarget target, Reader.InFlight inFlight, long deadline) {
+            LangfuseApi api = LangfuseApi.of(config);
+            java.util.function.Function<Reader.SentPart, LangfuseApi.Lookup> lookup = api == null ? part -> new LangfuseApi.Lookup(LangfuseApi.Presence.NO_API, null)
+                    : part -> api.findSpan(part.traceId(), part.witnessId(), part.witnessStart(), deadline);
+            InFlightCheck check = settleInFlight(inFlight, lookup, Instant.now(), config.unknownSettleMillis());
+            int total = inFlight.parts().size();
+            String session = " (session=" + target.sessionId() + ")";
+            if (!check.arrived().isEmpty()) {
+                Log.info("Langfuse has " + check.arrived().size() + " of " + total + " turn(s) of an export whose outcome was unknown; "
+                        + "recorded as sent, not sent again" + session);
+            }
+            if (check.waiting() != null) Log.warn(check.reason() + session);
+            else if (check.arrived().size() < total) {
+                Log.info((total - check.arrived().size()) + " turn(s) of an export whose outcome was unknown are not in Langfuse"
+                        + (check.reason() == null ? "" : " (" + check.reason() + ")") + "; sending them again" + session);
+            }
+            return check;
+        }
+
+        /** The decision of checkInFlight, on look-up answers alone (pure but for `lookup`). */
+        static InFlightCheck settleInFlight(Reader.InFlight inFlight, java.util.function.Function<Reader.SentPart, LangfuseApi.Lookup> lookup, Instant now,
+                                            long settleMillis) {
+            List<Reader.SentPart> parts = inFlight.parts();
+            // Requests go out one at a time, each after the last was acknowledged: what arrived is a leading run of parts.
+            LangfuseApi.Lookup last = lookup.apply(parts.get(parts.size() - 1));
+            if (last.presence() == LangfuseApi.Presence.PRESENT) return new InFlightCheck(parts, null, null);
+            if (last.presence() == LangfuseApi.Presence.NO_API) {
+                return new InFlightCheck(List.of(), null, "the server has no v2 observations API (Langfuse before v4)");
+            }
+            if (last.presence() == LangfuseApi.Presence.UNKNOWN) {
+                return new InFlightCheck(List.of(), inFlight, "Could not ask Langfuse about " + parts.size()
+                        + " turn(s) of an export whose outcome is unknown (" + last.problem() + "); they wait for a later run");
+            }
+            int arrived = 0;
+            while (arrived < parts.size() - 1) {
+                LangfuseApi.Lookup found = lookup.apply(parts.get(arrived));
+                if (found.presence() == LangfuseApi.Presence.UNKNOWN) {
+                    return new InFlightCheck(parts.subList(0, arrived), new Reader.InFlight(inFlight.since(), parts.subList(arrived, parts.size())),
+                            "Could not ask Langfuse about turns of an export whose outcome is unknown (" + found.problem()
+                                    + "); they wait for a later run");
+                }
+                if (found.presence() != LangfuseApi.Presence.PRESENT) break;
+                arrived++;
+            }
+            List<Reader.SentPart> rest = parts.subList(arrived, parts.size());
+            long ageMillis = Duration.between(inFlight.since(), now).toMillis();
+            if (ageMillis < settleMillis) {
+                return new InFlightCheck(parts.subList(0, arrived), new Reader.InFlight(inFlight.since(), rest), rest.size()
+                        + " turn(s) of an export " + ageMillis / 1000 + " s ago are not in Langfuse yet; looking again on a later run "
+                        + "before sending them again (ingestion can take a moment)");
+            }
+            return new InFlightCheck(parts.subList(0, arrived), null, null);
+        }
+
+        /** A transcript nobody has written to for a while: its last turn is as complete as it will ever be. */
+        static boolean isQuiet(Path transcript) {
+            try {
+                return Files.getLastModifiedTime(transcript).toInstant().isBefore(Instant.now().minus(QUIET_TRANSCRIPT));
+            } catch (IOException e) {
+                return false;
+            }
+        }
+
+        /**
+         * The spool: a marker per session whose turns the server did not take, so that any later hook run (of any
+         * session) sends them, even when that session never fires again.
+         */
+        static void markPending(Config config, String key, Payload.HookTarget target, boolean pending) {
+            Path marker = pendingMarker(config, key);
+            try {
+                if (!pending) {
+                    Files.deleteIfExists(marker);
+                    return;
+                }
+                if (Files.exists(marker)) return;
+                ObjectNode entry = Json.NODES.objectNode();
+                entry.put("session_id", target.sessionId());
+                entry.put("transcript_path", target.transcriptPath().toString());
+                entry.put("since", Instant.now().toString());
+                StateFiles.saveState(marker, entry);
+            } catch (IOException e) {
+                Log.warn("Could not update the pending marker of session " + target.sessionId() + ": " + e);
+            }
+        }
+
+        /** Sends other sessions' unsent turns, oldest first, while the budget lasts; stops at the first failure. */
+        static void sendPendingSessions(Config config, Payload.HookTarget current, long started, long deadline) {
+            Path pendingDir = sessionsDir(config).resolve("pending");
+            if (!Files.isDirectory(pendingDir)) return;
+            String currentKey = StateFiles.stateKey(current.sessionId(), current.transcriptPath().toString());
+            List<Path> all;
+            try (java.util.stream.Stream<Path> files = Files.list(pendingDir)) {
+                all = files.filter(path -> path.toString().endsWith(".json"))
+                        .filter(path -> !path.getFileName().toString().equals(currentKey + ".json"))
+                        .sorted(java.util.Comparator.comparing(path -> path.toFile().lastModified())).toList();
+            } catch (IOException e) {
+                Log.warn("Could not list pending sessions: " + e);
+                return;
+            }
+            // The spool is bounded: past PENDING_MAX_SESSIONS markers the oldest are dropped, each with a line.
+            for (Path marker : all.subList(0, Math.max(0, all.size() - PENDING_MAX_SESSIONS))) {
+                Log.warn("Too many sessions waiting; stopped retrying session " + StateFiles.loadState(marker).path("session_id").asText("?")
+                        + " (its turns are still sent if that session fires again)");
+                deleteQuietly(marker);
+            }
+            List<Path> markers = all.subList(Math.max(0, all.size() - PENDING_MAX_SESSIONS), all.size()).stream()
+                    .limit(PENDING_SWEEP_LIMIT).toList();
+            for (Path marker : markers) {
+                if (deadline - System.nanoTime() < TimeUnit.MILLISECONDS.toNanos(300)) return;
+                ObjectNode entry = StateFiles.loadState(marker);
+                Payload.HookTarget target = Payload.extractSessionAndTranscript(entry, config.home());
+                String since = entry.path("since").asText("");
+                if (target.sessionId() == null || target.transcriptPath() == null) {
+                    Log.warn("Dropped an unreadable pending marker " + marker.getFileName());
+                    deleteQuietly(marker);
+                } else if (!Files.isReadable(target.transcriptPath())) {
+                    Log.warn("Transcript of session " + target.sessionId() + " is gone; its unsent turns are lost");
+                    deleteQuietly(marker);
+                } else if (isOlderThanDays(since, PENDING_MAX_AGE_DAYS)) {
+                    Log.warn("Stopped retrying the unsent turns of session " + target.sessionId() + " after " + PENDING_MAX_AGE_DAYS
+                            + " days; they are still sent if that session fires again");
+                    deleteQuietly(marker);
+                } else {
+                    SessionOutcome outcome = processWithLock(config, target, started, deadline, false, isQuiet(target.transcriptPath()));
+                    if (outcome != null && outcome.failure() != null) return;
+                }
+            }
+        }
+
+        static boolean isOlderThanDays(String isoInstant, long days) {
+            try {
+                return Instant.parse(isoInstant).isBefore(Instant.now().minus(Duration.ofDays(days)));
+            } catch (DateTimeParseException e) {
+                return false;
+            }
+        }
+
+        static void deleteQuietly(Path path) {
+            try {
+                Files.deleteIfExists(path);
+            } catch (IOException e) {
+                Log.warn("Could not delete " + path + ": " + e);
+            }
+        }
+    }
+
+    /** Replaying and backfilling whole transcripts, streamed in bounded memory. */
+    static final class History {
+        private History() {
+        }
+
+        /** Every turn of a whole transcript as traces, numbered as the hook numbers them. */
+        static List<Traces.TraceRecord> replayFile(Path file, Traces.TraceContext ctx) throws IOException {
+            List<Traces.TraceRecord> traces = new ArrayList<>();
+            replayTranscript(file, ctx, traces::add);
+            return traces;
+        }
+
+        /**
+         * Streams a transcript's traces to `sink` as each turn completes; returns the count. Parsing and turn assembly
+         * run on a second thread, a bounded queue ahead of trace building, so memory stays flat and both cores work.
+         */
+        static int replayTranscript(Path file, Traces.TraceContext ctx, Consumer<Traces.TraceRecord> sink) throws IOException {
+            java.util.concurrent.BlockingQueue<List<Turns.Turn>> queue = new java.util.concurrent.ArrayBlockingQueue<>(4);
+            List<Turns.Turn> end = List.of();
+            java.util.concurrent.atomic.AtomicReference<IOException> failure = new java.util.concurrent.atomic.AtomicReference<>();
+            Thread reader = new Thread(() -> {
+                List<List<Turns.Turn>> batch = new ArrayList<>(List.of(new ArrayList<>()));
+                Turns.TurnAssembler assembler = new Turns.TurnAssembler(turn -> {
+                    batch.get(0).add(turn);
+                    if (batch.get(0).size() == 4) {
+                        putQuietly(queue, batch.get(0));
+                        batch.set(0, new ArrayList<>());
+                    }
+                });
+                try (InputStream in = Files.newInputStream(file)) {
+                    Reader.streamJsonl(in, 0, true, assembler::accept);
+                    assembler.finish();
+                    putQuietly(queue, batch.get(0));
+                } catch (IOException e) {
+                    failure.set(e);
+                } finally {
+                    putQuietly(queue, end);
+                }
+            }, "litefuse-reader");
+            reader.setDaemon(true);
+            reader.start();
+            int count = 0;
+            Turns.AgentFiles agentFiles = new Turns.AgentFiles(file);
+            try {
+                for (List<Turns.Turn> turns = queue.take(); turns != end; turns = queue.take()) {
+                    for (Turns.Turn turn : turns) {
+                        Turns.Turn withAgents = Turns.attachAgents(turn, agentFiles);
+                        if (withAgents.hasWork()) sink.accept(Traces.buildTrace(withAgents, ++count, ctx));
+                    }
+                }
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                throw new java.io.InterruptedIOException("replay interrupted");
+            }
+            if (failure.get() != null) throw failure.get();
+            return count;
+        }
+
+        static <T> void putQuietly(java.util.concurrent.BlockingQueue<T> queue, T item) {
+            try {
+                queue.put(item);
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+            }
+        }
+
+        /** Exports traces as they stream in, a request per few thousand spans; stops at the first failure. */
+        static final class StreamingSender implements AutoCloseable {
+            private final Export.TraceExporter exporter;
+            private final long deadline;
+            private final List<Traces.TraceRecord> pending = new ArrayList<>();
+            private final List<Traces.TraceRecord> skipped = new ArrayList<>();
+            private LangfuseApi api;
+            private int pendingSpans;
+            private int acknowledged;
+            private String failure;
+
+            /** With `api`, each trace is looked up first and skipped when Langfuse has it (null: send everything). */
+            StreamingSender(Config config, LangfuseApi api) {
+                this.exporter = Export.TraceExporter.forLangfuse(config);
+                this.deadline = System.nanoTime() + TimeUnit.HOURS.toNanos(1);
+                this.api = api;
             }
 
-            @Override
-            public void flush() {
+            void add(Traces.TraceRecord trace) {
+                if (failure != null) return;
+                if (api != null) {
+                    Traces.Observation root = trace.root();
+                    LangfuseApi.Presence presence = api.findSpan(trace.traceId(), root.id(), root.start(),
+                            System.nanoTime() + TimeUnit.SECONDS.toNanos(10)).presence();
+                    if (presence == LangfuseApi.Presence.NO_API) api = null;
+                    if (presence == LangfuseApi.Presence.PRESENT) {
+                        skipped.add(trace);
+                        return;
+                    }
+                }
+                pending.add(trace);
+                pendingSpans += trace.observations().size();
+                if (pendingSpans >= Export.TraceExporter.BATCH_SPANS) flush();
+            }
+
+            private void flush() {
+                if (pending.isEmpty() || failure != null) return;
+                Export.ExportOutcome outcome = exporter.export(pending, deadline);
+                acknowledged += outcome.acknowledged();
+                failure = outcome.failure();
+                pending.clear();
+                pendingSpans = 0;
+            }
+
+            Export.ExportOutcome finish() {
+                flush();
+                return new Export.ExportOutcome(acknowledged, 0, failure);
+            }
+
+            List<Traces.TraceRecord> skipped() {
+                return skipped;
             }
 
             @Override
             public void close() {
+                exporter.close();
             }
-        });
+        }
+
+        /** Main-session transcripts under the projects folder (subagent files are read through their parents), oldest first. */
+        static List<Path> backfillTranscripts(Path root, String project, String session, Instant since) throws IOException {
+            if (!Files.isDirectory(root)) return List.of();
+            List<Path> found = new ArrayList<>();
+            try (java.util.stream.Stream<Path> projects = Files.list(root)) {
+                for (Path projectDir : projects.filter(Files::isDirectory).sorted().toList()) {
+                    if (project != null && !projectDir.getFileName().toString().contains(project)) continue;
+                    try (java.util.stream.Stream<Path> files = Files.list(projectDir)) {
+                        files.filter(file -> file.getFileName().toString().endsWith(".jsonl"))
+                                .filter(file -> !file.getFileName().toString().startsWith("agent-"))
+                                .filter(file -> session == null || file.getFileName().toString().startsWith(session))
+                                .filter(file -> since == null || !lastModified(file).isBefore(since))
+                                .forEach(found::add);
+                    }
+                }
+            }
+            found.sort(java.util.Comparator.comparing(History::lastModified));
+            return found;
+        }
+
+        static Instant lastModified(Path file) {
+            try {
+                return Files.getLastModifiedTime(file).toInstant();
+            } catch (IOException e) {
+                return Instant.EPOCH;
+            }
+        }
+
+        /** A progress bar on stderr: redrawn in place on a terminal, one line per step otherwise. */
+        static final class Progress {
+            private final java.io.PrintWriter err;
+            private final int total;
+            private final boolean terminal = System.console() != null;
+            private int done;
+
+            Progress(java.io.PrintWriter err, int total) {
+                this.err = err;
+                this.total = total;
+            }
+
+            void step(long turns) {
+                done++;
+                int width = 30;
+                int filled = total == 0 ? width : (int) ((long) done * width / total);
+                String bar = "[" + "#".repeat(filled) + "-".repeat(width - filled) + "] " + done + "/" + total + " sessions, "
+                        + turns + " turns";
+                if (terminal) err.print("\r" + bar);
+                else err.println(bar);
+                err.flush();
+            }
+
+            void done() {
+                if (terminal) err.println();
+                err.flush();
+            }
+        }
+    }
+
+    /** Install, uninstall and doctor: Claude Code's settings, the fast-path launcher, Langfuse checks. */
+    static final class Setup {
+        private Setup() {
+        }
+
+        static final String HOOK_COMMAND = "\"$HOME\"/.claude/hooks/litefuse-hook";
+
+        static final int HOOK_TIMEOUT_SECONDS = 30;
+
+        /** Where Claude Code reads settings: the user's file, the project's shared file, the project's local file. */
+        enum Scope {
+            user, project, local;
+
+            Path settingsFile(Path home, Path projectDir) {
+                return switch (this) {
+                    case user -> home.resolve(".claude").resolve("settings.json");
+                    case project -> projectDir.resolve(".claude").resolve("settings.json");
+                    case local -> projectDir.resolve(".claude").resolve("settings.local.json");
+                };
+            }
+        }
+
+        /** A settings file that is not valid JSON (or not an object): left untouched, reported, non-zero exit. */
+        static final class InvalidSettingsException extends IOException {
+            InvalidSettingsException(Path file, String reason) {
+                super(file + " is not valid JSON (" + reason + "); left it untouched. Fix it, then run the command again.");
+            }
+        }
+
+        /** Reads a settings file; a missing or empty file is an empty object. */
+        static ObjectNode readSettings(Path file) throws IOException {
+            if (!Files.exists(file) || Files.readString(file).isBlank()) return Json.NODES.objectNode();
+            try {
+                JsonNode parsed = Json.MAPPER.readTree(file.toFile());
+                if (parsed instanceof ObjectNode object) return object;
+                throw new InvalidSettingsException(file, "the top level is not an object");
+            } catch (JsonProcessingException e) {
+                throw new InvalidSettingsException(file, e.getOriginalMessage());
+            }
+        }
+
+        static final com.fasterxml.jackson.core.util.DefaultPrettyPrinter SETTINGS_PRINTER =
+                new com.fasterxml.jackson.core.util.DefaultPrettyPrinter()
+                        .withObjectIndenter(new com.fasterxml.jackson.core.util.DefaultIndenter("  ", "\n"))
+                        .withArrayIndenter(new com.fasterxml.jackson.core.util.DefaultIndenter("  ", "\n"))
+                        .withSeparators(com.fasterxml.jackson.core.util.Separators.createDefaultInstance()
+                                .withObjectFieldValueSpacing(com.fasterxml.jackson.core.util.Separators.Spacing.AFTER));
+
+        static String settingsText(ObjectNode settings) throws JsonProcessingException {
+            return Json.MAPPER.writer(SETTINGS_PRINTER).writeValueAsString(settings) + "\n";
+        }
+
+        /** Env entries that hold a secret: a settings file with one of them is its owner's only (0600). */
+        static final List<String> SECRET_ENV_KEYS = List.of("LANGFUSE_SECRET_KEY", "CC_LANGFUSE_SECRET_KEY",
+                "OTEL_EXPORTER_OTLP_HEADERS", "OTEL_EXPORTER_OTLP_TRACES_HEADERS");
+
+        static boolean holdsSecret(JsonNode settings) {
+            return SECRET_ENV_KEYS.stream().anyMatch(key -> settings.path("env").hasNonNull(key));
+        }
+
+        static final java.util.Set<java.nio.file.attribute.PosixFilePermission> OWNER_ONLY = PosixFilePermissions.fromString("rw-------");
+
+        /**
+         * Writes `settings` if it differs from the file: the old file is copied to `<name>.bak-<time>` first (owner-only:
+         * it may hold a key), the new one written atomically, owner-only when it holds a secret or is new, else with the
+         * old file's permissions. Returns the backup's path, "" when there was no old file, null when nothing changed.
+         */
+        static String writeSettingsIfChanged(Path file, ObjectNode settings) throws IOException {
+            String text = settingsText(settings);
+            boolean existed = Files.exists(file);
+            if (existed && Files.readString(file).equals(text) && !(holdsSecret(settings) && readableByOthers(file))) return null;
+            if (existed && Json.MAPPER.readTree(Files.readString(file).isBlank() ? "{}" : Files.readString(file)).equals(settings)
+                    && !(holdsSecret(settings) && readableByOthers(file))) return null;
+            String backup = "";
+            java.util.Set<java.nio.file.attribute.PosixFilePermission> mode = OWNER_ONLY;
+            if (existed) {
+                Path copy = file.resolveSibling(file.getFileName() + ".bak-"
+                        + DateTimeFormatter.ofPattern("yyyyMMdd-HHmmss-SSS").format(LocalDateTime.now()));
+                Files.createFile(copy, PosixFilePermissions.asFileAttribute(OWNER_ONLY));
+                Files.copy(file, copy, StandardCopyOption.REPLACE_EXISTING);
+                Files.setPosixFilePermissions(copy, OWNER_ONLY);
+                backup = copy.toString();
+                if (!holdsSecret(settings)) mode = Files.getPosixFilePermissions(file);
+            }
+            Files.createDirectories(file.getParent());
+            Path tmp = file.resolveSibling(file.getFileName() + ".litefuse.tmp");
+            Files.deleteIfExists(tmp);
+            Files.createFile(tmp, PosixFilePermissions.asFileAttribute(OWNER_ONLY));
+            Files.writeString(tmp, text);
+            Files.setPosixFilePermissions(tmp, mode);
+            try {
+                Files.move(tmp, file, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
+            } catch (AtomicMoveNotSupportedException e) {
+                Files.move(tmp, file, StandardCopyOption.REPLACE_EXISTING);
+            }
+            return backup;
+        }
+
+        /** Group or others may read the file. */
+        static boolean readableByOthers(Path file) throws IOException {
+            java.util.Set<java.nio.file.attribute.PosixFilePermission> mode = Files.getPosixFilePermissions(file);
+            return mode.contains(java.nio.file.attribute.PosixFilePermission.GROUP_READ)
+                    || mode.contains(java.nio.file.attribute.PosixFilePermission.OTHERS_READ);
+        }
+
+        /** The events install registers the hook for: every Stop, and the end of a session (its last turn, as it stands). */
+        static final List<String> HOOK_EVENTS = List.of("Stop", "SessionEnd");
+
+        /**
+         * Adds our hook for `event` (one group of its own) unless a hook with our command is already there; true if the
+         * settings changed. Only Stop runs `async`: at SessionEnd Claude Code is exiting.
+         */
+        static boolean addHook(ObjectNode settings, String event, String command, boolean async) {
+            ObjectNode hooks = settings.has("hooks") && settings.get("hooks").isObject()
+                    ? (ObjectNode) settings.get("hooks") : settings.putObject("hooks");
+            ArrayNode groups = hooks.has(event) && hooks.get(event).isArray() ? (ArrayNode) hooks.get(event) : hooks.putArray(event);
+            boolean background = async && event.equals("Stop");
+            for (JsonNode group : groups) {
+                for (JsonNode hook : group.path("hooks")) {
+                    if (command.equals(hook.path("command").asText())) {
+                        if (hook instanceof ObjectNode object && background != object.path("async").asBoolean(false)) {
+                            if (background) object.put("async", true);
+                            else object.remove("async");
+                            return true;
+                        }
+                        return false;
+                    }
+                }
+            }
+            ObjectNode hook = groups.addObject().putArray("hooks").addObject();
+            hook.put("type", "command");
+            hook.put("command", command);
+            hook.put("timeout", HOOK_TIMEOUT_SECONDS);
+            if (background) hook.put("async", true);
+            return true;
+        }
+
+        /** Removes every `event` hook whose command is `command`, and the groups and containers that leaves empty. */
+        static boolean removeHook(ObjectNode settings, String event, String command) {
+            JsonNode groups = settings.path("hooks").path(event);
+            if (!groups.isArray()) return false;
+            boolean removed = false;
+            for (int g = groups.size() - 1; g >= 0; g--) {
+                JsonNode groupHooks = groups.get(g).path("hooks");
+                if (!groupHooks.isArray()) continue;
+                for (int h = groupHooks.size() - 1; h >= 0; h--) {
+                    if (command.equals(groupHooks.get(h).path("command").asText())) {
+                        ((ArrayNode) groupHooks).remove(h);
+                        removed = true;
+                    }
+                }
+                if (removed && groupHooks.isEmpty()) ((ArrayNode) groups).remove(g);
+            }
+            ObjectNode hooks = (ObjectNode) settings.get("hooks");
+            if (removed && groups.isEmpty()) hooks.remove(event);
+            if (removed && hooks.isEmpty()) settings.remove("hooks");
+            return removed;
+        }
+
+        /** Optional settings install copies from its own environment into the env block, as it does the keys. */
+        static final List<String> OPTIONAL_ENV = List.of("LITEFUSE_USER_ID", "CC_LANGFUSE_TAGS", "LANGFUSE_TRACING_ENVIRONMENT",
+                "CC_LANGFUSE_MAX_CHARS", "CC_LANGFUSE_EXPORT_BUDGET_MS", "CC_LANGFUSE_UNKNOWN_SETTLE_MS", "CC_LANGFUSE_DEBUG",
+                "CC_LANGFUSE_MASK_SECRETS", "CC_LANGFUSE_MASK_PATTERNS", "OTEL_EXPORTER_OTLP_ENDPOINT",
+                "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_HEADERS", "OTEL_EXPORTER_OTLP_TRACES_HEADERS");
+
+        /** The env entries install writes: TRACE_TO_LANGFUSE, the keys, the host, and the optional settings it was given. */
+        static Map<String, String> envBlock(String publicKey, String secretKey, String baseUrl, Map<String, String> optional) {
+            Map<String, String> env = new LinkedHashMap<>();
+            env.put("TRACE_TO_LANGFUSE", "true");
+            env.put("LANGFUSE_PUBLIC_KEY", publicKey);
+            env.put("LANGFUSE_SECRET_KEY", secretKey);
+            env.put("LANGFUSE_BASE_URL", baseUrl);
+            env.putAll(optional);
+            return env;
+        }
+
+        /** "sk-lf-…f00d": enough to recognise a key, never enough to use it. */
+        static String redactKey(String key) {
+            if (key == null || key.isBlank()) return "(not set)";
+            int cut = key.indexOf('-', key.indexOf('-') + 1);
+            String prefix = cut > 0 && cut < 8 ? key.substring(0, cut + 1) : key.substring(0, Math.min(3, key.length()));
+            return prefix + "…" + (key.length() > 12 ? key.substring(key.length() - 4) : "");
+        }
+
+        static Path installManifest(Path home) {
+            return home.resolve(".claude").resolve("state").resolve("litefuse").resolve("install.json");
+        }
+
+        static Path launcherPath(Path home) {
+            return home.resolve(".claude").resolve("hooks").resolve("litefuse-hook");
+        }
+
+        /** A JDK the launcher can run: its java, its feature version, and the start-up archive it supports. */
+        record JavaRuntime(Path java, int feature) {
+            /** JDK 25+ keeps an AOT cache (classes loaded and linked ahead of time); 13+ a dynamic AppCDS archive. */
+            String archiveSuffix() {
+                return feature >= 25 ? ".aot" : ".jsa";
+            }
+
+            List<String> recordArchiveFlags(Path archive) {
+                return feature >= 25 ? List.of("-XX:AOTCacheOutput=" + archive) : List.of("-XX:ArchiveClassesAtExit=" + archive);
+            }
+
+            String useArchiveFlags() {
+                return feature >= 25 ? "-XX:AOTCache=\"$archive\"" : "-XX:SharedArchiveFile=\"$archive\" -Xshare:auto";
+            }
+        }
+
+        /** The feature version from a JDK's `release` file (JAVA_VERSION="25.0.1"), or -1. */
+        static int javaFeature(Path javaHome) {
+            try {
+                for (String line : Files.readAllLines(javaHome.resolve("release"))) {
+                    if (line.startsWith("JAVA_VERSION=")) {
+                        String version = line.substring(13).replace("\"", "");
+                        return Integer.parseInt(version.split("[.+-]")[0]);
+                    }
+                }
+            } catch (IOException | RuntimeException e) {
+                // Not a JDK we can read; skip it.
+            }
+            return -1;
+        }
+
+        /**
+         * The fastest JDK here for the hook: the newest one (17 or later) among this one, JAVA_HOME, and the usual install
+         * folders (/usr/lib/jvm, macOS, SDKMAN, JBang's own JDKs). Newer JDKs start faster from their AOT cache.
+         */
+        static JavaRuntime fastestJava(Map<String, String> env, Path home) {
+            List<Path> homes = new ArrayList<>();
+            homes.add(Paths.get(System.getProperty("java.home")));
+            if (Config.firstNonBlank(env.get("JAVA_HOME")) != null) homes.add(Paths.get(env.get("JAVA_HOME")));
+            for (Path folder : List.of(Paths.get("/usr/lib/jvm"), Paths.get("/Library/Java/JavaVirtualMachines"),
+                    home.resolve(".sdkman/candidates/java"), home.resolve(".jbang/cache/jdks"))) {
+                try (java.util.stream.Stream<Path> children = Files.isDirectory(folder) ? Files.list(folder) : java.util.stream.Stream.empty()) {
+                    children.forEach(child -> homes.add(Files.isDirectory(child.resolve("Contents/Home")) ? child.resolve("Contents/Home") : child));
+                } catch (IOException e) {
+                    // An unreadable folder holds no JDK for us.
+                }
+            }
+            JavaRuntime best = new JavaRuntime(Paths.get(System.getProperty("java.home"), "bin", "java"), Runtime.version().feature());
+            for (Path javaHome : homes) {
+                int feature = javaFeature(javaHome);
+                Path java = javaHome.resolve("bin").resolve("java");
+                if (feature > best.feature() && Files.isExecutable(java)) best = new JavaRuntime(java.toAbsolutePath().normalize(), feature);
+            }
+            return best;
+        }
+
+        /**
+         * The hook launcher: runs this very build (a chosen JDK, this class path) in one JVM start, with a start-up
+         * archive and fast start-up flags, and does nothing at all where TRACE_TO_LANGFUSE is not "true". When a jar or
+         * the JDK is gone it falls back to JBang; when the script's source changed it refreshes itself in the background.
+         */
+        static String launcherScript(JavaRuntime runtime, String classPath, Path archive, String fallback, String source) {
+            return String.join("\n",
+                    "#!/bin/sh",
+                    "# litefuse-hook launcher, written by `litefuse-hook install` (run it again to refresh this file).",
+                    "# Starts the built hook directly: one JVM, no JBang launcher, a start-up archive. Falls back to JBang if anything moved.",
+                    "java=" + shellQuote(runtime.java().toString()),
+                    "cp=" + shellQuote(classPath),
+                    "archive=" + shellQuote(archive.toString()),
+                    "source=" + shellQuote(source == null ? "" : source),
+                    "# As a hook (no arguments) it prints nothing and exits 0 whatever happens: exit code 2 would block Claude Code.",
+                    "fallback() {",
+                    fallback == null
+                            ? "  [ $# -eq 0 ] && exit 0; echo 'litefuse-hook: the installed build is gone; run `litefuse-hook install` again' >&2; exit 1"
+                            : "  [ $# -eq 0 ] || exec " + fallback + " \"$@\"\n  " + fallback + " >/dev/null 2>&1; exit 0",
+                    "}",
+                    "if [ $# -eq 0 ]; then",
+                    "  case \"$TRACE_TO_LANGFUSE\" in [Tt][Rr][Uu][Ee]) ;; '') [ -n \"$CLAUDE_PLUGIN_OPTION_PUBLIC_KEY\" ] || exit 0 ;; *) exit 0 ;; esac",
+                    "fi",
+                    "[ -x \"$java\" ] || fallback \"$@\"",
+                    "old_ifs=$IFS; IFS=:",
+                    "for jar in $cp; do [ -f \"$jar\" ] || { IFS=$old_ifs; fallback \"$@\"; }; done",
+                    "IFS=$old_ifs",
+                    fallback == null ? "" : "if [ -n \"$source\" ] && [ \"$source\" -nt \"$0\" ]; then touch \"$0\"; ("
+                            + fallback + " install --print-hook-command --launcher \"$0\" >/dev/null 2>&1 </dev/null &); fi",
+                    "run() {",
+                    "  if [ -f \"$archive\" ]; then",
+                    "    \"$java\" -XX:TieredStopAtLevel=1 -XX:+UseSerialGC -XX:-UsePerfData " + runtime.useArchiveFlags() + " -Xlog:disable -cp \"$cp\" litefuse_hook \"$@\"",
+                    "  else",
+                    "    \"$java\" -XX:TieredStopAtLevel=1 -XX:+UseSerialGC -XX:-UsePerfData -Xshare:auto -Xlog:disable -cp \"$cp\" litefuse_hook \"$@\"",
+                    "  fi",
+                    "}",
+                    "if [ $# -eq 0 ]; then run; exit 0; fi",
+                    "run \"$@\"",
+                    "");
+        }
+
+        /**
+         * Records the start-up archive: runs the hook once, in a temporary HOME, on a small transcript, against a
+         * loopback server, so every class the hook needs is in the archive. Nothing reaches the caller's terminal.
+         */
+        static boolean trainArchive(JavaRuntime runtime, String classPath, Path archive) {
+            Path scratch = null;
+            com.sun.net.httpserver.HttpServer server = null;
+            try {
+                scratch = Files.createTempDirectory("litefuse-train-");
+                server = com.sun.net.httpserver.HttpServer.create(new java.net.InetSocketAddress(java.net.InetAddress.getLoopbackAddress(), 0), 0);
+                server.createContext("/", exchange -> {
+                    exchange.getRequestBody().readAllBytes();
+                    exchange.sendResponseHeaders(200, 2);
+                    exchange.getResponseBody().write("{}".getBytes(StandardCharsets.UTF_8));
+                    exchange.close();
+                });
+                server.start();
+                Path transcript = scratch.resolve("training.jsonl");
+                Files.writeString(transcript, trainingTranscript());
+                // Recorded beside the archive and renamed over it: a hook starting meanwhile never maps a half-written file.
+                Path recording = archive.resolveSibling(archive.getFileName() + ".recording-" + ProcessHandle.current().pid());
+                List<String> command = new ArrayList<>(List.of(runtime.java().toString()));
+                command.addAll(runtime.recordArchiveFlags(recording));
+                command.addAll(List.of("-Xlog:disable", "-cp", classPath, "litefuse_hook"));
+                ProcessBuilder builder = new ProcessBuilder(command).redirectErrorStream(true)
+                        .redirectOutput(scratch.resolve("training.log").toFile());
+                builder.environment().putAll(Map.of("HOME", scratch.toString(), "TRACE_TO_LANGFUSE", "true",
+                        "LANGFUSE_PUBLIC_KEY", "pk-lf-training", "LANGFUSE_SECRET_KEY", "sk-lf-training",
+                        "LANGFUSE_BASE_URL", "http://127.0.0.1:" + server.getAddress().getPort()));
+                builder.environment().remove("OTEL_EXPORTER_OTLP_ENDPOINT");
+                builder.environment().remove("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT");
+                Process process = builder.start();
+                try (java.io.OutputStream stdin = process.getOutputStream()) {
+                    stdin.write(("{\"session_id\":\"training\",\"transcript_path\":\"" + transcript + "\"}").getBytes(StandardCharsets.UTF_8));
+                }
+                if (!process.waitFor(180, TimeUnit.SECONDS) || process.exitValue() != 0 || !Files.isRegularFile(recording)) {
+                    Files.deleteIfExists(recording);
+                    return false;
+                }
+                Files.move(recording, archive, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
+                return true;
+            } catch (IOException | InterruptedException e) {
+                return false;
+            } finally {
+                if (server != null) server.stop(0);
+                if (scratch != null) deleteTree(scratch);
+            }
+        }
+
+        /** A small finished turn with thinking, a tool call and its result, and a final answer. */
+        static String trainingTranscript() {
+            String common = "\"isSidechain\":false,\"userType\":\"external\",\"cwd\":\"/tmp\",\"sessionId\":\"training\",\"version\":\"2.1.0\"";
+            String usage = "\"usage\":{\"input_tokens\":3,\"output_tokens\":9,\"cache_read_input_tokens\":10,\"cache_creation_input_tokens\":5,"
+                    + "\"cache_creation\":{\"ephemeral_5m_input_tokens\":5,\"ephemeral_1h_input_tokens\":0}}";
+            return String.join("\n",
+                    "{\"type\":\"user\",\"uuid\":\"t1\",\"parentUuid\":null," + common + ",\"timestamp\":\"2026-01-01T00:00:00.000Z\","
+                            + "\"message\":{\"role\":\"user\",\"content\":\"List the files\"}}",
+                    "{\"type\":\"assistant\",\"uuid\":\"t2\",\"parentUuid\":\"t1\"," + common + ",\"timestamp\":\"2026-01-01T00:00:01.000Z\","
+                            + "\"requestId\":\"r1\",\"message\":{\"id\":\"m1\",\"model\":\"claude-training\",\"role\":\"assistant\",\"stop_reason\":\"tool_use\","
+                            + "\"content\":[{\"type\":\"thinking\",\"thinking\":\"Use ls.\"}]," + usage + "}}",
+                    "{\"type\":\"assistant\",\"uuid\":\"t3\",\"parentUuid\":\"t2\"," + common + ",\"timestamp\":\"2026-01-01T00:00:02.000Z\","
+                            + "\"requestId\":\"r1\",\"message\":{\"id\":\"m1\",\"model\":\"claude-training\",\"role\":\"assistant\",\"stop_reason\":\"tool_use\","
+                            + "\"content\":[{\"type\":\"tool_use\",\"id\":\"tu1\",\"name\":\"Bash\",\"input\":{\"command\":\"ls\"}}]," + usage + "}}",
+                    "{\"type\":\"user\",\"uuid\":\"t4\",\"parentUuid\":\"t3\"," + common + ",\"timestamp\":\"2026-01-01T00:00:03.000Z\","
+                            + "\"toolUseResult\":{\"stdout\":\"a\",\"stderr\":\"\",\"interrupted\":false},"
+                            + "\"message\":{\"role\":\"user\",\"content\":[{\"type\":\"tool_result\",\"tool_use_id\":\"tu1\",\"content\":\"a\"}]}}",
+                    "{\"type\":\"system\",\"subtype\":\"api_error\",\"uuid\":\"t5\",\"parentUuid\":\"t4\"," + common
+                            + ",\"timestamp\":\"2026-01-01T00:00:03.500Z\",\"level\":\"error\",\"error\":{\"status\":529},\"retryAttempt\":1,\"maxRetries\":10}",
+                    "{\"type\":\"assistant\",\"uuid\":\"t6\",\"parentUuid\":\"t5\"," + common + ",\"timestamp\":\"2026-01-01T00:00:04.000Z\","
+                            + "\"requestId\":\"r2\",\"message\":{\"id\":\"m2\",\"model\":\"claude-training\",\"role\":\"assistant\",\"stop_reason\":\"end_turn\","
+                            + "\"content\":[{\"type\":\"text\",\"text\":\"One file: a\"}]," + usage + "}}",
+                    "");
+        }
+
+        static void deleteTree(Path root) {
+            try (java.util.stream.Stream<Path> walk = Files.walk(root)) {
+                walk.sorted(java.util.Comparator.reverseOrder()).forEach(path -> path.toFile().delete());
+            } catch (IOException e) {
+                // A leftover temporary folder is harmless.
+            }
+        }
+
+        static String shellQuote(String value) {
+            return "'" + value.replace("'", "'\\''") + "'";
+        }
+
+        /** How to run this script through JBang again: the installed app, or the launcher JBang used plus the source. */
+        static String fallbackCommand(Map<String, String> env, Path home, String source) {
+            Path app = home.resolve(".jbang").resolve("bin").resolve("litefuse-hook");
+            if (Files.isExecutable(app)) return shellQuote(app.toString());
+            String jbang = Config.firstNonBlank(env.get("JBANG_LAUNCH_CMD"));
+            if (jbang == null || source == null) return null;
+            String absolute = jbang.contains("/") ? Paths.get(jbang).toAbsolutePath().normalize().toString() : jbang;
+            return shellQuote(absolute) + " " + shellQuote(source);
+        }
+
+        /** Notes in install.json what install added (a file it created, a hook, an env key that was not there before). */
+        static void recordInstall(ObjectNode manifest, Path file, String kind, String what) {
+            ObjectNode entry = manifest.has(file.toString()) ? (ObjectNode) manifest.get(file.toString()) : manifest.putObject(file.toString());
+            ArrayNode list = entry.has(kind) ? (ArrayNode) entry.get(kind) : entry.putArray(kind);
+            for (JsonNode existing : list) {
+                if (existing.asText().equals(what)) return;
+            }
+            list.add(what);
+        }
+
+        /** One line of doctor's report. */
+        record Check(boolean ok, String label, String detail) {
+            String render() {
+                return (ok ? "  ok    " : "  FAIL  ") + label + ": " + detail;
+            }
+        }
+
+        /** What a Langfuse API call with the keys said: the project, or why not. */
+        record CredentialCheck(boolean ok, String projectId, String projectName, String problem) {
+        }
+
+        static final List<String> LANGFUSE_CLOUD_REGIONS = List.of("https://cloud.langfuse.com", "https://us.cloud.langfuse.com");
+
+        /** GET /api/public/projects with the keys: 200 names the project; 401 means wrong keys (or another region). */
+        static CredentialCheck checkCredentials(String baseUrl, String publicKey, String secretKey) {
+            String base = baseUrl.replaceAll("/+$", "");
+            CredentialCheck here = fetchProject(base, publicKey, secretKey);
+            if (here.ok() || here.problem().startsWith("cannot reach") || !LANGFUSE_CLOUD_REGIONS.contains(base)) return here;
+            for (String other : LANGFUSE_CLOUD_REGIONS) {
+                if (other.equals(base)) continue;
+                CredentialCheck there = fetchProject(other, publicKey, secretKey);
+                if (there.ok()) {
+                    return new CredentialCheck(false, there.projectId(), there.projectName(), "wrong region: these keys belong to "
+                            + other + " (project " + there.projectName() + "); set LANGFUSE_BASE_URL=" + other);
+                }
+            }
+            return here;
+        }
+
+        static CredentialCheck fetchProject(String base, String publicKey, String secretKey) {
+            try {
+                HttpClient client = HttpClient.newBuilder().connectTimeout(Duration.ofSeconds(5)).build();
+                HttpRequest request = HttpRequest.newBuilder(java.net.URI.create(base + "/api/public/projects"))
+                        .timeout(Duration.ofSeconds(10))
+                        .header("Authorization", "Basic " + Base64.getEncoder().encodeToString(
+                                (publicKey + ":" + secretKey).getBytes(StandardCharsets.UTF_8)))
+                        .header(Config.INGESTION_VERSION_HEADER, "4")
+                        .GET().build();
+                HttpResponse<String> response = client.send(request, HttpResponse.BodyHandlers.ofString());
+                if (response.statusCode() == 200) {
+                    JsonNode project = Json.MAPPER.readTree(response.body()).path("data").path(0);
+                    return new CredentialCheck(true, project.path("id").asText(""), project.path("name").asText("(unnamed)"), null);
+                }
+                if (response.statusCode() == 401 || response.statusCode() == 403) {
+                    return new CredentialCheck(false, null, null, "HTTP " + response.statusCode() + " from " + base
+                            + ": wrong keys (check LANGFUSE_PUBLIC_KEY / LANGFUSE_SECRET_KEY, and that they belong to this host)");
+                }
+                return new CredentialCheck(false, null, null, "HTTP " + response.statusCode() + " from " + base + "/api/public/projects");
+            } catch (IOException | IllegalArgumentException e) {
+                return new CredentialCheck(false, null, null, "cannot reach " + base + " (" + e.getClass().getSimpleName()
+                        + (e.getMessage() == null ? "" : ": " + e.getMessage()) + ")");
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                return new CredentialCheck(false, null, null, "interrupted");
+            }
+        }
+
+        /** The env Claude Code gives the hook here: the process env, then user, project and local settings (later wins). */
+        static Map<String, String> effectiveEnv(Map<String, String> processEnv, Path home, Path projectDir,
+                                                Map<String, String> sources) throws IOException {
+            Map<String, String> env = new HashMap<>(processEnv);
+            processEnv.keySet().forEach(key -> sources.put(key, "the environment"));
+            String plugin = enabledPlugin(home, projectDir);
+            pluginOptions(home, projectDir, plugin).forEach((name, value) -> {
+                env.putIfAbsent(name, value);
+                sources.putIfAbsent(name, "the plugin " + plugin);
+            });
+            for (Scope scope : Scope.values()) {
+                Path file = scope.settingsFile(home, projectDir);
+                readSettings(file).path("env").properties().forEach(entry -> {
+                    env.put(entry.getKey(), entry.getValue().asText());
+                    sources.put(entry.getKey(), file.toString());
+                });
+            }
+            return env;
+        }
+
+        /** The litefuse-hook plugin enabled in these settings ("litefuse-hook@<marketplace>"), or null. */
+        static String enabledPlugin(Path home, Path projectDir) throws IOException {
+            String enabled = null;
+            for (Scope scope : Scope.values()) {
+                for (Map.Entry<String, JsonNode> entry : readSettings(scope.settingsFile(home, projectDir)).path("enabledPlugins").properties()) {
+                    if (entry.getKey().startsWith("litefuse-hook@")) enabled = entry.getValue().asBoolean(false) ? entry.getKey() : null;
+                }
+            }
+            return enabled;
+        }
+
+        /**
+         * The plugin's options as its hooks get them (CLAUDE_PLUGIN_OPTION_<NAME>): from `pluginConfigs` in the settings,
+         * the secret from ~/.claude/.credentials.json where Claude Code keeps it outside a system keychain.
+         */
+        static Map<String, String> pluginOptions(Path home, Path projectDir, String plugin) throws IOException {
+            Map<String, String> options = new HashMap<>();
+            if (plugin == null) return options;
+            for (Scope scope : Scope.values()) {
+                readSettings(scope.settingsFile(home, projectDir)).path("pluginConfigs").path(plugin).path("options").properties()
+                        .forEach(entry -> options.put("CLAUDE_PLUGIN_OPTION_" + entry.getKey().toUpperCase(Locale.ROOT), entry.getValue().asText()));
+            }
+            Path credentials = home.resolve(".claude").resolve(".credentials.json");
+            if (Files.isReadable(credentials)) {
+                readSettings(credentials).path("pluginSecrets").path(plugin).properties()
+                        .forEach(entry -> options.put("CLAUDE_PLUGIN_OPTION_" + entry.getKey().toUpperCase(Locale.ROOT), entry.getValue().asText()));
+            }
+            return options;
+        }
+
+        static String findJBang(Map<String, String> env, Path home) {
+            String launched = Config.firstNonBlank(env.get("JBANG_LAUNCH_CMD"));
+            if (launched != null) return launched;
+            for (String dir : env.getOrDefault("PATH", "").split(java.io.File.pathSeparator)) {
+                if (!dir.isEmpty() && Files.isExecutable(Paths.get(dir, "jbang"))) return Paths.get(dir, "jbang").toString();
+            }
+            Path installed = home.resolve(".jbang").resolve("bin").resolve("jbang");
+            return Files.isExecutable(installed) ? installed.toString() : null;
+        }
+
+        /** The class path a launcher runs, so doctor can check every jar is still there. */
+        static List<Path> launcherClassPath(Path launcher) throws IOException {
+            for (String line : Files.readAllLines(launcher)) {
+                if (line.startsWith("cp='")) {
+                    return java.util.Arrays.stream(line.substring(4, line.length() - 1).split(":")).map(Paths::get).toList();
+                }
+            }
+            return List.of();
+        }
+
+        /** Claude Code keeps a project's transcripts in ~/.claude/projects/<the directory, every other character a '-'>. */
+        static String claudeProjectFolder(Path dir) {
+            return dir.toString().replaceAll("[^A-Za-z0-9]", "-");
+        }
     }
 
     // ----------------- Commands -----------------
-
-    public static void main(String[] args) {
-        // Hook mode has nothing to parse; skipping picocli there saves a quarter second of start-up on every Stop.
-        System.exit(args.length == 0 ? new litefuse_hook().call() : new CommandLine(new litefuse_hook()).execute(args));
-    }
-
-    /** Hook mode: whatever happens, exit 0 (a Stop hook's exit code 2 would tell Claude Code not to stop). */
-    @Override
-    public Integer call() {
-        try {
-            runHook(environment, System.in);
-        } catch (Throwable t) {
-            error("Unexpected failure: " + t);
-        }
-        return 0;
-    }
-
-    /**
-     * One Stop firing: send this session's finished turns, then, if time is left, the turns other sessions could
-     * not send before. Everything happens before `deadline` (start-up plus the export budget).
-     */
-    static void runHook(Map<String, String> env, InputStream stdin) {
-        long started = System.nanoTime();
-        Config config = loadConfig(env);
-        if (!config.enabled()) return;
-        logFile = config.stateDir().resolve("litefuse_hook.log");
-        debugEnabled = config.debug();
-        debug("Hook started (" + config + ")");
-        config.problems().forEach(litefuse_hook::warn);
-        if (!config.canExport()) {
-            warn("Missing LANGFUSE_PUBLIC_KEY / LANGFUSE_SECRET_KEY (or their CC_LANGFUSE_ forms); nothing sent");
-            return;
-        }
-        HookTarget target = extractSessionAndTranscript(readHookPayload(stdin), config.home());
-        if (target.sessionId() == null || target.transcriptPath() == null) {
-            warn("Missing session_id or transcript_path from hook payload; exiting.");
-            return;
-        }
-        if (!Files.isRegularFile(target.transcriptPath()) || !Files.isReadable(target.transcriptPath())) {
-            warn("Transcript is missing, unreadable or not a file: " + target.transcriptPath());
-            return;
-        }
-        long deadline = started + TimeUnit.MILLISECONDS.toNanos(config.exportBudgetMillis());
-        if (target.sessionEnded()) debug("Session " + target.sessionId() + " ended: its last turn is sent as it stands");
-        SessionOutcome outcome = processWithLock(config, target, started, deadline, true, target.sessionEnded());
-        if (outcome != null && outcome.failure() == null) sendPendingSessions(config, target, started, deadline);
-    }
-
-    /** What one session's run did: turns sent, and why the rest wait (a failed export, an unknown outcome) if any. */
-    record SessionOutcome(int sent, String failure) {
-    }
-
-    static Path sessionsDir(Config config) {
-        return config.stateDir().resolve("litefuse");
-    }
-
-    static Path pendingMarker(Config config, String key) {
-        return sessionsDir(config).resolve("pending").resolve(key + ".json");
-    }
-
-    /** Processes one session under its lock; null when the lock could not be had (the session is marked pending). */
-    static SessionOutcome processWithLock(Config config, HookTarget target, long started, long deadline, boolean wait,
-                                          boolean forceLast) {
-        String key = stateKey(target.sessionId(), target.transcriptPath().toString());
-        long waitMillis = wait ? Math.max(0, TimeUnit.NANOSECONDS.toMillis(deadline - System.nanoTime())) : 0;
-        try (FileLock lock = FileLock.acquire(sessionsDir(config).resolve(key + ".lock"), waitMillis)) {
-            if (lock == null) {
-                if (wait) {
-                    warn("Another hook run held the lock of session " + target.sessionId()
-                            + " for the whole export budget; its new turns wait for the next run");
-                    markPending(config, key, target, true);
-                }
-                return null;
-            }
-            return processSession(config, target, key, started, deadline, forceLast);
-        } catch (IOException | RuntimeException e) {
-            error("Session " + target.sessionId() + " failed: " + e);
-            return null;
-        }
-    }
-
-    /** The state a run starts from; read again from the start when the transcript is no longer what the state saw. */
-    static SessionState startingState(Path transcript, Path stateFile) throws IOException {
-        SessionState state = loadSessionState(loadState(stateFile));
-        String change = transcriptChange(transcript, state);
-        if (change == null) return state;
-        warn("Transcript " + transcript + " " + change + "; reading it again from the start (turns already sent are skipped)");
-        return state.restart();
-    }
-
-    /** What one run would send for a session: the plan, the traces (or what is left of them), and their records. */
-    record SessionWork(EmissionPlan plan, List<TraceRecord> traces, List<SentPart> parts, long readEnd) {
-    }
-
-    /** Reads the session's new rows and builds the traces to send, without sending or saving anything. */
-    static SessionWork prepareSession(Config config, HookTarget target, SessionState state, boolean forceLast) throws IOException {
-        Path transcript = target.transcriptPath();
-        ReadResult read = readNewJsonl(transcript, state.offset());
-        debug("Read " + read.rows().size() + " rows, bytes " + state.offset() + ".." + read.endOffset() + " of " + transcript);
-        if (read.badLines() > 0) warn("Skipped " + read.badLines() + " broken transcript line(s) (session=" + target.sessionId() + ")");
-        if (!read.rows().isEmpty() && read.rows().stream().noneMatch(row -> isClaudeCodeRow(row.json()))) {
-            warn("Transcript " + transcript + " does not look like a Claude Code transcript (no Claude Code rows); nothing to send");
-        }
-        EmissionPlan plan = planEmission(read.rows(), state, new AgentFiles(transcript), forceLast);
-        TraceContext ctx = config.traceContext(target.sessionId(), transcript.toString());
-        List<TraceRecord> traces = new ArrayList<>();
-        List<SentPart> parts = new ArrayList<>();
-        for (Emission emission : plan.emissions()) {
-            TraceRecord trace = unsentPart(buildTrace(emission.turn(), emission.turnNumber(), ctx), emission.sentBefore());
-            if (trace == null) continue;
-            traces.add(trace);
-            parts.add(sentPart(trace, emission, Instant.now()));
-        }
-        debug("Turns to send: " + traces.size() + (plan.deferred() ? ", last turn in progress" : ""));
-        return new SessionWork(plan, traces, parts, read.endOffset());
-    }
-
-    static final long STOP_RACE_WAIT_MS = 1_500;
-    static final Duration QUIET_TRANSCRIPT = Duration.ofMinutes(10);
-
-    static SessionOutcome processSession(Config config, HookTarget target, String key, long started, long deadline,
-                                         boolean forceLast) throws IOException {
-        Path transcript = target.transcriptPath();
-        Path stateFile = sessionsDir(config).resolve(key + ".json");
-        SessionState state = startingState(transcript, stateFile);
-        if (state.inFlight() != null) {
-            InFlightCheck check = checkInFlight(config, target, state.inFlight(), deadline);
-            state = state.recordSent(check.arrived()).withInFlight(check.waiting());
-            if (check.waiting() != null) {
-                saveState(stateFile, writeSessionState(state, target.sessionId(), transcript));
-                markPending(config, key, target, true);
-                return new SessionOutcome(check.arrived().size(), check.reason());
-            }
-        }
-        SessionWork work = prepareSession(config, target, state, forceLast);
-        // The Stop race: Claude Code says the turn is over (last_assistant_message) but its final row is not on
-        // disk yet. Wait for it a little, within the budget; a later run sends it otherwise (the session stays pending).
-        long waitUntil = Math.min(started + TimeUnit.MILLISECONDS.toNanos(STOP_RACE_WAIT_MS),
-                deadline - TimeUnit.MILLISECONDS.toNanos(500));
-        while (work.plan().deferred() && target.lastAssistantMessage() != null && System.nanoTime() < waitUntil) {
-            DeadlineHttpSender.sleepQuietly(100);
-            work = prepareSession(config, target, state, forceLast);
-        }
-        List<TraceRecord> traces = work.traces();
-        List<SentPart> parts = work.parts();
-        traces.forEach(trace -> debug("Sending " + trace.name() + " trace=" + trace.traceId() + " ("
-                + trace.observations().size() + " observations" + (trace.root() == null ? ", the rest of a turn sent before" : "") + ")"));
-        ExportOutcome outcome = new ExportOutcome(0, 0, null);
-        if (!traces.isEmpty()) {
-            // Recorded before the first byte goes out: a run killed mid-export leaves "outcome unknown", not a silent re-send.
-            Instant exportStart = Instant.now();
-            saveState(stateFile, writeSessionState(state.withInFlight(new InFlight(exportStart, parts)), target.sessionId(), transcript));
-            try (TraceExporter exporter = TraceExporter.forLangfuse(config)) {
-                outcome = exporter.export(traces, deadline);
-            }
-            List<SentPart> unknown = parts.subList(outcome.acknowledged(), outcome.acknowledged() + outcome.unknown());
-            state = state.recordSent(parts.subList(0, outcome.acknowledged()))
-                    .withInFlight(unknown.isEmpty() ? null : new InFlight(exportStart, List.copyOf(unknown)));
-        }
-        int acknowledged = outcome.acknowledged();
-        int unsent = traces.size() - acknowledged;
-        if (acknowledged > 0) logSent(config, traces.subList(0, acknowledged), deadline);
-        // Read again next time from the open turn (it may grow), the first turn not acknowledged, or the waiting one.
-        long nextOffset = work.readEnd();
-        if (state.openTurn() != null && state.offset() <= state.openTurn().offset()) nextOffset = Math.min(nextOffset, state.openTurn().offset());
-        if (unsent > 0) nextOffset = Math.min(nextOffset, parts.get(acknowledged).turn().offset());
-        if (work.plan().deferred()) nextOffset = Math.min(nextOffset, work.plan().deferredOffset());
-        state = state.withOffset(nextOffset, transcriptIdentity(transcript, nextOffset));
-        saveState(stateFile, writeSessionState(state, target.sessionId(), transcript));
-        // Unsent turns, and a turn still in progress, keep the session pending: any later run picks it up.
-        markPending(config, key, target, unsent > 0 || work.plan().deferred());
-        if (outcome.unknown() > 0) {
-            error("Export outcome unknown: " + outcome.failure() + "; " + outcome.unknown() + " turn(s) will be looked up in "
-                    + "Langfuse before they are sent again" + (unsent > outcome.unknown() ? ", " + (unsent - outcome.unknown())
-                    + " more kept for a later run" : "") + " (session=" + target.sessionId() + ")");
-        } else if (unsent > 0) {
-            error("Export failed: " + outcome.failure() + "; " + unsent + " turn(s) kept and sent again on a later run (session="
-                    + target.sessionId() + ")");
-        }
-        double seconds = (System.nanoTime() - started) / 1e9;
-        String deferred = work.plan().deferred() ? ", deferred 1 (in-progress)" : "";
-        info(String.format(Locale.ROOT, "Processed %d turns%s in %.2fs (session=%s)", acknowledged, deferred, seconds,
-                target.sessionId()));
-        return new SessionOutcome(acknowledged, unsent > 0 ? outcome.failure() : null);
-    }
-
-    /** One line per trace sent, with its link in Langfuse (the project id is learned once and kept). */
-    static void logSent(Config config, List<TraceRecord> sent, long deadline) {
-        LangfuseApi api = LangfuseApi.of(config);
-        String projectId = api == null ? null : knownProjectId(config);
-        long leftMillis = TimeUnit.NANOSECONDS.toMillis(deadline - System.nanoTime());
-        if (api != null && projectId == null && leftMillis > 300) {
-            projectId = api.projectId(Math.min(1_000, leftMillis - 200));
-            if (projectId != null) rememberProjectId(config, projectId);
-        }
-        for (TraceRecord trace : sent) {
-            String where = api == null ? "trace " + trace.traceId() : api.traceUrl(projectId, trace.traceId());
-            String what = trace.root() == null ? trace.name() + " (" + trace.observations().size() + " more observations)" : trace.name();
-            info("Sent " + what + ": " + where);
-        }
-    }
-
-    static Path projectIds(Config config) {
-        return sessionsDir(config).resolve("projects.json");
-    }
-
-    static String projectKey(Config config) {
-        return config.baseUrl().replaceAll("/+$", "") + " " + config.publicKey();
-    }
-
-    /** The Langfuse project id of these keys, as learned before (by the hook or doctor), or null. */
-    static String knownProjectId(Config config) {
-        Path file = projectIds(config);
-        return Files.exists(file) ? textOrNull(loadState(file).get(projectKey(config))) : null;
-    }
-
-    /** Written without a lock (any session may learn it first): a private temporary file of its own, then a rename. */
-    static void rememberProjectId(Config config, String projectId) {
-        Path file = projectIds(config);
-        try {
-            ObjectNode known = loadState(file);
-            known.put(projectKey(config), projectId);
-            ensurePrivateDir(file.getParent());
-            Path tmp = Files.createTempFile(file.getParent(), "projects-", ".tmp",
-                    PosixFilePermissions.asFileAttribute(PosixFilePermissions.fromString("rw-------")));
-            Files.write(tmp, JSON.writeValueAsBytes(known));
-            Files.move(tmp, file, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
-        } catch (IOException | RuntimeException e) {
-            debug("Could not remember the project id: " + e);
-        }
-    }
-
-    /** What the look-ups found: parts Langfuse has, and the parts still to wait for (null: send the rest again). */
-    record InFlightCheck(List<SentPart> arrived, InFlight waiting, String reason) {
-    }
-
-    /**
-     * Settles an export whose outcome is unknown before anything is sent again: parts Langfuse has count as sent;
-     * the rest is sent again when Langfuse says it is not there (and the export is older than the settle time, since
-     * ingestion takes a moment) or has no v2 API (a server before v4); otherwise it waits for a later run.
-     */
-    static InFlightCheck checkInFlight(Config config, HookTarget target, InFlight inFlight, long deadline) {
-        LangfuseApi api = LangfuseApi.of(config);
-        java.util.function.Function<SentPart, Lookup> lookup = api == null ? part -> new Lookup(Presence.NO_API, null)
-                : part -> api.findSpan(part.traceId(), part.witnessId(), part.witnessStart(), deadline);
-        InFlightCheck check = settleInFlight(inFlight, lookup, Instant.now(), config.unknownSettleMillis());
-        int total = inFlight.parts().size();
-        String session = " (session=" + target.sessionId() + ")";
-        if (!check.arrived().isEmpty()) {
-            info("Langfuse has " + check.arrived().size() + " of " + total + " turn(s) of an export whose outcome was unknown; "
-                    + "recorded as sent, not sent again" + session);
-        }
-        if (check.waiting() != null) warn(check.reason() + session);
-        else if (check.arrived().size() < total) {
-            info((total - check.arrived().size()) + " turn(s) of an export whose outcome was unknown are not in Langfuse"
-                    + (check.reason() == null ? "" : " (" + check.reason() + ")") + "; sending them again" + session);
-        }
-        return check;
-    }
-
-    /** The decision of checkInFlight, on look-up answers alone (pure but for `lookup`). */
-    static InFlightCheck settleInFlight(InFlight inFlight, java.util.function.Function<SentPart, Lookup> lookup, Instant now,
-                                        long settleMillis) {
-        List<SentPart> parts = inFlight.parts();
-        // Requests go out one at a time, each after the last was acknowledged: what arrived is a leading run of parts.
-        Lookup last = lookup.apply(parts.get(parts.size() - 1));
-        if (last.presence() == Presence.PRESENT) return new InFlightCheck(parts, null, null);
-        if (last.presence() == Presence.NO_API) {
-            return new InFlightCheck(List.of(), null, "the server has no v2 observations API (Langfuse before v4)");
-        }
-        if (last.presence() == Presence.UNKNOWN) {
-            return new InFlightCheck(List.of(), inFlight, "Could not ask Langfuse about " + parts.size()
-                    + " turn(s) of an export whose outcome is unknown (" + last.problem() + "); they wait for a later run");
-        }
-        int arrived = 0;
-        while (arrived < parts.size() - 1) {
-            Lookup found = lookup.apply(parts.get(arrived));
-            if (found.presence() == Presence.UNKNOWN) {
-                return new InFlightCheck(parts.subList(0, arrived), new InFlight(inFlight.since(), parts.subList(arrived, parts.size())),
-                        "Could not ask Langfuse about turns of an export whose outcome is unknown (" + found.problem()
-                                + "); they wait for a later run");
-            }
-            if (found.presence() != Presence.PRESENT) break;
-            arrived++;
-        }
-        List<SentPart> rest = parts.subList(arrived, parts.size());
-        long ageMillis = Duration.between(inFlight.since(), now).toMillis();
-        if (ageMillis < settleMillis) {
-            return new InFlightCheck(parts.subList(0, arrived), new InFlight(inFlight.since(), rest), rest.size()
-                    + " turn(s) of an export " + ageMillis / 1000 + " s ago are not in Langfuse yet; looking again on a later run "
-                    + "before sending them again (ingestion can take a moment)");
-        }
-        return new InFlightCheck(parts.subList(0, arrived), null, null);
-    }
-
-    /** A transcript nobody has written to for a while: its last turn is as complete as it will ever be. */
-    static boolean isQuiet(Path transcript) {
-        try {
-            return Files.getLastModifiedTime(transcript).toInstant().isBefore(Instant.now().minus(QUIET_TRANSCRIPT));
-        } catch (IOException e) {
-            return false;
-        }
-    }
-
-    static final Set<String> CLAUDE_CODE_ROW_TYPES = Set.of("user", "assistant", "system", "summary", "progress",
-            "attachment", "file-history-snapshot", "file-history-delta", "queue-operation", "last-prompt", "ai-title",
-            "custom-title", "agent-name", "permission-mode", "mode", "pr-link", "bridge-session");
-
-    static boolean isClaudeCodeRow(JsonNode row) {
-        return CLAUDE_CODE_ROW_TYPES.contains(row.path("type").asText());
-    }
-
-    /**
-     * The spool: a marker per session whose turns the server did not take, so that any later hook run (of any
-     * session) sends them, even when that session never fires again.
-     */
-    static void markPending(Config config, String key, HookTarget target, boolean pending) {
-        Path marker = pendingMarker(config, key);
-        try {
-            if (!pending) {
-                Files.deleteIfExists(marker);
-                return;
-            }
-            if (Files.exists(marker)) return;
-            ObjectNode entry = NODES.objectNode();
-            entry.put("session_id", target.sessionId());
-            entry.put("transcript_path", target.transcriptPath().toString());
-            entry.put("since", Instant.now().toString());
-            saveState(marker, entry);
-        } catch (IOException e) {
-            warn("Could not update the pending marker of session " + target.sessionId() + ": " + e);
-        }
-    }
-
-    /** Sends other sessions' unsent turns, oldest first, while the budget lasts; stops at the first failure. */
-    static void sendPendingSessions(Config config, HookTarget current, long started, long deadline) {
-        Path pendingDir = sessionsDir(config).resolve("pending");
-        if (!Files.isDirectory(pendingDir)) return;
-        String currentKey = stateKey(current.sessionId(), current.transcriptPath().toString());
-        List<Path> all;
-        try (java.util.stream.Stream<Path> files = Files.list(pendingDir)) {
-            all = files.filter(path -> path.toString().endsWith(".json"))
-                    .filter(path -> !path.getFileName().toString().equals(currentKey + ".json"))
-                    .sorted(java.util.Comparator.comparing(path -> path.toFile().lastModified())).toList();
-        } catch (IOException e) {
-            warn("Could not list pending sessions: " + e);
-            return;
-        }
-        // The spool is bounded: past PENDING_MAX_SESSIONS markers the oldest are dropped, each with a line.
-        for (Path marker : all.subList(0, Math.max(0, all.size() - PENDING_MAX_SESSIONS))) {
-            warn("Too many sessions waiting; stopped retrying session " + loadState(marker).path("session_id").asText("?")
-                    + " (its turns are still sent if that session fires again)");
-            deleteQuietly(marker);
-        }
-        List<Path> markers = all.subList(Math.max(0, all.size() - PENDING_MAX_SESSIONS), all.size()).stream()
-                .limit(PENDING_SWEEP_LIMIT).toList();
-        for (Path marker : markers) {
-            if (deadline - System.nanoTime() < TimeUnit.MILLISECONDS.toNanos(300)) return;
-            ObjectNode entry = loadState(marker);
-            HookTarget target = extractSessionAndTranscript(entry, config.home());
-            String since = entry.path("since").asText("");
-            if (target.sessionId() == null || target.transcriptPath() == null) {
-                warn("Dropped an unreadable pending marker " + marker.getFileName());
-                deleteQuietly(marker);
-            } else if (!Files.isReadable(target.transcriptPath())) {
-                warn("Transcript of session " + target.sessionId() + " is gone; its unsent turns are lost");
-                deleteQuietly(marker);
-            } else if (isOlderThanDays(since, PENDING_MAX_AGE_DAYS)) {
-                warn("Stopped retrying the unsent turns of session " + target.sessionId() + " after " + PENDING_MAX_AGE_DAYS
-                        + " days; they are still sent if that session fires again");
-                deleteQuietly(marker);
-            } else {
-                SessionOutcome outcome = processWithLock(config, target, started, deadline, false, isQuiet(target.transcriptPath()));
-                if (outcome != null && outcome.failure() != null) return;
-            }
-        }
-    }
-
-    static boolean isOlderThanDays(String isoInstant, long days) {
-        try {
-            return Instant.parse(isoInstant).isBefore(Instant.now().minus(Duration.ofDays(days)));
-        } catch (DateTimeParseException e) {
-            return false;
-        }
-    }
-
-    static void deleteQuietly(Path path) {
-        try {
-            Files.deleteIfExists(path);
-        } catch (IOException e) {
-            warn("Could not delete " + path + ": " + e);
-        }
-    }
 
     /** What every subcommand shares: the top command's environment and picocli's streams (tests swap both). */
     abstract static class Subcommand implements Callable<Integer> {
@@ -3311,7 +4126,7 @@ public class litefuse_hook implements Callable<Integer> {
 
         @Override
         public Integer call() throws IOException {
-            Config config = loadConfig(parent.environment);
+            Config config = Config.loadConfig(parent.environment);
             if (send && !config.canExport()) {
                 System.err.println("replay --send needs LANGFUSE_PUBLIC_KEY and LANGFUSE_SECRET_KEY in the environment");
                 return 2;
@@ -3321,7 +4136,7 @@ public class litefuse_hook implements Callable<Integer> {
             com.fasterxml.jackson.core.JsonGenerator jsonOut = null;
             if (json) {
                 // JSON Lines: one compact trace per line, for jq and for transcripts of any size.
-                jsonOut = JSON.getFactory().createGenerator(out)
+                jsonOut = Json.MAPPER.getFactory().createGenerator(out)
                         .setPrettyPrinter(new com.fasterxml.jackson.core.util.MinimalPrettyPrinter("\n"));
             }
             int failures = 0;
@@ -3332,16 +4147,16 @@ public class litefuse_hook implements Callable<Integer> {
                     continue;
                 }
                 String fallbackSession = sessionId != null ? sessionId : file.getFileName().toString().replaceFirst("\\.jsonl$", "");
-                TraceContext ctx = config.traceContext(fallbackSession, file.toAbsolutePath().normalize().toString());
-                try (StreamingSender sender = send ? new StreamingSender(config, force ? null : LangfuseApi.of(config)) : null) {
+                Traces.TraceContext ctx = config.traceContext(fallbackSession, file.toAbsolutePath().normalize().toString());
+                try (History.StreamingSender sender = send ? new History.StreamingSender(config, force ? null : LangfuseApi.of(config)) : null) {
                     com.fasterxml.jackson.core.JsonGenerator generator = jsonOut;
-                    int count = replayTranscript(file, ctx, trace -> {
-                        if (generator != null) writeJson(generator, traceToJson(trace));
-                        else if (!send || !quiet) out.print(renderTree(trace));
+                    int count = History.replayTranscript(file, ctx, trace -> {
+                        if (generator != null) writeJson(generator, Render.traceToJson(trace));
+                        else if (!send || !quiet) out.print(Render.renderTree(trace));
                         if (sender != null) sender.add(trace);
                     });
                     if (sender != null) {
-                        ExportOutcome outcome = sender.finish();
+                        Export.ExportOutcome outcome = sender.finish();
                         sender.skipped().forEach(trace -> System.err.println("Skipped " + trace.name() + " (trace " + trace.traceId()
                                 + "): Langfuse has it already (--force sends it anyway)"));
                         System.err.println("Sent " + outcome.acknowledged() + " of " + count + " traces from " + file
@@ -3361,130 +4176,10 @@ public class litefuse_hook implements Callable<Integer> {
 
         static void writeJson(com.fasterxml.jackson.core.JsonGenerator generator, JsonNode node) {
             try {
-                JSON.writeTree(generator, node);
+                Json.MAPPER.writeTree(generator, node);
             } catch (IOException e) {
                 throw new java.io.UncheckedIOException(e);
             }
-        }
-    }
-
-    /** Every turn of a whole transcript as traces, numbered as the hook numbers them. */
-    static List<TraceRecord> replayFile(Path file, TraceContext ctx) throws IOException {
-        List<TraceRecord> traces = new ArrayList<>();
-        replayTranscript(file, ctx, traces::add);
-        return traces;
-    }
-
-    /**
-     * Streams a transcript's traces to `sink` as each turn completes; returns the count. Parsing and turn assembly
-     * run on a second thread, a bounded queue ahead of trace building, so memory stays flat and both cores work.
-     */
-    static int replayTranscript(Path file, TraceContext ctx, Consumer<TraceRecord> sink) throws IOException {
-        java.util.concurrent.BlockingQueue<List<Turn>> queue = new java.util.concurrent.ArrayBlockingQueue<>(4);
-        List<Turn> end = List.of();
-        java.util.concurrent.atomic.AtomicReference<IOException> failure = new java.util.concurrent.atomic.AtomicReference<>();
-        Thread reader = new Thread(() -> {
-            List<List<Turn>> batch = new ArrayList<>(List.of(new ArrayList<>()));
-            TurnAssembler assembler = new TurnAssembler(turn -> {
-                batch.get(0).add(turn);
-                if (batch.get(0).size() == 4) {
-                    putQuietly(queue, batch.get(0));
-                    batch.set(0, new ArrayList<>());
-                }
-            });
-            try (InputStream in = Files.newInputStream(file)) {
-                streamJsonl(in, 0, true, assembler::accept);
-                assembler.finish();
-                putQuietly(queue, batch.get(0));
-            } catch (IOException e) {
-                failure.set(e);
-            } finally {
-                putQuietly(queue, end);
-            }
-        }, "litefuse-reader");
-        reader.setDaemon(true);
-        reader.start();
-        int count = 0;
-        AgentFiles agentFiles = new AgentFiles(file);
-        try {
-            for (List<Turn> turns = queue.take(); turns != end; turns = queue.take()) {
-                for (Turn turn : turns) {
-                    Turn withAgents = attachAgents(turn, agentFiles);
-                    if (withAgents.hasWork()) sink.accept(buildTrace(withAgents, ++count, ctx));
-                }
-            }
-        } catch (InterruptedException e) {
-            Thread.currentThread().interrupt();
-            throw new java.io.InterruptedIOException("replay interrupted");
-        }
-        if (failure.get() != null) throw failure.get();
-        return count;
-    }
-
-    static <T> void putQuietly(java.util.concurrent.BlockingQueue<T> queue, T item) {
-        try {
-            queue.put(item);
-        } catch (InterruptedException e) {
-            Thread.currentThread().interrupt();
-        }
-    }
-
-    /** Exports traces as they stream in, a request per few thousand spans; stops at the first failure. */
-    static final class StreamingSender implements AutoCloseable {
-        private final TraceExporter exporter;
-        private final long deadline;
-        private final List<TraceRecord> pending = new ArrayList<>();
-        private final List<TraceRecord> skipped = new ArrayList<>();
-        private LangfuseApi api;
-        private int pendingSpans;
-        private int acknowledged;
-        private String failure;
-
-        /** With `api`, each trace is looked up first and skipped when Langfuse has it (null: send everything). */
-        StreamingSender(Config config, LangfuseApi api) {
-            this.exporter = TraceExporter.forLangfuse(config);
-            this.deadline = System.nanoTime() + TimeUnit.HOURS.toNanos(1);
-            this.api = api;
-        }
-
-        void add(TraceRecord trace) {
-            if (failure != null) return;
-            if (api != null) {
-                Observation root = trace.root();
-                Presence presence = api.findSpan(trace.traceId(), root.id(), root.start(),
-                        System.nanoTime() + TimeUnit.SECONDS.toNanos(10)).presence();
-                if (presence == Presence.NO_API) api = null;
-                if (presence == Presence.PRESENT) {
-                    skipped.add(trace);
-                    return;
-                }
-            }
-            pending.add(trace);
-            pendingSpans += trace.observations().size();
-            if (pendingSpans >= TraceExporter.BATCH_SPANS) flush();
-        }
-
-        private void flush() {
-            if (pending.isEmpty() || failure != null) return;
-            ExportOutcome outcome = exporter.export(pending, deadline);
-            acknowledged += outcome.acknowledged();
-            failure = outcome.failure();
-            pending.clear();
-            pendingSpans = 0;
-        }
-
-        ExportOutcome finish() {
-            flush();
-            return new ExportOutcome(acknowledged, 0, failure);
-        }
-
-        List<TraceRecord> skipped() {
-            return skipped;
-        }
-
-        @Override
-        public void close() {
-            exporter.close();
         }
     }
 
@@ -3512,7 +4207,7 @@ public class litefuse_hook implements Callable<Integer> {
         public Integer call() throws IOException {
             java.io.PrintWriter out = out();
             java.io.PrintWriter err = err();
-            Config config = loadConfig(parent.environment);
+            Config config = Config.loadConfig(parent.environment);
             if (!dryRun && !config.canExport()) {
                 err.println("backfill needs LANGFUSE_PUBLIC_KEY and LANGFUSE_SECRET_KEY (or --dry-run)");
                 return 2;
@@ -3526,19 +4221,19 @@ public class litefuse_hook implements Callable<Integer> {
                 return 2;
             }
             Path root = projectsDir != null ? projectsDir : config.home().resolve(".claude").resolve("projects");
-            List<Path> transcripts = backfillTranscripts(root, project, session, sinceInstant);
-            logFile = config.stateDir().resolve("litefuse_hook.log");
-            Progress progress = new Progress(err, transcripts.size());
+            List<Path> transcripts = History.backfillTranscripts(root, project, session, sinceInstant);
+            Log.logFile = config.stateDir().resolve("litefuse_hook.log");
+            History.Progress progress = new History.Progress(err, transcripts.size());
             long turns = 0;
             long skipped = 0;
             long failed = 0;
             Map<String, Long> tokens = new LinkedHashMap<>();
             for (Path transcript : transcripts) {
-                HookTarget target = new HookTarget(transcript.getFileName().toString().replaceFirst("\\.jsonl$", ""), transcript, null, null);
-                String key = stateKey(target.sessionId(), transcript.toString());
+                Payload.HookTarget target = new Payload.HookTarget(transcript.getFileName().toString().replaceFirst("\\.jsonl$", ""), transcript, null, null);
+                String key = StateFiles.stateKey(target.sessionId(), transcript.toString());
                 if (dryRun) {
-                    SessionState state = startingState(transcript, sessionsDir(config).resolve(key + ".json"));
-                    SessionWork work = prepareSession(config, target, state, isQuiet(transcript));
+                    Reader.SessionState state = Hook.startingState(transcript, Hook.sessionsDir(config).resolve(key + ".json"));
+                    Hook.SessionWork work = Hook.prepareSession(config, target, state, Hook.isQuiet(transcript));
                     turns += work.traces().size();
                     skipped += state.emittedUserUuids().size();
                     work.traces().forEach(trace -> trace.observations().stream().filter(o -> o.usage() != null)
@@ -3548,8 +4243,8 @@ public class litefuse_hook implements Callable<Integer> {
                     }
                 } else {
                     long started = System.nanoTime();
-                    SessionOutcome outcome = processWithLock(config, target, started,
-                            started + TimeUnit.MINUTES.toNanos(10), true, isQuiet(transcript));
+                    Hook.SessionOutcome outcome = Hook.processWithLock(config, target, started,
+                            started + TimeUnit.MINUTES.toNanos(10), true, Hook.isQuiet(transcript));
                     if (outcome == null || outcome.failure() != null) {
                         failed++;
                         err.println();
@@ -3563,451 +4258,13 @@ public class litefuse_hook implements Callable<Integer> {
             progress.done();
             if (dryRun) {
                 out.println("Dry run: " + transcripts.size() + " session(s), " + turns + " turn(s) to send, " + skipped
-                        + " already sent; tokens " + (tokens.isEmpty() ? "none" : formatUsage(tokens)));
+                        + " already sent; tokens " + (tokens.isEmpty() ? "none" : Render.formatUsage(tokens)));
                 return 0;
             }
             out.println("Sent " + turns + " turn(s) from " + transcripts.size() + " session(s) to " + config.tracesEndpoint()
                     + (failed == 0 ? "" : "; " + failed + " session(s) failed, run backfill again to resume"));
             return failed == 0 ? 0 : 1;
         }
-    }
-
-    /** Main-session transcripts under the projects folder (subagent files are read through their parents), oldest first. */
-    static List<Path> backfillTranscripts(Path root, String project, String session, Instant since) throws IOException {
-        if (!Files.isDirectory(root)) return List.of();
-        List<Path> found = new ArrayList<>();
-        try (java.util.stream.Stream<Path> projects = Files.list(root)) {
-            for (Path projectDir : projects.filter(Files::isDirectory).sorted().toList()) {
-                if (project != null && !projectDir.getFileName().toString().contains(project)) continue;
-                try (java.util.stream.Stream<Path> files = Files.list(projectDir)) {
-                    files.filter(file -> file.getFileName().toString().endsWith(".jsonl"))
-                            .filter(file -> !file.getFileName().toString().startsWith("agent-"))
-                            .filter(file -> session == null || file.getFileName().toString().startsWith(session))
-                            .filter(file -> since == null || !lastModified(file).isBefore(since))
-                            .forEach(found::add);
-                }
-            }
-        }
-        found.sort(java.util.Comparator.comparing(litefuse_hook::lastModified));
-        return found;
-    }
-
-    static Instant lastModified(Path file) {
-        try {
-            return Files.getLastModifiedTime(file).toInstant();
-        } catch (IOException e) {
-            return Instant.EPOCH;
-        }
-    }
-
-    /** A progress bar on stderr: redrawn in place on a terminal, one line per step otherwise. */
-    static final class Progress {
-        private final java.io.PrintWriter err;
-        private final int total;
-        private final boolean terminal = System.console() != null;
-        private int done;
-
-        Progress(java.io.PrintWriter err, int total) {
-            this.err = err;
-            this.total = total;
-        }
-
-        void step(long turns) {
-            done++;
-            int width = 30;
-            int filled = total == 0 ? width : (int) ((long) done * width / total);
-            String bar = "[" + "#".repeat(filled) + "-".repeat(width - filled) + "] " + done + "/" + total + " sessions, "
-                    + turns + " turns";
-            if (terminal) err.print("\r" + bar);
-            else err.println(bar);
-            err.flush();
-        }
-
-        void done() {
-            if (terminal) err.println();
-            err.flush();
-        }
-    }
-
-    // ----------------- Install, uninstall, doctor -----------------
-
-    static final String HOOK_COMMAND = "\"$HOME\"/.claude/hooks/litefuse-hook";
-    static final int HOOK_TIMEOUT_SECONDS = 30;
-
-    /** Where Claude Code reads settings: the user's file, the project's shared file, the project's local file. */
-    enum Scope {
-        user, project, local;
-
-        Path settingsFile(Path home, Path projectDir) {
-            return switch (this) {
-                case user -> home.resolve(".claude").resolve("settings.json");
-                case project -> projectDir.resolve(".claude").resolve("settings.json");
-                case local -> projectDir.resolve(".claude").resolve("settings.local.json");
-            };
-        }
-    }
-
-    /** A settings file that is not valid JSON (or not an object): left untouched, reported, non-zero exit. */
-    static final class InvalidSettingsException extends IOException {
-        InvalidSettingsException(Path file, String reason) {
-            super(file + " is not valid JSON (" + reason + "); left it untouched. Fix it, then run the command again.");
-        }
-    }
-
-    /** Reads a settings file; a missing or empty file is an empty object. */
-    static ObjectNode readSettings(Path file) throws IOException {
-        if (!Files.exists(file) || Files.readString(file).isBlank()) return NODES.objectNode();
-        try {
-            JsonNode parsed = JSON.readTree(file.toFile());
-            if (parsed instanceof ObjectNode object) return object;
-            throw new InvalidSettingsException(file, "the top level is not an object");
-        } catch (JsonProcessingException e) {
-            throw new InvalidSettingsException(file, e.getOriginalMessage());
-        }
-    }
-
-    static final com.fasterxml.jackson.core.util.DefaultPrettyPrinter SETTINGS_PRINTER =
-            new com.fasterxml.jackson.core.util.DefaultPrettyPrinter()
-                    .withObjectIndenter(new com.fasterxml.jackson.core.util.DefaultIndenter("  ", "\n"))
-                    .withArrayIndenter(new com.fasterxml.jackson.core.util.DefaultIndenter("  ", "\n"))
-                    .withSeparators(com.fasterxml.jackson.core.util.Separators.createDefaultInstance()
-                            .withObjectFieldValueSpacing(com.fasterxml.jackson.core.util.Separators.Spacing.AFTER));
-
-    static String settingsText(ObjectNode settings) throws JsonProcessingException {
-        return JSON.writer(SETTINGS_PRINTER).writeValueAsString(settings) + "\n";
-    }
-
-    /** Env entries that hold a secret: a settings file with one of them is its owner's only (0600). */
-    static final List<String> SECRET_ENV_KEYS = List.of("LANGFUSE_SECRET_KEY", "CC_LANGFUSE_SECRET_KEY",
-            "OTEL_EXPORTER_OTLP_HEADERS", "OTEL_EXPORTER_OTLP_TRACES_HEADERS");
-
-    static boolean holdsSecret(JsonNode settings) {
-        return SECRET_ENV_KEYS.stream().anyMatch(key -> settings.path("env").hasNonNull(key));
-    }
-
-    static final java.util.Set<java.nio.file.attribute.PosixFilePermission> OWNER_ONLY = PosixFilePermissions.fromString("rw-------");
-
-    /**
-     * Writes `settings` if it differs from the file: the old file is copied to `<name>.bak-<time>` first (owner-only:
-     * it may hold a key), the new one written atomically, owner-only when it holds a secret or is new, else with the
-     * old file's permissions. Returns the backup's path, "" when there was no old file, null when nothing changed.
-     */
-    static String writeSettingsIfChanged(Path file, ObjectNode settings) throws IOException {
-        String text = settingsText(settings);
-        boolean existed = Files.exists(file);
-        if (existed && Files.readString(file).equals(text) && !(holdsSecret(settings) && readableByOthers(file))) return null;
-        if (existed && JSON.readTree(Files.readString(file).isBlank() ? "{}" : Files.readString(file)).equals(settings)
-                && !(holdsSecret(settings) && readableByOthers(file))) return null;
-        String backup = "";
-        java.util.Set<java.nio.file.attribute.PosixFilePermission> mode = OWNER_ONLY;
-        if (existed) {
-            Path copy = file.resolveSibling(file.getFileName() + ".bak-"
-                    + DateTimeFormatter.ofPattern("yyyyMMdd-HHmmss-SSS").format(LocalDateTime.now()));
-            Files.createFile(copy, PosixFilePermissions.asFileAttribute(OWNER_ONLY));
-            Files.copy(file, copy, StandardCopyOption.REPLACE_EXISTING);
-            Files.setPosixFilePermissions(copy, OWNER_ONLY);
-            backup = copy.toString();
-            if (!holdsSecret(settings)) mode = Files.getPosixFilePermissions(file);
-        }
-        Files.createDirectories(file.getParent());
-        Path tmp = file.resolveSibling(file.getFileName() + ".litefuse.tmp");
-        Files.deleteIfExists(tmp);
-        Files.createFile(tmp, PosixFilePermissions.asFileAttribute(OWNER_ONLY));
-        Files.writeString(tmp, text);
-        Files.setPosixFilePermissions(tmp, mode);
-        try {
-            Files.move(tmp, file, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
-        } catch (AtomicMoveNotSupportedException e) {
-            Files.move(tmp, file, StandardCopyOption.REPLACE_EXISTING);
-        }
-        return backup;
-    }
-
-    /** Group or others may read the file. */
-    static boolean readableByOthers(Path file) throws IOException {
-        java.util.Set<java.nio.file.attribute.PosixFilePermission> mode = Files.getPosixFilePermissions(file);
-        return mode.contains(java.nio.file.attribute.PosixFilePermission.GROUP_READ)
-                || mode.contains(java.nio.file.attribute.PosixFilePermission.OTHERS_READ);
-    }
-
-    /** The events install registers the hook for: every Stop, and the end of a session (its last turn, as it stands). */
-    static final List<String> HOOK_EVENTS = List.of("Stop", "SessionEnd");
-
-    /**
-     * Adds our hook for `event` (one group of its own) unless a hook with our command is already there; true if the
-     * settings changed. Only Stop runs `async`: at SessionEnd Claude Code is exiting.
-     */
-    static boolean addHook(ObjectNode settings, String event, String command, boolean async) {
-        ObjectNode hooks = settings.has("hooks") && settings.get("hooks").isObject()
-                ? (ObjectNode) settings.get("hooks") : settings.putObject("hooks");
-        ArrayNode groups = hooks.has(event) && hooks.get(event).isArray() ? (ArrayNode) hooks.get(event) : hooks.putArray(event);
-        boolean background = async && event.equals("Stop");
-        for (JsonNode group : groups) {
-            for (JsonNode hook : group.path("hooks")) {
-                if (command.equals(hook.path("command").asText())) {
-                    if (hook instanceof ObjectNode object && background != object.path("async").asBoolean(false)) {
-                        if (background) object.put("async", true);
-                        else object.remove("async");
-                        return true;
-                    }
-                    return false;
-                }
-            }
-        }
-        ObjectNode hook = groups.addObject().putArray("hooks").addObject();
-        hook.put("type", "command");
-        hook.put("command", command);
-        hook.put("timeout", HOOK_TIMEOUT_SECONDS);
-        if (background) hook.put("async", true);
-        return true;
-    }
-
-    /** Removes every `event` hook whose command is `command`, and the groups and containers that leaves empty. */
-    static boolean removeHook(ObjectNode settings, String event, String command) {
-        JsonNode groups = settings.path("hooks").path(event);
-        if (!groups.isArray()) return false;
-        boolean removed = false;
-        for (int g = groups.size() - 1; g >= 0; g--) {
-            JsonNode groupHooks = groups.get(g).path("hooks");
-            if (!groupHooks.isArray()) continue;
-            for (int h = groupHooks.size() - 1; h >= 0; h--) {
-                if (command.equals(groupHooks.get(h).path("command").asText())) {
-                    ((ArrayNode) groupHooks).remove(h);
-                    removed = true;
-                }
-            }
-            if (removed && groupHooks.isEmpty()) ((ArrayNode) groups).remove(g);
-        }
-        ObjectNode hooks = (ObjectNode) settings.get("hooks");
-        if (removed && groups.isEmpty()) hooks.remove(event);
-        if (removed && hooks.isEmpty()) settings.remove("hooks");
-        return removed;
-    }
-
-    /** Optional settings install copies from its own environment into the env block, as it does the keys. */
-    static final List<String> OPTIONAL_ENV = List.of("LITEFUSE_USER_ID", "CC_LANGFUSE_TAGS", "LANGFUSE_TRACING_ENVIRONMENT",
-            "CC_LANGFUSE_MAX_CHARS", "CC_LANGFUSE_EXPORT_BUDGET_MS", "CC_LANGFUSE_UNKNOWN_SETTLE_MS", "CC_LANGFUSE_DEBUG",
-            "CC_LANGFUSE_MASK_SECRETS", "CC_LANGFUSE_MASK_PATTERNS", "OTEL_EXPORTER_OTLP_ENDPOINT",
-            "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_HEADERS", "OTEL_EXPORTER_OTLP_TRACES_HEADERS");
-
-    /** The env entries install writes: TRACE_TO_LANGFUSE, the keys, the host, and the optional settings it was given. */
-    static Map<String, String> envBlock(String publicKey, String secretKey, String baseUrl, Map<String, String> optional) {
-        Map<String, String> env = new LinkedHashMap<>();
-        env.put("TRACE_TO_LANGFUSE", "true");
-        env.put("LANGFUSE_PUBLIC_KEY", publicKey);
-        env.put("LANGFUSE_SECRET_KEY", secretKey);
-        env.put("LANGFUSE_BASE_URL", baseUrl);
-        env.putAll(optional);
-        return env;
-    }
-
-    /** "sk-lf-…f00d": enough to recognise a key, never enough to use it. */
-    static String redactKey(String key) {
-        if (key == null || key.isBlank()) return "(not set)";
-        int cut = key.indexOf('-', key.indexOf('-') + 1);
-        String prefix = cut > 0 && cut < 8 ? key.substring(0, cut + 1) : key.substring(0, Math.min(3, key.length()));
-        return prefix + "…" + (key.length() > 12 ? key.substring(key.length() - 4) : "");
-    }
-
-    static Path installManifest(Path home) {
-        return home.resolve(".claude").resolve("state").resolve("litefuse").resolve("install.json");
-    }
-
-    static Path launcherPath(Path home) {
-        return home.resolve(".claude").resolve("hooks").resolve("litefuse-hook");
-    }
-
-    /** A JDK the launcher can run: its java, its feature version, and the start-up archive it supports. */
-    record JavaRuntime(Path java, int feature) {
-        /** JDK 25+ keeps an AOT cache (classes loaded and linked ahead of time); 13+ a dynamic AppCDS archive. */
-        String archiveSuffix() {
-            return feature >= 25 ? ".aot" : ".jsa";
-        }
-
-        List<String> recordArchiveFlags(Path archive) {
-            return feature >= 25 ? List.of("-XX:AOTCacheOutput=" + archive) : List.of("-XX:ArchiveClassesAtExit=" + archive);
-        }
-
-        String useArchiveFlags() {
-            return feature >= 25 ? "-XX:AOTCache=\"$archive\"" : "-XX:SharedArchiveFile=\"$archive\" -Xshare:auto";
-        }
-    }
-
-    /** The feature version from a JDK's `release` file (JAVA_VERSION="25.0.1"), or -1. */
-    static int javaFeature(Path javaHome) {
-        try {
-            for (String line : Files.readAllLines(javaHome.resolve("release"))) {
-                if (line.startsWith("JAVA_VERSION=")) {
-                    String version = line.substring(13).replace("\"", "");
-                    return Integer.parseInt(version.split("[.+-]")[0]);
-                }
-            }
-        } catch (IOException | RuntimeException e) {
-            // Not a JDK we can read; skip it.
-        }
-        return -1;
-    }
-
-    /**
-     * The fastest JDK here for the hook: the newest one (17 or later) among this one, JAVA_HOME, and the usual install
-     * folders (/usr/lib/jvm, macOS, SDKMAN, JBang's own JDKs). Newer JDKs start faster from their AOT cache.
-     */
-    static JavaRuntime fastestJava(Map<String, String> env, Path home) {
-        List<Path> homes = new ArrayList<>();
-        homes.add(Paths.get(System.getProperty("java.home")));
-        if (firstNonBlank(env.get("JAVA_HOME")) != null) homes.add(Paths.get(env.get("JAVA_HOME")));
-        for (Path folder : List.of(Paths.get("/usr/lib/jvm"), Paths.get("/Library/Java/JavaVirtualMachines"),
-                home.resolve(".sdkman/candidates/java"), home.resolve(".jbang/cache/jdks"))) {
-            try (java.util.stream.Stream<Path> children = Files.isDirectory(folder) ? Files.list(folder) : java.util.stream.Stream.empty()) {
-                children.forEach(child -> homes.add(Files.isDirectory(child.resolve("Contents/Home")) ? child.resolve("Contents/Home") : child));
-            } catch (IOException e) {
-                // An unreadable folder holds no JDK for us.
-            }
-        }
-        JavaRuntime best = new JavaRuntime(Paths.get(System.getProperty("java.home"), "bin", "java"), Runtime.version().feature());
-        for (Path javaHome : homes) {
-            int feature = javaFeature(javaHome);
-            Path java = javaHome.resolve("bin").resolve("java");
-            if (feature > best.feature() && Files.isExecutable(java)) best = new JavaRuntime(java.toAbsolutePath().normalize(), feature);
-        }
-        return best;
-    }
-
-    /**
-     * The hook launcher: runs this very build (a chosen JDK, this class path) in one JVM start, with a start-up
-     * archive and fast start-up flags, and does nothing at all where TRACE_TO_LANGFUSE is not "true". When a jar or
-     * the JDK is gone it falls back to JBang; when the script's source changed it refreshes itself in the background.
-     */
-    static String launcherScript(JavaRuntime runtime, String classPath, Path archive, String fallback, String source) {
-        return String.join("\n",
-                "#!/bin/sh",
-                "# litefuse-hook launcher, written by `litefuse-hook install` (run it again to refresh this file).",
-                "# Starts the built hook directly: one JVM, no JBang launcher, a start-up archive. Falls back to JBang if anything moved.",
-                "java=" + shellQuote(runtime.java().toString()),
-                "cp=" + shellQuote(classPath),
-                "archive=" + shellQuote(archive.toString()),
-                "source=" + shellQuote(source == null ? "" : source),
-                "# As a hook (no arguments) it prints nothing and exits 0 whatever happens: exit code 2 would block Claude Code.",
-                "fallback() {",
-                fallback == null
-                        ? "  [ $# -eq 0 ] && exit 0; echo 'litefuse-hook: the installed build is gone; run `litefuse-hook install` again' >&2; exit 1"
-                        : "  [ $# -eq 0 ] || exec " + fallback + " \"$@\"\n  " + fallback + " >/dev/null 2>&1; exit 0",
-                "}",
-                "if [ $# -eq 0 ]; then",
-                "  case \"$TRACE_TO_LANGFUSE\" in [Tt][Rr][Uu][Ee]) ;; '') [ -n \"$CLAUDE_PLUGIN_OPTION_PUBLIC_KEY\" ] || exit 0 ;; *) exit 0 ;; esac",
-                "fi",
-                "[ -x \"$java\" ] || fallback \"$@\"",
-                "old_ifs=$IFS; IFS=:",
-                "for jar in $cp; do [ -f \"$jar\" ] || { IFS=$old_ifs; fallback \"$@\"; }; done",
-                "IFS=$old_ifs",
-                fallback == null ? "" : "if [ -n \"$source\" ] && [ \"$source\" -nt \"$0\" ]; then touch \"$0\"; ("
-                        + fallback + " install --print-hook-command --launcher \"$0\" >/dev/null 2>&1 </dev/null &); fi",
-                "run() {",
-                "  if [ -f \"$archive\" ]; then",
-                "    \"$java\" -XX:TieredStopAtLevel=1 -XX:+UseSerialGC -XX:-UsePerfData " + runtime.useArchiveFlags() + " -Xlog:disable -cp \"$cp\" litefuse_hook \"$@\"",
-                "  else",
-                "    \"$java\" -XX:TieredStopAtLevel=1 -XX:+UseSerialGC -XX:-UsePerfData -Xshare:auto -Xlog:disable -cp \"$cp\" litefuse_hook \"$@\"",
-                "  fi",
-                "}",
-                "if [ $# -eq 0 ]; then run; exit 0; fi",
-                "run \"$@\"",
-                "");
-    }
-
-    /**
-     * Records the start-up archive: runs the hook once, in a temporary HOME, on a small transcript, against a
-     * loopback server, so every class the hook needs is in the archive. Nothing reaches the caller's terminal.
-     */
-    static boolean trainArchive(JavaRuntime runtime, String classPath, Path archive) {
-        Path scratch = null;
-        com.sun.net.httpserver.HttpServer server = null;
-        try {
-            scratch = Files.createTempDirectory("litefuse-train-");
-            server = com.sun.net.httpserver.HttpServer.create(new java.net.InetSocketAddress(java.net.InetAddress.getLoopbackAddress(), 0), 0);
-            server.createContext("/", exchange -> {
-                exchange.getRequestBody().readAllBytes();
-                exchange.sendResponseHeaders(200, 2);
-                exchange.getResponseBody().write("{}".getBytes(StandardCharsets.UTF_8));
-                exchange.close();
-            });
-            server.start();
-            Path transcript = scratch.resolve("training.jsonl");
-            Files.writeString(transcript, trainingTranscript());
-            // Recorded beside the archive and renamed over it: a hook starting meanwhile never maps a half-written file.
-            Path recording = archive.resolveSibling(archive.getFileName() + ".recording-" + ProcessHandle.current().pid());
-            List<String> command = new ArrayList<>(List.of(runtime.java().toString()));
-            command.addAll(runtime.recordArchiveFlags(recording));
-            command.addAll(List.of("-Xlog:disable", "-cp", classPath, "litefuse_hook"));
-            ProcessBuilder builder = new ProcessBuilder(command).redirectErrorStream(true)
-                    .redirectOutput(scratch.resolve("training.log").toFile());
-            builder.environment().putAll(Map.of("HOME", scratch.toString(), "TRACE_TO_LANGFUSE", "true",
-                    "LANGFUSE_PUBLIC_KEY", "pk-lf-training", "LANGFUSE_SECRET_KEY", "sk-lf-training",
-                    "LANGFUSE_BASE_URL", "http://127.0.0.1:" + server.getAddress().getPort()));
-            builder.environment().remove("OTEL_EXPORTER_OTLP_ENDPOINT");
-            builder.environment().remove("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT");
-            Process process = builder.start();
-            try (java.io.OutputStream stdin = process.getOutputStream()) {
-                stdin.write(("{\"session_id\":\"training\",\"transcript_path\":\"" + transcript + "\"}").getBytes(StandardCharsets.UTF_8));
-            }
-            if (!process.waitFor(180, TimeUnit.SECONDS) || process.exitValue() != 0 || !Files.isRegularFile(recording)) {
-                Files.deleteIfExists(recording);
-                return false;
-            }
-            Files.move(recording, archive, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
-            return true;
-        } catch (IOException | InterruptedException e) {
-            return false;
-        } finally {
-            if (server != null) server.stop(0);
-            if (scratch != null) deleteTree(scratch);
-        }
-    }
-
-    /** A small finished turn with thinking, a tool call and its result, and a final answer. */
-    static String trainingTranscript() {
-        String common = "\"isSidechain\":false,\"userType\":\"external\",\"cwd\":\"/tmp\",\"sessionId\":\"training\",\"version\":\"2.1.0\"";
-        String usage = "\"usage\":{\"input_tokens\":3,\"output_tokens\":9,\"cache_read_input_tokens\":10,\"cache_creation_input_tokens\":5,"
-                + "\"cache_creation\":{\"ephemeral_5m_input_tokens\":5,\"ephemeral_1h_input_tokens\":0}}";
-        return String.join("\n",
-                "{\"type\":\"user\",\"uuid\":\"t1\",\"parentUuid\":null," + common + ",\"timestamp\":\"2026-01-01T00:00:00.000Z\","
-                        + "\"message\":{\"role\":\"user\",\"content\":\"List the files\"}}",
-                "{\"type\":\"assistant\",\"uuid\":\"t2\",\"parentUuid\":\"t1\"," + common + ",\"timestamp\":\"2026-01-01T00:00:01.000Z\","
-                        + "\"requestId\":\"r1\",\"message\":{\"id\":\"m1\",\"model\":\"claude-training\",\"role\":\"assistant\",\"stop_reason\":\"tool_use\","
-                        + "\"content\":[{\"type\":\"thinking\",\"thinking\":\"Use ls.\"}]," + usage + "}}",
-                "{\"type\":\"assistant\",\"uuid\":\"t3\",\"parentUuid\":\"t2\"," + common + ",\"timestamp\":\"2026-01-01T00:00:02.000Z\","
-                        + "\"requestId\":\"r1\",\"message\":{\"id\":\"m1\",\"model\":\"claude-training\",\"role\":\"assistant\",\"stop_reason\":\"tool_use\","
-                        + "\"content\":[{\"type\":\"tool_use\",\"id\":\"tu1\",\"name\":\"Bash\",\"input\":{\"command\":\"ls\"}}]," + usage + "}}",
-                "{\"type\":\"user\",\"uuid\":\"t4\",\"parentUuid\":\"t3\"," + common + ",\"timestamp\":\"2026-01-01T00:00:03.000Z\","
-                        + "\"toolUseResult\":{\"stdout\":\"a\",\"stderr\":\"\",\"interrupted\":false},"
-                        + "\"message\":{\"role\":\"user\",\"content\":[{\"type\":\"tool_result\",\"tool_use_id\":\"tu1\",\"content\":\"a\"}]}}",
-                "{\"type\":\"system\",\"subtype\":\"api_error\",\"uuid\":\"t5\",\"parentUuid\":\"t4\"," + common
-                        + ",\"timestamp\":\"2026-01-01T00:00:03.500Z\",\"level\":\"error\",\"error\":{\"status\":529},\"retryAttempt\":1,\"maxRetries\":10}",
-                "{\"type\":\"assistant\",\"uuid\":\"t6\",\"parentUuid\":\"t5\"," + common + ",\"timestamp\":\"2026-01-01T00:00:04.000Z\","
-                        + "\"requestId\":\"r2\",\"message\":{\"id\":\"m2\",\"model\":\"claude-training\",\"role\":\"assistant\",\"stop_reason\":\"end_turn\","
-                        + "\"content\":[{\"type\":\"text\",\"text\":\"One file: a\"}]," + usage + "}}",
-                "");
-    }
-
-    static void deleteTree(Path root) {
-        try (java.util.stream.Stream<Path> walk = Files.walk(root)) {
-            walk.sorted(java.util.Comparator.reverseOrder()).forEach(path -> path.toFile().delete());
-        } catch (IOException e) {
-            // A leftover temporary folder is harmless.
-        }
-    }
-
-    static String shellQuote(String value) {
-        return "'" + value.replace("'", "'\\''") + "'";
-    }
-
-    /** How to run this script through JBang again: the installed app, or the launcher JBang used plus the source. */
-    static String fallbackCommand(Map<String, String> env, Path home, String source) {
-        Path app = home.resolve(".jbang").resolve("bin").resolve("litefuse-hook");
-        if (Files.isExecutable(app)) return shellQuote(app.toString());
-        String jbang = firstNonBlank(env.get("JBANG_LAUNCH_CMD"));
-        if (jbang == null || source == null) return null;
-        String absolute = jbang.contains("/") ? Paths.get(jbang).toAbsolutePath().normalize().toString() : jbang;
-        return shellQuote(absolute) + " " + shellQuote(source);
     }
 
     @Command(name = "install", mixinStandardHelpOptions = true,
@@ -4019,11 +4276,11 @@ public class litefuse_hook implements Callable<Integer> {
 
         @Option(names = "--hook-scope", paramLabel = "user|project|local",
                 description = "Settings file for the hook (default: user, or local with --project). `project` is the shared, committed file.")
-        Scope hookScope;
+        Setup.Scope hookScope;
 
         @Option(names = "--env-scope", paramLabel = "user|local",
                 description = "Settings file for the env block (default: user, or local with --project). Keys never go into the committed file.")
-        Scope envScope;
+        Setup.Scope envScope;
 
         @Option(names = "--dir", paramLabel = "DIR", description = "The project directory (default: the current directory).")
         Path projectDir;
@@ -4064,20 +4321,20 @@ public class litefuse_hook implements Callable<Integer> {
             java.io.PrintWriter out = out();
             java.io.PrintWriter err = err();
             Map<String, String> env = parent.environment;
-            Config config = loadConfig(env);
+            Config config = Config.loadConfig(env);
             Path home = config.home();
             Path dir = (projectDir == null ? Paths.get("") : projectDir).toAbsolutePath().normalize();
-            Scope hookIn = hookScope != null ? hookScope : project ? Scope.local : Scope.user;
-            Scope envIn = envScope != null ? envScope : project ? Scope.local : Scope.user;
-            if (envIn == Scope.project) {
-                err.println("Refusing to write keys into " + Scope.project.settingsFile(home, dir)
+            Setup.Scope hookIn = hookScope != null ? hookScope : project ? Setup.Scope.local : Setup.Scope.user;
+            Setup.Scope envIn = envScope != null ? envScope : project ? Setup.Scope.local : Setup.Scope.user;
+            if (envIn == Setup.Scope.project) {
+                err.println("Refusing to write keys into " + Setup.Scope.project.settingsFile(home, dir)
                         + ": it is committed. Use --env-scope local (or user).");
                 return 2;
             }
-            String pk = firstNonBlank(publicKey, config.publicKey());
+            String pk = Config.firstNonBlank(publicKey, config.publicKey());
             String sk = "-".equals(secretKey) ? new String(System.in.readAllBytes(), StandardCharsets.UTF_8).strip()
-                    : firstNonBlank(secretKey, config.secretKey());
-            String url = firstNonBlank(baseUrl, config.baseUrl());
+                    : Config.firstNonBlank(secretKey, config.secretKey());
+            String url = Config.firstNonBlank(baseUrl, config.baseUrl());
             if (!noEnv && !printHookCommand && (pk == null || sk == null)) {
                 err.println("No keys: pass --public-key and --secret-key (or set LANGFUSE_PUBLIC_KEY and LANGFUSE_SECRET_KEY).");
                 return 2;
@@ -4085,16 +4342,16 @@ public class litefuse_hook implements Callable<Integer> {
 
             String sourceFile = source != null ? source.toAbsolutePath().normalize().toString()
                     : Files.isRegularFile(Paths.get("litefuse_hook.java")) ? Paths.get("litefuse_hook.java").toAbsolutePath().toString() : null;
-            Path launcher = launcherFile != null ? launcherFile.toAbsolutePath().normalize() : launcherPath(home);
+            Path launcher = launcherFile != null ? launcherFile.toAbsolutePath().normalize() : Setup.launcherPath(home);
             Files.createDirectories(launcher.getParent());
-            JavaRuntime java = javaPath != null ? new JavaRuntime(javaPath.toAbsolutePath(),
-                    javaFeature(javaPath.toAbsolutePath().getParent().getParent())) : fastestJava(env, home);
+            Setup.JavaRuntime java = javaPath != null ? new Setup.JavaRuntime(javaPath.toAbsolutePath(),
+                    Setup.javaFeature(javaPath.toAbsolutePath().getParent().getParent())) : Setup.fastestJava(env, home);
             String classPath = System.getProperty("java.class.path");
             Path archive = launcher.resolveSibling(launcher.getFileName() + java.archiveSuffix());
-            boolean trained = trainArchive(java, classPath, archive);
+            boolean trained = Setup.trainArchive(java, classPath, archive);
             // Written beside it and renamed over it: Claude Code may be starting the old launcher right now.
             Path next = launcher.resolveSibling(launcher.getFileName() + ".next-" + ProcessHandle.current().pid());
-            Files.writeString(next, launcherScript(java, classPath, archive, fallbackCommand(env, home, sourceFile), sourceFile));
+            Files.writeString(next, Setup.launcherScript(java, classPath, archive, Setup.fallbackCommand(env, home, sourceFile), sourceFile));
             next.toFile().setExecutable(true, false);
             Files.move(next, launcher, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
             if (printHookCommand) {
@@ -4106,60 +4363,50 @@ public class litefuse_hook implements Callable<Integer> {
             Path envFile = envIn.settingsFile(home, dir);
             Map<Path, ObjectNode> files = new LinkedHashMap<>();
             try {
-                files.put(hookFile, readSettings(hookFile));
-                if (!noEnv) files.putIfAbsent(envFile, readSettings(envFile));
-            } catch (InvalidSettingsException e) {
+                files.put(hookFile, Setup.readSettings(hookFile));
+                if (!noEnv) files.putIfAbsent(envFile, Setup.readSettings(envFile));
+            } catch (Setup.InvalidSettingsException e) {
                 err.println(e.getMessage());
                 return 1;
             }
-            ObjectNode manifest = loadState(installManifest(home));
+            ObjectNode manifest = StateFiles.loadState(Setup.installManifest(home));
             boolean hookChanged = false;
-            for (String event : HOOK_EVENTS) hookChanged |= addHook(files.get(hookFile), event, HOOK_COMMAND, async);
-            recordInstall(manifest, hookFile, "hook", HOOK_COMMAND);
+            for (String event : Setup.HOOK_EVENTS) hookChanged |= Setup.addHook(files.get(hookFile), event, Setup.HOOK_COMMAND, async);
+            Setup.recordInstall(manifest, hookFile, "hook", Setup.HOOK_COMMAND);
             Map<String, String> optional = new LinkedHashMap<>();
             if (!noEnv) {
                 ObjectNode settings = files.get(envFile);
                 ObjectNode envNode = settings.has("env") && settings.get("env").isObject()
                         ? (ObjectNode) settings.get("env") : settings.putObject("env");
-                for (String name : OPTIONAL_ENV) {
-                    if (firstNonBlank(env.get(name)) != null) optional.put(name, env.get(name).strip());
+                for (String name : Setup.OPTIONAL_ENV) {
+                    if (Config.firstNonBlank(env.get(name)) != null) optional.put(name, env.get(name).strip());
                 }
                 if (userId != null) optional.put("LITEFUSE_USER_ID", userId);
-                for (Map.Entry<String, String> entry : envBlock(pk, sk, url, optional).entrySet()) {
-                    if (!envNode.has(entry.getKey())) recordInstall(manifest, envFile, "env", entry.getKey());
+                for (Map.Entry<String, String> entry : Setup.envBlock(pk, sk, url, optional).entrySet()) {
+                    if (!envNode.has(entry.getKey())) Setup.recordInstall(manifest, envFile, "env", entry.getKey());
                     envNode.put(entry.getKey(), entry.getValue());
                 }
             }
             for (Map.Entry<Path, ObjectNode> file : files.entrySet()) {
                 boolean existed = Files.exists(file.getKey());
-                String backup = writeSettingsIfChanged(file.getKey(), file.getValue());
+                String backup = Setup.writeSettingsIfChanged(file.getKey(), file.getValue());
                 if (backup == null) out.println("Unchanged: " + file.getKey());
                 else out.println("Updated:   " + file.getKey() + (backup.isEmpty() ? " (new file)" : " (backup: " + backup + ")"));
-                if (!existed && backup != null) recordInstall(manifest, file.getKey(), "created", "file");
+                if (!existed && backup != null) Setup.recordInstall(manifest, file.getKey(), "created", "file");
             }
-            saveState(installManifest(home), manifest);
-            out.println("Hooks:     Stop" + (async ? " (async)" : "") + " and SessionEnd: " + HOOK_COMMAND + " in " + hookFile
+            StateFiles.saveState(Setup.installManifest(home), manifest);
+            out.println("Hooks:     Stop" + (async ? " (async)" : "") + " and SessionEnd: " + Setup.HOOK_COMMAND + " in " + hookFile
                     + (hookChanged ? "" : " (already there)"));
             out.println("Launcher:  " + launcher + " (runs Java " + java.feature() + " directly, "
                     + (trained ? "with a start-up archive" : "without a start-up archive: recording it failed") + ")");
             if (!noEnv) {
-                out.println("Env:       TRACE_TO_LANGFUSE=true, LANGFUSE_PUBLIC_KEY=" + redactKey(pk) + ", LANGFUSE_SECRET_KEY="
-                        + redactKey(sk) + ", LANGFUSE_BASE_URL=" + url + " in " + envFile);
+                out.println("Env:       TRACE_TO_LANGFUSE=true, LANGFUSE_PUBLIC_KEY=" + Setup.redactKey(pk) + ", LANGFUSE_SECRET_KEY="
+                        + Setup.redactKey(sk) + ", LANGFUSE_BASE_URL=" + url + " in " + envFile);
                 if (!optional.isEmpty()) out.println("           and " + String.join(", ", optional.keySet()) + " from this environment");
             }
             out.println("Next:      litefuse-hook doctor --send-test");
             return 0;
         }
-    }
-
-    /** Notes in install.json what install added (a file it created, a hook, an env key that was not there before). */
-    static void recordInstall(ObjectNode manifest, Path file, String kind, String what) {
-        ObjectNode entry = manifest.has(file.toString()) ? (ObjectNode) manifest.get(file.toString()) : manifest.putObject(file.toString());
-        ArrayNode list = entry.has(kind) ? (ArrayNode) entry.get(kind) : entry.putArray(kind);
-        for (JsonNode existing : list) {
-            if (existing.asText().equals(what)) return;
-        }
-        list.add(what);
     }
 
     @Command(name = "uninstall", mixinStandardHelpOptions = true,
@@ -4170,9 +4417,9 @@ public class litefuse_hook implements Callable<Integer> {
         public Integer call() throws IOException {
             java.io.PrintWriter out = out();
             java.io.PrintWriter err = err();
-            Path home = loadConfig(parent.environment).home();
-            Path manifestFile = installManifest(home);
-            ObjectNode manifest = loadState(manifestFile);
+            Path home = Config.loadConfig(parent.environment).home();
+            Path manifestFile = Setup.installManifest(home);
+            ObjectNode manifest = StateFiles.loadState(manifestFile);
             if (manifest.isEmpty()) {
                 out.println("Nothing to uninstall: no record of an install in " + manifestFile);
                 return 0;
@@ -4183,13 +4430,13 @@ public class litefuse_hook implements Callable<Integer> {
                 if (!Files.exists(file)) continue;
                 ObjectNode settings;
                 try {
-                    settings = readSettings(file);
-                } catch (InvalidSettingsException e) {
+                    settings = Setup.readSettings(file);
+                } catch (Setup.InvalidSettingsException e) {
                     err.println(e.getMessage());
                     status = 1;
                     continue;
                 }
-                entry.getValue().path("hook").forEach(command -> HOOK_EVENTS.forEach(event -> removeHook(settings, event, command.asText())));
+                entry.getValue().path("hook").forEach(command -> Setup.HOOK_EVENTS.forEach(event -> Setup.removeHook(settings, event, command.asText())));
                 JsonNode envNode = settings.path("env");
                 if (envNode instanceof ObjectNode envObject) {
                     entry.getValue().path("env").forEach(key -> envObject.remove(key.asText()));
@@ -4200,162 +4447,17 @@ public class litefuse_hook implements Callable<Integer> {
                     Files.delete(file);
                     out.println("Removed:   " + file + " (install created it)");
                 } else {
-                    String backup = writeSettingsIfChanged(file, settings);
+                    String backup = Setup.writeSettingsIfChanged(file, settings);
                     out.println((backup == null ? "Unchanged: " : "Updated:   ") + file
                             + (backup == null || backup.isEmpty() ? "" : " (backup: " + backup + ")"));
                 }
             }
-            Files.deleteIfExists(launcherPath(home));
+            Files.deleteIfExists(Setup.launcherPath(home));
             if (status == 0) Files.delete(manifestFile);
-            out.println("Removed the launcher " + launcherPath(home) + ". The log and state in " + home.resolve(".claude/state")
+            out.println("Removed the launcher " + Setup.launcherPath(home) + ". The log and state in " + home.resolve(".claude/state")
                     + " are kept.");
             return status;
         }
-    }
-
-    /** One line of doctor's report. */
-    record Check(boolean ok, String label, String detail) {
-        String render() {
-            return (ok ? "  ok    " : "  FAIL  ") + label + ": " + detail;
-        }
-    }
-
-    /** What a Langfuse API call with the keys said: the project, or why not. */
-    record CredentialCheck(boolean ok, String projectId, String projectName, String problem) {
-    }
-
-    static final List<String> LANGFUSE_CLOUD_REGIONS = List.of("https://cloud.langfuse.com", "https://us.cloud.langfuse.com");
-
-    /** GET /api/public/projects with the keys: 200 names the project; 401 means wrong keys (or another region). */
-    static CredentialCheck checkCredentials(String baseUrl, String publicKey, String secretKey) {
-        String base = baseUrl.replaceAll("/+$", "");
-        CredentialCheck here = fetchProject(base, publicKey, secretKey);
-        if (here.ok() || here.problem().startsWith("cannot reach") || !LANGFUSE_CLOUD_REGIONS.contains(base)) return here;
-        for (String other : LANGFUSE_CLOUD_REGIONS) {
-            if (other.equals(base)) continue;
-            CredentialCheck there = fetchProject(other, publicKey, secretKey);
-            if (there.ok()) {
-                return new CredentialCheck(false, there.projectId(), there.projectName(), "wrong region: these keys belong to "
-                        + other + " (project " + there.projectName() + "); set LANGFUSE_BASE_URL=" + other);
-            }
-        }
-        return here;
-    }
-
-    static CredentialCheck fetchProject(String base, String publicKey, String secretKey) {
-        try {
-            HttpClient client = HttpClient.newBuilder().connectTimeout(Duration.ofSeconds(5)).build();
-            HttpRequest request = HttpRequest.newBuilder(java.net.URI.create(base + "/api/public/projects"))
-                    .timeout(Duration.ofSeconds(10))
-                    .header("Authorization", "Basic " + Base64.getEncoder().encodeToString(
-                            (publicKey + ":" + secretKey).getBytes(StandardCharsets.UTF_8)))
-                    .header(INGESTION_VERSION_HEADER, "4")
-                    .GET().build();
-            HttpResponse<String> response = client.send(request, HttpResponse.BodyHandlers.ofString());
-            if (response.statusCode() == 200) {
-                JsonNode project = JSON.readTree(response.body()).path("data").path(0);
-                return new CredentialCheck(true, project.path("id").asText(""), project.path("name").asText("(unnamed)"), null);
-            }
-            if (response.statusCode() == 401 || response.statusCode() == 403) {
-                return new CredentialCheck(false, null, null, "HTTP " + response.statusCode() + " from " + base
-                        + ": wrong keys (check LANGFUSE_PUBLIC_KEY / LANGFUSE_SECRET_KEY, and that they belong to this host)");
-            }
-            return new CredentialCheck(false, null, null, "HTTP " + response.statusCode() + " from " + base + "/api/public/projects");
-        } catch (IOException | IllegalArgumentException e) {
-            return new CredentialCheck(false, null, null, "cannot reach " + base + " (" + e.getClass().getSimpleName()
-                    + (e.getMessage() == null ? "" : ": " + e.getMessage()) + ")");
-        } catch (InterruptedException e) {
-            Thread.currentThread().interrupt();
-            return new CredentialCheck(false, null, null, "interrupted");
-        }
-    }
-
-    /** The env Claude Code gives the hook here: the process env, then user, project and local settings (later wins). */
-    static Map<String, String> effectiveEnv(Map<String, String> processEnv, Path home, Path projectDir,
-                                            Map<String, String> sources) throws IOException {
-        Map<String, String> env = new HashMap<>(processEnv);
-        processEnv.keySet().forEach(key -> sources.put(key, "the environment"));
-        String plugin = enabledPlugin(home, projectDir);
-        pluginOptions(home, projectDir, plugin).forEach((name, value) -> {
-            env.putIfAbsent(name, value);
-            sources.putIfAbsent(name, "the plugin " + plugin);
-        });
-        for (Scope scope : Scope.values()) {
-            Path file = scope.settingsFile(home, projectDir);
-            readSettings(file).path("env").properties().forEach(entry -> {
-                env.put(entry.getKey(), entry.getValue().asText());
-                sources.put(entry.getKey(), file.toString());
-            });
-        }
-        return env;
-    }
-
-    /** The litefuse-hook plugin enabled in these settings ("litefuse-hook@<marketplace>"), or null. */
-    static String enabledPlugin(Path home, Path projectDir) throws IOException {
-        String enabled = null;
-        for (Scope scope : Scope.values()) {
-            for (Map.Entry<String, JsonNode> entry : readSettings(scope.settingsFile(home, projectDir)).path("enabledPlugins").properties()) {
-                if (entry.getKey().startsWith("litefuse-hook@")) enabled = entry.getValue().asBoolean(false) ? entry.getKey() : null;
-            }
-        }
-        return enabled;
-    }
-
-    /**
-     * The plugin's options as its hooks get them (CLAUDE_PLUGIN_OPTION_<NAME>): from `pluginConfigs` in the settings,
-     * the secret from ~/.claude/.credentials.json where Claude Code keeps it outside a system keychain.
-     */
-    static Map<String, String> pluginOptions(Path home, Path projectDir, String plugin) throws IOException {
-        Map<String, String> options = new HashMap<>();
-        if (plugin == null) return options;
-        for (Scope scope : Scope.values()) {
-            readSettings(scope.settingsFile(home, projectDir)).path("pluginConfigs").path(plugin).path("options").properties()
-                    .forEach(entry -> options.put("CLAUDE_PLUGIN_OPTION_" + entry.getKey().toUpperCase(Locale.ROOT), entry.getValue().asText()));
-        }
-        Path credentials = home.resolve(".claude").resolve(".credentials.json");
-        if (Files.isReadable(credentials)) {
-            readSettings(credentials).path("pluginSecrets").path(plugin).properties()
-                    .forEach(entry -> options.put("CLAUDE_PLUGIN_OPTION_" + entry.getKey().toUpperCase(Locale.ROOT), entry.getValue().asText()));
-        }
-        return options;
-    }
-
-    static String findJBang(Map<String, String> env, Path home) {
-        String launched = firstNonBlank(env.get("JBANG_LAUNCH_CMD"));
-        if (launched != null) return launched;
-        for (String dir : env.getOrDefault("PATH", "").split(java.io.File.pathSeparator)) {
-            if (!dir.isEmpty() && Files.isExecutable(Paths.get(dir, "jbang"))) return Paths.get(dir, "jbang").toString();
-        }
-        Path installed = home.resolve(".jbang").resolve("bin").resolve("jbang");
-        return Files.isExecutable(installed) ? installed.toString() : null;
-    }
-
-    /** The class path a launcher runs, so doctor can check every jar is still there. */
-    static List<Path> launcherClassPath(Path launcher) throws IOException {
-        for (String line : Files.readAllLines(launcher)) {
-            if (line.startsWith("cp='")) {
-                return java.util.Arrays.stream(line.substring(4, line.length() - 1).split(":")).map(Paths::get).toList();
-            }
-        }
-        return List.of();
-    }
-
-    /** A one-observation trace that doctor --send-test sends to prove the whole path works. */
-    static TraceRecord canaryTrace(String userId, String environment, Instant now) {
-        String traceId = traceIdFor("litefuse-hook-doctor", "canary-" + now.toEpochMilli());
-        String rootId = spanIdFor(traceId, "root");
-        ObjectNode meta = NODES.objectNode();
-        meta.put("source", "doctor");
-        meta.put("litefuse_hook_version", VERSION);
-        String input = "litefuse-hook doctor --send-test";
-        String output = "If you can read this in Langfuse, Claude Code turns will arrive here too.";
-        List<Observation> observations = List.of(
-                new Observation(rootId, null, "litefuse-hook doctor canary", "span", now, now.plusMillis(2), input, output,
-                        null, null, null, null, wrap(meta)),
-                new Observation(spanIdFor(traceId, "event"), rootId, "canary", "event", now.plusMillis(1), now.plusMillis(1),
-                        input, null, null, null, null, null, wrap(NODES.objectNode())));
-        return new TraceRecord(traceId, "litefuse-hook doctor canary", "litefuse-hook-doctor", userId, VERSION, VERSION,
-                environment, List.of("claude-code", "litefuse-doctor"), input, output, wrap(meta), observations, null);
     }
 
     @Command(name = "doctor", mixinStandardHelpOptions = true,
@@ -4372,74 +4474,74 @@ public class litefuse_hook implements Callable<Integer> {
         public Integer call() throws IOException {
             java.io.PrintWriter out = out();
             Map<String, String> processEnv = parent.environment;
-            Path home = loadConfig(processEnv).home();
+            Path home = Config.loadConfig(processEnv).home();
             Path dir = (projectDir == null ? Paths.get("") : projectDir).toAbsolutePath().normalize();
-            List<Check> checks = new ArrayList<>();
+            List<Setup.Check> checks = new ArrayList<>();
             out.println("litefuse-hook " + VERSION + " doctor (project " + dir + ")");
 
             Runtime.Version javaVersion = Runtime.version();
-            checks.add(new Check(javaVersion.feature() >= 17, "Java", javaVersion + " at " + System.getProperty("java.home")));
-            String jbang = findJBang(processEnv, home);
-            checks.add(new Check(jbang != null, "JBang", jbang != null ? jbang
+            checks.add(new Setup.Check(javaVersion.feature() >= 17, "Java", javaVersion + " at " + System.getProperty("java.home")));
+            String jbang = Setup.findJBang(processEnv, home);
+            checks.add(new Setup.Check(jbang != null, "JBang", jbang != null ? jbang
                     : "not found; install it: curl -Ls https://sh.jbang.dev | bash -s - app setup"));
 
             Map<String, String> sources = new HashMap<>();
             Map<String, String> env;
             try {
                 checks.add(hookCheck(home, dir));
-                env = effectiveEnv(processEnv, home, dir, sources);
-            } catch (InvalidSettingsException e) {
-                checks.add(new Check(false, "Settings", e.getMessage()));
+                env = Setup.effectiveEnv(processEnv, home, dir, sources);
+            } catch (Setup.InvalidSettingsException e) {
+                checks.add(new Setup.Check(false, "Settings", e.getMessage()));
                 return report(out, checks);
             }
-            Config config = loadConfig(env);
-            config.problems().forEach(problem -> checks.add(new Check(false, "Setting", problem)));
-            for (Scope scope : Scope.values()) {
+            Config config = Config.loadConfig(env);
+            config.problems().forEach(problem -> checks.add(new Setup.Check(false, "Setting", problem)));
+            for (Setup.Scope scope : Setup.Scope.values()) {
                 Path file = scope.settingsFile(home, dir);
-                if (Files.exists(file) && holdsSecret(readSettings(file)) && readableByOthers(file)) {
-                    checks.add(new Check(false, "Secret", file + " holds a secret key and other users can read it ("
+                if (Files.exists(file) && Setup.holdsSecret(Setup.readSettings(file)) && Setup.readableByOthers(file)) {
+                    checks.add(new Setup.Check(false, "Secret", file + " holds a secret key and other users can read it ("
                             + PosixFilePermissions.toString(Files.getPosixFilePermissions(file)) + "); run: chmod 600 " + file));
                 }
             }
             boolean enabled = config.enabled();
             String onBecause = env.containsKey("TRACE_TO_LANGFUSE") ? "true (from " + sources.get("TRACE_TO_LANGFUSE") + ")"
                     : "on: the plugin has keys (TRACE_TO_LANGFUSE=false in a project's env turns it off there)";
-            checks.add(new Check(enabled, "TRACE_TO_LANGFUSE", enabled ? onBecause
+            checks.add(new Setup.Check(enabled, "TRACE_TO_LANGFUSE", enabled ? onBecause
                     : "not \"true\" here, so the hook does nothing in this project; run litefuse-hook install"));
             String keySource = config.publicKey() == null ? null : config.publicKey().equals(env.get("CC_LANGFUSE_PUBLIC_KEY"))
                     ? "CC_LANGFUSE_PUBLIC_KEY" : config.publicKey().equals(env.get("LANGFUSE_PUBLIC_KEY")) ? "LANGFUSE_PUBLIC_KEY"
                     : "CLAUDE_PLUGIN_OPTION_PUBLIC_KEY";
-            boolean secretInKeychain = config.publicKey() != null && config.secretKey() == null && enabledPlugin(home, dir) != null;
-            checks.add(new Check(config.canExport(), "Keys", config.hasKeys()
-                    ? "LANGFUSE_PUBLIC_KEY=" + redactKey(config.publicKey()) + ", secret " + redactKey(config.secretKey())
+            boolean secretInKeychain = config.publicKey() != null && config.secretKey() == null && Setup.enabledPlugin(home, dir) != null;
+            checks.add(new Setup.Check(config.canExport(), "Keys", config.hasKeys()
+                    ? "LANGFUSE_PUBLIC_KEY=" + Setup.redactKey(config.publicKey()) + ", secret " + Setup.redactKey(config.secretKey())
                     + " (from " + sources.get(keySource) + ")"
                     : secretInKeychain ? "the plugin's secret key is in the system keychain, where doctor cannot read it; "
                     + "run doctor with LANGFUSE_SECRET_KEY set to check the keys"
                     : config.canExport() ? "none; traces go to " + config.tracesEndpoint() + " (OTEL_EXPORTER_OTLP_*)"
                     : "LANGFUSE_PUBLIC_KEY / LANGFUSE_SECRET_KEY missing"));
-            CredentialCheck credentials = null;
+            Setup.CredentialCheck credentials = null;
             if (config.hasKeys()) {
-                credentials = checkCredentials(config.baseUrl(), config.publicKey(), config.secretKey());
-                if (credentials.ok() && !credentials.projectId().isEmpty()) rememberProjectId(config, credentials.projectId());
-                checks.add(new Check(credentials.ok(), "Langfuse", credentials.ok()
+                credentials = Setup.checkCredentials(config.baseUrl(), config.publicKey(), config.secretKey());
+                if (credentials.ok() && !credentials.projectId().isEmpty()) Hook.rememberProjectId(config, credentials.projectId());
+                checks.add(new Setup.Check(credentials.ok(), "Langfuse", credentials.ok()
                         ? "authenticated at " + config.baseUrl() + ", project \"" + credentials.projectName() + "\" (" + credentials.projectId() + ")"
                         : credentials.problem()));
             }
             if (config.otlpEndpoint() != null) {
-                checks.add(new Check(true, "OTLP endpoint", config.tracesEndpoint() + " (from OTEL_EXPORTER_OTLP_*), headers "
+                checks.add(new Setup.Check(true, "OTLP endpoint", config.tracesEndpoint() + " (from OTEL_EXPORTER_OTLP_*), headers "
                         + config.otlpHeaders().keySet()));
             }
             checks.addAll(stateChecks(config));
             if (sendTest) {
-                TraceRecord canary = canaryTrace(config.userId(), config.environment(), Instant.now());
-                Check sent = sendCanary(config, credentials, canary);
+                Traces.TraceRecord canary = Traces.canaryTrace(config.userId(), config.environment(), Instant.now());
+                Setup.Check sent = sendCanary(config, credentials, canary);
                 checks.add(sent);
                 if (sent.ok()) checks.add(canaryVisible(config, canary));
             }
             return report(out, checks);
         }
 
-        static int report(java.io.PrintWriter out, List<Check> checks) {
+        static int report(java.io.PrintWriter out, List<Setup.Check> checks) {
             checks.forEach(check -> out.println(check.render()));
             long failed = checks.stream().filter(check -> !check.ok()).count();
             out.println(failed == 0 ? "All is well." : failed + " problem(s) found.");
@@ -4451,62 +4553,62 @@ public class litefuse_hook implements Callable<Integer> {
          * Where the hook is registered: settings files (from `install` or by hand), the plugin, or both (then every
          * Stop runs it twice: each turn is still sent once, but one of them should go).
          */
-        static Check hookCheck(Path home, Path dir) throws IOException {
+        static Setup.Check hookCheck(Path home, Path dir) throws IOException {
             List<String> found = new ArrayList<>();
             Set<String> events = new LinkedHashSet<>();
-            Check launcherProblem = null;
-            for (Scope scope : Scope.values()) {
+            Setup.Check launcherProblem = null;
+            for (Setup.Scope scope : Setup.Scope.values()) {
                 Path file = scope.settingsFile(home, dir);
-                for (String event : HOOK_EVENTS) {
-                    for (JsonNode group : readSettings(file).path("hooks").path(event)) {
+                for (String event : Setup.HOOK_EVENTS) {
+                    for (JsonNode group : Setup.readSettings(file).path("hooks").path(event)) {
                         for (JsonNode hook : group.path("hooks")) {
                             String command = hook.path("command").asText("");
                             if (!command.contains("litefuse")) continue;
                             events.add(event);
                             String where = command + " in " + file;
                             if (!found.contains(where)) found.add(where);
-                            if (command.equals(HOOK_COMMAND)) launcherProblem = launcherCheck(launcherPath(home));
+                            if (command.equals(Setup.HOOK_COMMAND)) launcherProblem = launcherCheck(Setup.launcherPath(home));
                         }
                     }
                 }
             }
-            String plugin = enabledPlugin(home, dir);
+            String plugin = Setup.enabledPlugin(home, dir);
             if (plugin != null && !found.isEmpty()) {
-                return new Check(false, "Hooks", "registered twice: by the plugin " + plugin + " and as " + String.join("; ", found)
+                return new Setup.Check(false, "Hooks", "registered twice: by the plugin " + plugin + " and as " + String.join("; ", found)
                         + ". Each turn is still sent once, but every Stop runs the hook twice: keep one (`litefuse-hook uninstall`, "
                         + "or `claude plugin uninstall " + plugin + "`)");
             }
             if (plugin != null) {
                 Path fastPath = home.resolve(".claude/plugins/data/" + plugin.replace('@', '-')).resolve("litefuse-hook");
-                return new Check(true, "Hooks", "Stop and SessionEnd by the plugin " + plugin + (Files.isExecutable(fastPath)
+                return new Setup.Check(true, "Hooks", "Stop and SessionEnd by the plugin " + plugin + (Files.isExecutable(fastPath)
                         ? ", fast path " + fastPath : "; its first firings run through JBang while the fast path is built"));
             }
             if (found.isEmpty()) {
-                return new Check(false, "Hooks", "not registered: install the plugin (`claude plugin install litefuse-hook@litefuse`) "
+                return new Setup.Check(false, "Hooks", "not registered: install the plugin (`claude plugin install litefuse-hook@litefuse`) "
                         + "or run litefuse-hook install");
             }
             if (launcherProblem != null && !launcherProblem.ok()) return launcherProblem;
             if (!events.contains("SessionEnd")) {
-                return new Check(false, "Hooks", "Stop only (" + String.join("; ", found) + "); run litefuse-hook install again "
+                return new Setup.Check(false, "Hooks", "Stop only (" + String.join("; ", found) + "); run litefuse-hook install again "
                         + "to add SessionEnd, which sends a session's last turn when the session ends");
             }
-            return new Check(true, "Hooks", String.join(", ", events) + ": " + String.join("; ", found));
+            return new Setup.Check(true, "Hooks", String.join(", ", events) + ": " + String.join("; ", found));
         }
 
-        static Check launcherCheck(Path launcher) throws IOException {
+        static Setup.Check launcherCheck(Path launcher) throws IOException {
             if (!Files.isExecutable(launcher)) {
-                return new Check(false, "Stop hook", launcher + " is missing or not executable; run litefuse-hook install again");
+                return new Setup.Check(false, "Stop hook", launcher + " is missing or not executable; run litefuse-hook install again");
             }
-            List<Path> missing = launcherClassPath(launcher).stream().filter(jar -> !Files.exists(jar)).toList();
+            List<Path> missing = Setup.launcherClassPath(launcher).stream().filter(jar -> !Files.exists(jar)).toList();
             if (!missing.isEmpty()) {
-                return new Check(false, "Stop hook", "the launcher's build is gone (" + missing.get(0)
+                return new Setup.Check(false, "Stop hook", "the launcher's build is gone (" + missing.get(0)
                         + "); it falls back to JBang, which is slower: run litefuse-hook install again");
             }
-            return new Check(true, "Stop hook", launcher.toString());
+            return new Setup.Check(true, "Stop hook", launcher.toString());
         }
 
-        static List<Check> stateChecks(Config config) throws IOException {
-            List<Check> checks = new ArrayList<>();
+        static List<Setup.Check> stateChecks(Config config) throws IOException {
+            List<Setup.Check> checks = new ArrayList<>();
             Path log = config.stateDir().resolve("litefuse_hook.log");
             List<String> lines = Files.exists(log) ? Files.readAllLines(log) : List.of();
             String lastRun = null;
@@ -4523,9 +4625,9 @@ public class litefuse_hook implements Callable<Integer> {
                     lastErrorIndex = i;
                 }
             }
-            checks.add(new Check(true, "Last run", lastRun == null ? "none yet (send a message in Claude Code)" : lastRun));
+            checks.add(new Setup.Check(true, "Last run", lastRun == null ? "none yet (send a message in Claude Code)" : lastRun));
             // An error is settled once a later run got turns through.
-            if (lastError != null) checks.add(new Check(lastErrorIndex < lastSendIndex, "Last error", lastError));
+            if (lastError != null) checks.add(new Setup.Check(lastErrorIndex < lastSendIndex, "Last error", lastError));
             Path pending = config.stateDir().resolve("litefuse").resolve("pending");
             long waiting = 0;
             if (Files.isDirectory(pending)) {
@@ -4533,63 +4635,58 @@ public class litefuse_hook implements Callable<Integer> {
                     waiting = files.filter(path -> path.toString().endsWith(".json")).count();
                 }
             }
-            checks.add(new Check(waiting == 0, "Waiting", waiting == 0 ? "no turns waiting to be re-sent"
+            checks.add(new Setup.Check(waiting == 0, "Waiting", waiting == 0 ? "no turns waiting to be re-sent"
                     : waiting + " session(s) with turns waiting to be re-sent (the next hook run retries them)"));
             if (lastRun != null && lastRun.contains("deferred 1")) {
-                checks.add(new Check(true, "Deferred", "the last run held back 1 turn in progress; the next firing re-checks it"));
+                checks.add(new Setup.Check(true, "Deferred", "the last run held back 1 turn in progress; the next firing re-checks it"));
             }
             return checks;
         }
 
-        static Check sendCanary(Config config, CredentialCheck credentials, TraceRecord canary) {
-            if (!config.canExport()) return new Check(false, "Test trace", "not sent: no keys");
-            try (TraceExporter exporter = TraceExporter.forLangfuse(config)) {
-                ExportOutcome outcome = exporter.export(List.of(canary), System.nanoTime() + TimeUnit.SECONDS.toNanos(15));
-                if (outcome.acknowledged() != 1) return new Check(false, "Test trace", "not accepted: " + outcome.failure());
+        static Setup.Check sendCanary(Config config, Setup.CredentialCheck credentials, Traces.TraceRecord canary) {
+            if (!config.canExport()) return new Setup.Check(false, "Test trace", "not sent: no keys");
+            try (Export.TraceExporter exporter = Export.TraceExporter.forLangfuse(config)) {
+                Export.ExportOutcome outcome = exporter.export(List.of(canary), System.nanoTime() + TimeUnit.SECONDS.toNanos(15));
+                if (outcome.acknowledged() != 1) return new Setup.Check(false, "Test trace", "not accepted: " + outcome.failure());
             }
             String where = credentials != null && credentials.ok() && !credentials.projectId().isEmpty()
                     ? config.baseUrl().replaceAll("/+$", "") + "/project/" + credentials.projectId() + "/traces/" + canary.traceId()
                     : config.tracesEndpoint() + " accepted trace " + canary.traceId();
-            return new Check(true, "Test trace", "sent \"" + canary.name() + "\": " + where);
+            return new Setup.Check(true, "Test trace", "sent \"" + canary.name() + "\": " + where);
         }
 
         static final Duration CANARY_WAIT = Duration.ofSeconds(15);
 
         /** Polls Langfuse's v2 observations API (real time in v4) until the canary shows up, for a few seconds. */
-        static Check canaryVisible(Config config, TraceRecord canary) {
+        static Setup.Check canaryVisible(Config config, Traces.TraceRecord canary) {
             LangfuseApi api = LangfuseApi.of(config);
-            if (api == null) return new Check(true, "Real time", "not checked: no keys to ask Langfuse with");
+            if (api == null) return new Setup.Check(true, "Real time", "not checked: no keys to ask Langfuse with");
             long started = System.nanoTime();
             long deadline = started + CANARY_WAIT.toNanos();
-            Observation root = canary.root();
+            Traces.Observation root = canary.root();
             while (true) {
-                Lookup lookup = api.findSpan(canary.traceId(), root.id(), root.start(), deadline);
+                LangfuseApi.Lookup lookup = api.findSpan(canary.traceId(), root.id(), root.start(), deadline);
                 double seconds = (System.nanoTime() - started) / 1e9;
                 switch (lookup.presence()) {
                     case PRESENT:
-                        return new Check(true, "Real time", String.format(Locale.ROOT,
+                        return new Setup.Check(true, "Real time", String.format(Locale.ROOT,
                                 "visible in Langfuse after %.1f s (Langfuse v4's real-time path)", seconds));
                     case NO_API:
-                        return new Check(true, "Real time", "the server predates Langfuse v4 (no v2 observations API): "
+                        return new Setup.Check(true, "Real time", "the server predates Langfuse v4 (no v2 observations API): "
                                 + "traces show up as they always did");
                     case UNKNOWN:
-                        return new Check(false, "Real time", "could not ask Langfuse whether the test trace arrived: " + lookup.problem());
+                        return new Setup.Check(false, "Real time", "could not ask Langfuse whether the test trace arrived: " + lookup.problem());
                     default:
                         break;
                 }
                 if (System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(500) >= deadline) {
-                    return new Check(false, "Real time", "the test trace was accepted but is not in Langfuse's v2 observations API after "
+                    return new Setup.Check(false, "Real time", "the test trace was accepted but is not in Langfuse's v2 observations API after "
                             + CANARY_WAIT.toSeconds() + " s: the server took it on its legacy path (it shows up within about 10 "
-                            + "minutes) or its ingestion is backed up; check that no proxy drops the " + INGESTION_VERSION_HEADER + " header");
+                            + "minutes) or its ingestion is backed up; check that no proxy drops the " + Config.INGESTION_VERSION_HEADER + " header");
                 }
-                DeadlineHttpSender.sleepQuietly(500);
+                Export.DeadlineHttpSender.sleepQuietly(500);
             }
         }
-    }
-
-    /** Claude Code keeps a project's transcripts in ~/.claude/projects/<the directory, every other character a '-'>. */
-    static String claudeProjectFolder(Path dir) {
-        return dir.toString().replaceAll("[^A-Za-z0-9]", "-");
     }
 
     @Command(name = "last", mixinStandardHelpOptions = true,
@@ -4601,19 +4698,19 @@ public class litefuse_hook implements Callable<Integer> {
         @Override
         public Integer call() throws IOException {
             Map<String, String> processEnv = parent.environment;
-            Path home = loadConfig(processEnv).home();
+            Path home = Config.loadConfig(processEnv).home();
             Path dir = (projectDir == null ? Paths.get("") : projectDir).toAbsolutePath().normalize();
-            Config config = loadConfig(effectiveEnv(processEnv, home, dir, new HashMap<>()));
-            String folder = claudeProjectFolder(dir);
-            SessionState newest = null;
+            Config config = Config.loadConfig(Setup.effectiveEnv(processEnv, home, dir, new HashMap<>()));
+            String folder = Setup.claudeProjectFolder(dir);
+            Reader.SessionState newest = null;
             String newestSession = null;
-            Path states = sessionsDir(config);
+            Path states = Hook.sessionsDir(config);
             if (Files.isDirectory(states)) {
                 try (java.util.stream.Stream<Path> files = Files.list(states)) {
                     for (Path file : files.filter(f -> f.getFileName().toString().matches("[0-9a-f]{64}\\.json")).toList()) {
-                        ObjectNode saved = loadState(file);
+                        ObjectNode saved = StateFiles.loadState(file);
                         Path transcript = Paths.get(saved.path("transcript_path").asText("/"));
-                        SessionState state = loadSessionState(saved);
+                        Reader.SessionState state = Reader.loadSessionState(saved);
                         if (state.openTurn() == null || transcript.getParent() == null
                                 || !transcript.getParent().getFileName().toString().equals(folder)) continue;
                         if (newest == null || state.openTurn().sentAt().isAfter(newest.openTurn().sentAt())) {
@@ -4627,12 +4724,12 @@ public class litefuse_hook implements Callable<Integer> {
                 err().println("No trace sent from " + dir + " yet (the hook keeps what it sent in " + states + ")");
                 return 1;
             }
-            SentTurn turn = newest.openTurn();
+            Reader.SentTurn turn = newest.openTurn();
             LangfuseApi api = LangfuseApi.of(config);
-            String projectId = api == null ? null : knownProjectId(config);
+            String projectId = api == null ? null : Hook.knownProjectId(config);
             if (api != null && projectId == null) {
                 projectId = api.projectId(3_000);
-                if (projectId != null) rememberProjectId(config, projectId);
+                if (projectId != null) Hook.rememberProjectId(config, projectId);
             }
             out().println(api == null ? turn.traceId() : api.traceUrl(projectId, turn.traceId()));
             err().println("Claude Code - Turn " + turn.turnNumber() + " of session " + newestSession + ", sent " + turn.sentAt());
@@ -4640,102 +4737,106 @@ public class litefuse_hook implements Callable<Integer> {
         }
     }
 
-    // ----------------- Rendering (replay) -----------------
-
-    static ObjectNode traceToJson(TraceRecord trace) {
-        ObjectNode node = NODES.objectNode();
-        node.put("trace_id", trace.traceId());
-        node.put("name", trace.name());
-        node.put("session_id", trace.sessionId());
-        node.put("user_id", trace.userId());
-        node.put("release", trace.release());
-        node.put("version", trace.version());
-        if (trace.environment() != null) node.put("environment", trace.environment());
-        node.set("tags", JSON.valueToTree(trace.tags()));
-        putPreview(node, "input", trace.input());
-        putPreview(node, "output", trace.output());
-        node.set("metadata", trace.metadata());
-        ArrayNode observations = node.putArray("observations");
-        for (Observation observation : trace.observations()) {
-            ObjectNode obs = observations.addObject();
-            obs.put("id", observation.id());
-            obs.put("parent_id", observation.parentId());
-            obs.put("name", observation.name());
-            obs.put("type", observation.type());
-            obs.put("start", observation.start().toString());
-            obs.put("end", observation.end().toString());
-            if (observation.model() != null) obs.put("model", observation.model());
-            if (observation.usage() != null) obs.set("usage", JSON.valueToTree(observation.usage()));
-            if (observation.level() != null) obs.put("level", observation.level());
-            if (observation.statusMessage() != null) obs.put("status_message", observation.statusMessage());
-            putPreview(obs, "input", observation.input());
-            putPreview(obs, "output", observation.output());
-            obs.set("metadata", observation.metadata());
+    /** Rendering: traces as trees and as JSON (replay). */
+    static final class Render {
+        private Render() {
         }
-        return node;
-    }
 
-    /** Long texts appear in --json as their length, a preview of the head and a hash of the tail (String.hashCode is specified, so stable). */
-    static void putPreview(ObjectNode node, String field, String text) {
-        if (text == null) return;
-        if (text.length() <= STATUS_PREVIEW_CHARS) {
-            node.put(field, text);
-            return;
+        static ObjectNode traceToJson(Traces.TraceRecord trace) {
+            ObjectNode node = Json.NODES.objectNode();
+            node.put("trace_id", trace.traceId());
+            node.put("name", trace.name());
+            node.put("session_id", trace.sessionId());
+            node.put("user_id", trace.userId());
+            node.put("release", trace.release());
+            node.put("version", trace.version());
+            if (trace.environment() != null) node.put("environment", trace.environment());
+            node.set("tags", Json.MAPPER.valueToTree(trace.tags()));
+            putPreview(node, "input", trace.input());
+            putPreview(node, "output", trace.output());
+            node.set("metadata", trace.metadata());
+            ArrayNode observations = node.putArray("observations");
+            for (Traces.Observation observation : trace.observations()) {
+                ObjectNode obs = observations.addObject();
+                obs.put("id", observation.id());
+                obs.put("parent_id", observation.parentId());
+                obs.put("name", observation.name());
+                obs.put("type", observation.type());
+                obs.put("start", observation.start().toString());
+                obs.put("end", observation.end().toString());
+                if (observation.model() != null) obs.put("model", observation.model());
+                if (observation.usage() != null) obs.set("usage", Json.MAPPER.valueToTree(observation.usage()));
+                if (observation.level() != null) obs.put("level", observation.level());
+                if (observation.statusMessage() != null) obs.put("status_message", observation.statusMessage());
+                putPreview(obs, "input", observation.input());
+                putPreview(obs, "output", observation.output());
+                obs.set("metadata", observation.metadata());
+            }
+            return node;
         }
-        ObjectNode summary = node.putObject(field);
-        summary.put("length", text.length());
-        summary.put("hash", Integer.toHexString(text.substring(text.length() - STATUS_PREVIEW_CHARS).hashCode()));
-        summary.put("preview", text.substring(0, STATUS_PREVIEW_CHARS));
-    }
 
-    static String renderTree(TraceRecord trace) {
-        StringBuilder out = new StringBuilder();
-        Observation root = trace.root();
-        Map<String, Long> totals = new LinkedHashMap<>();
-        trace.observations().stream().filter(o -> o.usage() != null)
-                .forEach(o -> o.usage().forEach((k, v) -> totals.merge(k, v, Long::sum)));
-        out.append(root.name()).append(" (span, ").append(formatDuration(root)).append(")")
-                .append("  session=").append(trace.sessionId())
-                .append("  release=").append(trace.release())
-                .append("  trace=").append(trace.traceId());
-        if (!totals.isEmpty()) out.append("  tokens ").append(formatUsage(totals));
-        if (root.level() != null) out.append("  [").append(root.level()).append(": ").append(oneLine(root.statusMessage())).append("]");
-        out.append('\n');
-        Map<String, List<Observation>> childrenOf = new HashMap<>();
-        trace.observations().stream().skip(1)
-                .forEach(o -> childrenOf.computeIfAbsent(o.parentId(), k -> new ArrayList<>()).add(o));
-        renderChildren(out, root.id(), "", childrenOf);
-        return out.append('\n').toString();
-    }
+        /** Long texts appear in --json as their length, a preview of the head and a hash of the tail (String.hashCode is specified, so stable). */
+        static void putPreview(ObjectNode node, String field, String text) {
+            if (text == null) return;
+            if (text.length() <= Transcript.STATUS_PREVIEW_CHARS) {
+                node.put(field, text);
+                return;
+            }
+            ObjectNode summary = node.putObject(field);
+            summary.put("length", text.length());
+            summary.put("hash", Integer.toHexString(text.substring(text.length() - Transcript.STATUS_PREVIEW_CHARS).hashCode()));
+            summary.put("preview", text.substring(0, Transcript.STATUS_PREVIEW_CHARS));
+        }
 
-    static void renderChildren(StringBuilder out, String parentId, String indent, Map<String, List<Observation>> childrenOf) {
-        List<Observation> children = childrenOf.getOrDefault(parentId, List.of());
-        for (int i = 0; i < children.size(); i++) {
-            Observation child = children.get(i);
-            boolean last = i == children.size() - 1;
-            out.append(indent).append(last ? "└── " : "├── ").append(child.name()).append(" (").append(child.type());
-            if (!child.type().equals("event")) out.append(", ").append(formatDuration(child));
-            out.append(")");
-            if (child.model() != null) out.append("  ").append(child.model());
-            if (child.usage() != null) out.append("  tokens ").append(formatUsage(child.usage()));
-            if (child.level() != null) out.append("  [").append(child.level()).append(": ").append(oneLine(child.statusMessage())).append("]");
+        static String renderTree(Traces.TraceRecord trace) {
+            StringBuilder out = new StringBuilder();
+            Traces.Observation root = trace.root();
+            Map<String, Long> totals = new LinkedHashMap<>();
+            trace.observations().stream().filter(o -> o.usage() != null)
+                    .forEach(o -> o.usage().forEach((k, v) -> totals.merge(k, v, Long::sum)));
+            out.append(root.name()).append(" (span, ").append(formatDuration(root)).append(")")
+                    .append("  session=").append(trace.sessionId())
+                    .append("  release=").append(trace.release())
+                    .append("  trace=").append(trace.traceId());
+            if (!totals.isEmpty()) out.append("  tokens ").append(formatUsage(totals));
+            if (root.level() != null) out.append("  [").append(root.level()).append(": ").append(oneLine(root.statusMessage())).append("]");
             out.append('\n');
-            renderChildren(out, child.id(), indent + (last ? "    " : "│   "), childrenOf);
+            Map<String, List<Traces.Observation>> childrenOf = new HashMap<>();
+            trace.observations().stream().skip(1)
+                    .forEach(o -> childrenOf.computeIfAbsent(o.parentId(), k -> new ArrayList<>()).add(o));
+            renderChildren(out, root.id(), "", childrenOf);
+            return out.append('\n').toString();
         }
-    }
 
-    static String oneLine(String text) {
-        return text == null ? null : text.replaceAll("\\s+", " ");
-    }
+        static void renderChildren(StringBuilder out, String parentId, String indent, Map<String, List<Traces.Observation>> childrenOf) {
+            List<Traces.Observation> children = childrenOf.getOrDefault(parentId, List.of());
+            for (int i = 0; i < children.size(); i++) {
+                Traces.Observation child = children.get(i);
+                boolean last = i == children.size() - 1;
+                out.append(indent).append(last ? "└── " : "├── ").append(child.name()).append(" (").append(child.type());
+                if (!child.type().equals("event")) out.append(", ").append(formatDuration(child));
+                out.append(")");
+                if (child.model() != null) out.append("  ").append(child.model());
+                if (child.usage() != null) out.append("  tokens ").append(formatUsage(child.usage()));
+                if (child.level() != null) out.append("  [").append(child.level()).append(": ").append(oneLine(child.statusMessage())).append("]");
+                out.append('\n');
+                renderChildren(out, child.id(), indent + (last ? "    " : "│   "), childrenOf);
+            }
+        }
 
-    static String formatDuration(Observation observation) {
-        long millis = ChronoUnit.MILLIS.between(observation.start(), observation.end());
-        return String.format(Locale.ROOT, "%.2fs", millis / 1000.0);
-    }
+        static String oneLine(String text) {
+            return text == null ? null : text.replaceAll("\\s+", " ");
+        }
 
-    static String formatUsage(Map<String, Long> usage) {
-        List<String> parts = new ArrayList<>();
-        usage.forEach((key, value) -> parts.add(key + "=" + value));
-        return String.join(" ", parts);
+        static String formatDuration(Traces.Observation observation) {
+            long millis = ChronoUnit.MILLIS.between(observation.start(), observation.end());
+            return String.format(Locale.ROOT, "%.2fs", millis / 1000.0);
+        }
+
+        static String formatUsage(Map<String, Long> usage) {
+            List<String> parts = new ArrayList<>();
+            usage.forEach((key, value) -> parts.add(key + "=" + value));
+            return String.join(" ", parts);
+        }
     }
 }

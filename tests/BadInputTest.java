@@ -29,7 +29,7 @@ public class BadInputTest extends ReceiverFixture {
 
     Set<String> cleanTraceIds() throws IOException {
         return TestSupport.replay(TestSupport.transcript("crafted__edge-cases.jsonl")).stream()
-                .map(litefuse_hook.TraceRecord::traceId).collect(Collectors.toCollection(TreeSet::new));
+                .map(litefuse_hook.Traces.TraceRecord::traceId).collect(Collectors.toCollection(TreeSet::new));
     }
 
     /** The crafted edge-case transcript with `bad` bytes inserted in the middle of its first turn. */
@@ -100,7 +100,7 @@ public class BadInputTest extends ReceiverFixture {
         TestSupport.fireHook(env, "huge", transcript);
         assertEquals(cleanTraceIds(), receiver.acceptedTraceIds());
         String log = TestSupport.log(home);
-        assertTrue(log.contains("longer than " + litefuse_hook.MAX_LINE_BYTES + " bytes"), log);
+        assertTrue(log.contains("longer than " + litefuse_hook.Reader.MAX_LINE_BYTES + " bytes"), log);
         Files.delete(transcript);
     }
 

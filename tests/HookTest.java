@@ -68,15 +68,15 @@ public class HookTest extends ReceiverFixture {
 
     /** What the receiver got, per trace id, compared with replay: each turn once, complete, with replay's usage. */
     void assertEveryTurnExactlyOnceAndComplete(Path file, String sessionId) throws IOException {
-        List<litefuse_hook.TraceRecord> expected = TestSupport.replay(file);
+        List<litefuse_hook.Traces.TraceRecord> expected = TestSupport.replay(file);
         List<OtlpReceiver.ReceivedSpan> roots = receiver.acceptedRoots();
         List<String> rootTraceIds = roots.stream().map(OtlpReceiver.ReceivedSpan::traceId).toList();
         assertEquals(rootTraceIds.size(), Set.copyOf(rootTraceIds).size(), "a turn was sent twice");
-        assertEquals(expected.stream().map(litefuse_hook.TraceRecord::traceId).collect(Collectors.toCollection(TreeSet::new)),
+        assertEquals(expected.stream().map(litefuse_hook.Traces.TraceRecord::traceId).collect(Collectors.toCollection(TreeSet::new)),
                 receiver.acceptedTraceIds(), "turns lost or extra");
         Map<String, Long> spansPerTrace = receiver.acceptedSpans().stream()
                 .collect(Collectors.groupingBy(OtlpReceiver.ReceivedSpan::traceId, Collectors.counting()));
-        for (litefuse_hook.TraceRecord trace : expected) {
+        for (litefuse_hook.Traces.TraceRecord trace : expected) {
             assertEquals((long) trace.observations().size(), spansPerTrace.get(trace.traceId()),
                     trace.name() + " was sent before it was complete");
         }
@@ -90,7 +90,7 @@ public class HookTest extends ReceiverFixture {
     }
 
     int turnCountInState(String sessionId, Path transcript) throws IOException {
-        String key = litefuse_hook.stateKey(sessionId, transcript.toAbsolutePath().normalize().toString());
+        String key = litefuse_hook.StateFiles.stateKey(sessionId, transcript.toAbsolutePath().normalize().toString());
         return TestSupport.JSON.readTree(home.resolve(".claude/state/litefuse/" + key + ".json").toFile()).path("turn_count").asInt();
     }
 
@@ -132,7 +132,7 @@ public class HookTest extends ReceiverFixture {
             if (all[i] == '\n') cuts.add(i + 1);
         }
         writeInSlicesFiring(source, target, cuts, "microcompact");
-        List<litefuse_hook.TraceRecord> expected = TestSupport.replay(target);
+        List<litefuse_hook.Traces.TraceRecord> expected = TestSupport.replay(target);
         Set<String> expectedSpans = new TreeSet<>();
         expected.forEach(trace -> trace.observations().forEach(o -> expectedSpans.add(trace.traceId() + "/" + o.id())));
         Set<String> stored = receiver.storedSpans().stream().map(s -> s.traceId() + "/" + s.spanId()).collect(Collectors.toCollection(TreeSet::new));
@@ -204,7 +204,7 @@ public class HookTest extends ReceiverFixture {
         TestSupport.fireHook(env, "s", target);
         TestSupport.fireHook(env, "s", target);
         assertEquals(5, receiver.acceptedRoots().size());
-        assertEquals(TestSupport.replay(target).stream().map(litefuse_hook.TraceRecord::traceId).collect(Collectors.toCollection(TreeSet::new)),
+        assertEquals(TestSupport.replay(target).stream().map(litefuse_hook.Traces.TraceRecord::traceId).collect(Collectors.toCollection(TreeSet::new)),
                 receiver.acceptedTraceIds());
         assertEquals(5, turnCountInState("s", target));
     }
@@ -215,7 +215,7 @@ public class HookTest extends ReceiverFixture {
         Files.copy(TestSupport.transcript("crafted__broken-rows.jsonl"), target);
         TestSupport.fireHook(env, "s", target);
         assertEquals(TestSupport.replay(TestSupport.transcript("crafted__edge-cases.jsonl")).stream()
-                        .map(litefuse_hook.TraceRecord::traceId).collect(Collectors.toCollection(TreeSet::new)),
+                        .map(litefuse_hook.Traces.TraceRecord::traceId).collect(Collectors.toCollection(TreeSet::new)),
                 receiver.acceptedTraceIds(), "every turn around the broken rows is traced");
         String log = TestSupport.log(home);
         assertEquals(3, log.split("not a JSON object", -1).length - 1, log);
@@ -305,15 +305,15 @@ public class HookTest extends ReceiverFixture {
         both.put("CC_LANGFUSE_PUBLIC_KEY", "pk-cc");
         both.put("CC_LANGFUSE_SECRET_KEY", "sk-cc");
         both.put("CC_LANGFUSE_BASE_URL", "http://example.invalid/");
-        litefuse_hook.Config config = litefuse_hook.loadConfig(both);
+        litefuse_hook.Config config = litefuse_hook.Config.loadConfig(both);
         assertEquals("pk-cc", config.publicKey());
         assertEquals("sk-cc", config.secretKey());
         assertEquals("http://example.invalid/api/public/otel/v1/traces", config.tracesEndpoint());
         assertFalse(config.toString().contains("sk-cc"), "the secret never appears in toString");
         Map<String, String> bare = Map.of("HOME", "/tmp/x");
-        assertEquals("https://cloud.langfuse.com", litefuse_hook.loadConfig(bare).baseUrl());
-        assertEquals(1_000_000, litefuse_hook.loadConfig(bare).maxChars());
-        assertEquals(500, litefuse_hook.loadConfig(Map.of("HOME", "/tmp/x", "CC_LANGFUSE_MAX_CHARS", "500")).maxChars());
+        assertEquals("https://cloud.langfuse.com", litefuse_hook.Config.loadConfig(bare).baseUrl());
+        assertEquals(1_000_000, litefuse_hook.Config.loadConfig(bare).maxChars());
+        assertEquals(500, litefuse_hook.Config.loadConfig(Map.of("HOME", "/tmp/x", "CC_LANGFUSE_MAX_CHARS", "500")).maxChars());
     }
 
     static int indexOfUuid(List<String> lines, String uuid) {
@@ -345,10 +345,10 @@ public class HookTest extends ReceiverFixture {
         Files.write(target, blockedStopContinuation(), StandardOpenOption.APPEND);
         String payload = TestSupport.JSON.createObjectNode().put("session_id", "s").put("transcript_path", target.toString())
                 .put("hook_event_name", "Stop").put("stop_hook_active", true).toString();
-        litefuse_hook.runHook(env, new java.io.ByteArrayInputStream(payload.getBytes(StandardCharsets.UTF_8)));
+        litefuse_hook.Hook.runHook(env, new java.io.ByteArrayInputStream(payload.getBytes(StandardCharsets.UTF_8)));
         List<OtlpReceiver.ReceivedSpan> added = receiver.storedSpans().subList(before, receiver.storedSpans().size());
         assertEquals(List.of("Stop hook feedback", "Final response (#3)"), added.stream().map(OtlpReceiver.ReceivedSpan::name).toList());
-        litefuse_hook.TraceRecord last = TestSupport.replay(target).get(4);
+        litefuse_hook.Traces.TraceRecord last = TestSupport.replay(target).get(4);
         for (OtlpReceiver.ReceivedSpan span : added) {
             assertEquals(last.traceId(), span.traceId(), "the rest joins the turn's trace");
             assertEquals(last.root().id(), span.parentSpanId(), "under the root sent before");
@@ -371,7 +371,7 @@ public class HookTest extends ReceiverFixture {
         assertEquals(4, receiver.acceptedRoots().size(), "Stop: the last turn is in progress and waits");
         String payload = TestSupport.JSON.createObjectNode().put("session_id", "s").put("transcript_path", target.toString())
                 .put("hook_event_name", "SessionEnd").put("reason", "prompt_input_exit").toString();
-        litefuse_hook.runHook(env, new java.io.ByteArrayInputStream(payload.getBytes(StandardCharsets.UTF_8)));
+        litefuse_hook.Hook.runHook(env, new java.io.ByteArrayInputStream(payload.getBytes(StandardCharsets.UTF_8)));
         List<OtlpReceiver.ReceivedSpan> roots = receiver.acceptedRoots();
         assertEquals(5, roots.size(), "SessionEnd: the last turn goes as it stands");
         assertEquals("WARNING", roots.get(4).attr("langfuse.observation.level"));
@@ -408,7 +408,7 @@ public class HookTest extends ReceiverFixture {
     @Test
     void lastPrintsTheLinkOfTheNewestTraceOfThisProject() throws Exception {
         Path projectDir = Files.createTempDirectory("litefuse-last-");
-        Path folder = home.resolve(".claude/projects").resolve(litefuse_hook.claudeProjectFolder(projectDir));
+        Path folder = home.resolve(".claude/projects").resolve(litefuse_hook.Setup.claudeProjectFolder(projectDir));
         Files.createDirectories(folder);
         Path target = folder.resolve("sess.jsonl");
         Files.copy(TestSupport.transcript("crafted__edge-cases.jsonl"), target);

@@ -86,7 +86,7 @@ public class InstallTest extends ReceiverFixture {
         long ours = 0;
         for (JsonNode group : stop) {
             for (JsonNode hook : group.path("hooks")) {
-                if (hook.path("command").asText().equals(litefuse_hook.HOOK_COMMAND)) {
+                if (hook.path("command").asText().equals(litefuse_hook.Setup.HOOK_COMMAND)) {
                     ours++;
                     assertEquals("command", hook.path("type").asText());
                     assertEquals(30, hook.path("timeout").asInt());
@@ -108,7 +108,7 @@ public class InstallTest extends ReceiverFixture {
         assertEquals(receiver.baseUrl(), settings.path("env").path("LANGFUSE_BASE_URL").asText());
         assertFalse(result.out().contains(TestSupport.SECRET_KEY) || result.err().contains(TestSupport.SECRET_KEY), "the secret is never echoed");
         assertTrue(Files.isExecutable(home.resolve(".claude/hooks/litefuse-hook")));
-        assertFalse(Files.readString(litefuse_hook.installManifest(home)).contains(TestSupport.SECRET_KEY));
+        assertFalse(Files.readString(litefuse_hook.Setup.installManifest(home)).contains(TestSupport.SECRET_KEY));
     }
 
     @Test
@@ -204,18 +204,18 @@ public class InstallTest extends ReceiverFixture {
 
     @Test
     void launcherRunsTheBuildDirectlyAndFallsBackWhenAJarIsGone() throws Exception {
-        litefuse_hook.JavaRuntime runtime = new litefuse_hook.JavaRuntime(
+        litefuse_hook.Setup.JavaRuntime runtime = new litefuse_hook.Setup.JavaRuntime(
                 Path.of(System.getProperty("java.home"), "bin", "java"), Runtime.version().feature());
         Path launcher = home.resolve("launcher.sh");
         String classPath = System.getProperty("java.class.path");
-        Files.writeString(launcher, litefuse_hook.launcherScript(runtime, classPath, home.resolve("none.jsa"), "echo FALLBACK", null));
+        Files.writeString(launcher, litefuse_hook.Setup.launcherScript(runtime, classPath, home.resolve("none.jsa"), "echo FALLBACK", null));
         assertEquals("litefuse-hook " + litefuse_hook.VERSION, runLauncher(launcher), "the built jar, run directly");
-        Files.writeString(launcher, litefuse_hook.launcherScript(runtime, classPath + ":" + home.resolve("gone.jar"),
+        Files.writeString(launcher, litefuse_hook.Setup.launcherScript(runtime, classPath + ":" + home.resolve("gone.jar"),
                 home.resolve("none.jsa"), "echo FALLBACK", null));
         assertEquals("FALLBACK --version", runLauncher(launcher), "a missing jar sends the hook through JBang");
         Path source = home.resolve("litefuse_hook.java");
         Files.writeString(source, "// newer than the launcher");
-        Files.writeString(launcher, litefuse_hook.launcherScript(runtime, classPath, home.resolve("none.jsa"),
+        Files.writeString(launcher, litefuse_hook.Setup.launcherScript(runtime, classPath, home.resolve("none.jsa"),
                 "touch " + home.resolve("refreshed") + " && echo", source.toString()));
         Files.setLastModifiedTime(launcher, java.nio.file.attribute.FileTime.fromMillis(0));
         assertEquals("litefuse-hook " + litefuse_hook.VERSION, runLauncher(launcher), "a changed source still runs the current build");
@@ -233,7 +233,7 @@ public class InstallTest extends ReceiverFixture {
         process.getOutputStream().close();
         assertEquals("", new String(process.getInputStream().readAllBytes()));
         assertEquals(0, process.waitFor());
-        assertTrue(Files.exists(home.resolve(".claude/hooks/litefuse-hook" + litefuse_hook.fastestJava(env, home).archiveSuffix())),
+        assertTrue(Files.exists(home.resolve(".claude/hooks/litefuse-hook" + litefuse_hook.Setup.fastestJava(env, home).archiveSuffix())),
                 "install recorded the start-up archive");
     }
 
@@ -335,7 +335,7 @@ public class InstallTest extends ReceiverFixture {
         assertEquals(0, install().exitCode());
         JsonNode settings = read(userSettings());
         JsonNode sessionEnd = settings.path("hooks").path("SessionEnd").path(0).path("hooks").path(0);
-        assertEquals(litefuse_hook.HOOK_COMMAND, sessionEnd.path("command").asText());
+        assertEquals(litefuse_hook.Setup.HOOK_COMMAND, sessionEnd.path("command").asText());
         assertEquals(30, sessionEnd.path("timeout").asInt(), "SessionEnd's budget grows to the largest timeout declared");
         assertEquals(0, run("uninstall").exitCode());
         assertFalse(Files.exists(userSettings()) && read(userSettings()).path("hooks").has("SessionEnd"));
@@ -354,8 +354,8 @@ public class InstallTest extends ReceiverFixture {
         assertEquals("staging", written.path("LANGFUSE_TRACING_ENVIRONMENT").asText());
         assertTrue(result.out().contains("and LITEFUSE_USER_ID, CC_LANGFUSE_TAGS, LANGFUSE_TRACING_ENVIRONMENT from this environment"), result.out());
         // What the hook then uses: the user and tags from the settings, not the OS user.
-        Map<String, String> hookEnv = litefuse_hook.effectiveEnv(Map.of("HOME", home.toString()), home, project, new HashMap<>());
-        litefuse_hook.Config config = litefuse_hook.loadConfig(hookEnv);
+        Map<String, String> hookEnv = litefuse_hook.Setup.effectiveEnv(Map.of("HOME", home.toString()), home, project, new HashMap<>());
+        litefuse_hook.Config config = litefuse_hook.Config.loadConfig(hookEnv);
         assertEquals("me", config.userId());
         assertEquals(List.of("claude-code", "team-a", "ci"), config.tags());
         assertEquals("staging", config.environment());
@@ -413,7 +413,7 @@ public class InstallTest extends ReceiverFixture {
         assertEquals(0, install("--no-env").exitCode());
         Result both = run("doctor", "--dir", project.toString());
         assertEquals(1, both.exitCode());
-        assertTrue(both.out().contains("FAIL  Hooks: registered twice: by the plugin litefuse-hook@litefuse and as " + litefuse_hook.HOOK_COMMAND),
+        assertTrue(both.out().contains("FAIL  Hooks: registered twice: by the plugin litefuse-hook@litefuse and as " + litefuse_hook.Setup.HOOK_COMMAND),
                 both.out());
         assertFalse(both.out().contains(TestSupport.SECRET_KEY));
     }

@@ -32,9 +32,9 @@ public class ReplayTest {
     Stream<DynamicTest> replayMatchesExpectedOutput() throws IOException {
         boolean update = "1".equals(System.getenv("UPDATE_EXPECTED"));
         return TestSupport.recordedTranscripts().stream().map(file -> DynamicTest.dynamicTest(file.getFileName().toString(), () -> {
-            ArrayNode actual = litefuse_hook.NODES.arrayNode();
-            TestSupport.replay(file).forEach(trace -> actual.add(litefuse_hook.traceToJson(trace)));
-            String actualText = litefuse_hook.JSON.writer().with(SerializationFeature.INDENT_OUTPUT).writeValueAsString(actual) + "\n";
+            ArrayNode actual = litefuse_hook.Json.NODES.arrayNode();
+            TestSupport.replay(file).forEach(trace -> actual.add(litefuse_hook.Render.traceToJson(trace)));
+            String actualText = litefuse_hook.Json.MAPPER.writer().with(SerializationFeature.INDENT_OUTPUT).writeValueAsString(actual) + "\n";
             Path expectedFile = TestSupport.testsDir().resolve("expected").resolve(file.getFileName().toString().replace(".jsonl", ".json"));
             if (update) Files.writeString(expectedFile, actualText);
             assertTrue(Files.exists(expectedFile), "missing " + expectedFile + " (run the tests with UPDATE_EXPECTED=1 once)");
@@ -58,8 +58,8 @@ public class ReplayTest {
             files = walk.filter(p -> p.toString().endsWith(".jsonl")).sorted().toList();
         }
         return files.stream().map(file -> DynamicTest.dynamicTest(shared.relativize(file).toString(), () -> {
-            List<litefuse_hook.TraceRecord> traces = TestSupport.replay(file);
-            Set<String> ids = traces.stream().map(litefuse_hook.TraceRecord::traceId).collect(Collectors.toSet());
+            List<litefuse_hook.Traces.TraceRecord> traces = TestSupport.replay(file);
+            Set<String> ids = traces.stream().map(litefuse_hook.Traces.TraceRecord::traceId).collect(Collectors.toSet());
             assertEquals(traces.size(), ids.size(), "trace ids must be unique");
             boolean answeredPrompt = Files.readAllLines(file).stream().anyMatch(l -> l.contains("\"type\":\"assistant\"")
                     && !l.contains("\"isSidechain\":true") && !l.contains("<synthetic>"));
@@ -69,13 +69,13 @@ public class ReplayTest {
 
     @Test
     void crafted_turnBoundaries() throws IOException {
-        List<litefuse_hook.TraceRecord> traces = TestSupport.replay(TestSupport.transcript("crafted__edge-cases.jsonl"));
+        List<litefuse_hook.Traces.TraceRecord> traces = TestSupport.replay(TestSupport.transcript("crafted__edge-cases.jsonl"));
         // Prompt, /review command, task notification, interrupted prompt, prompt: meta rows, local-command output,
         // a compact summary and the interrupt marker start no turn.
         assertEquals(List.of("Look at this screenshot", "/review PR 12", "<task-notification>", "Run the slow build", "Summarise README.md"),
                 traces.stream().map(t -> t.input().startsWith("<task-notification>") ? "<task-notification>" : t.input()).toList());
         assertEquals(List.of("Claude Code - Turn 1", "Claude Code - Turn 2", "Claude Code - Turn 3", "Claude Code - Turn 4", "Claude Code - Turn 5"),
-                traces.stream().map(litefuse_hook.TraceRecord::name).toList());
+                traces.stream().map(litefuse_hook.Traces.TraceRecord::name).toList());
         assertEquals("sess-B", traces.get(1).sessionId(), "a file can hold several session ids");
         assertEquals("command", traces.get(1).metadata().path("claude_code").path("source").asText());
         assertEquals("task_notification", traces.get(2).metadata().path("claude_code").path("source").asText());
@@ -83,13 +83,13 @@ public class ReplayTest {
 
     @Test
     void crafted_observationsOfAToolTurn() throws IOException {
-        litefuse_hook.TraceRecord turn = TestSupport.replay(TestSupport.transcript("crafted__edge-cases.jsonl")).get(0);
+        litefuse_hook.Traces.TraceRecord turn = TestSupport.replay(TestSupport.transcript("crafted__edge-cases.jsonl")).get(0);
         assertEquals(List.of("Claude Code - Turn 1:span", "user message:event", "Thinking (#1):generation", "Text response (#2):generation",
                         "Decision to call tool: Bash (#3):generation", "Tool call: Bash (#3):tool", "API error (retry 1/10):event",
                         "Final response (#4):generation"),
                 turn.observations().stream().map(o -> o.name() + ":" + o.type()).toList(),
                 "stop_hook_summary and the trailing turn_duration are left out; the repeated row appears once");
-        litefuse_hook.Observation root = turn.root();
+        litefuse_hook.Traces.Observation root = turn.root();
         turn.observations().stream().skip(1).forEach(o -> assertEquals(root.id(), o.parentId()));
         assertEquals("The directory does not exist.", turn.output());
         assertEquals("claude-opus-4-6", turn.observations().get(2).model());
@@ -102,7 +102,7 @@ public class ReplayTest {
         assertEquals(Map.of("input", 2L, "output", 12L, "cache_read_input_tokens", 1200L, "input_cache_creation_5m", 30L),
                 turn.observations().get(7).usage());
 
-        litefuse_hook.Observation tool = turn.observations().get(5);
+        litefuse_hook.Traces.Observation tool = turn.observations().get(5);
         assertEquals("ERROR", tool.level());
         assertTrue(tool.statusMessage().startsWith("ls: cannot access"));
         assertEquals("{\"command\":\"ls /nope\",\"description\":\"List\"}", tool.input());
@@ -113,7 +113,7 @@ public class ReplayTest {
         assertTrue(toolMeta.path("toolUseResult").path("has_stderr").asBoolean());
         assertEquals("a3", toolMeta.path("sourceToolAssistantUUID").asText(), "a result written before its tool_use is paired");
 
-        litefuse_hook.Observation apiError = turn.observations().get(6);
+        litefuse_hook.Traces.Observation apiError = turn.observations().get(6);
         assertEquals("ERROR", apiError.level());
         assertEquals("HTTP 529: Overloaded", apiError.statusMessage());
         assertEquals(10, apiError.metadata().path("claude_code").path("maxRetries").asInt());
@@ -130,13 +130,13 @@ public class ReplayTest {
 
     @Test
     void crafted_timestampsAreRealWithOneMillisecondGaps() throws IOException {
-        litefuse_hook.TraceRecord turn = TestSupport.replay(TestSupport.transcript("crafted__edge-cases.jsonl")).get(4);
-        List<litefuse_hook.Observation> obs = turn.observations();
+        litefuse_hook.Traces.TraceRecord turn = TestSupport.replay(TestSupport.transcript("crafted__edge-cases.jsonl")).get(4);
+        List<litefuse_hook.Traces.Observation> obs = turn.observations();
         // user u5, a8 (tool_use), r3 (result), a9 (final): each generation starts 1 ms after the row before it.
-        litefuse_hook.Observation user = obs.get(1);
-        litefuse_hook.Observation decision = obs.get(2);
-        litefuse_hook.Observation tool = obs.get(3);
-        litefuse_hook.Observation answer = obs.get(4);
+        litefuse_hook.Traces.Observation user = obs.get(1);
+        litefuse_hook.Traces.Observation decision = obs.get(2);
+        litefuse_hook.Traces.Observation tool = obs.get(3);
+        litefuse_hook.Traces.Observation answer = obs.get(4);
         assertEquals(user.start(), turn.root().start());
         assertEquals(user.end().plusMillis(1), decision.start());
         assertEquals(decision.end().plusMillis(1), tool.start());
@@ -147,13 +147,13 @@ public class ReplayTest {
 
     @Test
     void crafted_imagesAreSummarisedNeverSent() throws IOException {
-        List<litefuse_hook.TraceRecord> traces = TestSupport.replay(TestSupport.transcript("crafted__edge-cases.jsonl"));
+        List<litefuse_hook.Traces.TraceRecord> traces = TestSupport.replay(TestSupport.transcript("crafted__edge-cases.jsonl"));
         JsonNode meta = traces.get(0).metadata().path("claude_code");
         assertEquals(1, meta.path("user_content_image_blocks").asInt());
         assertEquals(1, meta.path("user_content_text_blocks").asInt());
         assertEquals("image/png", meta.path("user_content_image_media_types").get(0).asText());
-        for (litefuse_hook.TraceRecord trace : traces) {
-            for (litefuse_hook.Observation o : trace.observations()) {
+        for (litefuse_hook.Traces.TraceRecord trace : traces) {
+            for (litefuse_hook.Traces.Observation o : trace.observations()) {
                 assertFalse(String.valueOf(o.input()).contains("iVBORw0KGgo"), o.name());
                 assertFalse(String.valueOf(o.output()).contains("iVBORw0KGgo"), o.name());
             }
@@ -162,12 +162,12 @@ public class ReplayTest {
 
     @Test
     void crafted_interruptedAndApiErrorTurns() throws IOException {
-        List<litefuse_hook.TraceRecord> traces = TestSupport.replay(TestSupport.transcript("crafted__edge-cases.jsonl"));
-        litefuse_hook.Observation synthetic = traces.get(2).observations().get(2);
+        List<litefuse_hook.Traces.TraceRecord> traces = TestSupport.replay(TestSupport.transcript("crafted__edge-cases.jsonl"));
+        litefuse_hook.Traces.Observation synthetic = traces.get(2).observations().get(2);
         assertEquals("ERROR", synthetic.level());
         assertNull(synthetic.model(), "<synthetic> rows carry no model");
         assertNull(synthetic.usage());
-        litefuse_hook.Observation root = traces.get(3).root();
+        litefuse_hook.Traces.Observation root = traces.get(3).root();
         assertEquals("WARNING", root.level());
         assertEquals("interrupted by user", root.statusMessage());
     }
@@ -175,12 +175,12 @@ public class ReplayTest {
     @Test
     void truncationIsRecordedInMetadata() throws IOException {
         Path file = TestSupport.transcript("crafted__edge-cases.jsonl");
-        litefuse_hook.TraceContext small = new litefuse_hook.TraceContext("s", "u", "t", 10, TestSupport.MASKER, null, java.util.List.of("claude-code"), null);
-        litefuse_hook.TraceRecord turn = litefuse_hook.replayFile(file, small).get(0);
+        litefuse_hook.Traces.TraceContext small = new litefuse_hook.Traces.TraceContext("s", "u", "t", 10, TestSupport.MASKER, null, java.util.List.of("claude-code"), null);
+        litefuse_hook.Traces.TraceRecord turn = litefuse_hook.History.replayFile(file, small).get(0);
         assertEquals("Look at th", turn.input());
         assertEquals(23, turn.metadata().path("claude_code").path("user_text_orig_len").asInt());
         assertTrue(turn.metadata().path("claude_code").path("user_text_truncated").asBoolean());
-        litefuse_hook.Observation tool = turn.observations().get(5);
+        litefuse_hook.Traces.Observation tool = turn.observations().get(5);
         assertEquals(10, tool.input().length());
         assertTrue(tool.metadata().path("claude_code").path("input_truncated").asBoolean());
         assertEquals("ls: cannot access '/nope': No such file or directory".length(),
@@ -198,18 +198,18 @@ public class ReplayTest {
 
     @Test
     void brokenRowsAreSkippedAndEverythingElseTraced() throws IOException {
-        List<litefuse_hook.TraceRecord> clean = TestSupport.replay(TestSupport.transcript("crafted__edge-cases.jsonl"));
-        List<litefuse_hook.TraceRecord> broken = TestSupport.replay(TestSupport.transcript("crafted__broken-rows.jsonl"));
-        assertEquals(clean.stream().map(litefuse_hook.TraceRecord::traceId).toList(), broken.stream().map(litefuse_hook.TraceRecord::traceId).toList());
+        List<litefuse_hook.Traces.TraceRecord> clean = TestSupport.replay(TestSupport.transcript("crafted__edge-cases.jsonl"));
+        List<litefuse_hook.Traces.TraceRecord> broken = TestSupport.replay(TestSupport.transcript("crafted__broken-rows.jsonl"));
+        assertEquals(clean.stream().map(litefuse_hook.Traces.TraceRecord::traceId).toList(), broken.stream().map(litefuse_hook.Traces.TraceRecord::traceId).toList());
         for (int i = 0; i < clean.size(); i++) {
-            assertEquals(clean.get(i).observations().stream().map(litefuse_hook.Observation::id).toList(),
-                    broken.get(i).observations().stream().map(litefuse_hook.Observation::id).toList());
+            assertEquals(clean.get(i).observations().stream().map(litefuse_hook.Traces.Observation::id).toList(),
+                    broken.get(i).observations().stream().map(litefuse_hook.Traces.Observation::id).toList());
         }
     }
 
     @Test
     void treeShowsNamesTypesDurationsAndTokens() throws IOException {
-        String tree = litefuse_hook.renderTree(TestSupport.replay(TestSupport.transcript("crafted__edge-cases.jsonl")).get(4));
+        String tree = litefuse_hook.Render.renderTree(TestSupport.replay(TestSupport.transcript("crafted__edge-cases.jsonl")).get(4));
         List<String> lines = List.of(tree.split("\n"));
         assertTrue(lines.get(0).startsWith("Claude Code - Turn 5 (span, 3.11s)  session=sess-A  release=2.1.159"), lines.get(0));
         assertTrue(lines.get(0).endsWith("tokens input=11 output=45 cache_read_input_tokens=1500 input_cache_creation_1h=100 cache_creation_input_tokens=0"), lines.get(0));
@@ -222,20 +222,20 @@ public class ReplayTest {
     @Test
     void idsAreStableAndDerivedFromKeys() throws IOException {
         Path file = TestSupport.transcript("marot__spotter__tool_heavy.jsonl");
-        List<litefuse_hook.TraceRecord> first = TestSupport.replay(file);
-        List<litefuse_hook.TraceRecord> second = litefuse_hook.replayFile(file, new litefuse_hook.TraceContext("x", "other-user", "elsewhere", 50, TestSupport.MASKER, null, java.util.List.of("claude-code"), null));
+        List<litefuse_hook.Traces.TraceRecord> first = TestSupport.replay(file);
+        List<litefuse_hook.Traces.TraceRecord> second = litefuse_hook.History.replayFile(file, new litefuse_hook.Traces.TraceContext("x", "other-user", "elsewhere", 50, TestSupport.MASKER, null, java.util.List.of("claude-code"), null));
         Set<String> spanIds = new HashSet<>();
         for (int i = 0; i < first.size(); i++) {
-            litefuse_hook.TraceRecord trace = first.get(i);
+            litefuse_hook.Traces.TraceRecord trace = first.get(i);
             assertEquals(trace.traceId(), second.get(i).traceId());
-            assertEquals(litefuse_hook.traceIdFor(trace.sessionId(), trace.metadata().path("claude_code").path("uuid").asText()), trace.traceId());
+            assertEquals(litefuse_hook.Traces.traceIdFor(trace.sessionId(), trace.metadata().path("claude_code").path("uuid").asText()), trace.traceId());
             assertEquals(32, trace.traceId().length());
             trace.observations().forEach(o -> {
                 assertEquals(16, o.id().length());
                 assertTrue(spanIds.add(o.id()), "span ids are unique");
             });
-            assertEquals(trace.observations().stream().map(litefuse_hook.Observation::id).toList(),
-                    second.get(i).observations().stream().map(litefuse_hook.Observation::id).toList());
+            assertEquals(trace.observations().stream().map(litefuse_hook.Traces.Observation::id).toList(),
+                    second.get(i).observations().stream().map(litefuse_hook.Traces.Observation::id).toList());
         }
         assertNotNull(first.get(0).release());
         List<String> names = new ArrayList<>();

@@ -85,13 +85,13 @@ public class SecretsTest extends ReceiverFixture {
     void maskingCanBeTurnedOffAndExtended() throws IOException {
         Path transcript = leakyTranscript();
         litefuse_hook.Masker off = litefuse_hook.Masker.fromEnv("false", null, new java.util.ArrayList<>());
-        litefuse_hook.TraceRecord unmasked = litefuse_hook.replayFile(transcript,
-                new litefuse_hook.TraceContext("s", "u", "t", 1_000_000, off, null, java.util.List.of("claude-code"), null)).get(4);
+        litefuse_hook.Traces.TraceRecord unmasked = litefuse_hook.History.replayFile(transcript,
+                new litefuse_hook.Traces.TraceContext("s", "u", "t", 1_000_000, off, null, java.util.List.of("claude-code"), null)).get(4);
         assertTrue(unmasked.input().contains("AKIAIOSFODNN7EXAMPLE"), "CC_LANGFUSE_MASK_SECRETS=false sends text as it is");
 
         Map<String, String> env = new HashMap<>(TestSupport.hookEnv(home, receiver.baseUrl()));
         env.put("CC_LANGFUSE_MASK_PATTERNS", "ACME-[0-9]{6}\n(?<secret>internal\\.example\\.com)\n[unclosed");
-        litefuse_hook.Config config = litefuse_hook.loadConfig(env);
+        litefuse_hook.Config config = litefuse_hook.Config.loadConfig(env);
         assertEquals("Ticket [REDACTED] on [REDACTED]", config.masker().text("Ticket ACME-123456 on internal.example.com"));
         assertEquals(litefuse_hook.Masker.STANDARD.size() + 2, config.masker().rules().size(), "the invalid regex is ignored");
     }

@@ -50,13 +50,13 @@ final class TestSupport {
         return Files.isDirectory(shared) ? shared : null;
     }
 
-    static litefuse_hook.TraceContext context(Path file) {
-        return new litefuse_hook.TraceContext(file.getFileName().toString().replaceFirst("\\.jsonl$", ""), "test-user",
-                "tests/transcripts/" + file.getFileName(), litefuse_hook.DEFAULT_MAX_CHARS, MASKER, null, List.of("claude-code"), null);
+    static litefuse_hook.Traces.TraceContext context(Path file) {
+        return new litefuse_hook.Traces.TraceContext(file.getFileName().toString().replaceFirst("\\.jsonl$", ""), "test-user",
+                "tests/transcripts/" + file.getFileName(), litefuse_hook.Config.DEFAULT_MAX_CHARS, MASKER, null, List.of("claude-code"), null);
     }
 
-    static List<litefuse_hook.TraceRecord> replay(Path file) throws IOException {
-        return litefuse_hook.replayFile(file, context(file));
+    static List<litefuse_hook.Traces.TraceRecord> replay(Path file) throws IOException {
+        return litefuse_hook.History.replayFile(file, context(file));
     }
 
     static Path tempHome() throws IOException {
@@ -81,7 +81,7 @@ final class TestSupport {
 
     /** One Stop firing, in this JVM, as Claude Code would do it. */
     static void fireHook(Map<String, String> env, String sessionId, Path transcript) {
-        litefuse_hook.runHook(env, new ByteArrayInputStream(payload(sessionId, transcript).getBytes(StandardCharsets.UTF_8)));
+        litefuse_hook.Hook.runHook(env, new ByteArrayInputStream(payload(sessionId, transcript).getBytes(StandardCharsets.UTF_8)));
     }
 
     /** A hook process as Claude Code runs it: exit code, what it printed, and its wall time. */
@@ -200,7 +200,7 @@ final class TestSupport {
         return totals;
     }
 
-    static List<Map<String, Long>> usagesOf(List<litefuse_hook.TraceRecord> traces) {
+    static List<Map<String, Long>> usagesOf(List<litefuse_hook.Traces.TraceRecord> traces) {
         List<Map<String, Long>> usages = new ArrayList<>();
         traces.forEach(t -> t.observations().stream().filter(o -> o.usage() != null).forEach(o -> usages.add(o.usage())));
         return usages;

@@ -104,7 +104,7 @@ public class TranscriptChangeTest extends ReceiverFixture {
         Files.write(transcript, java.util.Arrays.copyOfRange(all, cut, all.length), StandardOpenOption.APPEND);
         fire();
         assertEachTurnOnce(5);
-        Set<String> expected = TestSupport.replay(transcript).stream().map(litefuse_hook.TraceRecord::traceId)
+        Set<String> expected = TestSupport.replay(transcript).stream().map(litefuse_hook.Traces.TraceRecord::traceId)
                 .collect(Collectors.toCollection(TreeSet::new));
         assertEquals(expected, receiver.acceptedTraceIds());
         assertTrue(!TestSupport.log(home).contains("Skipped"), "a half-written line is not a broken line");

@@ -42,13 +42,13 @@ public class WireTest extends ReceiverFixture {
             assertEquals("application/x-protobuf", request.headers().get("content-type"));
         }
 
-        List<litefuse_hook.TraceRecord> expected = litefuse_hook.replayFile(transcript,
-                new litefuse_hook.TraceContext("sess-A", "test-user", transcript.toAbsolutePath().toString(), litefuse_hook.DEFAULT_MAX_CHARS, TestSupport.MASKER, null, java.util.List.of("claude-code"), null));
+        List<litefuse_hook.Traces.TraceRecord> expected = litefuse_hook.History.replayFile(transcript,
+                new litefuse_hook.Traces.TraceContext("sess-A", "test-user", transcript.toAbsolutePath().toString(), litefuse_hook.Config.DEFAULT_MAX_CHARS, TestSupport.MASKER, null, java.util.List.of("claude-code"), null));
         List<OtlpReceiver.ReceivedSpan> spans = receiver.acceptedSpans();
         assertEquals(expected.stream().mapToInt(t -> t.observations().size()).sum(), spans.size());
         Map<String, OtlpReceiver.ReceivedSpan> byId = spans.stream().collect(Collectors.toMap(OtlpReceiver.ReceivedSpan::spanId, s -> s));
-        for (litefuse_hook.TraceRecord trace : expected) {
-            for (litefuse_hook.Observation observation : trace.observations()) {
+        for (litefuse_hook.Traces.TraceRecord trace : expected) {
+            for (litefuse_hook.Traces.Observation observation : trace.observations()) {
                 OtlpReceiver.ReceivedSpan span = byId.get(observation.id());
                 assertNotNull(span, "span " + observation.name() + " arrived with the id derived from its key");
                 assertEquals(trace.traceId(), span.traceId());
