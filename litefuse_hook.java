@@ -131,7 +131,7 @@ public class litefuse_hook implements Callable<Integer> {
         try {
             Hook.runHook(environment, System.in);
         } catch (Throwable t) {
-            Log.error("Unexpected failure: " + t);
+            // Only a failure before the log exists lands here (runHook logs its own): nothing to tell, still exit 0.
         }
         return 0;
     }
@@ -485,21 +485,36 @@ public class litefuse_hook implements Callable<Integer> {
         }
     }
 
-    /** The hook's log: one line per event, never on Claude Code's terminal. */
+    /**
+     * The log: one line per event, appended to the hook's log file (never on Claude Code's terminal), or to stderr for
+     * the commands. An object handed to what logs, so nothing shares a mutable static.
+     */
     static final class Log {
-        private Log() {
+        private static final DateTimeFormatter TIME = DateTimeFormatter.ofPattern("yyyy-MM-dd HH:mm:ss");
+        private final Path file;
+        private final boolean debugEnabled;
+
+        private Log(Path file, boolean debugEnabled) {
+            this.file = file;
+            this.debugEnabled = debugEnabled;
         }
 
-        static volatile Path logFile;
+        /** The hook's log file, ~/.claude/state/litefuse_hook.log. */
+        static Log toFile(Config config) {
+            return new Log(config.stateDir().resolve("litefuse_hook.log"), config.debug());
+        }
 
-        static volatile boolean debugEnabled;
+        static Log toStderr() {
+            return new Log(null, false);
+        }
 
-        static final DateTimeFormatter LOG_TIME = DateTimeFormatter.ofPattern("yyyy-MM-dd HH:mm:ss");
+        boolean debugEnabled() {
+            return debugEnabled;
+        }
 
-        /** Appends one line to the hook log (stderr when no log file is set, as in replay); never throws. */
-        static void log(String level, String message) {
-            String line = LOG_TIME.format(LocalDateTime.now()) + " [" + level + "] " + message.replace('\n', ' ') + "\n";
-            Path file = logFile;
+        /** Appends one line; never throws (the hook must never fail because of its log). */
+        private void log(String level, String message) {
+            String line = TIME.format(LocalDateTime.now()) + " [" + level + "] " + message.replace('\n', ' ') + "\n";
             if (file == null) {
                 System.err.print(line);
                 return;
@@ -509,23 +524,23 @@ public class litefuse_hook implements Callable<Integer> {
                 StateFiles.ensurePrivateFile(file);
                 Files.writeString(file, line, StandardCharsets.UTF_8, StandardOpenOption.APPEND);
             } catch (IOException | RuntimeException e) {
-                // The log is best effort: the hook must never fail because of it.
+                // Best effort: nothing else to tell.
             }
         }
 
-        static void debug(String message) {
+        void debug(String message) {
             if (debugEnabled) log("DEBUG", message);
         }
 
-        static void info(String message) {
+        void info(String message) {
             log("INFO", message);
         }
 
-        static void warn(String message) {
+        void warn(String message) {
             log("WARN", message);
         }
 
-        static void error(String message) {
+        void error(String message) {
             log("ERROR", message);
         }
     }
@@ -607,14 +622,14 @@ public class litefuse_hook implements Callable<Integer> {
         }
 
         /** Reads a state file; a missing or unreadable one yields an empty object (the turn ids keep re-sends idempotent). */
-        static ObjectNode loadState(Path stateFile) {
+        static ObjectNode loadState(Path stateFile, Log log) {
             try {
                 if (!Files.exists(stateFile)) return Json.NODES.objectNode();
                 JsonNode parsed = Json.MAPPER.readTree(stateFile.toFile());
                 if (parsed instanceof ObjectNode object) return object;
-                Log.warn("State file " + stateFile + " is not a JSON object; starting this session afresh");
+                log.warn("State file " + stateFile + " is not a JSON object; starting this session afresh");
             } catch (IOException e) {
-                Log.warn("State file " + stateFile + " is unreadable (" + e.getClass().getSimpleName() + "); starting this session afresh");
+                log.warn("State file " + stateFile + " is unreadable (" + e.getClass().getSimpleName() + "); starting this session afresh");
             }
             return Json.NODES.objectNode();
         }
@@ -667,20 +682,20 @@ public class litefuse_hook implements Callable<Integer> {
         static final int MAX_PAYLOAD_BYTES = 4 * 1024 * 1024;
 
         /** The Stop payload from stdin; empty, oversized or garbage input yields an empty object and one log line. */
-        static JsonNode readHookPayload(InputStream stdin) {
+        static JsonNode readHookPayload(InputStream stdin, Log log) {
             try {
                 byte[] data = stdin.readNBytes(MAX_PAYLOAD_BYTES + 1);
                 if (data.length > MAX_PAYLOAD_BYTES) {
-                    Log.warn("Hook payload on stdin is larger than " + MAX_PAYLOAD_BYTES + " bytes; ignoring it");
+                    log.warn("Hook payload on stdin is larger than " + MAX_PAYLOAD_BYTES + " bytes; ignoring it");
                     return Json.NODES.objectNode();
                 }
                 String text = new String(data, StandardCharsets.UTF_8);
                 if (text.isBlank()) return Json.NODES.objectNode();
                 JsonNode payload = Json.MAPPER.readTree(text);
                 if (payload != null && payload.isObject()) return payload;
-                Log.warn("Hook payload on stdin is not a JSON object; ignoring it");
+                log.warn("Hook payload on stdin is not a JSON object; ignoring it");
             } catch (IOException e) {
-                Log.warn("Hook payload on stdin is not valid JSON; ignoring it");
+                log.warn("Hook payload on stdin is not valid JSON; ignoring it");
             }
             return Json.NODES.objectNode();
         }
@@ -696,7 +711,7 @@ public class litefuse_hook implements Callable<Integer> {
         }
 
         /** Accepts the field spellings the reference accepts (camelCase, snake_case, nested objects). */
-        static HookTarget extractSessionAndTranscript(JsonNode payload, Path home) {
+        static HookTarget extractSessionAndTranscript(JsonNode payload, Path home, Log log) {
             String sessionId = Config.firstNonBlank(Json.textOrNull(payload.get("sessionId")), Json.textOrNull(payload.get("session_id")),
                     Json.textOrNull(payload.path("session").get("id")));
             String transcript = Config.firstNonBlank(Json.textOrNull(payload.get("transcriptPath")),
@@ -707,7 +722,7 @@ public class litefuse_hook implements Callable<Integer> {
                     String expanded = transcript.startsWith("~/") ? home + transcript.substring(1) : transcript;
                     transcriptPath = Paths.get(expanded).toAbsolutePath().normalize();
                 } catch (RuntimeException e) {
-                    Log.warn("Hook payload has an unusable transcript path");
+                    log.warn("Hook payload has an unusable transcript path");
                 }
             }
             return new HookTarget(sessionId, transcriptPath, Json.textOrNull(payload.get("last_assistant_message")),
@@ -1077,11 +1092,11 @@ public class litefuse_hook implements Callable<Integer> {
         }
 
         /** Reads the complete lines after `offset`; a trailing line without newline waits unless it is a whole object. */
-        static ReadResult readNewJsonl(Path transcriptPath, long offset) throws IOException {
+        static ReadResult readNewJsonl(Path transcriptPath, long offset, Log log) throws IOException {
             List<Transcript.Row> rows = new ArrayList<>();
             try (InputStream in = Files.newInputStream(transcriptPath)) {
                 in.skipNBytes(offset);
-                JsonlStats stats = streamJsonl(in, offset, true, rows::add);
+                JsonlStats stats = streamJsonl(in, offset, true, rows::add, log);
                 return new ReadResult(rows, stats.endOffset(), stats.badLines());
             }
         }
@@ -1093,7 +1108,7 @@ public class litefuse_hook implements Callable<Integer> {
          * Streams JSON-object lines from `in` (positioned at `startOffset`) into `sink`, one line in memory at a time.
          * Broken lines are skipped with one log line each. endOffset is just after the last line consumed.
          */
-        static JsonlStats streamJsonl(InputStream in, long startOffset, boolean acceptWholeTail, Consumer<Transcript.Row> sink)
+        static JsonlStats streamJsonl(InputStream in, long startOffset, boolean acceptWholeTail, Consumer<Transcript.Row> sink, Log log)
                 throws IOException {
             byte[] chunk = new byte[1 << 18];
             byte[] carry = new byte[8192];
@@ -1109,13 +1124,13 @@ public class litefuse_hook implements Callable<Integer> {
                 for (int newline = indexOf(chunk, (byte) '\n', 0, read); newline >= 0; newline = indexOf(chunk, (byte) '\n', from, read)) {
                     boolean ok;
                     if (oversized) {
-                        ok = parseLine(null, 0, 0, lineStart, true, sink);
+                        ok = parseLine(null, 0, 0, lineStart, true, sink, log);
                     } else if (carried == 0) {
                         // The common case: the whole line sits in this chunk; parse it where it is.
-                        ok = parseLine(chunk, from, newline - from, lineStart, false, sink);
+                        ok = parseLine(chunk, from, newline - from, lineStart, false, sink, log);
                     } else {
                         carry = append(carry, carried, chunk, from, newline - from);
-                        ok = parseLine(carry, 0, carried + newline - from, lineStart, false, sink);
+                        ok = parseLine(carry, 0, carried + newline - from, lineStart, false, sink, log);
                     }
                     if (!ok) badLines++;
                     carried = 0;
@@ -1162,20 +1177,20 @@ public class litefuse_hook implements Callable<Integer> {
         }
 
         /** Parses one line into the sink; returns false (after one log line) when it is not a transcript row. */
-        static boolean parseLine(byte[] bytes, int offset, int length, long position, boolean oversized, Consumer<Transcript.Row> sink) {
+        static boolean parseLine(byte[] bytes, int offset, int length, long position, boolean oversized, Consumer<Transcript.Row> sink, Log log) {
             if (oversized) {
-                Log.warn("Skipped transcript line at byte " + position + ": longer than " + MAX_LINE_BYTES + " bytes");
+                log.warn("Skipped transcript line at byte " + position + ": longer than " + MAX_LINE_BYTES + " bytes");
                 return false;
             }
             if (isBlank(bytes, offset, length)) return true;
             JsonNode row = parseJsonObject(bytes, offset, length);
             if (row == null) {
-                Log.warn("Skipped transcript line at byte " + position + ": not a JSON object (" + length + " bytes)");
+                log.warn("Skipped transcript line at byte " + position + ": not a JSON object (" + length + " bytes)");
                 return false;
             }
             String problem = rowProblem(row);
             if (problem != null) {
-                Log.warn("Skipped transcript row at byte " + position + ": " + problem);
+                log.warn("Skipped transcript row at byte " + position + ": " + problem);
                 return false;
             }
             sink.accept(new Transcript.Row(row, position));
@@ -1536,11 +1551,13 @@ public class litefuse_hook implements Callable<Integer> {
         /** Where a transcript's subagent files live; compaction helpers are listed once. */
         static final class AgentFiles {
             private final Path transcript;
+            private final Log log;
             private final Map<String, Turn> compactionTurns = new HashMap<>();
             private Map<String, Path> compactionFiles;
 
-            AgentFiles(Path transcript) {
+            AgentFiles(Path transcript, Log log) {
                 this.transcript = transcript;
+                this.log = log;
             }
 
             private Path subagentsDir() {
@@ -1580,17 +1597,17 @@ public class litefuse_hook implements Callable<Integer> {
                     listing.filter(f -> f.getFileName().toString().startsWith("agent-acompact-")).sorted()
                             .forEach(f -> files.put(f.getFileName().toString().replaceFirst("^agent-(.*)\\.jsonl$", "$1"), f));
                 } catch (IOException e) {
-                    Log.warn("Could not list " + subagentsDir() + ": " + e);
+                    log.warn("Could not list " + subagentsDir() + ": " + e);
                 }
                 return files;
             }
 
-            static Turn readAgentFile(Path file) {
+            private Turn readAgentFile(Path file) {
                 List<Transcript.Row> rows = new ArrayList<>();
                 try (InputStream in = Files.newInputStream(file)) {
-                    Reader.streamJsonl(in, 0, true, rows::add);
+                    Reader.streamJsonl(in, 0, true, rows::add, log);
                 } catch (IOException e) {
-                    Log.warn("Could not read subagent file " + file + ": " + e);
+                    log.warn("Could not read subagent file " + file + ": " + e);
                     return null;
                 }
                 return buildAgentTurn(rows);
@@ -2717,8 +2734,8 @@ public class litefuse_hook implements Callable<Integer> {
                 this.tracer = provider.get(INSTRUMENTATION_SCOPE, VERSION);
             }
 
-            static TraceExporter forLangfuse(Config config) {
-                routeLibraryLogging();
+            static TraceExporter forLangfuse(Config config, Log log) {
+                routeLibraryLogging(log);
                 Map<String, String> headers = config.exportHeaders();
                 return new TraceExporter(config.tracesEndpoint(), deadline -> OtlpHttpSpanExporter.builder()
                         .setEndpoint(config.tracesEndpoint())
@@ -2878,15 +2895,15 @@ public class litefuse_hook implements Callable<Integer> {
          * The SDK reports through java.util.logging: into our log at debug level, never onto Claude Code's terminal
          * (our own line per failure says what went wrong).
          */
-        static void routeLibraryLogging() {
+        static void routeLibraryLogging(Log log) {
             LogManager.getLogManager().reset();
             java.util.logging.Logger rootLogger = java.util.logging.Logger.getLogger("");
-            rootLogger.setLevel(Log.debugEnabled ? java.util.logging.Level.INFO : java.util.logging.Level.OFF);
+            rootLogger.setLevel(log.debugEnabled() ? java.util.logging.Level.INFO : java.util.logging.Level.OFF);
             rootLogger.addHandler(new Handler() {
                 @Override
                 public void publish(LogRecord record) {
                     String cause = record.getThrown() == null ? "" : " (" + record.getThrown() + ")";
-                    Log.debug("library: " + record.getMessage() + cause);
+                    log.debug("library: " + record.getMessage() + cause);
                 }
 
                 @Override
@@ -2972,7 +2989,12 @@ public class litefuse_hook implements Callable<Integer> {
 
     /** Hook mode: one Stop or SessionEnd firing, exactly once per span, and the spool of waiting sessions. */
     static final class Hook {
-        private Hook() {
+        private final Config config;
+        private final Log log;
+
+        Hook(Config config, Log log) {
+            this.config = config;
+            this.log = log;
         }
 
         static final long PENDING_MAX_AGE_DAYS = 7;
@@ -3007,27 +3029,34 @@ public class litefuse_hook implements Callable<Integer> {
             long started = System.nanoTime();
             Config config = Config.loadConfig(env);
             if (!config.enabled()) return;
-            Log.logFile = config.stateDir().resolve("litefuse_hook.log");
-            Log.debugEnabled = config.debug();
-            Log.debug("Hook started (" + config + ")");
-            config.problems().forEach(Log::warn);
+            Log log = Log.toFile(config);
+            try {
+                new Hook(config, log).fire(stdin, started);
+            } catch (Throwable t) {
+                log.error("Unexpected failure: " + t);
+            }
+        }
+
+        private void fire(InputStream stdin, long started) {
+            log.debug("Hook started (" + config + ")");
+            config.problems().forEach(log::warn);
             if (!config.canExport()) {
-                Log.warn("Missing LANGFUSE_PUBLIC_KEY / LANGFUSE_SECRET_KEY (or their CC_LANGFUSE_ forms); nothing sent");
+                log.warn("Missing LANGFUSE_PUBLIC_KEY / LANGFUSE_SECRET_KEY (or their CC_LANGFUSE_ forms); nothing sent");
                 return;
             }
-            Payload.HookTarget target = Payload.extractSessionAndTranscript(Payload.readHookPayload(stdin), config.home());
+            Payload.HookTarget target = Payload.extractSessionAndTranscript(Payload.readHookPayload(stdin, log), config.home(), log);
             if (target.sessionId() == null || target.transcriptPath() == null) {
-                Log.warn("Missing session_id or transcript_path from hook payload; exiting.");
+                log.warn("Missing session_id or transcript_path from hook payload; exiting.");
                 return;
             }
             if (!Files.isRegularFile(target.transcriptPath()) || !Files.isReadable(target.transcriptPath())) {
-                Log.warn("Transcript is missing, unreadable or not a file: " + target.transcriptPath());
+                log.warn("Transcript is missing, unreadable or not a file: " + target.transcriptPath());
                 return;
             }
             long deadline = started + TimeUnit.MILLISECONDS.toNanos(config.exportBudgetMillis());
-            if (target.sessionEnded()) Log.debug("Session " + target.sessionId() + " ended: its last turn is sent as it stands");
-            SessionOutcome outcome = processWithLock(config, target, started, deadline, true, target.sessionEnded());
-            if (outcome != null && outcome.failure() == null) sendPendingSessions(config, target, started, deadline);
+            if (target.sessionEnded()) log.debug("Session " + target.sessionId() + " ended: its last turn is sent as it stands");
+            SessionOutcome outcome = processWithLock(target, started, deadline, true, target.sessionEnded());
+            if (outcome != null && outcome.failure() == null) sendPendingSessions(target, started, deadline);
         }
 
         /** What one session's run did: turns sent, and why the rest wait (a failed export, an unknown outcome) if any. */
@@ -3043,32 +3072,32 @@ public class litefuse_hook implements Callable<Integer> {
         }
 
         /** Processes one session under its lock; null when the lock could not be had (the session is marked pending). */
-        static SessionOutcome processWithLock(Config config, Payload.HookTarget target, long started, long deadline, boolean wait,
+        SessionOutcome processWithLock(Payload.HookTarget target, long started, long deadline, boolean wait,
                                               boolean forceLast) {
             String key = StateFiles.stateKey(target.sessionId(), target.transcriptPath().toString());
             long waitMillis = wait ? Math.max(0, TimeUnit.NANOSECONDS.toMillis(deadline - System.nanoTime())) : 0;
             try (StateFiles.FileLock lock = StateFiles.FileLock.acquire(sessionsDir(config).resolve(key + ".lock"), waitMillis)) {
                 if (lock == null) {
                     if (wait) {
-                        Log.warn("Another hook run held the lock of session " + target.sessionId()
+                        log.warn("Another hook run held the lock of session " + target.sessionId()
                                 + " for the whole export budget; its new turns wait for the next run");
-                        markPending(config, key, target, true);
+                        markPending(key, target, true);
                     }
                     return null;
                 }
-                return processSession(config, target, key, started, deadline, forceLast);
+                return processSession(target, key, started, deadline, forceLast);
             } catch (IOException | RuntimeException e) {
-                Log.error("Session " + target.sessionId() + " failed: " + e);
+                log.error("Session " + target.sessionId() + " failed: " + e);
                 return null;
             }
         }
 
         /** The state a run starts from; read again from the start when the transcript is no longer what the state saw. */
-        static Reader.SessionState startingState(Path transcript, Path stateFile) throws IOException {
-            Reader.SessionState state = Reader.loadSessionState(StateFiles.loadState(stateFile));
+        Reader.SessionState startingState(Path transcript, Path stateFile) throws IOException {
+            Reader.SessionState state = Reader.loadSessionState(StateFiles.loadState(stateFile, log));
             String change = Reader.transcriptChange(transcript, state);
             if (change == null) return state;
-            Log.warn("Transcript " + transcript + " " + change + "; reading it again from the start (turns already sent are skipped)");
+            log.warn("Transcript " + transcript + " " + change + "; reading it again from the start (turns already sent are skipped)");
             return state.restart();
         }
 
@@ -3077,15 +3106,15 @@ public class litefuse_hook implements Callable<Integer> {
         }
 
         /** Reads the session's new rows and builds the traces to send, without sending or saving anything. */
-        static SessionWork prepareSession(Config config, Payload.HookTarget target, Reader.SessionState state, boolean forceLast) throws IOException {
+        SessionWork prepareSession(Payload.HookTarget target, Reader.SessionState state, boolean forceLast) throws IOException {
             Path transcript = target.transcriptPath();
-            Reader.ReadResult read = Reader.readNewJsonl(transcript, state.offset());
-            Log.debug("Read " + read.rows().size() + " rows, bytes " + state.offset() + ".." + read.endOffset() + " of " + transcript);
-            if (read.badLines() > 0) Log.warn("Skipped " + read.badLines() + " broken transcript line(s) (session=" + target.sessionId() + ")");
+            Reader.ReadResult read = Reader.readNewJsonl(transcript, state.offset(), log);
+            log.debug("Read " + read.rows().size() + " rows, bytes " + state.offset() + ".." + read.endOffset() + " of " + transcript);
+            if (read.badLines() > 0) log.warn("Skipped " + read.badLines() + " broken transcript line(s) (session=" + target.sessionId() + ")");
             if (!read.rows().isEmpty() && read.rows().stream().noneMatch(row -> Transcript.isClaudeCodeRow(row.json()))) {
-                Log.warn("Transcript " + transcript + " does not look like a Claude Code transcript (no Claude Code rows); nothing to send");
+                log.warn("Transcript " + transcript + " does not look like a Claude Code transcript (no Claude Code rows); nothing to send");
             }
-            Turns.EmissionPlan plan = Turns.planEmission(read.rows(), state, new Turns.AgentFiles(transcript), forceLast);
+            Turns.EmissionPlan plan = Turns.planEmission(read.rows(), state, new Turns.AgentFiles(transcript, log), forceLast);
             Traces.TraceContext ctx = config.traceContext(target.sessionId(), transcript.toString());
             List<Traces.TraceRecord> traces = new ArrayList<>();
             List<Reader.SentPart> parts = new ArrayList<>();
@@ -3095,7 +3124,7 @@ public class litefuse_hook implements Callable<Integer> {
                 traces.add(trace);
                 parts.add(sentPart(trace, emission, Instant.now()));
             }
-            Log.debug("Turns to send: " + traces.size() + (plan.deferred() ? ", last turn in progress" : ""));
+            log.debug("Turns to send: " + traces.size() + (plan.deferred() ? ", last turn in progress" : ""));
             return new SessionWork(plan, traces, parts, read.endOffset());
         }
 
@@ -3103,39 +3132,39 @@ public class litefuse_hook implements Callable<Integer> {
 
         static final Duration QUIET_TRANSCRIPT = Duration.ofMinutes(10);
 
-        static SessionOutcome processSession(Config config, Payload.HookTarget target, String key, long started, long deadline,
+        SessionOutcome processSession(Payload.HookTarget target, String key, long started, long deadline,
                                              boolean forceLast) throws IOException {
             Path transcript = target.transcriptPath();
             Path stateFile = sessionsDir(config).resolve(key + ".json");
             Reader.SessionState state = startingState(transcript, stateFile);
             if (state.inFlight() != null) {
-                InFlightCheck check = checkInFlight(config, target, state.inFlight(), deadline);
+                InFlightCheck check = checkInFlight(target, state.inFlight(), deadline);
                 state = state.recordSent(check.arrived()).withInFlight(check.waiting());
                 if (check.waiting() != null) {
                     StateFiles.saveState(stateFile, Reader.writeSessionState(state, target.sessionId(), transcript));
-                    markPending(config, key, target, true);
+                    markPending(key, target, true);
                     return new SessionOutcome(check.arrived().size(), check.reason());
                 }
             }
-            SessionWork work = prepareSession(config, target, state, forceLast);
+            SessionWork work = prepareSession(target, state, forceLast);
             // The Stop race: Claude Code says the turn is over (last_assistant_message) but its final row is not on
             // disk yet. Wait for it a little, within the budget; a later run sends it otherwise (the session stays pending).
             long waitUntil = Math.min(started + TimeUnit.MILLISECONDS.toNanos(STOP_RACE_WAIT_MS),
                     deadline - TimeUnit.MILLISECONDS.toNanos(500));
             while (work.plan().deferred() && target.lastAssistantMessage() != null && System.nanoTime() < waitUntil) {
                 Export.DeadlineHttpSender.sleepQuietly(100);
-                work = prepareSession(config, target, state, forceLast);
+                work = prepareSession(target, state, forceLast);
             }
             List<Traces.TraceRecord> traces = work.traces();
             List<Reader.SentPart> parts = work.parts();
-            traces.forEach(trace -> Log.debug("Sending " + trace.name() + " trace=" + trace.traceId() + " ("
+            traces.forEach(trace -> log.debug("Sending " + trace.name() + " trace=" + trace.traceId() + " ("
                     + trace.observations().size() + " observations" + (trace.root() == null ? ", the rest of a turn sent before" : "") + ")"));
             Export.ExportOutcome outcome = new Export.ExportOutcome(0, 0, null);
             if (!traces.isEmpty()) {
                 // Recorded before the first byte goes out: a run killed mid-export leaves "outcome unknown", not a silent re-send.
                 Instant exportStart = Instant.now();
                 StateFiles.saveState(stateFile, Reader.writeSessionState(state.withInFlight(new Reader.InFlight(exportStart, parts)), target.sessionId(), transcript));
-                try (Export.TraceExporter exporter = Export.TraceExporter.forLangfuse(config)) {
+                try (Export.TraceExporter exporter = Export.TraceExporter.forLangfuse(config, log)) {
                     outcome = exporter.export(traces, deadline);
                 }
                 List<Reader.SentPart> unknown = parts.subList(outcome.acknowledged(), outcome.acknowledged() + outcome.unknown());
@@ -3144,7 +3173,7 @@ public class litefuse_hook implements Callable<Integer> {
             }
             int acknowledged = outcome.acknowledged();
             int unsent = traces.size() - acknowledged;
-            if (acknowledged > 0) logSent(config, traces.subList(0, acknowledged), deadline);
+            if (acknowledged > 0) logSent(traces.subList(0, acknowledged), deadline);
             // Read again next time from the open turn (it may grow), the first turn not acknowledged, or the waiting one.
             long nextOffset = work.readEnd();
             if (state.openTurn() != null && state.offset() <= state.openTurn().offset()) nextOffset = Math.min(nextOffset, state.openTurn().offset());
@@ -3153,35 +3182,35 @@ public class litefuse_hook implements Callable<Integer> {
             state = state.withOffset(nextOffset, Reader.transcriptIdentity(transcript, nextOffset));
             StateFiles.saveState(stateFile, Reader.writeSessionState(state, target.sessionId(), transcript));
             // Unsent turns, and a turn still in progress, keep the session pending: any later run picks it up.
-            markPending(config, key, target, unsent > 0 || work.plan().deferred());
+            markPending(key, target, unsent > 0 || work.plan().deferred());
             if (outcome.unknown() > 0) {
-                Log.error("Export outcome unknown: " + outcome.failure() + "; " + outcome.unknown() + " turn(s) will be looked up in "
+                log.error("Export outcome unknown: " + outcome.failure() + "; " + outcome.unknown() + " turn(s) will be looked up in "
                         + "Langfuse before they are sent again" + (unsent > outcome.unknown() ? ", " + (unsent - outcome.unknown())
                         + " more kept for a later run" : "") + " (session=" + target.sessionId() + ")");
             } else if (unsent > 0) {
-                Log.error("Export failed: " + outcome.failure() + "; " + unsent + " turn(s) kept and sent again on a later run (session="
+                log.error("Export failed: " + outcome.failure() + "; " + unsent + " turn(s) kept and sent again on a later run (session="
                         + target.sessionId() + ")");
             }
             double seconds = (System.nanoTime() - started) / 1e9;
             String deferred = work.plan().deferred() ? ", deferred 1 (in-progress)" : "";
-            Log.info(String.format(Locale.ROOT, "Processed %d turns%s in %.2fs (session=%s)", acknowledged, deferred, seconds,
+            log.info(String.format(Locale.ROOT, "Processed %d turns%s in %.2fs (session=%s)", acknowledged, deferred, seconds,
                     target.sessionId()));
             return new SessionOutcome(acknowledged, unsent > 0 ? outcome.failure() : null);
         }
 
         /** One line per trace sent, with its link in Langfuse (the project id is learned once and kept). */
-        static void logSent(Config config, List<Traces.TraceRecord> sent, long deadline) {
+        void logSent(List<Traces.TraceRecord> sent, long deadline) {
             LangfuseApi api = LangfuseApi.of(config);
             String projectId = api == null ? null : knownProjectId(config);
             long leftMillis = TimeUnit.NANOSECONDS.toMillis(deadline - System.nanoTime());
             if (api != null && projectId == null && leftMillis > 300) {
                 projectId = api.projectId(Math.min(1_000, leftMillis - 200));
-                if (projectId != null) rememberProjectId(config, projectId);
+                if (projectId != null) rememberProjectId(config, projectId, log);
             }
             for (Traces.TraceRecord trace : sent) {
                 String where = api == null ? "trace " + trace.traceId() : api.traceUrl(projectId, trace.traceId());
                 String what = trace.root() == null ? trace.name() + " (" + trace.observations().size() + " more observations)" : trace.name();
-                Log.info("Sent " + what + ": " + where);
+                log.info("Sent " + what + ": " + where);
             }
         }
 
@@ -3196,14 +3225,14 @@ public class litefuse_hook implements Callable<Integer> {
         /** The Langfuse project id of these keys, as learned before (by the hook or doctor), or null. */
         static String knownProjectId(Config config) {
             Path file = projectIds(config);
-            return Files.exists(file) ? Json.textOrNull(StateFiles.loadState(file).get(projectKey(config))) : null;
+            return Files.exists(file) ? Json.textOrNull(StateFiles.loadState(file, Log.toStderr()).get(projectKey(config))) : null;
         }
 
         /** Written without a lock (any session may learn it first): a private temporary file of its own, then a rename. */
-        static void rememberProjectId(Config config, String projectId) {
+        static void rememberProjectId(Config config, String projectId, Log log) {
             Path file = projectIds(config);
             try {
-                ObjectNode known = StateFiles.loadState(file);
+                ObjectNode known = StateFiles.loadState(file, log);
                 known.put(projectKey(config), projectId);
                 StateFiles.ensurePrivateDir(file.getParent());
                 Path tmp = Files.createTempFile(file.getParent(), "projects-", ".tmp",
@@ -3211,7 +3240,7 @@ public class litefuse_hook implements Callable<Integer> {
                 Files.write(tmp, Json.MAPPER.writeValueAsBytes(known));
                 Files.move(tmp, file, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
             } catch (IOException | RuntimeException e) {
-                Log.debug("Could not remember the project id: " + e);
+                log.debug("Could not remember the project id: " + e);
             }
         }
 
@@ -3224,7 +3253,7 @@ public class litefuse_hook implements Callable<Integer> {
          * the rest is sent again when Langfuse says it is not there (and the export is older than the settle time, since
          * ingestion takes a moment) or has no v2 API (a server before v4); otherwise it waits for a later run.
          */
-        static InFlightCheck checkInFlight(Config config, Payload.HookTarget target, Reader.InFlight inFlight, long deadline) {
+        InFlightCheck checkInFlight(Payload.HookTarget target, Reader.InFlight inFlight, long deadline) {
             LangfuseApi api = LangfuseApi.of(config);
             java.util.function.Function<Reader.SentPart, LangfuseApi.Lookup> lookup = api == null ? part -> new LangfuseApi.Lookup(LangfuseApi.Presence.NO_API, null)
                     : part -> api.findSpan(part.traceId(), part.witnessId(), part.witnessStart(), deadline);
@@ -3232,12 +3261,12 @@ public class litefuse_hook implements Callable<Integer> {
             int total = inFlight.parts().size();
             String session = " (session=" + target.sessionId() + ")";
             if (!check.arrived().isEmpty()) {
-                Log.info("Langfuse has " + check.arrived().size() + " of " + total + " turn(s) of an export whose outcome was unknown; "
+                log.info("Langfuse has " + check.arrived().size() + " of " + total + " turn(s) of an export whose outcome was unknown; "
                         + "recorded as sent, not sent again" + session);
             }
-            if (check.waiting() != null) Log.warn(check.reason() + session);
+            if (check.waiting() != null) log.warn(check.reason() + session);
             else if (check.arrived().size() < total) {
-                Log.info((total - check.arrived().size()) + " turn(s) of an export whose outcome was unknown are not in Langfuse"
+                log.info((total - check.arrived().size()) + " turn(s) of an export whose outcome was unknown are not in Langfuse"
                         + (check.reason() == null ? "" : " (" + check.reason() + ")") + "; sending them again" + session);
             }
             return check;
@@ -3291,7 +3320,7 @@ public class litefuse_hook implements Callable<Integer> {
          * The spool: a marker per session whose turns the server did not take, so that any later hook run (of any
          * session) sends them, even when that session never fires again.
          */
-        static void markPending(Config config, String key, Payload.HookTarget target, boolean pending) {
+        void markPending(String key, Payload.HookTarget target, boolean pending) {
             Path marker = pendingMarker(config, key);
             try {
                 if (!pending) {
@@ -3305,12 +3334,12 @@ public class litefuse_hook implements Callable<Integer> {
                 entry.put("since", Instant.now().toString());
                 StateFiles.saveState(marker, entry);
             } catch (IOException e) {
-                Log.warn("Could not update the pending marker of session " + target.sessionId() + ": " + e);
+                log.warn("Could not update the pending marker of session " + target.sessionId() + ": " + e);
             }
         }
 
         /** Sends other sessions' unsent turns, oldest first, while the budget lasts; stops at the first failure. */
-        static void sendPendingSessions(Config config, Payload.HookTarget current, long started, long deadline) {
+        void sendPendingSessions(Payload.HookTarget current, long started, long deadline) {
             Path pendingDir = sessionsDir(config).resolve("pending");
             if (!Files.isDirectory(pendingDir)) return;
             String currentKey = StateFiles.stateKey(current.sessionId(), current.transcriptPath().toString());
@@ -3320,12 +3349,12 @@ public class litefuse_hook implements Callable<Integer> {
                         .filter(path -> !path.getFileName().toString().equals(currentKey + ".json"))
                         .sorted(java.util.Comparator.comparing(path -> path.toFile().lastModified())).toList();
             } catch (IOException e) {
-                Log.warn("Could not list pending sessions: " + e);
+                log.warn("Could not list pending sessions: " + e);
                 return;
             }
             // The spool is bounded: past PENDING_MAX_SESSIONS markers the oldest are dropped, each with a line.
             for (Path marker : all.subList(0, Math.max(0, all.size() - PENDING_MAX_SESSIONS))) {
-                Log.warn("Too many sessions waiting; stopped retrying session " + StateFiles.loadState(marker).path("session_id").asText("?")
+                log.warn("Too many sessions waiting; stopped retrying session " + StateFiles.loadState(marker, log).path("session_id").asText("?")
                         + " (its turns are still sent if that session fires again)");
                 deleteQuietly(marker);
             }
@@ -3333,21 +3362,21 @@ public class litefuse_hook implements Callable<Integer> {
                     .limit(PENDING_SWEEP_LIMIT).toList();
             for (Path marker : markers) {
                 if (deadline - System.nanoTime() < TimeUnit.MILLISECONDS.toNanos(300)) return;
-                ObjectNode entry = StateFiles.loadState(marker);
-                Payload.HookTarget target = Payload.extractSessionAndTranscript(entry, config.home());
+                ObjectNode entry = StateFiles.loadState(marker, log);
+                Payload.HookTarget target = Payload.extractSessionAndTranscript(entry, config.home(), log);
                 String since = entry.path("since").asText("");
                 if (target.sessionId() == null || target.transcriptPath() == null) {
-                    Log.warn("Dropped an unreadable pending marker " + marker.getFileName());
+                    log.warn("Dropped an unreadable pending marker " + marker.getFileName());
                     deleteQuietly(marker);
                 } else if (!Files.isReadable(target.transcriptPath())) {
-                    Log.warn("Transcript of session " + target.sessionId() + " is gone; its unsent turns are lost");
+                    log.warn("Transcript of session " + target.sessionId() + " is gone; its unsent turns are lost");
                     deleteQuietly(marker);
                 } else if (isOlderThanDays(since, PENDING_MAX_AGE_DAYS)) {
-                    Log.warn("Stopped retrying the unsent turns of session " + target.sessionId() + " after " + PENDING_MAX_AGE_DAYS
+                    log.warn("Stopped retrying the unsent turns of session " + target.sessionId() + " after " + PENDING_MAX_AGE_DAYS
                             + " days; they are still sent if that session fires again");
                     deleteQuietly(marker);
                 } else {
-                    SessionOutcome outcome = processWithLock(config, target, started, deadline, false, isQuiet(target.transcriptPath()));
+                    SessionOutcome outcome = processWithLock(target, started, deadline, false, isQuiet(target.transcriptPath()));
                     if (outcome != null && outcome.failure() != null) return;
                 }
             }
@@ -3361,11 +3390,11 @@ public class litefuse_hook implements Callable<Integer> {
             }
         }
 
-        static void deleteQuietly(Path path) {
+        void deleteQuietly(Path path) {
             try {
                 Files.deleteIfExists(path);
             } catch (IOException e) {
-                Log.warn("Could not delete " + path + ": " + e);
+                log.warn("Could not delete " + path + ": " + e);
             }
         }
     }
@@ -3378,7 +3407,7 @@ public class litefuse_hook implements Callable<Integer> {
         /** Every turn of a whole transcript as traces, numbered as the hook numbers them. */
         static List<Traces.TraceRecord> replayFile(Path file, Traces.TraceContext ctx) throws IOException {
             List<Traces.TraceRecord> traces = new ArrayList<>();
-            replayTranscript(file, ctx, traces::add);
+            replayTranscript(file, ctx, Log.toStderr(), traces::add);
             return traces;
         }
 
@@ -3386,7 +3415,7 @@ public class litefuse_hook implements Callable<Integer> {
          * Streams a transcript's traces to `sink` as each turn completes; returns the count. Parsing and turn assembly
          * run on a second thread, a bounded queue ahead of trace building, so memory stays flat and both cores work.
          */
-        static int replayTranscript(Path file, Traces.TraceContext ctx, Consumer<Traces.TraceRecord> sink) throws IOException {
+        static int replayTranscript(Path file, Traces.TraceContext ctx, Log log, Consumer<Traces.TraceRecord> sink) throws IOException {
             java.util.concurrent.BlockingQueue<List<Turns.Turn>> queue = new java.util.concurrent.ArrayBlockingQueue<>(4);
             List<Turns.Turn> end = List.of();
             java.util.concurrent.atomic.AtomicReference<IOException> failure = new java.util.concurrent.atomic.AtomicReference<>();
@@ -3400,7 +3429,7 @@ public class litefuse_hook implements Callable<Integer> {
                     }
                 });
                 try (InputStream in = Files.newInputStream(file)) {
-                    Reader.streamJsonl(in, 0, true, assembler::accept);
+                    Reader.streamJsonl(in, 0, true, assembler::accept, log);
                     assembler.finish();
                     putQuietly(queue, batch.get(0));
                 } catch (IOException e) {
@@ -3412,7 +3441,7 @@ public class litefuse_hook implements Callable<Integer> {
             reader.setDaemon(true);
             reader.start();
             int count = 0;
-            Turns.AgentFiles agentFiles = new Turns.AgentFiles(file);
+            Turns.AgentFiles agentFiles = new Turns.AgentFiles(file, log);
             try {
                 for (List<Turns.Turn> turns = queue.take(); turns != end; turns = queue.take()) {
                     for (Turns.Turn turn : turns) {
@@ -3448,8 +3477,8 @@ public class litefuse_hook implements Callable<Integer> {
             private String failure;
 
             /** With `api`, each trace is looked up first and skipped when Langfuse has it (null: send everything). */
-            StreamingSender(Config config, LangfuseApi api) {
-                this.exporter = Export.TraceExporter.forLangfuse(config);
+            StreamingSender(Config config, LangfuseApi api, Log log) {
+                this.exporter = Export.TraceExporter.forLangfuse(config, log);
                 this.deadline = System.nanoTime() + TimeUnit.HOURS.toNanos(1);
                 this.api = api;
             }
@@ -4131,6 +4160,8 @@ public class litefuse_hook implements Callable<Integer> {
                 System.err.println("replay --send needs LANGFUSE_PUBLIC_KEY and LANGFUSE_SECRET_KEY in the environment");
                 return 2;
             }
+            Log log = Log.toStderr();
+            config.problems().forEach(log::warn);
             PrintStream out = new PrintStream(new java.io.FileOutputStream(java.io.FileDescriptor.out), false, StandardCharsets.UTF_8);
             // Traces stream out as they are built: a transcript of any size replays in bounded memory.
             com.fasterxml.jackson.core.JsonGenerator jsonOut = null;
@@ -4148,9 +4179,9 @@ public class litefuse_hook implements Callable<Integer> {
                 }
                 String fallbackSession = sessionId != null ? sessionId : file.getFileName().toString().replaceFirst("\\.jsonl$", "");
                 Traces.TraceContext ctx = config.traceContext(fallbackSession, file.toAbsolutePath().normalize().toString());
-                try (History.StreamingSender sender = send ? new History.StreamingSender(config, force ? null : LangfuseApi.of(config)) : null) {
+                try (History.StreamingSender sender = send ? new History.StreamingSender(config, force ? null : LangfuseApi.of(config), log) : null) {
                     com.fasterxml.jackson.core.JsonGenerator generator = jsonOut;
-                    int count = History.replayTranscript(file, ctx, trace -> {
+                    int count = History.replayTranscript(file, ctx, log, trace -> {
                         if (generator != null) writeJson(generator, Render.traceToJson(trace));
                         else if (!send || !quiet) out.print(Render.renderTree(trace));
                         if (sender != null) sender.add(trace);
@@ -4222,7 +4253,7 @@ public class litefuse_hook implements Callable<Integer> {
             }
             Path root = projectsDir != null ? projectsDir : config.home().resolve(".claude").resolve("projects");
             List<Path> transcripts = History.backfillTranscripts(root, project, session, sinceInstant);
-            Log.logFile = config.stateDir().resolve("litefuse_hook.log");
+            Hook hook = new Hook(config, Log.toFile(config));
             History.Progress progress = new History.Progress(err, transcripts.size());
             long turns = 0;
             long skipped = 0;
@@ -4232,8 +4263,8 @@ public class litefuse_hook implements Callable<Integer> {
                 Payload.HookTarget target = new Payload.HookTarget(transcript.getFileName().toString().replaceFirst("\\.jsonl$", ""), transcript, null, null);
                 String key = StateFiles.stateKey(target.sessionId(), transcript.toString());
                 if (dryRun) {
-                    Reader.SessionState state = Hook.startingState(transcript, Hook.sessionsDir(config).resolve(key + ".json"));
-                    Hook.SessionWork work = Hook.prepareSession(config, target, state, Hook.isQuiet(transcript));
+                    Reader.SessionState state = hook.startingState(transcript, Hook.sessionsDir(config).resolve(key + ".json"));
+                    Hook.SessionWork work = hook.prepareSession(target, state, Hook.isQuiet(transcript));
                     turns += work.traces().size();
                     skipped += state.emittedUserUuids().size();
                     work.traces().forEach(trace -> trace.observations().stream().filter(o -> o.usage() != null)
@@ -4243,7 +4274,7 @@ public class litefuse_hook implements Callable<Integer> {
                     }
                 } else {
                     long started = System.nanoTime();
-                    Hook.SessionOutcome outcome = Hook.processWithLock(config, target, started,
+                    Hook.SessionOutcome outcome = hook.processWithLock(target, started,
                             started + TimeUnit.MINUTES.toNanos(10), true, Hook.isQuiet(transcript));
                     if (outcome == null || outcome.failure() != null) {
                         failed++;
@@ -4369,7 +4400,7 @@ public class litefuse_hook implements Callable<Integer> {
                 err.println(e.getMessage());
                 return 1;
             }
-            ObjectNode manifest = StateFiles.loadState(Setup.installManifest(home));
+            ObjectNode manifest = StateFiles.loadState(Setup.installManifest(home), Log.toStderr());
             boolean hookChanged = false;
             for (String event : Setup.HOOK_EVENTS) hookChanged |= Setup.addHook(files.get(hookFile), event, Setup.HOOK_COMMAND, async);
             Setup.recordInstall(manifest, hookFile, "hook", Setup.HOOK_COMMAND);
@@ -4419,7 +4450,7 @@ public class litefuse_hook implements Callable<Integer> {
             java.io.PrintWriter err = err();
             Path home = Config.loadConfig(parent.environment).home();
             Path manifestFile = Setup.installManifest(home);
-            ObjectNode manifest = StateFiles.loadState(manifestFile);
+            ObjectNode manifest = StateFiles.loadState(manifestFile, Log.toStderr());
             if (manifest.isEmpty()) {
                 out.println("Nothing to uninstall: no record of an install in " + manifestFile);
                 return 0;
@@ -4522,7 +4553,7 @@ public class litefuse_hook implements Callable<Integer> {
             Setup.CredentialCheck credentials = null;
             if (config.hasKeys()) {
                 credentials = Setup.checkCredentials(config.baseUrl(), config.publicKey(), config.secretKey());
-                if (credentials.ok() && !credentials.projectId().isEmpty()) Hook.rememberProjectId(config, credentials.projectId());
+                if (credentials.ok() && !credentials.projectId().isEmpty()) Hook.rememberProjectId(config, credentials.projectId(), Log.toStderr());
                 checks.add(new Setup.Check(credentials.ok(), "Langfuse", credentials.ok()
                         ? "authenticated at " + config.baseUrl() + ", project \"" + credentials.projectName() + "\" (" + credentials.projectId() + ")"
                         : credentials.problem()));
@@ -4645,7 +4676,7 @@ public class litefuse_hook implements Callable<Integer> {
 
         static Setup.Check sendCanary(Config config, Setup.CredentialCheck credentials, Traces.TraceRecord canary) {
             if (!config.canExport()) return new Setup.Check(false, "Test trace", "not sent: no keys");
-            try (Export.TraceExporter exporter = Export.TraceExporter.forLangfuse(config)) {
+            try (Export.TraceExporter exporter = Export.TraceExporter.forLangfuse(config, Log.toStderr())) {
                 Export.ExportOutcome outcome = exporter.export(List.of(canary), System.nanoTime() + TimeUnit.SECONDS.toNanos(15));
                 if (outcome.acknowledged() != 1) return new Setup.Check(false, "Test trace", "not accepted: " + outcome.failure());
             }
@@ -4708,7 +4739,7 @@ public class litefuse_hook implements Callable<Integer> {
             if (Files.isDirectory(states)) {
                 try (java.util.stream.Stream<Path> files = Files.list(states)) {
                     for (Path file : files.filter(f -> f.getFileName().toString().matches("[0-9a-f]{64}\\.json")).toList()) {
-                        ObjectNode saved = StateFiles.loadState(file);
+                        ObjectNode saved = StateFiles.loadState(file, Log.toStderr());
                         Path transcript = Paths.get(saved.path("transcript_path").asText("/"));
                         Reader.SessionState state = Reader.loadSessionState(saved);
                         if (state.openTurn() == null || transcript.getParent() == null
@@ -4729,7 +4760,7 @@ public class litefuse_hook implements Callable<Integer> {
             String projectId = api == null ? null : Hook.knownProjectId(config);
             if (api != null && projectId == null) {
                 projectId = api.projectId(3_000);
-                if (projectId != null) Hook.rememberProjectId(config, projectId);
+                if (projectId != null) Hook.rememberProjectId(config, projectId, Log.toStderr());
             }
             out().println(api == null ? turn.traceId() : api.traceUrl(projectId, turn.traceId()));
             err().println("Claude Code - Turn " + turn.turnNumber() + " of session " + newestSession + ", sent " + turn.sentAt());
