@@ -198,14 +198,14 @@ public class litefuse_hook implements Callable<Integer> {
         }
     
 
-        static final String DEFAULT_BASE_URL = "https://cloud.langfuse.com";
+        private static final String DEFAULT_BASE_URL = "https://cloud.langfuse.com";
 
         static final int DEFAULT_MAX_CHARS = 1_000_000;
 
-        static final long DEFAULT_EXPORT_BUDGET_MS = 3_000;
+        private static final long DEFAULT_EXPORT_BUDGET_MS = 3_000;
 
         /** How long an export with an unknown outcome is given to show up in Langfuse before its turns are sent again. */
-        static final long DEFAULT_UNKNOWN_SETTLE_MS = 30_000;
+        private static final long DEFAULT_UNKNOWN_SETTLE_MS = 30_000;
 
         static final String INGESTION_VERSION_HEADER = "x-langfuse-ingestion-version";
 
@@ -234,7 +234,7 @@ public class litefuse_hook implements Callable<Integer> {
         }
 
         /** "claude-code" and the extra tags of CC_LANGFUSE_TAGS (comma-separated), each once. */
-        static List<String> traceTags(String extra) {
+        private static List<String> traceTags(String extra) {
             Set<String> tags = new LinkedHashSet<>(List.of("claude-code"));
             if (extra != null) {
                 for (String tag : extra.split(",")) {
@@ -244,10 +244,10 @@ public class litefuse_hook implements Callable<Integer> {
             return List.copyOf(tags);
         }
 
-        static final Pattern TRACEPARENT = Pattern.compile("([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(-.*)?");
+        private static final Pattern TRACEPARENT = Pattern.compile("([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(-.*)?");
 
         /** CC_LANGFUSE_TRACEPARENT as W3C Trace Context defines it (version 00, non-zero ids); anything else is reported. */
-        static Traces.TraceParent traceParent(String value, List<String> problems) {
+        private static Traces.TraceParent traceParent(String value, List<String> problems) {
             String text = firstNonBlank(value);
             if (text == null) return null;
             Matcher matcher = TRACEPARENT.matcher(text);
@@ -263,7 +263,7 @@ public class litefuse_hook implements Callable<Integer> {
          * LANGFUSE_TRACING_ENVIRONMENT as the Langfuse SDKs validate it: lowercase letters, digits, `-` and `_`, at most
          * 40 characters, not starting with "langfuse". A bad value is reported and left out (Langfuse's default applies).
          */
-        static String tracingEnvironment(String value, List<String> problems) {
+        private static String tracingEnvironment(String value, List<String> problems) {
             String environment = firstNonBlank(value);
             if (environment == null) return null;
             if (environment.matches("[a-z0-9_-]{1,40}") && !environment.startsWith("langfuse")) return environment;
@@ -272,7 +272,7 @@ public class litefuse_hook implements Callable<Integer> {
             return null;
         }
 
-        static long parseNonNegative(String value, long fallback) {
+        private static long parseNonNegative(String value, long fallback) {
             try {
                 long parsed = Long.parseLong(value == null ? "" : value.trim());
                 return parsed >= 0 ? parsed : fallback;
@@ -282,7 +282,7 @@ public class litefuse_hook implements Callable<Integer> {
         }
 
         /** Claude Code hands a plugin's options to its hooks as CLAUDE_PLUGIN_OPTION_<NAME>; each fills in our variable. */
-        static final Map<String, String> PLUGIN_OPTIONS = Map.of(
+        private static final Map<String, String> PLUGIN_OPTIONS = Map.of(
                 "CLAUDE_PLUGIN_OPTION_PUBLIC_KEY", "LANGFUSE_PUBLIC_KEY",
                 "CLAUDE_PLUGIN_OPTION_SECRET_KEY", "LANGFUSE_SECRET_KEY",
                 "CLAUDE_PLUGIN_OPTION_BASE_URL", "LANGFUSE_BASE_URL",
@@ -291,7 +291,7 @@ public class litefuse_hook implements Callable<Integer> {
                 "CLAUDE_PLUGIN_OPTION_ENVIRONMENT", "LANGFUSE_TRACING_ENVIRONMENT");
 
         /** The environment with the plugin's options filled in where the variable itself is not set. */
-        static Map<String, String> withPluginOptions(Map<String, String> env) {
+        private static Map<String, String> withPluginOptions(Map<String, String> env) {
             if (PLUGIN_OPTIONS.keySet().stream().noneMatch(env::containsKey)) return env;
             Map<String, String> merged = new HashMap<>(env);
             PLUGIN_OPTIONS.forEach((option, variable) -> {
@@ -301,14 +301,14 @@ public class litefuse_hook implements Callable<Integer> {
         }
 
         /** TRACE_TO_LANGFUSE=true; or, as a plugin configured with keys, unless TRACE_TO_LANGFUSE turns it off. */
-        static boolean isEnabled(Map<String, String> env) {
+        private static boolean isEnabled(Map<String, String> env) {
             String trace = env.getOrDefault("TRACE_TO_LANGFUSE", "").trim();
             if (!trace.isEmpty()) return trace.equalsIgnoreCase("true");
             return firstNonBlank(env.get("CLAUDE_PLUGIN_OPTION_PUBLIC_KEY")) != null;
         }
 
         /** OTEL_EXPORTER_OTLP_TRACES_ENDPOINT as is, or OTEL_EXPORTER_OTLP_ENDPOINT plus /v1/traces (the OTel spec's rule). */
-        static String otlpTracesEndpoint(Map<String, String> env) {
+        private static String otlpTracesEndpoint(Map<String, String> env) {
             String traces = firstNonBlank(env.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"));
             if (traces != null) return traces;
             String base = firstNonBlank(env.get("OTEL_EXPORTER_OTLP_ENDPOINT"));
@@ -316,7 +316,7 @@ public class litefuse_hook implements Callable<Integer> {
         }
 
         /** The OTel spec's header list: comma-separated key=value pairs, values URL-encoded. */
-        static Map<String, String> parseOtlpHeaders(String list) {
+        private static Map<String, String> parseOtlpHeaders(String list) {
             Map<String, String> headers = new LinkedHashMap<>();
             if (list == null) return headers;
             for (String pair : list.split(",")) {
@@ -329,12 +329,12 @@ public class litefuse_hook implements Callable<Integer> {
         }
 
         /** LITEFUSE_USER_ID, then the OS user, then the host name (as the reference's getpass.getuser() fallback). */
-        static String resolveUserId(Map<String, String> env) {
+        private static String resolveUserId(Map<String, String> env) {
             return firstNonBlank(env.get("LITEFUSE_USER_ID"), System.getProperty("user.name"), env.get("USER"),
                     env.get("HOSTNAME"), readHostName(), "unknown");
         }
 
-        static String readHostName() {
+        private static String readHostName() {
             try {
                 return Files.readString(Paths.get("/etc/hostname")).trim();
             } catch (IOException | RuntimeException e) {
@@ -342,7 +342,7 @@ public class litefuse_hook implements Callable<Integer> {
             }
         }
 
-        static long parsePositive(String value, long fallback) {
+        private static long parsePositive(String value, long fallback) {
             try {
                 long parsed = Long.parseLong(value == null ? "" : value.trim());
                 return parsed > 0 ? parsed : fallback;
@@ -365,10 +365,10 @@ public class litefuse_hook implements Callable<Integer> {
      * KEY. A pattern with a group named `secret` masks only that group (the header or variable name stays readable).
      */
     record Masker(List<Rule> rules) {
-        static final String MASK = "[REDACTED]";
+        private static final String MASK = "[REDACTED]";
 
         /** A pattern, and a cheap test that must pass before the regex runs (most text holds no credential). */
-        record Rule(Pattern pattern, java.util.function.Predicate<String> mightMatch) {
+        private record Rule(Pattern pattern, java.util.function.Predicate<String> mightMatch) {
         }
 
         static final List<Rule> STANDARD = List.of(
@@ -406,7 +406,7 @@ public class litefuse_hook implements Callable<Integer> {
         }
 
         /** `word` somewhere not preceded by a letter, digit or underscore ("sk-" but not "task-"). */
-        static boolean containsWordStart(String text, String word) {
+        private static boolean containsWordStart(String text, String word) {
             for (int at = text.indexOf(word); at >= 0; at = text.indexOf(word, at + 1)) {
                 if (at == 0) return true;
                 char before = text.charAt(at - 1);
@@ -657,7 +657,7 @@ public class litefuse_hook implements Callable<Integer> {
             return sha256Hex(sessionId + "::" + transcriptPath);
         }
 
-        static String sha256Hex(String text) {
+        private static String sha256Hex(String text) {
             return HexFormat.of().formatHex(sha256(text));
         }
 
@@ -679,7 +679,7 @@ public class litefuse_hook implements Callable<Integer> {
         private Payload() {
         }
 
-        static final int MAX_PAYLOAD_BYTES = 4 * 1024 * 1024;
+        private static final int MAX_PAYLOAD_BYTES = 4 * 1024 * 1024;
 
         /** The Stop payload from stdin; empty, oversized or garbage input yields an empty object and one log line. */
         static JsonNode readHookPayload(InputStream stdin, Log log) {
@@ -756,7 +756,7 @@ public class litefuse_hook implements Callable<Integer> {
             return null;
         }
 
-        static boolean isToolResult(JsonNode row) {
+        private static boolean isToolResult(JsonNode row) {
             return "user".equals(getRole(row)) && !iterToolResults(getContent(row)).isEmpty();
         }
 
@@ -825,7 +825,7 @@ public class litefuse_hook implements Callable<Integer> {
                     && !row.path("isApiErrorMessage").asBoolean(false);
         }
 
-        static Instant getTimestamp(JsonNode row) {
+        private static Instant getTimestamp(JsonNode row) {
             String text = row.path("timestamp").asText("");
             if (text.isEmpty()) return null;
             try {
@@ -838,11 +838,11 @@ public class litefuse_hook implements Callable<Integer> {
         /** What a user row is, checked in the order of docs/transcript-format.md. */
         enum UserRowKind { TOOL_RESULT, COMPACT_SUMMARY, META, INTERRUPT, COMMAND, LOCAL_OUTPUT, TASK_NOTIFICATION, PROMPT }
 
-        static final Pattern COMMAND_NAME = Pattern.compile("<command-name>\\s*/?([^<]*?)\\s*</command-name>");
+        private static final Pattern COMMAND_NAME = Pattern.compile("<command-name>\\s*/?([^<]*?)\\s*</command-name>");
 
-        static final Pattern COMMAND_ARGS = Pattern.compile("<command-args>([\\s\\S]*?)</command-args>");
+        private static final Pattern COMMAND_ARGS = Pattern.compile("<command-args>([\\s\\S]*?)</command-args>");
 
-        static final Set<String> INTERRUPT_MARKERS =
+        private static final Set<String> INTERRUPT_MARKERS =
                 Set.of("[Request interrupted by user]", "[Request interrupted by user for tool use]");
 
         static UserRowKind classifyUserRow(JsonNode row) {
@@ -899,7 +899,7 @@ public class litefuse_hook implements Callable<Integer> {
             return flat.length() <= STATUS_PREVIEW_CHARS ? flat : flat.substring(0, STATUS_PREVIEW_CHARS) + "…";
         }
 
-        static final Set<String> CLAUDE_CODE_ROW_TYPES = Set.of("user", "assistant", "system", "summary", "progress",
+        private static final Set<String> CLAUDE_CODE_ROW_TYPES = Set.of("user", "assistant", "system", "summary", "progress",
                 "attachment", "file-history-snapshot", "file-history-delta", "queue-operation", "last-prompt", "ai-title",
                 "custom-title", "agent-name", "permission-mode", "mode", "pr-link", "bridge-session");
 
@@ -951,7 +951,7 @@ public class litefuse_hook implements Callable<Integer> {
             }
         }
 
-        record TranscriptIdentity(String fileKey, int headLength, String headSha256) {
+        private record TranscriptIdentity(String fileKey, int headLength, String headSha256) {
         }
 
         /**
@@ -997,7 +997,7 @@ public class litefuse_hook implements Callable<Integer> {
                     List.copyOf(emitted), identity, open, inFlight);
         }
 
-        static SentTurn readSentTurn(JsonNode node) {
+        private static SentTurn readSentTurn(JsonNode node) {
             List<String> spans = new ArrayList<>();
             node.path("span_ids").forEach(id -> spans.add(id.asText()));
             List<String> usage = new ArrayList<>();
@@ -1007,7 +1007,7 @@ public class litefuse_hook implements Callable<Integer> {
                     parseInstant(node.path("sent_at").asText(""), Instant.EPOCH), List.copyOf(spans), List.copyOf(usage));
         }
 
-        static Instant parseInstant(String text, Instant fallback) {
+        private static Instant parseInstant(String text, Instant fallback) {
             try {
                 return Instant.parse(text);
             } catch (DateTimeParseException e) {
@@ -1046,7 +1046,7 @@ public class litefuse_hook implements Callable<Integer> {
             return state;
         }
 
-        static ObjectNode writeSentTurn(ObjectNode node, SentTurn turn) {
+        private static ObjectNode writeSentTurn(ObjectNode node, SentTurn turn) {
             node.put("user_uuid", turn.userUuid());
             node.put("turn_number", turn.turnNumber());
             node.put("offset", turn.offset());
@@ -1059,7 +1059,7 @@ public class litefuse_hook implements Callable<Integer> {
             return node;
         }
 
-        static final int HEAD_BYTES = 4096;
+        private static final int HEAD_BYTES = 4096;
 
         /** The file's identity (inode) and a hash of its first bytes up to `offset` (at most 4 KiB). */
         static TranscriptIdentity transcriptIdentity(Path transcriptPath, long offset) throws IOException {
@@ -1101,7 +1101,7 @@ public class litefuse_hook implements Callable<Integer> {
             }
         }
 
-        record JsonlStats(long endOffset, int badLines) {
+        private record JsonlStats(long endOffset, int badLines) {
         }
 
         /**
@@ -1161,7 +1161,7 @@ public class litefuse_hook implements Callable<Integer> {
             return new JsonlStats(consumedTo, badLines);
         }
 
-        static int indexOf(byte[] bytes, byte value, int from, int to) {
+        private static int indexOf(byte[] bytes, byte value, int from, int to) {
             for (int i = from; i < to; i++) {
                 if (bytes[i] == value) return i;
             }
@@ -1169,7 +1169,7 @@ public class litefuse_hook implements Callable<Integer> {
         }
 
         /** `carry` with `length` bytes of `source` appended after its first `used` bytes (growing it when needed). */
-        static byte[] append(byte[] carry, int used, byte[] source, int offset, int length) {
+        private static byte[] append(byte[] carry, int used, byte[] source, int offset, int length) {
             byte[] target = carry;
             if (used + length > carry.length) target = java.util.Arrays.copyOf(carry, Math.max(carry.length * 2, used + length));
             System.arraycopy(source, offset, target, used, length);
@@ -1177,7 +1177,7 @@ public class litefuse_hook implements Callable<Integer> {
         }
 
         /** Parses one line into the sink; returns false (after one log line) when it is not a transcript row. */
-        static boolean parseLine(byte[] bytes, int offset, int length, long position, boolean oversized, Consumer<Transcript.Row> sink, Log log) {
+        private static boolean parseLine(byte[] bytes, int offset, int length, long position, boolean oversized, Consumer<Transcript.Row> sink, Log log) {
             if (oversized) {
                 log.warn("Skipped transcript line at byte " + position + ": longer than " + MAX_LINE_BYTES + " bytes");
                 return false;
@@ -1198,7 +1198,7 @@ public class litefuse_hook implements Callable<Integer> {
         }
 
         /** Why a row cannot be a transcript row (fields of the wrong type), or null when it can. */
-        static String rowProblem(JsonNode row) {
+        private static String rowProblem(JsonNode row) {
             for (String field : List.of("type", "uuid", "parentUuid", "timestamp", "sessionId")) {
                 JsonNode value = row.get(field);
                 if (value != null && !value.isNull() && !value.isTextual()) return "field '" + field + "' is not a string";
@@ -1214,7 +1214,7 @@ public class litefuse_hook implements Callable<Integer> {
             return null;
         }
 
-        static boolean isBlank(byte[] bytes, int offset, int length) {
+        private static boolean isBlank(byte[] bytes, int offset, int length) {
             for (int i = offset; i < offset + length; i++) {
                 if (bytes[i] != ' ' && bytes[i] != '\t' && bytes[i] != '\r') return false;
             }
@@ -1222,7 +1222,7 @@ public class litefuse_hook implements Callable<Integer> {
         }
 
         /** Jackson reads UTF-8 bytes directly; a line with invalid UTF-8 is decoded with replacement characters instead. */
-        static JsonNode parseJsonObject(byte[] bytes, int offset, int length) {
+        private static JsonNode parseJsonObject(byte[] bytes, int offset, int length) {
             try {
                 JsonNode node = Json.MAPPER.readTree(bytes, offset, length);
                 return node != null && node.isObject() ? node : null;
@@ -1392,14 +1392,14 @@ public class litefuse_hook implements Callable<Integer> {
          * System rows written after the turn's last assistant row (stop hook, turn_duration, recaps) land after the
          * Stop hook ran, so the hook never sees them; dropping them keeps replay and hook traces identical.
          */
-        static List<Transcript.Row> trimTrailingSystemRows(List<Transcript.Row> systemRows, List<Transcript.Row> assistantRows, Transcript.Row interruptRow) {
+        private static List<Transcript.Row> trimTrailingSystemRows(List<Transcript.Row> systemRows, List<Transcript.Row> assistantRows, Transcript.Row interruptRow) {
             long last = assistantRows.isEmpty() ? -1 : assistantRows.get(assistantRows.size() - 1).offset();
             if (interruptRow != null) last = Math.max(last, interruptRow.offset());
             long cutoff = last;
             return systemRows.stream().filter(row -> row.offset() < cutoff).toList();
         }
 
-        static List<Turn> buildTurns(Iterable<Transcript.Row> rows) {
+        private static List<Turn> buildTurns(Iterable<Transcript.Row> rows) {
             List<Turn> turns = new ArrayList<>();
             TurnAssembler assembler = new TurnAssembler(turns::add);
             rows.forEach(assembler::accept);
@@ -1408,7 +1408,7 @@ public class litefuse_hook implements Callable<Integer> {
         }
 
         /** A 64-bit fingerprint of a uuid: eight bytes a row instead of a String, for transcripts of any size. */
-        static long fingerprint(String uuid) {
+        private static long fingerprint(String uuid) {
             long hash = 0xcbf29ce484222325L;
             for (int i = 0; i < uuid.length(); i++) {
                 hash = (hash ^ uuid.charAt(i)) * 0x100000001b3L;
@@ -1417,7 +1417,7 @@ public class litefuse_hook implements Callable<Integer> {
         }
 
         /** An open-addressing set of longs (the JDK has none without boxing). */
-        static final class LongHashSet {
+        private static final class LongHashSet {
             private long[] slots = new long[1024];
             private boolean[] used = new boolean[1024];
             private int size;
@@ -1449,7 +1449,7 @@ public class litefuse_hook implements Callable<Integer> {
         }
 
         /** A subagent's rows as one turn (the agent's prompt, its generations and tool calls); null without a prompt. */
-        static Turn buildAgentTurn(Iterable<Transcript.Row> rows) {
+        private static Turn buildAgentTurn(Iterable<Transcript.Row> rows) {
             List<Turn> turns = new ArrayList<>();
             TurnAssembler assembler = new TurnAssembler(turns::add, true);
             rows.forEach(assembler::accept);
@@ -1459,12 +1459,12 @@ public class litefuse_hook implements Callable<Integer> {
 
         static final Set<String> AGENT_TOOLS = Set.of("Task", "Agent");
 
-        static final Pattern AGENT_ID_IN_TEXT = Pattern.compile("agentId: ?([A-Za-z0-9_-]+)");
+        private static final Pattern AGENT_ID_IN_TEXT = Pattern.compile("agentId: ?([A-Za-z0-9_-]+)");
 
-        static final Pattern TASK_ID = Pattern.compile("<task-id>\\s*([A-Za-z0-9_-]+)\\s*</task-id>");
+        private static final Pattern TASK_ID = Pattern.compile("<task-id>\\s*([A-Za-z0-9_-]+)\\s*</task-id>");
 
         /** The agent a Task/Agent tool result names (toolUseResult.agentId, or "agentId: ..." in its text). */
-        static String agentIdOf(ToolResult result) {
+        private static String agentIdOf(ToolResult result) {
             String id = result.row().json().path("toolUseResult").path("agentId").asText("");
             if (!id.isEmpty()) return id;
             Matcher matcher = AGENT_ID_IN_TEXT.matcher(Traces.toolResultText(result.block().get("content")));
@@ -1472,7 +1472,7 @@ public class litefuse_hook implements Callable<Integer> {
         }
 
         /** A background launch returns at once; its agent's work is attached when its task notification lands. */
-        static boolean isBackgroundLaunch(ToolResult result) {
+        private static boolean isBackgroundLaunch(ToolResult result) {
             JsonNode toolUseResult = result.row().json().path("toolUseResult");
             String status = toolUseResult.path("status").asText("completed");
             return toolUseResult.path("isAsync").asBoolean(false) || status.equals("async_launched") || status.equals("running");
@@ -1533,7 +1533,7 @@ public class litefuse_hook implements Callable<Integer> {
         }
 
         /** 1.0.x inline subagent rows split into conversations: a row whose parent is in no chain starts a new one. */
-        static List<List<Transcript.Row>> sidechainChains(List<Transcript.Row> rows) {
+        private static List<List<Transcript.Row>> sidechainChains(List<Transcript.Row> rows) {
             List<List<Transcript.Row>> chains = new ArrayList<>();
             Map<String, List<Transcript.Row>> chainOfUuid = new HashMap<>();
             for (Transcript.Row row : rows) {
@@ -1749,12 +1749,12 @@ public class litefuse_hook implements Callable<Integer> {
             return HexFormat.of().formatHex(StateFiles.sha256("litefuse-trace:" + sessionId + ":" + userUuid), 0, 16);
         }
 
-        static String spanIdFor(String turnId, String key) {
+        private static String spanIdFor(String turnId, String key) {
             return HexFormat.of().formatHex(StateFiles.sha256("litefuse-span:" + turnId + ":" + key), 0, 8);
         }
 
         /** A row's identity for span ids: its uuid, or (for the rare row without one) its byte offset. */
-        static String rowKey(Transcript.Row row) {
+        private static String rowKey(Transcript.Row row) {
             return row.uuid().isEmpty() ? "offset:" + row.offset() : row.uuid();
         }
 
@@ -1837,7 +1837,7 @@ public class litefuse_hook implements Callable<Integer> {
          * observation per tool call (with the subagent it ran nested inside), one event per system row and for an
          * interrupt. Returns the last text the model wrote.
          */
-        static String addSteps(String turnId, String parentId, Turns.Turn turn, Timeline timeline, TraceContext ctx,
+        private static String addSteps(String turnId, String parentId, Turns.Turn turn, Timeline timeline, TraceContext ctx,
                                List<Observation> out, Set<String> models) {
             Masker masker = ctx.masker();
             Map<String, Transcript.Row> lastRowOfMessage = lastRowPerMessage(turn.assistantRows());
@@ -1887,7 +1887,7 @@ public class litefuse_hook implements Callable<Integer> {
          * A subagent as an `agent` observation holding its own generations (with their model and usage) and tool
          * calls; its usage is counted there only, so turn totals stay exact.
          */
-        static void addAgent(String turnId, String parentId, Turns.AgentRun agent, TraceContext ctx, List<Observation> out,
+        private static void addAgent(String turnId, String parentId, Turns.AgentRun agent, TraceContext ctx, List<Observation> out,
                              Set<String> models) {
             Turns.Turn turn = agent.turn();
             Instant start = firstTimestamp(turn);
@@ -1927,7 +1927,7 @@ public class litefuse_hook implements Callable<Integer> {
             out.addAll(steps);
         }
 
-        static Transcript.UserRowKind kindOf(Turns.TurnKind kind) {
+        private static Transcript.UserRowKind kindOf(Turns.TurnKind kind) {
             return switch (kind) {
                 case PROMPT -> Transcript.UserRowKind.PROMPT;
                 case COMMAND -> Transcript.UserRowKind.COMMAND;
@@ -1948,7 +1948,7 @@ public class litefuse_hook implements Callable<Integer> {
          * The turn's rows in time order. A generation runs from just after the previous row (1 ms later, so touching
          * siblings never look parallel) to its own row's timestamp; a missing timestamp takes the one before it.
          */
-        record Timeline(List<Instant> sortedTimes, Map<Long, Instant> timeByOffset) {
+        private record Timeline(List<Instant> sortedTimes, Map<Long, Instant> timeByOffset) {
             static Timeline of(Turns.Turn turn, Instant turnStart) {
                 List<Transcript.Row> rows = new ArrayList<>();
                 rows.add(turn.userRow());
@@ -1987,7 +1987,7 @@ public class litefuse_hook implements Callable<Integer> {
             }
         }
 
-        static Map<String, Transcript.Row> lastRowPerMessage(List<Transcript.Row> assistantRows) {
+        private static Map<String, Transcript.Row> lastRowPerMessage(List<Transcript.Row> assistantRows) {
             Map<String, Transcript.Row> last = new HashMap<>();
             for (Transcript.Row row : assistantRows) {
                 String id = Transcript.getMessageId(row.json());
@@ -1997,7 +1997,7 @@ public class litefuse_hook implements Callable<Integer> {
         }
 
         /** output_tokens can be a placeholder on early rows of a message; the largest value is the real one. */
-        static Map<String, Long> maxOutputTokensPerMessage(List<Transcript.Row> assistantRows) {
+        private static Map<String, Long> maxOutputTokensPerMessage(List<Transcript.Row> assistantRows) {
             Map<String, Long> max = new HashMap<>();
             for (Transcript.Row row : assistantRows) {
                 String id = Transcript.getMessageId(row.json());
@@ -2011,7 +2011,7 @@ public class litefuse_hook implements Callable<Integer> {
          * Langfuse usage keys for a message: input, output, cache reads, and cache writes split into 5-minute and
          * 1-hour rates when the transcript has the split (never the split and the lump together).
          */
-        static Map<String, Long> usageDetails(JsonNode usage, Long maxOutputTokens) {
+        private static Map<String, Long> usageDetails(JsonNode usage, Long maxOutputTokens) {
             Map<String, Long> details = new LinkedHashMap<>();
             if (usage == null || !usage.isObject()) return details;
             putTokens(details, "input", usage.get("input_tokens"));
@@ -2034,23 +2034,23 @@ public class litefuse_hook implements Callable<Integer> {
             return details;
         }
 
-        static void putTokens(Map<String, Long> details, String key, JsonNode value) {
+        private static void putTokens(Map<String, Long> details, String key, JsonNode value) {
             if (value != null && value.canConvertToLong() && value.asLong() >= 0) details.put(key, value.asLong());
         }
 
-        static final String[] GENERATION_ROW_FIELDS = {"uuid", "parentUuid", "requestId", "requestRef", "requestedModel", "effort"};
+        private static final String[] GENERATION_ROW_FIELDS = {"uuid", "parentUuid", "requestId", "requestRef", "requestedModel", "effort"};
 
-        static final String[] GENERATION_MESSAGE_FIELDS = {"id", "stop_reason", "stop_sequence", "stop_details",
+        private static final String[] GENERATION_MESSAGE_FIELDS = {"id", "stop_reason", "stop_sequence", "stop_details",
                 "context_management", "container"};
 
-        static final String[] GENERATION_USAGE_FIELDS = {"service_tier", "speed", "inference_geo", "iterations",
+        private static final String[] GENERATION_USAGE_FIELDS = {"service_tier", "speed", "inference_geo", "iterations",
                 "cache_creation", "server_tool_use", "diagnostics"};
 
         /**
          * One generation per assistant row. It runs from the moment its API request went out (the first row of a message,
          * where the transcript has the api-request row) or from just after the row before, to its own row's timestamp.
          */
-        static Observation buildGeneration(String turnId, String rootId, Transcript.Row row, Transcript.Row apiRequest, int step, boolean isFinal,
+        private static Observation buildGeneration(String turnId, String rootId, Transcript.Row row, Transcript.Row apiRequest, int step, boolean isFinal,
                                            boolean lastInMessage, Long maxOutputTokens, Timeline timeline, int maxChars,
                                            Masker masker) {
             JsonNode json = row.json();
@@ -2107,7 +2107,7 @@ public class litefuse_hook implements Callable<Integer> {
                     apiError ? Transcript.preview(masker.text(Transcript.extractText(content))) : null, metadata);
         }
 
-        static String thinkingText(JsonNode content) {
+        private static String thinkingText(JsonNode content) {
             List<String> parts = new ArrayList<>();
             for (JsonNode block : content) {
                 if ("thinking".equals(block.path("type").asText())) parts.add(block.path("thinking").asText(""));
@@ -2116,7 +2116,7 @@ public class litefuse_hook implements Callable<Integer> {
             return String.join("\n", parts);
         }
 
-        static Observation buildToolObservation(String turnId, String rootId, ToolCall call, Turns.ToolResult result,
+        private static Observation buildToolObservation(String turnId, String rootId, ToolCall call, Turns.ToolResult result,
                                                 Timeline timeline, int maxChars, Masker masker) {
             Instant decided = timeline.at(call.decisionRow());
             Instant start = decided.plusMillis(1);
@@ -2167,14 +2167,14 @@ public class litefuse_hook implements Callable<Integer> {
             return String.join("\n", parts);
         }
 
-        static String imageSummary(JsonNode block) {
+        private static String imageSummary(JsonNode block) {
             JsonNode source = block.path("source");
             int approxBytes = source.path("data").asText("").length() * 3 / 4;
             return "[image: " + source.path("media_type").asText("unknown") + ", ~" + approxBytes + " bytes]";
         }
 
         /** Counts of text and image blocks and the image media types of a user prompt (sparse: only with images). */
-        static ObjectNode describeUserContent(JsonNode content) {
+        private static ObjectNode describeUserContent(JsonNode content) {
             ObjectNode meta = Json.NODES.objectNode();
             if (content == null || !content.isArray()) return meta;
             int texts = 0;
@@ -2200,7 +2200,7 @@ public class litefuse_hook implements Callable<Integer> {
          * A flat summary of a tool's toolUseResult: short scalars verbatim, long or nested values as `<field>_len`,
          * plus the per-tool fields of the metadata reference (Bash command, output lengths, item counts, ...).
          */
-        static JsonNode summarizeToolUseResult(ToolCall call, JsonNode toolUseResult) {
+        private static JsonNode summarizeToolUseResult(ToolCall call, JsonNode toolUseResult) {
             if (toolUseResult == null || toolUseResult.isNull()) return null;
             ObjectNode summary = Json.NODES.objectNode();
             if (!toolUseResult.isObject()) {
@@ -2243,7 +2243,7 @@ public class litefuse_hook implements Callable<Integer> {
             return summary;
         }
 
-        static final Map<String, String> SYSTEM_EVENT_NAMES = Map.of(
+        private static final Map<String, String> SYSTEM_EVENT_NAMES = Map.of(
                 "api_error", "API error",
                 "compact_boundary", "Conversation compacted",
                 "microcompact_boundary", "Context microcompacted",
@@ -2251,7 +2251,7 @@ public class litefuse_hook implements Callable<Integer> {
                 "informational", "Information");
 
         /** One event per system row, every field verbatim in metadata; API errors and error-level rows are ERROR. */
-        static Observation buildSystemEvent(String turnId, String rootId, Transcript.Row row, Timeline timeline, Masker masker) {
+        private static Observation buildSystemEvent(String turnId, String rootId, Transcript.Row row, Timeline timeline, Masker masker) {
             JsonNode json = row.json();
             if ("user".equals(Transcript.getRole(json))) {
                 Instant at = timeline.at(row);
@@ -2278,7 +2278,7 @@ public class litefuse_hook implements Callable<Integer> {
         }
 
         /** "HTTP 529: Overloaded" from an api_error row's error object (status and its first message, at any depth). */
-        static String errorSummary(JsonNode systemRow) {
+        private static String errorSummary(JsonNode systemRow) {
             JsonNode error = systemRow.path("error");
             String message = Config.firstNonBlank(error.path("formatted").asText(""), firstMessage(error),
                     systemRow.path("content").asText(""));
@@ -2287,7 +2287,7 @@ public class litefuse_hook implements Callable<Integer> {
             return message == null ? status : status + ": " + message;
         }
 
-        static String firstMessage(JsonNode node) {
+        private static String firstMessage(JsonNode node) {
             if (node.isTextual() || !node.isContainerNode()) return null;
             if (node.path("message").isTextual()) return node.path("message").asText();
             for (JsonNode child : node) {
@@ -2298,7 +2298,7 @@ public class litefuse_hook implements Callable<Integer> {
         }
 
         /** The named fields of `source` that are present and not null, verbatim (metadata is sparse). */
-        static ObjectNode pick(JsonNode source, String... fields) {
+        private static ObjectNode pick(JsonNode source, String... fields) {
             ObjectNode picked = Json.NODES.objectNode();
             for (String field : fields) {
                 JsonNode value = source.get(field);
@@ -2308,14 +2308,14 @@ public class litefuse_hook implements Callable<Integer> {
         }
 
         /** Namespaces metadata under the single `claude_code` key. */
-        static ObjectNode wrap(ObjectNode claudeCode) {
+        private static ObjectNode wrap(ObjectNode claudeCode) {
             ObjectNode metadata = Json.NODES.objectNode();
             metadata.set("claude_code", claudeCode);
             return metadata;
         }
 
         /** A flat string key beside `claude_code`: Langfuse v4 filters on such keys, not inside a JSON object. */
-        static void putFilterKey(ObjectNode metadata, String key, String value) {
+        private static void putFilterKey(ObjectNode metadata, String key, String value) {
             if (value != null && !value.isEmpty()) metadata.put(key, value);
         }
 
@@ -2343,49 +2343,49 @@ public class litefuse_hook implements Callable<Integer> {
         private Export() {
         }
 
-        static final AttributeKey<String> OBSERVATION_TYPE = AttributeKey.stringKey("langfuse.observation.type");
+        private static final AttributeKey<String> OBSERVATION_TYPE = AttributeKey.stringKey("langfuse.observation.type");
 
-        static final AttributeKey<String> OBSERVATION_INPUT = AttributeKey.stringKey("langfuse.observation.input");
+        private static final AttributeKey<String> OBSERVATION_INPUT = AttributeKey.stringKey("langfuse.observation.input");
 
-        static final AttributeKey<String> OBSERVATION_OUTPUT = AttributeKey.stringKey("langfuse.observation.output");
+        private static final AttributeKey<String> OBSERVATION_OUTPUT = AttributeKey.stringKey("langfuse.observation.output");
 
-        static final AttributeKey<String> OBSERVATION_MODEL = AttributeKey.stringKey("langfuse.observation.model.name");
+        private static final AttributeKey<String> OBSERVATION_MODEL = AttributeKey.stringKey("langfuse.observation.model.name");
 
-        static final AttributeKey<String> OBSERVATION_USAGE = AttributeKey.stringKey("langfuse.observation.usage_details");
+        private static final AttributeKey<String> OBSERVATION_USAGE = AttributeKey.stringKey("langfuse.observation.usage_details");
 
-        static final AttributeKey<String> OBSERVATION_LEVEL = AttributeKey.stringKey("langfuse.observation.level");
+        private static final AttributeKey<String> OBSERVATION_LEVEL = AttributeKey.stringKey("langfuse.observation.level");
 
-        static final AttributeKey<String> OBSERVATION_STATUS = AttributeKey.stringKey("langfuse.observation.status_message");
+        private static final AttributeKey<String> OBSERVATION_STATUS = AttributeKey.stringKey("langfuse.observation.status_message");
 
-        static final AttributeKey<String> OBSERVATION_METADATA = AttributeKey.stringKey("langfuse.observation.metadata");
+        private static final AttributeKey<String> OBSERVATION_METADATA = AttributeKey.stringKey("langfuse.observation.metadata");
 
-        static final AttributeKey<String> TRACE_NAME = AttributeKey.stringKey("langfuse.trace.name");
+        private static final AttributeKey<String> TRACE_NAME = AttributeKey.stringKey("langfuse.trace.name");
 
-        static final AttributeKey<String> TRACE_INPUT = AttributeKey.stringKey("langfuse.trace.input");
+        private static final AttributeKey<String> TRACE_INPUT = AttributeKey.stringKey("langfuse.trace.input");
 
-        static final AttributeKey<String> TRACE_OUTPUT = AttributeKey.stringKey("langfuse.trace.output");
+        private static final AttributeKey<String> TRACE_OUTPUT = AttributeKey.stringKey("langfuse.trace.output");
 
-        static final AttributeKey<String> TRACE_METADATA = AttributeKey.stringKey("langfuse.trace.metadata");
+        private static final AttributeKey<String> TRACE_METADATA = AttributeKey.stringKey("langfuse.trace.metadata");
 
-        static final AttributeKey<List<String>> TRACE_TAGS = AttributeKey.stringArrayKey("langfuse.trace.tags");
+        private static final AttributeKey<List<String>> TRACE_TAGS = AttributeKey.stringArrayKey("langfuse.trace.tags");
 
-        static final AttributeKey<String> SESSION_ID = AttributeKey.stringKey("session.id");
+        private static final AttributeKey<String> SESSION_ID = AttributeKey.stringKey("session.id");
 
-        static final AttributeKey<String> USER_ID = AttributeKey.stringKey("user.id");
+        private static final AttributeKey<String> USER_ID = AttributeKey.stringKey("user.id");
 
-        static final AttributeKey<String> RELEASE = AttributeKey.stringKey("langfuse.release");
+        private static final AttributeKey<String> RELEASE = AttributeKey.stringKey("langfuse.release");
 
-        static final AttributeKey<String> VERSION_ATTRIBUTE = AttributeKey.stringKey("langfuse.version");
+        private static final AttributeKey<String> VERSION_ATTRIBUTE = AttributeKey.stringKey("langfuse.version");
 
-        static final AttributeKey<String> ENVIRONMENT = AttributeKey.stringKey("langfuse.environment");
+        private static final AttributeKey<String> ENVIRONMENT = AttributeKey.stringKey("langfuse.environment");
 
-        static final AttributeKey<Boolean> AS_ROOT = AttributeKey.booleanKey("langfuse.internal.as_root");
+        private static final AttributeKey<Boolean> AS_ROOT = AttributeKey.booleanKey("langfuse.internal.as_root");
 
         /** With this scope name Langfuse keeps only the attributes it understands (no `metadata.attributes` clutter). */
-        static final String INSTRUMENTATION_SCOPE = "langfuse-sdk";
+        private static final String INSTRUMENTATION_SCOPE = "langfuse-sdk";
 
         /** Hands the SDK the id we derived for the span about to start, so a re-send overwrites the same trace. */
-        static final class StableIdGenerator implements IdGenerator {
+        private static final class StableIdGenerator implements IdGenerator {
             private String nextTraceId;
             private String nextSpanId;
 
@@ -2406,7 +2406,7 @@ public class litefuse_hook implements Callable<Integer> {
         }
 
         /** Collects ended spans so the caller exports them itself and learns, per batch, whether the server took them. */
-        static final class CollectingProcessor implements SpanProcessor {
+        private static final class CollectingProcessor implements SpanProcessor {
             final List<SpanData> ended = new ArrayList<>();
 
             @Override
@@ -2433,7 +2433,7 @@ public class litefuse_hook implements Callable<Integer> {
          * One export's time limit, shared by the exporter and its HTTP sender; what went wrong if it failed; and, for the
          * request in flight, whether its body started out (then, without an answer, its outcome is unknown).
          */
-        static final class ExportDeadline {
+        private static final class ExportDeadline {
             private volatile long deadlineNanos = System.nanoTime();
             private volatile String failure;
             private boolean abandoned;
@@ -2685,7 +2685,7 @@ public class litefuse_hook implements Callable<Integer> {
             }
         }
 
-        record SenderResponse(int status, byte[] body, String retryAfter) implements io.opentelemetry.sdk.common.export.HttpResponse {
+        private record SenderResponse(int status, byte[] body, String retryAfter) implements io.opentelemetry.sdk.common.export.HttpResponse {
             @Override
             public int getStatusCode() {
                 return status;
@@ -2846,7 +2846,7 @@ public class litefuse_hook implements Callable<Integer> {
         }
 
         /** The attributes of one span, as Langfuse reads them (see docs: trace-wide context goes on every span). */
-        static void setObservationAttributes(Span span, Traces.TraceRecord trace, Traces.Observation observation) {
+        private static void setObservationAttributes(Span span, Traces.TraceRecord trace, Traces.Observation observation) {
             span.setAttribute(OBSERVATION_TYPE, observation.type());
             setIfPresent(span, OBSERVATION_INPUT, observation.input());
             setIfPresent(span, OBSERVATION_OUTPUT, observation.output());
@@ -2878,7 +2878,7 @@ public class litefuse_hook implements Callable<Integer> {
          * Metadata as Langfuse v4 wants it: each flat string key as an attribute of its own (`<key>.<name>`, filterable),
          * and, when `withObjects`, the nested keys (`claude_code`) as one JSON attribute, which Langfuse shows as an object.
          */
-        static void setMetadata(Span span, AttributeKey<String> key, ObjectNode metadata, boolean withObjects) {
+        private static void setMetadata(Span span, AttributeKey<String> key, ObjectNode metadata, boolean withObjects) {
             ObjectNode nested = Json.NODES.objectNode();
             metadata.properties().forEach(field -> {
                 if (field.getValue().isTextual()) span.setAttribute(key.getKey() + "." + field.getKey(), field.getValue().asText());
@@ -2887,7 +2887,7 @@ public class litefuse_hook implements Callable<Integer> {
             if (withObjects && !nested.isEmpty()) span.setAttribute(key, Json.toJson(nested));
         }
 
-        static void setIfPresent(Span span, AttributeKey<String> key, String value) {
+        private static void setIfPresent(Span span, AttributeKey<String> key, String value) {
             if (value != null) span.setAttribute(key, value);
         }
 
@@ -2895,7 +2895,7 @@ public class litefuse_hook implements Callable<Integer> {
          * The SDK reports through java.util.logging: into our log at debug level, never onto Claude Code's terminal
          * (our own line per failure says what went wrong).
          */
-        static void routeLibraryLogging(Log log) {
+        private static void routeLibraryLogging(Log log) {
             LogManager.getLogManager().reset();
             java.util.logging.Logger rootLogger = java.util.logging.Logger.getLogger("");
             rootLogger.setLevel(log.debugEnabled() ? java.util.logging.Level.INFO : java.util.logging.Level.OFF);
@@ -2997,17 +2997,17 @@ public class litefuse_hook implements Callable<Integer> {
             this.log = log;
         }
 
-        static final long PENDING_MAX_AGE_DAYS = 7;
+        private static final long PENDING_MAX_AGE_DAYS = 7;
 
-        static final int PENDING_SWEEP_LIMIT = 20;
+        private static final int PENDING_SWEEP_LIMIT = 20;
 
-        static final int PENDING_MAX_SESSIONS = 1000;
+        private static final int PENDING_MAX_SESSIONS = 1000;
 
         /**
          * The record of one turn's spans in an export: their ids, the messages whose usage they carry, and a witness to
          * look for in Langfuse (the root, or else the latest span).
          */
-        static Reader.SentPart sentPart(Traces.TraceRecord trace, Turns.Emission emission, Instant now) {
+        private static Reader.SentPart sentPart(Traces.TraceRecord trace, Turns.Emission emission, Instant now) {
             List<String> spanIds = new ArrayList<>();
             List<String> usageIds = new ArrayList<>();
             Traces.Observation witness = trace.root();
@@ -3067,7 +3067,7 @@ public class litefuse_hook implements Callable<Integer> {
             return config.stateDir().resolve("litefuse");
         }
 
-        static Path pendingMarker(Config config, String key) {
+        private static Path pendingMarker(Config config, String key) {
             return sessionsDir(config).resolve("pending").resolve(key + ".json");
         }
 
@@ -3128,11 +3128,11 @@ public class litefuse_hook implements Callable<Integer> {
             return new SessionWork(plan, traces, parts, read.endOffset());
         }
 
-        static final long STOP_RACE_WAIT_MS = 1_500;
+        private static final long STOP_RACE_WAIT_MS = 1_500;
 
-        static final Duration QUIET_TRANSCRIPT = Duration.ofMinutes(10);
+        private static final Duration QUIET_TRANSCRIPT = Duration.ofMinutes(10);
 
-        SessionOutcome processSession(Payload.HookTarget target, String key, long started, long deadline,
+        private SessionOutcome processSession(Payload.HookTarget target, String key, long started, long deadline,
                                              boolean forceLast) throws IOException {
             Path transcript = target.transcriptPath();
             Path stateFile = sessionsDir(config).resolve(key + ".json");
@@ -3199,7 +3199,7 @@ public class litefuse_hook implements Callable<Integer> {
         }
 
         /** One line per trace sent, with its link in Langfuse (the project id is learned once and kept). */
-        void logSent(List<Traces.TraceRecord> sent, long deadline) {
+        private void logSent(List<Traces.TraceRecord> sent, long deadline) {
             LangfuseApi api = LangfuseApi.of(config);
             String projectId = api == null ? null : knownProjectId(config);
             long leftMillis = TimeUnit.NANOSECONDS.toMillis(deadline - System.nanoTime());
@@ -3214,11 +3214,11 @@ public class litefuse_hook implements Callable<Integer> {
             }
         }
 
-        static Path projectIds(Config config) {
+        private static Path projectIds(Config config) {
             return sessionsDir(config).resolve("projects.json");
         }
 
-        static String projectKey(Config config) {
+        private static String projectKey(Config config) {
             return config.baseUrl().replaceAll("/+$", "") + " " + config.publicKey();
         }
 
@@ -3245,7 +3245,7 @@ public class litefuse_hook implements Callable<Integer> {
         }
 
         /** What the look-ups found: parts Langfuse has, and the parts still to wait for (null: send the rest again). */
-        record InFlightCheck(List<Reader.SentPart> arrived, Reader.InFlight waiting, String reason) {
+        private record InFlightCheck(List<Reader.SentPart> arrived, Reader.InFlight waiting, String reason) {
         }
 
         /**
@@ -3253,7 +3253,7 @@ public class litefuse_hook implements Callable<Integer> {
          * the rest is sent again when Langfuse says it is not there (and the export is older than the settle time, since
          * ingestion takes a moment) or has no v2 API (a server before v4); otherwise it waits for a later run.
          */
-        InFlightCheck checkInFlight(Payload.HookTarget target, Reader.InFlight inFlight, long deadline) {
+        private InFlightCheck checkInFlight(Payload.HookTarget target, Reader.InFlight inFlight, long deadline) {
             LangfuseApi api = LangfuseApi.of(config);
             java.util.function.Function<Reader.SentPart, LangfuseApi.Lookup> lookup = api == null ? part -> new LangfuseApi.Lookup(LangfuseApi.Presence.NO_API, null)
                     : part -> api.findSpan(part.traceId(), part.witnessId(), part.witnessStart(), deadline);
@@ -3273,7 +3273,7 @@ public class litefuse_hook implements Callable<Integer> {
         }
 
         /** The decision of checkInFlight, on look-up answers alone (pure but for `lookup`). */
-        static InFlightCheck settleInFlight(Reader.InFlight inFlight, java.util.function.Function<Reader.SentPart, LangfuseApi.Lookup> lookup, Instant now,
+        private static InFlightCheck settleInFlight(Reader.InFlight inFlight, java.util.function.Function<Reader.SentPart, LangfuseApi.Lookup> lookup, Instant now,
                                             long settleMillis) {
             List<Reader.SentPart> parts = inFlight.parts();
             // Requests go out one at a time, each after the last was acknowledged: what arrived is a leading run of parts.
@@ -3320,7 +3320,7 @@ public class litefuse_hook implements Callable<Integer> {
          * The spool: a marker per session whose turns the server did not take, so that any later hook run (of any
          * session) sends them, even when that session never fires again.
          */
-        void markPending(String key, Payload.HookTarget target, boolean pending) {
+        private void markPending(String key, Payload.HookTarget target, boolean pending) {
             Path marker = pendingMarker(config, key);
             try {
                 if (!pending) {
@@ -3339,7 +3339,7 @@ public class litefuse_hook implements Callable<Integer> {
         }
 
         /** Sends other sessions' unsent turns, oldest first, while the budget lasts; stops at the first failure. */
-        void sendPendingSessions(Payload.HookTarget current, long started, long deadline) {
+        private void sendPendingSessions(Payload.HookTarget current, long started, long deadline) {
             Path pendingDir = sessionsDir(config).resolve("pending");
             if (!Files.isDirectory(pendingDir)) return;
             String currentKey = StateFiles.stateKey(current.sessionId(), current.transcriptPath().toString());
@@ -3382,7 +3382,7 @@ public class litefuse_hook implements Callable<Integer> {
             }
         }
 
-        static boolean isOlderThanDays(String isoInstant, long days) {
+        private static boolean isOlderThanDays(String isoInstant, long days) {
             try {
                 return Instant.parse(isoInstant).isBefore(Instant.now().minus(Duration.ofDays(days)));
             } catch (DateTimeParseException e) {
@@ -3390,7 +3390,7 @@ public class litefuse_hook implements Callable<Integer> {
             }
         }
 
-        void deleteQuietly(Path path) {
+        private void deleteQuietly(Path path) {
             try {
                 Files.deleteIfExists(path);
             } catch (IOException e) {
@@ -3457,7 +3457,7 @@ public class litefuse_hook implements Callable<Integer> {
             return count;
         }
 
-        static <T> void putQuietly(java.util.concurrent.BlockingQueue<T> queue, T item) {
+        private static <T> void putQuietly(java.util.concurrent.BlockingQueue<T> queue, T item) {
             try {
                 queue.put(item);
             } catch (InterruptedException e) {
@@ -3589,7 +3589,7 @@ public class litefuse_hook implements Callable<Integer> {
 
         static final String HOOK_COMMAND = "\"$HOME\"/.claude/hooks/litefuse-hook";
 
-        static final int HOOK_TIMEOUT_SECONDS = 30;
+        private static final int HOOK_TIMEOUT_SECONDS = 30;
 
         /** Where Claude Code reads settings: the user's file, the project's shared file, the project's local file. */
         enum Scope {
@@ -3623,26 +3623,26 @@ public class litefuse_hook implements Callable<Integer> {
             }
         }
 
-        static final com.fasterxml.jackson.core.util.DefaultPrettyPrinter SETTINGS_PRINTER =
+        private static final com.fasterxml.jackson.core.util.DefaultPrettyPrinter SETTINGS_PRINTER =
                 new com.fasterxml.jackson.core.util.DefaultPrettyPrinter()
                         .withObjectIndenter(new com.fasterxml.jackson.core.util.DefaultIndenter("  ", "\n"))
                         .withArrayIndenter(new com.fasterxml.jackson.core.util.DefaultIndenter("  ", "\n"))
                         .withSeparators(com.fasterxml.jackson.core.util.Separators.createDefaultInstance()
                                 .withObjectFieldValueSpacing(com.fasterxml.jackson.core.util.Separators.Spacing.AFTER));
 
-        static String settingsText(ObjectNode settings) throws JsonProcessingException {
+        private static String settingsText(ObjectNode settings) throws JsonProcessingException {
             return Json.MAPPER.writer(SETTINGS_PRINTER).writeValueAsString(settings) + "\n";
         }
 
         /** Env entries that hold a secret: a settings file with one of them is its owner's only (0600). */
-        static final List<String> SECRET_ENV_KEYS = List.of("LANGFUSE_SECRET_KEY", "CC_LANGFUSE_SECRET_KEY",
+        private static final List<String> SECRET_ENV_KEYS = List.of("LANGFUSE_SECRET_KEY", "CC_LANGFUSE_SECRET_KEY",
                 "OTEL_EXPORTER_OTLP_HEADERS", "OTEL_EXPORTER_OTLP_TRACES_HEADERS");
 
         static boolean holdsSecret(JsonNode settings) {
             return SECRET_ENV_KEYS.stream().anyMatch(key -> settings.path("env").hasNonNull(key));
         }
 
-        static final java.util.Set<java.nio.file.attribute.PosixFilePermission> OWNER_ONLY = PosixFilePermissions.fromString("rw-------");
+        private static final java.util.Set<java.nio.file.attribute.PosixFilePermission> OWNER_ONLY = PosixFilePermissions.fromString("rw-------");
 
         /**
          * Writes `settings` if it differs from the file: the old file is copied to `<name>.bak-<time>` first (owner-only:
@@ -3921,7 +3921,7 @@ public class litefuse_hook implements Callable<Integer> {
         }
 
         /** A small finished turn with thinking, a tool call and its result, and a final answer. */
-        static String trainingTranscript() {
+        private static String trainingTranscript() {
             String common = "\"isSidechain\":false,\"userType\":\"external\",\"cwd\":\"/tmp\",\"sessionId\":\"training\",\"version\":\"2.1.0\"";
             String usage = "\"usage\":{\"input_tokens\":3,\"output_tokens\":9,\"cache_read_input_tokens\":10,\"cache_creation_input_tokens\":5,"
                     + "\"cache_creation\":{\"ephemeral_5m_input_tokens\":5,\"ephemeral_1h_input_tokens\":0}}";
@@ -3945,7 +3945,7 @@ public class litefuse_hook implements Callable<Integer> {
                     "");
         }
 
-        static void deleteTree(Path root) {
+        private static void deleteTree(Path root) {
             try (java.util.stream.Stream<Path> walk = Files.walk(root)) {
                 walk.sorted(java.util.Comparator.reverseOrder()).forEach(path -> path.toFile().delete());
             } catch (IOException e) {
@@ -3953,7 +3953,7 @@ public class litefuse_hook implements Callable<Integer> {
             }
         }
 
-        static String shellQuote(String value) {
+        private static String shellQuote(String value) {
             return "'" + value.replace("'", "'\\''") + "'";
         }
 
@@ -3988,7 +3988,7 @@ public class litefuse_hook implements Callable<Integer> {
         record CredentialCheck(boolean ok, String projectId, String projectName, String problem) {
         }
 
-        static final List<String> LANGFUSE_CLOUD_REGIONS = List.of("https://cloud.langfuse.com", "https://us.cloud.langfuse.com");
+        private static final List<String> LANGFUSE_CLOUD_REGIONS = List.of("https://cloud.langfuse.com", "https://us.cloud.langfuse.com");
 
         /** GET /api/public/projects with the keys: 200 names the project; 401 means wrong keys (or another region). */
         static CredentialCheck checkCredentials(String baseUrl, String publicKey, String secretKey) {
@@ -4006,7 +4006,7 @@ public class litefuse_hook implements Callable<Integer> {
             return here;
         }
 
-        static CredentialCheck fetchProject(String base, String publicKey, String secretKey) {
+        private static CredentialCheck fetchProject(String base, String publicKey, String secretKey) {
             try {
                 HttpClient client = HttpClient.newBuilder().connectTimeout(Duration.ofSeconds(5)).build();
                 HttpRequest request = HttpRequest.newBuilder(java.net.URI.create(base + "/api/public/projects"))
@@ -4069,7 +4069,7 @@ public class litefuse_hook implements Callable<Integer> {
          * The plugin's options as its hooks get them (CLAUDE_PLUGIN_OPTION_<NAME>): from `pluginConfigs` in the settings,
          * the secret from ~/.claude/.credentials.json where Claude Code keeps it outside a system keychain.
          */
-        static Map<String, String> pluginOptions(Path home, Path projectDir, String plugin) throws IOException {
+        private static Map<String, String> pluginOptions(Path home, Path projectDir, String plugin) throws IOException {
             Map<String, String> options = new HashMap<>();
             if (plugin == null) return options;
             for (Scope scope : Scope.values()) {
@@ -4807,7 +4807,7 @@ public class litefuse_hook implements Callable<Integer> {
         }
 
         /** Long texts appear in --json as their length, a preview of the head and a hash of the tail (String.hashCode is specified, so stable). */
-        static void putPreview(ObjectNode node, String field, String text) {
+        private static void putPreview(ObjectNode node, String field, String text) {
             if (text == null) return;
             if (text.length() <= Transcript.STATUS_PREVIEW_CHARS) {
                 node.put(field, text);
@@ -4839,7 +4839,7 @@ public class litefuse_hook implements Callable<Integer> {
             return out.append('\n').toString();
         }
 
-        static void renderChildren(StringBuilder out, String parentId, String indent, Map<String, List<Traces.Observation>> childrenOf) {
+        private static void renderChildren(StringBuilder out, String parentId, String indent, Map<String, List<Traces.Observation>> childrenOf) {
             List<Traces.Observation> children = childrenOf.getOrDefault(parentId, List.of());
             for (int i = 0; i < children.size(); i++) {
                 Traces.Observation child = children.get(i);
@@ -4855,11 +4855,11 @@ public class litefuse_hook implements Callable<Integer> {
             }
         }
 
-        static String oneLine(String text) {
+        private static String oneLine(String text) {
             return text == null ? null : text.replaceAll("\\s+", " ");
         }
 
-        static String formatDuration(Traces.Observation observation) {
+        private static String formatDuration(Traces.Observation observation) {
             long millis = ChronoUnit.MILLIS.between(observation.start(), observation.end());
             return String.format(Locale.ROOT, "%.2fs", millis / 1000.0);
         }
