@@ -12,7 +12,10 @@
 
 import com.fasterxml.jackson.core.JsonProcessingException;
 import com.fasterxml.jackson.databind.JsonNode;
-import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.core.JsonFactory;
+import com.fasterxml.jackson.core.JsonGenerator;
+import com.fasterxml.jackson.core.JsonParser;
+import com.fasterxml.jackson.core.JsonToken;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.JsonNodeFactory;
 import com.fasterxml.jackson.databind.node.ObjectNode;
@@ -463,25 +466,144 @@ public class litefuse_hook implements Callable<Integer> {
     
     }
 
-    /** Jackson, made once and only when first needed: the hook's quick exit never loads it. */
+    /**
+     * JSON through Jackson's streaming parser and generator and its tree nodes, without an ObjectMapper: building
+     * one costs about 30 ms of a hook run's start-up (measured with the AOT cache), more than reading a turn.
+     */
     static final class Json {
         private Json() {
         }
 
-        static final ObjectMapper MAPPER = new ObjectMapper();
-
+        static final JsonFactory FACTORY = new JsonFactory();
         static final JsonNodeFactory NODES = JsonNodeFactory.instance;
+
+        /** One JSON value from the bytes (what follows it is ignored, as ObjectMapper.readTree does); null if none. */
+        static JsonNode parse(byte[] bytes, int offset, int length) throws IOException {
+            try (JsonParser parser = FACTORY.createParser(bytes, offset, length)) {
+                return parser.nextToken() == null ? null : node(parser);
+            }
+        }
+
+        static JsonNode parse(byte[] bytes) throws IOException {
+            return parse(bytes, 0, bytes.length);
+        }
+
+        static JsonNode parse(String text) throws IOException {
+            try (JsonParser parser = FACTORY.createParser(text)) {
+                return parser.nextToken() == null ? null : node(parser);
+            }
+        }
+
+        private static JsonNode node(JsonParser parser) throws IOException {
+            switch (parser.currentToken()) {
+                case START_OBJECT -> {
+                    ObjectNode object = NODES.objectNode();
+                    while (parser.nextToken() == JsonToken.FIELD_NAME) {
+                        String name = parser.currentName();
+                        parser.nextToken();
+                        object.set(name, node(parser));
+                    }
+                    return object;
+                }
+                case START_ARRAY -> {
+                    ArrayNode array = NODES.arrayNode();
+                    while (parser.nextToken() != JsonToken.END_ARRAY) array.add(node(parser));
+                    return array;
+                }
+                case VALUE_STRING -> {
+                    return NODES.textNode(parser.getText());
+                }
+                case VALUE_NUMBER_INT -> {
+                    return switch (parser.getNumberType()) {
+                        case INT -> NODES.numberNode(parser.getIntValue());
+                        case LONG -> NODES.numberNode(parser.getLongValue());
+                        default -> NODES.numberNode(parser.getBigIntegerValue());
+                    };
+                }
+                case VALUE_NUMBER_FLOAT -> {
+                    return NODES.numberNode(parser.getDoubleValue());
+                }
+                case VALUE_TRUE -> {
+                    return NODES.booleanNode(true);
+                }
+                case VALUE_FALSE -> {
+                    return NODES.booleanNode(false);
+                }
+                case VALUE_NULL -> {
+                    return NODES.nullNode();
+                }
+                default -> throw new com.fasterxml.jackson.core.JsonParseException(parser, "unexpected " + parser.currentToken());
+            }
+        }
+
+        /** Writes a tree token by token. */
+        static void write(JsonGenerator generator, JsonNode node) throws IOException {
+            switch (node.getNodeType()) {
+                case OBJECT -> {
+                    generator.writeStartObject();
+                    for (Map.Entry<String, JsonNode> field : node.properties()) {
+                        generator.writeFieldName(field.getKey());
+                        write(generator, field.getValue());
+                    }
+                    generator.writeEndObject();
+                }
+                case ARRAY -> {
+                    generator.writeStartArray();
+                    for (JsonNode item : node) write(generator, item);
+                    generator.writeEndArray();
+                }
+                case STRING -> generator.writeString(node.textValue());
+                case NUMBER -> {
+                    switch (node.numberType()) {
+                        case INT -> generator.writeNumber(node.intValue());
+                        case LONG -> generator.writeNumber(node.longValue());
+                        case BIG_INTEGER -> generator.writeNumber(node.bigIntegerValue());
+                        case BIG_DECIMAL -> generator.writeNumber(node.decimalValue());
+                        default -> generator.writeNumber(node.doubleValue());
+                    }
+                }
+                case BOOLEAN -> generator.writeBoolean(node.booleanValue());
+                default -> generator.writeNull();
+            }
+        }
+
+        /** Compact JSON text. */
+        static String toJson(JsonNode node) {
+            java.io.StringWriter text = new java.io.StringWriter();
+            try (JsonGenerator generator = FACTORY.createGenerator(text)) {
+                write(generator, node);
+            } catch (IOException e) {
+                throw new java.io.UncheckedIOException(e);
+            }
+            return text.toString();
+        }
+
+        /** UTF-8 bytes, laid out by `printer` (null: compact). */
+        static byte[] toBytes(JsonNode node, com.fasterxml.jackson.core.PrettyPrinter printer) {
+            ByteArrayOutputStream bytes = new ByteArrayOutputStream();
+            try (JsonGenerator generator = FACTORY.createGenerator(bytes)) {
+                if (printer != null) generator.setPrettyPrinter(printer);
+                write(generator, node);
+            } catch (IOException e) {
+                throw new java.io.UncheckedIOException(e);
+            }
+            return bytes.toByteArray();
+        }
+
+        static ObjectNode tree(Map<String, Long> numbers) {
+            ObjectNode object = NODES.objectNode();
+            numbers.forEach(object::put);
+            return object;
+        }
+
+        static ArrayNode tree(List<String> texts) {
+            ArrayNode array = NODES.arrayNode();
+            texts.forEach(array::add);
+            return array;
+        }
 
         static String textOrNull(JsonNode node) {
             return node != null && node.isTextual() ? node.asText() : null;
-        }
-
-        static String toJson(JsonNode node) {
-            try {
-                return MAPPER.writeValueAsString(node);
-            } catch (JsonProcessingException e) {
-                return String.valueOf(node);
-            }
         }
     }
 
@@ -625,7 +747,7 @@ public class litefuse_hook implements Callable<Integer> {
         static ObjectNode loadState(Path stateFile, Log log) {
             try {
                 if (!Files.exists(stateFile)) return Json.NODES.objectNode();
-                JsonNode parsed = Json.MAPPER.readTree(stateFile.toFile());
+                JsonNode parsed = Json.parse(Files.readAllBytes(stateFile));
                 if (parsed instanceof ObjectNode object) return object;
                 log.warn("State file " + stateFile + " is not a JSON object; starting this session afresh");
             } catch (IOException e) {
@@ -642,7 +764,7 @@ public class litefuse_hook implements Callable<Integer> {
             Files.deleteIfExists(tmp);
             ensurePrivateFile(tmp);
             try (FileChannel channel = FileChannel.open(tmp, StandardOpenOption.WRITE, StandardOpenOption.TRUNCATE_EXISTING)) {
-                channel.write(ByteBuffer.wrap(Json.MAPPER.writerWithDefaultPrettyPrinter().writeValueAsBytes(state)));
+                channel.write(ByteBuffer.wrap(Json.toBytes(state, new com.fasterxml.jackson.core.util.DefaultPrettyPrinter())));
                 channel.force(true);
             }
             try {
@@ -691,7 +813,7 @@ public class litefuse_hook implements Callable<Integer> {
                 }
                 String text = new String(data, StandardCharsets.UTF_8);
                 if (text.isBlank()) return Json.NODES.objectNode();
-                JsonNode payload = Json.MAPPER.readTree(text);
+                JsonNode payload = Json.parse(text);
                 if (payload != null && payload.isObject()) return payload;
                 log.warn("Hook payload on stdin is not a JSON object; ignoring it");
             } catch (IOException e) {
@@ -1224,13 +1346,13 @@ public class litefuse_hook implements Callable<Integer> {
         /** Jackson reads UTF-8 bytes directly; a line with invalid UTF-8 is decoded with replacement characters instead. */
         private static JsonNode parseJsonObject(byte[] bytes, int offset, int length) {
             try {
-                JsonNode node = Json.MAPPER.readTree(bytes, offset, length);
+                JsonNode node = Json.parse(bytes, offset, length);
                 return node != null && node.isObject() ? node : null;
             } catch (IOException e) {
                 try {
                     String lenient = StandardCharsets.UTF_8.newDecoder().onMalformedInput(CodingErrorAction.REPLACE)
                             .onUnmappableCharacter(CodingErrorAction.REPLACE).decode(ByteBuffer.wrap(bytes, offset, length)).toString();
-                    JsonNode node = Json.MAPPER.readTree(lenient);
+                    JsonNode node = Json.parse(lenient);
                     return node != null && node.isObject() ? node : null;
                 } catch (IOException | RuntimeException again) {
                     return null;
@@ -2851,7 +2973,7 @@ public class litefuse_hook implements Callable<Integer> {
             setIfPresent(span, OBSERVATION_INPUT, observation.input());
             setIfPresent(span, OBSERVATION_OUTPUT, observation.output());
             setIfPresent(span, OBSERVATION_MODEL, observation.model());
-            if (observation.usage() != null) span.setAttribute(OBSERVATION_USAGE, Json.toJson(Json.MAPPER.valueToTree(observation.usage())));
+            if (observation.usage() != null) span.setAttribute(OBSERVATION_USAGE, Json.toJson(Json.tree(observation.usage())));
             setIfPresent(span, OBSERVATION_LEVEL, observation.level());
             setIfPresent(span, OBSERVATION_STATUS, observation.statusMessage());
             setMetadata(span, OBSERVATION_METADATA, observation.metadata(), true);
@@ -2948,7 +3070,8 @@ public class litefuse_hook implements Callable<Integer> {
                     return new Lookup(Presence.UNKNOWN, "HTTP " + status + " from " + baseUrl + "/api/public/v2/observations"
                             + (status == 401 || status == 403 ? " (wrong keys or wrong host)" : ""));
                 }
-                for (JsonNode observation : Json.MAPPER.readTree(body).path("data")) {
+                JsonNode answer = Json.parse(body);
+                for (JsonNode observation : answer == null ? Json.NODES.missingNode() : answer.path("data")) {
                     if (spanId.equals(observation.path("id").asText())) return new Lookup(Presence.PRESENT, null);
                 }
                 return new Lookup(Presence.ABSENT, null);
@@ -2966,7 +3089,8 @@ public class litefuse_hook implements Callable<Integer> {
                 headers.forEach(connection::setRequestProperty);
                 if (connection.getResponseCode() != 200) return null;
                 try (InputStream in = connection.getInputStream()) {
-                    return Json.textOrNull(Json.MAPPER.readTree(in).path("data").path(0).get("id"));
+                    JsonNode answer = Json.parse(in.readAllBytes());
+                    return answer == null ? null : Json.textOrNull(answer.path("data").path(0).get("id"));
                 }
             } catch (IOException | IllegalArgumentException e) {
                 return null;
@@ -3237,7 +3361,7 @@ public class litefuse_hook implements Callable<Integer> {
                 StateFiles.ensurePrivateDir(file.getParent());
                 Path tmp = Files.createTempFile(file.getParent(), "projects-", ".tmp",
                         PosixFilePermissions.asFileAttribute(PosixFilePermissions.fromString("rw-------")));
-                Files.write(tmp, Json.MAPPER.writeValueAsBytes(known));
+                Files.write(tmp, Json.toBytes(known, null));
                 Files.move(tmp, file, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
             } catch (IOException | RuntimeException e) {
                 log.debug("Could not remember the project id: " + e);
@@ -3615,7 +3739,7 @@ public class litefuse_hook implements Callable<Integer> {
         static ObjectNode readSettings(Path file) throws IOException {
             if (!Files.exists(file) || Files.readString(file).isBlank()) return Json.NODES.objectNode();
             try {
-                JsonNode parsed = Json.MAPPER.readTree(file.toFile());
+                JsonNode parsed = Json.parse(Files.readAllBytes(file));
                 if (parsed instanceof ObjectNode object) return object;
                 throw new InvalidSettingsException(file, "the top level is not an object");
             } catch (JsonProcessingException e) {
@@ -3631,7 +3755,7 @@ public class litefuse_hook implements Callable<Integer> {
                                 .withObjectFieldValueSpacing(com.fasterxml.jackson.core.util.Separators.Spacing.AFTER));
 
         private static String settingsText(ObjectNode settings) throws JsonProcessingException {
-            return Json.MAPPER.writer(SETTINGS_PRINTER).writeValueAsString(settings) + "\n";
+            return new String(Json.toBytes(settings, SETTINGS_PRINTER), StandardCharsets.UTF_8) + "\n";
         }
 
         /** Env entries that hold a secret: a settings file with one of them is its owner's only (0600). */
@@ -3653,7 +3777,7 @@ public class litefuse_hook implements Callable<Integer> {
             String text = settingsText(settings);
             boolean existed = Files.exists(file);
             if (existed && Files.readString(file).equals(text) && !(holdsSecret(settings) && readableByOthers(file))) return null;
-            if (existed && Json.MAPPER.readTree(Files.readString(file).isBlank() ? "{}" : Files.readString(file)).equals(settings)
+            if (existed && settings.equals(Json.parse(Files.readString(file).isBlank() ? "{}" : Files.readString(file)))
                     && !(holdsSecret(settings) && readableByOthers(file))) return null;
             String backup = "";
             java.util.Set<java.nio.file.attribute.PosixFilePermission> mode = OWNER_ONLY;
@@ -4017,7 +4141,8 @@ public class litefuse_hook implements Callable<Integer> {
                         .GET().build();
                 HttpResponse<String> response = client.send(request, HttpResponse.BodyHandlers.ofString());
                 if (response.statusCode() == 200) {
-                    JsonNode project = Json.MAPPER.readTree(response.body()).path("data").path(0);
+                    JsonNode answer = Json.parse(response.body());
+                    JsonNode project = answer == null ? Json.NODES.missingNode() : answer.path("data").path(0);
                     return new CredentialCheck(true, project.path("id").asText(""), project.path("name").asText("(unnamed)"), null);
                 }
                 if (response.statusCode() == 401 || response.statusCode() == 403) {
@@ -4167,7 +4292,7 @@ public class litefuse_hook implements Callable<Integer> {
             com.fasterxml.jackson.core.JsonGenerator jsonOut = null;
             if (json) {
                 // JSON Lines: one compact trace per line, for jq and for transcripts of any size.
-                jsonOut = Json.MAPPER.getFactory().createGenerator(out)
+                jsonOut = Json.FACTORY.createGenerator(out)
                         .setPrettyPrinter(new com.fasterxml.jackson.core.util.MinimalPrettyPrinter("\n"));
             }
             int failures = 0;
@@ -4207,7 +4332,7 @@ public class litefuse_hook implements Callable<Integer> {
 
         static void writeJson(com.fasterxml.jackson.core.JsonGenerator generator, JsonNode node) {
             try {
-                Json.MAPPER.writeTree(generator, node);
+                Json.write(generator, node);
             } catch (IOException e) {
                 throw new java.io.UncheckedIOException(e);
             }
@@ -4782,7 +4907,7 @@ public class litefuse_hook implements Callable<Integer> {
             node.put("release", trace.release());
             node.put("version", trace.version());
             if (trace.environment() != null) node.put("environment", trace.environment());
-            node.set("tags", Json.MAPPER.valueToTree(trace.tags()));
+            node.set("tags", Json.tree(trace.tags()));
             putPreview(node, "input", trace.input());
             putPreview(node, "output", trace.output());
             node.set("metadata", trace.metadata());
@@ -4796,7 +4921,7 @@ public class litefuse_hook implements Callable<Integer> {
                 obs.put("start", observation.start().toString());
                 obs.put("end", observation.end().toString());
                 if (observation.model() != null) obs.put("model", observation.model());
-                if (observation.usage() != null) obs.set("usage", Json.MAPPER.valueToTree(observation.usage()));
+                if (observation.usage() != null) obs.set("usage", Json.tree(observation.usage()));
                 if (observation.level() != null) obs.put("level", observation.level());
                 if (observation.statusMessage() != null) obs.put("status_message", observation.statusMessage());
                 putPreview(obs, "input", observation.input());

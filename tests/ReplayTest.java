@@ -34,7 +34,7 @@ public class ReplayTest {
         return TestSupport.recordedTranscripts().stream().map(file -> DynamicTest.dynamicTest(file.getFileName().toString(), () -> {
             ArrayNode actual = litefuse_hook.Json.NODES.arrayNode();
             TestSupport.replay(file).forEach(trace -> actual.add(litefuse_hook.Render.traceToJson(trace)));
-            String actualText = litefuse_hook.Json.MAPPER.writer().with(SerializationFeature.INDENT_OUTPUT).writeValueAsString(actual) + "\n";
+            String actualText = TestSupport.JSON.writer().with(SerializationFeature.INDENT_OUTPUT).writeValueAsString(actual) + "\n";
             Path expectedFile = TestSupport.testsDir().resolve("expected").resolve(file.getFileName().toString().replace(".jsonl", ".json"));
             if (update) Files.writeString(expectedFile, actualText);
             assertTrue(Files.exists(expectedFile), "missing " + expectedFile + " (run the tests with UPDATE_EXPECTED=1 once)");
