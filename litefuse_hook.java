@@ -367,14 +367,16 @@ public class litefuse_hook implements Callable<Integer> {
      * tokens), Authorization headers, private-key blocks, and .env lines whose name holds SECRET, TOKEN, PASSWORD or
      * KEY. A pattern with a group named `secret` masks only that group (the header or variable name stays readable).
      */
-    record Masker(List<Rule> rules) {
+    record Masker(boolean standard, List<Rule> extra) {
         private static final String MASK = "[REDACTED]";
 
         /** A pattern, and a cheap test that must pass before the regex runs (most text holds no credential). */
         private record Rule(Pattern pattern, java.util.function.Predicate<String> mightMatch) {
         }
 
-        static final List<Rule> STANDARD = List.of(
+        /** The standard patterns, compiled when text is first masked: a run with nothing to send never pays for them. */
+        private static final class Standard {
+            static final List<Rule> RULES = List.of(
                 new Rule(Pattern.compile("-----BEGIN[A-Z ]{0,40}PRIVATE KEY( BLOCK)?-----[\\s\\S]*?(?:-----END[A-Z ]{0,40}PRIVATE KEY( BLOCK)?-----|$)"),
                         text -> text.contains("PRIVATE KEY")),
                 new Rule(Pattern.compile("(?i)(?<![A-Za-z0-9_])(?:proxy-)?authorization[\"']?\\s*[:=]\\s*[\"']?(?:(?:bearer|basic|token|digest)\\s+)?(?<secret>[^\\s\"',;\\\\]+)"),
@@ -390,11 +392,24 @@ public class litefuse_hook implements Callable<Integer> {
                         text -> text.contains("ghp_") || text.contains("gho_") || text.contains("ghu_") || text.contains("ghs_")
                                 || text.contains("ghr_") || text.contains("github_pat_")),
                 new Rule(Pattern.compile("(?<![A-Za-z0-9_])xox[abposr]-[A-Za-z0-9-]{10,}"), text -> text.contains("xox")));
+        }
+
+        static List<Rule> standardRules() {
+            return Standard.RULES;
+        }
+
+        /** Every rule, the standard ones first. */
+        List<Rule> rules() {
+            if (!standard) return extra;
+            List<Rule> all = new ArrayList<>(Standard.RULES);
+            all.addAll(extra);
+            return all;
+        }
 
         /** On unless CC_LANGFUSE_MASK_SECRETS=false; CC_LANGFUSE_MASK_PATTERNS adds regexes, one per line. */
         static Masker fromEnv(String enabled, String extraPatterns, List<String> problems) {
-            if ("false".equalsIgnoreCase(enabled == null ? "" : enabled.trim())) return new Masker(List.of());
-            List<Rule> rules = new ArrayList<>(STANDARD);
+            if ("false".equalsIgnoreCase(enabled == null ? "" : enabled.trim())) return new Masker(false, List.of());
+            List<Rule> rules = new ArrayList<>();
             if (extraPatterns != null) {
                 for (String regex : extraPatterns.split("\\R")) {
                     if (regex.isBlank()) continue;
@@ -405,7 +420,7 @@ public class litefuse_hook implements Callable<Integer> {
                     }
                 }
             }
-            return new Masker(List.copyOf(rules));
+            return new Masker(true, List.copyOf(rules));
         }
 
         /** `word` somewhere not preceded by a letter, digit or underscore ("sk-" but not "task-"). */
@@ -419,13 +434,23 @@ public class litefuse_hook implements Callable<Integer> {
         }
 
         String describe() {
-            return rules.isEmpty() ? "off" : rules.size() + " patterns";
+            if (!standard) return extra.isEmpty() ? "off" : extra.size() + " patterns";
+            return "standard patterns" + (extra.isEmpty() ? "" : " and " + extra.size() + " more");
+        }
+
+        private boolean off() {
+            return !standard && extra.isEmpty();
         }
 
         String text(String value) {
-            if (value == null || rules.isEmpty()) return value;
+            if (value == null || off()) return value;
             String masked = value;
-            for (Rule rule : rules) {
+            if (standard) {
+                for (Rule rule : Standard.RULES) {
+                    if (rule.mightMatch().test(masked)) masked = maskWith(rule.pattern(), masked);
+                }
+            }
+            for (Rule rule : extra) {
                 if (rule.mightMatch().test(masked)) masked = maskWith(rule.pattern(), masked);
             }
             return masked;
@@ -449,7 +474,7 @@ public class litefuse_hook implements Callable<Integer> {
 
         /** A copy of `node` with every string value masked. */
         JsonNode json(JsonNode node) {
-            if (node == null || rules.isEmpty()) return node;
+            if (node == null || off()) return node;
             if (node.isTextual()) return Json.NODES.textNode(text(node.asText()));
             if (node.isObject()) {
                 ObjectNode copy = Json.NODES.objectNode();
@@ -3177,10 +3202,49 @@ public class litefuse_hook implements Callable<Integer> {
                 log.warn("Transcript is missing, unreadable or not a file: " + target.transcriptPath());
                 return;
             }
+            if (nothingNew(target)) {
+                log.info(String.format(Locale.ROOT, "Processed 0 turns in %.2fs (session=%s, nothing new)",
+                        (System.nanoTime() - started) / 1e9, target.sessionId()));
+                return;
+            }
             long deadline = started + TimeUnit.MILLISECONDS.toNanos(config.exportBudgetMillis());
             if (target.sessionEnded()) log.debug("Session " + target.sessionId() + " ended: its last turn is sent as it stands");
             SessionOutcome outcome = processWithLock(target, started, deadline, true, target.sessionEnded());
             if (outcome != null && outcome.failure() == null) sendPendingSessions(target, started, deadline);
+        }
+
+        /**
+         * Nothing to do: the transcript is exactly as the last clean run of this session left it (same file, size and
+         * modification time), and no session waits in the spool. Decided without the lock, state or transcript.
+         */
+        private boolean nothingNew(Payload.HookTarget target) {
+            Path seen = sessionsDir(config).resolve(StateFiles.stateKey(target.sessionId(), target.transcriptPath().toString()) + ".seen");
+            try {
+                if (!Files.exists(seen) || !Files.readString(seen).equals(transcriptStamp(target.transcriptPath()))) return false;
+                Path pending = sessionsDir(config).resolve("pending");
+                if (!Files.isDirectory(pending)) return true;
+                try (java.nio.file.DirectoryStream<Path> waiting = Files.newDirectoryStream(pending, "*.json")) {
+                    return !waiting.iterator().hasNext();
+                }
+            } catch (IOException | RuntimeException e) {
+                return false;
+            }
+        }
+
+        /** The transcript as the file system sees it: identity, size and modification time. */
+        private static String transcriptStamp(Path transcript) throws IOException {
+            java.nio.file.attribute.BasicFileAttributes attributes = Files.readAttributes(transcript, java.nio.file.attribute.BasicFileAttributes.class);
+            return attributes.fileKey() + " " + attributes.size() + " " + attributes.lastModifiedTime().to(TimeUnit.NANOSECONDS);
+        }
+
+        private void writeSeen(String key, String stamp) {
+            Path seen = sessionsDir(config).resolve(key + ".seen");
+            try {
+                StateFiles.ensurePrivateFile(seen);
+                Files.writeString(seen, stamp);
+            } catch (IOException e) {
+                log.debug("Could not record the transcript's stamp: " + e);
+            }
         }
 
         /** What one session's run did: turns sent, and why the rest wait (a failed export, an unknown outcome) if any. */
@@ -3260,6 +3324,7 @@ public class litefuse_hook implements Callable<Integer> {
                                              boolean forceLast) throws IOException {
             Path transcript = target.transcriptPath();
             Path stateFile = sessionsDir(config).resolve(key + ".json");
+            String stamp = transcriptStamp(transcript);
             Reader.SessionState state = startingState(transcript, stateFile);
             if (state.inFlight() != null) {
                 InFlightCheck check = checkInFlight(target, state.inFlight(), deadline);
@@ -3306,7 +3371,10 @@ public class litefuse_hook implements Callable<Integer> {
             state = state.withOffset(nextOffset, Reader.transcriptIdentity(transcript, nextOffset));
             StateFiles.saveState(stateFile, Reader.writeSessionState(state, target.sessionId(), transcript));
             // Unsent turns, and a turn still in progress, keep the session pending: any later run picks it up.
-            markPending(key, target, unsent > 0 || work.plan().deferred());
+            boolean clean = unsent == 0 && !work.plan().deferred() && state.inFlight() == null;
+            markPending(key, target, !clean);
+            // A clean run leaves the transcript's stamp: until it changes, a firing has nothing to do (see fire()).
+            if (clean) writeSeen(key, stamp);
             if (outcome.unknown() > 0) {
                 log.error("Export outcome unknown: " + outcome.failure() + "; " + outcome.unknown() + " turn(s) will be looked up in "
                         + "Langfuse before they are sent again" + (unsent > outcome.unknown() ? ", " + (unsent - outcome.unknown())

@@ -232,7 +232,7 @@ public class HookTest extends ReceiverFixture {
         assertFalse(TestSupport.log(home).contains("[DEBUG]"));
         Map<String, String> debug = new HashMap<>(env);
         debug.put("CC_LANGFUSE_DEBUG", "true");
-        Files.writeString(target, "", StandardOpenOption.APPEND);
+        Files.writeString(target, "\n", StandardOpenOption.APPEND);
         TestSupport.fireHook(debug, "s", target);
         String log = TestSupport.log(home);
         assertTrue(log.contains("[DEBUG] Hook started"), log);
@@ -423,5 +423,33 @@ public class HookTest extends ReceiverFixture {
         assertEquals(receiver.baseUrl() + "/project/proj-123/traces/" + traceId, out.toString().strip());
         assertTrue(err.toString().contains("Claude Code - Turn 5 of session sess"), err.toString());
         assertEquals(1, cli.execute("last", "--dir", home.toString()), "nothing sent from another directory");
+    }
+
+    @Test
+    void aFiringWithNothingNewReadsNothing() throws IOException {
+        Path target = home.resolve("t.jsonl");
+        Files.copy(TestSupport.transcript("crafted__edge-cases.jsonl"), target);
+        TestSupport.fireHook(env, "s", target);
+        int requests = receiver.requests().size();
+        Path state = home.resolve(".claude/state/litefuse/" + litefuse_hook.StateFiles.stateKey("s", target.toString()) + ".json");
+        String before = Files.readString(state);
+        TestSupport.fireHook(env, "s", target);
+        assertTrue(TestSupport.log(home).contains("Processed 0 turns in 0.") && TestSupport.log(home).contains("(session=s, nothing new)"),
+                TestSupport.log(home));
+        assertEquals(before, Files.readString(state), "nothing read, nothing written");
+        assertEquals(requests, receiver.requests().size());
+        // Another session waiting in the spool: this firing does the full run, and sends it.
+        Path other = home.resolve("other.jsonl");
+        Files.copy(TestSupport.transcript("marot__spotter__short.jsonl"), other);
+        receiver.respondWith(503);
+        TestSupport.fireHook(env, "other", other);
+        receiver.respondWith(OtlpReceiver.Behaviour.ok());
+        TestSupport.fireHook(env, "s", target);
+        assertEquals(TestSupport.replay(other).size(), receiver.acceptedRoots().size() - 5, "the waiting session went out");
+        // A transcript that changed (one more byte) is read again.
+        Files.writeString(target, "\n", StandardOpenOption.APPEND);
+        String log = TestSupport.log(home);
+        TestSupport.fireHook(env, "s", target);
+        assertFalse(TestSupport.log(home).substring(log.length()).contains("nothing new"));
     }
 }
