@@ -5,7 +5,7 @@
 //DEPS io.opentelemetry:opentelemetry-exporter-otlp
 //DEPS com.fasterxml.jackson.core:jackson-databind:2.22.4
 //DEPS info.picocli:picocli:4.7.7
-//COMPILE_OPTIONS -encoding UTF-8
+//COMPILE_OPTIONS -encoding UTF-8 -XDstringConcat=inline
 //DESCRIPTION Claude Code -> Langfuse / Litefuse Stop hook.
 //DESCRIPTION Reads only the new part of a Claude Code transcript, groups rows into user turns and sends one
 //DESCRIPTION trace per turn over OpenTelemetry. Run without arguments as a Stop hook; `replay FILE` shows the traces.
@@ -125,7 +125,11 @@ public class litefuse_hook implements Callable<Integer> {
 
     public static void main(String[] args) {
         // Hook mode has nothing to parse; skipping picocli there saves a quarter second of start-up on every Stop.
-        System.exit(args.length == 0 ? new litefuse_hook().call() : new CommandLine(new litefuse_hook()).execute(args));
+        if (args.length > 0) System.exit(new CommandLine(new litefuse_hook()).execute(args));
+        new litefuse_hook().call();
+        // halt, not exit: Runtime.exit sets up the System.Logger machinery to log itself (15 ms of a hook run), and
+        // hook mode has nothing left to flush or run at shutdown. The exit code is 0, whatever happened.
+        Runtime.getRuntime().halt(0);
     }
 
     /** Hook mode: whatever happens, exit 0 (a Stop hook's exit code 2 would tell Claude Code not to stop). */
@@ -247,13 +251,11 @@ public class litefuse_hook implements Callable<Integer> {
             return List.copyOf(tags);
         }
 
-        private static final Pattern TRACEPARENT = Pattern.compile("([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(-.*)?");
-
         /** CC_LANGFUSE_TRACEPARENT as W3C Trace Context defines it (version 00, non-zero ids); anything else is reported. */
         private static Traces.TraceParent traceParent(String value, List<String> problems) {
             String text = firstNonBlank(value);
             if (text == null) return null;
-            Matcher matcher = TRACEPARENT.matcher(text);
+            Matcher matcher = Pattern.compile("([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(-.*)?").matcher(text);
             boolean valid = matcher.matches() && !matcher.group(1).equals("ff") && !(matcher.group(1).equals("00") && matcher.group(5) != null)
                     && !matcher.group(2).matches("0+") && !matcher.group(3).matches("0+");
             if (valid) return new Traces.TraceParent(matcher.group(2), matcher.group(3));
@@ -295,7 +297,9 @@ public class litefuse_hook implements Callable<Integer> {
 
         /** The environment with the plugin's options filled in where the variable itself is not set. */
         private static Map<String, String> withPluginOptions(Map<String, String> env) {
-            if (PLUGIN_OPTIONS.keySet().stream().noneMatch(env::containsKey)) return env;
+            boolean anyOption = false;
+            for (String option : PLUGIN_OPTIONS.keySet()) anyOption |= env.containsKey(option);
+            if (!anyOption) return env;
             Map<String, String> merged = new HashMap<>(env);
             PLUGIN_OPTIONS.forEach((option, variable) -> {
                 if (firstNonBlank(env.get(option)) != null && firstNonBlank(env.get(variable)) == null) merged.put(variable, env.get(option));
@@ -637,7 +641,6 @@ public class litefuse_hook implements Callable<Integer> {
      * the commands. An object handed to what logs, so nothing shares a mutable static.
      */
     static final class Log {
-        private static final DateTimeFormatter TIME = DateTimeFormatter.ofPattern("yyyy-MM-dd HH:mm:ss");
         private final Path file;
         private final boolean debugEnabled;
 
@@ -661,7 +664,7 @@ public class litefuse_hook implements Callable<Integer> {
 
         /** Appends one line; never throws (the hook must never fail because of its log). */
         private void log(String level, String message) {
-            String line = TIME.format(LocalDateTime.now()) + " [" + level + "] " + message.replace('\n', ' ') + "\n";
+            String line = timestamp(System.currentTimeMillis()) + " [" + level + "] " + message.replace('\n', ' ') + "\n";
             if (file == null) {
                 System.err.print(line);
                 return;
@@ -677,6 +680,26 @@ public class litefuse_hook implements Callable<Integer> {
 
         void debug(String message) {
             if (debugEnabled) log("DEBUG", message);
+        }
+
+        /**
+         * "2026-01-31 12:00:00Z": UTC, composed by hand, since a formatter and the local zone (the time-zone database)
+         * would cost a hook run some 20 ms of start-up for one line.
+         */
+        static String timestamp(long epochMillis) {
+            LocalDateTime utc = LocalDateTime.ofEpochSecond(Math.floorDiv(epochMillis, 1000), 0, java.time.ZoneOffset.UTC);
+            return utc.getYear() + "-" + two(utc.getMonthValue()) + "-" + two(utc.getDayOfMonth()) + " " + two(utc.getHour()) + ":"
+                    + two(utc.getMinute()) + ":" + two(utc.getSecond()) + "Z";
+        }
+
+        private static String two(int value) {
+            return value < 10 ? "0" + value : String.valueOf(value);
+        }
+
+        /** Nanoseconds as seconds with two decimals ("0.06s"), without a Formatter. */
+        static String seconds(long nanos) {
+            long hundredths = Math.round(nanos / 1e7);
+            return hundredths / 100 + "." + two((int) (hundredths % 100)) + "s";
         }
 
         void info(String message) {
@@ -797,6 +820,15 @@ public class litefuse_hook implements Callable<Integer> {
             } catch (AtomicMoveNotSupportedException e) {
                 Files.move(tmp, stateFile, StandardCopyOption.REPLACE_EXISTING);
             }
+        }
+
+        /** A 64-bit FNV-1a fingerprint: eight bytes instead of a String (row uuids), or a cheap file name. */
+        static long fingerprint(String text) {
+            long hash = 0xcbf29ce484222325L;
+            for (int i = 0; i < text.length(); i++) {
+                hash = (hash ^ text.charAt(i)) * 0x100000001b3L;
+            }
+            return hash;
         }
 
         /** A stable key even if session ids collide: sha256(session_id::transcript_path). */
@@ -1458,7 +1490,7 @@ public class litefuse_hook implements Callable<Integer> {
             void accept(Transcript.Row row) {
                 String uuid = row.uuid();
                 // Claude Code repeats rows on session resume; the uuid is the identity.
-                if (!uuid.isEmpty() && !seenUuids.add(fingerprint(uuid))) return;
+                if (!uuid.isEmpty() && !seenUuids.add(StateFiles.fingerprint(uuid))) return;
                 if (!agentMode && row.json().path("isSidechain").asBoolean(false)) {
                     if (userRow != null) sidechainRows.add(row);
                     return;
@@ -1552,15 +1584,6 @@ public class litefuse_hook implements Callable<Integer> {
             rows.forEach(assembler::accept);
             assembler.finish();
             return turns;
-        }
-
-        /** A 64-bit fingerprint of a uuid: eight bytes a row instead of a String, for transcripts of any size. */
-        private static long fingerprint(String uuid) {
-            long hash = 0xcbf29ce484222325L;
-            for (int i = 0; i < uuid.length(); i++) {
-                hash = (hash ^ uuid.charAt(i)) * 0x100000001b3L;
-            }
-            return hash;
         }
 
         /** An open-addressing set of longs (the JDK has none without boxing). */
@@ -2587,8 +2610,10 @@ public class litefuse_hook implements Callable<Integer> {
             private boolean bodyStarted;
             private boolean outcomeUnknown;
 
+            /** Starts an export: its deadline, and no failure yet (one exporter serves a run's exports). */
             void until(long nanos) {
                 deadlineNanos = nanos;
+                failure = null;
             }
 
             long remainingNanos() {
@@ -3137,13 +3162,53 @@ public class litefuse_hook implements Callable<Integer> {
     }
 
     /** Hook mode: one Stop or SessionEnd firing, exactly once per span, and the spool of waiting sessions. */
-    static final class Hook {
+    static final class Hook implements AutoCloseable {
         private final Config config;
         private final Log log;
+        private java.util.concurrent.Future<Export.TraceExporter> exporter;
 
         Hook(Config config, Log log) {
             this.config = config;
             this.log = log;
+        }
+
+        /**
+         * Builds the OpenTelemetry SDK and exporter on another thread (a fifth of a run's time) while this one reads
+         * the session; the run waits for it only when it has something to send.
+         */
+        void prepareExporter() {
+            if (exporter != null) return;
+            java.util.concurrent.FutureTask<Export.TraceExporter> task = new java.util.concurrent.FutureTask<>(
+                    () -> Export.TraceExporter.forLangfuse(config, log));
+            Thread thread = new Thread(task, "litefuse-sdk");
+            thread.setDaemon(true);
+            thread.start();
+            exporter = task;
+        }
+
+        private Export.TraceExporter exporter() throws IOException {
+            prepareExporter();
+            try {
+                return exporter.get();
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                throw new java.io.InterruptedIOException("interrupted while the exporter was built");
+            } catch (java.util.concurrent.ExecutionException e) {
+                throw new IOException("could not build the exporter", e.getCause());
+            }
+        }
+
+        /** Shuts the SDK down, if it was built. */
+        @Override
+        public void close() {
+            if (exporter == null) return;
+            try {
+                exporter.get().close();
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+            } catch (java.util.concurrent.ExecutionException e) {
+                log.debug("The exporter was never built: " + e.getCause());
+            }
         }
 
         private static final long PENDING_MAX_AGE_DAYS = 7;
@@ -3179,8 +3244,8 @@ public class litefuse_hook implements Callable<Integer> {
             Config config = Config.loadConfig(env);
             if (!config.enabled()) return;
             Log log = Log.toFile(config);
-            try {
-                new Hook(config, log).fire(stdin, started);
+            try (Hook hook = new Hook(config, log)) {
+                hook.fire(stdin, started);
             } catch (Throwable t) {
                 log.error("Unexpected failure: " + t);
             }
@@ -3203,10 +3268,11 @@ public class litefuse_hook implements Callable<Integer> {
                 return;
             }
             if (nothingNew(target)) {
-                log.info(String.format(Locale.ROOT, "Processed 0 turns in %.2fs (session=%s, nothing new)",
-                        (System.nanoTime() - started) / 1e9, target.sessionId()));
+                log.info("Processed 0 turns in " + Log.seconds(System.nanoTime() - started) + " (session=" + target.sessionId()
+                        + ", nothing new)");
                 return;
             }
+            prepareExporter();
             long deadline = started + TimeUnit.MILLISECONDS.toNanos(config.exportBudgetMillis());
             if (target.sessionEnded()) log.debug("Session " + target.sessionId() + " ended: its last turn is sent as it stands");
             SessionOutcome outcome = processWithLock(target, started, deadline, true, target.sessionEnded());
@@ -3218,9 +3284,11 @@ public class litefuse_hook implements Callable<Integer> {
          * modification time), and no session waits in the spool. Decided without the lock, state or transcript.
          */
         private boolean nothingNew(Payload.HookTarget target) {
-            Path seen = sessionsDir(config).resolve(StateFiles.stateKey(target.sessionId(), target.transcriptPath().toString()) + ".seen");
+            Path seen = seenFile(target);
             try {
-                if (!Files.exists(seen) || !Files.readString(seen).equals(transcriptStamp(target.transcriptPath()))) return false;
+                if (!Files.exists(seen) || !Files.readString(seen).equals(seenText(target, transcriptStamp(target.transcriptPath())))) {
+                    return false;
+                }
                 Path pending = sessionsDir(config).resolve("pending");
                 if (!Files.isDirectory(pending)) return true;
                 try (java.nio.file.DirectoryStream<Path> waiting = Files.newDirectoryStream(pending, "*.json")) {
@@ -3237,11 +3305,21 @@ public class litefuse_hook implements Callable<Integer> {
             return attributes.fileKey() + " " + attributes.size() + " " + attributes.lastModifiedTime().to(TimeUnit.NANOSECONDS);
         }
 
-        private void writeSeen(String key, String stamp) {
-            Path seen = sessionsDir(config).resolve(key + ".seen");
+        /** Named by a cheap fingerprint (no digest before the quick exit); the content names session and transcript. */
+        private Path seenFile(Payload.HookTarget target) {
+            String id = target.sessionId() + "::" + target.transcriptPath();
+            return sessionsDir(config).resolve("seen-" + Long.toHexString(StateFiles.fingerprint(id)) + ".txt");
+        }
+
+        private static String seenText(Payload.HookTarget target, String stamp) {
+            return target.sessionId() + "\n" + target.transcriptPath() + "\n" + stamp + "\n";
+        }
+
+        private void writeSeen(Payload.HookTarget target, String stamp) {
+            Path seen = seenFile(target);
             try {
                 StateFiles.ensurePrivateFile(seen);
-                Files.writeString(seen, stamp);
+                Files.writeString(seen, seenText(target, stamp));
             } catch (IOException e) {
                 log.debug("Could not record the transcript's stamp: " + e);
             }
@@ -3353,9 +3431,7 @@ public class litefuse_hook implements Callable<Integer> {
                 // Recorded before the first byte goes out: a run killed mid-export leaves "outcome unknown", not a silent re-send.
                 Instant exportStart = Instant.now();
                 StateFiles.saveState(stateFile, Reader.writeSessionState(state.withInFlight(new Reader.InFlight(exportStart, parts)), target.sessionId(), transcript));
-                try (Export.TraceExporter exporter = Export.TraceExporter.forLangfuse(config, log)) {
-                    outcome = exporter.export(traces, deadline);
-                }
+                outcome = exporter().export(traces, deadline);
                 List<Reader.SentPart> unknown = parts.subList(outcome.acknowledged(), outcome.acknowledged() + outcome.unknown());
                 state = state.recordSent(parts.subList(0, outcome.acknowledged()))
                         .withInFlight(unknown.isEmpty() ? null : new Reader.InFlight(exportStart, List.copyOf(unknown)));
@@ -3374,7 +3450,7 @@ public class litefuse_hook implements Callable<Integer> {
             boolean clean = unsent == 0 && !work.plan().deferred() && state.inFlight() == null;
             markPending(key, target, !clean);
             // A clean run leaves the transcript's stamp: until it changes, a firing has nothing to do (see fire()).
-            if (clean) writeSeen(key, stamp);
+            if (clean) writeSeen(target, stamp);
             if (outcome.unknown() > 0) {
                 log.error("Export outcome unknown: " + outcome.failure() + "; " + outcome.unknown() + " turn(s) will be looked up in "
                         + "Langfuse before they are sent again" + (unsent > outcome.unknown() ? ", " + (unsent - outcome.unknown())
@@ -3383,10 +3459,9 @@ public class litefuse_hook implements Callable<Integer> {
                 log.error("Export failed: " + outcome.failure() + "; " + unsent + " turn(s) kept and sent again on a later run (session="
                         + target.sessionId() + ")");
             }
-            double seconds = (System.nanoTime() - started) / 1e9;
             String deferred = work.plan().deferred() ? ", deferred 1 (in-progress)" : "";
-            log.info(String.format(Locale.ROOT, "Processed %d turns%s in %.2fs (session=%s)", acknowledged, deferred, seconds,
-                    target.sessionId()));
+            log.info("Processed " + acknowledged + " turns" + deferred + " in " + Log.seconds(System.nanoTime() - started)
+                    + " (session=" + target.sessionId() + ")");
             return new SessionOutcome(acknowledged, unsent > 0 ? outcome.failure() : null);
         }
 
@@ -4446,7 +4521,13 @@ public class litefuse_hook implements Callable<Integer> {
             }
             Path root = projectsDir != null ? projectsDir : config.home().resolve(".claude").resolve("projects");
             List<Path> transcripts = History.backfillTranscripts(root, project, session, sinceInstant);
-            Hook hook = new Hook(config, Log.toFile(config));
+            try (Hook hook = new Hook(config, Log.toFile(config))) {
+                return backfill(hook, config, transcripts, out, err);
+            }
+        }
+
+        private int backfill(Hook hook, Config config, List<Path> transcripts, java.io.PrintWriter out, java.io.PrintWriter err)
+                throws IOException {
             History.Progress progress = new History.Progress(err, transcripts.size());
             long turns = 0;
             long skipped = 0;
