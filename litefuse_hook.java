@@ -3130,17 +3130,23 @@ public class litefuse_hook implements Callable<Integer> {
             }
         }
 
-        /** The keys' project id from GET /api/public/projects, or null (no answer in time, or no access). */
+        /**
+         * The keys' project id from GET /api/public/projects; "" when the server answers without one (a server with no
+         * such API: links then go through /trace/), null when there was no answer (ask again next time).
+         */
         String projectId(long timeoutMillis) {
             try {
                 java.net.HttpURLConnection connection = (java.net.HttpURLConnection) java.net.URI.create(baseUrl + "/api/public/projects").toURL().openConnection();
                 connection.setConnectTimeout((int) Math.max(1, timeoutMillis));
                 connection.setReadTimeout((int) Math.max(1, timeoutMillis));
                 headers.forEach(connection::setRequestProperty);
-                if (connection.getResponseCode() != 200) return null;
+                int status = connection.getResponseCode();
+                if (status == 401 || status == 403 || status >= 500) return null;
+                if (status != 200) return "";
                 try (InputStream in = connection.getInputStream()) {
                     JsonNode answer = Json.parse(in.readAllBytes());
-                    return answer == null ? null : Json.textOrNull(answer.path("data").path(0).get("id"));
+                    String id = answer == null ? null : Json.textOrNull(answer.path("data").path(0).get("id"));
+                    return id == null ? "" : id;
                 }
             } catch (IOException | IllegalArgumentException e) {
                 return null;
