@@ -3179,8 +3179,8 @@ public class litefuse_hook implements Callable<Integer> {
         }
 
         /**
-         * Builds the OpenTelemetry SDK and exporter on another thread (a fifth of a run's time) while this one reads
-         * the session; the run waits for it only when it has something to send.
+         * Builds the OpenTelemetry SDK and exporter on a second thread (a fifth of a run's time) while this one reads
+         * the session; a run waits for it only when it has something to send.
          */
         void prepareExporter() {
             if (exporter != null) return;
@@ -3204,10 +3204,10 @@ public class litefuse_hook implements Callable<Integer> {
             }
         }
 
-        /** Shuts the SDK down, if it was built. */
+        /** Shuts the SDK down if it was built; one still being built has sent nothing and dies with the JVM. */
         @Override
         public void close() {
-            if (exporter == null) return;
+            if (exporter == null || !exporter.isDone()) return;
             try {
                 exporter.get().close();
             } catch (InterruptedException e) {
