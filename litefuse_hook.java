@@ -868,9 +868,9 @@ public class litefuse_hook implements Callable<Integer> {
                     log.warn("Hook payload on stdin is larger than " + MAX_PAYLOAD_BYTES + " bytes; ignoring it");
                     return Json.NODES.objectNode();
                 }
-                String text = new String(data, StandardCharsets.UTF_8);
-                if (text.isBlank()) return Json.NODES.objectNode();
-                JsonNode payload = Json.parse(text);
+                if (new String(data, StandardCharsets.UTF_8).isBlank()) return Json.NODES.objectNode();
+                // Bytes, not text: the same parser as the transcript's lines, set up once.
+                JsonNode payload = Json.parse(data);
                 if (payload != null && payload.isObject()) return payload;
                 log.warn("Hook payload on stdin is not a JSON object; ignoring it");
             } catch (IOException e) {
@@ -3179,13 +3179,16 @@ public class litefuse_hook implements Callable<Integer> {
         }
 
         /**
-         * Builds the OpenTelemetry SDK and exporter on a second thread (a fifth of a run's time) while this one reads
-         * the session; a run waits for it only when it has something to send.
+         * Builds the OpenTelemetry SDK and exporter, and compiles the masking patterns, on a second thread (a fifth of a
+         * run's time) while this one reads the session; a run waits for it only when it has something to send.
          */
         void prepareExporter() {
             if (exporter != null) return;
-            java.util.concurrent.FutureTask<Export.TraceExporter> task = new java.util.concurrent.FutureTask<>(
-                    () -> Export.TraceExporter.forLangfuse(config, log));
+            java.util.concurrent.FutureTask<Export.TraceExporter> task = new java.util.concurrent.FutureTask<>(() -> {
+                // The masking patterns too: the turn's text is masked on this thread a moment later.
+                config.masker().text("");
+                return Export.TraceExporter.forLangfuse(config, log);
+            });
             Thread thread = new Thread(task, "litefuse-sdk");
             thread.setDaemon(true);
             thread.start();
