@@ -393,8 +393,7 @@ public class litefuse_hook implements Callable<Integer> {
                 new Rule(Pattern.compile("(?<![A-Za-z0-9_])(?:AKIA|ASIA)[0-9A-Z]{16}(?![A-Za-z0-9_])"),
                         text -> text.contains("AKIA") || text.contains("ASIA")),
                 new Rule(Pattern.compile("(?<![A-Za-z0-9_])(?:gh[pousr]_[A-Za-z0-9]{30,}|github_pat_[A-Za-z0-9_]{20,})"),
-                        text -> text.contains("ghp_") || text.contains("gho_") || text.contains("ghu_") || text.contains("ghs_")
-                                || text.contains("ghr_") || text.contains("github_pat_")),
+                        text -> containsGithubToken(text)),
                 new Rule(Pattern.compile("(?<![A-Za-z0-9_])xox[abposr]-[A-Za-z0-9-]{10,}"), text -> text.contains("xox")));
         }
 
@@ -425,6 +424,14 @@ public class litefuse_hook implements Callable<Integer> {
                 }
             }
             return new Masker(true, List.copyOf(rules));
+        }
+
+        /** gh[pousr]_ or github_pat_ somewhere: one search for "gh" (rare) instead of one per prefix. */
+        private static boolean containsGithubToken(String text) {
+            for (int at = text.indexOf("gh"); at >= 0 && at + 3 < text.length(); at = text.indexOf("gh", at + 2)) {
+                if (text.charAt(at + 3) == '_' && "pousr".indexOf(text.charAt(at + 2)) >= 0) return true;
+            }
+            return text.contains("github_pat_");
         }
 
         /** `word` somewhere not preceded by a letter, digit or underscore ("sk-" but not "task-"). */
@@ -477,18 +484,30 @@ public class litefuse_hook implements Callable<Integer> {
         }
 
         /** A copy of `node` with every string value masked. */
+        /** `node` with every string value masked: the node itself when nothing changed, else a copy (never mutated). */
         JsonNode json(JsonNode node) {
             if (node == null || off()) return node;
-            if (node.isTextual()) return Json.NODES.textNode(text(node.asText()));
+            if (node.isTextual()) {
+                String masked = text(node.asText());
+                return masked.equals(node.asText()) ? node : Json.NODES.textNode(masked);
+            }
             if (node.isObject()) {
-                ObjectNode copy = Json.NODES.objectNode();
-                node.properties().forEach(field -> copy.set(field.getKey(), json(field.getValue())));
-                return copy;
+                ObjectNode copy = null;
+                for (Map.Entry<String, JsonNode> field : node.properties()) {
+                    JsonNode masked = json(field.getValue());
+                    if (masked != field.getValue() && copy == null) copy = ((ObjectNode) node).deepCopy();
+                    if (copy != null) copy.set(field.getKey(), masked);
+                }
+                return copy == null ? node : copy;
             }
             if (node.isArray()) {
-                ArrayNode copy = Json.NODES.arrayNode();
-                node.forEach(item -> copy.add(json(item)));
-                return copy;
+                ArrayNode copy = null;
+                for (int i = 0; i < node.size(); i++) {
+                    JsonNode masked = json(node.get(i));
+                    if (masked != node.get(i) && copy == null) copy = ((ArrayNode) node).deepCopy();
+                    if (copy != null) copy.set(i, masked);
+                }
+                return copy == null ? node : copy;
             }
             return node;
         }
@@ -510,6 +529,25 @@ public class litefuse_hook implements Callable<Integer> {
         static JsonNode parse(byte[] bytes, int offset, int length) throws IOException {
             try (JsonParser parser = FACTORY.createParser(bytes, offset, length)) {
                 return parser.nextToken() == null ? null : node(parser);
+            }
+        }
+
+        /**
+         * A JSON object, except that when its "type" is one of `skipped` the rest is not read: the result is then just
+         * {"type": ...} and the fields before it. Anything but an object parses as with parse().
+         */
+        static JsonNode parseRow(byte[] bytes, int offset, int length, Set<String> skipped) throws IOException {
+            try (JsonParser parser = FACTORY.createParser(bytes, offset, length)) {
+                if (parser.nextToken() != JsonToken.START_OBJECT) return parser.currentToken() == null ? null : node(parser);
+                ObjectNode object = NODES.objectNode();
+                while (parser.nextToken() == JsonToken.FIELD_NAME) {
+                    String name = parser.currentName();
+                    parser.nextToken();
+                    JsonNode value = node(parser);
+                    object.set(name, value);
+                    if (name.equals("type") && value.isTextual() && skipped.contains(value.textValue())) return object;
+                }
+                return object;
             }
         }
 
@@ -1331,7 +1369,8 @@ public class litefuse_hook implements Callable<Integer> {
                 chunkStart += read;
             }
             if (carried > 0 && acceptWholeTail && !oversized) {
-                JsonNode tail = parseJsonObject(carry, 0, carried);
+                // A last line without its newline counts only when it is one whole object: read all of it.
+                JsonNode tail = parseJsonObject(carry, 0, carried, false);
                 if (tail != null) {
                     sink.accept(new Transcript.Row(tail, lineStart));
                     consumedTo = chunkStart;
@@ -1362,7 +1401,7 @@ public class litefuse_hook implements Callable<Integer> {
                 return false;
             }
             if (isBlank(bytes, offset, length)) return true;
-            JsonNode row = parseJsonObject(bytes, offset, length);
+            JsonNode row = parseJsonObject(bytes, offset, length, true);
             if (row == null) {
                 log.warn("Skipped transcript line at byte " + position + ": not a JSON object (" + length + " bytes)");
                 return false;
@@ -1401,9 +1440,17 @@ public class litefuse_hook implements Callable<Integer> {
         }
 
         /** Jackson reads UTF-8 bytes directly; a line with invalid UTF-8 is decoded with replacement characters instead. */
-        private static JsonNode parseJsonObject(byte[] bytes, int offset, int length) {
+        /**
+         * Row types nothing downstream reads (copies of subagent messages, file snapshots, request bodies, titles...):
+         * parsed only up to their type, which is enough to know them (a tenth of a transcript's bytes, or more).
+         */
+        private static final Set<String> UNREAD_ROW_TYPES = Set.of("progress", "file-history-snapshot", "file-history-delta",
+                "queue-operation", "last-prompt", "ai-title", "custom-title", "agent-name", "permission-mode", "mode", "pr-link",
+                "bridge-session", "api-request-blob", "api-request-shape", "cost-state", "atis-latch", "tools-used", "attachment");
+
+        private static JsonNode parseJsonObject(byte[] bytes, int offset, int length, boolean wholeLine) {
             try {
-                JsonNode node = Json.parse(bytes, offset, length);
+                JsonNode node = wholeLine ? Json.parseRow(bytes, offset, length, UNREAD_ROW_TYPES) : Json.parse(bytes, offset, length);
                 return node != null && node.isObject() ? node : null;
             } catch (IOException e) {
                 try {
@@ -3692,6 +3739,16 @@ public class litefuse_hook implements Callable<Integer> {
          * run on a second thread, a bounded queue ahead of trace building, so memory stays flat and both cores work.
          */
         static int replayTranscript(Path file, Traces.TraceContext ctx, Log log, Consumer<Traces.TraceRecord> sink) throws IOException {
+            return replayTranscript(file, ctx, log, trace -> trace, sink);
+        }
+
+        /**
+         * The same, with each trace also turned into `T` (its JSON or its tree, say) on a pool of workers; `sink` gets the
+         * results in transcript order. Three stages, each on its own threads: parsing and turn assembly, building and
+         * rendering, writing; a short window of turns in flight keeps memory flat.
+         */
+        static <T> int replayTranscript(Path file, Traces.TraceContext ctx, Log log, java.util.function.Function<Traces.TraceRecord, T> render,
+                                        Consumer<T> sink) throws IOException {
             java.util.concurrent.BlockingQueue<List<Turns.Turn>> queue = new java.util.concurrent.ArrayBlockingQueue<>(4);
             List<Turns.Turn> end = List.of();
             java.util.concurrent.atomic.AtomicReference<IOException> failure = new java.util.concurrent.atomic.AtomicReference<>();
@@ -3718,16 +3775,35 @@ public class litefuse_hook implements Callable<Integer> {
             reader.start();
             int count = 0;
             Turns.AgentFiles agentFiles = new Turns.AgentFiles(file, log);
+            int threads = Math.max(1, Runtime.getRuntime().availableProcessors());
+            ExecutorService workers = Executors.newFixedThreadPool(threads, runnable -> {
+                Thread worker = new Thread(runnable, "litefuse-builder");
+                worker.setDaemon(true);
+                return worker;
+            });
+            java.util.ArrayDeque<java.util.concurrent.Future<T>> window = new java.util.ArrayDeque<>();
             try {
                 for (List<Turns.Turn> turns = queue.take(); turns != end; turns = queue.take()) {
                     for (Turns.Turn turn : turns) {
+                        // Agents attach here, in order (their files are read once); numbers follow the turns with work.
                         Turns.Turn withAgents = Turns.attachAgents(turn, agentFiles);
-                        if (withAgents.hasWork()) sink.accept(Traces.buildTrace(withAgents, ++count, ctx));
+                        if (!withAgents.hasWork()) continue;
+                        int number = ++count;
+                        window.add(workers.submit(() -> render.apply(Traces.buildTrace(withAgents, number, ctx))));
+                        while (window.size() > 4 * threads || (!window.isEmpty() && window.peek().isDone())) {
+                            sink.accept(window.poll().get());
+                        }
                     }
                 }
+                while (!window.isEmpty()) sink.accept(window.poll().get());
             } catch (InterruptedException e) {
                 Thread.currentThread().interrupt();
                 throw new java.io.InterruptedIOException("replay interrupted");
+            } catch (java.util.concurrent.ExecutionException e) {
+                if (e.getCause() instanceof RuntimeException runtime) throw runtime;
+                throw new IllegalStateException(e.getCause());
+            } finally {
+                workers.shutdownNow();
             }
             if (failure.get() != null) throw failure.get();
             return count;
@@ -4440,13 +4516,11 @@ public class litefuse_hook implements Callable<Integer> {
             Log log = Log.toStderr();
             config.problems().forEach(log::warn);
             PrintStream out = new PrintStream(new java.io.FileOutputStream(java.io.FileDescriptor.out), false, StandardCharsets.UTF_8);
-            // Traces stream out as they are built: a transcript of any size replays in bounded memory.
-            com.fasterxml.jackson.core.JsonGenerator jsonOut = null;
-            if (json) {
-                // JSON Lines: one compact trace per line, for jq and for transcripts of any size.
-                jsonOut = Json.FACTORY.createGenerator(out)
-                        .setPrettyPrinter(new com.fasterxml.jackson.core.util.MinimalPrettyPrinter("\n"));
-            }
+            // Traces stream out as they are built: a transcript of any size replays in bounded memory. JSON Lines (one
+            // compact trace per line) or trees, rendered on the workers that build the traces.
+            boolean print = json || !send || !quiet;
+            java.util.function.Function<Traces.TraceRecord, Rendered> render = trace -> new Rendered(trace, !print ? null : json
+                    ? Json.toBytes(Render.traceToJson(trace), null) : Render.renderTree(trace).getBytes(StandardCharsets.UTF_8));
             int failures = 0;
             for (Path file : files) {
                 if (!Files.isReadable(file)) {
@@ -4457,11 +4531,12 @@ public class litefuse_hook implements Callable<Integer> {
                 String fallbackSession = sessionId != null ? sessionId : file.getFileName().toString().replaceFirst("\\.jsonl$", "");
                 Traces.TraceContext ctx = config.traceContext(fallbackSession, file.toAbsolutePath().normalize().toString());
                 try (History.StreamingSender sender = send ? new History.StreamingSender(config, force ? null : LangfuseApi.of(config), log) : null) {
-                    com.fasterxml.jackson.core.JsonGenerator generator = jsonOut;
-                    int count = History.replayTranscript(file, ctx, log, trace -> {
-                        if (generator != null) writeJson(generator, Render.traceToJson(trace));
-                        else if (!send || !quiet) out.print(Render.renderTree(trace));
-                        if (sender != null) sender.add(trace);
+                    int count = History.replayTranscript(file, ctx, log, render, rendered -> {
+                        if (rendered.text() != null) {
+                            out.write(rendered.text(), 0, rendered.text().length);
+                            if (json) out.write('\n');
+                        }
+                        if (sender != null) sender.add(rendered.trace());
                     });
                     if (sender != null) {
                         Export.ExportOutcome outcome = sender.finish();
@@ -4474,20 +4549,12 @@ public class litefuse_hook implements Callable<Integer> {
                     }
                 }
             }
-            if (jsonOut != null) {
-                jsonOut.flush();
-                if (jsonOut.getOutputContext().getEntryCount() > 0) out.println();
-            }
             out.flush();
             return failures == 0 ? 0 : 1;
         }
 
-        static void writeJson(com.fasterxml.jackson.core.JsonGenerator generator, JsonNode node) {
-            try {
-                Json.write(generator, node);
-            } catch (IOException e) {
-                throw new java.io.UncheckedIOException(e);
-            }
+        /** A trace and what replay prints of it (null with --send --quiet). */
+        private record Rendered(Traces.TraceRecord trace, byte[] text) {
         }
     }
 
