@@ -3739,16 +3739,6 @@ public class litefuse_hook implements Callable<Integer> {
          * run on a second thread, a bounded queue ahead of trace building, so memory stays flat and both cores work.
          */
         static int replayTranscript(Path file, Traces.TraceContext ctx, Log log, Consumer<Traces.TraceRecord> sink) throws IOException {
-            return replayTranscript(file, ctx, log, trace -> trace, sink);
-        }
-
-        /**
-         * The same, with each trace also turned into `T` (its JSON or its tree, say) on a pool of workers; `sink` gets the
-         * results in transcript order. Three stages, each on its own threads: parsing and turn assembly, building and
-         * rendering, writing; a short window of turns in flight keeps memory flat.
-         */
-        static <T> int replayTranscript(Path file, Traces.TraceContext ctx, Log log, java.util.function.Function<Traces.TraceRecord, T> render,
-                                        Consumer<T> sink) throws IOException {
             java.util.concurrent.BlockingQueue<List<Turns.Turn>> queue = new java.util.concurrent.ArrayBlockingQueue<>(4);
             List<Turns.Turn> end = List.of();
             java.util.concurrent.atomic.AtomicReference<IOException> failure = new java.util.concurrent.atomic.AtomicReference<>();
@@ -3775,35 +3765,16 @@ public class litefuse_hook implements Callable<Integer> {
             reader.start();
             int count = 0;
             Turns.AgentFiles agentFiles = new Turns.AgentFiles(file, log);
-            int threads = Math.max(1, Runtime.getRuntime().availableProcessors());
-            ExecutorService workers = Executors.newFixedThreadPool(threads, runnable -> {
-                Thread worker = new Thread(runnable, "litefuse-builder");
-                worker.setDaemon(true);
-                return worker;
-            });
-            java.util.ArrayDeque<java.util.concurrent.Future<T>> window = new java.util.ArrayDeque<>();
             try {
                 for (List<Turns.Turn> turns = queue.take(); turns != end; turns = queue.take()) {
                     for (Turns.Turn turn : turns) {
-                        // Agents attach here, in order (their files are read once); numbers follow the turns with work.
                         Turns.Turn withAgents = Turns.attachAgents(turn, agentFiles);
-                        if (!withAgents.hasWork()) continue;
-                        int number = ++count;
-                        window.add(workers.submit(() -> render.apply(Traces.buildTrace(withAgents, number, ctx))));
-                        while (window.size() > 4 * threads || (!window.isEmpty() && window.peek().isDone())) {
-                            sink.accept(window.poll().get());
-                        }
+                        if (withAgents.hasWork()) sink.accept(Traces.buildTrace(withAgents, ++count, ctx));
                     }
                 }
-                while (!window.isEmpty()) sink.accept(window.poll().get());
             } catch (InterruptedException e) {
                 Thread.currentThread().interrupt();
                 throw new java.io.InterruptedIOException("replay interrupted");
-            } catch (java.util.concurrent.ExecutionException e) {
-                if (e.getCause() instanceof RuntimeException runtime) throw runtime;
-                throw new IllegalStateException(e.getCause());
-            } finally {
-                workers.shutdownNow();
             }
             if (failure.get() != null) throw failure.get();
             return count;
@@ -4516,11 +4487,13 @@ public class litefuse_hook implements Callable<Integer> {
             Log log = Log.toStderr();
             config.problems().forEach(log::warn);
             PrintStream out = new PrintStream(new java.io.FileOutputStream(java.io.FileDescriptor.out), false, StandardCharsets.UTF_8);
-            // Traces stream out as they are built: a transcript of any size replays in bounded memory. JSON Lines (one
-            // compact trace per line) or trees, rendered on the workers that build the traces.
-            boolean print = json || !send || !quiet;
-            java.util.function.Function<Traces.TraceRecord, Rendered> render = trace -> new Rendered(trace, !print ? null : json
-                    ? Json.toBytes(Render.traceToJson(trace), null) : Render.renderTree(trace).getBytes(StandardCharsets.UTF_8));
+            // Traces stream out as they are built: a transcript of any size replays in bounded memory.
+            com.fasterxml.jackson.core.JsonGenerator jsonOut = null;
+            if (json) {
+                // JSON Lines: one compact trace per line, for jq and for transcripts of any size.
+                jsonOut = Json.FACTORY.createGenerator(out)
+                        .setPrettyPrinter(new com.fasterxml.jackson.core.util.MinimalPrettyPrinter("\n"));
+            }
             int failures = 0;
             for (Path file : files) {
                 if (!Files.isReadable(file)) {
@@ -4531,12 +4504,11 @@ public class litefuse_hook implements Callable<Integer> {
                 String fallbackSession = sessionId != null ? sessionId : file.getFileName().toString().replaceFirst("\\.jsonl$", "");
                 Traces.TraceContext ctx = config.traceContext(fallbackSession, file.toAbsolutePath().normalize().toString());
                 try (History.StreamingSender sender = send ? new History.StreamingSender(config, force ? null : LangfuseApi.of(config), log) : null) {
-                    int count = History.replayTranscript(file, ctx, log, render, rendered -> {
-                        if (rendered.text() != null) {
-                            out.write(rendered.text(), 0, rendered.text().length);
-                            if (json) out.write('\n');
-                        }
-                        if (sender != null) sender.add(rendered.trace());
+                    com.fasterxml.jackson.core.JsonGenerator generator = jsonOut;
+                    int count = History.replayTranscript(file, ctx, log, trace -> {
+                        if (generator != null) writeJson(generator, Render.traceToJson(trace));
+                        else if (!send || !quiet) out.print(Render.renderTree(trace));
+                        if (sender != null) sender.add(trace);
                     });
                     if (sender != null) {
                         Export.ExportOutcome outcome = sender.finish();
@@ -4549,12 +4521,20 @@ public class litefuse_hook implements Callable<Integer> {
                     }
                 }
             }
+            if (jsonOut != null) {
+                jsonOut.flush();
+                if (jsonOut.getOutputContext().getEntryCount() > 0) out.println();
+            }
             out.flush();
             return failures == 0 ? 0 : 1;
         }
 
-        /** A trace and what replay prints of it (null with --send --quiet). */
-        private record Rendered(Traces.TraceRecord trace, byte[] text) {
+        static void writeJson(com.fasterxml.jackson.core.JsonGenerator generator, JsonNode node) {
+            try {
+                Json.write(generator, node);
+            } catch (IOException e) {
+                throw new java.io.UncheckedIOException(e);
+            }
         }
     }
 
