@@ -724,7 +724,7 @@ public class litefuse_hook implements Callable<Integer> {
          * "2026-01-31 12:00:00Z": UTC, composed by hand, since a formatter and the local zone (the time-zone database)
          * would cost a hook run some 20 ms of start-up for one line.
          */
-        static String timestamp(long epochMillis) {
+        private static String timestamp(long epochMillis) {
             LocalDateTime utc = LocalDateTime.ofEpochSecond(Math.floorDiv(epochMillis, 1000), 0, java.time.ZoneOffset.UTC);
             return utc.getYear() + "-" + two(utc.getMonthValue()) + "-" + two(utc.getDayOfMonth()) + " " + two(utc.getHour()) + ":"
                     + two(utc.getMinute()) + ":" + two(utc.getSecond()) + "Z";
@@ -3229,7 +3229,7 @@ public class litefuse_hook implements Callable<Integer> {
          * Builds the OpenTelemetry SDK and exporter, and compiles the masking patterns, on a second thread (a fifth of a
          * run's time) while this one reads the session; a run waits for it only when it has something to send.
          */
-        void prepareExporter() {
+        private void prepareExporter() {
             if (exporter != null) return;
             java.util.concurrent.FutureTask<Export.TraceExporter> task = new java.util.concurrent.FutureTask<>(() -> {
                 // The masking patterns too: the turn's text is masked on this thread a moment later.
