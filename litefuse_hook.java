@@ -203,17 +203,13 @@ public class litefuse_hook implements Callable<Integer> {
                     + userId + ", debug=" + debug + ", maxChars=" + maxChars + ", home=" + home + ", budgetMs="
                     + exportBudgetMillis + ", masking=" + masker.describe() + ", environment=" + environment + "]";
         }
-    
 
         private static final String DEFAULT_BASE_URL = "https://cloud.langfuse.com";
-
         static final int DEFAULT_MAX_CHARS = 1_000_000;
-
         private static final long DEFAULT_EXPORT_BUDGET_MS = 3_000;
 
         /** How long an export with an unknown outcome is given to show up in Langfuse before its turns are sent again. */
         private static final long DEFAULT_UNKNOWN_SETTLE_MS = 30_000;
-
         static final String INGESTION_VERSION_HEADER = "x-langfuse-ingestion-version";
 
         static Config loadConfig(Map<String, String> processEnv) {
@@ -511,7 +507,6 @@ public class litefuse_hook implements Callable<Integer> {
             }
             return node;
         }
-    
     }
 
     /**
@@ -1056,7 +1051,6 @@ public class litefuse_hook implements Callable<Integer> {
         enum UserRowKind { TOOL_RESULT, COMPACT_SUMMARY, META, INTERRUPT, COMMAND, LOCAL_OUTPUT, TASK_NOTIFICATION, PROMPT }
 
         private static final Pattern COMMAND_NAME = Pattern.compile("<command-name>\\s*/?([^<]*?)\\s*</command-name>");
-
         private static final Pattern COMMAND_ARGS = Pattern.compile("<command-args>([\\s\\S]*?)</command-args>");
 
         private static final Set<String> INTERRUPT_MARKERS =
@@ -1675,9 +1669,7 @@ public class litefuse_hook implements Callable<Integer> {
         }
 
         static final Set<String> AGENT_TOOLS = Set.of("Task", "Agent");
-
         private static final Pattern AGENT_ID_IN_TEXT = Pattern.compile("agentId: ?([A-Za-z0-9_-]+)");
-
         private static final Pattern TASK_ID = Pattern.compile("<task-id>\\s*([A-Za-z0-9_-]+)\\s*</task-id>");
 
         /** The agent a Task/Agent tool result names (toolUseResult.agentId, or "agentId: ..." in its text). */
@@ -2561,41 +2553,23 @@ public class litefuse_hook implements Callable<Integer> {
         }
 
         private static final AttributeKey<String> OBSERVATION_TYPE = AttributeKey.stringKey("langfuse.observation.type");
-
         private static final AttributeKey<String> OBSERVATION_INPUT = AttributeKey.stringKey("langfuse.observation.input");
-
         private static final AttributeKey<String> OBSERVATION_OUTPUT = AttributeKey.stringKey("langfuse.observation.output");
-
         private static final AttributeKey<String> OBSERVATION_MODEL = AttributeKey.stringKey("langfuse.observation.model.name");
-
         private static final AttributeKey<String> OBSERVATION_USAGE = AttributeKey.stringKey("langfuse.observation.usage_details");
-
         private static final AttributeKey<String> OBSERVATION_LEVEL = AttributeKey.stringKey("langfuse.observation.level");
-
         private static final AttributeKey<String> OBSERVATION_STATUS = AttributeKey.stringKey("langfuse.observation.status_message");
-
         private static final AttributeKey<String> OBSERVATION_METADATA = AttributeKey.stringKey("langfuse.observation.metadata");
-
         private static final AttributeKey<String> TRACE_NAME = AttributeKey.stringKey("langfuse.trace.name");
-
         private static final AttributeKey<String> TRACE_INPUT = AttributeKey.stringKey("langfuse.trace.input");
-
         private static final AttributeKey<String> TRACE_OUTPUT = AttributeKey.stringKey("langfuse.trace.output");
-
         private static final AttributeKey<String> TRACE_METADATA = AttributeKey.stringKey("langfuse.trace.metadata");
-
         private static final AttributeKey<List<String>> TRACE_TAGS = AttributeKey.stringArrayKey("langfuse.trace.tags");
-
         private static final AttributeKey<String> SESSION_ID = AttributeKey.stringKey("session.id");
-
         private static final AttributeKey<String> USER_ID = AttributeKey.stringKey("user.id");
-
         private static final AttributeKey<String> RELEASE = AttributeKey.stringKey("langfuse.release");
-
         private static final AttributeKey<String> VERSION_ATTRIBUTE = AttributeKey.stringKey("langfuse.version");
-
         private static final AttributeKey<String> ENVIRONMENT = AttributeKey.stringKey("langfuse.environment");
-
         private static final AttributeKey<Boolean> AS_ROOT = AttributeKey.booleanKey("langfuse.internal.as_root");
 
         /** With this scope name Langfuse keeps only the attributes it understands (no `metadata.attributes` clutter). */
@@ -3205,7 +3179,6 @@ public class litefuse_hook implements Callable<Integer> {
             return projectId == null || projectId.isEmpty() ? baseUrl + "/trace/" + traceId
                     : baseUrl + "/project/" + projectId + "/traces/" + traceId;
         }
-    
 
         /** Whether Langfuse holds a span: there, not there, no such API (a server before v4), or no clear answer. */
         enum Presence { PRESENT, ABSENT, NO_API, UNKNOWN }
@@ -3268,9 +3241,7 @@ public class litefuse_hook implements Callable<Integer> {
         }
 
         private static final long PENDING_MAX_AGE_DAYS = 7;
-
         private static final int PENDING_SWEEP_LIMIT = 20;
-
         private static final int PENDING_MAX_SESSIONS = 1000;
 
         /**
@@ -3451,7 +3422,6 @@ public class litefuse_hook implements Callable<Integer> {
         }
 
         private static final long STOP_RACE_WAIT_MS = 1_500;
-
         private static final Duration QUIET_TRANSCRIPT = Duration.ofMinutes(10);
 
         private SessionOutcome processSession(Payload.HookTarget target, String key, long started, long deadline,
@@ -3911,7 +3881,6 @@ public class litefuse_hook implements Callable<Integer> {
         }
 
         static final String HOOK_COMMAND = "\"$HOME\"/.claude/hooks/litefuse-hook";
-
         private static final int HOOK_TIMEOUT_SECONDS = 30;
 
         /** Where Claude Code reads settings: the user's file, the project's shared file, the project's local file. */
@@ -4557,7 +4526,6 @@ public class litefuse_hook implements Callable<Integer> {
         @Option(names = "--dry-run", description = "Print what would be sent (sessions, turns, tokens) and send nothing.")
         boolean dryRun;
 
-
         @Override
         public Integer call() throws IOException {
             java.io.PrintWriter out = out();
@@ -4675,7 +4643,6 @@ public class litefuse_hook implements Callable<Integer> {
 
         @Option(names = "--source", paramLabel = "FILE", description = "This script's source file, for the launcher to notice updates (default: found next to the current directory's script).")
         Path source;
-
 
         @Override
         public Integer call() throws IOException {
@@ -4829,7 +4796,6 @@ public class litefuse_hook implements Callable<Integer> {
 
         @Option(names = "--dir", paramLabel = "DIR", description = "The project directory to check (default: the current directory).")
         Path projectDir;
-
 
         @Override
         public Integer call() throws IOException {
