@@ -1877,31 +1877,6 @@ public class litefuse_hook implements Callable<Integer> {
         private Traces() {
         }
 
-        /**
-         * What is left to send of a trace when part of it was sent before: the spans not sent yet, and no usage for a
-         * message whose usage went out already. Null when nothing is left.
-         */
-        static TraceRecord unsentPart(TraceRecord trace, Reader.SentTurn sentBefore) {
-            if (sentBefore == null) return trace;
-            Set<String> sentSpans = new HashSet<>(sentBefore.spanIds());
-            Set<String> usageSent = new HashSet<>(sentBefore.usageMessageIds());
-            List<Observation> rest = new ArrayList<>();
-            for (Observation observation : trace.observations()) {
-                if (sentSpans.contains(observation.id())) continue;
-                boolean usageAgain = observation.usage() != null && usageSent.contains(messageIdOf(observation));
-                rest.add(usageAgain ? observation.withoutUsage() : observation);
-            }
-            if (rest.isEmpty()) return null;
-            return new TraceRecord(trace.traceId(), trace.name(), trace.sessionId(), trace.userId(), trace.release(),
-                    trace.version(), trace.environment(), trace.tags(), trace.input(), trace.output(), trace.metadata(),
-                    List.copyOf(rest), trace.parentSpanId());
-        }
-
-        /** The Anthropic message id a generation belongs to (kept in its metadata as claude_code.id). */
-        static String messageIdOf(Observation observation) {
-            return observation.metadata().path("claude_code").path("id").asText("");
-        }
-
         /** One Langfuse observation, fully described; ids are lowercase hex, times real (from the transcript). */
         record Observation(String id, String parentId, String name, String type, Instant start, Instant end,
                            String input, String output, String model, Map<String, Long> usage, String level,
@@ -2544,6 +2519,31 @@ public class litefuse_hook implements Callable<Integer> {
                             input, null, null, null, null, null, wrap(Json.NODES.objectNode())));
             return new TraceRecord(traceId, "litefuse-hook doctor canary", "litefuse-hook-doctor", userId, VERSION, VERSION,
                     environment, List.of("claude-code", "litefuse-doctor"), input, output, wrap(meta), observations, null);
+        }
+
+        /**
+         * What is left to send of a trace when part of it was sent before: the spans not sent yet, and no usage for a
+         * message whose usage went out already. Null when nothing is left.
+         */
+        static TraceRecord unsentPart(TraceRecord trace, Reader.SentTurn sentBefore) {
+            if (sentBefore == null) return trace;
+            Set<String> sentSpans = new HashSet<>(sentBefore.spanIds());
+            Set<String> usageSent = new HashSet<>(sentBefore.usageMessageIds());
+            List<Observation> rest = new ArrayList<>();
+            for (Observation observation : trace.observations()) {
+                if (sentSpans.contains(observation.id())) continue;
+                boolean usageAgain = observation.usage() != null && usageSent.contains(messageIdOf(observation));
+                rest.add(usageAgain ? observation.withoutUsage() : observation);
+            }
+            if (rest.isEmpty()) return null;
+            return new TraceRecord(trace.traceId(), trace.name(), trace.sessionId(), trace.userId(), trace.release(),
+                    trace.version(), trace.environment(), trace.tags(), trace.input(), trace.output(), trace.metadata(),
+                    List.copyOf(rest), trace.parentSpanId());
+        }
+
+        /** The Anthropic message id a generation belongs to (kept in its metadata as claude_code.id). */
+        static String messageIdOf(Observation observation) {
+            return observation.metadata().path("claude_code").path("id").asText("");
         }
     }
 
