@@ -3245,24 +3245,6 @@ public class litefuse_hook implements Callable<Integer> {
         private static final int PENDING_MAX_SESSIONS = 1000;
 
         /**
-         * The record of one turn's spans in an export: their ids, the messages whose usage they carry, and a witness to
-         * look for in Langfuse (the root, or else the latest span).
-         */
-        private static Reader.SentPart sentPart(Traces.TraceRecord trace, Turns.Emission emission, Instant now) {
-            List<String> spanIds = new ArrayList<>();
-            List<String> usageIds = new ArrayList<>();
-            Traces.Observation witness = trace.root();
-            for (Traces.Observation observation : trace.observations()) {
-                spanIds.add(observation.id());
-                if (observation.usage() != null && !Traces.messageIdOf(observation).isEmpty()) usageIds.add(Traces.messageIdOf(observation));
-                if (trace.root() == null && (witness == null || !observation.start().isBefore(witness.start()))) witness = observation;
-            }
-            Reader.SentTurn turn = new Reader.SentTurn(emission.turn().userRow().uuid(), emission.turnNumber(),
-                    emission.turn().userRow().offset(), trace.traceId(), now, List.copyOf(spanIds), List.copyOf(usageIds));
-            return new Reader.SentPart(turn, trace.traceId(), witness.id(), witness.start());
-        }
-
-        /**
          * One Stop firing: send this session's finished turns, then, if time is left, the turns other sessions could
          * not send before. Everything happens before `deadline` (start-up plus the export budget).
          */
@@ -3419,6 +3401,24 @@ public class litefuse_hook implements Callable<Integer> {
             }
             log.debug("Turns to send: " + traces.size() + (plan.deferred() ? ", last turn in progress" : ""));
             return new SessionWork(plan, traces, parts, read.endOffset());
+        }
+
+        /**
+         * The record of one turn's spans in an export: their ids, the messages whose usage they carry, and a witness to
+         * look for in Langfuse (the root, or else the latest span).
+         */
+        private static Reader.SentPart sentPart(Traces.TraceRecord trace, Turns.Emission emission, Instant now) {
+            List<String> spanIds = new ArrayList<>();
+            List<String> usageIds = new ArrayList<>();
+            Traces.Observation witness = trace.root();
+            for (Traces.Observation observation : trace.observations()) {
+                spanIds.add(observation.id());
+                if (observation.usage() != null && !Traces.messageIdOf(observation).isEmpty()) usageIds.add(Traces.messageIdOf(observation));
+                if (trace.root() == null && (witness == null || !observation.start().isBefore(witness.start()))) witness = observation;
+            }
+            Reader.SentTurn turn = new Reader.SentTurn(emission.turn().userRow().uuid(), emission.turnNumber(),
+                    emission.turn().userRow().offset(), trace.traceId(), now, List.copyOf(spanIds), List.copyOf(usageIds));
+            return new Reader.SentPart(turn, trace.traceId(), witness.id(), witness.start());
         }
 
         private static final long STOP_RACE_WAIT_MS = 1_500;
