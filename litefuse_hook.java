@@ -479,7 +479,6 @@ public class litefuse_hook implements Callable<Integer> {
             return out.append(value, last, value.length()).toString();
         }
 
-        /** A copy of `node` with every string value masked. */
         /** `node` with every string value masked: the node itself when nothing changed, else a copy (never mutated). */
         JsonNode json(JsonNode node) {
             if (node == null || off()) return node;
