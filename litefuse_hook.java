@@ -2660,6 +2660,11 @@ public class litefuse_hook implements Callable<Integer> {
                 outcomeUnknown = false;
             }
 
+            /** The server answered (and refused): the attempt's body is settled, whatever comes next. */
+            synchronized void answered() {
+                bodyStarted = false;
+            }
+
             /** The sender asks before writing a body; false once the exporter gave up on the request. */
             synchronized boolean startBody() {
                 if (abandoned) return false;
@@ -2682,11 +2687,14 @@ public class litefuse_hook implements Callable<Integer> {
         /**
          * The OTLP exporter's HTTP transport, on the JDK's HttpURLConnection: every attempt fits the export deadline, and
          * a 429 or 503 is retried only when its Retry-After (or a short backoff) still fits. A request whose body went out
-         * is never sent again by the sender: without an answer its outcome is unknown, and the next run asks Langfuse.
+         * is never sent again by the sender: without an answer from Langfuse itself (none at all, or a gateway's 502 or
+         * 504) its outcome is unknown, and the next run asks Langfuse.
          * The official senders expose none of this, and java.net.http's selector thread delays JVM exit by 300 ms.
          */
         static final class DeadlineHttpSender implements HttpSender {
-            private static final Set<Integer> RETRYABLE = Set.of(429, 502, 503, 504);
+            private static final Set<Integer> RETRYABLE = Set.of(429, 503);
+            /** A gateway answering for a server that did not: that server may have taken the batch. */
+            private static final Set<Integer> GATEWAY_FAILURES = Set.of(502, 504);
             private final HttpSenderConfig config;
             private final ExportDeadline deadline;
             private final ExecutorService executor = Executors.newSingleThreadExecutor(runnable -> {
@@ -2698,8 +2706,6 @@ public class litefuse_hook implements Callable<Integer> {
             DeadlineHttpSender(HttpSenderConfig config, ExportDeadline deadline) {
                 this.config = config;
                 this.deadline = deadline;
-                // HttpURLConnection may silently send a POST again after a reset; a second copy is a duplicate in Langfuse v4.
-                System.setProperty("sun.net.http.retryPost", "false");
             }
 
             @Override
@@ -2749,6 +2755,8 @@ public class litefuse_hook implements Callable<Integer> {
                 connection.setReadTimeout(timeoutMillis);
                 connection.setRequestMethod("POST");
                 connection.setDoOutput(true);
+                // Streaming mode also stops HttpURLConnection from silently sending the POST again after a reset (a
+                // second copy would be a duplicate in Langfuse v4): keep it.
                 connection.setFixedLengthStreamingMode(body.length);
                 connection.setRequestProperty("Content-Type", config.getContentType());
                 if (config.getCompressor() != null) connection.setRequestProperty("Content-Encoding", config.getCompressor().getEncoding());
@@ -2791,8 +2799,14 @@ public class litefuse_hook implements Callable<Integer> {
                             onResponse.accept(response);
                             return;
                         }
+                        if (GATEWAY_FAILURES.contains(status)) {
+                            deadline.failUnknown(endpoint + " answered HTTP " + status + " from a gateway: Langfuse itself did not answer");
+                            onResponse.accept(response);
+                            return;
+                        }
                         long waitMillis = retryAfterMillis(response.retryAfter(), attempt);
                         if (RETRYABLE.contains(status) && waitMillis + 50 < deadline.remainingMillis()) {
+                            deadline.answered();
                             Thread.sleep(waitMillis);
                             continue;
                         }
@@ -3014,8 +3028,8 @@ public class litefuse_hook implements Callable<Integer> {
                         break;
                     }
                 }
-                int unknown = acknowledged < traces.size() && inFlight != null && deadline.outcomeUnknown()
-                        ? inFlightEnd - acknowledged : 0;
+                // Only the last request can be unanswered; every earlier one was acknowledged before the next went out.
+                int unknown = deadline.outcomeUnknown() ? inFlightEnd - acknowledged : 0;
                 return new ExportOutcome(acknowledged, unknown, acknowledged == traces.size() ? null : deadline.failure);
             }
 
