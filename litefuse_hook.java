@@ -4137,7 +4137,8 @@ public class litefuse_hook implements Callable<Integer> {
 
         /**
          * The hook launcher: runs this very build (a chosen JDK, this class path) in one JVM start, with a start-up
-         * archive and fast start-up flags, and does nothing at all where TRACE_TO_LANGFUSE is not "true". When a jar or
+         * archive and fast start-up flags, and does nothing at all where TRACE_TO_LANGFUSE is not "true" (unset, it runs
+         * when the plugin gave a public key). When a jar or
          * the JDK is gone it falls back to JBang; when the script's source changed it refreshes itself in the background.
          */
         static String launcherScript(JavaRuntime runtime, String classPath, Path archive, String fallback, String source) {
@@ -4163,7 +4164,7 @@ public class litefuse_hook implements Callable<Integer> {
                     "for jar in $cp; do [ -f \"$jar\" ] || { IFS=$old_ifs; fallback \"$@\"; }; done",
                     "IFS=$old_ifs",
                     fallback == null ? "" : "if [ -n \"$source\" ] && [ \"$source\" -nt \"$0\" ]; then touch \"$0\"; ("
-                            + fallback + " install --print-hook-command --launcher \"$0\" >/dev/null 2>&1 </dev/null &); fi",
+                            + fallback + " install --print-hook-command --launcher \"$0\" --source \"$source\" >/dev/null 2>&1 </dev/null &); fi",
                     "run() {",
                     "  if [ -f \"$archive\" ]; then",
                     "    \"$java\" -XX:TieredStopAtLevel=1 -XX:+UseSerialGC -XX:-UsePerfData " + runtime.useArchiveFlags() + " -Xlog:disable -cp \"$cp\" litefuse_hook \"$@\"",
@@ -4171,7 +4172,7 @@ public class litefuse_hook implements Callable<Integer> {
                     "    \"$java\" -XX:TieredStopAtLevel=1 -XX:+UseSerialGC -XX:-UsePerfData -Xshare:auto -Xlog:disable -cp \"$cp\" litefuse_hook \"$@\"",
                     "  fi",
                     "}",
-                    "if [ $# -eq 0 ]; then run; exit 0; fi",
+                    "if [ $# -eq 0 ]; then run >/dev/null 2>&1; exit 0; fi",
                     "run \"$@\"",
                     "");
         }

@@ -202,6 +202,10 @@ public class InstallTest extends ReceiverFixture {
         return output.strip();
     }
 
+    private static String readOrEmpty(Path file) throws IOException {
+        return Files.exists(file) ? Files.readString(file) : "";
+    }
+
     @Test
     void launcherRunsTheBuildDirectlyAndFallsBackWhenAJarIsGone() throws Exception {
         litefuse_hook.Setup.JavaRuntime runtime = new litefuse_hook.Setup.JavaRuntime(
@@ -216,11 +220,12 @@ public class InstallTest extends ReceiverFixture {
         Path source = home.resolve("litefuse_hook.java");
         Files.writeString(source, "// newer than the launcher");
         Files.writeString(launcher, litefuse_hook.Setup.launcherScript(runtime, classPath, home.resolve("none.jsa"),
-                "touch " + home.resolve("refreshed") + " && echo", source.toString()));
+                "sh -c 'echo \"$*\" > " + home.resolve("refreshed") + "' refresh", source.toString()));
         Files.setLastModifiedTime(launcher, java.nio.file.attribute.FileTime.fromMillis(0));
         assertEquals("litefuse-hook " + litefuse_hook.VERSION, runLauncher(launcher), "a changed source still runs the current build");
-        for (int i = 0; i < 50 && !Files.exists(home.resolve("refreshed")); i++) Thread.sleep(100);
-        assertTrue(Files.exists(home.resolve("refreshed")), "and refreshes the launcher in the background");
+        for (int i = 0; i < 50 && readOrEmpty(home.resolve("refreshed")).isEmpty(); i++) Thread.sleep(100);
+        assertEquals("install --print-hook-command --launcher " + launcher + " --source " + source,
+                readOrEmpty(home.resolve("refreshed")).strip(), "and refreshes the launcher in the background, keeping its source");
     }
 
     @Test
