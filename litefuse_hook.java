@@ -6,9 +6,9 @@
 //DEPS com.fasterxml.jackson.core:jackson-databind:2.22.4
 //DEPS info.picocli:picocli:4.7.7
 //COMPILE_OPTIONS -encoding UTF-8 -XDstringConcat=inline
-//DESCRIPTION Claude Code -> Langfuse / Litefuse Stop hook.
+//DESCRIPTION Claude Code -> Langfuse / Litefuse hook (Stop and SessionEnd).
 //DESCRIPTION Reads only the new part of a Claude Code transcript, groups rows into user turns and sends one
-//DESCRIPTION trace per turn over OpenTelemetry. Run without arguments as a Stop hook; `replay FILE` shows the traces.
+//DESCRIPTION trace per turn over OpenTelemetry. Run without arguments as the hook; `replay FILE` shows the traces.
 
 import com.fasterxml.jackson.core.JsonProcessingException;
 import com.fasterxml.jackson.databind.JsonNode;
@@ -106,8 +106,8 @@ import java.util.regex.Pattern;
 @Command(name = "litefuse-hook", mixinStandardHelpOptions = true, version = "litefuse-hook " + litefuse_hook.VERSION,
         subcommands = {litefuse_hook.Replay.class, litefuse_hook.Backfill.class, litefuse_hook.Install.class, litefuse_hook.Uninstall.class,
                 litefuse_hook.Doctor.class, litefuse_hook.Last.class},
-        description = {"Claude Code Stop hook that sends one Langfuse trace per user turn.",
-                "Without a subcommand it runs as the hook: it reads the Stop payload on stdin and always exits 0."})
+        description = {"Claude Code hook (Stop and SessionEnd) that sends one Langfuse trace per user turn.",
+                "Without a subcommand it runs as the hook: it reads the hook payload on stdin and always exits 0."})
 public class litefuse_hook implements Callable<Integer> {
 
     /** The environment the commands read (the process's; tests hand in their own). */
@@ -3258,8 +3258,9 @@ public class litefuse_hook implements Callable<Integer> {
         private static final int PENDING_MAX_SESSIONS = 1000;
 
         /**
-         * One Stop firing: send this session's finished turns, then, if time is left, the turns other sessions could
-         * not send before. Everything happens before `deadline` (start-up plus the export budget).
+         * One hook firing: send this session's finished turns (at SessionEnd its last turn too, finished or not), then,
+         * if time is left, the turns other sessions could not send before. Everything happens before `deadline`
+         * (start-up plus the export budget).
          */
         static void runHook(Map<String, String> env, InputStream stdin) {
             long started = System.nanoTime();
@@ -3355,11 +3356,19 @@ public class litefuse_hook implements Callable<Integer> {
             return config.stateDir().resolve("litefuse");
         }
 
-        private static Path pendingMarker(Config config, String key) {
-            return sessionsDir(config).resolve("pending").resolve(key + ".json");
+        /** Sessions whose turns wait to be sent: one marker file each. */
+        static Path pendingDir(Config config) {
+            return sessionsDir(config).resolve("pending");
         }
 
-        /** Processes one session under its lock; null when the lock could not be had (the session is marked pending). */
+        private static Path pendingMarker(Config config, String key) {
+            return pendingDir(config).resolve(key + ".json");
+        }
+
+        /**
+         * Processes one session under its lock. Null when the lock could not be had (waiting, the session is then marked
+         * pending) or the session failed (logged); the caller counts neither as sent.
+         */
         SessionOutcome processWithLock(Payload.HookTarget target, long started, long deadline, boolean wait,
                                               boolean forceLast) {
             String key = StateFiles.stateKey(target.sessionId(), target.transcriptPath().toString());
@@ -4611,7 +4620,7 @@ public class litefuse_hook implements Callable<Integer> {
     }
 
     @Command(name = "install", mixinStandardHelpOptions = true,
-            description = {"Add the Stop hook and the env block to Claude Code's settings (merging, with a backup).",
+            description = {"Add the Stop and SessionEnd hooks and the env block to Claude Code's settings (merging, with a backup).",
                     "Keys come from the options or from LANGFUSE_PUBLIC_KEY / LANGFUSE_SECRET_KEY / LANGFUSE_BASE_URL."})
     static final class Install extends Subcommand {
         @Option(names = "--project", description = "Install for this project only: hook and env in .claude/settings.local.json.")
@@ -4640,7 +4649,7 @@ public class litefuse_hook implements Callable<Integer> {
         @Option(names = "--user-id", description = "Trace user id to write as LITEFUSE_USER_ID (default: the OS user at run time).")
         String userId;
 
-        @Option(names = "--async", description = "Run the hook in the background (Claude Code's \"async\": true).")
+        @Option(names = "--async", description = "Run the Stop hook in the background (Claude Code's \"async\": true); SessionEnd stays in the foreground.")
         boolean async;
 
         @Option(names = "--no-env", description = "Write the hook only; the env block is managed elsewhere.")
@@ -4752,7 +4761,7 @@ public class litefuse_hook implements Callable<Integer> {
     }
 
     @Command(name = "uninstall", mixinStandardHelpOptions = true,
-            description = "Remove exactly what install added: its Stop hook, the env keys it created, the files it created, the launcher.")
+            description = "Remove exactly what install added: its hooks, the env keys it created, the files it created, the launcher.")
     static final class Uninstall extends Subcommand {
 
         @Override
@@ -4938,14 +4947,14 @@ public class litefuse_hook implements Callable<Integer> {
 
         static Setup.Check launcherCheck(Path launcher) throws IOException {
             if (!Files.isExecutable(launcher)) {
-                return new Setup.Check(false, "Stop hook", launcher + " is missing or not executable; run litefuse-hook install again");
+                return new Setup.Check(false, "Hooks", launcher + " is missing or not executable; run litefuse-hook install again");
             }
             List<Path> missing = Setup.launcherClassPath(launcher).stream().filter(jar -> !Files.exists(jar)).toList();
             if (!missing.isEmpty()) {
-                return new Setup.Check(false, "Stop hook", "the launcher's build is gone (" + missing.get(0)
+                return new Setup.Check(false, "Hooks", "the launcher's build is gone (" + missing.get(0)
                         + "); it falls back to JBang, which is slower: run litefuse-hook install again");
             }
-            return new Setup.Check(true, "Stop hook", launcher.toString());
+            return new Setup.Check(true, "Hooks", launcher.toString());
         }
 
         static List<Setup.Check> stateChecks(Config config) throws IOException {
