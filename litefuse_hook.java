@@ -56,10 +56,8 @@ import picocli.CommandLine.Spec;
 import java.io.ByteArrayOutputStream;
 import java.io.IOException;
 import java.io.InputStream;
+import java.io.OutputStream;
 import java.io.PrintStream;
-import java.net.http.HttpClient;
-import java.net.http.HttpRequest;
-import java.net.http.HttpResponse;
 import java.nio.ByteBuffer;
 import java.nio.channels.FileChannel;
 import java.nio.channels.OverlappingFileLockException;
@@ -72,6 +70,7 @@ import java.nio.file.Path;
 import java.nio.file.Paths;
 import java.nio.file.StandardCopyOption;
 import java.nio.file.StandardOpenOption;
+import java.nio.file.attribute.PosixFilePermission;
 import java.nio.file.attribute.PosixFilePermissions;
 import java.security.MessageDigest;
 import java.security.NoSuchAlgorithmException;
@@ -91,6 +90,7 @@ import java.util.LinkedHashSet;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
+import java.util.Objects;
 import java.util.Set;
 import java.util.concurrent.Callable;
 import java.util.concurrent.ExecutorService;
@@ -155,7 +155,7 @@ public class litefuse_hook implements Callable<Integer> {
 
         /** Langfuse's OTLP path, unless the standard OTEL_EXPORTER_OTLP_* variables route traces elsewhere. */
         String tracesEndpoint() {
-            return otlpEndpoint != null ? otlpEndpoint : baseUrl.replaceAll("/+$", "") + "/api/public/otel/v1/traces";
+            return otlpEndpoint != null ? otlpEndpoint : baseUrl + "/api/public/otel/v1/traces";
         }
 
         boolean hasKeys() {
@@ -220,17 +220,17 @@ public class litefuse_hook implements Callable<Integer> {
                     isEnabled(processEnv),
                     firstNonBlank(env.get("CC_LANGFUSE_PUBLIC_KEY"), env.get("LANGFUSE_PUBLIC_KEY")),
                     firstNonBlank(env.get("CC_LANGFUSE_SECRET_KEY"), env.get("LANGFUSE_SECRET_KEY")),
-                    firstNonBlank(env.get("CC_LANGFUSE_BASE_URL"), env.get("LANGFUSE_BASE_URL"), DEFAULT_BASE_URL),
+                    withoutTrailingSlashes(firstNonBlank(env.get("CC_LANGFUSE_BASE_URL"), env.get("LANGFUSE_BASE_URL"), DEFAULT_BASE_URL)),
                     otlpTracesEndpoint(env),
                     parseOtlpHeaders(firstNonBlank(env.get("OTEL_EXPORTER_OTLP_TRACES_HEADERS"), env.get("OTEL_EXPORTER_OTLP_HEADERS"))),
                     resolveUserId(env),
                     "true".equalsIgnoreCase(env.getOrDefault("CC_LANGFUSE_DEBUG", "").trim()),
-                    (int) parsePositive(env.get("CC_LANGFUSE_MAX_CHARS"), DEFAULT_MAX_CHARS),
+                    (int) parseAtLeast(env.get("CC_LANGFUSE_MAX_CHARS"), 1, DEFAULT_MAX_CHARS),
                     Paths.get(home),
-                    parsePositive(env.get("CC_LANGFUSE_EXPORT_BUDGET_MS"), DEFAULT_EXPORT_BUDGET_MS),
+                    parseAtLeast(env.get("CC_LANGFUSE_EXPORT_BUDGET_MS"), 1, DEFAULT_EXPORT_BUDGET_MS),
                     Masker.fromEnv(env.get("CC_LANGFUSE_MASK_SECRETS"), env.get("CC_LANGFUSE_MASK_PATTERNS"), problems),
                     tracingEnvironment(env.get("LANGFUSE_TRACING_ENVIRONMENT"), problems),
-                    parseNonNegative(env.get("CC_LANGFUSE_UNKNOWN_SETTLE_MS"), DEFAULT_UNKNOWN_SETTLE_MS),
+                    parseAtLeast(env.get("CC_LANGFUSE_UNKNOWN_SETTLE_MS"), 0, DEFAULT_UNKNOWN_SETTLE_MS),
                     traceTags(env.get("CC_LANGFUSE_TAGS")),
                     traceParent(env.get("CC_LANGFUSE_TRACEPARENT"), problems),
                     List.copyOf(problems));
@@ -273,15 +273,6 @@ public class litefuse_hook implements Callable<Integer> {
             return null;
         }
 
-        private static long parseNonNegative(String value, long fallback) {
-            try {
-                long parsed = Long.parseLong(value == null ? "" : value.trim());
-                return parsed >= 0 ? parsed : fallback;
-            } catch (NumberFormatException e) {
-                return fallback;
-            }
-        }
-
         /** Claude Code hands a plugin's options to its hooks as CLAUDE_PLUGIN_OPTION_<NAME>; each fills in our variable. */
         private static final Map<String, String> PLUGIN_OPTIONS = Map.of(
                 "CLAUDE_PLUGIN_OPTION_PUBLIC_KEY", "LANGFUSE_PUBLIC_KEY",
@@ -310,12 +301,19 @@ public class litefuse_hook implements Callable<Integer> {
             return firstNonBlank(env.get("CLAUDE_PLUGIN_OPTION_PUBLIC_KEY")) != null;
         }
 
+        /** A URL without the slashes it may end with (https://host/ and https://host are one Langfuse). */
+        private static String withoutTrailingSlashes(String url) {
+            int end = url.length();
+            while (end > 0 && url.charAt(end - 1) == '/') end--;
+            return url.substring(0, end);
+        }
+
         /** OTEL_EXPORTER_OTLP_TRACES_ENDPOINT as is, or OTEL_EXPORTER_OTLP_ENDPOINT plus /v1/traces (the OTel spec's rule). */
         private static String otlpTracesEndpoint(Map<String, String> env) {
             String traces = firstNonBlank(env.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"));
             if (traces != null) return traces;
             String base = firstNonBlank(env.get("OTEL_EXPORTER_OTLP_ENDPOINT"));
-            return base == null ? null : base.replaceAll("/+$", "") + "/v1/traces";
+            return base == null ? null : withoutTrailingSlashes(base) + "/v1/traces";
         }
 
         /** The OTel spec's header list: comma-separated key=value pairs, values URL-encoded. */
@@ -333,8 +331,9 @@ public class litefuse_hook implements Callable<Integer> {
 
         /** LITEFUSE_USER_ID, then the OS user, then the host name (as the reference's getpass.getuser() fallback). */
         private static String resolveUserId(Map<String, String> env) {
-            return firstNonBlank(env.get("LITEFUSE_USER_ID"), System.getProperty("user.name"), env.get("USER"),
-                    env.get("HOSTNAME"), readHostName(), "unknown");
+            String user = firstNonBlank(env.get("LITEFUSE_USER_ID"), System.getProperty("user.name"), env.get("USER"), env.get("HOSTNAME"));
+            // The file is read only when nothing above names anyone.
+            return user != null ? user : firstNonBlank(readHostName(), "unknown");
         }
 
         private static String readHostName() {
@@ -345,10 +344,11 @@ public class litefuse_hook implements Callable<Integer> {
             }
         }
 
-        private static long parsePositive(String value, long fallback) {
+        /** The number in `value` when it is at least `min`, else the fallback. */
+        private static long parseAtLeast(String value, long min, long fallback) {
             try {
                 long parsed = Long.parseLong(value == null ? "" : value.trim());
-                return parsed > 0 ? parsed : fallback;
+                return parsed >= min ? parsed : fallback;
             } catch (NumberFormatException e) {
                 return fallback;
             }
@@ -391,18 +391,6 @@ public class litefuse_hook implements Callable<Integer> {
                 new Rule(Pattern.compile("(?<![A-Za-z0-9_])(?:gh[pousr]_[A-Za-z0-9]{30,}|github_pat_[A-Za-z0-9_]{20,})"),
                         text -> containsGithubToken(text)),
                 new Rule(Pattern.compile("(?<![A-Za-z0-9_])xox[abposr]-[A-Za-z0-9-]{10,}"), text -> text.contains("xox")));
-        }
-
-        static List<Rule> standardRules() {
-            return Standard.RULES;
-        }
-
-        /** Every rule, the standard ones first. */
-        List<Rule> rules() {
-            if (!standard) return extra;
-            List<Rule> all = new ArrayList<>(Standard.RULES);
-            all.addAll(extra);
-            return all;
         }
 
         /** On unless CC_LANGFUSE_MASK_SECRETS=false; CC_LANGFUSE_MASK_PATTERNS adds regexes, one per line. */
@@ -479,7 +467,10 @@ public class litefuse_hook implements Callable<Integer> {
             return out.append(value, last, value.length()).toString();
         }
 
-        /** `node` with every string value masked: the node itself when nothing changed, else a copy (never mutated). */
+        /**
+         * `node` with every string value masked: the node itself when nothing changed, else a copy of the containers on
+         * the way to what changed (the rest shared; nothing is ever mutated).
+         */
         JsonNode json(JsonNode node) {
             if (node == null || off()) return node;
             if (node.isTextual()) {
@@ -490,7 +481,7 @@ public class litefuse_hook implements Callable<Integer> {
                 ObjectNode copy = null;
                 for (Map.Entry<String, JsonNode> field : node.properties()) {
                     JsonNode masked = json(field.getValue());
-                    if (masked != field.getValue() && copy == null) copy = ((ObjectNode) node).deepCopy();
+                    if (masked != field.getValue() && copy == null) copy = Json.NODES.objectNode().setAll((ObjectNode) node);
                     if (copy != null) copy.set(field.getKey(), masked);
                 }
                 return copy == null ? node : copy;
@@ -499,7 +490,7 @@ public class litefuse_hook implements Callable<Integer> {
                 ArrayNode copy = null;
                 for (int i = 0; i < node.size(); i++) {
                     JsonNode masked = json(node.get(i));
-                    if (masked != node.get(i) && copy == null) copy = ((ArrayNode) node).deepCopy();
+                    if (masked != node.get(i) && copy == null) copy = Json.NODES.arrayNode().addAll((ArrayNode) node);
                     if (copy != null) copy.set(i, masked);
                 }
                 return copy == null ? node : copy;
@@ -527,8 +518,8 @@ public class litefuse_hook implements Callable<Integer> {
         }
 
         /**
-         * A JSON object, except that when its "type" is one of `skipped` the rest is not read: the result is then just
-         * {"type": ...} and the fields before it. Anything but an object parses as with parse().
+         * A JSON object, except that when its "type" is one of `skipped` the rest is not read and the result is just
+         * {"type": ...}, whatever order the fields came in. Anything but an object parses as with parse().
          */
         static JsonNode parseRow(byte[] bytes, int offset, int length, Set<String> skipped) throws IOException {
             try (JsonParser parser = FACTORY.createParser(bytes, offset, length)) {
@@ -538,8 +529,10 @@ public class litefuse_hook implements Callable<Integer> {
                     String name = parser.currentName();
                     parser.nextToken();
                     JsonNode value = node(parser);
+                    if (name.equals("type") && value.isTextual() && skipped.contains(value.textValue())) {
+                        return NODES.objectNode().set("type", value);
+                    }
                     object.set(name, value);
-                    if (name.equals("type") && value.isTextual() && skipped.contains(value.textValue())) return object;
                 }
                 return object;
             }
@@ -662,10 +655,6 @@ public class litefuse_hook implements Callable<Integer> {
             texts.forEach(array::add);
             return array;
         }
-
-        static String textOrNull(JsonNode node) {
-            return node != null && node.isTextual() ? node.asText() : null;
-        }
     }
 
     /**
@@ -675,6 +664,8 @@ public class litefuse_hook implements Callable<Integer> {
     static final class Log {
         private final Path file;
         private final boolean debugEnabled;
+        /** The file and its folder exist, private: checked once, not per line (again after a failed write). */
+        private volatile boolean fileReady;
 
         private Log(Path file, boolean debugEnabled) {
             this.file = file;
@@ -702,11 +693,14 @@ public class litefuse_hook implements Callable<Integer> {
                 return;
             }
             try {
-                StateFiles.ensurePrivateDir(file.getParent());
-                StateFiles.ensurePrivateFile(file);
+                if (!fileReady) {
+                    StateFiles.ensurePrivateDir(file.getParent());
+                    StateFiles.ensurePrivateFile(file);
+                    fileReady = true;
+                }
                 Files.writeString(file, line, StandardCharsets.UTF_8, StandardOpenOption.APPEND);
             } catch (IOException | RuntimeException e) {
-                // Best effort: nothing else to tell.
+                fileReady = false; // best effort: the next line checks the file again; nothing else to tell
             }
         }
 
@@ -767,7 +761,7 @@ public class litefuse_hook implements Callable<Integer> {
         static void ensurePrivateFile(Path file) throws IOException {
             if (Files.exists(file)) return;
             try {
-                Files.createFile(file, PosixFilePermissions.asFileAttribute(PosixFilePermissions.fromString("rw-------")));
+                Files.createFile(file, PosixFilePermissions.asFileAttribute(OWNER_ONLY));
             } catch (FileAlreadyExistsException e) {
                 // Another process created it first.
             } catch (UnsupportedOperationException e) {
@@ -836,21 +830,39 @@ public class litefuse_hook implements Callable<Integer> {
             return Json.NODES.objectNode();
         }
 
-        /** Writes the state atomically: a private temporary file, forced to disk, then renamed over the old one. */
+        /** Writes the state atomically and owner-only (see writeAtomically). */
         static void saveState(Path stateFile, ObjectNode state) throws IOException {
             ensurePrivateDir(stateFile.getParent());
-            // Callers hold the session's lock, so one temporary name per file suffices (a killed run's leftover is reused).
-            Path tmp = stateFile.resolveSibling(stateFile.getFileName() + ".tmp");
-            Files.deleteIfExists(tmp);
-            ensurePrivateFile(tmp);
-            try (FileChannel channel = FileChannel.open(tmp, StandardOpenOption.WRITE, StandardOpenOption.TRUNCATE_EXISTING)) {
-                channel.write(ByteBuffer.wrap(Json.toBytes(state, new com.fasterxml.jackson.core.util.DefaultPrettyPrinter())));
-                channel.force(true);
+            writeAtomically(stateFile, Json.toBytes(state, new com.fasterxml.jackson.core.util.DefaultPrettyPrinter()), OWNER_ONLY);
+        }
+
+        static final Set<PosixFilePermission> OWNER_ONLY = PosixFilePermissions.fromString("rw-------");
+
+        /**
+         * Replaces `file` with `bytes`, never half-written: a private temporary file of this writer's own beside it (so
+         * writers need no lock), forced to disk, given `mode`, then renamed over the file.
+         */
+        static void writeAtomically(Path file, byte[] bytes, Set<PosixFilePermission> mode) throws IOException {
+            Path tmp;
+            try {
+                tmp = Files.createTempFile(file.getParent(), "." + file.getFileName() + "-", ".tmp", PosixFilePermissions.asFileAttribute(OWNER_ONLY));
+            } catch (UnsupportedOperationException e) {
+                tmp = Files.createTempFile(file.getParent(), "." + file.getFileName() + "-", ".tmp");
             }
             try {
-                Files.move(tmp, stateFile, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
-            } catch (AtomicMoveNotSupportedException e) {
-                Files.move(tmp, stateFile, StandardCopyOption.REPLACE_EXISTING);
+                try (FileChannel channel = FileChannel.open(tmp, StandardOpenOption.WRITE)) {
+                    ByteBuffer buffer = ByteBuffer.wrap(bytes);
+                    while (buffer.hasRemaining()) channel.write(buffer);
+                    channel.force(true);
+                }
+                if (!mode.equals(OWNER_ONLY)) Files.setPosixFilePermissions(tmp, mode);
+                try {
+                    Files.move(tmp, file, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
+                } catch (AtomicMoveNotSupportedException e) {
+                    Files.move(tmp, file, StandardCopyOption.REPLACE_EXISTING);
+                }
+            } finally {
+                Files.deleteIfExists(tmp);
             }
         }
 
@@ -900,10 +912,10 @@ public class litefuse_hook implements Callable<Integer> {
                     log.warn("Hook payload on stdin is larger than " + MAX_PAYLOAD_BYTES + " bytes; ignoring it");
                     return Json.NODES.objectNode();
                 }
-                if (new String(data, StandardCharsets.UTF_8).isBlank()) return Json.NODES.objectNode();
-                // Bytes, not text: the same parser as the transcript's lines, set up once.
+                // Bytes, not text: the same parser as the transcript's lines, set up once. No value at all: no payload.
                 JsonNode payload = Json.parse(data);
-                if (payload != null && payload.isObject()) return payload;
+                if (payload == null) return Json.NODES.objectNode();
+                if (payload.isObject()) return payload;
                 log.warn("Hook payload on stdin is not a JSON object; ignoring it");
             } catch (IOException e) {
                 log.warn("Hook payload on stdin is not valid JSON; ignoring it");
@@ -923,10 +935,10 @@ public class litefuse_hook implements Callable<Integer> {
 
         /** Accepts the field spellings the reference accepts (camelCase, snake_case, nested objects). */
         static HookTarget extractSessionAndTranscript(JsonNode payload, Path home, Log log) {
-            String sessionId = Config.firstNonBlank(Json.textOrNull(payload.get("sessionId")), Json.textOrNull(payload.get("session_id")),
-                    Json.textOrNull(payload.path("session").get("id")));
-            String transcript = Config.firstNonBlank(Json.textOrNull(payload.get("transcriptPath")),
-                    Json.textOrNull(payload.get("transcript_path")), Json.textOrNull(payload.path("transcript").get("path")));
+            String sessionId = Config.firstNonBlank(payload.path("sessionId").textValue(), payload.path("session_id").textValue(),
+                    payload.path("session").path("id").textValue());
+            String transcript = Config.firstNonBlank(payload.path("transcriptPath").textValue(),
+                    payload.path("transcript_path").textValue(), payload.path("transcript").path("path").textValue());
             Path transcriptPath = null;
             if (transcript != null) {
                 try {
@@ -936,8 +948,8 @@ public class litefuse_hook implements Callable<Integer> {
                     log.warn("Hook payload has an unusable transcript path");
                 }
             }
-            return new HookTarget(sessionId, transcriptPath, Json.textOrNull(payload.get("last_assistant_message")),
-                    Json.textOrNull(payload.get("hook_event_name")));
+            return new HookTarget(sessionId, transcriptPath, payload.path("last_assistant_message").textValue(),
+                    payload.path("hook_event_name").textValue());
         }
     }
 
@@ -1037,10 +1049,13 @@ public class litefuse_hook implements Callable<Integer> {
         }
 
         private static Instant getTimestamp(JsonNode row) {
-            String text = row.path("timestamp").asText("");
-            if (text.isEmpty()) return null;
+            return parseInstant(row.path("timestamp").asText(""));
+        }
+
+        /** An ISO-8601 instant, or null when the text is not one. */
+        static Instant parseInstant(String text) {
             try {
-                return Instant.parse(text);
+                return text.isEmpty() ? null : Instant.parse(text);
             } catch (DateTimeParseException e) {
                 return null;
             }
@@ -1180,7 +1195,7 @@ public class litefuse_hook implements Callable<Integer> {
         }
 
         /** One turn's spans in one export, and the span to look for in Langfuse if nobody learns how the export went. */
-        record SentPart(SentTurn turn, String traceId, String witnessId, Instant witnessStart) {
+        record SentPart(SentTurn turn, String witnessId, Instant witnessStart) {
         }
 
         /** An export recorded before it starts: a run killed or cut off mid-export leaves it, and the next run asks. */
@@ -1191,13 +1206,13 @@ public class litefuse_hook implements Callable<Integer> {
             List<String> emitted = new ArrayList<>();
             state.path("emitted_user_uuids").forEach(uuid -> emitted.add(uuid.asText()));
             TranscriptIdentity identity = state.has("head_sha256") ? new TranscriptIdentity(
-                    Json.textOrNull(state.get("file_key")), state.path("head_length").asInt(0), state.path("head_sha256").asText()) : null;
+                    state.path("file_key").textValue(), state.path("head_length").asInt(0), state.path("head_sha256").asText()) : null;
             SentTurn open = state.path("open_turn").isObject() ? readSentTurn(state.get("open_turn")) : null;
             InFlight inFlight = null;
             if (state.path("in_flight").isObject()) {
                 List<SentPart> parts = new ArrayList<>();
                 for (JsonNode part : state.path("in_flight").path("parts")) {
-                    parts.add(new SentPart(readSentTurn(part), part.path("trace_id").asText(), part.path("witness").asText(),
+                    parts.add(new SentPart(readSentTurn(part), part.path("witness").asText(),
                             parseInstant(part.path("witness_start").asText(""), Instant.EPOCH)));
                 }
                 Instant since = parseInstant(state.path("in_flight").path("since").asText(""), Instant.EPOCH);
@@ -1218,11 +1233,7 @@ public class litefuse_hook implements Callable<Integer> {
         }
 
         private static Instant parseInstant(String text, Instant fallback) {
-            try {
-                return Instant.parse(text);
-            } catch (DateTimeParseException e) {
-                return fallback;
-            }
+            return Objects.requireNonNullElse(Transcript.parseInstant(text), fallback);
         }
 
         static ObjectNode writeSessionState(SessionState sessionState, String sessionId, Path transcriptPath) {
@@ -1241,7 +1252,6 @@ public class litefuse_hook implements Callable<Integer> {
                 ArrayNode parts = node.putArray("parts");
                 for (SentPart part : inFlight.parts()) {
                     ObjectNode entry = writeSentTurn(parts.addObject(), part.turn());
-                    entry.put("trace_id", part.traceId());
                     entry.put("witness", part.witnessId());
                     entry.put("witness_start", part.witnessStart().toString());
                 }
@@ -1363,7 +1373,7 @@ public class litefuse_hook implements Callable<Integer> {
             }
             if (carried > 0 && acceptWholeTail && !oversized) {
                 // A last line without its newline counts only when it is one whole object: read all of it.
-                JsonNode tail = parseJsonObject(carry, 0, carried, false);
+                JsonNode tail = parseJsonObject(carry, 0, carried, true);
                 if (tail != null) {
                     sink.accept(new Transcript.Row(tail, lineStart));
                     consumedTo = chunkStart;
@@ -1394,7 +1404,7 @@ public class litefuse_hook implements Callable<Integer> {
                 return false;
             }
             if (isBlank(bytes, offset, length)) return true;
-            JsonNode row = parseJsonObject(bytes, offset, length, true);
+            JsonNode row = parseJsonObject(bytes, offset, length, false);
             if (row == null) {
                 log.warn("Skipped transcript line at byte " + position + ": not a JSON object (" + length + " bytes)");
                 return false;
@@ -1432,19 +1442,25 @@ public class litefuse_hook implements Callable<Integer> {
             return true;
         }
 
-        /** Jackson reads UTF-8 bytes directly; a line with invalid UTF-8 is decoded with replacement characters instead. */
         /**
          * Row types nothing downstream reads (copies of subagent messages, file snapshots, request bodies, titles...):
-         * parsed only up to their type, which is enough to know them (a tenth of a transcript's bytes, or more).
+         * parsed only up to their type and kept as {"type": ...} (a tenth of a transcript's bytes, or more).
          */
         private static final Set<String> UNREAD_ROW_TYPES = Set.of("progress", "file-history-snapshot", "file-history-delta",
                 "queue-operation", "last-prompt", "ai-title", "custom-title", "agent-name", "permission-mode", "mode", "pr-link",
                 "bridge-session", "api-request-blob", "api-request-shape", "cost-state", "atis-latch", "tools-used", "attachment");
 
-        private static JsonNode parseJsonObject(byte[] bytes, int offset, int length, boolean wholeLine) {
+        /**
+         * A row, or null. `readAll` reads even an unread type to its end (to tell a complete last line from a cut one).
+         * Jackson reads UTF-8 bytes directly; a line with invalid UTF-8 is decoded with replacement characters instead.
+         */
+        private static JsonNode parseJsonObject(byte[] bytes, int offset, int length, boolean readAll) {
             try {
-                JsonNode node = wholeLine ? Json.parseRow(bytes, offset, length, UNREAD_ROW_TYPES) : Json.parse(bytes, offset, length);
-                return node != null && node.isObject() ? node : null;
+                JsonNode node = readAll ? Json.parse(bytes, offset, length) : Json.parseRow(bytes, offset, length, UNREAD_ROW_TYPES);
+                if (node == null || !node.isObject()) return null;
+                JsonNode type = node.get("type");
+                boolean unread = readAll && type != null && type.isTextual() && UNREAD_ROW_TYPES.contains(type.textValue());
+                return unread ? Json.NODES.objectNode().set("type", type) : node;
             } catch (IOException e) {
                 try {
                     String lenient = StandardCharsets.UTF_8.newDecoder().onMalformedInput(CodingErrorAction.REPLACE)
@@ -1618,12 +1634,19 @@ public class litefuse_hook implements Callable<Integer> {
             return systemRows.stream().filter(row -> row.offset() < cutoff).toList();
         }
 
-        private static List<Turn> buildTurns(Iterable<Transcript.Row> rows) {
+        /** The user turns of `rows`; in agent mode (a subagent's file) the first prompt opens the one turn there is. */
+        private static List<Turn> buildTurns(Iterable<Transcript.Row> rows, boolean agentMode) {
             List<Turn> turns = new ArrayList<>();
-            TurnAssembler assembler = new TurnAssembler(turns::add);
+            TurnAssembler assembler = new TurnAssembler(turns::add, agentMode);
             rows.forEach(assembler::accept);
             assembler.finish();
             return turns;
+        }
+
+        /** A subagent's rows as one turn (the agent's prompt, its generations and tool calls); null without a prompt. */
+        private static Turn buildAgentTurn(Iterable<Transcript.Row> rows) {
+            List<Turn> turns = buildTurns(rows, true);
+            return turns.isEmpty() ? null : turns.get(0);
         }
 
         /** An open-addressing set of longs (the JDK has none without boxing). */
@@ -1658,14 +1681,6 @@ public class litefuse_hook implements Callable<Integer> {
             }
         }
 
-        /** A subagent's rows as one turn (the agent's prompt, its generations and tool calls); null without a prompt. */
-        private static Turn buildAgentTurn(Iterable<Transcript.Row> rows) {
-            List<Turn> turns = new ArrayList<>();
-            TurnAssembler assembler = new TurnAssembler(turns::add, true);
-            rows.forEach(assembler::accept);
-            assembler.finish();
-            return turns.isEmpty() ? null : turns.get(0);
-        }
 
         static final Set<String> AGENT_TOOLS = Set.of("Task", "Agent");
         private static final Pattern AGENT_ID_IN_TEXT = Pattern.compile("agentId: ?([A-Za-z0-9_-]+)");
@@ -1759,24 +1774,24 @@ public class litefuse_hook implements Callable<Integer> {
         /** Where a transcript's subagent files live; compaction helpers are listed once. */
         static final class AgentFiles {
             private final Path transcript;
+            /** `<session>/subagents/` beside `<session>.jsonl`, where Claude Code 2.1+ writes its agents. */
+            private final Path subagentsDir;
             private final Log log;
             private final Map<String, Turn> compactionTurns = new HashMap<>();
             private Map<String, Path> compactionFiles;
 
             AgentFiles(Path transcript, Log log) {
                 this.transcript = transcript;
+                String name = transcript.getFileName().toString();
+                this.subagentsDir = transcript.resolveSibling(name.endsWith(".jsonl") ? name.substring(0, name.length() - 6) : name)
+                        .resolve("subagents");
                 this.log = log;
-            }
-
-            private Path subagentsDir() {
-                String stem = transcript.getFileName().toString().replaceFirst("\\.jsonl$", "");
-                return transcript.resolveSibling(stem).resolve("subagents");
             }
 
             /** The agent's turn from `<session>/subagents/agent-<id>.jsonl` or `agent-<id>.jsonl` beside the transcript (read when asked: each is attached once). */
             Turn agent(String agentId) {
-                if (transcript == null || !agentId.matches("[A-Za-z0-9_-]+")) return null;
-                for (Path candidate : List.of(subagentsDir().resolve("agent-" + agentId + ".jsonl"),
+                if (!agentId.matches("[A-Za-z0-9_-]+")) return null;
+                for (Path candidate : List.of(subagentsDir.resolve("agent-" + agentId + ".jsonl"),
                         transcript.resolveSibling("agent-" + agentId + ".jsonl"))) {
                     if (Files.isRegularFile(candidate)) return readAgentFile(candidate);
                 }
@@ -1800,25 +1815,23 @@ public class litefuse_hook implements Callable<Integer> {
 
             private Map<String, Path> listCompactionFiles() {
                 Map<String, Path> files = new LinkedHashMap<>();
-                if (transcript == null || !Files.isDirectory(subagentsDir())) return files;
-                try (java.util.stream.Stream<Path> listing = Files.list(subagentsDir())) {
+                if (!Files.isDirectory(subagentsDir)) return files;
+                try (java.util.stream.Stream<Path> listing = Files.list(subagentsDir)) {
                     listing.filter(f -> f.getFileName().toString().startsWith("agent-acompact-")).sorted()
                             .forEach(f -> files.put(f.getFileName().toString().replaceFirst("^agent-(.*)\\.jsonl$", "$1"), f));
                 } catch (IOException e) {
-                    log.warn("Could not list " + subagentsDir() + ": " + e);
+                    log.warn("Could not list " + subagentsDir + ": " + e);
                 }
                 return files;
             }
 
             private Turn readAgentFile(Path file) {
-                List<Transcript.Row> rows = new ArrayList<>();
-                try (InputStream in = Files.newInputStream(file)) {
-                    Reader.streamJsonl(in, 0, true, rows::add, log);
+                try {
+                    return buildAgentTurn(Reader.readNewJsonl(file, 0, log).rows());
                 } catch (IOException e) {
                     log.warn("Could not read subagent file " + file + ": " + e);
                     return null;
                 }
-                return buildAgentTurn(rows);
             }
         }
 
@@ -1840,8 +1853,11 @@ public class litefuse_hook implements Callable<Integer> {
         record Emission(Turn turn, int turnNumber, Reader.SentTurn sentBefore) {
         }
 
-        /** What one hook run sends, and where the last turn waits (its user row's offset) if it is still in progress. */
-        record EmissionPlan(List<Emission> emissions, boolean deferred, long deferredOffset) {
+        /** What one hook run sends, and where the last turn waits (its user row's offset; -1: none) if it is still in progress. */
+        record EmissionPlan(List<Emission> emissions, long deferredOffset) {
+            boolean deferred() {
+                return deferredOffset >= 0;
+            }
         }
 
         /**
@@ -1850,7 +1866,7 @@ public class litefuse_hook implements Callable<Integer> {
          * `forceLast` (the session ended, or the transcript went quiet: the turn is as complete as it will ever be).
          */
         static EmissionPlan planEmission(List<Transcript.Row> rows, Reader.SessionState state, AgentFiles agentFiles, boolean forceLast) {
-            List<Turn> turns = buildTurns(rows).stream().map(turn -> attachAgents(turn, agentFiles)).toList();
+            List<Turn> turns = buildTurns(rows, false).stream().map(turn -> attachAgents(turn, agentFiles)).toList();
             Set<String> emitted = new HashSet<>(state.emittedUserUuids());
             Reader.SentTurn open = state.openTurn();
             List<Emission> emissions = new ArrayList<>();
@@ -1861,13 +1877,13 @@ public class litefuse_hook implements Callable<Integer> {
                 if (!isOpen && emitted.contains(turn.userRow().uuid())) continue;
                 boolean last = i == turns.size() - 1;
                 if (last && !forceLast && !isTurnComplete(turn)) {
-                    return new EmissionPlan(emissions, true, turn.userRow().offset());
+                    return new EmissionPlan(emissions, turn.userRow().offset());
                 }
                 if (!turn.hasWork()) continue;
                 emissions.add(isOpen ? new Emission(turn, open.turnNumber(), open)
                         : new Emission(turn, state.turnCount() + ++newTurns, null));
             }
-            return new EmissionPlan(emissions, false, -1);
+            return new EmissionPlan(emissions, -1);
         }
     }
 
@@ -1886,10 +1902,11 @@ public class litefuse_hook implements Callable<Integer> {
         }
 
         /**
-         * One trace: trace-level attributes plus its observations, the root first. Metadata keys other than the
-         * `claude_code` object are flat strings Langfuse v4 can filter on (trace-wide ones go on every span).
+         * One trace: trace-level attributes plus its observations, the root first (or, for the rest of a turn sent
+         * before, only what it has not sent). Metadata keys other than the `claude_code` object are flat strings Langfuse
+         * v4 can filter on (trace-wide ones go on every span).
          */
-        record TraceRecord(String traceId, String name, String sessionId, String userId, String release, String version,
+        record TraceRecord(String traceId, String name, String sessionId, String userId, String release,
                            String environment, List<String> tags, String input, String output, ObjectNode metadata,
                            List<Observation> observations, String parentSpanId) {
             /** The root observation (first, without a parent), or null for the rest of a turn whose root went before. */
@@ -2011,7 +2028,7 @@ public class litefuse_hook implements Callable<Integer> {
             observations.forEach(o -> o.metadata().put("error", String.valueOf("ERROR".equals(o.level()))));
             // Under a W3C traceparent every turn joins the caller's trace; span ids stay derived from the turn.
             String traceId = ctx.parent() == null ? turnId : ctx.parent().traceId();
-            return new TraceRecord(traceId, name, sessionId, ctx.userId(), release, VERSION, ctx.environment(), ctx.tags(),
+            return new TraceRecord(traceId, name, sessionId, ctx.userId(), release, ctx.environment(), ctx.tags(),
                     userText.text(), output.text(), metadata, List.copyOf(observations), ctx.parent() == null ? null : ctx.parent().spanId());
         }
 
@@ -2240,12 +2257,12 @@ public class litefuse_hook implements Callable<Integer> {
             JsonNode message = json.path("message");
             JsonNode content = Transcript.getContent(json);
             List<JsonNode> toolUses = Transcript.iterToolUses(content);
+            List<String> toolNames = toolUses.stream().map(use -> use.path("name").asText("unknown")).toList();
             boolean thinking = !Transcript.blocksOfType(content, "thinking").isEmpty() || !Transcript.blocksOfType(content, "redacted_thinking").isEmpty();
             String name;
             String output;
             if (!toolUses.isEmpty()) {
-                List<String> names = toolUses.stream().map(use -> use.path("name").asText("unknown")).toList();
-                name = "Decision to call tool: " + String.join(", ", names) + " (#" + step + ")";
+                name = "Decision to call tool: " + String.join(", ", toolNames) + " (#" + step + ")";
                 output = Json.toJson(masker.json(toolUses.size() == 1 ? toolUses.get(0) : Json.NODES.arrayNode().addAll(toolUses)));
             } else if (isFinal) {
                 name = "Final response (#" + step + ")";
@@ -2281,9 +2298,7 @@ public class litefuse_hook implements Callable<Integer> {
                     ? usageDetails(message.get("usage"), maxOutputTokens) : null;
             ObjectNode metadata = wrap(meta);
             putFilterKey(metadata, "stop_reason", message.path("stop_reason").asText(""));
-            if (!toolUses.isEmpty()) {
-                putFilterKey(metadata, "tool_name", String.join(",", toolUses.stream().map(use -> use.path("name").asText("unknown")).toList()));
-            }
+            if (!toolNames.isEmpty()) putFilterKey(metadata, "tool_name", String.join(",", toolNames));
             return new Observation(spanIdFor(turnId, "row:" + rowKey(row)), rootId, name, "generation",
                     start, end, null, outputText.text(), Transcript.getModel(json),
                     usage == null || usage.isEmpty() ? null : usage, apiError ? "ERROR" : null,
@@ -2450,7 +2465,8 @@ public class litefuse_hook implements Callable<Integer> {
             String rowLevel = json.path("level").asText("");
             String level = subtype.equals("api_error") || rowLevel.equals("error") ? "ERROR"
                     : rowLevel.equals("warning") ? "WARNING" : null;
-            ObjectNode meta = (ObjectNode) masker.json(json.deepCopy());
+            // A copy of the top level only: the keys below are removed from it, the row stays as it is.
+            ObjectNode meta = (ObjectNode) masker.json(Json.NODES.objectNode().setAll((ObjectNode) json));
             meta.remove(List.of("cwd", "sessionId", "session_id", "version", "gitBranch", "userType", "slug", "entrypoint",
                     "timestamp", "type"));
             String statusMessage = level == null ? null : Transcript.preview(masker.text(errorSummary(json)));
@@ -2516,7 +2532,7 @@ public class litefuse_hook implements Callable<Integer> {
                             null, null, null, null, wrap(meta)),
                     new Observation(spanIdFor(traceId, "event"), rootId, "canary", "event", now.plusMillis(1), now.plusMillis(1),
                             input, null, null, null, null, null, wrap(Json.NODES.objectNode())));
-            return new TraceRecord(traceId, "litefuse-hook doctor canary", "litefuse-hook-doctor", userId, VERSION, VERSION,
+            return new TraceRecord(traceId, "litefuse-hook doctor canary", "litefuse-hook-doctor", userId, VERSION,
                     environment, List.of("claude-code", "litefuse-doctor"), input, output, wrap(meta), observations, null);
         }
 
@@ -2536,7 +2552,7 @@ public class litefuse_hook implements Callable<Integer> {
             }
             if (rest.isEmpty()) return null;
             return new TraceRecord(trace.traceId(), trace.name(), trace.sessionId(), trace.userId(), trace.release(),
-                    trace.version(), trace.environment(), trace.tags(), trace.input(), trace.output(), trace.metadata(),
+                    trace.environment(), trace.tags(), trace.input(), trace.output(), trace.metadata(),
                     List.copyOf(rest), trace.parentSpanId());
         }
 
@@ -2574,7 +2590,7 @@ public class litefuse_hook implements Callable<Integer> {
         /** With this scope name Langfuse keeps only the attributes it understands (no `metadata.attributes` clutter). */
         private static final String INSTRUMENTATION_SCOPE = "langfuse-sdk";
 
-        /** Hands the SDK the id we derived for the span about to start, so a re-send overwrites the same trace. */
+        /** Hands the SDK the id we derived for the span about to start: the ids the state records and lookups ask for. */
         private static final class StableIdGenerator implements IdGenerator {
             private String nextTraceId;
             private String nextSpanId;
@@ -2827,7 +2843,7 @@ public class litefuse_hook implements Callable<Integer> {
                         onError.accept(e);
                         return;
                     } catch (IOException e) {
-                        // The body did not get through: one quick retry covers a dropped keep-alive connection.
+                        // The body did not get through (no connection, or it broke while writing): one quick retry.
                         if (attempt == 0 && deadline.remainingMillis() > 500) {
                             sleepQuietly(100);
                             continue;
@@ -3017,7 +3033,6 @@ public class litefuse_hook implements Callable<Integer> {
                     if (batch.isEmpty()) break;
                     if (deadline.remainingNanos() <= 0) {
                         deadline.fail("the export budget was used up");
-                        inFlight = null;
                         break;
                     }
                     deadline.newRequest();
@@ -3068,7 +3083,7 @@ public class litefuse_hook implements Callable<Integer> {
             setIfPresent(span, SESSION_ID, trace.sessionId());
             setIfPresent(span, USER_ID, trace.userId());
             setIfPresent(span, RELEASE, trace.release());
-            setIfPresent(span, VERSION_ATTRIBUTE, trace.version());
+            span.setAttribute(VERSION_ATTRIBUTE, VERSION);
             setIfPresent(span, ENVIRONMENT, trace.environment());
             span.setAttribute(TRACE_TAGS, trace.tags());
             boolean root = observation == trace.root() && ownTrace;
@@ -3088,7 +3103,7 @@ public class litefuse_hook implements Callable<Integer> {
             ObjectNode nested = Json.NODES.objectNode();
             metadata.properties().forEach(field -> {
                 if (field.getValue().isTextual()) span.setAttribute(key.getKey() + "." + field.getKey(), field.getValue().asText());
-                else nested.set(field.getKey(), field.getValue());
+                else if (withObjects) nested.set(field.getKey(), field.getValue());
             });
             if (withObjects && !nested.isEmpty()) span.setAttribute(key, Json.toJson(nested));
         }
@@ -3130,7 +3145,7 @@ public class litefuse_hook implements Callable<Integer> {
     record LangfuseApi(String baseUrl, Map<String, String> headers) {
         /** Null without keys (traces routed through a collector that adds its own): nothing can be asked then. */
         static LangfuseApi of(Config config) {
-            return config.hasKeys() ? new LangfuseApi(config.baseUrl().replaceAll("/+$", ""), config.langfuseHeaders()) : null;
+            return config.hasKeys() ? new LangfuseApi(config.baseUrl(), config.langfuseHeaders()) : null;
         }
 
         /** Looks for span `spanId` of trace `traceId` that starts at `start`, answering before `deadlineNanos`. */
@@ -3138,24 +3153,17 @@ public class litefuse_hook implements Callable<Integer> {
             String query = "traceId=" + traceId + "&fields=core&limit=1000"
                     + "&fromStartTime=" + start.minusSeconds(1).truncatedTo(ChronoUnit.MILLIS)
                     + "&toStartTime=" + start.plusSeconds(1).truncatedTo(ChronoUnit.MILLIS);
-            String url = baseUrl + "/api/public/v2/observations?" + query;
             long timeoutMillis = TimeUnit.NANOSECONDS.toMillis(deadlineNanos - System.nanoTime());
             if (timeoutMillis <= 0) return new Lookup(Presence.UNKNOWN, "no time left to ask " + baseUrl);
             try {
-                java.net.HttpURLConnection connection = (java.net.HttpURLConnection) java.net.URI.create(url).toURL().openConnection();
-                connection.setConnectTimeout((int) Math.min(timeoutMillis, 2_000));
-                connection.setReadTimeout((int) Math.max(1, timeoutMillis));
-                headers.forEach(connection::setRequestProperty);
-                int status = connection.getResponseCode();
-                InputStream stream = status >= 400 ? connection.getErrorStream() : connection.getInputStream();
-                byte[] body = stream == null ? new byte[0] : stream.readAllBytes();
-                if (status == 404) return new Lookup(Presence.NO_API, null);
-                if (status != 200) {
-                    return new Lookup(Presence.UNKNOWN, "HTTP " + status + " from " + baseUrl + "/api/public/v2/observations"
-                            + (status == 401 || status == 403 ? " (wrong keys or wrong host)" : ""));
+                Answer answer = get("/api/public/v2/observations?" + query, Math.min(timeoutMillis, 2_000), timeoutMillis);
+                if (answer.status() == 404) return new Lookup(Presence.NO_API, null);
+                if (answer.status() != 200) {
+                    return new Lookup(Presence.UNKNOWN, "HTTP " + answer.status() + " from " + baseUrl + "/api/public/v2/observations"
+                            + (answer.status() == 401 || answer.status() == 403 ? " (wrong keys or wrong host)" : ""));
                 }
-                JsonNode answer = Json.parse(body);
-                for (JsonNode observation : answer == null ? Json.NODES.missingNode() : answer.path("data")) {
+                JsonNode parsed = Json.parse(answer.body());
+                for (JsonNode observation : parsed == null ? Json.NODES.missingNode() : parsed.path("data")) {
                     if (spanId.equals(observation.path("id").asText())) return new Lookup(Presence.PRESENT, null);
                 }
                 return new Lookup(Presence.ABSENT, null);
@@ -3170,20 +3178,37 @@ public class litefuse_hook implements Callable<Integer> {
          */
         String projectId(long timeoutMillis) {
             try {
-                java.net.HttpURLConnection connection = (java.net.HttpURLConnection) java.net.URI.create(baseUrl + "/api/public/projects").toURL().openConnection();
-                connection.setConnectTimeout((int) Math.max(1, timeoutMillis));
-                connection.setReadTimeout((int) Math.max(1, timeoutMillis));
-                headers.forEach(connection::setRequestProperty);
-                int status = connection.getResponseCode();
-                if (status == 401 || status == 403 || status >= 500) return null;
-                if (status != 200) return "";
-                try (InputStream in = connection.getInputStream()) {
-                    JsonNode answer = Json.parse(in.readAllBytes());
-                    String id = answer == null ? null : Json.textOrNull(answer.path("data").path(0).get("id"));
-                    return id == null ? "" : id;
-                }
+                Answer answer = projects(timeoutMillis, timeoutMillis);
+                if (answer.status() == 401 || answer.status() == 403 || answer.status() >= 500) return null;
+                if (answer.status() != 200) return "";
+                JsonNode parsed = Json.parse(answer.body());
+                String id = parsed == null ? null : parsed.path("data").path(0).path("id").textValue();
+                return id == null ? "" : id;
             } catch (IOException | IllegalArgumentException e) {
                 return null;
+            }
+        }
+
+        /** GET /api/public/projects: the project the keys belong to. */
+        Answer projects(long connectMillis, long readMillis) throws IOException {
+            return get("/api/public/projects", connectMillis, readMillis);
+        }
+
+        /** A status and the body that came with it. */
+        record Answer(int status, byte[] body) {
+        }
+
+        /** One GET with the keys, on HttpURLConnection (java.net.http's selector thread delays JVM exit by 300 ms). */
+        private Answer get(String pathAndQuery, long connectMillis, long readMillis) throws IOException {
+            java.net.HttpURLConnection connection = (java.net.HttpURLConnection) java.net.URI.create(baseUrl + pathAndQuery).toURL().openConnection();
+            connection.setConnectTimeout((int) Math.max(1, connectMillis));
+            connection.setReadTimeout((int) Math.max(1, readMillis));
+            headers.forEach(connection::setRequestProperty);
+            int status = connection.getResponseCode();
+            InputStream stream = status >= 400 ? connection.getErrorStream() : connection.getInputStream();
+            if (stream == null) return new Answer(status, new byte[0]);
+            try (stream) {
+                return new Answer(status, stream.readAllBytes());
             }
         }
 
@@ -3275,7 +3300,7 @@ public class litefuse_hook implements Callable<Integer> {
         }
 
         private void fire(InputStream stdin, long started) {
-            log.debug("Hook started (" + config + ")");
+            if (log.debugEnabled()) log.debug("Hook started (" + config + ")");
             config.problems().forEach(log::warn);
             if (!config.canExport()) {
                 log.warn("Missing LANGFUSE_PUBLIC_KEY / LANGFUSE_SECRET_KEY (or their CC_LANGFUSE_ forms); nothing sent");
@@ -3309,12 +3334,12 @@ public class litefuse_hook implements Callable<Integer> {
         private boolean nothingNew(Payload.HookTarget target) {
             Path seen = seenFile(target);
             try {
-                if (!Files.exists(seen) || !Files.readString(seen).equals(seenText(target, transcriptStamp(target.transcriptPath())))) {
-                    return false;
-                }
-                Path pending = sessionsDir(config).resolve("pending");
+                // A missing file throws NoSuchFileException: not seen.
+                if (!Files.readString(seen).equals(seenText(target, transcriptStamp(target.transcriptPath())))) return false;
+                Path pending = pendingDir(config);
                 if (!Files.isDirectory(pending)) return true;
-                try (java.nio.file.DirectoryStream<Path> waiting = Files.newDirectoryStream(pending, "*.json")) {
+                // A filter, not a glob: a glob compiles a regex, the only one such a run would need.
+                try (java.nio.file.DirectoryStream<Path> waiting = Files.newDirectoryStream(pending, file -> file.getFileName().toString().endsWith(".json"))) {
                     return !waiting.iterator().hasNext();
                 }
             } catch (IOException | RuntimeException e) {
@@ -3440,7 +3465,7 @@ public class litefuse_hook implements Callable<Integer> {
             }
             Reader.SentTurn turn = new Reader.SentTurn(emission.turn().userRow().uuid(), emission.turnNumber(),
                     emission.turn().userRow().offset(), trace.traceId(), now, List.copyOf(spanIds), List.copyOf(usageIds));
-            return new Reader.SentPart(turn, trace.traceId(), witness.id(), witness.start());
+            return new Reader.SentPart(turn, witness.id(), witness.start());
         }
 
         private static final long STOP_RACE_WAIT_MS = 1_500;
@@ -3516,12 +3541,8 @@ public class litefuse_hook implements Callable<Integer> {
         /** One line per trace sent, with its link in Langfuse (the project id is learned once and kept). */
         private void logSent(List<Traces.TraceRecord> sent, long deadline) {
             LangfuseApi api = LangfuseApi.of(config);
-            String projectId = api == null ? null : knownProjectId(config);
             long leftMillis = TimeUnit.NANOSECONDS.toMillis(deadline - System.nanoTime());
-            if (api != null && projectId == null && leftMillis > 300) {
-                projectId = api.projectId(Math.min(1_000, leftMillis - 200));
-                if (projectId != null) rememberProjectId(config, projectId, log);
-            }
+            String projectId = api == null ? null : projectId(config, api, leftMillis > 300 ? Math.min(1_000, leftMillis - 200) : 0, log);
             for (Traces.TraceRecord trace : sent) {
                 String where = api == null ? "trace " + trace.traceId() : api.traceUrl(projectId, trace.traceId());
                 String what = trace.root() == null ? trace.name() + " (" + trace.observations().size() + " more observations)" : trace.name();
@@ -3534,26 +3555,28 @@ public class litefuse_hook implements Callable<Integer> {
         }
 
         private static String projectKey(Config config) {
-            return config.baseUrl().replaceAll("/+$", "") + " " + config.publicKey();
+            return config.baseUrl() + " " + config.publicKey();
         }
 
-        /** The Langfuse project id of these keys, as learned before (by the hook or doctor), or null. */
-        static String knownProjectId(Config config) {
-            Path file = projectIds(config);
-            return Files.exists(file) ? Json.textOrNull(StateFiles.loadState(file, Log.toStderr()).get(projectKey(config))) : null;
+        /**
+         * The Langfuse project id of these keys: as learned before (by the hook or doctor), else asked of Langfuse
+         * within `timeoutMillis` (0: not asked) and kept; null when unknown.
+         */
+        static String projectId(Config config, LangfuseApi api, long timeoutMillis, Log log) {
+            String known = StateFiles.loadState(projectIds(config), log).path(projectKey(config)).textValue();
+            if (known != null || timeoutMillis <= 0) return known;
+            String asked = api.projectId(timeoutMillis);
+            if (asked != null) rememberProjectId(config, asked, log);
+            return asked;
         }
 
-        /** Written without a lock (any session may learn it first): a private temporary file of its own, then a rename. */
+        /** Written without a lock (any session may learn it first): writeAtomically gives each writer its own file. */
         static void rememberProjectId(Config config, String projectId, Log log) {
             Path file = projectIds(config);
             try {
                 ObjectNode known = StateFiles.loadState(file, log);
                 known.put(projectKey(config), projectId);
-                StateFiles.ensurePrivateDir(file.getParent());
-                Path tmp = Files.createTempFile(file.getParent(), "projects-", ".tmp",
-                        PosixFilePermissions.asFileAttribute(PosixFilePermissions.fromString("rw-------")));
-                Files.write(tmp, Json.toBytes(known, null));
-                Files.move(tmp, file, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
+                StateFiles.saveState(file, known);
             } catch (IOException | RuntimeException e) {
                 log.debug("Could not remember the project id: " + e);
             }
@@ -3571,7 +3594,7 @@ public class litefuse_hook implements Callable<Integer> {
         private InFlightCheck checkInFlight(Payload.HookTarget target, Reader.InFlight inFlight, long deadline) {
             LangfuseApi api = LangfuseApi.of(config);
             java.util.function.Function<Reader.SentPart, LangfuseApi.Lookup> lookup = api == null ? part -> new LangfuseApi.Lookup(LangfuseApi.Presence.NO_API, null)
-                    : part -> api.findSpan(part.traceId(), part.witnessId(), part.witnessStart(), deadline);
+                    : part -> api.findSpan(part.turn().traceId(), part.witnessId(), part.witnessStart(), deadline);
             InFlightCheck check = settleInFlight(inFlight, lookup, Instant.now(), config.unknownSettleMillis());
             int total = inFlight.parts().size();
             String session = " (session=" + target.sessionId() + ")";
@@ -3655,7 +3678,7 @@ public class litefuse_hook implements Callable<Integer> {
 
         /** Sends other sessions' unsent turns, oldest first, while the budget lasts; stops at the first failure. */
         private void sendPendingSessions(Payload.HookTarget current, long started, long deadline) {
-            Path pendingDir = sessionsDir(config).resolve("pending");
+            Path pendingDir = pendingDir(config);
             if (!Files.isDirectory(pendingDir)) return;
             String currentKey = StateFiles.stateKey(current.sessionId(), current.transcriptPath().toString());
             List<Path> all;
@@ -3785,7 +3808,8 @@ public class litefuse_hook implements Callable<Integer> {
             private final Export.TraceExporter exporter;
             private final long deadline;
             private final List<Traces.TraceRecord> pending = new ArrayList<>();
-            private final List<Traces.TraceRecord> skipped = new ArrayList<>();
+            /** "name (trace id)" of each trace Langfuse had already: names only, so a long replay holds no trees. */
+            private final List<String> skipped = new ArrayList<>();
             private LangfuseApi api;
             private int pendingSpans;
             private int acknowledged;
@@ -3806,7 +3830,7 @@ public class litefuse_hook implements Callable<Integer> {
                             System.nanoTime() + TimeUnit.SECONDS.toNanos(10)).presence();
                     if (presence == LangfuseApi.Presence.NO_API) api = null;
                     if (presence == LangfuseApi.Presence.PRESENT) {
-                        skipped.add(trace);
+                        skipped.add(trace.name() + " (trace " + trace.traceId() + ")");
                         return;
                     }
                 }
@@ -3829,7 +3853,7 @@ public class litefuse_hook implements Callable<Integer> {
                 return new Export.ExportOutcome(acknowledged, 0, failure);
             }
 
-            List<Traces.TraceRecord> skipped() {
+            List<String> skipped() {
                 return skipped;
             }
 
@@ -3927,9 +3951,11 @@ public class litefuse_hook implements Callable<Integer> {
 
         /** Reads a settings file; a missing or empty file is an empty object. */
         static ObjectNode readSettings(Path file) throws IOException {
-            if (!Files.exists(file) || Files.readString(file).isBlank()) return Json.NODES.objectNode();
+            if (!Files.exists(file)) return Json.NODES.objectNode();
+            byte[] bytes = Files.readAllBytes(file);
+            if (new String(bytes, StandardCharsets.UTF_8).isBlank()) return Json.NODES.objectNode();
             try {
-                JsonNode parsed = Json.parse(Files.readAllBytes(file));
+                JsonNode parsed = Json.parse(bytes);
                 if (parsed instanceof ObjectNode object) return object;
                 throw new InvalidSettingsException(file, "the top level is not an object");
             } catch (JsonProcessingException e) {
@@ -3956,8 +3982,6 @@ public class litefuse_hook implements Callable<Integer> {
             return SECRET_ENV_KEYS.stream().anyMatch(key -> settings.path("env").hasNonNull(key));
         }
 
-        private static final java.util.Set<java.nio.file.attribute.PosixFilePermission> OWNER_ONLY = PosixFilePermissions.fromString("rw-------");
-
         /**
          * Writes `settings` if it differs from the file: the old file is copied to `<name>.bak-<time>` first (owner-only:
          * it may hold a key), the new one written atomically, owner-only when it holds a secret or is new, else with the
@@ -3966,31 +3990,26 @@ public class litefuse_hook implements Callable<Integer> {
         static String writeSettingsIfChanged(Path file, ObjectNode settings) throws IOException {
             String text = settingsText(settings);
             boolean existed = Files.exists(file);
-            if (existed && Files.readString(file).equals(text) && !(holdsSecret(settings) && readableByOthers(file))) return null;
-            if (existed && settings.equals(Json.parse(Files.readString(file).isBlank() ? "{}" : Files.readString(file)))
-                    && !(holdsSecret(settings) && readableByOthers(file))) return null;
+            if (existed) {
+                String current = Files.readString(file);
+                boolean same = current.equals(text) || settings.equals(Json.parse(current.isBlank() ? "{}" : current));
+                if (same && !(holdsSecret(settings) && readableByOthers(file))) return null;
+            }
             String backup = "";
-            java.util.Set<java.nio.file.attribute.PosixFilePermission> mode = OWNER_ONLY;
+            Set<PosixFilePermission> mode = StateFiles.OWNER_ONLY;
             if (existed) {
                 Path copy = file.resolveSibling(file.getFileName() + ".bak-"
                         + DateTimeFormatter.ofPattern("yyyyMMdd-HHmmss-SSS").format(LocalDateTime.now()));
-                Files.createFile(copy, PosixFilePermissions.asFileAttribute(OWNER_ONLY));
-                Files.copy(file, copy, StandardCopyOption.REPLACE_EXISTING);
-                Files.setPosixFilePermissions(copy, OWNER_ONLY);
+                // Created owner-only and then filled: Files.copy would give the copy the old file's mode.
+                Files.createFile(copy, PosixFilePermissions.asFileAttribute(StateFiles.OWNER_ONLY));
+                try (OutputStream out = Files.newOutputStream(copy)) {
+                    Files.copy(file, out);
+                }
                 backup = copy.toString();
                 if (!holdsSecret(settings)) mode = Files.getPosixFilePermissions(file);
             }
             Files.createDirectories(file.getParent());
-            Path tmp = file.resolveSibling(file.getFileName() + ".litefuse.tmp");
-            Files.deleteIfExists(tmp);
-            Files.createFile(tmp, PosixFilePermissions.asFileAttribute(OWNER_ONLY));
-            Files.writeString(tmp, text);
-            Files.setPosixFilePermissions(tmp, mode);
-            try {
-                Files.move(tmp, file, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
-            } catch (AtomicMoveNotSupportedException e) {
-                Files.move(tmp, file, StandardCopyOption.REPLACE_EXISTING);
-            }
+            StateFiles.writeAtomically(file, text.getBytes(StandardCharsets.UTF_8), mode);
             return backup;
         }
 
@@ -4306,13 +4325,13 @@ public class litefuse_hook implements Callable<Integer> {
         private static final List<String> LANGFUSE_CLOUD_REGIONS = List.of("https://cloud.langfuse.com", "https://us.cloud.langfuse.com");
 
         /** GET /api/public/projects with the keys: 200 names the project; 401 means wrong keys (or another region). */
-        static CredentialCheck checkCredentials(String baseUrl, String publicKey, String secretKey) {
-            String base = baseUrl.replaceAll("/+$", "");
-            CredentialCheck here = fetchProject(base, publicKey, secretKey);
+        static CredentialCheck checkCredentials(Config config) {
+            String base = config.baseUrl();
+            CredentialCheck here = fetchProject(new LangfuseApi(base, config.langfuseHeaders()));
             if (here.ok() || here.problem().startsWith("cannot reach") || !LANGFUSE_CLOUD_REGIONS.contains(base)) return here;
             for (String other : LANGFUSE_CLOUD_REGIONS) {
                 if (other.equals(base)) continue;
-                CredentialCheck there = fetchProject(other, publicKey, secretKey);
+                CredentialCheck there = fetchProject(new LangfuseApi(other, config.langfuseHeaders()));
                 if (there.ok()) {
                     return new CredentialCheck(false, there.projectId(), there.projectName(), "wrong region: these keys belong to "
                             + other + " (project " + there.projectName() + "); set LANGFUSE_BASE_URL=" + other);
@@ -4321,32 +4340,23 @@ public class litefuse_hook implements Callable<Integer> {
             return here;
         }
 
-        private static CredentialCheck fetchProject(String base, String publicKey, String secretKey) {
+        private static CredentialCheck fetchProject(LangfuseApi api) {
+            String base = api.baseUrl();
             try {
-                HttpClient client = HttpClient.newBuilder().connectTimeout(Duration.ofSeconds(5)).build();
-                HttpRequest request = HttpRequest.newBuilder(java.net.URI.create(base + "/api/public/projects"))
-                        .timeout(Duration.ofSeconds(10))
-                        .header("Authorization", "Basic " + Base64.getEncoder().encodeToString(
-                                (publicKey + ":" + secretKey).getBytes(StandardCharsets.UTF_8)))
-                        .header(Config.INGESTION_VERSION_HEADER, "4")
-                        .GET().build();
-                HttpResponse<String> response = client.send(request, HttpResponse.BodyHandlers.ofString());
-                if (response.statusCode() == 200) {
-                    JsonNode answer = Json.parse(response.body());
-                    JsonNode project = answer == null ? Json.NODES.missingNode() : answer.path("data").path(0);
+                LangfuseApi.Answer answer = api.projects(5_000, 10_000);
+                if (answer.status() == 200) {
+                    JsonNode parsed = Json.parse(answer.body());
+                    JsonNode project = parsed == null ? Json.NODES.missingNode() : parsed.path("data").path(0);
                     return new CredentialCheck(true, project.path("id").asText(""), project.path("name").asText("(unnamed)"), null);
                 }
-                if (response.statusCode() == 401 || response.statusCode() == 403) {
-                    return new CredentialCheck(false, null, null, "HTTP " + response.statusCode() + " from " + base
+                if (answer.status() == 401 || answer.status() == 403) {
+                    return new CredentialCheck(false, null, null, "HTTP " + answer.status() + " from " + base
                             + ": wrong keys (check LANGFUSE_PUBLIC_KEY / LANGFUSE_SECRET_KEY, and that they belong to this host)");
                 }
-                return new CredentialCheck(false, null, null, "HTTP " + response.statusCode() + " from " + base + "/api/public/projects");
+                return new CredentialCheck(false, null, null, "HTTP " + answer.status() + " from " + base + "/api/public/projects");
             } catch (IOException | IllegalArgumentException e) {
                 return new CredentialCheck(false, null, null, "cannot reach " + base + " (" + e.getClass().getSimpleName()
                         + (e.getMessage() == null ? "" : ": " + e.getMessage()) + ")");
-            } catch (InterruptedException e) {
-                Thread.currentThread().interrupt();
-                return new CredentialCheck(false, null, null, "interrupted");
             }
         }
 
@@ -4504,8 +4514,8 @@ public class litefuse_hook implements Callable<Integer> {
                     });
                     if (sender != null) {
                         Export.ExportOutcome outcome = sender.finish();
-                        sender.skipped().forEach(trace -> System.err.println("Skipped " + trace.name() + " (trace " + trace.traceId()
-                                + "): Langfuse has it already (--force sends it anyway)"));
+                        sender.skipped().forEach(trace -> System.err.println("Skipped " + trace
+                                + ": Langfuse has it already (--force sends it anyway)"));
                         System.err.println("Sent " + outcome.acknowledged() + " of " + count + " traces from " + file
                                 + " to " + config.tracesEndpoint() + (sender.skipped().isEmpty() ? "" : ", " + sender.skipped().size()
                                 + " already there") + (outcome.failure() == null ? "" : ": " + outcome.failure()));
@@ -4700,11 +4710,9 @@ public class litefuse_hook implements Callable<Integer> {
             String classPath = System.getProperty("java.class.path");
             Path archive = launcher.resolveSibling(launcher.getFileName() + java.archiveSuffix());
             boolean trained = Setup.trainArchive(java, classPath, archive);
-            // Written beside it and renamed over it: Claude Code may be starting the old launcher right now.
-            Path next = launcher.resolveSibling(launcher.getFileName() + ".next-" + ProcessHandle.current().pid());
-            Files.writeString(next, Setup.launcherScript(java, classPath, archive, Setup.fallbackCommand(env, home, sourceFile), sourceFile));
-            next.toFile().setExecutable(true, false);
-            Files.move(next, launcher, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
+            // Renamed over the old one: Claude Code may be starting the old launcher right now.
+            StateFiles.writeAtomically(launcher, Setup.launcherScript(java, classPath, archive, Setup.fallbackCommand(env, home, sourceFile),
+                    sourceFile).getBytes(StandardCharsets.UTF_8), PosixFilePermissions.fromString("rwx------"));
             if (printHookCommand) {
                 out.println(launcher);
                 return 0;
@@ -4871,7 +4879,7 @@ public class litefuse_hook implements Callable<Integer> {
                     : "LANGFUSE_PUBLIC_KEY / LANGFUSE_SECRET_KEY missing"));
             Setup.CredentialCheck credentials = null;
             if (config.hasKeys()) {
-                credentials = Setup.checkCredentials(config.baseUrl(), config.publicKey(), config.secretKey());
+                credentials = Setup.checkCredentials(config);
                 if (credentials.ok() && !credentials.projectId().isEmpty()) Hook.rememberProjectId(config, credentials.projectId(), Log.toStderr());
                 checks.add(new Setup.Check(credentials.ok(), "Langfuse", credentials.ok()
                         ? "authenticated at " + config.baseUrl() + ", project \"" + credentials.projectName() + "\" (" + credentials.projectId() + ")"
@@ -4909,8 +4917,9 @@ public class litefuse_hook implements Callable<Integer> {
             Setup.Check launcherProblem = null;
             for (Setup.Scope scope : Setup.Scope.values()) {
                 Path file = scope.settingsFile(home, dir);
+                JsonNode hooks = Setup.readSettings(file).path("hooks");
                 for (String event : Setup.HOOK_EVENTS) {
-                    for (JsonNode group : Setup.readSettings(file).path("hooks").path(event)) {
+                    for (JsonNode group : hooks.path(event)) {
                         for (JsonNode hook : group.path("hooks")) {
                             String command = hook.path("command").asText("");
                             if (!command.contains("litefuse")) continue;
@@ -4978,7 +4987,7 @@ public class litefuse_hook implements Callable<Integer> {
             checks.add(new Setup.Check(true, "Last run", lastRun == null ? "none yet (send a message in Claude Code)" : lastRun));
             // An error is settled once a later run got turns through.
             if (lastError != null) checks.add(new Setup.Check(lastErrorIndex < lastSendIndex, "Last error", lastError));
-            Path pending = config.stateDir().resolve("litefuse").resolve("pending");
+            Path pending = Hook.pendingDir(config);
             long waiting = 0;
             if (Files.isDirectory(pending)) {
                 try (java.util.stream.Stream<Path> files = Files.list(pending)) {
@@ -5000,7 +5009,7 @@ public class litefuse_hook implements Callable<Integer> {
                 if (outcome.acknowledged() != 1) return new Setup.Check(false, "Test trace", "not accepted: " + outcome.failure());
             }
             String where = credentials != null && credentials.ok() && !credentials.projectId().isEmpty()
-                    ? config.baseUrl().replaceAll("/+$", "") + "/project/" + credentials.projectId() + "/traces/" + canary.traceId()
+                    ? LangfuseApi.of(config).traceUrl(credentials.projectId(), canary.traceId())
                     : config.tracesEndpoint() + " accepted trace " + canary.traceId();
             return new Setup.Check(true, "Test trace", "sent \"" + canary.name() + "\": " + where);
         }
@@ -5076,11 +5085,7 @@ public class litefuse_hook implements Callable<Integer> {
             }
             Reader.SentTurn turn = newest.openTurn();
             LangfuseApi api = LangfuseApi.of(config);
-            String projectId = api == null ? null : Hook.knownProjectId(config);
-            if (api != null && projectId == null) {
-                projectId = api.projectId(3_000);
-                if (projectId != null) Hook.rememberProjectId(config, projectId, Log.toStderr());
-            }
+            String projectId = api == null ? null : Hook.projectId(config, api, 3_000, Log.toStderr());
             out().println(api == null ? turn.traceId() : api.traceUrl(projectId, turn.traceId()));
             err().println("Claude Code - Turn " + turn.turnNumber() + " of session " + newestSession + ", sent " + turn.sentAt());
             return 0;
@@ -5099,7 +5104,7 @@ public class litefuse_hook implements Callable<Integer> {
             node.put("session_id", trace.sessionId());
             node.put("user_id", trace.userId());
             node.put("release", trace.release());
-            node.put("version", trace.version());
+            node.put("version", VERSION);
             if (trace.environment() != null) node.put("environment", trace.environment());
             node.set("tags", Json.tree(trace.tags()));
             putPreview(node, "input", trace.input());
