@@ -9,7 +9,6 @@ With --baseline-script/--baseline-classpath (BENCH_BASELINE in run.sh) a second 
 code, its runs interleaved with the current build's, and the table shows both side by side.
 """
 import argparse
-import functools
 import json
 import math
 import os
@@ -70,9 +69,8 @@ def fresh_dir(*parts):
 class Variant:
     """One build of the script to measure: the current one, or the baseline it is compared with."""
 
-    def __init__(self, key, name, script, classpath):
+    def __init__(self, key, script, classpath):
         self.key = key  # "current" or "baseline": where its numbers go in results.json
-        self.name = name  # column heading in the comparison table
         self.script = script  # the frozen litefuse_hook.java, in this variant's own build directory
         self.classpath = classpath
         # Runner keys and temporary directories of the baseline get a suffix; the current build's keep today's
@@ -131,27 +129,33 @@ class Receiver:
         self.log.close()
 
 
+def hook_env(base_env, home, receiver_url):
+    """The environment of a hook or export run: its temporary HOME, tracing on, dummy keys, the loopback receiver."""
+    return dict(base_env, HOME=home, TRACE_TO_LANGFUSE="true", LANGFUSE_PUBLIC_KEY="pk-lf-x",
+                LANGFUSE_SECRET_KEY="sk-lf-x", LANGFUSE_BASE_URL=receiver_url)
+
+
+# What a hook run must log to count (HookSession.run's `expect`). The hook's fast exit logs
+# "Processed 0 turns in … (session=…, nothing new)", so "sent" needs a count of at least one.
+EXPECTED_LOG = {"sent": re.compile(r"Processed ([1-9]\d*) turns"), "nothing": re.compile(r"Processed 0 turns")}
+
+
 class HookSession:
     """A transcript, a temporary HOME and a session id: one isolated place to time hook runs."""
 
-    def __init__(self, name, base_transcript, base_env, receiver_url, copy_base=True):
-        self.name = name
+    def __init__(self, name, base_transcript, base_env, receiver_url):
         self.dir = fresh_dir(name)
         self.home = os.path.join(self.dir, "home")
         os.makedirs(self.home)
         self.transcript = os.path.join(self.dir, "transcript.jsonl")
         if base_transcript:
-            if copy_base:
-                shutil.copyfile(base_transcript, self.transcript)
-            else:
-                os.link(base_transcript, self.transcript)
+            shutil.copyfile(base_transcript, self.transcript)
         else:
             open(self.transcript, "wb").close()
         self.session_id = f"bench-{name}-{uuidlib.uuid4()}"
         self.parent = last_uuid(self.transcript) if base_transcript else None
         self.turns = 0
-        self.env = dict(base_env, HOME=self.home, TRACE_TO_LANGFUSE="true", LANGFUSE_PUBLIC_KEY="pk-lf-x",
-                        LANGFUSE_SECRET_KEY="sk-lf-x", LANGFUSE_BASE_URL=receiver_url)
+        self.env = hook_env(base_env, self.home, receiver_url)
         self.env.pop("CC_LANGFUSE_EXPORT_BUDGET_MS", None)
         self.log_file = os.path.join(self.home, ".claude", "state", "litefuse_hook.log")
         self.payload = json.dumps({"session_id": self.session_id, "transcript_path": self.transcript,
@@ -170,9 +174,14 @@ class HookSession:
         except FileNotFoundError:
             return []
 
-    def run(self, command, timeout=120, extra_env=None):
-        """Runs the hook command (through bash -c, as Claude Code runs hook commands); returns (seconds, ok, why)."""
-        before = len(self.log_lines())
+    def run(self, command, expect="sent", timeout=120, extra_env=None):
+        """Runs the command (through bash -c, as Claude Code runs hook commands) with the Stop payload on stdin;
+        returns (seconds, ok, why). A run is ok when it exits 0 and, unless `expect` is None, the hook log gains
+        no [ERROR] line and a line `expect` asks for (EXPECTED_LOG):
+          "sent"    `Processed N turns` with N >= 1: the new turn went out (P1 (a), (b), P2 and its priming);
+          "nothing" `Processed 0 turns`: nothing new to send (P1 (d); the current build adds ", nothing new");
+          None      exit status only (P1 (c), the hello-world floor, which writes no log)."""
+        before = len(self.log_lines()) if expect else 0
         env = dict(self.env, **(extra_env or {}))
         started = time.perf_counter()
         try:
@@ -181,16 +190,19 @@ class HookSession:
         except subprocess.TimeoutExpired:
             return timeout, False, f"timed out after {timeout}s"
         elapsed = time.perf_counter() - started
-        new = self.log_lines()[before:]
         if proc.returncode != 0:
             return elapsed, False, f"exit {proc.returncode}: {proc.stderr.decode(errors='replace')[-300:]}"
-        processed = [line for line in new if "Processed " in line]
+        if expect is None:
+            return elapsed, True, "exit 0"
+        new = self.log_lines()[before:]
         errors = [line for line in new if "[ERROR]" in line]
         if errors:
             return elapsed, False, errors[-1][-300:]
-        if not processed:
-            return elapsed, False, "no 'Processed' line in the hook log: " + " | ".join(new)[-300:]
-        return elapsed, True, processed[-1]
+        wanted = EXPECTED_LOG[expect]
+        matched = [line for line in new if wanted.search(line)]
+        if not matched:
+            return elapsed, False, f"no `{wanted.pattern}` line in the hook log: " + " | ".join(new)[-300:]
+        return elapsed, True, matched[-1]
 
     def state(self):
         """The session's state file (the only *.json directly under state/litefuse), or None."""
@@ -209,24 +221,32 @@ class HookSession:
         return None
 
 
+HZ = os.sysconf("SC_CLK_TCK")
+
+
 def cpu_seconds(pid):
     """User + system CPU seconds a process has used so far (Linux /proc), or None."""
     try:
         fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        return (int(fields[11]) + int(fields[12])) / HZ
     except (OSError, ValueError, IndexError):
         return None
 
 
+def machine_cpu():
+    """(busy, total) CPU seconds of all CPUs so far, from /proc/stat's first line: user nice system idle iowait irq
+    softirq steal; busy leaves out idle and iowait (guest time is already counted in user and nice)."""
+    fields = [int(x) for x in open("/proc/stat").readline().split()[1:9]]
+    total = sum(fields)
+    return (total - fields[3] - fields[4]) / HZ, total / HZ
+
+
 def cpu_busy(interval):
-    """Fraction of all CPUs busy (any process) over `interval` seconds, from /proc/stat."""
-    def sample():
-        values = [int(x) for x in open("/proc/stat").readline().split()[1:]]
-        return sum(values), values[3] + values[4]  # total, idle + iowait
-    total0, idle0 = sample()
+    """Fraction of all CPUs busy (any process) over `interval` seconds."""
+    busy0, total0 = machine_cpu()
     time.sleep(interval)
-    total1, idle1 = sample()
-    return 1 - (idle1 - idle0) / max(1, total1 - total0)
+    busy1, total1 = machine_cpu()
+    return (busy1 - busy0) / max(1 / HZ, total1 - total0)
 
 
 def wait_until_quiet(results, measure, max_wait):
@@ -245,15 +265,11 @@ def wait_until_quiet(results, measure, max_wait):
 
 # ----------------------------------------------------------------------------- P1 / P2
 
-HZ = os.sysconf("SC_CLK_TCK")
-
-
 def cpu_snapshot(receiver):
     """CPU seconds so far: all CPUs busy (incl. steal), our waited-for children, the receiver, this process."""
-    fields = [int(x) for x in open("/proc/stat").readline().split()[1:]]
-    busy = sum(fields[:8]) - fields[3] - fields[4]  # user nice system [idle iowait] irq softirq steal
     t = os.times()
-    return busy / HZ, t.children_user + t.children_system, cpu_seconds(receiver.proc.pid) or 0.0, t.user + t.system
+    return (machine_cpu()[0], t.children_user + t.children_system, cpu_seconds(receiver.proc.pid) or 0.0,
+            t.user + t.system)
 
 
 def foreign_cpu(before, after):
@@ -262,34 +278,23 @@ def foreign_cpu(before, after):
     return total - children - receiver - own
 
 
-def run_one(session, command, verify, append=True):
-    """One timed hook run after appending a turn (unless `append` is false); `verify` requires a 'Processed' log
-    line (a real run that sent the turn)."""
-    if append:
-        session.append_turn()
-    if verify:
-        return session.run(command)
-    started = time.perf_counter()
-    try:
-        proc = subprocess.run(["bash", "-c", command], input=session.payload, stdout=subprocess.DEVNULL,
-                              stderr=subprocess.PIPE, env=session.env, timeout=60, cwd=session.dir)
-        why = f"exit {proc.returncode}: " + proc.stderr.decode(errors="replace")[-200:]
-        return time.perf_counter() - started, proc.returncode == 0, why
-    except subprocess.TimeoutExpired:
-        return 60, False, "timed out after 60s"
+def hook_runner(session, command, expect, append):
+    """A runner for run_rounds: appends a turn to the session's transcript (unless `append` is false), then times
+    one hook run, valid as `expect` says (see HookSession.run)."""
+    def runner():
+        if append:
+            session.append_turn()
+        return session.run(command, expect)
+    return runner
 
 
-def hook_runner(session, command, verify, append):
-    """A runner for run_rounds: one hook run (see run_one)."""
-    return functools.partial(run_one, session, command, verify, append)
-
-
-def run_rounds(measure, runners, runs, warmup, receiver, results, alternate=False):
+def run_rounds(measure, runners, runs, warmup, receiver, results, quiet_wait, alternate=False):
     """Warm-ups, then rounds of all `runners` (key -> callable returning (seconds, ok, detail)) interleaved, until
     `runs` undisturbed rounds. A round is disturbed when other processes used more than max(50 ms, 15 % of the
-    run's wall time) of CPU during one of its runs; it is dropped and repeated, at most `runs` extra times (then
-    disturbed rounds are kept and counted). With `alternate` (a baseline is compared), every other round runs the
-    runners in reverse order, so neither build always runs first, right after the other's JVM.
+    run's wall time) of CPU during one of its runs; it is dropped and repeated, at most `runs` extra times in all
+    (then disturbed rounds are kept and counted), after waiting at most `quiet_wait` seconds for the CPUs to be
+    quiet. With `alternate` (a baseline is compared), every other round runs the runners in reverse order, so
+    neither build always runs first, right after the other's JVM.
     Returns the seconds of the kept successful runs, their details, and the details of the kept failed runs."""
     samples = {key: [] for key in runners}
     details = {key: [] for key in runners}
@@ -321,7 +326,7 @@ def run_rounds(measure, runners, runs, warmup, receiver, results, alternate=Fals
         if disturbed and dropped < runs:
             dropped += 1
             log(f"{measure}: round dropped, disturbed by other work ({'; '.join(disturbed)}); repeating it")
-            wait_until_quiet(None, measure, 60)
+            wait_until_quiet(None, measure, quiet_wait)
             continue
         if disturbed:
             kept_disturbed += 1
@@ -357,7 +362,7 @@ def hook_command_a(variant, base_env, home=None):
         why = (proc.stderr.decode(errors="replace").strip().splitlines() or ["no output"])[0]
     except subprocess.TimeoutExpired:
         why = "timed out"
-    fallback = f"java -XX:TieredStopAtLevel=1 -cp {variant.classpath} litefuse_hook"
+    fallback = f"java -XX:TieredStopAtLevel=1 -cp {shlex.quote(variant.classpath)} litefuse_hook"
     return fallback, "fallback `java -XX:TieredStopAtLevel=1 -cp <cp> litefuse_hook`", why[:160]
 
 
@@ -375,6 +380,19 @@ def launcher_java(command):
     except (ValueError, IndexError, OSError):
         pass
     return shutil.which("java") or "java"
+
+
+def java_version(java):
+    """A short name of the JDK `java` runs, from the first line of `java -version`: e.g. "openjdk 25.0.1"."""
+    try:
+        proc = subprocess.run([java, "-version"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=60,
+                              stdin=subprocess.DEVNULL)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        return f"unknown ({e.__class__.__name__})"
+    lines = proc.stdout.decode(errors="replace").splitlines()
+    line = next((x for x in lines if ' version "' in x), lines[0] if lines else "unknown")  # skips "Picked up ..."
+    m = re.match(r'(\S+) version "([^"]+)"', line.strip())
+    return f"{m.group(1)} {m.group(2)}" if m else line.strip()
 
 
 def p1(args, receiver, base_env, results, variants):
@@ -396,34 +414,44 @@ def p1(args, receiver, base_env, results, variants):
             log(f"P1{tag}: `install --print-hook-command` unavailable ({install_problem}); using the fallback command")
         log(f"P1{tag}: (a) command: {command_a}")
         commands[variant.key], problems[variant.key] = (command_a, label_a), install_problem
-        # key, label, command, must the run log "Processed ..." (it sent the new turn), append a turn first
+        # key, label, command, what the hook log must show (HookSession.run's expect), append a turn first
         specs[variant.key] = [
-            ("a", label_a, command_a, True, True),
-            ("b", "plain `.ci/jbang litefuse_hook.java`", f"{JBANG} {variant.script}", True, True),
-            ("d", "command of (a), no new turn: start-up, state check, exit", command_a, False, False),
+            ("a", label_a, command_a, "sent", True),
+            ("b", "plain `.ci/jbang litefuse_hook.java`", f"{shlex.quote(JBANG)} {shlex.quote(variant.script)}",
+             "sent", True),
+            ("d", "command of (a), no new turn: start-up, state check, exit", command_a, "nothing", False),
         ]
     java = launcher_java(commands[current.key][0])
-    log(f"P1: floor runs Hello on {java}")
-    floor = ("c", f"floor: bare JVM hello-world (`{java}`)", f"{shlex.quote(java)} -cp {args.classes} Hello", False, True)
+    version = java_version(java)
+    log(f"P1: floor runs Hello on {java} ({version})")
+    floor = ("c", f"floor: bare JVM hello-world ({version})",
+             f"{shlex.quote(java)} -cp {shlex.quote(args.classes)} Hello", None, True)
     specs[current.key].insert(2, floor)  # a, b, c, d: today's order
     # Runner order: each measure of the baseline right after the same measure of the current build.
     runners = {}
     for letter in "abcd":
         for variant in variants:
-            for key, _, command, verify, append in specs[variant.key]:
+            for key, _, command, expect, append in specs[variant.key]:
                 if key == letter:
                     runners[key + variant.key_suffix] = hook_runner(sessions[key + variant.key_suffix], command,
-                                                                    verify, append)
+                                                                    expect, append)
+    # (d) times a run with nothing new: send the ~50 KB transcript's own turns first, untimed, so that even the
+    # first warm-up of (d) finds nothing to do.
+    for variant in variants:
+        _, ok, why = sessions["d" + variant.key_suffix].run(commands[variant.key][0], "sent")
+        if not ok:
+            log(f"P1 (d{variant.key_suffix}): sending the transcript's own turns first FAILED: {why}")
     receiver.reset()
-    samples, _, failures = run_rounds("P1", runners, args.runs, args.warmup, receiver, results,
+    samples, _, failures = run_rounds("P1", runners, args.runs, args.warmup, receiver, results, args.quiet_wait,
                                       alternate=len(variants) > 1)
     stats = receiver.stats()
-    floor_out = {"label": floor[1], "command": floor[2], "failures": failures["c"][:5], "failed_runs": len(failures["c"]),
+    floor_out = {"label": floor[1], "command": floor[2], "java": java, "java_version": version,
+                 "failures": failures["c"][:5], "failed_runs": len(failures["c"]),
                  "stats": summary_ms(samples["c"]) if samples["c"] else None}
     for variant in variants:
         command_a, label_a = commands[variant.key]
         out = {"command_a": command_a, "label_a": label_a, "install_unavailable": problems[variant.key],
-               "launcher_java": launcher_java(command_a), "receiver": stats, "variants": {}}
+               "launcher_java": launcher_java(command_a), "variants": {}}
         for key, label, command, *_ in specs[variant.key]:
             runner_key = key + ("" if key == "c" else variant.key_suffix)
             out["variants"][key] = {"label": label, "command": command, "failures": failures[runner_key][:5],
@@ -432,6 +460,8 @@ def p1(args, receiver, base_env, results, variants):
         out["variants"]["c"] = floor_out  # the baseline is compared with the same floor
         out["variants"] = {key: out["variants"][key] for key in "abcd"}
         store(results, variant, "P1", out)
+    # One count for all P1 runs (every build's (a), (b) and (d), warm-ups included): stored once, not per build.
+    results["P1"]["receiver_all_builds"] = stats
     return commands
 
 
@@ -468,9 +498,9 @@ def p2(args, receiver, base_env, results, variants, commands):
             key = size + variant.key_suffix
             session = sessions[key] = HookSession(f"p2{size}{variant.dir_suffix}", transcript, base_env,
                                                   receiver.base_url)
-            prime_cmd = f"java -cp {variant.classpath} litefuse_hook"
+            prime_cmd = f"java -cp {shlex.quote(variant.classpath)} litefuse_hook"
             receiver.reset()
-            elapsed, ok, why = session.run(prime_cmd, timeout=900,
+            elapsed, ok, why = session.run(prime_cmd, "sent", timeout=900,
                                            extra_env={"CC_LANGFUSE_EXPORT_BUDGET_MS": "600000"})
             state = session.state()
             file_size = os.path.getsize(session.transcript)
@@ -491,8 +521,8 @@ def p2(args, receiver, base_env, results, variants, commands):
     for size in ("small", "big"):
         for variant in variants:
             key = size + variant.key_suffix
-            runners[key] = hook_runner(sessions[key], commands[variant.key][0], True, True)
-    samples, _, failures = run_rounds("P2", runners, args.runs, args.warmup, receiver, results,
+            runners[key] = hook_runner(sessions[key], commands[variant.key][0], "sent", True)
+    samples, _, failures = run_rounds("P2", runners, args.runs, args.warmup, receiver, results, args.quiet_wait,
                                       alternate=len(variants) > 1)
     for variant in variants:
         keys = {size: size + variant.key_suffix for size in ("small", "big")}
@@ -503,7 +533,6 @@ def p2(args, receiver, base_env, results, variants, commands):
         if samples[keys["small"]] and samples[keys["big"]]:
             out["ratio"] = statistics.median(samples[keys["big"]]) / statistics.median(samples[keys["small"]])
         store(results, variant, "P2", out)
-    return sessions
 
 
 # ----------------------------------------------------------------------------- P3
@@ -569,23 +598,20 @@ def replay_run(variant, name, transcript, heap_opts, timeout):
 
 def median_run(runs, value):
     """The run whose `value` is the median (the lower one of the middle two for an even count), so the numbers
-    shown beside the median come from one real run."""
+    shown beside the median come from one real run; a comparison's ratio uses this same run's value."""
     ordered = sorted(runs, key=value)
     return ordered[(len(ordered) - 1) // 2]
 
 
-def combine_replays(runs):
-    """One P3 result per variant from its kept runs: the run itself when there is one (the default); else the
-    median run, with every run's throughput, and the GC figures of the run with the highest heap peak."""
+def combine_runs(good, failed, rate, rates_key):
+    """One P3 or P4 result per build from its kept runs (`good` and `failed`, as run_rounds split them): a single
+    run as it is (the default); else the median run by `rate` among the good runs (the first failed run when none
+    succeeded), with every good run's rate under `rates_key`; failed runs are counted in failed_runs."""
+    runs = good + failed
     if len(runs) == 1:
-        return dict(runs[0], n=1)
-    ok = [r for r in runs if r["returncode"] == 0]
-    failed = [r for r in runs if r["returncode"] != 0]
-    out = dict(failed[0] if failed else median_run(ok, lambda r: r["mb_per_s"]))
-    out.update(n=len(runs), failed_runs=len(failed), mb_per_s_all=[round(r["mb_per_s"], 1) for r in ok],
-               runs=runs)
-    with_gc = [r for r in runs if r["gc"]]
-    out["gc"] = max(with_gc, key=lambda r: r["gc"]["peak_used_mb"])["gc"] if with_gc else None
+        return dict(runs[0], n=1, failed_runs=len(failed))
+    out = dict(median_run(good, lambda r: r[rate]) if good else failed[0])
+    out.update(n=len(runs), failed_runs=len(failed), runs=runs, **{rates_key: [round(r[rate], 1) for r in good]})
     return out
 
 
@@ -602,11 +628,15 @@ def p3(args, receiver, results, variants):
                 return result["seconds"], result["returncode"] == 0, result
             runners[name.split("-")[1] + variant.key_suffix] = runner
         measure = f"P3 {fmt_size(os.path.getsize(transcript))}"
-        samples, details, failures = run_rounds(measure, runners, args.p3_runs, 0, receiver, results,
-                                                alternate=len(variants) > 1)
+        _, details, failures = run_rounds(measure, runners, args.p3_runs, 0, receiver, results, args.quiet_wait,
+                                          alternate=len(variants) > 1)
         for variant in variants:
             key = name.split("-")[1] + variant.key_suffix
-            combined[variant.key][part] = combine_replays(details[key] + failures[key])
+            out = combine_runs(details[key], failures[key], "mb_per_s", "mb_per_s_all")
+            if out["n"] > 1:  # the GC figures of the run with the highest heap peak
+                with_gc = [r for r in out["runs"] if r["gc"]]
+                out["gc"] = max(with_gc, key=lambda r: r["gc"]["peak_used_mb"])["gc"] if with_gc else None
+            combined[variant.key][part] = out
     for variant in variants:
         store(results, variant, "P3", combined[variant.key])
 
@@ -632,9 +662,7 @@ def p4_run(args, variant, receiver, base_env, mode, usage, number):
     folder = fresh_dir(f"p4{variant.dir_suffix}" + (f"-{number}" if number else ""))
     home = os.path.join(folder, "home")
     os.makedirs(home)
-    env = dict(base_env, HOME=home, TRACE_TO_LANGFUSE="true", LANGFUSE_PUBLIC_KEY="pk-lf-x",
-               LANGFUSE_SECRET_KEY="sk-lf-x", LANGFUSE_BASE_URL=receiver.base_url,
-               CC_LANGFUSE_EXPORT_BUDGET_MS="600000")
+    env = dict(hook_env(base_env, home, receiver.base_url), CC_LANGFUSE_EXPORT_BUDGET_MS="600000")
     java = ["java", "-cp", variant.classpath, "litefuse_hook"]
     transcript = args.p4_file
     if mode == "backfill":
@@ -678,18 +706,6 @@ def p4_run(args, variant, receiver, base_env, mode, usage, number):
     return elapsed, rc == 0 and bool(out["spans_per_s_window"]), out
 
 
-def combine_exports(runs):
-    """One P4 result per variant: the run itself when there is one (the default), else the median run by export
-    rate, with every run's rate."""
-    if len(runs) == 1:
-        return dict(runs[0], n=1)
-    ok = [r for r in runs if r["returncode"] == 0 and r["spans_per_s_window"]]
-    out = dict(median_run(ok, lambda r: r["spans_per_s_window"]) if ok else runs[0])
-    out.update(n=len(runs), failed_runs=len(runs) - len(ok), runs=runs,
-               spans_per_s_all=[round(r["spans_per_s_window"]) for r in ok])
-    return out
-
-
 def p4(args, receiver, base_env, results, variants):
     modes = {variant.key: p4_mode(variant, base_env) for variant in variants}
     counter = {variant.key: 0 for variant in variants}
@@ -701,10 +717,12 @@ def p4(args, receiver, base_env, results, variants):
             return p4_run(args, variant, receiver, base_env, mode, usage,
                           counter[variant.key] if args.p4_runs > 1 else 0)
         runners["export" + variant.key_suffix] = runner
-    _, details, failures = run_rounds("P4", runners, args.p4_runs, 0, receiver, results, alternate=len(variants) > 1)
+    _, details, failures = run_rounds("P4", runners, args.p4_runs, 0, receiver, results, args.quiet_wait,
+                                      alternate=len(variants) > 1)
     for variant in variants:
         key = "export" + variant.key_suffix
-        store(results, variant, "P4", combine_exports(details[key] + failures[key]))
+        store(results, variant, "P4", combine_runs(details[key], failures[key], "spans_per_s_window",
+                                                   "spans_per_s_all"))
 
 
 # ----------------------------------------------------------------------------- report
@@ -725,7 +743,7 @@ def shown(text):
 def rows(view):
     """The table rows of one build's results (`view`: results, or results["baseline"]): dicts with a key, the
     measure's name, result text, target and status, and `values`, the numbers a comparison uses:
-    [(label, samples, higher is better)]."""
+    [(label, samples, higher is better, the median shown in the result)]."""
     out = []
 
     def row(key, name, result, target, state, values=()):
@@ -740,7 +758,7 @@ def rows(view):
             s = v[key]["stats"]
             fails = v[key]["failed_runs"]
             fail_note = f"; {fails} run(s) failed" if fails else ""
-            values = [("", s["samples"], False)] if s else []
+            values = [("", s["samples"], False, s["median"])] if s else []
             if key == "a":
                 name = f"P1 (a) hook, {v['a']['label']}"
                 if s and floor:
@@ -752,7 +770,7 @@ def rows(view):
                     row("P1a", name, f"no successful run{fail_note}", "≤ 3× floor", "MISS")
             else:
                 name = {"b": "P1 (b) hook, plain `.ci/jbang litefuse_hook.java`",
-                        "c": f"P1 (c) floor: bare JVM hello-world, `{v['c']['command'].split()[0]}`",
+                        "c": f"P1 (c) floor: bare JVM hello-world, {v['c']['java_version']}",
                         "d": "P1 (d) command of (a), no new turn (start-up, state check, exit)"}[key]
                 result = (fmt_ms(s) if s else "no successful run") + fail_note
                 if key in "bd" and s and floor:
@@ -771,7 +789,8 @@ def rows(view):
                       f"{s['small']['median']:.0f} ms, p10–p90 {s['small']['p10']:.0f}–{s['small']['p90']:.0f})"
                       + (f"; {fails} run(s) failed" if fails else ""))
             row("P2", name, result, "≤ 1.1", status(p2r["ratio"] <= 1.1 and not fails),
-                [(f"{small_n}: ", s["small"]["samples"], False), (f"{big_n}: ", s["big"]["samples"], False)])
+                [(f"{small_n}: ", s["small"]["samples"], False, s["small"]["median"]),
+                 (f"{big_n}: ", s["big"]["samples"], False, s["big"]["median"])])
         else:
             row("P2", name, "no successful runs", "≤ 1.1", "MISS")
     p3r = view.get("P3")
@@ -784,7 +803,7 @@ def rows(view):
                                      f"{g['max_after_gc_mb']:.0f} MB, {g['full_gcs']} full GCs")
 
         def speeds(r):
-            return [("", r.get("mb_per_s_all") or [r["mb_per_s"]], True)] if r["returncode"] == 0 else []
+            return [("", r.get("mb_per_s_all") or [r["mb_per_s"]], True, r["mb_per_s"])] if r["returncode"] == 0 else []
 
         def several(r):
             """With several runs: which run the numbers come from, and the spread."""
@@ -793,23 +812,31 @@ def rows(view):
             return (f", median of {r['n']} runs (min–max {min(r['mb_per_s_all']):.1f}–{max(r['mb_per_s_all']):.1f}; "
                     f"the GC figures are the run with the highest heap peak)")
 
+        def why(r):
+            return ("OutOfMemoryError (java.lang.OutOfMemoryError: Java heap space)" if r["oom"] and r["heap_opts"] else
+                    "OutOfMemoryError" if r["oom"] else "timed out" if r["timed_out"] else f"exit {r['returncode']}")
+
         def failed(r):
-            why = ("OutOfMemoryError (java.lang.OutOfMemoryError: Java heap space)" if r["oom"] and r is big else
-                   "OutOfMemoryError" if r["oom"] else "timed out" if r["timed_out"] else f"exit {r['returncode']}")
             of = f" ({r['failed_runs']} of {r['n']} runs failed)" if r["n"] > 1 else ""
-            return f"failed: {why} after {r['seconds']:.1f} s{of}"
+            return f"failed: {why(r)} after {r['seconds']:.1f} s{of}"
+
+        def some_failed(r):
+            """With several runs of which some failed (the result shown is the median good run): how many, why."""
+            bad = [x for x in r.get("runs", []) if x["returncode"] != 0]
+            return f"; {len(bad)} of {r['n']} runs failed (first: {why(bad[0])})" if bad else ""
 
         name = f"P3 replay --json throughput, {mid['bytes'] / 1e6:.0f} MB, default heap"
         if mid["returncode"] == 0:
-            row("P3mid", name, f"{mid['mb_per_s']:.1f} MB/s ({mid['seconds']:.1f} s; {gc_text(mid)}){several(mid)}",
-                "≥ 150 MB/s", status(mid["mb_per_s"] >= 150), speeds(mid))
+            row("P3mid", name, f"{mid['mb_per_s']:.1f} MB/s ({mid['seconds']:.1f} s; {gc_text(mid)}){several(mid)}"
+                + some_failed(mid), "≥ 150 MB/s", status(mid["mb_per_s"] >= 150 and not mid["failed_runs"]),
+                speeds(mid))
         else:
             row("P3mid", name, failed(mid), "≥ 150 MB/s", "MISS")
         name = f"P3 replay --json, {big['bytes'] / 1e6:.0f} MB, -Xmx256m"
         if big["returncode"] == 0:
-            ok = big["mb_per_s"] >= 150
-            row("P3big", name, f"{big['mb_per_s']:.1f} MB/s ({big['seconds']:.1f} s); {gc_text(big)}{several(big)}",
-                "completes in 256 MB heap, ≥ 150 MB/s", status(ok), speeds(big))
+            ok = big["mb_per_s"] >= 150 and not big["failed_runs"]
+            row("P3big", name, f"{big['mb_per_s']:.1f} MB/s ({big['seconds']:.1f} s); {gc_text(big)}{several(big)}"
+                + some_failed(big), "completes in 256 MB heap, ≥ 150 MB/s", status(ok), speeds(big))
         else:
             row("P3big", name, f"{failed(big)}; {gc_text(big)}", "completes in 256 MB heap, ≥ 150 MB/s", "MISS")
     p4r = view.get("P4")
@@ -817,12 +844,12 @@ def rows(view):
         st = p4r["receiver"]
         name = f"P4 export throughput, {p4r['mode']}"
         if st["spans"] and p4r["spans_per_s_window"]:
-            failed_runs = p4r.get("failed_runs", 0)
+            failed_runs = p4r["failed_runs"] if p4r["n"] > 1 else 0  # a single run's failure shows as its exit
             detail = (f"{st['spans']:,} spans, {st['roots']:,} traces, {st['requests']} requests in a "
                       f"{st['window_ms'] / 1000:.2f} s export window; whole process {p4r['seconds']:.1f} s = "
                       f"{p4r['spans_per_s_process']:,.0f} spans/s; the receiver used {p4r['receiver_cpu_s']} s CPU")
-            if p4r["n"] > 1:
-                rates = p4r["spans_per_s_all"]
+            rates = p4r.get("spans_per_s_all")
+            if p4r["n"] > 1 and rates:  # with no good run, the first failed run is shown as a single one
                 detail = (f"min–max {min(rates):,.0f}–{max(rates):,.0f}; the median run: {detail}")
                 result = f"{p4r['spans_per_s_window']:,.0f} spans/s, median of {p4r['n']} runs ({detail})"
             else:
@@ -833,7 +860,7 @@ def rows(view):
                 result += f"; {failed_runs} of {p4r['n']} runs failed"
             row("P4", name, result, "≥ 20,000 spans/s",
                 status(p4r["spans_per_s_window"] >= 20000 and p4r["returncode"] == 0 and not failed_runs),
-                [("", p4r.get("spans_per_s_all") or [p4r["spans_per_s_window"]], True)])
+                [("", p4r.get("spans_per_s_all") or [p4r["spans_per_s_window"]], True, p4r["spans_per_s_window"])])
         else:
             row("P4", name, f"no spans received (exit {p4r['returncode']})", "≥ 20,000 spans/s", "MISS")
     return out
@@ -858,17 +885,18 @@ def verdict(current, baseline, higher_better):
     chance = 2 / math.comb(n + m, n)
     if chance > 0.05:
         return f"too few runs to judge: {n} vs {m}"
-    return ("faster" if higher == higher_better else "slower") + f" in every run, p = {chance:.3f}"
+    p = "p < 0.001" if chance < 0.001 else f"p = {chance:.3f}"
+    return ("faster" if higher == higher_better else "slower") + f" in every run, {p}"
 
 
 def ratio_text(current_row, baseline_row):
-    """current ÷ baseline of the medians of each value both rows have, with a verdict."""
-    baseline_values = {label: (samples, better) for label, samples, better in baseline_row["values"]}
+    """current ÷ baseline of the medians shown in the two rows, for each value both have, with a verdict."""
+    baseline_values = {label: (samples, median) for label, samples, _, median in baseline_row["values"]}
     parts = []
-    for label, samples, higher_better in current_row["values"]:
+    for label, samples, higher_better, median in current_row["values"]:
         if label in baseline_values and baseline_values[label][0]:
-            base = baseline_values[label][0]
-            ratio = statistics.median(samples) / statistics.median(base)
+            base, base_median = baseline_values[label]
+            ratio = median / base_median
             parts.append(f"{label}{ratio:.2f}× ({verdict(samples, base, higher_better)})")
     return "; ".join(parts) or "—"
 
@@ -972,7 +1000,8 @@ def main():
     parser.add_argument("--export-timeout", type=int, default=300)
     parser.add_argument("--only", default="P1,P2,P3,P4")
     parser.add_argument("--quiet-wait", type=int, default=180,
-                        help="seconds to wait at most, before each measure, for other work to leave the CPUs idle")
+                        help="seconds to wait at most, before each measure and before repeating a dropped round, "
+                             "for other work to leave the CPUs idle")
     parser.add_argument("--header", default="", help="context lines printed above the table")
     args = parser.parse_args()
     if bool(args.baseline_script) != bool(args.baseline_classpath):
@@ -984,10 +1013,9 @@ def main():
     base_env = {k: v for k, v in os.environ.items() if not k.startswith(("LANGFUSE_", "CC_LANGFUSE_", "TRACE_TO_"))}
     base_env.setdefault("JBANG_DIR", os.path.join(real_home, ".jbang"))
     base_env.setdefault("XDG_CACHE_HOME", os.path.join(real_home, ".cache"))
-    variants = [Variant("current", "Current", args.script, args.classpath)]
+    variants = [Variant("current", args.script, args.classpath)]
     if args.baseline_script:
-        variants.append(Variant("baseline", args.baseline_name or "baseline", args.baseline_script,
-                                args.baseline_classpath))
+        variants.append(Variant("baseline", args.baseline_script, args.baseline_classpath))
     only = set(args.only.upper().split(","))
     results = {"started": time.strftime("%Y-%m-%d %H:%M:%S"), "args": vars(args)}
     began = time.time()
@@ -1012,13 +1040,23 @@ def main():
             p4(args, receiver, base_env, results, variants)
     finally:
         receiver.close()
+    # Which JDK each measure ran on: P1/P2 on the java the (a) command runs (the install launcher's), P3/P4 on PATH's.
+    jdk_lines, results["jdk"] = [], {}
+    for group, java, how in ((("P1", "P2"), commands and launcher_java(commands[variants[0].key][0]),
+                              "the java the P1 (a) command runs; P1 (b) on the one JBang picks"),
+                             (("P3", "P4"), shutil.which("java") or "java", "`java` on PATH")):
+        measures = "/".join(m for m in group if m in only)
+        if measures and java:
+            results["jdk"][measures] = {"java": java, "version": java_version(java)}
+            jdk_lines.append(f"{measures} {results['jdk'][measures]['version']} ({how})")
     results["seconds"] = round(time.time() - began, 1)
     results["loadavg"] = {"before": load_before, "after": os.getloadavg()}
     with open(os.path.join(OUT, "results.json"), "w") as f:
         json.dump(results, f, indent=2)
     log(f"done in {results['seconds']:.0f}s; raw numbers in bench/out/results.json")
-    if args.header:
-        print(args.header)
+    header = ([args.header] if args.header else []) + (["JDK: " + "; ".join(jdk_lines) + "."] if jdk_lines else [])
+    if header:
+        print("\n".join(header))
         print()
     print(compare_table(results, args.baseline_name) if len(variants) > 1 else table(results))
     print()

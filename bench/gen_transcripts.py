@@ -32,7 +32,7 @@ import uuid as uuidlib
 from datetime import datetime, timezone
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-DEFAULT_SOURCES = os.path.join(os.path.dirname(HERE), "tests", "transcripts", "*.jsonl")
+SOURCES = os.path.join(os.path.dirname(HERE), "tests", "transcripts", "*.jsonl")
 EXCLUDED_PREFIX = "crafted__"  # test fixtures, not real transcripts (see the docstring)
 
 # UUIDs anywhere (row ids, session ids, leafUuid, snapshot message ids, ...) and Anthropic-style ids.
@@ -40,27 +40,27 @@ ID_RE = re.compile(rb"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{1
                    rb"|(?:msg|toolu|req)_[A-Za-z0-9]{16,}")
 
 
-def source_files(pattern):
-    """The source transcripts: the files matching `pattern`, sorted, without the crafted test fixtures."""
-    return [path for path in sorted(glob.glob(pattern)) if not os.path.basename(path).startswith(EXCLUDED_PREFIX)]
+def source_files():
+    """The source transcripts: tests/transcripts/*.jsonl, sorted, without the crafted test fixtures."""
+    return [path for path in sorted(glob.glob(SOURCES)) if not os.path.basename(path).startswith(EXCLUDED_PREFIX)]
 
 
-def sources_digest(pattern):
+def sources_digest():
     """A short digest of the selected sources' names and contents: generated files are rebuilt when it changes
     (contents, not modification times, so a fresh clone reuses nothing stale and rebuilds nothing needlessly)."""
     digest = hashlib.sha256()
-    for path in source_files(pattern):
+    for path in source_files():
         digest.update(os.path.basename(path).encode() + b"\0")
         with open(path, "rb") as f:
             digest.update(hashlib.sha256(f.read()).digest())
     return digest.hexdigest()[:16]
 
 
-def load_templates(pattern):
+def load_templates():
     """One template per distinct source file: alternating literal byte runs and ids."""
     templates = []
     seen = set()
-    for path in source_files(pattern):
+    for path in source_files():
         data = open(path, "rb").read()
         digest = hashlib.sha256(data).hexdigest()
         if digest in seen or not data.strip():
@@ -77,7 +77,7 @@ def load_templates(pattern):
         literals.append(data[last:])
         templates.append((os.path.basename(path), literals, ids))
     if not templates:
-        sys.exit(f"gen_transcripts: no source transcripts match {pattern}")
+        sys.exit(f"gen_transcripts: no source transcripts match {SOURCES}")
     return templates
 
 
@@ -107,11 +107,11 @@ def iso(ts):
     return datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
 
-def make_turn(session_id, parent_uuid, n, when=None, cwd="/bench/project"):
+def make_turn(session_id, parent_uuid, n, when=None):
     """Two JSONL rows (bytes, newline-terminated) of one complete turn, and the assistant row's uuid."""
     when = time.time() if when is None else when
     user_uuid, assistant_uuid = str(uuidlib.uuid4()), str(uuidlib.uuid4())
-    common = {"isSidechain": False, "userType": "external", "cwd": cwd, "sessionId": session_id,
+    common = {"isSidechain": False, "userType": "external", "cwd": "/bench/project", "sessionId": session_id,
               "version": "2.1.0", "gitBranch": "main"}
     user = dict(parentUuid=parent_uuid, **common, type="user",
                 message={"role": "user", "content": f"Benchmark prompt {n}: summarise the change in one line."},
@@ -145,8 +145,8 @@ def last_uuid(path):
     return None
 
 
-def generate(out, target, sources, first_copy, session_id):
-    templates = load_templates(sources)
+def generate(out, target, first_copy, session_id):
+    templates = load_templates()
     tmp = out + ".tmp"
     written = 0
     copy = first_copy
@@ -181,23 +181,20 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out")
     parser.add_argument("--bytes", type=float, help="target size in bytes (e.g. 1e9)")
-    parser.add_argument("--sources", default=DEFAULT_SOURCES,
-                        help=f"glob of source transcripts (default: tests/transcripts/*.jsonl of this repository; "
-                             f"{EXCLUDED_PREFIX}* files are always left out)")
     parser.add_argument("--sources-digest", action="store_true",
                         help="print a digest of the selected sources' names and contents, and exit")
     parser.add_argument("--first-copy", type=int, default=1, help="copy number of the first block (id namespace)")
     parser.add_argument("--session-id", default="bench-generated", help="session id of the final synthetic turn")
     args = parser.parse_args()
     if args.sources_digest:
-        if not source_files(args.sources):
-            sys.exit(f"gen_transcripts: no source transcripts match {args.sources}")
-        print(sources_digest(args.sources))
+        if not source_files():
+            sys.exit(f"gen_transcripts: no source transcripts match {SOURCES}")
+        print(sources_digest())
         return
     if not args.out or args.bytes is None:
         parser.error("--out and --bytes are required")
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-    generate(args.out, int(args.bytes), args.sources, max(1, args.first_copy), args.session_id)
+    generate(args.out, int(args.bytes), max(1, args.first_copy), args.session_id)
 
 
 if __name__ == "__main__":

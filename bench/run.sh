@@ -1,35 +1,41 @@
 #!/usr/bin/env bash
 # litefuse_hook benchmark: one command, measured on this machine, Markdown table on stdout, progress on stderr.
 #
-#     bash bench/run.sh                  # full run: ~5-10 min on 2 cores (first run also generates ~1.2 GB of data)
+#     bash bench/run.sh                  # full run: e.g. ~5-10 min on a 2-core machine (the first run also
+#                                        #   generates ~1.2 GB of data)
 #     BENCH_QUICK=1 bash bench/run.sh    # smoke test: smaller files, 1 warm-up + 5 runs
 #     BENCH_BASELINE=HEAD bash bench/run.sh   # before/after in one run: HEAD's script vs the working tree's
 #
 #   P1  hook wall time for one new turn (loopback receiver): (a) the command `install --print-hook-command`
 #       prints (fallback: java -XX:TieredStopAtLevel=1 -cp <cp> litefuse_hook), (b) plain .ci/jbang, (c) a bare
-#       JVM hello-world as the floor.                                          target (a) <= 3x floor
+#       JVM hello-world as the floor, (d) the command of (a) with no new turn (start-up, state check, exit).
+#                                                                              target (a) <= 3x floor
 #   P2  P1(a) at the end of a primed ~200 MB transcript vs a ~50 KB one: ratio of medians.    target <= 1.1
 #   P3  replay --json throughput (200 MB, default heap) and a ~1 GB file under -Xmx256m (GC log -> peak heap).
 #                                                                 target >= 150 MB/s within a 256 MB heap
 #   P4  export throughput to the loopback receiver: `backfill` if it exists, else `replay --send` of 200 MB;
 #       spans counted at the receiver / export window.                           target >= 20,000 spans/s
+# The table's header says which JDK each measure ran on: P1/P2 the one the install launcher runs, P3/P4 PATH's.
 #
 # Options (environment): LITEFUSE_SCRIPT=/path/to/litefuse_hook.java (default: the repository's),
 #   BENCH_RUNS=15 BENCH_WARMUP=3 BENCH_SMALL_BYTES=5e4 BENCH_MID_BYTES=2e8 BENCH_BIG_BYTES=1e9
 #   BENCH_P4_BYTES (default: BENCH_MID_BYTES) BENCH_ONLY=P1,P2,P3,P4
-#   BENCH_QUIET_WAIT=180 (before each measure, wait at most this many seconds for other work to leave the CPUs idle)
+#   BENCH_QUIET_WAIT=180 (before each measure and before repeating a dropped round, wait at most this many seconds
+#     for other work to leave the CPUs idle)
 #   BENCH_BASELINE=<git revision | path to a litefuse_hook.java>: also build that version (`git show
 #     REV:litefuse_hook.java`, or a copy of the file) and measure it with the same harness, its runs interleaved
 #     with the current script's (P1 and P2 within each round, P3 and P4 alternating), so machine noise hits both
 #     alike; the table then shows baseline, current and current / baseline side by side.
 #   BENCH_P3_RUNS, BENCH_P4_RUNS (timed runs per variant of each P3 file and of P4: 1, or 5 with a baseline)
 # Transcripts are generated from the repository's own tests/transcripts/*.jsonl (the crafted__* test fixtures
-# left out; see gen_transcripts.py), so the benchmark needs nothing outside this clone but java, javac, python3
-# and, the first time, network access for JBang's bootstrap and the script's dependencies.
-# Everything it writes goes to bench/out/ (git-ignored): build/ (a frozen copy of the script and its jar),
+# left out; see gen_transcripts.py), so the benchmark needs nothing outside this clone but Linux with GNU
+# coreutils, java, javac, python3, git, jbang or mvn (.ci/jbang bootstraps JBang with mvn when jbang is not on
+# PATH) and, the first time, network access for JBang's bootstrap and the script's dependencies.
+# What it writes goes to bench/out/ (git-ignored): build/ (a frozen copy of the script and its jar),
 # build-baseline/ (the same for BENCH_BASELINE),
 # data/ (generated transcripts, reused while the generator and sources are unchanged), tmp/ (temporary HOMEs,
-# logs), results.json (raw numbers). It never touches ~/.claude and talks to 127.0.0.1 only.
+# logs), results.json (raw numbers); outside it only the caches of JBang (~/.jbang), Maven (~/.m2) and .ci/jbang's
+# bootstrap (~/.cache/litefuse-hook). It never touches ~/.claude and talks to 127.0.0.1 only.
 set -euo pipefail
 export PYTHONDONTWRITEBYTECODE=1
 
@@ -43,9 +49,14 @@ jbang="$root/.ci/jbang"
 msg() { echo "[bench $(date +%H:%M:%S)] $*" >&2; }
 die() { msg "ERROR: $*"; exit 1; }
 
-command -v java >/dev/null || die "java is not on PATH"
-command -v javac >/dev/null || die "javac is not on PATH"
-command -v python3 >/dev/null || die "python3 is not on PATH"
+missing=()
+for tool in java javac python3 git sha256sum; do command -v "$tool" >/dev/null || missing+=("$tool"); done
+# .ci/jbang runs the jbang on PATH, else a JBang it bootstrapped earlier, else bootstraps one with mvn.
+bootstrapped="${LITEFUSE_JBANG_HOME:-${XDG_CACHE_HOME:-$HOME/.cache}/litefuse-hook/jbang-*}/lib/jbang-cli-*.jar"
+if ! command -v jbang >/dev/null && ! command -v mvn >/dev/null && ! compgen -G "$bootstrapped" >/dev/null; then
+  missing+=("jbang or mvn (.ci/jbang bootstraps JBang with mvn when jbang is not on PATH)")
+fi
+[[ ${#missing[@]} -eq 0 ]] || die "missing on PATH: ${missing[*]}"
 
 if [[ -n "${BENCH_QUICK:-}" ]]; then
   : "${BENCH_RUNS:=5}" "${BENCH_WARMUP:=1}" "${BENCH_MID_BYTES:=5e7}" "${BENCH_BIG_BYTES:=3e8}"
@@ -146,7 +157,8 @@ if [[ -n "$baseline" ]]; then
 fi
 
 # ---- 2. Helpers: the receiver and the hello-world floor.
-javac -d "$out/classes" "$bench_dir/BenchReceiver.java" "$bench_dir/Hello.java"
+# --release 17: they run on the java on PATH (the receiver) and on the launcher's java (Hello), maybe not javac's.
+javac --release 17 -d "$out/classes" "$bench_dir/BenchReceiver.java" "$bench_dir/Hello.java"
 
 # ---- 3. Transcripts (regenerated only when the generator, the sources or the size change), made from the
 #         repository's tests/transcripts/*.jsonl (gen_transcripts.py chooses which).
@@ -172,7 +184,8 @@ if [[ "$p4_bytes" != "$mid_bytes" ]]; then p4_file="$(gen "p4-$p4_bytes" "$p4_by
 
 # ---- 4. Measure.
 head_sha="$(git -C "$root" show HEAD:litefuse_hook.java 2>/dev/null | sha256sum | cut -c1-12 || true)"
-header="## litefuse_hook benchmark — $(date '+%Y-%m-%d %H:%M %Z'), $(nproc) cores, $(java -version 2>&1 | head -1)
+# bench.py adds the JDK each measure ran on below these lines (P1/P2 may run on another JDK than the PATH's).
+header="## litefuse_hook benchmark — $(date '+%Y-%m-%d %H:%M %Z'), $(nproc) cores
 
 Script: \`$(shown "$script_src")\` sha256 ${start_sha}… ($version; $( [[ "$start_sha" == "$head_sha" ]] && echo "same as HEAD $(git -C "$root" rev-parse --short HEAD 2>/dev/null)" || echo "uncommitted changes vs HEAD $(git -C "$root" rev-parse --short HEAD 2>/dev/null)" ))${baseline_line:+
 $baseline_line}"
