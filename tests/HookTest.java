@@ -83,6 +83,16 @@ public class HookTest extends ReceiverFixture {
         assertEquals(expected.size(), turnCountInState(sessionId, file));
     }
 
+    /**
+     * Since the log read `before`, the hook logged `head` + its time + `tail`, e.g. "Processed 0 turns in " 0.01s
+     * " (session=s, nothing new)": the firing processed no turn. The time depends on the machine; the rest is exact.
+     */
+    void assertTimedLineSince(String before, String head, String tail) throws IOException {
+        String added = TestSupport.log(home).substring(before.length());
+        String line = ".*\\] " + java.util.regex.Pattern.quote(head) + "\\d+\\.\\d\\ds" + java.util.regex.Pattern.quote(tail);
+        assertTrue(added.lines().anyMatch(l -> l.matches(line)), "no line " + head + "N.NNs" + tail + " in\n" + added);
+    }
+
     int turnCountInState(String sessionId, Path transcript) throws IOException {
         String key = litefuse_hook.StateFiles.stateKey(sessionId, transcript.toAbsolutePath().normalize().toString());
         return TestSupport.JSON.readTree(home.resolve(".claude/state/litefuse/" + key + ".json").toFile()).path("turn_count").asInt();
@@ -157,7 +167,9 @@ public class HookTest extends ReceiverFixture {
         assertEquals(4, receiver.acceptedRoots().size());
         TestSupport.assertEverySpanOnce(receiver, TestSupport.expectedSpanKeys(target, 4));
         assertTrue(TestSupport.log(home).contains("Processed 4 turns, deferred 1 (in-progress) in "), TestSupport.log(home));
+        String beforeRecheck = TestSupport.log(home);
         TestSupport.fireHook(env, "s", target);
+        assertTimedLineSince(beforeRecheck, "Processed 0 turns, deferred 1 (in-progress) in ", " (session=s)");
         assertEquals(4, receiver.acceptedRoots().size(), "a deferred turn is not sent on a re-check");
         TestSupport.assertEverySpanOnce(receiver, TestSupport.expectedSpanKeys(target, 4));
         Files.write(target, lines.subList(turn5 + 3, lines.size()), StandardOpenOption.APPEND);
@@ -229,7 +241,9 @@ public class HookTest extends ReceiverFixture {
         Map<String, String> debug = new HashMap<>(env);
         debug.put("CC_LANGFUSE_DEBUG", "true");
         Files.writeString(target, "\n", StandardOpenOption.APPEND);
+        String before = TestSupport.log(home);
         TestSupport.fireHook(debug, "s", target);
+        assertTimedLineSince(before, "Processed 0 turns in ", " (session=s)");
         String log = TestSupport.log(home);
         assertTrue(log.contains("[DEBUG] Hook started"), log);
         assertTrue(log.contains("[DEBUG] Turns to send: 0"), log);
@@ -351,7 +365,9 @@ public class HookTest extends ReceiverFixture {
                 added.get(1).attr("langfuse.observation.usage_details"));
         assertEquals(0, receiver.spansReceivedTwice(), "nothing sent before is sent again");
         assertTrue(TestSupport.log(home).contains("Sent Claude Code - Turn 5 (2 more observations)"), TestSupport.log(home));
+        String logBefore = TestSupport.log(home);
         TestSupport.fireHook(env, "s", target);
+        assertTimedLineSince(logBefore, "Processed 0 turns in ", " (session=s, nothing new)");
         assertEquals(before + 2, receiver.storedSpans().size(), "a firing with nothing new sends nothing");
         // The turn grew after it was sent: what Langfuse holds is still the replay's final spans, each once.
         TestSupport.assertEverySpanOnce(receiver, TestSupport.expectedSpanKeys(target));
@@ -428,9 +444,9 @@ public class HookTest extends ReceiverFixture {
         int requests = receiver.requests().size();
         Path state = home.resolve(".claude/state/litefuse/" + litefuse_hook.StateFiles.stateKey("s", target.toString()) + ".json");
         String before = Files.readString(state);
+        String logBefore = TestSupport.log(home);
         TestSupport.fireHook(env, "s", target);
-        assertTrue(TestSupport.log(home).contains("Processed 0 turns in 0.") && TestSupport.log(home).contains("(session=s, nothing new)"),
-                TestSupport.log(home));
+        assertTimedLineSince(logBefore, "Processed 0 turns in ", " (session=s, nothing new)");
         assertEquals(before, Files.readString(state), "nothing read, nothing written");
         assertEquals(requests, receiver.requests().size());
         // Another session waiting in the spool: this firing does the full run, and sends it.
@@ -447,5 +463,6 @@ public class HookTest extends ReceiverFixture {
         String log = TestSupport.log(home);
         TestSupport.fireHook(env, "s", target);
         assertFalse(TestSupport.log(home).substring(log.length()).contains("nothing new"));
+        assertTimedLineSince(log, "Processed 0 turns in ", " (session=s)");
     }
 }
