@@ -56,14 +56,18 @@ public class BackfillTest extends ReceiverFixture {
         return new Result(cli.execute(all.toArray(String[]::new)), out.toString(), err.toString());
     }
 
+    /** The main session files under projects/ (subagents' files are read with them), or those of the named sessions. */
+    List<Path> sessionFiles(String... sessions) throws IOException {
+        try (Stream<Path> files = Files.walk(projects, 2)) {
+            return files.filter(f -> f.toString().endsWith(".jsonl") && !f.getFileName().toString().startsWith("agent-"))
+                    .filter(file -> sessions.length == 0 || Stream.of(sessions).anyMatch(s -> file.getFileName().toString().startsWith(s)))
+                    .sorted().toList();
+        }
+    }
+
     Set<String> expectedTraceIds(String... sessions) throws IOException {
         Set<String> ids = new TreeSet<>();
-        try (Stream<Path> files = Files.walk(projects, 2)) {
-            for (Path file : files.filter(f -> f.toString().endsWith(".jsonl") && !f.getFileName().toString().startsWith("agent-")).toList()) {
-                if (sessions.length > 0 && Stream.of(sessions).noneMatch(s -> file.getFileName().toString().startsWith(s))) continue;
-                TestSupport.replay(file).forEach(trace -> ids.add(trace.traceId()));
-            }
-        }
+        for (Path file : sessionFiles(sessions)) TestSupport.replay(file).forEach(trace -> ids.add(trace.traceId()));
         return ids;
     }
 
@@ -88,10 +92,11 @@ public class BackfillTest extends ReceiverFixture {
         assertEquals(0, result.exitCode(), result.err());
         assertEquals(expectedTraceIds(), receiver.acceptedTraceIds());
         assertEquals(expectedTraceIds().size(), receiver.acceptedRoots().size(), "nothing sent twice: the hook's turns were skipped");
+        TestSupport.assertEverySpanOnce(receiver, TestSupport.expectedSpanKeys(sessionFiles()));
         assertTrue(result.out().contains("Sent " + (expectedTraceIds().size() - byHook) + " turn(s) from 6 session(s)"), result.out());
         Result again = backfill();
         assertTrue(again.out().contains("Sent 0 turn(s)"), again.out());
-        assertEquals(0, receiver.spansReceivedTwice(), "no span sent twice");
+        TestSupport.assertEverySpanOnce(receiver, TestSupport.expectedSpanKeys(sessionFiles()));
         TestSupport.assertV4HeaderOnEveryRequest(receiver);
         System.out.println("BACKFILL send\n" + result.out() + result.err());
     }
@@ -108,6 +113,7 @@ public class BackfillTest extends ReceiverFixture {
         assertEquals(0, backfill().exitCode());
         assertEquals(expectedTraceIds(), receiver.acceptedTraceIds());
         assertEquals(expectedTraceIds().size(), receiver.acceptedRoots().size(), "the resumed run sent only what was missing");
+        TestSupport.assertEverySpanOnce(receiver, TestSupport.expectedSpanKeys(sessionFiles()));
         assertTrue(before > 0);
     }
 
@@ -115,9 +121,12 @@ public class BackfillTest extends ReceiverFixture {
     void filtersByProjectSessionAndDate() throws IOException {
         backfill("--project", "spotter");
         assertEquals(expectedTraceIds("4d5611e5"), receiver.acceptedTraceIds());
+        TestSupport.assertEverySpanOnce(receiver, TestSupport.expectedSpanKeys(sessionFiles("4d5611e5")));
         receiver.clear();
         backfill("--session", "bgsession");
         assertEquals(expectedTraceIds("bgsession"), receiver.acceptedTraceIds());
+        // clear() forgets the requests, not what was stored: the two sessions' spans, each once.
+        TestSupport.assertEverySpanOnce(receiver, TestSupport.expectedSpanKeys(sessionFiles("4d5611e5", "bgsession")));
         receiver.clear();
         Result none = backfill("--since", "2026-03-01");
         assertTrue(none.out().contains("Sent 0 turn(s) from 0 session(s)"), none.out());

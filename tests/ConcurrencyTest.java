@@ -12,7 +12,6 @@ import java.util.Random;
 import java.util.Set;
 import java.util.TreeSet;
 import java.util.concurrent.TimeUnit;
-import java.util.stream.Collectors;
 import java.util.stream.Stream;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
@@ -75,6 +74,7 @@ public class ConcurrencyTest extends ReceiverFixture {
         fireAllAtOnce(TestSupport.hookEnv(home, receiver.baseUrl()), List.of(payload, payload));
         assertEquals(expectedTraceIds(List.of(transcript)), receiver.acceptedTraceIds());
         assertEquals(5, receiver.acceptedRoots().size(), "each turn sent by exactly one of the two runs");
+        TestSupport.assertEverySpanOnce(receiver, TestSupport.expectedSpanKeys(transcript));
         assertStatesReadable();
     }
 
@@ -96,6 +96,7 @@ public class ConcurrencyTest extends ReceiverFixture {
         assertEquals(50, expected.size());
         assertEquals(expected, receiver.acceptedTraceIds(), "no turn lost, none extra");
         assertEquals(50, receiver.acceptedRoots().size(), "no turn sent twice");
+        TestSupport.assertEverySpanOnce(receiver, TestSupport.expectedSpanKeys(transcripts));
         assertStatesReadable();
         System.out.printf("CONCURRENCY | 20 processes, 10 sessions | lost 0 | doubled 0 | roots received %d%n",
                 receiver.acceptedRoots().size());
@@ -103,7 +104,8 @@ public class ConcurrencyTest extends ReceiverFixture {
 
     /**
      * Hook processes killed with SIGKILL at random points while they export to a slow receiver that stores every
-     * request it gets whole, then one healthy run; returns the spans the receiver stored twice.
+     * request it gets whole, then one healthy run; returns the spans the receiver stored twice. How many kills left an
+     * export recorded as in flight is printed, not asserted: where the random kills land varies from run to run.
      */
     long killAtRandomPointsThenRunOnce(String mode) throws Exception {
         Path transcript = home.resolve("session.jsonl");
@@ -126,10 +128,8 @@ public class ConcurrencyTest extends ReceiverFixture {
         receiver.respondWith(OtlpReceiver.Behaviour.ok());
         env.put("CC_LANGFUSE_EXPORT_BUDGET_MS", "30000");
         TestSupport.assertQuietExit(TestSupport.runHookProcess(env, payload));
-        Set<String> expected = new TreeSet<>();
-        TestSupport.replay(transcript).forEach(trace -> trace.observations().forEach(o -> expected.add(trace.traceId() + "/" + o.id())));
-        Set<String> stored = receiver.storedSpans().stream().map(s -> s.traceId() + "/" + s.spanId()).collect(Collectors.toCollection(TreeSet::new));
-        assertEquals(expected, stored, "after the kills every span arrived, none extra");
+        Set<String> expected = TestSupport.expectedSpanKeys(transcript);
+        assertEquals(expected, TestSupport.spanKeys(receiver.storedSpans()), "after the kills every span arrived, none extra");
         assertStatesReadable();
         long twice = receiver.spansReceivedTwice();
         System.out.printf("KILL9 | %s | 12 kills, %d left an export in flight | spans lost 0 | spans received twice %d | %d spans stored for %d%n",

@@ -12,9 +12,7 @@ import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Random;
-import java.util.Set;
 import java.util.TreeSet;
-import java.util.stream.Collectors;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
@@ -66,20 +64,16 @@ public class HookTest extends ReceiverFixture {
         return cuts;
     }
 
-    /** What the receiver got, per trace id, compared with replay: each turn once, complete, with replay's usage. */
+    /**
+     * What the receiver got compared with replay, counted in spans as a Langfuse v4 user sees them: every span of every
+     * turn once, each turn sent whole (none grew after it was sent), with replay's usage.
+     */
     void assertEveryTurnExactlyOnceAndComplete(Path file, String sessionId) throws IOException {
         List<litefuse_hook.Traces.TraceRecord> expected = TestSupport.replay(file);
-        List<OtlpReceiver.ReceivedSpan> roots = receiver.acceptedRoots();
-        List<String> rootTraceIds = roots.stream().map(OtlpReceiver.ReceivedSpan::traceId).toList();
-        assertEquals(rootTraceIds.size(), Set.copyOf(rootTraceIds).size(), "a turn was sent twice");
-        assertEquals(expected.stream().map(litefuse_hook.Traces.TraceRecord::traceId).collect(Collectors.toCollection(TreeSet::new)),
-                receiver.acceptedTraceIds(), "turns lost or extra");
-        Map<String, Long> spansPerTrace = receiver.acceptedSpans().stream()
-                .collect(Collectors.groupingBy(OtlpReceiver.ReceivedSpan::traceId, Collectors.counting()));
-        for (litefuse_hook.Traces.TraceRecord trace : expected) {
-            assertEquals((long) trace.observations().size(), spansPerTrace.get(trace.traceId()),
-                    trace.name() + " was sent before it was complete");
-        }
+        TestSupport.assertEverySpanOnce(receiver, TestSupport.spanKeysOf(expected));
+        assertEquals(expected.size(), receiver.acceptedRoots().size(), "one root per turn");
+        String log = TestSupport.log(home);
+        assertFalse(log.contains(" more observations)"), "a turn was sent before it was complete:\n" + log);
         List<Map<String, Long>> usages = new ArrayList<>();
         for (OtlpReceiver.ReceivedSpan span : receiver.acceptedSpans()) {
             String usage = span.attr("langfuse.observation.usage_details");
@@ -87,6 +81,16 @@ public class HookTest extends ReceiverFixture {
         }
         assertEquals(TestSupport.usageOverUniqueMessages(file), TestSupport.totalsOf(usages), "usage totals");
         assertEquals(expected.size(), turnCountInState(sessionId, file));
+    }
+
+    /**
+     * Since the log read `before`, the hook logged `head` + its time + `tail`, e.g. "Processed 0 turns in " 0.01s
+     * " (session=s, nothing new)": the firing processed no turn. The time depends on the machine; the rest is exact.
+     */
+    void assertTimedLineSince(String before, String head, String tail) throws IOException {
+        String added = TestSupport.log(home).substring(before.length());
+        String line = ".*\\] " + java.util.regex.Pattern.quote(head) + "\\d+\\.\\d\\ds" + java.util.regex.Pattern.quote(tail);
+        assertTrue(added.lines().anyMatch(l -> l.matches(line)), "no line " + head + "N.NNs" + tail + " in\n" + added);
     }
 
     int turnCountInState(String sessionId, Path transcript) throws IOException {
@@ -112,7 +116,10 @@ public class HookTest extends ReceiverFixture {
     void olderTranscriptFiredAfterEveryMessageEveryTurnOnce() throws IOException {
         for (String name : List.of("chiphuyen__sniffly__ba79134d.jsonl", "entireio__cli__9fd2fc39-v2.0.64.jsonl",
                 "entireio__cli__7662d755-microcompact.jsonl")) {
-            receiver.clear();
+            // A receiver of its own for each transcript (clear() forgets requests, not what was stored).
+            receiver.close();
+            receiver = new OtlpReceiver();
+            env = TestSupport.hookEnv(home, receiver.baseUrl());
             Path source = TestSupport.transcript(name);
             Path target = home.resolve(name);
             writeInSlicesFiring(source, target, messageBoundaries(source), name);
@@ -132,12 +139,8 @@ public class HookTest extends ReceiverFixture {
             if (all[i] == '\n') cuts.add(i + 1);
         }
         writeInSlicesFiring(source, target, cuts, "microcompact");
-        List<litefuse_hook.Traces.TraceRecord> expected = TestSupport.replay(target);
-        Set<String> expectedSpans = new TreeSet<>();
-        expected.forEach(trace -> trace.observations().forEach(o -> expectedSpans.add(trace.traceId() + "/" + o.id())));
-        Set<String> stored = receiver.storedSpans().stream().map(s -> s.traceId() + "/" + s.spanId()).collect(Collectors.toCollection(TreeSet::new));
-        assertEquals(expectedSpans, stored, "every span of every turn arrived");
-        assertEquals(0, receiver.spansReceivedTwice(), "no span twice");
+        // Turns that grew after they were sent: still the replay's final spans, each once.
+        TestSupport.assertEverySpanOnce(receiver, TestSupport.expectedSpanKeys(target));
         List<Map<String, Long>> usages = new ArrayList<>();
         for (OtlpReceiver.ReceivedSpan span : receiver.storedSpans()) {
             String usage = span.attr("langfuse.observation.usage_details");
@@ -149,7 +152,7 @@ public class HookTest extends ReceiverFixture {
         assertTrue(sent.get("output") <= independent.get("output"), "output tokens never counted twice");
         long grown = TestSupport.log(home).lines().filter(l -> l.contains("more observations)")).count();
         System.out.printf("GROWTH | %s fired after each of %d lines | %d spans, 0 twice | %d deltas of turns sent early%n",
-                source.getFileName(), cuts.size() + 1, stored.size(), grown);
+                source.getFileName(), cuts.size() + 1, receiver.storedSpans().size(), grown);
         assertTrue(grown > 0, "some turn grew after it was sent");
     }
 
@@ -162,13 +165,18 @@ public class HookTest extends ReceiverFixture {
         Files.write(target, lines.subList(0, turn5 + 3));
         TestSupport.fireHook(env, "s", target);
         assertEquals(4, receiver.acceptedRoots().size());
+        TestSupport.assertEverySpanOnce(receiver, TestSupport.expectedSpanKeys(target, 4));
         assertTrue(TestSupport.log(home).contains("Processed 4 turns, deferred 1 (in-progress) in "), TestSupport.log(home));
+        String beforeRecheck = TestSupport.log(home);
         TestSupport.fireHook(env, "s", target);
+        assertTimedLineSince(beforeRecheck, "Processed 0 turns, deferred 1 (in-progress) in ", " (session=s)");
         assertEquals(4, receiver.acceptedRoots().size(), "a deferred turn is not sent on a re-check");
+        TestSupport.assertEverySpanOnce(receiver, TestSupport.expectedSpanKeys(target, 4));
         Files.write(target, lines.subList(turn5 + 3, lines.size()), StandardOpenOption.APPEND);
         TestSupport.fireHook(env, "s", target);
         List<OtlpReceiver.ReceivedSpan> roots = receiver.acceptedRoots();
         assertEquals(5, roots.size());
+        TestSupport.assertEverySpanOnce(receiver, TestSupport.expectedSpanKeys(target));
         assertEquals("README.md describes a demo project.", roots.get(4).attr("langfuse.trace.output"));
         assertTrue(TestSupport.log(home).contains("Processed 1 turns in "));
     }
@@ -183,10 +191,12 @@ public class HookTest extends ReceiverFixture {
         Files.write(target, killed);
         TestSupport.fireHook(env, "s", target);
         assertEquals(4, receiver.acceptedRoots().size());
+        TestSupport.assertEverySpanOnce(receiver, TestSupport.expectedSpanKeys(target, 4));
         killed.add(lines.get(turn5).replace("\"u5\"", "\"u6\"").replace("Summarise README.md", "Are you there?"));
         Files.write(target, killed);
         TestSupport.fireHook(env, "s", target);
         assertEquals(5, receiver.acceptedRoots().size(), "the killed turn is sent once a newer prompt follows it");
+        TestSupport.assertEverySpanOnce(receiver, TestSupport.expectedSpanKeys(target, 5));
         assertEquals("Summarise README.md", receiver.acceptedRoots().get(4).attr("langfuse.trace.input"));
     }
 
@@ -204,8 +214,7 @@ public class HookTest extends ReceiverFixture {
         TestSupport.fireHook(env, "s", target);
         TestSupport.fireHook(env, "s", target);
         assertEquals(5, receiver.acceptedRoots().size());
-        assertEquals(TestSupport.replay(target).stream().map(litefuse_hook.Traces.TraceRecord::traceId).collect(Collectors.toCollection(TreeSet::new)),
-                receiver.acceptedTraceIds());
+        TestSupport.assertEverySpanOnce(receiver, TestSupport.expectedSpanKeys(target));
         assertEquals(5, turnCountInState("s", target));
     }
 
@@ -214,9 +223,8 @@ public class HookTest extends ReceiverFixture {
         Path target = home.resolve("broken.jsonl");
         Files.copy(TestSupport.transcript("crafted__broken-rows.jsonl"), target);
         TestSupport.fireHook(env, "s", target);
-        assertEquals(TestSupport.replay(TestSupport.transcript("crafted__edge-cases.jsonl")).stream()
-                        .map(litefuse_hook.Traces.TraceRecord::traceId).collect(Collectors.toCollection(TreeSet::new)),
-                receiver.acceptedTraceIds(), "every turn around the broken rows is traced");
+        // Every span around the broken rows, each once: those of the same transcript without them.
+        TestSupport.assertEverySpanOnce(receiver, TestSupport.expectedSpanKeys(TestSupport.transcript("crafted__edge-cases.jsonl")));
         String log = TestSupport.log(home);
         assertEquals(3, log.split("not a JSON object", -1).length - 1, log);
         assertTrue(log.contains("Skipped transcript row at byte 5858: field 'uuid' is not a string"), log);
@@ -233,7 +241,9 @@ public class HookTest extends ReceiverFixture {
         Map<String, String> debug = new HashMap<>(env);
         debug.put("CC_LANGFUSE_DEBUG", "true");
         Files.writeString(target, "\n", StandardOpenOption.APPEND);
+        String before = TestSupport.log(home);
         TestSupport.fireHook(debug, "s", target);
+        assertTimedLineSince(before, "Processed 0 turns in ", " (session=s)");
         String log = TestSupport.log(home);
         assertTrue(log.contains("[DEBUG] Hook started"), log);
         assertTrue(log.contains("[DEBUG] Turns to send: 0"), log);
@@ -255,11 +265,7 @@ public class HookTest extends ReceiverFixture {
         Path second = home.resolve("second.jsonl");
         Files.copy(TestSupport.transcript("marot__spotter__short.jsonl"), second);
         TestSupport.fireHook(env, "second", second);
-        Set<String> expected = new TreeSet<>();
-        for (Path transcript : List.of(first, second)) {
-            TestSupport.replay(transcript).forEach(trace -> expected.add(trace.traceId()));
-        }
-        assertEquals(expected, receiver.acceptedTraceIds());
+        TestSupport.assertEverySpanOnce(receiver, TestSupport.expectedSpanKeys(first, second));
         try (var files = Files.list(markers)) {
             assertEquals(0, files.count(), "the marker goes once its turns are acknowledged");
         }
@@ -286,6 +292,7 @@ public class HookTest extends ReceiverFixture {
             assertEquals(0, files.count());
         }
         assertEquals(2, receiver.acceptedRoots().size(), "only the current session was sent");
+        TestSupport.assertEverySpanOnce(receiver, TestSupport.expectedSpanKeys(current));
     }
 
     @Test
@@ -358,8 +365,12 @@ public class HookTest extends ReceiverFixture {
                 added.get(1).attr("langfuse.observation.usage_details"));
         assertEquals(0, receiver.spansReceivedTwice(), "nothing sent before is sent again");
         assertTrue(TestSupport.log(home).contains("Sent Claude Code - Turn 5 (2 more observations)"), TestSupport.log(home));
+        String logBefore = TestSupport.log(home);
         TestSupport.fireHook(env, "s", target);
+        assertTimedLineSince(logBefore, "Processed 0 turns in ", " (session=s, nothing new)");
         assertEquals(before + 2, receiver.storedSpans().size(), "a firing with nothing new sends nothing");
+        // The turn grew after it was sent: what Langfuse holds is still the replay's final spans, each once.
+        TestSupport.assertEverySpanOnce(receiver, TestSupport.expectedSpanKeys(target));
     }
 
     @Test
@@ -377,7 +388,7 @@ public class HookTest extends ReceiverFixture {
         assertEquals("WARNING", roots.get(4).attr("langfuse.observation.level"));
         assertEquals("unfinished: Claude Code stopped before the turn's final answer", roots.get(4).attr("langfuse.observation.status_message"));
         assertTrue(roots.get(4).attr("langfuse.trace.metadata").contains("\"turn_unfinished\":true"));
-        assertEquals(0, receiver.spansReceivedTwice());
+        TestSupport.assertEverySpanOnce(receiver, TestSupport.expectedSpanKeys(target));
     }
 
     @Test
@@ -433,9 +444,9 @@ public class HookTest extends ReceiverFixture {
         int requests = receiver.requests().size();
         Path state = home.resolve(".claude/state/litefuse/" + litefuse_hook.StateFiles.stateKey("s", target.toString()) + ".json");
         String before = Files.readString(state);
+        String logBefore = TestSupport.log(home);
         TestSupport.fireHook(env, "s", target);
-        assertTrue(TestSupport.log(home).contains("Processed 0 turns in 0.") && TestSupport.log(home).contains("(session=s, nothing new)"),
-                TestSupport.log(home));
+        assertTimedLineSince(logBefore, "Processed 0 turns in ", " (session=s, nothing new)");
         assertEquals(before, Files.readString(state), "nothing read, nothing written");
         assertEquals(requests, receiver.requests().size());
         // Another session waiting in the spool: this firing does the full run, and sends it.
@@ -446,10 +457,12 @@ public class HookTest extends ReceiverFixture {
         receiver.respondWith(OtlpReceiver.Behaviour.ok());
         TestSupport.fireHook(env, "s", target);
         assertEquals(TestSupport.replay(other).size(), receiver.acceptedRoots().size() - 5, "the waiting session went out");
+        TestSupport.assertEverySpanOnce(receiver, TestSupport.expectedSpanKeys(target, other));
         // A transcript that changed (one more byte) is read again.
         Files.writeString(target, "\n", StandardOpenOption.APPEND);
         String log = TestSupport.log(home);
         TestSupport.fireHook(env, "s", target);
         assertFalse(TestSupport.log(home).substring(log.length()).contains("nothing new"));
+        assertTimedLineSince(log, "Processed 0 turns in ", " (session=s)");
     }
 }

@@ -325,7 +325,11 @@ public final class MockAnthropic implements AutoCloseable {
     }
 
     static String toolResultBlockText(JsonNode block) {
-        JsonNode content = block.path("content");
+        return plainText(block.path("content"));
+    }
+
+    /** A content that is either a string or a list of text blocks (a tool result's, the system prompt), as text. */
+    static String plainText(JsonNode content) {
         if (content.isTextual()) return content.asText();
         StringBuilder text = new StringBuilder();
         for (JsonNode part : content) text.append(part.path("text").asText()).append('\n');
@@ -341,11 +345,7 @@ public final class MockAnthropic implements AutoCloseable {
     }
 
     static String systemText(JsonNode body) {
-        JsonNode system = body.path("system");
-        if (system.isTextual()) return system.asText();
-        StringBuilder text = new StringBuilder();
-        for (JsonNode block : system) text.append(block.path("text").asText()).append('\n');
-        return text.toString();
+        return plainText(body.path("system"));
     }
 
     static List<String> toolNames(JsonNode body) {

@@ -123,6 +123,44 @@ final class RealClient {
         return new Scenario();
     }
 
+    /** MockAnthropic `when`s: the first request of a turn, and the request that carries a tool's result. */
+    static final Map<String, Object> FIRST = Map.of("lastIsToolResult", false);
+    static final Map<String, Object> AFTER_TOOL = Map.of("lastIsToolResult", true);
+
+    /** Messages API requests {@link #threeSessions} makes: 2 (Bash round trip) + 1 + 4 (the subagent's two in the middle). */
+    static final int THREE_SESSIONS_REQUESTS = 7;
+
+    /**
+     * Three `claude -p` runs, each with its own mock rules: a Bash tool call; a second turn with --continue; a turn that
+     * delegates to a subagent (the Agent tool), which runs Bash itself. Per trace the mock returns, as input / output /
+     * cache_read / cache_write: 250 / 50 / 2300 / 550, then 7 / 8 / 2000 / 0, then 104 / 108 / 112 / 72.
+     */
+    static Scenario threeSessions(Scenario scenario) {
+        ObjectNode run1 = Scenario.step("-p", "run echo hi", "--allowedTools", "Bash");
+        run1.putArray("rules")
+                .add(MockAnthropic.rule(FIRST, MockAnthropic.reply(MockAnthropic.usage(100, 20, 1000, 300, 200),
+                        MockAnthropic.thinking("I will run it."), MockAnthropic.text("Let me run it."),
+                        MockAnthropic.toolUse("Bash", Map.of("command", "echo hi", "description", "Say hi")))))
+                .add(MockAnthropic.rule(AFTER_TOOL, MockAnthropic.reply(MockAnthropic.usage(150, 30, 1300, 50, 0),
+                        MockAnthropic.text("The command printed hi."))));
+        ObjectNode run2 = Scenario.step("-p", "and once more", "--continue", "--allowedTools", "Bash");
+        run2.putArray("rules").add(MockAnthropic.rule(Map.of(), MockAnthropic.reply(MockAnthropic.usage(7, 8, 2000, 0, 0),
+                MockAnthropic.text("Second turn answer."))));
+        ObjectNode run3 = Scenario.step("-p", "delegate the math", "--allowedTools", "Bash,Agent");
+        run3.putArray("rules")
+                .add(MockAnthropic.rule(Map.of("anyUserContains", "SUBAGENT-TASK", "lastIsToolResult", false),
+                        MockAnthropic.reply(MockAnthropic.usage(11, 12, 13, 14, 0),
+                                MockAnthropic.toolUse("Bash", Map.of("command", "echo 42", "description", "Compute")))))
+                .add(MockAnthropic.rule(Map.of("anyUserContains", "SUBAGENT-TASK", "lastIsToolResult", true),
+                        MockAnthropic.reply(MockAnthropic.usage(21, 22, 23, 0, 24), MockAnthropic.text("The answer is 42."))))
+                .add(MockAnthropic.rule(FIRST, MockAnthropic.reply(MockAnthropic.usage(31, 32, 33, 34, 0), MockAnthropic.text("Delegating."),
+                        MockAnthropic.toolUse("Agent", Map.of("description", "Compute product", "prompt", "SUBAGENT-TASK: compute 6*7 with Bash",
+                                "subagent_type", "general-purpose", "run_in_background", false)))))
+                .add(MockAnthropic.rule(AFTER_TOOL, MockAnthropic.reply(MockAnthropic.usage(41, 42, 43, 0, 0),
+                        MockAnthropic.text("The subagent says 42."))));
+        return scenario.step(run1).step(run2).step(run3);
+    }
+
     /**
      * A settings.json whose hooks call ${RECORD_HOOK} EVENT for each event named: each call leaves, in WORK/hooks,
      * NANOS-PID-EVENT.json (its stdin), .env, .cwd, .args and copies of the transcript files the payload names as they
@@ -337,6 +375,12 @@ final class RealClient {
         }
     }
 
+    /** A span attribute as text (JSON for a list), or null. */
+    static String attr(JsonNode span, String key) {
+        JsonNode value = span.path("attributes").get(key);
+        return value == null || value.isNull() ? null : value.isTextual() ? value.asText() : value.toString();
+    }
+
     /** One hook call recorded by ${RECORD_HOOK}. */
     record HookCall(String event, long nanos, JsonNode payload, Map<String, String> env, List<String> args, String cwd,
                     Path transcriptSnapshot, Path agentTranscriptSnapshot) {
@@ -395,6 +439,43 @@ final class RealClient {
             return list;
         }
 
+        /** The root spans (one per turn sent), in the order they arrived. */
+        List<JsonNode> roots() {
+            return spans().stream().filter(s -> s.path("parentSpanId").asText().isEmpty()).toList();
+        }
+
+        /**
+         * Counted in spans, as a Langfuse v4 user sees them: no span received twice, and the spans received are exactly
+         * those the replay of the main transcripts (with their subagents) produces, also where a turn grew after it was
+         * sent. See {@link TestSupport#assertEverySpanOnce}.
+         */
+        void assertEverySpanOnce() throws IOException {
+            TestSupport.assertEverySpanOnce(spans().stream().map(s -> s.path("traceId").asText() + "/" + s.path("spanId").asText()).toList(),
+                    TestSupport.expectedSpanKeys(mainTranscripts()));
+        }
+
+        /** input / output / cache_read / cache_write over the spans of one trace, as Langfuse would sum them. */
+        Map<String, Long> tokens(String traceId) throws IOException {
+            List<Map<String, Long>> usages = new ArrayList<>();
+            for (JsonNode span : spans()) {
+                String details = attr(span, "langfuse.observation.usage_details");
+                if (details == null || !span.path("traceId").asText().equals(traceId)) continue;
+                Map<String, Long> usage = new LinkedHashMap<>();
+                JSON.readTree(details).fields().forEachRemaining(f -> usage.put(f.getKey(), f.getValue().asLong()));
+                usages.add(usage);
+            }
+            return TestSupport.totalsOf(usages);
+        }
+
+        /** litefuse-hook's log in the scenario's HOME (for failure messages; an error reading it is returned as text). */
+        String hookLog() {
+            try {
+                return TestSupport.log(home());
+            } catch (IOException e) {
+                return e.toString();
+            }
+        }
+
         /** Main-session transcripts (HOME/.claude/projects/PROJECT/SESSION.jsonl), not subagents'. */
         List<Path> mainTranscripts() {
             return transcripts().stream().filter(p -> p.getParent().getParent().getFileName().toString().equals("projects")).toList();
@@ -406,6 +487,16 @@ final class RealClient {
                 if (!line.isBlank()) rows.add(JSON.readTree(line));
             }
             return rows;
+        }
+
+        /** An `env | sort` dump as a map (a line without "=" is the tail of a multi-line value, and left out). */
+        static Map<String, String> envFile(Path file) throws IOException {
+            Map<String, String> env = new LinkedHashMap<>();
+            for (String line : Files.readAllLines(file)) {
+                int eq = line.indexOf('=');
+                if (eq > 0) env.put(line.substring(0, eq), line.substring(eq + 1));
+            }
+            return env;
         }
 
         /** The hook calls recorded by ${RECORD_HOOK}, in the order they happened. */
@@ -421,14 +512,8 @@ final class RealClient {
                 String name = payload.getFileName().toString();
                 String base = name.substring(0, name.length() - ".json".length());
                 String[] parts = base.split("-", 3);
-                Map<String, String> env = new LinkedHashMap<>();
                 Path envFile = dir.resolve(base + ".env");
-                if (Files.exists(envFile)) {
-                    for (String line : Files.readAllLines(envFile)) {
-                        int eq = line.indexOf('=');
-                        if (eq > 0) env.put(line.substring(0, eq), line.substring(eq + 1));
-                    }
-                }
+                Map<String, String> env = Files.exists(envFile) ? envFile(envFile) : new LinkedHashMap<>();
                 String text = Files.readString(payload);
                 Path snapshot = dir.resolve(base + ".transcript_path.jsonl");
                 Path agentSnapshot = dir.resolve(base + ".agent_transcript_path.jsonl");

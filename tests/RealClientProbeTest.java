@@ -6,8 +6,6 @@ import org.junit.jupiter.api.Test;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.util.ArrayList;
-import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.TimeUnit;
@@ -23,17 +21,6 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  * {@link MockAnthropic}, with hooks that record what they are given. Skipped where no such namespace can be made.
  */
 class RealClientProbeTest {
-    static final Map<String, Object> FIRST = Map.of("lastIsToolResult", false);
-    static final Map<String, Object> AFTER_TOOL = Map.of("lastIsToolResult", true);
-
-    static ObjectNode text(String text) {
-        return MockAnthropic.text(text);
-    }
-
-    static ObjectNode usage(long input, long output, long cacheRead, long cache5m, long cache1h) {
-        return MockAnthropic.usage(input, output, cacheRead, cache5m, cache1h);
-    }
-
     static List<JsonNode> rows(Path transcript) throws IOException {
         return RealClient.Result.rows(transcript);
     }
@@ -45,36 +32,10 @@ class RealClientProbeTest {
 
     @Test
     void bashTurnThenContinueThenSubagent() throws Exception {
-        RealClient.Scenario scenario = RealClient.scenario()
-                .file("home/.claude/settings.json", RealClient.recordingHooks("Stop", "SubagentStop", "SessionEnd"));
-
-        // Run 1: one Bash tool call, then a final text.
-        ObjectNode run1 = RealClient.Scenario.step("-p", "run echo hi", "--allowedTools", "Bash");
-        run1.putArray("rules")
-                .add(MockAnthropic.rule(FIRST, MockAnthropic.reply(usage(100, 20, 1000, 300, 200), MockAnthropic.thinking("I will run it."),
-                        text("Let me run it."), MockAnthropic.toolUse("Bash", Map.of("command", "echo hi", "description", "Say hi")))))
-                .add(MockAnthropic.rule(AFTER_TOOL, MockAnthropic.reply(usage(150, 30, 1300, 50, 0), text("The command printed hi."))));
-        scenario.step(run1);
-
-        // Run 2: --continue the same session.
-        ObjectNode run2 = RealClient.Scenario.step("-p", "and once more", "--continue", "--allowedTools", "Bash");
-        run2.putArray("rules").add(MockAnthropic.rule(Map.of(), MockAnthropic.reply(usage(7, 8, 2000, 0, 0), text("Second turn answer."))));
-        scenario.step(run2);
-
-        // Run 3: the model delegates to a subagent (the Agent tool), which runs Bash itself.
-        ObjectNode run3 = RealClient.Scenario.step("-p", "delegate the math", "--allowedTools", "Bash,Agent");
-        run3.putArray("rules")
-                .add(MockAnthropic.rule(Map.of("anyUserContains", "SUBAGENT-TASK", "lastIsToolResult", false),
-                        MockAnthropic.reply(usage(11, 12, 13, 14, 0), MockAnthropic.toolUse("Bash", Map.of("command", "echo 42", "description", "Compute")))))
-                .add(MockAnthropic.rule(Map.of("anyUserContains", "SUBAGENT-TASK", "lastIsToolResult", true),
-                        MockAnthropic.reply(usage(21, 22, 23, 0, 24), text("The answer is 42."))))
-                .add(MockAnthropic.rule(FIRST, MockAnthropic.reply(usage(31, 32, 33, 34, 0), text("Delegating."),
-                        MockAnthropic.toolUse("Agent", Map.of("description", "Compute product", "prompt", "SUBAGENT-TASK: compute 6*7 with Bash",
-                                "subagent_type", "general-purpose", "run_in_background", false)))))
-                .add(MockAnthropic.rule(AFTER_TOOL, MockAnthropic.reply(usage(41, 42, 43, 0, 0), text("The subagent says 42."))));
-        scenario.step(run3);
-
-        RealClient.Result result = scenario.run();
+        // Run 1: one Bash tool call, then a final text. Run 2: --continue the same session. Run 3: the model delegates
+        // to a subagent (the Agent tool), which runs Bash itself.
+        RealClient.Result result = RealClient.threeSessions(RealClient.scenario()
+                .file("home/.claude/settings.json", RealClient.recordingHooks("Stop", "SubagentStop", "SessionEnd"))).run();
 
         for (int i = 0; i < 3; i++) assertEquals(0, result.exitCode(i), () -> "claude failed: " + result.json());
         assertEquals("The command printed hi.", result.stdout(0).trim());
@@ -83,7 +44,7 @@ class RealClientProbeTest {
 
         // The mock saw the tool round trip: the second request carries the Bash result.
         List<JsonNode> requests = result.messageRequests();
-        assertEquals(7, requests.size(), "2 + 1 + 4 Messages API requests");
+        assertEquals(RealClient.THREE_SESSIONS_REQUESTS, requests.size(), "2 + 1 + 4 Messages API requests");
         assertTrue(MockAnthropic.toolNames(requests.get(0).path("body")).contains("Bash"));
         assertTrue(MockAnthropic.lastIsToolResult(requests.get(1).path("body")));
         assertTrue(MockAnthropic.toolResultText(MockAnthropic.lastUser(requests.get(1).path("body"))).contains("hi"));
@@ -152,8 +113,8 @@ class RealClientProbeTest {
         RealClient.Result result = RealClient.scenario()
                 .file("home/.claude/settings.json", settings.toPrettyString())
                 .hookReply("Blocker.once.stdout", "{\"decision\": \"block\", \"reason\": \"Also say goodbye.\"}")
-                .rule(MockAnthropic.rule(Map.of("anyUserContains", "Also say goodbye."), MockAnthropic.reply(usage(10, 5, 0, 0, 0), text("Goodbye!"))))
-                .rule(MockAnthropic.rule(Map.of(), MockAnthropic.reply(usage(10, 5, 0, 0, 0), text("Hello there."))))
+                .rule(MockAnthropic.rule(Map.of("anyUserContains", "Also say goodbye."), MockAnthropic.reply(MockAnthropic.usage(10, 5, 0, 0, 0), MockAnthropic.text("Goodbye!"))))
+                .rule(MockAnthropic.rule(Map.of(), MockAnthropic.reply(MockAnthropic.usage(10, 5, 0, 0, 0), MockAnthropic.text("Hello there."))))
                 .claude("-p", "say hello")
                 .run();
         assertEquals(0, result.exitCode(0), () -> result.json().toString());
@@ -183,8 +144,8 @@ class RealClientProbeTest {
     void interactiveSessionWritesTurnDurationAfterStop() throws Exception {
         RealClient.Result result = RealClient.scenario()
                 .file("home/.claude/settings.json", RealClient.recordingHooks("Stop", "SessionEnd"))
-                .rule(MockAnthropic.rule(Map.of("lastUserContains", "second prompt"), MockAnthropic.reply(usage(10, 5, 0, 0, 0), text("Second answer."))))
-                .rule(MockAnthropic.rule(Map.of(), MockAnthropic.reply(usage(10, 5, 0, 0, 0), text("First answer."))))
+                .rule(MockAnthropic.rule(Map.of("lastUserContains", "second prompt"), MockAnthropic.reply(MockAnthropic.usage(10, 5, 0, 0, 0), MockAnthropic.text("Second answer."))))
+                .rule(MockAnthropic.rule(Map.of(), MockAnthropic.reply(MockAnthropic.usage(10, 5, 0, 0, 0), MockAnthropic.text("First answer."))))
                 .interactive(List.of("--allowedTools", "Bash"), "first prompt", "second prompt")
                 .run();
         assertEquals(0, result.exitCode(0), () -> result.json().toString());
@@ -225,7 +186,7 @@ class RealClientProbeTest {
                           "SessionEnd": [{"hooks": [{"type": "command", "command": "\\"${CLAUDE_PLUGIN_ROOT}/hooks/record.sh\\" SessionEnd", "timeout": 10}]}]}}
                         """)
                 .executable("market/plugins/probe/hooks/record.sh", record)
-                .rule(MockAnthropic.rule(Map.of(), 0, MockAnthropic.reply(usage(10, 5, 0, 0, 0), text("Hello from a plugin session."))))
+                .rule(MockAnthropic.rule(Map.of(), 0, MockAnthropic.reply(MockAnthropic.usage(10, 5, 0, 0, 0), MockAnthropic.text("Hello from a plugin session."))))
                 .claude("plugin", "validate", "--strict", "${WORK}/market")
                 .claude("plugin", "validate", "--strict", "${WORK}/market/plugins/probe")
                 .claude("plugin", "marketplace", "add", "${WORK}/market")
@@ -244,11 +205,7 @@ class RealClientProbeTest {
             envs = files.filter(p -> p.toString().endsWith(".env")).sorted().toList();
         }
         assertEquals(2, envs.size(), "Stop and SessionEnd");
-        Map<String, String> env = new LinkedHashMap<>();
-        for (String line : Files.readAllLines(envs.get(0))) {
-            int eq = line.indexOf('=');
-            if (eq > 0) env.put(line.substring(0, eq), line.substring(eq + 1));
-        }
+        Map<String, String> env = RealClient.Result.envFile(envs.get(0));
         assertEquals(result.work().resolve("market/plugins/probe").toString(), env.get("CLAUDE_PLUGIN_ROOT"), "a directory marketplace's plugin runs from its folder");
         assertEquals(result.home().resolve(".claude/plugins/data/probe-litefuse-test").toString(), env.get("CLAUDE_PLUGIN_DATA"));
         assertEquals("pk-lf-test", env.get("CLAUDE_PLUGIN_OPTION_PUBLIC_KEY"));
@@ -267,9 +224,10 @@ class RealClientProbeTest {
         RealClient.addHook(settings.putObject("hooks"), "Stop", "${JAVA} -cp ${CLASSPATH} litefuse_hook");
         RealClient.Scenario scenario = RealClient.scenario()
                 .file("home/.claude/settings.json", settings.toPrettyString())
-                .rule(MockAnthropic.rule(FIRST, MockAnthropic.reply(usage(100, 20, 1000, 300, 200), text("Let me run it."),
-                        MockAnthropic.toolUse("Bash", Map.of("command", "echo hi", "description", "Say hi")))))
-                .rule(MockAnthropic.rule(AFTER_TOOL, MockAnthropic.reply(usage(150, 30, 1300, 50, 0), text("The command printed hi."))))
+                .rule(MockAnthropic.rule(RealClient.FIRST, MockAnthropic.reply(MockAnthropic.usage(100, 20, 1000, 300, 200),
+                        MockAnthropic.text("Let me run it."), MockAnthropic.toolUse("Bash", Map.of("command", "echo hi", "description", "Say hi")))))
+                .rule(MockAnthropic.rule(RealClient.AFTER_TOOL, MockAnthropic.reply(MockAnthropic.usage(150, 30, 1300, 50, 0),
+                        MockAnthropic.text("The command printed hi."))))
                 .claude("-p", "run echo hi", "--allowedTools", "Bash")
                 .waitForSpans(1, 20_000);
         TestSupport.hookEnv(Path.of("/nonexistent"), "${OTLP_URL}").forEach((name, value) -> {
@@ -277,26 +235,10 @@ class RealClientProbeTest {
         });
         RealClient.Result result = scenario.run();
         assertEquals(0, result.exitCode(0), () -> result.json().toString());
-        List<JsonNode> spans = result.spans();
-        assertEquals(1, spans.stream().filter(s -> s.path("parentSpanId").asText().isEmpty()).count(),
-                () -> "one trace for the turn; log: " + logOf(result));
-        List<Map<String, Long>> usages = new ArrayList<>();
-        for (JsonNode span : spans) {
-            String details = span.path("attributes").path("langfuse.observation.usage_details").asText(null);
-            if (details == null) continue;
-            Map<String, Long> usage = new LinkedHashMap<>();
-            RealClient.JSON.readTree(details).fields().forEachRemaining(f -> usage.put(f.getKey(), f.getValue().asLong()));
-            usages.add(usage);
-        }
-        assertEquals(Map.of("input", 250L, "output", 50L, "cache_read", 2300L, "cache_write", 550L), TestSupport.totalsOf(usages));
-    }
-
-    private static String logOf(RealClient.Result result) {
-        try {
-            return TestSupport.log(result.home());
-        } catch (IOException e) {
-            return e.toString();
-        }
+        assertEquals(1, result.roots().size(), () -> "one trace for the turn; log: " + result.hookLog());
+        result.assertEverySpanOnce();
+        assertEquals(Map.of("input", 250L, "output", 50L, "cache_read", 2300L, "cache_write", 550L),
+                result.tokens(result.roots().get(0).path("traceId").asText()));
     }
 
     @Test

@@ -138,6 +138,7 @@ public class SubagentTest extends ReceiverFixture {
         litefuse_hook.Hook.runHook(env, new ByteArrayInputStream(payload.getBytes(StandardCharsets.UTF_8)));
         writer.join();
         assertEquals(5, receiver.acceptedRoots().size());
+        TestSupport.assertEverySpanOnce(receiver, TestSupport.expectedSpanKeys(transcript));
         assertEquals("README.md describes a demo project.", receiver.acceptedRoots().get(4).attr("langfuse.trace.output"));
         assertTrue(receiver.acceptedSpans().stream().anyMatch(s -> s.name().equals("Final response (#2)")));
     }
@@ -149,12 +150,14 @@ public class SubagentTest extends ReceiverFixture {
         Files.write(first, lines.subList(0, lines.size() - 1));
         TestSupport.fireHook(env, "first", first);
         assertEquals(4, receiver.acceptedRoots().size(), "turn 5 waits for its final response");
+        TestSupport.assertEverySpanOnce(receiver, TestSupport.expectedSpanKeys(first, 4));
         // The final row lands after the last Stop of that session; another session's run sends the turn.
         Files.writeString(first, lines.get(lines.size() - 1) + "\n", StandardOpenOption.APPEND);
         Path second = home.resolve("second.jsonl");
         Files.copy(TestSupport.transcript("marot__spotter__short.jsonl"), second);
         TestSupport.fireHook(env, "second", second);
         assertEquals(6, receiver.acceptedRoots().size());
+        TestSupport.assertEverySpanOnce(receiver, TestSupport.expectedSpanKeys(first, second));
         assertTrue(receiver.acceptedRoots().stream().anyMatch(r -> "README.md describes a demo project.".equals(r.attr("langfuse.trace.output"))));
     }
 
@@ -165,6 +168,7 @@ public class SubagentTest extends ReceiverFixture {
         Files.write(killed, lines.subList(0, HookTest.indexOfUuid(lines, "u5") + 3));
         TestSupport.fireHook(env, "killed", killed);
         assertEquals(4, receiver.acceptedRoots().size());
+        TestSupport.assertEverySpanOnce(receiver, TestSupport.expectedSpanKeys(killed, 4));
         Files.setLastModifiedTime(killed, FileTime.from(Instant.now().minusSeconds(3600)));
         Path other = home.resolve("other.jsonl");
         Files.copy(TestSupport.transcript("marot__spotter__short.jsonl"), other);
@@ -172,5 +176,6 @@ public class SubagentTest extends ReceiverFixture {
         Set<String> inputs = receiver.acceptedRoots().stream().map(r -> r.attr("langfuse.trace.input")).collect(Collectors.toCollection(TreeSet::new));
         assertTrue(inputs.contains("Summarise README.md"), "the killed turn, as complete as it will ever be: " + inputs);
         assertEquals(6, receiver.acceptedRoots().size());
+        TestSupport.assertEverySpanOnce(receiver, TestSupport.expectedSpanKeys(killed, other));
     }
 }

@@ -12,6 +12,9 @@ import java.util.HashMap;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Set;
+import java.util.TreeSet;
+import java.util.stream.Collectors;
 import java.util.stream.Stream;
 
 /** Shared helpers: paths, a temporary HOME for hook runs, firing the hook in-process, independent usage sums. */
@@ -90,8 +93,18 @@ final class TestSupport {
 
     /** Starts `java litefuse_hook` on this suite's class path with exactly `env` and the given stdin. */
     static Process startHookProcess(Map<String, String> env, byte[] stdin, Path stdout, Path stderr) throws IOException {
+        return startCliProcess(env, stdin, stdout, stderr);
+    }
+
+    /**
+     * Starts `java litefuse_hook ARGS...` on this suite's class path with exactly `env` (plus PATH) and the given stdin:
+     * nothing of the developer's environment (OTEL_EXPORTER_OTLP_*, LANGFUSE_*, CC_LANGFUSE_*) leaks in.
+     */
+    static Process startCliProcess(Map<String, String> env, byte[] stdin, Path stdout, Path stderr, String... args) throws IOException {
         Path java = Path.of(System.getProperty("java.home"), "bin", "java");
-        ProcessBuilder builder = new ProcessBuilder(java.toString(), "-cp", System.getProperty("java.class.path"), "litefuse_hook");
+        List<String> command = new ArrayList<>(List.of(java.toString(), "-cp", System.getProperty("java.class.path"), "litefuse_hook"));
+        command.addAll(List.of(args));
+        ProcessBuilder builder = new ProcessBuilder(command);
         builder.environment().clear();
         builder.environment().put("PATH", System.getenv().getOrDefault("PATH", "/usr/bin:/bin"));
         builder.environment().putAll(env);
@@ -110,13 +123,18 @@ final class TestSupport {
     }
 
     static Run runHookProcess(Map<String, String> env, byte[] stdin) throws IOException, InterruptedException {
+        return runCliProcess(env, stdin);
+    }
+
+    /** Runs `java litefuse_hook ARGS...` as {@link #startCliProcess} does, and waits for it (2 minutes at most). */
+    static Run runCliProcess(Map<String, String> env, byte[] stdin, String... args) throws IOException, InterruptedException {
         Path out = Files.createTempFile("hook-out", ".txt");
         Path err = Files.createTempFile("hook-err", ".txt");
         long started = System.nanoTime();
-        Process process = startHookProcess(env, stdin, out, err);
+        Process process = startCliProcess(env, stdin, out, err, args);
         if (!process.waitFor(120, java.util.concurrent.TimeUnit.SECONDS)) {
             process.destroyForcibly();
-            throw new AssertionError("the hook process did not finish");
+            throw new AssertionError("the litefuse_hook process did not finish");
         }
         long wall = (System.nanoTime() - started) / 1_000_000;
         return new Run(process.exitValue(), Files.readString(out), Files.readString(err), wall);
@@ -136,6 +154,50 @@ final class TestSupport {
         for (OtlpReceiver.Request request : all) {
             org.junit.jupiter.api.Assertions.assertEquals("4", request.headers().get("x-langfuse-ingestion-version"), request.path());
         }
+    }
+
+    /** "traceId/spanId" of each span, as a set: a span received twice is in it once (see spansReceivedTwice). */
+    static Set<String> spanKeys(List<OtlpReceiver.ReceivedSpan> spans) {
+        return spans.stream().map(s -> s.traceId() + "/" + s.spanId()).collect(Collectors.toCollection(TreeSet::new));
+    }
+
+    /** "traceId/spanId" of every observation of these traces. */
+    static Set<String> spanKeysOf(List<litefuse_hook.Traces.TraceRecord> traces) {
+        Set<String> keys = new TreeSet<>();
+        traces.forEach(trace -> trace.observations().forEach(o -> keys.add(trace.traceId() + "/" + o.id())));
+        return keys;
+    }
+
+    /** The spans the replay of these transcripts produces: what the hook must have delivered, each once. */
+    static Set<String> expectedSpanKeys(Path... transcripts) throws IOException {
+        return expectedSpanKeys(List.of(transcripts));
+    }
+
+    static Set<String> expectedSpanKeys(List<Path> transcripts) throws IOException {
+        Set<String> keys = new TreeSet<>();
+        for (Path transcript : transcripts) keys.addAll(spanKeysOf(replay(transcript)));
+        return keys;
+    }
+
+    /** The spans of the first `turns` traces the replay of this transcript produces (the turns sent so far). */
+    static Set<String> expectedSpanKeys(Path transcript, int turns) throws IOException {
+        List<litefuse_hook.Traces.TraceRecord> traces = replay(transcript);
+        org.junit.jupiter.api.Assertions.assertTrue(traces.size() >= turns, "the replay has " + traces.size() + " turns, not " + turns);
+        return spanKeysOf(traces.subList(0, turns));
+    }
+
+    /**
+     * Counted in spans, as a Langfuse v4 user sees them (a span sent again shows twice; a turn that grew after it was
+     * sent gets child spans only): the receiver stored exactly the expected spans, none twice.
+     */
+    static void assertEverySpanOnce(OtlpReceiver receiver, Set<String> expected) {
+        assertEverySpanOnce(receiver.storedSpans().stream().map(s -> s.traceId() + "/" + s.spanId()).toList(), expected);
+    }
+
+    /** The same over the "traceId/spanId" of every span received, in order: a span received twice is in it twice. */
+    static void assertEverySpanOnce(List<String> received, Set<String> expected) {
+        org.junit.jupiter.api.Assertions.assertEquals(0, received.size() - new java.util.HashSet<>(received).size(), "spans received twice");
+        org.junit.jupiter.api.Assertions.assertEquals(expected, new TreeSet<>(received), "the spans stored are the replay's");
     }
 
     static String log(Path home) throws IOException {

@@ -154,14 +154,7 @@ public class WireTest extends ReceiverFixture {
     void replaySendUsesTheHooksIds() throws Exception {
         Path transcript = TestSupport.transcript("marot__spotter__tool_heavy.jsonl");
         Map<String, String> env = TestSupport.hookEnv(home, receiver.baseUrl());
-        Path java = Path.of(System.getProperty("java.home"), "bin", "java");
-        ProcessBuilder builder = new ProcessBuilder(java.toString(), "-cp", System.getProperty("java.class.path"), "litefuse_hook",
-                "replay", "--send", transcript.toString());
-        builder.environment().putAll(env);
-        builder.redirectErrorStream(true);
-        Process process = builder.start();
-        String output = new String(process.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
-        assertEquals(0, process.waitFor(), output);
+        String output = runReplay(env, "replay", "--send", transcript.toString());
         assertTrue(output.contains("Sent 2 of 2 traces"), output);
         assertTrue(output.contains("Claude Code - Turn 2 (span"), "replay --send still prints the tree");
 
@@ -207,16 +200,14 @@ public class WireTest extends ReceiverFixture {
                 "Langfuse's default environment applies");
     }
 
+    /**
+     * `litefuse_hook ARGS...` in a JVM of its own with exactly `env` (a developer's OTEL_* / LANGFUSE_* variables do
+     * not leak in); must exit 0; returns what it printed, stdout then stderr.
+     */
     String runReplay(Map<String, String> env, String... args) throws Exception {
-        Path java = Path.of(System.getProperty("java.home"), "bin", "java");
-        List<String> command = new ArrayList<>(List.of(java.toString(), "-cp", System.getProperty("java.class.path"), "litefuse_hook"));
-        command.addAll(List.of(args));
-        ProcessBuilder builder = new ProcessBuilder(command);
-        builder.environment().putAll(env);
-        builder.redirectErrorStream(true);
-        Process process = builder.start();
-        String output = new String(process.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
-        assertEquals(0, process.waitFor(), output);
+        TestSupport.Run run = TestSupport.runCliProcess(env, new byte[0], args);
+        String output = run.stdout() + run.stderr();
+        assertEquals(0, run.exitCode(), output);
         return output;
     }
 
