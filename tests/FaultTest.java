@@ -112,6 +112,16 @@ public class FaultTest extends ReceiverFixture {
     }
 
     @Test
+    void gatewayTimeoutAfterLangfuseStoredIsLookedUpNotSentAgain() throws Exception {
+        String log = runFault("HTTP 504 from a gateway, Langfuse stored", receiver.baseUrl(),
+                r -> r.respondWith(OtlpReceiver.Behaviour.storesThenFails(504)), true);
+        assertTrue(log.contains("Export outcome unknown: ") && log.contains("answered HTTP 504 from a gateway"), log);
+        assertEquals(1, receiver.requests().stream().filter(r -> r.status() == 504).count(), "a gateway's 504 is not retried");
+        String healthy = TestSupport.log(home);
+        assertTrue(healthy.contains("Langfuse has 5 of 5 turn(s) of an export whose outcome was unknown; recorded as sent"), healthy);
+    }
+
+    @Test
     void serverLosesTheRequestAndNeverAnswers() throws Exception {
         receiver.respondWith(OtlpReceiver.Behaviour.lost());
         TestSupport.assertQuietExit(TestSupport.runHookProcess(env, TestSupport.payload("s", transcript)));

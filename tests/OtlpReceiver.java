@@ -67,6 +67,11 @@ public final class OtlpReceiver implements AutoCloseable {
             return new Behaviour(200, null, delayMillis, false, true);
         }
 
+        /** Stores the request, then answers `status`: a gateway that timed out while the server behind it took the batch. */
+        public static Behaviour storesThenFails(int status) {
+            return new Behaviour(status, null, 0, false, true);
+        }
+
         /** Stores the request, then never answers. */
         public static Behaviour never() {
             return new Behaviour(0, null, 0, true, true);
