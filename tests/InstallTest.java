@@ -448,6 +448,25 @@ public class InstallTest extends ReceiverFixture {
         process.getOutputStream().close();
         assertEquals("", new String(process.getInputStream().readAllBytes()));
         assertEquals(0, process.waitFor());
+
+        // A fast path built from this copy of the plugin runs; one built from another copy (before an update) does not.
+        Path bin = Files.createDirectories(home.resolve("bin"));
+        Path grep = TestSupport.onPath("grep");
+        Files.createSymbolicLink(bin.resolve("grep"), grep);
+        Path launcher = Files.createDirectories(home.resolve("data")).resolve("litefuse-hook");
+        for (String root : List.of(repo.toString(), repo.toString() + "/", "/elsewhere/litefuse-hook/0.1.0")) {
+            Files.writeString(launcher, "#!/bin/sh\nsource='" + Path.of(root, "litefuse_hook.java") + "'\necho FAST\n");
+            launcher.toFile().setExecutable(true);
+            ProcessBuilder withLauncher = new ProcessBuilder("/bin/sh", script.toString()).redirectErrorStream(true);
+            withLauncher.environment().clear();
+            withLauncher.environment().putAll(Map.of("PATH", bin.toString(), "HOME", home.toString(),
+                    "CLAUDE_PLUGIN_ROOT", root.startsWith("/elsewhere") ? repo.toString() : root,
+                    "CLAUDE_PLUGIN_DATA", home.resolve("data").toString(), "CLAUDE_PLUGIN_OPTION_PUBLIC_KEY", "pk-lf-x"));
+            Process run = withLauncher.start();
+            run.getOutputStream().close();
+            assertEquals(root.startsWith("/elsewhere") ? "" : "FAST\n", new String(run.getInputStream().readAllBytes()), root);
+            assertEquals(0, run.waitFor());
+        }
     }
 
     static String mode(Path file) throws IOException {

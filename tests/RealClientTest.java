@@ -298,6 +298,11 @@ class RealClientTest {
         Path fastPath = result.home().resolve(".claude/plugins/data/litefuse-hook-litefuse/litefuse-hook");
         assertTrue(Files.isExecutable(fastPath), "the plugin built its fast path");
         assertTrue(Files.readString(fastPath).contains("litefuse_hook"), "a launcher of the built script");
+        // The plugin's hook runs the fast path only when it names the installed copy's script (see hooks/litefuse-hook).
+        String sourceLine = Files.readAllLines(fastPath).stream().filter(line -> line.startsWith("source='")).findFirst().orElse("");
+        Path source = Path.of(sourceLine.replaceFirst("^source='(.*)'$", "$1"));
+        assertTrue(source.isAbsolute() && Files.isRegularFile(source) && Files.isExecutable(source.resolveSibling("hooks/litefuse-hook")),
+                "the fast path names the installed plugin's own script: " + sourceLine);
         JsonNode settings = RealClient.JSON.readTree(result.home().resolve(".claude/settings.json").toFile());
         assertFalse(settings.toString().contains(TestSupport.SECRET_KEY), "the plugin's secret is not in settings.json");
         assertNotNull(settings.path("enabledPlugins").get("litefuse-hook@litefuse"));

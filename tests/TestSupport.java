@@ -200,6 +200,14 @@ final class TestSupport {
         org.junit.jupiter.api.Assertions.assertEquals(expected, new TreeSet<>(received), "the spans stored are the replay's");
     }
 
+    /** The executable `name` on this process's PATH. */
+    static Path onPath(String name) {
+        for (String dir : System.getenv().getOrDefault("PATH", "/usr/bin:/bin").split(java.io.File.pathSeparator)) {
+            if (!dir.isEmpty() && Files.isExecutable(Path.of(dir, name))) return Path.of(dir, name);
+        }
+        throw new AssertionError(name + " is not on PATH");
+    }
+
     static String log(Path home) throws IOException {
         Path log = home.resolve(".claude/state/litefuse_hook.log");
         return Files.exists(log) ? Files.readString(log) : "";
