@@ -1681,7 +1681,6 @@ public class litefuse_hook implements Callable<Integer> {
             }
         }
 
-
         static final Set<String> AGENT_TOOLS = Set.of("Task", "Agent");
         private static final Pattern AGENT_ID_IN_TEXT = Pattern.compile("agentId: ?([A-Za-z0-9_-]+)");
         private static final Pattern TASK_ID = Pattern.compile("<task-id>\\s*([A-Za-z0-9_-]+)\\s*</task-id>");
@@ -4166,8 +4165,8 @@ public class litefuse_hook implements Callable<Integer> {
         /**
          * The hook launcher: runs this very build (a chosen JDK, this class path) in one JVM start, with a start-up
          * archive and fast start-up flags, and does nothing at all where TRACE_TO_LANGFUSE is not "true" (unset, it runs
-         * when the plugin gave a public key). When a jar or
-         * the JDK is gone it falls back to JBang; when the script's source changed it refreshes itself in the background.
+         * when the plugin gave a public key). When a jar or the JDK is gone it falls back to JBang; when the script's
+         * source changed it refreshes itself in the background.
          */
         static String launcherScript(JavaRuntime runtime, String classPath, Path archive, String fallback, String source) {
             return String.join("\n",
