@@ -6,6 +6,8 @@
 //DEPS com.fasterxml.jackson.core:jackson-databind:2.22.4
 //DEPS info.picocli:picocli:4.7.7
 //COMPILE_OPTIONS -encoding UTF-8 -XDstringConcat=inline
+// Serial GC and less inlining: on two cores C2 compiles a big replay's hot code for seconds, a core it takes from the work.
+//RUNTIME_OPTIONS -XX:+UseSerialGC -XX:FreqInlineSize=100 -XX:InlineSmallCode=1000
 //DESCRIPTION Claude Code -> Langfuse / Litefuse hook (Stop and SessionEnd).
 //DESCRIPTION Reads only the new part of a Claude Code transcript, groups rows into user turns and sends one
 //DESCRIPTION trace per turn over OpenTelemetry. Run without arguments as the hook; `replay FILE` shows the traces.
@@ -509,6 +511,7 @@ public class litefuse_hook implements Callable<Integer> {
 
         static final JsonFactory FACTORY = new JsonFactory();
         static final JsonNodeFactory NODES = JsonNodeFactory.instance;
+        private static final JsonNode UNREAD_TEXT = NODES.textNode("");
 
         /** One JSON value from the bytes (what follows it is ignored, as ObjectMapper.readTree does); null if none. */
         static JsonNode parse(byte[] bytes, int offset, int length) throws IOException {
@@ -519,7 +522,9 @@ public class litefuse_hook implements Callable<Integer> {
 
         /**
          * A JSON object, except that when its "type" is one of `skipped` the rest is not read and the result is just
-         * {"type": ...}, whatever order the fields came in. Anything but an object parses as with parse().
+         * {"type": ...}, whatever order the fields came in. Anything but an object parses as with parse(). Strings below
+         * the top level of toolUseResult (Read's file text, Edit's patch lines: a tenth of a transcript's bytes) are left
+         * unread as "": nothing reads them, only its top-level fields and the sizes of what it nests.
          */
         static JsonNode parseRow(byte[] bytes, int offset, int length, Set<String> skipped) throws IOException {
             try (JsonParser parser = FACTORY.createParser(bytes, offset, length)) {
@@ -528,7 +533,7 @@ public class litefuse_hook implements Callable<Integer> {
                 while (parser.nextToken() == JsonToken.FIELD_NAME) {
                     String name = parser.currentName();
                     parser.nextToken();
-                    JsonNode value = node(parser);
+                    JsonNode value = node(parser, name.equals("toolUseResult") ? 1 : Integer.MAX_VALUE);
                     if (name.equals("type") && value.isTextual() && skipped.contains(value.textValue())) {
                         return NODES.objectNode().set("type", value);
                     }
@@ -549,23 +554,29 @@ public class litefuse_hook implements Callable<Integer> {
         }
 
         private static JsonNode node(JsonParser parser) throws IOException {
+            return node(parser, Integer.MAX_VALUE);
+        }
+
+        /** The value at the parser; strings nested deeper than `textDepth` levels below it are left unread, as "". */
+        private static JsonNode node(JsonParser parser, int textDepth) throws IOException {
             switch (parser.currentToken()) {
                 case START_OBJECT -> {
                     ObjectNode object = NODES.objectNode();
                     while (parser.nextToken() == JsonToken.FIELD_NAME) {
                         String name = parser.currentName();
                         parser.nextToken();
-                        object.set(name, node(parser));
+                        object.set(name, node(parser, textDepth - 1));
                     }
                     return object;
                 }
                 case START_ARRAY -> {
                     ArrayNode array = NODES.arrayNode();
-                    while (parser.nextToken() != JsonToken.END_ARRAY) array.add(node(parser));
+                    while (parser.nextToken() != JsonToken.END_ARRAY) array.add(node(parser, textDepth - 1));
                     return array;
                 }
                 case VALUE_STRING -> {
-                    return NODES.textNode(parser.getText());
+                    // Jackson skips a string it was never asked for without decoding it.
+                    return textDepth >= 0 ? NODES.textNode(parser.getText()) : UNREAD_TEXT;
                 }
                 case VALUE_NUMBER_INT -> {
                     return switch (parser.getNumberType()) {
@@ -623,13 +634,15 @@ public class litefuse_hook implements Callable<Integer> {
 
         /** Compact JSON text. */
         static String toJson(JsonNode node) {
-            java.io.StringWriter text = new java.io.StringWriter();
+            // Jackson's own unsynchronised writer (what ObjectMapper.writeValueAsString uses), not StringWriter's StringBuffer.
+            var text = new com.fasterxml.jackson.core.io.SegmentedStringWriter(FACTORY._getBufferRecycler());
             try (JsonGenerator generator = FACTORY.createGenerator(text)) {
                 write(generator, node);
+                generator.flush();
+                return text.getAndClear();
             } catch (IOException e) {
                 throw new java.io.UncheckedIOException(e);
             }
-            return text.toString();
         }
 
         /** UTF-8 bytes, laid out by `printer` (null: compact). */
@@ -3749,57 +3762,22 @@ public class litefuse_hook implements Callable<Integer> {
         }
 
         /**
-         * Streams a transcript's traces to `sink` as each turn completes; returns the count. Parsing and turn assembly
-         * run on a second thread, a bounded queue ahead of trace building, so memory stays flat and both cores work.
+         * Streams a transcript's traces to `sink` as each turn completes; returns the count. One thread, one turn in
+         * memory at a time: a reader thread ahead of trace building was no faster on two cores (it starves the JIT
+         * compiler while the code warms up) and cost a fifth more CPU.
          */
         static int replayTranscript(Path file, Traces.TraceContext ctx, Log log, Consumer<Traces.TraceRecord> sink) throws IOException {
-            java.util.concurrent.BlockingQueue<List<Turns.Turn>> queue = new java.util.concurrent.ArrayBlockingQueue<>(4);
-            List<Turns.Turn> end = List.of();
-            java.util.concurrent.atomic.AtomicReference<IOException> failure = new java.util.concurrent.atomic.AtomicReference<>();
-            Thread reader = new Thread(() -> {
-                List<List<Turns.Turn>> batch = new ArrayList<>(List.of(new ArrayList<>()));
-                Turns.TurnAssembler assembler = new Turns.TurnAssembler(turn -> {
-                    batch.get(0).add(turn);
-                    if (batch.get(0).size() == 4) {
-                        putQuietly(queue, batch.get(0));
-                        batch.set(0, new ArrayList<>());
-                    }
-                });
-                try (InputStream in = Files.newInputStream(file)) {
-                    Reader.streamJsonl(in, 0, true, assembler::accept, log);
-                    assembler.finish();
-                    putQuietly(queue, batch.get(0));
-                } catch (IOException e) {
-                    failure.set(e);
-                } finally {
-                    putQuietly(queue, end);
-                }
-            }, "litefuse-reader");
-            reader.setDaemon(true);
-            reader.start();
-            int count = 0;
+            int[] count = {0};
             Turns.AgentFiles agentFiles = new Turns.AgentFiles(file, log);
-            try {
-                for (List<Turns.Turn> turns = queue.take(); turns != end; turns = queue.take()) {
-                    for (Turns.Turn turn : turns) {
-                        Turns.Turn withAgents = Turns.attachAgents(turn, agentFiles);
-                        if (withAgents.hasWork()) sink.accept(Traces.buildTrace(withAgents, ++count, ctx));
-                    }
-                }
-            } catch (InterruptedException e) {
-                Thread.currentThread().interrupt();
-                throw new java.io.InterruptedIOException("replay interrupted");
+            Turns.TurnAssembler assembler = new Turns.TurnAssembler(turn -> {
+                Turns.Turn withAgents = Turns.attachAgents(turn, agentFiles);
+                if (withAgents.hasWork()) sink.accept(Traces.buildTrace(withAgents, ++count[0], ctx));
+            });
+            try (InputStream in = Files.newInputStream(file)) {
+                Reader.streamJsonl(in, 0, true, assembler::accept, log);
+                assembler.finish();
             }
-            if (failure.get() != null) throw failure.get();
-            return count;
-        }
-
-        private static <T> void putQuietly(java.util.concurrent.BlockingQueue<T> queue, T item) {
-            try {
-                queue.put(item);
-            } catch (InterruptedException e) {
-                Thread.currentThread().interrupt();
-            }
+            return count[0];
         }
 
         /** Exports traces as they stream in, a request per few thousand spans; stops at the first failure. */

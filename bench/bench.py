@@ -77,6 +77,21 @@ class Variant:
         # names, so the output without a baseline is unchanged.
         self.key_suffix = "" if key == "current" else ".base"
         self.dir_suffix = "" if key == "current" else "-base"
+        # The JVM options the script declares (//RUNTIME_OPTIONS, or JBang's older //JAVA_OPTIONS): JBang passes them
+        # on every run, so P3 and P4 run `java` with them too, ahead of the measure's own options.
+        self.runtime_options = script_runtime_options(script)
+
+
+def script_runtime_options(script):
+    options = []
+    with open(script, encoding="utf-8", errors="replace") as f:
+        for line in f:
+            match = re.match(r"//(?:RUNTIME_OPTIONS|JAVA_OPTIONS)\s+(.*)", line)
+            if match:
+                options += shlex.split(match.group(1))
+            elif line.strip() and not line.startswith("//"):
+                break  # JBang reads directives only from the comment lines at the top
+    return options
 
 
 def store(results, variant, measure, value):
@@ -568,7 +583,7 @@ def replay_run(variant, name, transcript, heap_opts, timeout):
     with open(transcript, "rb") as f:  # page cache: measure parsing, not the disk
         while f.read(1 << 24):
             pass
-    command = ["java", *heap_opts, "-XX:+ExitOnOutOfMemoryError", "-XX:+DisplayVMOutputToStderr",
+    command = ["java", *variant.runtime_options, *heap_opts, "-XX:+ExitOnOutOfMemoryError", "-XX:+DisplayVMOutputToStderr",
                f"-Xlog:gc:file={gc_log}",
                "-cp", variant.classpath, "litefuse_hook", "replay", "--json", transcript]
     env = dict(os.environ, HOME=os.path.join(folder))
@@ -663,7 +678,7 @@ def p4_run(args, variant, receiver, base_env, mode, usage, number):
     home = os.path.join(folder, "home")
     os.makedirs(home)
     env = dict(hook_env(base_env, home, receiver.base_url), CC_LANGFUSE_EXPORT_BUDGET_MS="600000")
-    java = ["java", "-cp", variant.classpath, "litefuse_hook"]
+    java = ["java", *variant.runtime_options, "-cp", variant.classpath, "litefuse_hook"]
     transcript = args.p4_file
     if mode == "backfill":
         # Put the transcript where Claude Code keeps them, in case backfill scans ~/.claude/projects.
@@ -682,7 +697,7 @@ def p4_run(args, variant, receiver, base_env, mode, usage, number):
     receiver.reset()
     receiver_cpu = cpu_seconds(receiver.proc.pid)
     log(f"P4{'' if variant.key == 'current' else ' (baseline)'}: {mode} of {os.path.basename(transcript)} "
-        f"({os.path.getsize(transcript) / 1e6:.0f} MB) to the loopback receiver: {' '.join(command[3:])}")
+        f"({os.path.getsize(transcript) / 1e6:.0f} MB) to the loopback receiver: {' '.join(command[len(java):])}")
     started = time.perf_counter()
     try:
         proc = subprocess.run(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env,
@@ -694,7 +709,7 @@ def p4_run(args, variant, receiver, base_env, mode, usage, number):
     stats = receiver.stats()
     receiver_cpu_after = cpu_seconds(receiver.proc.pid)
     window = stats["window_ms"] / 1000
-    out = {"mode": mode, "command": command[3:], "returncode": rc, "seconds": round(elapsed, 2),
+    out = {"mode": mode, "command": command[len(java):], "returncode": rc, "seconds": round(elapsed, 2),
            "receiver": stats, "stderr_tail": stderr[-600:],
            "receiver_cpu_s": None if receiver_cpu is None or receiver_cpu_after is None
            else round(receiver_cpu_after - receiver_cpu, 2),
@@ -1049,6 +1064,11 @@ def main():
         if measures and java:
             results["jdk"][measures] = {"java": java, "version": java_version(java)}
             jdk_lines.append(f"{measures} {results['jdk'][measures]['version']} ({how})")
+    p3_p4 = "/".join(m for m in ("P3", "P4") if m in only)
+    if p3_p4:
+        results["runtime_options"] = {v.key: v.runtime_options for v in variants}
+        jdk_lines.append(f"{p3_p4} JVM options from each script's //RUNTIME_OPTIONS, as JBang runs it: " + ", ".join(
+            f"{v.key} `{' '.join(v.runtime_options)}`" if v.runtime_options else f"{v.key} none" for v in variants))
     results["seconds"] = round(time.time() - began, 1)
     results["loadavg"] = {"before": load_before, "after": os.getloadavg()}
     with open(os.path.join(OUT, "results.json"), "w") as f:
