@@ -522,9 +522,10 @@ public class litefuse_hook implements Callable<Integer> {
 
         /**
          * A JSON object, except that when its "type" is one of `skipped` the rest is not read and the result is just
-         * {"type": ...}, whatever order the fields came in. Anything but an object parses as with parse(). Strings below
-         * the top level of toolUseResult (Read's file text, Edit's patch lines: a tenth of a transcript's bytes) are left
-         * unread as "": nothing reads them, only its top-level fields and the sizes of what it nests.
+         * {"type": ...}, whatever order the fields came in. Anything but an object parses as with parse(). When
+         * toolUseResult is an object, the strings below its fields (Read's file text, Edit's patch lines: a tenth of a
+         * transcript's bytes) are left unread as "": only its fields and the sizes of what they hold are read. Any other
+         * toolUseResult (an MCP tool's list of blocks) is shown whole, so it is read whole.
          */
         static JsonNode parseRow(byte[] bytes, int offset, int length, Set<String> skipped) throws IOException {
             try (JsonParser parser = FACTORY.createParser(bytes, offset, length)) {
@@ -533,7 +534,8 @@ public class litefuse_hook implements Callable<Integer> {
                 while (parser.nextToken() == JsonToken.FIELD_NAME) {
                     String name = parser.currentName();
                     parser.nextToken();
-                    JsonNode value = node(parser, name.equals("toolUseResult") ? 1 : Integer.MAX_VALUE);
+                    boolean summarised = name.equals("toolUseResult") && parser.currentToken() == JsonToken.START_OBJECT;
+                    JsonNode value = node(parser, summarised ? 1 : Integer.MAX_VALUE);
                     if (name.equals("type") && value.isTextual() && skipped.contains(value.textValue())) {
                         return NODES.objectNode().set("type", value);
                     }

@@ -81,6 +81,43 @@ public class ReplayTest {
         assertEquals("task_notification", traces.get(2).metadata().path("claude_code").path("source").asText());
     }
 
+    /**
+     * toolUseResult as the trace shows it: an object's fields and the sizes of what they hold (the reader leaves the
+     * strings nested in them undecoded), and a list (an MCP tool's blocks) whole, in its preview.
+     */
+    @Test
+    void toolUseResultKeepsWhatTheTraceShows(@org.junit.jupiter.api.io.TempDir Path dir) throws IOException {
+        String common = "\"sessionId\":\"sess-T\",\"cwd\":\"/tmp/demo\",\"version\":\"2.1.159\"";
+        String rows = String.join("\n",
+                "{\"type\":\"user\",\"uuid\":\"u1\",\"parentUuid\":null," + common + ",\"timestamp\":\"2026-03-01T10:00:00.000Z\","
+                        + "\"message\":{\"role\":\"user\",\"content\":\"read it and search\"}}",
+                "{\"type\":\"assistant\",\"uuid\":\"a1\",\"parentUuid\":\"u1\"," + common + ",\"timestamp\":\"2026-03-01T10:00:01.000Z\","
+                        + "\"message\":{\"model\":\"claude-opus-4-6\",\"id\":\"m1\",\"role\":\"assistant\",\"stop_reason\":\"tool_use\",\"content\":["
+                        + "{\"type\":\"tool_use\",\"id\":\"toolu_r\",\"name\":\"Read\",\"input\":{\"file_path\":\"/tmp/demo/a.txt\"}},"
+                        + "{\"type\":\"tool_use\",\"id\":\"toolu_m\",\"name\":\"mcp__docs__search\",\"input\":{\"q\":\"x\"}}]}}",
+                "{\"type\":\"user\",\"uuid\":\"r1\",\"parentUuid\":\"a1\"," + common + ",\"timestamp\":\"2026-03-01T10:00:02.000Z\","
+                        + "\"message\":{\"role\":\"user\",\"content\":[{\"type\":\"tool_result\",\"tool_use_id\":\"toolu_r\",\"content\":\"1\\tline one\"}]},"
+                        + "\"toolUseResult\":{\"type\":\"text\",\"status\":\"ok\",\"file\":{\"filePath\":\"/tmp/demo/a.txt\",\"content\":\"line one\\nline two\","
+                        + "\"numLines\":2,\"startLine\":1,\"totalLines\":2},\"notes\":[\"a\",\"b\",\"c\"]}}",
+                "{\"type\":\"user\",\"uuid\":\"r2\",\"parentUuid\":\"r1\"," + common + ",\"timestamp\":\"2026-03-01T10:00:03.000Z\","
+                        + "\"message\":{\"role\":\"user\",\"content\":[{\"type\":\"tool_result\",\"tool_use_id\":\"toolu_m\",\"content\":\"found it\"}]},"
+                        + "\"toolUseResult\":[{\"type\":\"text\",\"text\":\"found it in the docs\"}]}",
+                "{\"type\":\"assistant\",\"uuid\":\"a2\",\"parentUuid\":\"r2\"," + common + ",\"timestamp\":\"2026-03-01T10:00:04.000Z\","
+                        + "\"message\":{\"model\":\"claude-opus-4-6\",\"id\":\"m2\",\"role\":\"assistant\",\"stop_reason\":\"end_turn\","
+                        + "\"content\":[{\"type\":\"text\",\"text\":\"Done.\"}]}}") + "\n";
+        Path file = Files.writeString(dir.resolve("tool-results.jsonl"), rows);
+        List<litefuse_hook.Traces.Observation> tools = TestSupport.replay(file).get(0).observations().stream()
+                .filter(o -> o.type().equals("tool")).toList();
+        assertEquals(2, tools.size());
+        JsonNode read = tools.get(0).metadata().path("claude_code").path("toolUseResult");
+        assertEquals("ok", read.path("status").asText(), "a short field verbatim");
+        assertEquals(5, read.path("file_len").asInt(), "an object's size");
+        assertEquals(3, read.path("notes_len").asInt(), "a list's size");
+        assertEquals(2, read.path("itemCount").asInt(), "Read's numLines, nested in file");
+        JsonNode mcp = tools.get(1).metadata().path("claude_code").path("toolUseResult");
+        assertTrue(mcp.path("value").asText().contains("found it in the docs"), mcp.toString());
+    }
+
     @Test
     void crafted_observationsOfAToolTurn() throws IOException {
         litefuse_hook.Traces.TraceRecord turn = TestSupport.replay(TestSupport.transcript("crafted__edge-cases.jsonl")).get(0);
