@@ -1346,6 +1346,7 @@ public class litefuse_hook implements Callable<Integer> {
         static JsonlStats streamJsonl(InputStream in, long startOffset, boolean acceptWholeTail, Consumer<Transcript.Row> sink, Log log)
                 throws IOException {
             byte[] chunk = new byte[1 << 18];
+            ByteBuffer words = ByteBuffer.wrap(chunk).order(java.nio.ByteOrder.LITTLE_ENDIAN);
             byte[] carry = new byte[8192];
             int carried = 0;
             boolean oversized = false;
@@ -1356,7 +1357,7 @@ public class litefuse_hook implements Callable<Integer> {
             int read;
             while ((read = in.readNBytes(chunk, 0, chunk.length)) > 0) {
                 int from = 0;
-                for (int newline = indexOf(chunk, (byte) '\n', 0, read); newline >= 0; newline = indexOf(chunk, (byte) '\n', from, read)) {
+                for (int newline = nextNewline(words, 0, read); newline >= 0; newline = nextNewline(words, from, read)) {
                     boolean ok;
                     if (oversized) {
                         ok = parseLine(null, 0, 0, lineStart, true, sink, log);
@@ -1397,9 +1398,21 @@ public class litefuse_hook implements Callable<Integer> {
             return new JsonlStats(consumedTo, badLines);
         }
 
-        private static int indexOf(byte[] bytes, byte value, int from, int to) {
-            for (int i = from; i < to; i++) {
-                if (bytes[i] == value) return i;
+        private static final long NEWLINES = 0x0A0A0A0A0A0A0A0AL;
+
+        /**
+         * The first '\n' in `bytes` from `from` (inclusive) to `to`, or -1. Eight bytes at a time: a byte of the word
+         * XOR NEWLINES is zero where the newline is, and (x - 0x01..) & ~x & 0x80.. flags the lowest zero byte.
+         */
+        private static int nextNewline(ByteBuffer bytes, int from, int to) {
+            int i = from;
+            for (; i + Long.BYTES <= to; i += Long.BYTES) {
+                long word = bytes.getLong(i) ^ NEWLINES;
+                long zeros = (word - 0x0101010101010101L) & ~word & 0x8080808080808080L;
+                if (zeros != 0) return i + (Long.numberOfTrailingZeros(zeros) >>> 3);
+            }
+            for (; i < to; i++) {
+                if (bytes.get(i) == '\n') return i;
             }
             return -1;
         }

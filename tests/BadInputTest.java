@@ -1,3 +1,4 @@
+import com.fasterxml.jackson.databind.JsonNode;
 import org.junit.jupiter.api.DynamicTest;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.TestFactory;
@@ -43,6 +44,33 @@ public class BadInputTest extends ReceiverFixture {
             }
         }
         return target;
+    }
+
+    /**
+     * The reader finds every line end, whatever its length and alignment: lines of 1 byte to 600 KB (past the reader's
+     * 256 KB chunk), multi-byte UTF-8, a blank line and a broken one; every row keeps its byte offset.
+     */
+    @Test
+    void readerFindsEveryLineAcrossChunksAndAlignments() throws IOException {
+        java.io.ByteArrayOutputStream bytes = new java.io.ByteArrayOutputStream();
+        List<Long> offsets = new ArrayList<>();
+        int[] padding = {0, 1, 2, 3, 5, 7, 8, 9, 15, 16, 17, 100, 4_095, 70_000, 262_140, 262_150, 600_000, 6, 0};
+        for (int i = 0; i < padding.length; i++) {
+            offsets.add((long) bytes.size());
+            String text = "é✓😀".repeat(i % 3) + "x".repeat(padding[i]);
+            bytes.writeBytes(("{\"type\":\"user\",\"n\":" + i + ",\"text\":\"" + text + "\"}\n").getBytes(StandardCharsets.UTF_8));
+            if (i == 5) bytes.writeBytes("\n{broken\n".getBytes(StandardCharsets.UTF_8));
+        }
+        Path file = Files.write(Files.createTempFile(home, "lines", ".jsonl"), bytes.toByteArray());
+        litefuse_hook.Reader.ReadResult read = litefuse_hook.Reader.readNewJsonl(file, 0, litefuse_hook.Log.toStderr());
+        assertEquals(1, read.badLines());
+        assertEquals(bytes.size(), read.endOffset());
+        assertEquals(offsets, read.rows().stream().map(litefuse_hook.Transcript.Row::offset).toList());
+        for (int i = 0; i < padding.length; i++) {
+            JsonNode row = read.rows().get(i).json();
+            assertEquals(i, row.path("n").asInt());
+            assertEquals(padding[i] + (i % 3) * 4, row.path("text").asText().length(), "row " + i);
+        }
     }
 
     /** Bad payloads on stdin, through a real process: exit 0, nothing printed, one log line, nothing sent. */
