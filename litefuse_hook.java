@@ -636,15 +636,13 @@ public class litefuse_hook implements Callable<Integer> {
 
         /** Compact JSON text. */
         static String toJson(JsonNode node) {
-            // Jackson's own unsynchronised writer (what ObjectMapper.writeValueAsString uses), not StringWriter's StringBuffer.
-            var text = new com.fasterxml.jackson.core.io.SegmentedStringWriter(FACTORY._getBufferRecycler());
+            java.io.StringWriter text = new java.io.StringWriter();
             try (JsonGenerator generator = FACTORY.createGenerator(text)) {
                 write(generator, node);
-                generator.flush();
-                return text.getAndClear();
             } catch (IOException e) {
                 throw new java.io.UncheckedIOException(e);
             }
+            return text.toString();
         }
 
         /** UTF-8 bytes, laid out by `printer` (null: compact). */
