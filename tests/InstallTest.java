@@ -235,7 +235,7 @@ public class InstallTest extends ReceiverFixture {
         ProcessBuilder builder = new ProcessBuilder("sh", launcher.toString()).redirectErrorStream(true);
         builder.environment().remove("TRACE_TO_LANGFUSE");
         Process process = builder.start();
-        process.getOutputStream().close();
+        TestSupport.feed(process, new byte[0]);
         assertEquals("", new String(process.getInputStream().readAllBytes()));
         assertEquals(0, process.waitFor());
         assertTrue(Files.exists(home.resolve(".claude/hooks/litefuse-hook" + litefuse_hook.Setup.fastestJava(env, home).archiveSuffix())),
@@ -444,8 +444,7 @@ public class InstallTest extends ReceiverFixture {
         builder.environment().putAll(Map.of("PATH", "/nonexistent", "HOME", home.toString(), "CLAUDE_PLUGIN_ROOT", repo.toString(),
                 "CLAUDE_PLUGIN_DATA", home.resolve("data").toString(), "CLAUDE_PLUGIN_OPTION_PUBLIC_KEY", "pk-lf-x"));
         Process process = builder.start();
-        process.getOutputStream().write(TestSupport.payload("s", home.resolve("t.jsonl")).getBytes());
-        process.getOutputStream().close();
+        TestSupport.feed(process, TestSupport.payload("s", home.resolve("t.jsonl")).getBytes());
         assertEquals("", new String(process.getInputStream().readAllBytes()));
         assertEquals(0, process.waitFor());
 
@@ -463,7 +462,7 @@ public class InstallTest extends ReceiverFixture {
                     "CLAUDE_PLUGIN_ROOT", root.startsWith("/elsewhere") ? repo.toString() : root,
                     "CLAUDE_PLUGIN_DATA", home.resolve("data").toString(), "CLAUDE_PLUGIN_OPTION_PUBLIC_KEY", "pk-lf-x"));
             Process run = withLauncher.start();
-            run.getOutputStream().close();
+            TestSupport.feed(run, new byte[0]);
             assertEquals(root.startsWith("/elsewhere") ? "" : "FAST\n", new String(run.getInputStream().readAllBytes()), root);
             assertEquals(0, run.waitFor());
         }

@@ -110,12 +110,17 @@ final class TestSupport {
         builder.environment().putAll(env);
         builder.redirectOutput(stdout.toFile()).redirectError(stderr.toFile());
         Process process = builder.start();
+        feed(process, stdin);
+        return process;
+    }
+
+    /** Writes `stdin` to the process and closes it; the process may exit before reading it, which is its right. */
+    static void feed(Process process, byte[] stdin) {
         try (var in = process.getOutputStream()) {
             in.write(stdin);
         } catch (IOException e) {
-            // The hook may exit before reading stdin; that is its right.
+            // Exited first: nothing was waiting for the input.
         }
-        return process;
     }
 
     static Run runHookProcess(Map<String, String> env, String stdin) throws IOException, InterruptedException {
