@@ -4248,6 +4248,11 @@ public class litefuse_hook implements Callable<Integer> {
                     Files.deleteIfExists(recording);
                     return false;
                 }
+                try {
+                    Files.setPosixFilePermissions(recording, StateFiles.OWNER_ONLY);
+                } catch (UnsupportedOperationException e) {
+                    // No POSIX modes here (Windows): the folder's access rules apply.
+                }
                 Files.move(recording, archive, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
                 return true;
             } catch (IOException | InterruptedException e) {

@@ -238,8 +238,10 @@ public class InstallTest extends ReceiverFixture {
         TestSupport.feed(process, new byte[0]);
         assertEquals("", new String(process.getInputStream().readAllBytes()));
         assertEquals(0, process.waitFor());
-        assertTrue(Files.exists(home.resolve(".claude/hooks/litefuse-hook" + litefuse_hook.Setup.fastestJava(env, home).archiveSuffix())),
-                "install recorded the start-up archive");
+        Path archive = home.resolve(".claude/hooks/litefuse-hook" + litefuse_hook.Setup.fastestJava(env, home).archiveSuffix());
+        assertTrue(Files.exists(archive), "install recorded the start-up archive");
+        assertEquals("rw-------", mode(archive), "readable by its owner only, as every file litefuse-hook writes");
+        assertEquals("rwx------", mode(launcher), "the launcher too");
     }
 
     @Test
