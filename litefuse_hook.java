@@ -4111,6 +4111,16 @@ public class litefuse_hook implements Callable<Integer> {
             return home.resolve(".claude").resolve("hooks").resolve("litefuse-hook");
         }
 
+        /** What install writes beside a launcher: the class path bundled into one jar, and start-up archives. */
+        static Path bundlePath(Path launcher) {
+            return launcher.resolveSibling(launcher.getFileName() + ".jar");
+        }
+
+        static List<Path> launcherCompanions(Path launcher) {
+            return List.of(bundlePath(launcher), launcher.resolveSibling(launcher.getFileName() + ".aot"),
+                    launcher.resolveSibling(launcher.getFileName() + ".jsa"));
+        }
+
         /** A JDK the launcher can run: its java, its feature version, and the start-up archive it supports. */
         record JavaRuntime(Path java, int feature) {
             /** JDK 25+ keeps an AOT cache (classes loaded and linked ahead of time); 13+ a dynamic AppCDS archive. */
@@ -4207,6 +4217,77 @@ public class litefuse_hook implements Callable<Integer> {
                     "if [ $# -eq 0 ]; then run >/dev/null 2>&1; exit 0; fi",
                     "run \"$@\"",
                     "");
+        }
+
+        /**
+         * The class path as one jar beside the launcher: the JVM opens one file instead of twenty, which saves some
+         * 5 ms of every hook run, and the hook keeps running when JBang's cache is cleaned. Entries keep the class path's
+         * order (the first copy of a name wins, as the class loader would pick it), service files are joined, and the
+         * jars' own manifests, indexes and signatures stay out. Returns the class path the launcher runs: the bundle, or
+         * the class path unchanged when it holds anything but jars or the bundle cannot be written.
+         */
+        static String bundleClassPath(String classPath, Path bundle) {
+            List<Path> jars = new ArrayList<>();
+            for (String entry : classPath.split(java.io.File.pathSeparator)) {
+                if (entry.isEmpty()) continue;
+                if (!entry.endsWith(".jar") || !Files.isRegularFile(Paths.get(entry))) return classPath;
+                jars.add(Paths.get(entry).toAbsolutePath());
+            }
+            if (jars.isEmpty()) return classPath;
+            try {
+                java.io.ByteArrayOutputStream bytes = new java.io.ByteArrayOutputStream(1 << 23);
+                Set<String> written = new HashSet<>();
+                Map<String, java.io.ByteArrayOutputStream> services = new LinkedHashMap<>();
+                boolean multiRelease = false;
+                try (java.util.zip.ZipOutputStream out = new java.util.zip.ZipOutputStream(bytes)) {
+                    out.setLevel(java.util.zip.Deflater.BEST_SPEED);
+                    for (Path jar : jars) {
+                        try (java.util.jar.JarFile file = new java.util.jar.JarFile(jar.toFile(), false)) {
+                            java.util.jar.Manifest manifest = file.getManifest();
+                            boolean versioned = manifest != null && "true".equalsIgnoreCase(manifest.getMainAttributes().getValue("Multi-Release"));
+                            multiRelease |= versioned;
+                            for (java.util.jar.JarEntry entry : java.util.Collections.list(file.entries())) {
+                                String name = entry.getName();
+                                if (!bundles(name, versioned)) continue;
+                                if (name.startsWith("META-INF/services/") && !entry.isDirectory()) {
+                                    java.io.ByteArrayOutputStream service = services.computeIfAbsent(name, n -> new java.io.ByteArrayOutputStream());
+                                    try (InputStream in = file.getInputStream(entry)) {
+                                        in.transferTo(service);
+                                    }
+                                    service.write('\n');
+                                } else if (written.add(name)) {
+                                    out.putNextEntry(new java.util.zip.ZipEntry(name));
+                                    try (InputStream in = file.getInputStream(entry)) {
+                                        in.transferTo(out);
+                                    }
+                                    out.closeEntry();
+                                }
+                            }
+                        }
+                    }
+                    for (Map.Entry<String, java.io.ByteArrayOutputStream> service : services.entrySet()) {
+                        out.putNextEntry(new java.util.zip.ZipEntry(service.getKey()));
+                        service.getValue().writeTo(out);
+                        out.closeEntry();
+                    }
+                    out.putNextEntry(new java.util.zip.ZipEntry("META-INF/MANIFEST.MF"));
+                    out.write(("Manifest-Version: 1.0\r\nCreated-By: litefuse-hook " + VERSION + "\r\n"
+                            + (multiRelease ? "Multi-Release: true\r\n" : "") + "\r\n").getBytes(StandardCharsets.UTF_8));
+                    out.closeEntry();
+                }
+                StateFiles.writeAtomically(bundle, bytes.toByteArray(), StateFiles.OWNER_ONLY);
+                return bundle.toString();
+            } catch (IOException | RuntimeException e) {
+                return classPath;
+            }
+        }
+
+        /** Whether a jar's entry goes into the bundle: not what describes that jar alone, nor another Java's classes. */
+        private static boolean bundles(String name, boolean multiRelease) {
+            if (name.equals("META-INF/MANIFEST.MF") || name.equals("META-INF/INDEX.LIST") || name.endsWith("module-info.class")) return false;
+            if (name.startsWith("META-INF/versions/") && !multiRelease) return false;
+            boolean topOfMetaInf = name.startsWith("META-INF/") && name.indexOf('/', 9) < 0;
+            return !(topOfMetaInf && (name.endsWith(".SF") || name.endsWith(".RSA") || name.endsWith(".DSA") || name.endsWith(".EC")));
         }
 
         /**
@@ -4716,7 +4797,7 @@ public class litefuse_hook implements Callable<Integer> {
             Files.createDirectories(launcher.getParent());
             Setup.JavaRuntime java = javaPath != null ? new Setup.JavaRuntime(javaPath.toAbsolutePath(),
                     Setup.javaFeature(javaPath.toAbsolutePath().getParent().getParent())) : Setup.fastestJava(env, home);
-            String classPath = System.getProperty("java.class.path");
+            String classPath = Setup.bundleClassPath(System.getProperty("java.class.path"), Setup.bundlePath(launcher));
             Path archive = launcher.resolveSibling(launcher.getFileName() + java.archiveSuffix());
             boolean trained = Setup.trainArchive(java, classPath, archive);
             // Renamed over the old one: Claude Code may be starting the old launcher right now.
@@ -4821,6 +4902,7 @@ public class litefuse_hook implements Callable<Integer> {
                 }
             }
             Files.deleteIfExists(Setup.launcherPath(home));
+            for (Path companion : Setup.launcherCompanions(Setup.launcherPath(home))) Files.deleteIfExists(companion);
             if (status == 0) Files.delete(manifestFile);
             out.println("Removed the launcher " + Setup.launcherPath(home) + ". The log and state in " + home.resolve(".claude/state")
                     + " are kept.");

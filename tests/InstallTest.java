@@ -166,6 +166,9 @@ public class InstallTest extends ReceiverFixture {
         assertEquals(0, result.exitCode(), result.err());
         assertEquals(TestSupport.JSON.readTree(OTHER_SETTINGS), read(userSettings()));
         assertFalse(Files.exists(home.resolve(".claude/hooks/litefuse-hook")));
+        try (Stream<Path> left = Files.list(home.resolve(".claude/hooks"))) {
+            assertEquals(List.of(), left.toList(), "nor its jar and start-up archive");
+        }
 
         Path fresh = TestSupport.tempHome();
         env.put("HOME", fresh.toString());
@@ -226,6 +229,75 @@ public class InstallTest extends ReceiverFixture {
         for (int i = 0; i < 50 && readOrEmpty(home.resolve("refreshed")).isEmpty(); i++) Thread.sleep(100);
         assertEquals("install --print-hook-command --launcher " + launcher + " --source " + source,
                 readOrEmpty(home.resolve("refreshed")).strip(), "and refreshes the launcher in the background, keeping its source");
+    }
+
+    @Test
+    void installedLauncherSendsTurnsFromItsOneJar() throws Exception {
+        assertEquals(0, install().exitCode());
+        Path launcher = home.resolve(".claude/hooks/litefuse-hook");
+        Path bundle = home.resolve(".claude/hooks/litefuse-hook.jar");
+        assertEquals(List.of(bundle), litefuse_hook.Setup.launcherClassPath(launcher), "the launcher runs the bundled class path");
+        assertEquals("rw-------", mode(bundle));
+        Path transcript = home.resolve("session.jsonl");
+        Files.copy(TestSupport.transcript("crafted__edge-cases.jsonl"), transcript);
+        ProcessBuilder builder = new ProcessBuilder("sh", launcher.toString()).redirectErrorStream(true);
+        builder.environment().clear();
+        builder.environment().put("PATH", "/usr/bin:/bin");
+        builder.environment().putAll(TestSupport.hookEnv(home, receiver.baseUrl()));
+        Process process = builder.start();
+        TestSupport.feed(process, TestSupport.payload("s", transcript).getBytes(java.nio.charset.StandardCharsets.UTF_8));
+        assertEquals("", new String(process.getInputStream().readAllBytes()));
+        assertEquals(0, process.waitFor());
+        assertTrue(TestSupport.log(home).contains("Processed 5 turns"), TestSupport.log(home));
+        TestSupport.assertEverySpanOnce(receiver, TestSupport.expectedSpanKeys(transcript));
+    }
+
+    @Test
+    void bundleKeepsTheClassPathOrderAndJoinsServices() throws IOException {
+        Path first = jar(home.resolve("first.jar"), true, Map.of("a/X.class", "first", "META-INF/services/s.S", "impl.First",
+                "META-INF/versions/11/a/X.class", "first on 11", "META-INF/FIRST.SF", "signature", "module-info.class", "module"));
+        Path second = jar(home.resolve("second.jar"), false, Map.of("a/X.class", "second", "b/Y.txt", "only here",
+                "META-INF/services/s.S", "impl.Second", "META-INF/versions/9/b/Z.class", "not a multi-release jar"));
+        Path bundle = home.resolve("hooks/bundle.jar");
+        Files.createDirectories(bundle.getParent());
+        assertEquals(bundle.toString(), litefuse_hook.Setup.bundleClassPath(first + ":" + second, bundle));
+        assertEquals("rw-------", mode(bundle));
+        try (java.util.jar.JarFile jar = new java.util.jar.JarFile(bundle.toFile())) {
+            assertEquals("first", entry(jar, "a/X.class"), "the first jar's copy, as the class loader picks it");
+            assertEquals("only here", entry(jar, "b/Y.txt"));
+            assertEquals("impl.First\nimpl.Second\n", entry(jar, "META-INF/services/s.S"), "both jars' services");
+            assertEquals("true", jar.getManifest().getMainAttributes().getValue("Multi-Release"));
+            assertEquals("first on 11", entry(jar, "META-INF/versions/11/a/X.class"));
+            for (String gone : List.of("META-INF/versions/9/b/Z.class", "META-INF/FIRST.SF", "module-info.class")) {
+                assertEquals(null, jar.getEntry(gone), gone);
+            }
+        }
+        Path elsewhere = home.resolve("hooks/other.jar");
+        String withFolder = first + ":" + home.resolve("classes");
+        assertEquals(withFolder, litefuse_hook.Setup.bundleClassPath(withFolder, elsewhere), "a folder on the class path: left as it is");
+        assertFalse(Files.exists(elsewhere));
+    }
+
+    private static Path jar(Path file, boolean multiRelease, Map<String, String> entries) throws IOException {
+        java.util.jar.Manifest manifest = new java.util.jar.Manifest();
+        manifest.getMainAttributes().put(java.util.jar.Attributes.Name.MANIFEST_VERSION, "1.0");
+        if (multiRelease) manifest.getMainAttributes().putValue("Multi-Release", "true");
+        try (java.util.jar.JarOutputStream out = new java.util.jar.JarOutputStream(Files.newOutputStream(file), manifest)) {
+            for (Map.Entry<String, String> entry : new java.util.TreeMap<>(entries).entrySet()) {
+                out.putNextEntry(new java.util.jar.JarEntry(entry.getKey()));
+                out.write(entry.getValue().getBytes(java.nio.charset.StandardCharsets.UTF_8));
+                out.closeEntry();
+            }
+        }
+        return file;
+    }
+
+    private static String entry(java.util.jar.JarFile jar, String name) throws IOException {
+        java.util.zip.ZipEntry entry = jar.getEntry(name);
+        assertTrue(entry != null, name + " is in the bundle");
+        try (java.io.InputStream in = jar.getInputStream(entry)) {
+            return new String(in.readAllBytes(), java.nio.charset.StandardCharsets.UTF_8);
+        }
     }
 
     @Test
