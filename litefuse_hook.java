@@ -4621,7 +4621,7 @@ public class litefuse_hook implements Callable<Integer> {
             return failures == 0 ? 0 : 1;
         }
 
-        static void writeJson(com.fasterxml.jackson.core.JsonGenerator generator, JsonNode node) {
+        private static void writeJson(com.fasterxml.jackson.core.JsonGenerator generator, JsonNode node) {
             try {
                 Json.write(generator, node);
             } catch (IOException e) {
@@ -5002,7 +5002,7 @@ public class litefuse_hook implements Callable<Integer> {
          * Where the hook is registered: settings files (from `install` or by hand), the plugin, or both (then every
          * Stop runs it twice: each turn is still sent once, but one of them should go).
          */
-        static Setup.Check hookCheck(Path home, Path dir) throws IOException {
+        private static Setup.Check hookCheck(Path home, Path dir) throws IOException {
             List<String> found = new ArrayList<>();
             Set<String> events = new LinkedHashSet<>();
             Setup.Check launcherProblem = null;
@@ -5045,7 +5045,7 @@ public class litefuse_hook implements Callable<Integer> {
             return new Setup.Check(true, "Hooks", String.join(", ", events) + ": " + String.join("; ", found));
         }
 
-        static Setup.Check launcherCheck(Path launcher) throws IOException {
+        private static Setup.Check launcherCheck(Path launcher) throws IOException {
             if (!Files.isExecutable(launcher)) {
                 return new Setup.Check(false, "Hooks", launcher + " is missing or not executable; run litefuse-hook install again");
             }
@@ -5057,7 +5057,7 @@ public class litefuse_hook implements Callable<Integer> {
             return new Setup.Check(true, "Hooks", launcher.toString());
         }
 
-        static List<Setup.Check> stateChecks(Config config) throws IOException {
+        private static List<Setup.Check> stateChecks(Config config) throws IOException {
             List<Setup.Check> checks = new ArrayList<>();
             Path log = config.stateDir().resolve("litefuse_hook.log");
             List<String> lines = Files.exists(log) ? Files.readAllLines(log) : List.of();
@@ -5093,7 +5093,7 @@ public class litefuse_hook implements Callable<Integer> {
             return checks;
         }
 
-        static Setup.Check sendCanary(Config config, Setup.CredentialCheck credentials, Traces.TraceRecord canary) {
+        private static Setup.Check sendCanary(Config config, Setup.CredentialCheck credentials, Traces.TraceRecord canary) {
             if (!config.canExport()) return new Setup.Check(false, "Test trace", "not sent: no keys");
             try (Export.TraceExporter exporter = Export.TraceExporter.forLangfuse(config, Log.toStderr())) {
                 Export.ExportOutcome outcome = exporter.export(List.of(canary), System.nanoTime() + TimeUnit.SECONDS.toNanos(15));
@@ -5105,10 +5105,10 @@ public class litefuse_hook implements Callable<Integer> {
             return new Setup.Check(true, "Test trace", "sent \"" + canary.name() + "\": " + where);
         }
 
-        static final Duration CANARY_WAIT = Duration.ofSeconds(15);
+        private static final Duration CANARY_WAIT = Duration.ofSeconds(15);
 
         /** Polls Langfuse's v2 observations API (real time in v4) until the canary shows up, for a few seconds. */
-        static Setup.Check canaryVisible(Config config, Traces.TraceRecord canary) {
+        private static Setup.Check canaryVisible(Config config, Traces.TraceRecord canary) {
             LangfuseApi api = LangfuseApi.of(config);
             if (api == null) return new Setup.Check(true, "Real time", "not checked: no keys to ask Langfuse with");
             long started = System.nanoTime();
