@@ -4132,8 +4132,15 @@ public class litefuse_hook implements Callable<Integer> {
                 return feature >= 25 ? List.of("-XX:AOTCacheOutput=" + archive) : List.of("-XX:ArchiveClassesAtExit=" + archive);
             }
 
+            /**
+             * On JDK 25+ without the training replay: its thread queues the training run's hot methods for compiling
+             * at once, and on two cores that work outruns the hook's own (5 ms of a firing). The options are ignored
+             * by a JDK that no longer knows them, so the hook still starts.
+             */
             String useArchiveFlags() {
-                return feature >= 25 ? "-XX:AOTCache=\"$archive\"" : "-XX:SharedArchiveFile=\"$archive\" -Xshare:auto";
+                return feature >= 25
+                        ? "-XX:AOTCache=\"$archive\" -XX:+UnlockDiagnosticVMOptions -XX:+IgnoreUnrecognizedVMOptions -XX:-AOTReplayTraining"
+                        : "-XX:SharedArchiveFile=\"$archive\" -Xshare:auto";
             }
         }
 
