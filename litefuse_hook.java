@@ -4231,7 +4231,8 @@ public class litefuse_hook implements Callable<Integer> {
          * 5 ms of every hook run, and the hook keeps running when JBang's cache is cleaned. Entries keep the class path's
          * order (the first copy of a name wins, as the class loader would pick it), service files are joined, and the
          * jars' own manifests, indexes and signatures stay out. Returns the class path the launcher runs: the bundle, or
-         * the class path unchanged when it holds anything but jars or the bundle cannot be written.
+         * the class path unchanged when it holds anything but jars, a jar names others in its manifest, or the bundle
+         * cannot be written.
          */
         static String bundleClassPath(String classPath, Path bundle) {
             List<Path> jars = new ArrayList<>();
@@ -4251,6 +4252,8 @@ public class litefuse_hook implements Callable<Integer> {
                     for (Path jar : jars) {
                         try (java.util.jar.JarFile file = new java.util.jar.JarFile(jar.toFile(), false)) {
                             java.util.jar.Manifest manifest = file.getManifest();
+                            // A jar that names more jars (Class-Path) is left to the JVM, which follows the names.
+                            if (manifest != null && manifest.getMainAttributes().getValue("Class-Path") != null) return classPath;
                             boolean versioned = manifest != null && "true".equalsIgnoreCase(manifest.getMainAttributes().getValue("Multi-Release"));
                             multiRelease |= versioned;
                             for (java.util.jar.JarEntry entry : java.util.Collections.list(file.entries())) {

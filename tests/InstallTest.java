@@ -276,6 +276,14 @@ public class InstallTest extends ReceiverFixture {
         String withFolder = first + ":" + home.resolve("classes");
         assertEquals(withFolder, litefuse_hook.Setup.bundleClassPath(withFolder, elsewhere), "a folder on the class path: left as it is");
         assertFalse(Files.exists(elsewhere));
+        Path naming = jar(home.resolve("naming.jar"), false, Map.of("c/Z.class", "names others"));
+        try (java.nio.file.FileSystem zip = java.nio.file.FileSystems.newFileSystem(naming)) {
+            Files.writeString(zip.getPath("META-INF/MANIFEST.MF"), "Manifest-Version: 1.0\r\nClass-Path: lib/dep.jar\r\n\r\n");
+        }
+        String withManifestPath = naming + ":" + second;
+        assertEquals(withManifestPath, litefuse_hook.Setup.bundleClassPath(withManifestPath, elsewhere),
+                "a jar whose manifest names more jars: left to the JVM, which follows them");
+        assertFalse(Files.exists(elsewhere));
     }
 
     private static Path jar(Path file, boolean multiRelease, Map<String, String> entries) throws IOException {
