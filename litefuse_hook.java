@@ -4111,21 +4111,33 @@ public class litefuse_hook implements Callable<Integer> {
             return home.resolve(".claude").resolve("hooks").resolve("litefuse-hook");
         }
 
-        /** What install writes beside a launcher: the class path bundled into one jar, and start-up archives. */
+        /** The class path bundled into one jar, beside the launcher. */
         static Path bundlePath(Path launcher) {
-            return launcher.resolveSibling(launcher.getFileName() + ".jar");
+            return besideLauncher(launcher, ".jar");
         }
 
+        /** The start-up archive `runtime` keeps, beside the launcher. */
+        static Path archivePath(Path launcher, JavaRuntime runtime) {
+            return besideLauncher(launcher, runtime.archiveSuffix());
+        }
+
+        /** Everything install writes beside a launcher: the bundle and a start-up archive of either kind. */
         static List<Path> launcherCompanions(Path launcher) {
-            return List.of(bundlePath(launcher), launcher.resolveSibling(launcher.getFileName() + ".aot"),
-                    launcher.resolveSibling(launcher.getFileName() + ".jsa"));
+            return List.of(bundlePath(launcher), besideLauncher(launcher, JavaRuntime.AOT_CACHE), besideLauncher(launcher, JavaRuntime.CDS_ARCHIVE));
+        }
+
+        private static Path besideLauncher(Path launcher, String suffix) {
+            return launcher.resolveSibling(launcher.getFileName() + suffix);
         }
 
         /** A JDK the launcher can run: its java, its feature version, and the start-up archive it supports. */
         record JavaRuntime(Path java, int feature) {
+            static final String AOT_CACHE = ".aot";
+            static final String CDS_ARCHIVE = ".jsa";
+
             /** JDK 25+ keeps an AOT cache (classes loaded and linked ahead of time); 13+ a dynamic AppCDS archive. */
             String archiveSuffix() {
-                return feature >= 25 ? ".aot" : ".jsa";
+                return feature >= 25 ? AOT_CACHE : CDS_ARCHIVE;
             }
 
             List<String> recordArchiveFlags(Path archive) {
@@ -4808,7 +4820,7 @@ public class litefuse_hook implements Callable<Integer> {
             Setup.JavaRuntime java = javaPath != null ? new Setup.JavaRuntime(javaPath.toAbsolutePath(),
                     Setup.javaFeature(javaPath.toAbsolutePath().getParent().getParent())) : Setup.fastestJava(env, home);
             String classPath = Setup.bundleClassPath(System.getProperty("java.class.path"), Setup.bundlePath(launcher));
-            Path archive = launcher.resolveSibling(launcher.getFileName() + java.archiveSuffix());
+            Path archive = Setup.archivePath(launcher, java);
             boolean trained = Setup.trainArchive(java, classPath, archive);
             // Renamed over the old one: Claude Code may be starting the old launcher right now.
             StateFiles.writeAtomically(launcher, Setup.launcherScript(java, classPath, archive, Setup.fallbackCommand(env, home, sourceFile),

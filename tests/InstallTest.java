@@ -318,7 +318,7 @@ public class InstallTest extends ReceiverFixture {
         TestSupport.feed(process, new byte[0]);
         assertEquals("", new String(process.getInputStream().readAllBytes()));
         assertEquals(0, process.waitFor());
-        Path archive = home.resolve(".claude/hooks/litefuse-hook" + litefuse_hook.Setup.fastestJava(env, home).archiveSuffix());
+        Path archive = litefuse_hook.Setup.archivePath(launcher, litefuse_hook.Setup.fastestJava(env, home));
         assertTrue(Files.exists(archive), "install recorded the start-up archive");
         assertEquals("rw-------", mode(archive), "readable by its owner only, as every file litefuse-hook writes");
         assertEquals("rwx------", mode(launcher), "the launcher too");
