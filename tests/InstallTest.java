@@ -238,6 +238,12 @@ public class InstallTest extends ReceiverFixture {
         Path bundle = home.resolve(".claude/hooks/litefuse-hook.jar");
         assertEquals(List.of(bundle), litefuse_hook.Setup.launcherClassPath(launcher), "the launcher runs the bundled class path");
         assertEquals("rw-------", mode(bundle));
+        try (java.util.jar.JarFile jar = new java.util.jar.JarFile(bundle.toFile())) {
+            assertTrue(jar.getEntry("io/opentelemetry/exporter/otlp/http/trace/OtlpHttpSpanExporter.class") != null, "the exporter is bundled");
+            for (String senderOnly : List.of("okhttp3/OkHttpClient.class", "okio/Buffer.class", "kotlin/Unit.class")) {
+                assertEquals(null, jar.getEntry(senderOnly), "the OkHttp sender's libraries stay out: " + senderOnly);
+            }
+        }
         Path transcript = home.resolve("session.jsonl");
         Files.copy(TestSupport.transcript("crafted__edge-cases.jsonl"), transcript);
         ProcessBuilder builder = new ProcessBuilder("sh", launcher.toString()).redirectErrorStream(true);
@@ -258,9 +264,12 @@ public class InstallTest extends ReceiverFixture {
                 "META-INF/versions/11/a/X.class", "first on 11", "META-INF/FIRST.SF", "signature", "module-info.class", "module"));
         Path second = jar(home.resolve("second.jar"), false, Map.of("a/X.class", "second", "b/Y.txt", "only here",
                 "META-INF/services/s.S", "impl.Second", "META-INF/versions/9/b/Z.class", "not a multi-release jar"));
+        Path sender = home.resolve("repository/com/squareup/okhttp3/okhttp/5.0.0/okhttp-5.0.0.jar");
+        Files.createDirectories(sender.getParent());
+        jar(sender, false, Map.of("okhttp3/OkHttpClient.class", "the sender's", "b/Y.txt", "the sender's copy"));
         Path bundle = home.resolve("hooks/bundle.jar");
         Files.createDirectories(bundle.getParent());
-        assertEquals(bundle.toString(), litefuse_hook.Setup.bundleClassPath(first + ":" + second, bundle));
+        assertEquals(bundle.toString(), litefuse_hook.Setup.bundleClassPath(first + ":" + sender + ":" + second, bundle));
         assertEquals("rw-------", mode(bundle));
         try (java.util.jar.JarFile jar = new java.util.jar.JarFile(bundle.toFile())) {
             assertEquals("first", entry(jar, "a/X.class"), "the first jar's copy, as the class loader picks it");
@@ -268,7 +277,7 @@ public class InstallTest extends ReceiverFixture {
             assertEquals("impl.First\nimpl.Second\n", entry(jar, "META-INF/services/s.S"), "both jars' services");
             assertEquals("true", jar.getManifest().getMainAttributes().getValue("Multi-Release"));
             assertEquals("first on 11", entry(jar, "META-INF/versions/11/a/X.class"));
-            for (String gone : List.of("META-INF/versions/9/b/Z.class", "META-INF/FIRST.SF", "module-info.class")) {
+            for (String gone : List.of("META-INF/versions/9/b/Z.class", "META-INF/FIRST.SF", "module-info.class", "okhttp3/OkHttpClient.class")) {
                 assertEquals(null, jar.getEntry(gone), gone);
             }
         }
