@@ -348,8 +348,10 @@ public class litefuse_hook implements Callable<Integer> {
 
         /** The number in `value` when it is at least `min`, else the fallback. */
         private static long parseAtLeast(String value, long min, long fallback) {
+            // Unset is the usual case: answered without the exception that Long.parseLong("") throws.
+            if (value == null || value.isBlank()) return fallback;
             try {
-                long parsed = Long.parseLong(value == null ? "" : value.trim());
+                long parsed = Long.parseLong(value.trim());
                 return parsed >= min ? parsed : fallback;
             } catch (NumberFormatException e) {
                 return fallback;
