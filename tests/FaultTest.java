@@ -158,6 +158,44 @@ public class FaultTest extends ReceiverFixture {
     }
 
     @Test
+    void everyExportIsOnDiskBeforeItsBodyArrives() throws Exception {
+        // The hook records an export while the request is built and connected; the body waits for the record.
+        Path state = stateFile();
+        java.util.List<Boolean> recordedFirst = new java.util.concurrent.CopyOnWriteArrayList<>();
+        receiver.onBody(() -> {
+            try {
+                recordedFirst.add(TestSupport.JSON.readTree(state.toFile()).has("in_flight"));
+            } catch (IOException e) {
+                recordedFirst.add(false);
+            }
+        });
+        TestSupport.assertQuietExit(TestSupport.runHookProcess(env, TestSupport.payload("s", transcript)));
+        assertEquals(java.util.List.of(true), recordedFirst, "the state held the export's record when its body arrived");
+        TestSupport.assertEverySpanOnce(receiver, TestSupport.expectedSpanKeys(transcript));
+    }
+
+    @Test
+    void anExportThatCannotBeRecordedSendsNothing() throws Exception {
+        // The state file cannot be replaced (a folder is in the way): no body may leave without the record.
+        Path state = stateFile();
+        Files.createDirectories(state.resolve("in-the-way"));
+        TestSupport.assertQuietExit(TestSupport.runHookProcess(env, TestSupport.payload("s", transcript)));
+        assertTrue(receiver.requests().isEmpty(), "no body reached the server");
+        String log = TestSupport.log(home);
+        assertEquals(1, log.lines().filter(line -> line.contains("[ERROR]")).count(), log);
+        assertTrue(log.contains("the export could not be recorded before sending, so nothing was sent"), log);
+        Files.delete(state.resolve("in-the-way"));
+        Files.delete(state);
+        TestSupport.assertQuietExit(TestSupport.runHookProcess(env, TestSupport.payload("s", transcript)));
+        TestSupport.assertEverySpanOnce(receiver, TestSupport.expectedSpanKeys(transcript));
+    }
+
+    private Path stateFile() {
+        String key = litefuse_hook.StateFiles.stateKey("s", transcript.toAbsolutePath().normalize().toString());
+        return home.resolve(".claude/state/litefuse/" + key + ".json");
+    }
+
+    @Test
     void slowServerWithinBudget() throws Exception {
         String log = runFault("slow server (1 s)", receiver.baseUrl(), r -> r.respondWith(OtlpReceiver.Behaviour.slow(1000)), true);
         assertTrue(log.contains("Processed 5 turns in "), log);

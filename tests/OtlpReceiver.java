@@ -111,6 +111,13 @@ public final class OtlpReceiver implements AutoCloseable {
         standing = behaviour;
     }
 
+    private volatile Runnable onBody = () -> { };
+
+    /** Runs `check` as each export's body arrives, before it is stored or answered. */
+    public void onBody(Runnable check) {
+        onBody = check;
+    }
+
     /** Answers the next requests with these behaviours, one each, before the standing one. */
     public void script(Behaviour... next) {
         script.addAll(List.of(next));
@@ -220,6 +227,7 @@ public final class OtlpReceiver implements AutoCloseable {
         try (InputStream in = exchange.getRequestBody()) {
             body = in.readAllBytes();
         }
+        onBody.run();
         Behaviour behaviour = script.poll();
         if (behaviour == null) behaviour = standing;
         int answer = behaviour.status();
