@@ -82,6 +82,38 @@ public class TranscriptChangeTest extends ReceiverFixture {
     }
 
     @Test
+    void stateWithTheOlderSha256HeadIsCheckedThatWayThenSavedWithACrc32() throws IOException {
+        int turn4 = HookTest.indexOfUuid(lines, "u4");
+        Files.write(transcript, lines.subList(0, turn4));
+        fire();
+        assertEachTurnOnce(3);
+        Path stateFile = home.resolve(".claude/state/litefuse/"
+                + litefuse_hook.StateFiles.stateKey("s", transcript.toAbsolutePath().normalize().toString()) + ".json");
+        com.fasterxml.jackson.databind.node.ObjectNode state = (com.fasterxml.jackson.databind.node.ObjectNode) TestSupport.JSON.readTree(stateFile.toFile());
+        assertTrue(state.has("head_crc32"), state.toString());
+        // As an earlier release saved it: a SHA-256 of the same head bytes.
+        byte[] head = java.util.Arrays.copyOf(Files.readAllBytes(transcript), state.path("head_length").asInt());
+        String sha256 = java.util.HexFormat.of().formatHex(litefuse_hook.StateFiles.sha256(head));
+        state.remove("head_crc32");
+        state.put("head_sha256", sha256);
+        Files.writeString(stateFile, state.toString());
+        Files.write(transcript, lines.subList(0, HookTest.indexOfUuid(lines, "u5")));
+        fire();
+        assertEachTurnOnce(4);
+        assertTrue(!TestSupport.log(home).contains("was rewritten"), "the old head checksum still matches: " + TestSupport.log(home));
+        com.fasterxml.jackson.databind.JsonNode migrated = TestSupport.JSON.readTree(stateFile.toFile());
+        assertTrue(migrated.has("head_crc32") && !migrated.has("head_sha256"), migrated.toString());
+        // An old checksum that no longer matches is a rewrite, read again from the start without resending.
+        ((com.fasterxml.jackson.databind.node.ObjectNode) migrated).remove("head_crc32");
+        ((com.fasterxml.jackson.databind.node.ObjectNode) migrated).put("head_sha256", sha256.replace(sha256.charAt(0), sha256.charAt(0) == 'a' ? 'b' : 'a'));
+        Files.writeString(stateFile, migrated.toString());
+        Files.write(transcript, lines);
+        fire();
+        assertTrue(TestSupport.log(home).contains("was rewritten"), TestSupport.log(home));
+        assertEachTurnOnce(5);
+    }
+
+    @Test
     void deletedTranscriptIsLoggedAndTheStateKept() throws IOException {
         Files.write(transcript, lines.subList(0, HookTest.indexOfUuid(lines, "u4")));
         fire();
