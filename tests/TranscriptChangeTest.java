@@ -39,6 +39,13 @@ public class TranscriptChangeTest extends ReceiverFixture {
         TestSupport.assertEverySpanOnce(receiver, TestSupport.expectedSpanKeys(transcript, turns));
     }
 
+    /** Writes the transcript up to the turn of `nextUuid`, fires, and checks that its `turns` turns arrived once. */
+    void sendUpTo(String nextUuid, int turns) throws IOException {
+        Files.write(transcript, lines.subList(0, HookTest.indexOfUuid(lines, nextUuid)));
+        fire();
+        assertEachTurnOnce(turns);
+    }
+
     @Test
     void shrunkTranscriptIsReadAgainWithoutResending() throws IOException {
         Files.write(transcript, lines);
@@ -54,10 +61,7 @@ public class TranscriptChangeTest extends ReceiverFixture {
 
     @Test
     void replacedTranscriptIsReadFromTheStart() throws IOException {
-        int turn5 = HookTest.indexOfUuid(lines, "u5");
-        Files.write(transcript, lines.subList(0, turn5));
-        fire();
-        assertEachTurnOnce(4);
+        sendUpTo("u5", 4);
         // A new file at the same path (new inode), longer than the old one: the old offset means nothing in it.
         Path replacement = home.resolve("replacement.jsonl");
         List<String> rewritten = new ArrayList<>(List.of("{\"type\":\"summary\",\"summary\":\"A title written first\",\"leafUuid\":\"x\"}"));
@@ -83,10 +87,7 @@ public class TranscriptChangeTest extends ReceiverFixture {
 
     @Test
     void stateWithTheOlderSha256HeadIsCheckedThatWayThenSavedWithACrc32() throws IOException {
-        int turn4 = HookTest.indexOfUuid(lines, "u4");
-        Files.write(transcript, lines.subList(0, turn4));
-        fire();
-        assertEachTurnOnce(3);
+        sendUpTo("u4", 3);
         Path stateFile = home.resolve(".claude/state/litefuse/"
                 + litefuse_hook.StateFiles.stateKey("s", transcript.toAbsolutePath().normalize().toString()) + ".json");
         com.fasterxml.jackson.databind.node.ObjectNode state = (com.fasterxml.jackson.databind.node.ObjectNode) TestSupport.JSON.readTree(stateFile.toFile());
@@ -97,9 +98,7 @@ public class TranscriptChangeTest extends ReceiverFixture {
         state.remove("head_crc32");
         state.put("head_sha256", sha256);
         Files.writeString(stateFile, state.toString());
-        Files.write(transcript, lines.subList(0, HookTest.indexOfUuid(lines, "u5")));
-        fire();
-        assertEachTurnOnce(4);
+        sendUpTo("u5", 4);
         assertTrue(!TestSupport.log(home).contains("was rewritten"), "the old head checksum still matches: " + TestSupport.log(home));
         com.fasterxml.jackson.databind.JsonNode migrated = TestSupport.JSON.readTree(stateFile.toFile());
         assertTrue(migrated.has("head_crc32") && !migrated.has("head_sha256"), migrated.toString());
@@ -115,9 +114,7 @@ public class TranscriptChangeTest extends ReceiverFixture {
 
     @Test
     void deletedTranscriptIsLoggedAndTheStateKept() throws IOException {
-        Files.write(transcript, lines.subList(0, HookTest.indexOfUuid(lines, "u4")));
-        fire();
-        assertEachTurnOnce(3);
+        sendUpTo("u4", 3);
         Files.delete(transcript);
         fire();
         assertTrue(TestSupport.log(home).contains("Transcript is missing, unreadable or not a file"), TestSupport.log(home));
