@@ -43,8 +43,8 @@ public class ConcurrencyTest extends ReceiverFixture {
         List<Process> processes = new ArrayList<>();
         List<Path[]> outputs = new ArrayList<>();
         for (String payload : payloads) {
-            Path out = Files.createTempFile("out", ".txt");
-            Path err = Files.createTempFile("err", ".txt");
+            Path out = TestSupport.tempFile("out", ".txt");
+            Path err = TestSupport.tempFile("err", ".txt");
             outputs.add(new Path[]{out, err});
             processes.add(TestSupport.startHookProcess(env, payload.getBytes(), out, err));
         }
@@ -119,7 +119,7 @@ public class ConcurrencyTest extends ReceiverFixture {
         String payload = TestSupport.payload("s", transcript);
         int leftInFlight = 0;
         for (int i = 0; i < 12; i++) {
-            Process process = TestSupport.startHookProcess(env, payload.getBytes(), Files.createTempFile("o", ""), Files.createTempFile("e", ""));
+            Process process = TestSupport.startHookProcess(env, payload.getBytes(), TestSupport.tempFile("o", ""), TestSupport.tempFile("e", ""));
             Thread.sleep(200 + random.nextInt(1500));
             process.destroyForcibly().waitFor();
             assertStatesReadable();

@@ -418,7 +418,7 @@ public class HookTest extends ReceiverFixture {
 
     @Test
     void lastPrintsTheLinkOfTheNewestTraceOfThisProject() throws Exception {
-        Path projectDir = Files.createTempDirectory("litefuse-last-");
+        Path projectDir = TestSupport.tempDir("last-");
         Path folder = home.resolve(".claude/projects").resolve(litefuse_hook.Setup.claudeProjectFolder(projectDir));
         Files.createDirectories(folder);
         Path target = folder.resolve("sess.jsonl");

@@ -36,7 +36,7 @@ public class InstallTest extends ReceiverFixture {
 
     @BeforeEach
     void start() throws IOException {
-        project = Files.createTempDirectory("litefuse-project-");
+        project = TestSupport.tempDir("project-");
         env = new HashMap<>();
         env.put("HOME", home.toString());
         env.put("PATH", "/usr/bin:/bin");

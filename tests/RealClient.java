@@ -86,7 +86,7 @@ final class RealClient {
         if (given != null && !given.isBlank()) return binary = Path.of(given).toAbsolutePath();
         Path script = TestSupport.testsDir().getParent().resolve(".ci/claude-code");
         try {
-            Path log = Files.createTempFile("claude-code-install", ".log");
+            Path log = TestSupport.tempFile("claude-code-install", ".log");
             Process process = new ProcessBuilder("bash", script.toString()).redirectError(log.toFile()).start();
             String out;
             try (var in = process.getInputStream()) {
@@ -344,7 +344,7 @@ final class RealClient {
 
         /** Runs the scenario in a fresh WORK directory inside a loopback-only network namespace. */
         Result run() throws IOException, InterruptedException {
-            return run(Files.createTempDirectory("litefuse-realclient-"));
+            return run(TestSupport.tempDir("realclient-"));
         }
 
         Result run(Path work) throws IOException, InterruptedException {

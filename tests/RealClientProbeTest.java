@@ -244,7 +244,7 @@ class RealClientProbeTest {
     @Test
     void theInnerProgramRefusesToRunOutsideANamespace() throws Exception {
         Assumptions.assumeTrue(RealClientScenario.notIsolated() != null, "this JVM already runs in a loopback-only namespace");
-        Path work = Files.createTempDirectory("litefuse-realclient-refuse-");
+        Path work = TestSupport.tempDir("realclient-refuse-");
         Path scenario = work.resolve("scenario.json");
         Files.writeString(scenario, "{\"work\": \"" + work + "\", \"claude\": \"/bin/false\", \"steps\": [{\"exec\": [\"touch\", \"" + work.resolve("ran") + "\"]}]}");
         Process process = new ProcessBuilder(Path.of(System.getProperty("java.home"), "bin", "java").toString(), "-cp",

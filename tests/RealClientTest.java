@@ -31,6 +31,31 @@ class RealClientTest {
         return TestSupport.testsDir().getParent();
     }
 
+    /**
+     * The repository as a clone holds it, for `plugin marketplace add` (Claude Code copies the whole folder): tracked
+     * and new files, never what .gitignore leaves out, such as gigabytes of bench/out. Without git, the folder itself.
+     */
+    static Path repositoryAsCloned() throws IOException, InterruptedException {
+        Path repo = repository();
+        byte[] listing;
+        try {
+            Process git = new ProcessBuilder("git", "-C", repo.toString(), "ls-files", "-z", "--cached", "--others", "--exclude-standard")
+                    .redirectError(ProcessBuilder.Redirect.DISCARD).start();
+            listing = git.getInputStream().readAllBytes();
+            if (git.waitFor() != 0) return repo;
+        } catch (IOException e) {
+            return repo;
+        }
+        Path copy = TestSupport.tempDir("marketplace-");
+        for (String name : new String(listing, java.nio.charset.StandardCharsets.UTF_8).split("\0")) {
+            Path source = repo.resolve(name);
+            if (name.isEmpty() || !Files.isRegularFile(source)) continue;
+            Files.createDirectories(copy.resolve(name).getParent());
+            Files.copy(source, copy.resolve(name), java.nio.file.StandardCopyOption.COPY_ATTRIBUTES);
+        }
+        return copy;
+    }
+
     /** `litefuse-hook install` inside the namespace, with keys for the receiver and a few optional settings. */
     static RealClient.Scenario installed() {
         return RealClient.scenario()
@@ -246,6 +271,7 @@ class RealClientTest {
     @Test
     void pluginFromThisRepositoryTracesTurnsAndBuildsItsFastPath() throws Exception {
         Path repo = repository();
+        Path marketplace = repositoryAsCloned();
         Path realHome = Path.of(System.getProperty("user.home"));
         String jbangHome = System.getenv().getOrDefault("LITEFUSE_JBANG_HOME", Path.of(System.getenv().getOrDefault("XDG_CACHE_HOME",
                 realHome.resolve(".cache").toString()), "litefuse-hook", "jbang-" + System.getenv().getOrDefault("LITEFUSE_JBANG_VERSION", "0.132.1")).toString());
@@ -257,8 +283,8 @@ class RealClientTest {
                 .env("LITEFUSE_JBANG_HOME", jbangHome)
                 .env("JBANG_DIR", System.getenv().getOrDefault("JBANG_DIR", realHome.resolve(".jbang").toString()))
                 .env("JBANG_REPO", System.getenv().getOrDefault("JBANG_REPO", realHome.resolve(".m2/repository").toString()))
-                .claude("plugin", "validate", "--strict", repo.toString())
-                .claude("plugin", "marketplace", "add", repo.toString())
+                .claude("plugin", "validate", "--strict", marketplace.toString())
+                .claude("plugin", "marketplace", "add", marketplace.toString())
                 // As SKILL.md does it: install, then the keys on standard input (never on a command line).
                 .claude("plugin", "install", "litefuse-hook@litefuse")
                 .step(withStdin(RealClient.Scenario.step("plugin", "configure", "litefuse-hook@litefuse", "--values-stdin"),

@@ -21,5 +21,6 @@ abstract class ReceiverFixture {
     @AfterEach
     void stopReceiver() {
         receiver.close();
+        TestSupport.deleteTree(home);
     }
 }

@@ -62,8 +62,38 @@ final class TestSupport {
         return litefuse_hook.History.replayFile(file, context(file));
     }
 
+    /** Every temporary file and folder of a test run lives in one folder, deleted when the test JVM exits. */
+    static final Path SCRATCH = scratch();
+
+    private static Path scratch() {
+        try {
+            Path root = Files.createTempDirectory("litefuse-tests-");
+            Runtime.getRuntime().addShutdownHook(new Thread(() -> deleteTree(root)));
+            return root;
+        } catch (IOException e) {
+            throw new java.io.UncheckedIOException(e);
+        }
+    }
+
     static Path tempHome() throws IOException {
-        return Files.createTempDirectory("litefuse-home-");
+        return tempDir("home-");
+    }
+
+    static Path tempDir(String prefix) throws IOException {
+        return Files.createTempDirectory(SCRATCH, prefix);
+    }
+
+    static Path tempFile(String prefix, String suffix) throws IOException {
+        return Files.createTempFile(SCRATCH, prefix, suffix);
+    }
+
+    /** Deletes a folder and what it holds; what cannot be deleted (a process still writing) is left. */
+    static void deleteTree(Path root) {
+        try (Stream<Path> walk = Files.walk(root)) {
+            walk.sorted(java.util.Comparator.reverseOrder()).forEach(path -> path.toFile().delete());
+        } catch (IOException | java.io.UncheckedIOException e) {
+            // Gone already, or half: the operating system's temporary folder keeps the rest.
+        }
     }
 
     static Map<String, String> hookEnv(Path home, String baseUrl) {
@@ -133,8 +163,8 @@ final class TestSupport {
 
     /** Runs `java litefuse_hook ARGS...` as {@link #startCliProcess} does, and waits for it (2 minutes at most). */
     static Run runCliProcess(Map<String, String> env, byte[] stdin, String... args) throws IOException, InterruptedException {
-        Path out = Files.createTempFile("hook-out", ".txt");
-        Path err = Files.createTempFile("hook-err", ".txt");
+        Path out = tempFile("hook-out", ".txt");
+        Path err = tempFile("hook-err", ".txt");
         long started = System.nanoTime();
         Process process = startCliProcess(env, stdin, out, err, args);
         if (!process.waitFor(120, java.util.concurrent.TimeUnit.SECONDS)) {
@@ -142,7 +172,10 @@ final class TestSupport {
             throw new AssertionError("the litefuse_hook process did not finish");
         }
         long wall = (System.nanoTime() - started) / 1_000_000;
-        return new Run(process.exitValue(), Files.readString(out), Files.readString(err), wall);
+        Run run = new Run(process.exitValue(), Files.readString(out), Files.readString(err), wall);
+        Files.delete(out);
+        Files.delete(err);
+        return run;
     }
 
     /** Exit code 0 and nothing on Claude Code's terminal. */
