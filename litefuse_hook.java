@@ -4442,16 +4442,22 @@ public class litefuse_hook implements Callable<Integer> {
 
         /**
          * Records the start-up archive: runs the hook once, in a temporary HOME, on a small transcript, against a
-         * loopback server, so every class the hook needs is in the archive. Nothing reaches the caller's terminal.
+         * loopback server, so every class the hook needs is in the archive; kept only if the hook's export reached the
+         * server. With `tls` the server speaks HTTPS, so the TLS client is archived too: an https endpoint's firing
+         * takes 70 ms less. Nothing reaches the caller's terminal.
          */
-        static boolean trainArchive(JavaRuntime runtime, String classPath, Path archive) {
+        static boolean trainArchive(JavaRuntime runtime, String classPath, Path archive, boolean tls) {
             Path scratch = null;
             com.sun.net.httpserver.HttpServer server = null;
             try {
                 scratch = Files.createTempDirectory("litefuse-train-");
-                server = com.sun.net.httpserver.HttpServer.create(new java.net.InetSocketAddress(java.net.InetAddress.getLoopbackAddress(), 0), 0);
+                Path keyStore = scratch.resolve("training.p12");
+                server = tls ? trainingHttpsServer(runtime, keyStore) : com.sun.net.httpserver.HttpServer.create(
+                        new java.net.InetSocketAddress(java.net.InetAddress.getLoopbackAddress(), 0), 0);
+                java.util.concurrent.atomic.AtomicInteger exports = new java.util.concurrent.atomic.AtomicInteger();
                 server.createContext("/", exchange -> {
                     exchange.getRequestBody().readAllBytes();
+                    exports.incrementAndGet();
                     exchange.sendResponseHeaders(200, 2);
                     exchange.getResponseBody().write("{}".getBytes(StandardCharsets.UTF_8));
                     exchange.close();
@@ -4464,19 +4470,20 @@ public class litefuse_hook implements Callable<Integer> {
                 List<String> command = new ArrayList<>(List.of(runtime.java().toString()));
                 command.addAll(runtime.recordArchiveFlags(recording));
                 command.add(JavaRuntime.NATIVE_REFLECTION);
+                if (tls) command.addAll(List.of("-Djavax.net.ssl.trustStore=" + keyStore, "-Djavax.net.ssl.trustStorePassword=" + TRAINING_PASSWORD));
                 command.addAll(List.of("-Xlog:disable", "-cp", classPath, "litefuse_hook"));
                 ProcessBuilder builder = new ProcessBuilder(command).redirectErrorStream(true)
                         .redirectOutput(scratch.resolve("training.log").toFile());
                 builder.environment().putAll(Map.of("HOME", scratch.toString(), "TRACE_TO_LANGFUSE", "true",
                         "LANGFUSE_PUBLIC_KEY", "pk-lf-training", "LANGFUSE_SECRET_KEY", "sk-lf-training",
-                        "LANGFUSE_BASE_URL", "http://127.0.0.1:" + server.getAddress().getPort()));
+                        "LANGFUSE_BASE_URL", (tls ? "https" : "http") + "://127.0.0.1:" + server.getAddress().getPort()));
                 builder.environment().remove("OTEL_EXPORTER_OTLP_ENDPOINT");
                 builder.environment().remove("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT");
                 Process process = builder.start();
                 try (java.io.OutputStream stdin = process.getOutputStream()) {
                     stdin.write(("{\"session_id\":\"training\",\"transcript_path\":\"" + transcript + "\"}").getBytes(StandardCharsets.UTF_8));
                 }
-                if (!process.waitFor(180, TimeUnit.SECONDS) || process.exitValue() != 0 || !Files.isRegularFile(recording)) {
+                if (!process.waitFor(180, TimeUnit.SECONDS) || process.exitValue() != 0 || !Files.isRegularFile(recording) || exports.get() == 0) {
                     Files.deleteIfExists(recording);
                     return false;
                 }
@@ -4487,12 +4494,40 @@ public class litefuse_hook implements Callable<Integer> {
                 }
                 Files.move(recording, archive, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
                 return true;
-            } catch (IOException | InterruptedException e) {
+            } catch (IOException | InterruptedException | java.security.GeneralSecurityException e) {
                 return false;
             } finally {
                 if (server != null) server.stop(0);
                 if (scratch != null) deleteTree(scratch);
             }
+        }
+
+        private static final String TRAINING_PASSWORD = "litefuse-training";
+
+        /**
+         * A loopback HTTPS server for the training run, on a throwaway EC key that the runtime's keytool makes in
+         * `keyStore`; the training hook trusts that same store.
+         */
+        private static com.sun.net.httpserver.HttpsServer trainingHttpsServer(JavaRuntime runtime, Path keyStore)
+                throws IOException, InterruptedException, java.security.GeneralSecurityException {
+            Path keytool = runtime.java().resolveSibling(runtime.java().getFileName().toString().replace("java", "keytool"));
+            Process process = new ProcessBuilder(keytool.toString(), "-genkeypair", "-alias", "training", "-keyalg", "EC",
+                    "-groupname", "secp256r1", "-dname", "CN=localhost", "-ext", "SAN=ip:127.0.0.1", "-validity", "2",
+                    "-storetype", "PKCS12", "-keystore", keyStore.toString(), "-storepass", TRAINING_PASSWORD, "-keypass", TRAINING_PASSWORD)
+                    .redirectErrorStream(true).redirectOutput(ProcessBuilder.Redirect.DISCARD).start();
+            if (!process.waitFor(60, TimeUnit.SECONDS) || process.exitValue() != 0) throw new IOException("keytool failed");
+            java.security.KeyStore store = java.security.KeyStore.getInstance("PKCS12");
+            try (InputStream in = Files.newInputStream(keyStore)) {
+                store.load(in, TRAINING_PASSWORD.toCharArray());
+            }
+            javax.net.ssl.KeyManagerFactory keys = javax.net.ssl.KeyManagerFactory.getInstance(javax.net.ssl.KeyManagerFactory.getDefaultAlgorithm());
+            keys.init(store, TRAINING_PASSWORD.toCharArray());
+            javax.net.ssl.SSLContext context = javax.net.ssl.SSLContext.getInstance("TLS");
+            context.init(keys.getKeyManagers(), null, null);
+            com.sun.net.httpserver.HttpsServer server = com.sun.net.httpserver.HttpsServer.create(
+                    new java.net.InetSocketAddress(java.net.InetAddress.getLoopbackAddress(), 0), 0);
+            server.setHttpsConfigurator(new com.sun.net.httpserver.HttpsConfigurator(context));
+            return server;
         }
 
         /** A small finished turn with thinking, a tool call and its result, and a final answer. */
@@ -4950,7 +4985,9 @@ public class litefuse_hook implements Callable<Integer> {
                     Setup.javaFeature(javaPath.toAbsolutePath().getParent().getParent())) : Setup.fastestJava(env, home);
             String classPath = Setup.bundleClassPath(System.getProperty("java.class.path"), Setup.bundlePath(launcher));
             Path archive = Setup.archivePath(launcher, java);
-            boolean trained = Setup.trainArchive(java, classPath, archive);
+            // Trained on the endpoint's scheme (the TLS client is 8 MB of archive); over plain HTTP when HTTPS fails.
+            boolean tls = Config.firstNonBlank(baseUrl, config.tracesEndpoint()).startsWith("https:");
+            boolean trained = Setup.trainArchive(java, classPath, archive, tls) || tls && Setup.trainArchive(java, classPath, archive, false);
             // Renamed over the old one: Claude Code may be starting the old launcher right now.
             StateFiles.writeAtomically(launcher, Setup.launcherScript(java, classPath, archive, Setup.fallbackCommand(env, home, sourceFile),
                     sourceFile).getBytes(StandardCharsets.UTF_8), PosixFilePermissions.fromString("rwx------"));

@@ -12,6 +12,7 @@ import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Set;
 import java.util.stream.Stream;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
@@ -331,6 +332,37 @@ public class InstallTest extends ReceiverFixture {
         assertTrue(Files.exists(archive), "install recorded the start-up archive");
         assertEquals("rw-------", mode(archive), "readable by its owner only, as every file litefuse-hook writes");
         assertEquals("rwx------", mode(launcher), "the launcher too");
+    }
+
+    @Test
+    void anHttpsEndpointGetsTheTlsClientInTheArchive() throws Exception {
+        // Trained against a loopback HTTPS server (a throwaway key), the archive holds the TLS client that a firing to
+        // Langfuse Cloud needs; trained over plain HTTP it does not, and every start maps 8 MB less.
+        litefuse_hook.Setup.JavaRuntime java = litefuse_hook.Setup.fastestJava(env, home);
+        org.junit.jupiter.api.Assumptions.assumeTrue(java.feature() >= 25, "an AOT cache loads all its classes at start-up, so they can be listed");
+        assertEquals(0, installAt("https://cloud.langfuse.com").exitCode());
+        assertTrue(archivedClasses(java).contains("sun.security.ssl.SSLSocketImpl"), "the TLS client is archived");
+        assertEquals(0, installAt(receiver.baseUrl()).exitCode());
+        Set<String> plain = archivedClasses(java);
+        assertTrue(plain.contains("litefuse_hook$Export$DeadlineHttpSender"), "an archive was recorded");
+        assertFalse(plain.contains("sun.security.ssl.SSLSocketImpl"), "no TLS client for an http endpoint");
+    }
+
+    /** The classes the installed archive holds: a JDK 25 AOT cache loads them all as the JVM starts. */
+    private Set<String> archivedClasses(litefuse_hook.Setup.JavaRuntime java) throws IOException, InterruptedException {
+        Path launcher = home.resolve(".claude/hooks/litefuse-hook");
+        ProcessBuilder builder = new ProcessBuilder(java.java().toString(), "-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC",
+                "-XX:AOTCache=" + litefuse_hook.Setup.archivePath(launcher, java), "-Xlog:class+load=info",
+                "-cp", litefuse_hook.Setup.bundlePath(launcher).toString(), "litefuse_hook").redirectErrorStream(true);
+        builder.environment().put("TRACE_TO_LANGFUSE", "false");
+        Process process = builder.start();
+        TestSupport.feed(process, new byte[0]);
+        Set<String> classes = new java.util.TreeSet<>();
+        for (String line : new String(process.getInputStream().readAllBytes()).split("\n")) {
+            if (line.endsWith(" source: shared objects file")) classes.add(line.substring(line.indexOf("] ") + 2, line.indexOf(" source:")));
+        }
+        assertEquals(0, process.waitFor());
+        return classes;
     }
 
     @Test
