@@ -358,13 +358,14 @@ def run_rounds(measure, runners, runs, warmup, receiver, results, quiet_wait, al
     results.setdefault("disturbance", {})[measure] = {"dropped_rounds": dropped, "kept_disturbed_rounds": kept_disturbed}
     return samples, details, failures
 
-def hook_command_a(variant, base_env, home=None):
+def hook_command_a(variant, base_env, receiver_url, home=None):
     """The command `install --print-hook-command` prints, or the fallback; its label; why install was not used.
 
-    install runs with HOME=`home` (it may write a launcher there) and in the variant's frozen script's directory,
-    so the launcher watches that frozen copy, not the file being edited (nor the other variant's copy)."""
+    install runs with the hook's own environment (HOME=`home`, where it may write a launcher; the receiver's URL, so
+    it trains its start-up archive for that endpoint, as a user's install does for theirs) and in the variant's frozen
+    script's directory, so the launcher watches that frozen copy, not the file being edited (nor the other variant's)."""
     home = home or fresh_dir("p1-install-probe" + variant.dir_suffix)
-    env = dict(base_env, HOME=home)
+    env = hook_env(base_env, home, receiver_url)
     try:
         proc = subprocess.run([JBANG, variant.script, "install", "--print-hook-command"], stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE, env=env, timeout=180, stdin=subprocess.DEVNULL,
@@ -423,7 +424,7 @@ def p1(args, receiver, base_env, results, variants):
             sessions[key] = HookSession(f"p1{letter}{variant.dir_suffix}", args.small, base_env, receiver.base_url)
     commands, problems, specs = {}, {}, {}
     for variant in variants:
-        command_a, label_a, install_problem = hook_command_a(variant, base_env, sessions["a" + variant.key_suffix].home)
+        command_a, label_a, install_problem = hook_command_a(variant, base_env, receiver.base_url, sessions["a" + variant.key_suffix].home)
         tag = "" if variant is current else " (baseline)"
         if install_problem:
             log(f"P1{tag}: `install --print-hook-command` unavailable ({install_problem}); using the fallback command")
@@ -1043,7 +1044,7 @@ def main():
                 wait_until_quiet(results, "P1", args.quiet_wait)
                 commands = p1(args, receiver, base_env, results, variants)
             else:
-                commands = {v.key: hook_command_a(v, base_env)[:2] for v in variants}
+                commands = {v.key: hook_command_a(v, base_env, receiver.base_url)[:2] for v in variants}
         if "P2" in only:
             wait_until_quiet(results, "P2", args.quiet_wait)
             p2(args, receiver, base_env, results, variants, commands)
