@@ -159,7 +159,8 @@ public class FaultTest extends ReceiverFixture {
 
     @Test
     void everyExportIsOnDiskBeforeItsBodyArrives() throws Exception {
-        // The hook records an export while the request is built and connected; the body waits for the record.
+        // The hook's record of an export is the state with in_flight (that the body waits for it, whatever the timing,
+        // is aSlowRecordHoldsTheBodyBack's to show).
         Path state = stateFile();
         java.util.List<Boolean> recordedFirst = new java.util.concurrent.CopyOnWriteArrayList<>();
         receiver.onBody(() -> {
@@ -171,6 +172,29 @@ public class FaultTest extends ReceiverFixture {
         });
         TestSupport.assertQuietExit(TestSupport.runHookProcess(env, TestSupport.payload("s", transcript)));
         assertEquals(java.util.List.of(true), recordedFirst, "the state held the export's record when its body arrived");
+        TestSupport.assertEverySpanOnce(receiver, TestSupport.expectedSpanKeys(transcript));
+    }
+
+    @Test
+    void aSlowRecordHoldsTheBodyBack() throws Exception {
+        // The sender has compressed and connected long before this record is written: its body must still wait for it.
+        Path record = home.resolve("record");
+        java.util.List<Boolean> recordedFirst = new java.util.concurrent.CopyOnWriteArrayList<>();
+        receiver.onBody(() -> recordedFirst.add(Files.exists(record)));
+        java.util.List<litefuse_hook.Traces.TraceRecord> traces = TestSupport.replay(transcript);
+        try (litefuse_hook.Export.TraceExporter exporter = litefuse_hook.Export.TraceExporter.forLangfuse(
+                litefuse_hook.Config.loadConfig(env), litefuse_hook.Log.toStderr(), io.opentelemetry.sdk.common.export.MemoryMode.IMMUTABLE_DATA)) {
+            litefuse_hook.Export.ExportOutcome outcome = exporter.export(traces, System.nanoTime() + 10_000_000_000L, () -> {
+                try {
+                    Thread.sleep(500);
+                } catch (InterruptedException e) {
+                    Thread.currentThread().interrupt();
+                }
+                Files.writeString(record, "recorded");
+            });
+            assertEquals(traces.size(), outcome.acknowledged(), String.valueOf(outcome.failure()));
+        }
+        assertEquals(java.util.List.of(true), recordedFirst, "the body arrived only once the record was on disk");
         TestSupport.assertEverySpanOnce(receiver, TestSupport.expectedSpanKeys(transcript));
     }
 
