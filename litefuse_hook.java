@@ -1319,15 +1319,10 @@ public class litefuse_hook implements Callable<Integer> {
 
         private static final int HEAD_BYTES = 4096;
 
-        /** The file's identity (inode) and a CRC-32 of its first bytes up to `offset` (at most 4 KiB). */
-        static TranscriptIdentity transcriptIdentity(Path transcriptPath, long offset) throws IOException {
-            return transcriptIdentity(transcriptPath, (int) Math.min(HEAD_BYTES, offset), false);
-        }
-
         /**
-         * A checksum, not a digest, by default: it only tells an append from a rewrite, and a cold JVM took 1.5 ms of
-         * every firing for the SHA-256 of 4 KiB, against 0.4 ms for the JDK's CRC-32 (zlib's; CRC-32C is Java code,
-         * interpreted as slowly as the digest).
+         * The file's identity (inode) and a checksum of its first `length` bytes: a CRC-32 unless `sha256`. A checksum,
+         * not a digest: it only tells an append from a rewrite, and a cold JVM took 1.5 ms of every firing for the
+         * SHA-256 of 4 KiB, against 0.4 ms for the JDK's CRC-32 (zlib's; CRC-32C is Java code, interpreted as slowly).
          */
         private static TranscriptIdentity transcriptIdentity(Path transcriptPath, int length, boolean sha256) throws IOException {
             Object fileKey = Files.readAttributes(transcriptPath, java.nio.file.attribute.BasicFileAttributes.class).fileKey();
@@ -1353,8 +1348,9 @@ public class litefuse_hook implements Callable<Integer> {
          */
         static TranscriptIdentity transcriptIdentity(Path transcriptPath, long offset, SessionState startedFrom) throws IOException {
             TranscriptIdentity verified = startedFrom.identity();
-            if (verified != null && !verified.sha256() && verified.headLength() == Math.min(HEAD_BYTES, offset)) return verified;
-            return transcriptIdentity(transcriptPath, offset);
+            int length = (int) Math.min(HEAD_BYTES, offset);
+            if (verified != null && !verified.sha256() && verified.headLength() == length) return verified;
+            return transcriptIdentity(transcriptPath, length, false);
         }
 
         /** Why the saved offset no longer fits the transcript (shrunk, replaced, rewritten), or null when it does. */
@@ -4244,7 +4240,7 @@ public class litefuse_hook implements Callable<Integer> {
              * initialiser, which every Jackson parser triggers, and interpreted that squaring takes 10 ms of a firing.
              * Quoted for the shell (the star); `quiet` keeps the JVM from announcing the command on stdout.
              */
-            static final String BIG_INTEGER_EARLY = "-XX:CompileCommand=quiet '-XX:CompileCommand=CompileThresholdScaling,java.math.BigInteger::*,0.1'";
+            private static final String BIG_INTEGER_EARLY = "-XX:CompileCommand=quiet '-XX:CompileCommand=CompileThresholdScaling,java.math.BigInteger::*,0.1'";
 
             /** The launcher's options: the quick compiler only, the smallest collector, no perf file. */
             static final String RUN_FLAGS = "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC -XX:-UsePerfData " + NATIVE_REFLECTION + " " + BIG_INTEGER_EARLY;
