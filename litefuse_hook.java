@@ -50,6 +50,7 @@ import io.opentelemetry.sdk.trace.data.SpanData;
 import io.opentelemetry.sdk.trace.export.SpanExporter;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Model.CommandSpec;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Parameters;
@@ -147,218 +148,15 @@ public class litefuse_hook implements Callable<Integer> {
         return 0;
     }
 
-    /** Everything the hook reads from its environment; the secret key is never part of toString(). */
-    record Config(boolean enabled, String publicKey, String secretKey, String baseUrl, String otlpEndpoint,
-                  Map<String, String> otlpHeaders, String userId, boolean debug, int maxChars, Path home,
-                  long exportBudgetMillis, Masker masker, String environment, long unknownSettleMillis,
-                  List<String> tags, Traces.TraceParent traceParent, List<String> problems) {
-        /** What trace building needs from the configuration, for one transcript. */
-        Traces.TraceContext traceContext(String fallbackSessionId, String transcriptPath) {
-            return new Traces.TraceContext(fallbackSessionId, userId, transcriptPath, maxChars, masker, environment, tags, traceParent);
+    // ----------------- Sections. Each uses only the sections above it: general helpers first, commands last. -----------------
+
+    /** General helpers every section may use: text, time, hashing, a file's age, a sleep. */
+    static final class Helpers {
+        private Helpers() {
         }
 
-        /** Langfuse's OTLP path, unless the standard OTEL_EXPORTER_OTLP_* variables route traces elsewhere. */
-        String tracesEndpoint() {
-            return otlpEndpoint != null ? otlpEndpoint : baseUrl + "/api/public/otel/v1/traces";
-        }
-
-        boolean hasKeys() {
-            return publicKey != null && !publicKey.isBlank() && secretKey != null && !secretKey.isBlank();
-        }
-
-        /** Keys for Langfuse, or an OpenTelemetry endpoint (a collector that adds its own credentials). */
-        boolean canExport() {
-            return hasKeys() || otlpEndpoint != null;
-        }
-
-        /** Basic auth from the keys, then OTEL_EXPORTER_OTLP_(TRACES_)HEADERS, which win on a clash. */
-        Map<String, String> exportHeaders() {
-            Map<String, String> headers = langfuseHeaders();
-            otlpHeaders.forEach((name, value) -> {
-                headers.keySet().removeIf(existing -> existing.equalsIgnoreCase(name));
-                headers.put(name, value);
-            });
-            return headers;
-        }
-
-        /** What every request to Langfuse itself carries: Basic auth from the keys, who we are, the v4 opt-in. */
-        Map<String, String> langfuseHeaders() {
-            Map<String, String> headers = new LinkedHashMap<>();
-            if (hasKeys()) {
-                headers.put("Authorization", "Basic " + Base64.getEncoder().encodeToString(
-                        (publicKey + ":" + secretKey).getBytes(StandardCharsets.UTF_8)));
-                headers.put("x-langfuse-public-key", publicKey);
-            }
-            headers.put("x-langfuse-sdk-name", "litefuse-hook");
-            headers.put("x-langfuse-sdk-version", VERSION);
-            // Langfuse v4 writes such requests straight to its real-time events table; older servers ignore it.
-            headers.put(INGESTION_VERSION_HEADER, "4");
-            return headers;
-        }
-
-        Path stateDir() {
-            return home.resolve(".claude").resolve("state");
-        }
-
-        @Override
-        public String toString() {
-            return "Config[enabled=" + enabled + ", publicKey=" + publicKey + ", endpoint=" + tracesEndpoint()
-                    + ", otlpHeaders=" + otlpHeaders.keySet() + ", userId="
-                    + userId + ", debug=" + debug + ", maxChars=" + maxChars + ", home=" + home + ", budgetMs="
-                    + exportBudgetMillis + ", masking=" + masker.describe() + ", environment=" + environment + "]";
-        }
-
-        private static final String DEFAULT_BASE_URL = "https://cloud.langfuse.com";
-        static final int DEFAULT_MAX_CHARS = 1_000_000;
-        private static final long DEFAULT_EXPORT_BUDGET_MS = 3_000;
-
-        /** How long an export with an unknown outcome is given to show up in Langfuse before its turns are sent again. */
-        private static final long DEFAULT_UNKNOWN_SETTLE_MS = 30_000;
-        static final String INGESTION_VERSION_HEADER = "x-langfuse-ingestion-version";
-
-        static Config loadConfig(Map<String, String> processEnv) {
-            Map<String, String> env = withPluginOptions(processEnv);
-            String home = firstNonBlank(env.get("HOME"), System.getProperty("user.home"));
-            List<String> problems = new ArrayList<>();
-            return new Config(
-                    isEnabled(processEnv),
-                    firstNonBlank(env.get("CC_LANGFUSE_PUBLIC_KEY"), env.get("LANGFUSE_PUBLIC_KEY")),
-                    firstNonBlank(env.get("CC_LANGFUSE_SECRET_KEY"), env.get("LANGFUSE_SECRET_KEY")),
-                    withoutTrailingSlashes(firstNonBlank(env.get("CC_LANGFUSE_BASE_URL"), env.get("LANGFUSE_BASE_URL"), DEFAULT_BASE_URL)),
-                    otlpTracesEndpoint(env),
-                    parseOtlpHeaders(firstNonBlank(env.get("OTEL_EXPORTER_OTLP_TRACES_HEADERS"), env.get("OTEL_EXPORTER_OTLP_HEADERS"))),
-                    resolveUserId(env),
-                    "true".equalsIgnoreCase(env.getOrDefault("CC_LANGFUSE_DEBUG", "").trim()),
-                    (int) parseAtLeast(env.get("CC_LANGFUSE_MAX_CHARS"), 1, DEFAULT_MAX_CHARS),
-                    Paths.get(home),
-                    parseAtLeast(env.get("CC_LANGFUSE_EXPORT_BUDGET_MS"), 1, DEFAULT_EXPORT_BUDGET_MS),
-                    Masker.fromEnv(env.get("CC_LANGFUSE_MASK_SECRETS"), env.get("CC_LANGFUSE_MASK_PATTERNS"), problems),
-                    tracingEnvironment(env.get("LANGFUSE_TRACING_ENVIRONMENT"), problems),
-                    parseAtLeast(env.get("CC_LANGFUSE_UNKNOWN_SETTLE_MS"), 0, DEFAULT_UNKNOWN_SETTLE_MS),
-                    traceTags(env.get("CC_LANGFUSE_TAGS")),
-                    traceParent(env.get("CC_LANGFUSE_TRACEPARENT"), problems),
-                    List.copyOf(problems));
-        }
-
-        /** "claude-code" and the extra tags of CC_LANGFUSE_TAGS (comma-separated), each once. */
-        private static List<String> traceTags(String extra) {
-            Set<String> tags = new LinkedHashSet<>(List.of("claude-code"));
-            if (extra != null) {
-                for (String tag : extra.split(",")) {
-                    if (!tag.isBlank()) tags.add(tag.strip());
-                }
-            }
-            return List.copyOf(tags);
-        }
-
-        /** CC_LANGFUSE_TRACEPARENT as W3C Trace Context defines it (version 00, non-zero ids); anything else is reported. */
-        private static Traces.TraceParent traceParent(String value, List<String> problems) {
-            String text = firstNonBlank(value);
-            if (text == null) return null;
-            Matcher matcher = Pattern.compile("([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(-.*)?").matcher(text);
-            boolean valid = matcher.matches() && !matcher.group(1).equals("ff") && !(matcher.group(1).equals("00") && matcher.group(5) != null)
-                    && !matcher.group(2).matches("0+") && !matcher.group(3).matches("0+");
-            if (valid) return new Traces.TraceParent(matcher.group(2), matcher.group(3));
-            problems.add("Ignoring CC_LANGFUSE_TRACEPARENT=\"" + Transcript.preview(text) + "\": not a W3C traceparent "
-                    + "(00-<32 hex trace id>-<16 hex parent id>-<2 hex flags>)");
-            return null;
-        }
-
-        /**
-         * LANGFUSE_TRACING_ENVIRONMENT as the Langfuse SDKs validate it: lowercase letters, digits, `-` and `_`, at most
-         * 40 characters, not starting with "langfuse". A bad value is reported and left out (Langfuse's default applies).
-         */
-        private static String tracingEnvironment(String value, List<String> problems) {
-            String environment = firstNonBlank(value);
-            if (environment == null) return null;
-            if (environment.matches("[a-z0-9_-]{1,40}") && !environment.startsWith("langfuse")) return environment;
-            problems.add("Ignoring LANGFUSE_TRACING_ENVIRONMENT=\"" + Transcript.preview(environment) + "\": Langfuse accepts lowercase "
-                    + "letters, digits, '-' and '_', at most 40 characters, not starting with \"langfuse\"");
-            return null;
-        }
-
-        /** Claude Code hands a plugin's options to its hooks as CLAUDE_PLUGIN_OPTION_<NAME>; each fills in our variable. */
-        private static final Map<String, String> PLUGIN_OPTIONS = Map.of(
-                "CLAUDE_PLUGIN_OPTION_PUBLIC_KEY", "LANGFUSE_PUBLIC_KEY",
-                "CLAUDE_PLUGIN_OPTION_SECRET_KEY", "LANGFUSE_SECRET_KEY",
-                "CLAUDE_PLUGIN_OPTION_BASE_URL", "LANGFUSE_BASE_URL",
-                "CLAUDE_PLUGIN_OPTION_USER_ID", "LITEFUSE_USER_ID",
-                "CLAUDE_PLUGIN_OPTION_TAGS", "CC_LANGFUSE_TAGS",
-                "CLAUDE_PLUGIN_OPTION_ENVIRONMENT", "LANGFUSE_TRACING_ENVIRONMENT");
-
-        /** The environment with the plugin's options filled in where the variable itself is not set. */
-        private static Map<String, String> withPluginOptions(Map<String, String> env) {
-            boolean anyOption = false;
-            for (String option : PLUGIN_OPTIONS.keySet()) anyOption |= env.containsKey(option);
-            if (!anyOption) return env;
-            Map<String, String> merged = new HashMap<>(env);
-            PLUGIN_OPTIONS.forEach((option, variable) -> {
-                if (firstNonBlank(env.get(option)) != null && firstNonBlank(env.get(variable)) == null) merged.put(variable, env.get(option));
-            });
-            return merged;
-        }
-
-        /** TRACE_TO_LANGFUSE=true; or, as a plugin configured with keys, unless TRACE_TO_LANGFUSE turns it off. */
-        private static boolean isEnabled(Map<String, String> env) {
-            String trace = env.getOrDefault("TRACE_TO_LANGFUSE", "").trim();
-            if (!trace.isEmpty()) return trace.equalsIgnoreCase("true");
-            return firstNonBlank(env.get("CLAUDE_PLUGIN_OPTION_PUBLIC_KEY")) != null;
-        }
-
-        /** A URL without the slashes it may end with (https://host/ and https://host are one Langfuse). */
-        private static String withoutTrailingSlashes(String url) {
-            int end = url.length();
-            while (end > 0 && url.charAt(end - 1) == '/') end--;
-            return url.substring(0, end);
-        }
-
-        /** OTEL_EXPORTER_OTLP_TRACES_ENDPOINT as is, or OTEL_EXPORTER_OTLP_ENDPOINT plus /v1/traces (the OTel spec's rule). */
-        private static String otlpTracesEndpoint(Map<String, String> env) {
-            String traces = firstNonBlank(env.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"));
-            if (traces != null) return traces;
-            String base = firstNonBlank(env.get("OTEL_EXPORTER_OTLP_ENDPOINT"));
-            return base == null ? null : withoutTrailingSlashes(base) + "/v1/traces";
-        }
-
-        /** The OTel spec's header list: comma-separated key=value pairs, values URL-encoded. */
-        private static Map<String, String> parseOtlpHeaders(String list) {
-            Map<String, String> headers = new LinkedHashMap<>();
-            if (list == null) return headers;
-            for (String pair : list.split(",")) {
-                int equals = pair.indexOf('=');
-                if (equals <= 0) continue;
-                headers.put(pair.substring(0, equals).strip(),
-                        java.net.URLDecoder.decode(pair.substring(equals + 1).strip(), StandardCharsets.UTF_8));
-            }
-            return headers;
-        }
-
-        /** LITEFUSE_USER_ID, then the OS user, then the host name (as the reference's getpass.getuser() fallback). */
-        private static String resolveUserId(Map<String, String> env) {
-            String user = firstNonBlank(env.get("LITEFUSE_USER_ID"), System.getProperty("user.name"), env.get("USER"), env.get("HOSTNAME"));
-            // The file is read only when nothing above names anyone.
-            return user != null ? user : firstNonBlank(readHostName(), "unknown");
-        }
-
-        private static String readHostName() {
-            try {
-                return Files.readString(Paths.get("/etc/hostname")).trim();
-            } catch (IOException | RuntimeException e) {
-                return null;
-            }
-        }
-
-        /** The number in `value` when it is at least `min`, else the fallback. */
-        private static long parseAtLeast(String value, long min, long fallback) {
-            // Unset is the usual case: answered without the exception that Long.parseLong("") throws.
-            if (value == null || value.isBlank()) return fallback;
-            try {
-                long parsed = Long.parseLong(value.trim());
-                return parsed >= min ? parsed : fallback;
-            } catch (NumberFormatException e) {
-                return fallback;
-            }
-        }
+        /** How much of a text a status message, a log line or a --json preview shows. */
+        static final int PREVIEW_CHARS = 200;
 
         static String firstNonBlank(String... values) {
             for (String value : values) {
@@ -366,142 +164,149 @@ public class litefuse_hook implements Callable<Integer> {
             }
             return null;
         }
+
+        /** The text stripped and cut to PREVIEW_CHARS, with an ellipsis where it was cut. */
+        static String preview(String text) {
+            if (text == null) return null;
+            String flat = text.strip();
+            return flat.length() <= PREVIEW_CHARS ? flat : flat.substring(0, PREVIEW_CHARS) + "…";
+        }
+
+        /** "sk-lf-…f00d": enough to recognise a key, never enough to use it. */
+        static String redactKey(String key) {
+            if (key == null || key.isBlank()) return "(not set)";
+            int cut = key.indexOf('-', key.indexOf('-') + 1);
+            String prefix = cut > 0 && cut < 8 ? key.substring(0, cut + 1) : key.substring(0, Math.min(3, key.length()));
+            return prefix + "…" + (key.length() > 12 ? key.substring(key.length() - 4) : "");
+        }
+
+        /** An ISO-8601 instant, or null when the text is not one. */
+        static Instant parseInstant(String text) {
+            try {
+                return text.isEmpty() ? null : Instant.parse(text);
+            } catch (DateTimeParseException e) {
+                return null;
+            }
+        }
+
+        /** A 64-bit FNV-1a fingerprint: eight bytes instead of a String (row uuids), or a cheap file name. */
+        static long fingerprint(String text) {
+            long hash = 0xcbf29ce484222325L;
+            for (int i = 0; i < text.length(); i++) {
+                hash = (hash ^ text.charAt(i)) * 0x100000001b3L;
+            }
+            return hash;
+        }
+
+        static byte[] sha256(String text) {
+            return sha256(text.getBytes(StandardCharsets.UTF_8));
+        }
+
+        static byte[] sha256(byte[] bytes) {
+            try {
+                return MessageDigest.getInstance("SHA-256").digest(bytes);
+            } catch (NoSuchAlgorithmException e) {
+                throw new IllegalStateException("SHA-256 is part of every JDK", e);
+            }
+        }
+
+        /** When the file was last written; the epoch when that cannot be read. */
+        static Instant lastModified(Path file) {
+            try {
+                return Files.getLastModifiedTime(file).toInstant();
+            } catch (IOException e) {
+                return Instant.EPOCH;
+            }
+        }
+
+        static void sleepQuietly(long millis) {
+            try {
+                Thread.sleep(millis);
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+            }
+        }
     }
 
-    /**
-     * Masks common credentials before anything is exported: API keys (sk-..., sk-ant-..., AKIA..., GitHub and Slack
-     * tokens), Authorization headers, private-key blocks, and .env lines whose name holds SECRET, TOKEN, PASSWORD or
-     * KEY. A pattern with a group named `secret` masks only that group (the header or variable name stays readable).
-     */
-    record Masker(boolean standard, List<Rule> extra) {
-        private static final String MASK = "[REDACTED]";
-
-        /** A pattern, and a cheap test that must pass before the regex runs (most text holds no credential). */
-        private record Rule(Pattern pattern, java.util.function.Predicate<String> mightMatch) {
+    /** Files only their owner may read, in folders only their owner may enter, replaced whole (never half-written). */
+    static final class PrivateFiles {
+        private PrivateFiles() {
         }
 
-        /** The standard patterns, compiled when text is first masked: a run with nothing to send never pays for them. */
-        private static final class Standard {
-            static final List<Rule> RULES = List.of(
-                new Rule(Pattern.compile("-----BEGIN[A-Z ]{0,40}PRIVATE KEY( BLOCK)?-----[\\s\\S]*?(?:-----END[A-Z ]{0,40}PRIVATE KEY( BLOCK)?-----|$)"),
-                        text -> text.contains("PRIVATE KEY")),
-                new Rule(Pattern.compile("(?i)(?<![A-Za-z0-9_])(?:proxy-)?authorization[\"']?\\s*[:=]\\s*[\"']?(?:(?:bearer|basic|token|digest)\\s+)?(?<secret>[^\\s\"',;\\\\]+)"),
-                        text -> text.contains("uthorization") || text.contains("UTHORIZATION")),
-                new Rule(Pattern.compile("(?m)^[ \\t]*(?:export[ \\t]+)?[A-Za-z_][A-Za-z0-9_]*(?:SECRET|TOKEN|PASSWORD|PASSWD|KEY)[A-Za-z0-9_]*[ \\t]*=[ \\t]*(?<secret>\\S[^\\r\\n]*)"),
-                        text -> text.indexOf('=') >= 0 && (text.contains("KEY") || text.contains("TOKEN") || text.contains("SECRET")
-                                || text.contains("PASSW"))),
-                new Rule(Pattern.compile("(?<![A-Za-z0-9_])sk-ant-[A-Za-z0-9_-]{10,}"), text -> containsWordStart(text, "sk-ant-")),
-                new Rule(Pattern.compile("(?<![A-Za-z0-9_])sk-[A-Za-z0-9_-]{16,}"), text -> containsWordStart(text, "sk-")),
-                new Rule(Pattern.compile("(?<![A-Za-z0-9_])(?:AKIA|ASIA)[0-9A-Z]{16}(?![A-Za-z0-9_])"),
-                        text -> text.contains("AKIA") || text.contains("ASIA")),
-                new Rule(Pattern.compile("(?<![A-Za-z0-9_])(?:gh[pousr]_[A-Za-z0-9]{30,}|github_pat_[A-Za-z0-9_]{20,})"),
-                        text -> containsGithubToken(text)),
-                new Rule(Pattern.compile("(?<![A-Za-z0-9_])xox[abposr]-[A-Za-z0-9-]{10,}"), text -> text.contains("xox")));
-        }
+        static final Set<PosixFilePermission> OWNER_ONLY = PosixFilePermissions.fromString("rw-------");
 
-        /** On unless CC_LANGFUSE_MASK_SECRETS=false; CC_LANGFUSE_MASK_PATTERNS adds regexes, one per line. */
-        static Masker fromEnv(String enabled, String extraPatterns, List<String> problems) {
-            if ("false".equalsIgnoreCase(enabled == null ? "" : enabled.trim())) return new Masker(false, List.of());
-            List<Rule> rules = new ArrayList<>();
-            if (extraPatterns != null) {
-                for (String regex : extraPatterns.split("\\R")) {
-                    if (regex.isBlank()) continue;
-                    try {
-                        rules.add(new Rule(Pattern.compile(regex.strip()), text -> true));
-                    } catch (java.util.regex.PatternSyntaxException e) {
-                        problems.add("Ignoring CC_LANGFUSE_MASK_PATTERNS entry that is not a valid regex: " + e.getDescription());
-                    }
-                }
+        static void ensurePrivateDir(Path dir) throws IOException {
+            if (Files.isDirectory(dir)) return;
+            if (dir.getParent() != null) ensurePrivateDir(dir.getParent());
+            try {
+                Files.createDirectory(dir, PosixFilePermissions.asFileAttribute(PosixFilePermissions.fromString("rwx------")));
+            } catch (FileAlreadyExistsException e) {
+                // Another process created it first.
+            } catch (UnsupportedOperationException e) {
+                Files.createDirectories(dir);
             }
-            return new Masker(true, List.copyOf(rules));
         }
 
-        /** gh[pousr]_ or github_pat_ somewhere: one search for "gh" (rare) instead of one per prefix. */
-        private static boolean containsGithubToken(String text) {
-            for (int at = text.indexOf("gh"); at >= 0 && at + 3 < text.length(); at = text.indexOf("gh", at + 2)) {
-                if (text.charAt(at + 3) == '_' && "pousr".indexOf(text.charAt(at + 2)) >= 0) return true;
+        static void ensurePrivateFile(Path file) throws IOException {
+            if (Files.exists(file)) return;
+            try {
+                Files.createFile(file, PosixFilePermissions.asFileAttribute(OWNER_ONLY));
+            } catch (FileAlreadyExistsException e) {
+                // Another process created it first.
+            } catch (UnsupportedOperationException e) {
+                Files.createFile(file);
             }
-            return text.contains("github_pat_");
-        }
-
-        /** `word` somewhere not preceded by a letter, digit or underscore ("sk-" but not "task-"). */
-        private static boolean containsWordStart(String text, String word) {
-            for (int at = text.indexOf(word); at >= 0; at = text.indexOf(word, at + 1)) {
-                if (at == 0) return true;
-                char before = text.charAt(at - 1);
-                if (!Character.isLetterOrDigit(before) && before != '_') return true;
-            }
-            return false;
-        }
-
-        String describe() {
-            if (!standard) return extra.isEmpty() ? "off" : extra.size() + " patterns";
-            return "standard patterns" + (extra.isEmpty() ? "" : " and " + extra.size() + " more");
-        }
-
-        private boolean off() {
-            return !standard && extra.isEmpty();
-        }
-
-        String text(String value) {
-            if (value == null || off()) return value;
-            String masked = value;
-            if (standard) {
-                for (Rule rule : Standard.RULES) {
-                    if (rule.mightMatch().test(masked)) masked = maskWith(rule.pattern(), masked);
-                }
-            }
-            for (Rule rule : extra) {
-                if (rule.mightMatch().test(masked)) masked = maskWith(rule.pattern(), masked);
-            }
-            return masked;
-        }
-
-        private static String maskWith(Pattern pattern, String value) {
-            Matcher matcher = pattern.matcher(value);
-            if (!matcher.find()) return value;
-            boolean hasSecretGroup = pattern.pattern().contains("(?<secret>");
-            StringBuilder out = new StringBuilder(value.length());
-            int last = 0;
-            do {
-                int start = hasSecretGroup ? matcher.start("secret") : matcher.start();
-                int end = hasSecretGroup ? matcher.end("secret") : matcher.end();
-                if (start < 0 || value.startsWith(MASK, start)) continue;
-                out.append(value, last, start).append(MASK);
-                last = end;
-            } while (matcher.find());
-            return out.append(value, last, value.length()).toString();
         }
 
         /**
-         * `node` with every string value masked: the node itself when nothing changed, else a copy of the containers on
-         * the way to what changed (the rest shared; nothing is ever mutated).
+         * Replaces `file` with `bytes`, never half-written: a private temporary file of this writer's own beside it (so
+         * writers need no lock), forced to disk, given `mode`, then renamed over the file.
          */
-        JsonNode json(JsonNode node) {
-            if (node == null || off()) return node;
-            if (node.isTextual()) {
-                String masked = text(node.asText());
-                return masked.equals(node.asText()) ? node : Json.NODES.textNode(masked);
-            }
-            if (node.isObject()) {
-                ObjectNode copy = null;
-                for (Map.Entry<String, JsonNode> field : node.properties()) {
-                    JsonNode masked = json(field.getValue());
-                    if (masked != field.getValue() && copy == null) copy = Json.NODES.objectNode().setAll((ObjectNode) node);
-                    if (copy != null) copy.set(field.getKey(), masked);
+        static void writeAtomically(Path file, byte[] bytes, Set<PosixFilePermission> mode) throws IOException {
+            write(file, bytes, mode, true);
+        }
+
+        /** As writeAtomically, owner-only, but not forced to disk: for a record a crash may lose, never half-written. */
+        static void replace(Path file, byte[] bytes) throws IOException {
+            write(file, bytes, OWNER_ONLY, false);
+        }
+
+        private static void write(Path file, byte[] bytes, Set<PosixFilePermission> mode, boolean force) throws IOException {
+            Path tmp = createPrivateTemp(file);
+            try {
+                try (FileChannel channel = FileChannel.open(tmp, StandardOpenOption.WRITE)) {
+                    ByteBuffer buffer = ByteBuffer.wrap(bytes);
+                    while (buffer.hasRemaining()) channel.write(buffer);
+                    if (force) channel.force(true);
                 }
-                return copy == null ? node : copy;
-            }
-            if (node.isArray()) {
-                ArrayNode copy = null;
-                for (int i = 0; i < node.size(); i++) {
-                    JsonNode masked = json(node.get(i));
-                    if (masked != node.get(i) && copy == null) copy = Json.NODES.arrayNode().addAll((ArrayNode) node);
-                    if (copy != null) copy.set(i, masked);
+                if (!mode.equals(OWNER_ONLY)) Files.setPosixFilePermissions(tmp, mode);
+                try {
+                    Files.move(tmp, file, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
+                } catch (AtomicMoveNotSupportedException e) {
+                    Files.move(tmp, file, StandardCopyOption.REPLACE_EXISTING);
                 }
-                return copy == null ? node : copy;
+            } finally {
+                Files.deleteIfExists(tmp);
             }
-            return node;
+        }
+
+        /**
+         * A new owner-only file `.<name>-<hex>.tmp` beside `file`, this writer's own (created new: a name another writer
+         * took is skipped). Not Files.createTempFile: seeding its SecureRandom took 2–3 ms of a hook run.
+         */
+        private static Path createPrivateTemp(Path file) throws IOException {
+            for (long suffix = System.nanoTime(); ; suffix++) {
+                Path tmp = file.resolveSibling("." + file.getFileName() + "-" + Long.toHexString(suffix) + ".tmp");
+                try {
+                    try {
+                        return Files.createFile(tmp, PosixFilePermissions.asFileAttribute(OWNER_ONLY));
+                    } catch (UnsupportedOperationException e) {
+                        return Files.createFile(tmp);
+                    }
+                } catch (FileAlreadyExistsException e) {
+                    // Another writer's: the next name.
+                }
+            }
         }
     }
 
@@ -675,6 +480,512 @@ public class litefuse_hook implements Callable<Integer> {
     }
 
     /**
+     * Masks common credentials before anything is exported: API keys (sk-..., sk-ant-..., AKIA..., GitHub and Slack
+     * tokens), Authorization headers, private-key blocks, and .env lines whose name holds SECRET, TOKEN, PASSWORD or
+     * KEY. A pattern with a group named `secret` masks only that group (the header or variable name stays readable).
+     */
+    record Masker(boolean standard, List<Rule> extra) {
+        private static final String MASK = "[REDACTED]";
+
+        /** A pattern, and a cheap test that must pass before the regex runs (most text holds no credential). */
+        private record Rule(Pattern pattern, java.util.function.Predicate<String> mightMatch) {
+        }
+
+        /** The standard patterns, compiled when text is first masked: a run with nothing to send never pays for them. */
+        private static final class Standard {
+            static final List<Rule> RULES = List.of(
+                new Rule(Pattern.compile("-----BEGIN[A-Z ]{0,40}PRIVATE KEY( BLOCK)?-----[\\s\\S]*?(?:-----END[A-Z ]{0,40}PRIVATE KEY( BLOCK)?-----|$)"),
+                        text -> text.contains("PRIVATE KEY")),
+                new Rule(Pattern.compile("(?i)(?<![A-Za-z0-9_])(?:proxy-)?authorization[\"']?\\s*[:=]\\s*[\"']?(?:(?:bearer|basic|token|digest)\\s+)?(?<secret>[^\\s\"',;\\\\]+)"),
+                        text -> text.contains("uthorization") || text.contains("UTHORIZATION")),
+                new Rule(Pattern.compile("(?m)^[ \\t]*(?:export[ \\t]+)?[A-Za-z_][A-Za-z0-9_]*(?:SECRET|TOKEN|PASSWORD|PASSWD|KEY)[A-Za-z0-9_]*[ \\t]*=[ \\t]*(?<secret>\\S[^\\r\\n]*)"),
+                        text -> text.indexOf('=') >= 0 && (text.contains("KEY") || text.contains("TOKEN") || text.contains("SECRET")
+                                || text.contains("PASSW"))),
+                new Rule(Pattern.compile("(?<![A-Za-z0-9_])sk-ant-[A-Za-z0-9_-]{10,}"), text -> containsWordStart(text, "sk-ant-")),
+                new Rule(Pattern.compile("(?<![A-Za-z0-9_])sk-[A-Za-z0-9_-]{16,}"), text -> containsWordStart(text, "sk-")),
+                new Rule(Pattern.compile("(?<![A-Za-z0-9_])(?:AKIA|ASIA)[0-9A-Z]{16}(?![A-Za-z0-9_])"),
+                        text -> text.contains("AKIA") || text.contains("ASIA")),
+                new Rule(Pattern.compile("(?<![A-Za-z0-9_])(?:gh[pousr]_[A-Za-z0-9]{30,}|github_pat_[A-Za-z0-9_]{20,})"),
+                        text -> containsGithubToken(text)),
+                new Rule(Pattern.compile("(?<![A-Za-z0-9_])xox[abposr]-[A-Za-z0-9-]{10,}"), text -> text.contains("xox")));
+        }
+
+        /** On unless CC_LANGFUSE_MASK_SECRETS=false; CC_LANGFUSE_MASK_PATTERNS adds regexes, one per line. */
+        static Masker fromEnv(String enabled, String extraPatterns, List<String> problems) {
+            if ("false".equalsIgnoreCase(enabled == null ? "" : enabled.trim())) return new Masker(false, List.of());
+            List<Rule> rules = new ArrayList<>();
+            if (extraPatterns != null) {
+                for (String regex : extraPatterns.split("\\R")) {
+                    if (regex.isBlank()) continue;
+                    try {
+                        rules.add(new Rule(Pattern.compile(regex.strip()), text -> true));
+                    } catch (java.util.regex.PatternSyntaxException e) {
+                        problems.add("Ignoring CC_LANGFUSE_MASK_PATTERNS entry that is not a valid regex: " + e.getDescription());
+                    }
+                }
+            }
+            return new Masker(true, List.copyOf(rules));
+        }
+
+        /** gh[pousr]_ or github_pat_ somewhere: one search for "gh" (rare) instead of one per prefix. */
+        private static boolean containsGithubToken(String text) {
+            for (int at = text.indexOf("gh"); at >= 0 && at + 3 < text.length(); at = text.indexOf("gh", at + 2)) {
+                if (text.charAt(at + 3) == '_' && "pousr".indexOf(text.charAt(at + 2)) >= 0) return true;
+            }
+            return text.contains("github_pat_");
+        }
+
+        /** `word` somewhere not preceded by a letter, digit or underscore ("sk-" but not "task-"). */
+        private static boolean containsWordStart(String text, String word) {
+            for (int at = text.indexOf(word); at >= 0; at = text.indexOf(word, at + 1)) {
+                if (at == 0) return true;
+                char before = text.charAt(at - 1);
+                if (!Character.isLetterOrDigit(before) && before != '_') return true;
+            }
+            return false;
+        }
+
+        String describe() {
+            if (!standard) return extra.isEmpty() ? "off" : extra.size() + " patterns";
+            return "standard patterns" + (extra.isEmpty() ? "" : " and " + extra.size() + " more");
+        }
+
+        private boolean off() {
+            return !standard && extra.isEmpty();
+        }
+
+        String text(String value) {
+            if (value == null || off()) return value;
+            String masked = value;
+            if (standard) {
+                for (Rule rule : Standard.RULES) {
+                    if (rule.mightMatch().test(masked)) masked = maskWith(rule.pattern(), masked);
+                }
+            }
+            for (Rule rule : extra) {
+                if (rule.mightMatch().test(masked)) masked = maskWith(rule.pattern(), masked);
+            }
+            return masked;
+        }
+
+        private static String maskWith(Pattern pattern, String value) {
+            Matcher matcher = pattern.matcher(value);
+            if (!matcher.find()) return value;
+            boolean hasSecretGroup = pattern.pattern().contains("(?<secret>");
+            StringBuilder out = new StringBuilder(value.length());
+            int last = 0;
+            do {
+                int start = hasSecretGroup ? matcher.start("secret") : matcher.start();
+                int end = hasSecretGroup ? matcher.end("secret") : matcher.end();
+                if (start < 0 || value.startsWith(MASK, start)) continue;
+                out.append(value, last, start).append(MASK);
+                last = end;
+            } while (matcher.find());
+            return out.append(value, last, value.length()).toString();
+        }
+
+        /**
+         * `node` with every string value masked: the node itself when nothing changed, else a copy of the containers on
+         * the way to what changed (the rest shared; nothing is ever mutated).
+         */
+        JsonNode json(JsonNode node) {
+            if (node == null || off()) return node;
+            if (node.isTextual()) {
+                String masked = text(node.asText());
+                return masked.equals(node.asText()) ? node : Json.NODES.textNode(masked);
+            }
+            if (node.isObject()) {
+                ObjectNode copy = null;
+                for (Map.Entry<String, JsonNode> field : node.properties()) {
+                    JsonNode masked = json(field.getValue());
+                    if (masked != field.getValue() && copy == null) copy = Json.NODES.objectNode().setAll((ObjectNode) node);
+                    if (copy != null) copy.set(field.getKey(), masked);
+                }
+                return copy == null ? node : copy;
+            }
+            if (node.isArray()) {
+                ArrayNode copy = null;
+                for (int i = 0; i < node.size(); i++) {
+                    JsonNode masked = json(node.get(i));
+                    if (masked != node.get(i) && copy == null) copy = Json.NODES.arrayNode().addAll((ArrayNode) node);
+                    if (copy != null) copy.set(i, masked);
+                }
+                return copy == null ? node : copy;
+            }
+            return node;
+        }
+    }
+
+    /**
+     * Every variable the hook reads, declared once: its name, the CC_ form that wins over it, whether it holds a
+     * secret, whether `install` writes it into the env block, and the plugin option (`.claude-plugin/plugin.json`'s
+     * userConfig) that fills it in where it is not set. Config reads them, install copies them, the launcher gates on
+     * them, doctor says where each came from.
+     */
+    enum Setting {
+        TRACE_TO_LANGFUSE("TRACE_TO_LANGFUSE", null, InstallCopy.ALWAYS, null, false),
+        PUBLIC_KEY("LANGFUSE_PUBLIC_KEY", "CC_LANGFUSE_PUBLIC_KEY", InstallCopy.ALWAYS, "public_key", false),
+        SECRET_KEY("LANGFUSE_SECRET_KEY", "CC_LANGFUSE_SECRET_KEY", InstallCopy.ALWAYS, "secret_key", true),
+        BASE_URL("LANGFUSE_BASE_URL", "CC_LANGFUSE_BASE_URL", InstallCopy.ALWAYS, "base_url", false),
+        USER_ID("LITEFUSE_USER_ID", null, InstallCopy.WHEN_SET, "user_id", false),
+        TAGS("CC_LANGFUSE_TAGS", null, InstallCopy.WHEN_SET, "tags", false),
+        ENVIRONMENT("LANGFUSE_TRACING_ENVIRONMENT", null, InstallCopy.WHEN_SET, "environment", false),
+        TRACEPARENT("CC_LANGFUSE_TRACEPARENT", null, InstallCopy.NEVER, null, false),
+        MAX_CHARS("CC_LANGFUSE_MAX_CHARS", null, InstallCopy.WHEN_SET, null, false),
+        EXPORT_BUDGET_MS("CC_LANGFUSE_EXPORT_BUDGET_MS", null, InstallCopy.WHEN_SET, null, false),
+        UNKNOWN_SETTLE_MS("CC_LANGFUSE_UNKNOWN_SETTLE_MS", null, InstallCopy.WHEN_SET, null, false),
+        DEBUG("CC_LANGFUSE_DEBUG", null, InstallCopy.WHEN_SET, null, false),
+        MASK_SECRETS("CC_LANGFUSE_MASK_SECRETS", null, InstallCopy.WHEN_SET, null, false),
+        MASK_PATTERNS("CC_LANGFUSE_MASK_PATTERNS", null, InstallCopy.WHEN_SET, null, false),
+        OTLP_ENDPOINT("OTEL_EXPORTER_OTLP_ENDPOINT", null, InstallCopy.WHEN_SET, null, false),
+        OTLP_TRACES_ENDPOINT("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", null, InstallCopy.WHEN_SET, null, false),
+        OTLP_HEADERS("OTEL_EXPORTER_OTLP_HEADERS", null, InstallCopy.WHEN_SET, null, true),
+        OTLP_TRACES_HEADERS("OTEL_EXPORTER_OTLP_TRACES_HEADERS", null, InstallCopy.WHEN_SET, null, true);
+
+        /** What `install` does with a setting: always writes it (tracing on, keys, host), copies it when set, or never. */
+        enum InstallCopy { ALWAYS, WHEN_SET, NEVER }
+
+        private final String variable;
+        private final String override;
+        private final InstallCopy install;
+        private final String pluginOption;
+        private final boolean secret;
+
+        Setting(String variable, String override, InstallCopy install, String pluginOption, boolean secret) {
+            this.variable = variable;
+            this.override = override;
+            this.install = install;
+            this.pluginOption = pluginOption;
+            this.secret = secret;
+        }
+
+        String variable() {
+            return variable;
+        }
+
+        InstallCopy install() {
+            return install;
+        }
+
+        boolean secret() {
+            return secret;
+        }
+
+        /** The plugin option's key in plugin.json (`public_key`), or null. */
+        String pluginOption() {
+            return pluginOption;
+        }
+
+        /** How Claude Code hands the plugin option to the hook: CLAUDE_PLUGIN_OPTION_<KEY>; null without one. */
+        String pluginVariable() {
+            return pluginOption == null ? null : pluginVariable(pluginOption);
+        }
+
+        /** The variable Claude Code sets for a plugin option (`public_key`: CLAUDE_PLUGIN_OPTION_PUBLIC_KEY). */
+        static String pluginVariable(String option) {
+            return "CLAUDE_PLUGIN_OPTION_" + option.toUpperCase(Locale.ROOT);
+        }
+
+        /** The names it may be set by, the winner first: the CC_ form, the variable, the plugin option. */
+        List<String> names() {
+            List<String> names = new ArrayList<>(3);
+            if (override != null) names.add(override);
+            names.add(variable);
+            if (pluginOption != null) names.add(pluginVariable(pluginOption));
+            return names;
+        }
+
+        /** Its value in `env` (trimmed), from the first of its names that is set; null when none is. */
+        String read(Map<String, String> env) {
+            return Helpers.firstNonBlank(override == null ? null : env.get(override), env.get(variable),
+                    pluginOption == null ? null : env.get(pluginVariable(pluginOption)));
+        }
+
+        /** Which of its names gave the value read(env) returns; null when none did. */
+        String sourceIn(Map<String, String> env) {
+            for (String name : names()) {
+                if (Helpers.firstNonBlank(env.get(name)) != null) return name;
+            }
+            return null;
+        }
+
+        /** Every name a setting holding a secret may be written under (a settings file holding one is 0600). */
+        static List<String> secretNames() {
+            List<String> names = new ArrayList<>();
+            for (Setting setting : values()) {
+                if (setting.secret) {
+                    if (setting.override != null) names.add(setting.override);
+                    names.add(setting.variable);
+                }
+            }
+            return names;
+        }
+    }
+
+    /**
+     * Where the hook keeps its files (the reference's STATE_DIR, LOG_FILE, STATE_FILE, LOCK_FILE): ~/.claude/state holds
+     * the log, and litefuse/ under it each session's state and lock, the spool of sessions waiting to be sent, the
+     * stamps of transcripts seen unchanged, the project ids links need, the records of the last runs, and what install
+     * added. Hook, commands and tests ask it; nobody else spells these names.
+     */
+    record StateLayout(Path stateDir) {
+        static StateLayout under(Path home) {
+            return new StateLayout(home.resolve(".claude").resolve("state"));
+        }
+
+        Path log() {
+            return stateDir.resolve("litefuse_hook.log");
+        }
+
+        Path sessions() {
+            return stateDir.resolve("litefuse");
+        }
+
+        /** A session's state, by its key (StateFiles.stateKey). */
+        Path state(String key) {
+            return sessions().resolve(key + ".json");
+        }
+
+        Path lock(String key) {
+            return sessions().resolve(key + ".lock");
+        }
+
+        /** A state file's name is its key: 64 hex digits. */
+        static boolean isState(Path file) {
+            return file.getFileName().toString().matches("[0-9a-f]{64}\\.json");
+        }
+
+        /** The spool: one marker per session whose turns wait to be sent. */
+        Path pending() {
+            return sessions().resolve("pending");
+        }
+
+        Path pendingMarker(String key) {
+            return pending().resolve(key + ".json");
+        }
+
+        /** The transcript's stamp as the session's last clean run left it; named by a cheap fingerprint, no digest. */
+        Path seen(String sessionId, Path transcript) {
+            return sessions().resolve("seen-" + Long.toHexString(Helpers.fingerprint(sessionId + "::" + transcript)) + ".txt");
+        }
+
+        /** Langfuse project ids by host and public key, for links. */
+        Path projectIds() {
+            return sessions().resolve("projects.json");
+        }
+
+        /** One record of the hook's runs (RunRecord.Kind): `last-run.json`, `last-sent.json`, `last-error.json`. */
+        Path runRecord(String kind) {
+            return sessions().resolve("last-" + kind + ".json");
+        }
+
+        /** What install added, so uninstall removes exactly that. */
+        Path installManifest() {
+            return sessions().resolve("install.json");
+        }
+    }
+
+    /**
+     * Everything the hook reads from its environment, grouped by what uses it: the Langfuse project, how traces are
+     * sent, how they are built, and where the hook keeps its files. The secret key is never part of toString().
+     */
+    record Config(boolean enabled, Langfuse langfuse, ExportOptions export, TraceOptions trace, StateLayout layout, Path home,
+                  boolean debug, List<String> problems) {
+
+        /** The Langfuse project: its host and keys. */
+        record Langfuse(String baseUrl, String publicKey, String secretKey) {
+            boolean hasKeys() {
+                return publicKey != null && !publicKey.isBlank() && secretKey != null && !secretKey.isBlank();
+            }
+
+            /** What every request to Langfuse itself carries: Basic auth from the keys, who we are, the v4 opt-in. */
+            Map<String, String> headers() {
+                Map<String, String> headers = new LinkedHashMap<>();
+                if (hasKeys()) {
+                    headers.put("Authorization", "Basic " + Base64.getEncoder().encodeToString(
+                            (publicKey + ":" + secretKey).getBytes(StandardCharsets.UTF_8)));
+                    headers.put("x-langfuse-public-key", publicKey);
+                }
+                headers.put("x-langfuse-sdk-name", "litefuse-hook");
+                headers.put("x-langfuse-sdk-version", VERSION);
+                // Langfuse v4 writes such requests straight to its real-time events table; older servers ignore it.
+                headers.put(INGESTION_VERSION_HEADER, "4");
+                return headers;
+            }
+
+            @Override
+            public String toString() {
+                return "Langfuse[baseUrl=" + baseUrl + ", publicKey=" + publicKey + "]";
+            }
+        }
+
+        /**
+         * How traces are sent: the standard OTEL_EXPORTER_OTLP_* route (null: Langfuse's own OTLP path), the time a firing
+         * may take, and how long an export with an unknown outcome is given to show up before its turns are sent again.
+         */
+        record ExportOptions(String otlpEndpoint, Map<String, String> otlpHeaders, long budgetMillis, long unknownSettleMillis) {
+        }
+
+        /** How traces are built and labelled: their user, tags, environment, parent span, longest text, and masking. */
+        record TraceOptions(String userId, List<String> tags, String environment, TraceParent parent, int maxChars, Masker masker) {
+        }
+
+        /** A W3C traceparent's trace and span: the span every turn's root becomes a child of. */
+        record TraceParent(String traceId, String spanId) {
+        }
+
+        /** Langfuse's OTLP path, unless the standard OTEL_EXPORTER_OTLP_* variables route traces elsewhere. */
+        String tracesEndpoint() {
+            return export.otlpEndpoint() != null ? export.otlpEndpoint() : langfuse.baseUrl() + "/api/public/otel/v1/traces";
+        }
+
+        /** Keys for Langfuse, or an OpenTelemetry endpoint (a collector that adds its own credentials). */
+        boolean canExport() {
+            return langfuse.hasKeys() || export.otlpEndpoint() != null;
+        }
+
+        /** Basic auth from the keys, then OTEL_EXPORTER_OTLP_(TRACES_)HEADERS, which win on a clash. */
+        Map<String, String> exportHeaders() {
+            Map<String, String> headers = langfuse.headers();
+            export.otlpHeaders().forEach((name, value) -> {
+                headers.keySet().removeIf(existing -> existing.equalsIgnoreCase(name));
+                headers.put(name, value);
+            });
+            return headers;
+        }
+
+        @Override
+        public String toString() {
+            return "Config[enabled=" + enabled + ", publicKey=" + langfuse.publicKey() + ", endpoint=" + tracesEndpoint()
+                    + ", otlpHeaders=" + export.otlpHeaders().keySet() + ", userId="
+                    + trace.userId() + ", debug=" + debug + ", maxChars=" + trace.maxChars() + ", home=" + home + ", budgetMs="
+                    + export.budgetMillis() + ", masking=" + trace.masker().describe() + ", environment=" + trace.environment() + "]";
+        }
+
+        private static final String DEFAULT_BASE_URL = "https://cloud.langfuse.com";
+        static final int DEFAULT_MAX_CHARS = 1_000_000;
+        private static final long DEFAULT_EXPORT_BUDGET_MS = 3_000;
+        private static final long DEFAULT_UNKNOWN_SETTLE_MS = 30_000;
+        static final String INGESTION_VERSION_HEADER = "x-langfuse-ingestion-version";
+
+        static Config loadConfig(Map<String, String> env) {
+            List<String> problems = new ArrayList<>();
+            Path home = Paths.get(Helpers.firstNonBlank(env.get("HOME"), System.getProperty("user.home")));
+            Langfuse langfuse = new Langfuse(
+                    withoutTrailingSlashes(Helpers.firstNonBlank(Setting.BASE_URL.read(env), DEFAULT_BASE_URL)),
+                    Setting.PUBLIC_KEY.read(env), Setting.SECRET_KEY.read(env));
+            ExportOptions export = new ExportOptions(otlpTracesEndpoint(env),
+                    parseOtlpHeaders(Helpers.firstNonBlank(Setting.OTLP_TRACES_HEADERS.read(env), Setting.OTLP_HEADERS.read(env))),
+                    parseAtLeast(Setting.EXPORT_BUDGET_MS.read(env), 1, DEFAULT_EXPORT_BUDGET_MS),
+                    parseAtLeast(Setting.UNKNOWN_SETTLE_MS.read(env), 0, DEFAULT_UNKNOWN_SETTLE_MS));
+            TraceOptions trace = new TraceOptions(resolveUserId(env), traceTags(Setting.TAGS.read(env)),
+                    tracingEnvironment(Setting.ENVIRONMENT.read(env), problems),
+                    traceParent(Setting.TRACEPARENT.read(env), problems),
+                    (int) parseAtLeast(Setting.MAX_CHARS.read(env), 1, DEFAULT_MAX_CHARS),
+                    Masker.fromEnv(Setting.MASK_SECRETS.read(env), Setting.MASK_PATTERNS.read(env), problems));
+            return new Config(isEnabled(env), langfuse, export, trace, StateLayout.under(home), home,
+                    "true".equalsIgnoreCase(Setting.DEBUG.read(env)), List.copyOf(problems));
+        }
+
+        /** "claude-code" and the extra tags of CC_LANGFUSE_TAGS (comma-separated), each once. */
+        private static List<String> traceTags(String extra) {
+            Set<String> tags = new LinkedHashSet<>(List.of("claude-code"));
+            if (extra != null) {
+                for (String tag : extra.split(",")) {
+                    if (!tag.isBlank()) tags.add(tag.strip());
+                }
+            }
+            return List.copyOf(tags);
+        }
+
+        /** CC_LANGFUSE_TRACEPARENT as W3C Trace Context defines it (version 00, non-zero ids); anything else is reported. */
+        private static TraceParent traceParent(String text, List<String> problems) {
+            if (text == null) return null;
+            Matcher matcher = Pattern.compile("([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(-.*)?").matcher(text);
+            boolean valid = matcher.matches() && !matcher.group(1).equals("ff") && !(matcher.group(1).equals("00") && matcher.group(5) != null)
+                    && !matcher.group(2).matches("0+") && !matcher.group(3).matches("0+");
+            if (valid) return new TraceParent(matcher.group(2), matcher.group(3));
+            problems.add("Ignoring " + Setting.TRACEPARENT.variable() + "=\"" + Helpers.preview(text) + "\": not a W3C traceparent "
+                    + "(00-<32 hex trace id>-<16 hex parent id>-<2 hex flags>)");
+            return null;
+        }
+
+        /**
+         * LANGFUSE_TRACING_ENVIRONMENT as the Langfuse SDKs validate it: lowercase letters, digits, `-` and `_`, at most
+         * 40 characters, not starting with "langfuse". A bad value is reported and left out (Langfuse's default applies).
+         */
+        private static String tracingEnvironment(String environment, List<String> problems) {
+            if (environment == null) return null;
+            if (environment.matches("[a-z0-9_-]{1,40}") && !environment.startsWith("langfuse")) return environment;
+            problems.add("Ignoring " + Setting.ENVIRONMENT.variable() + "=\"" + Helpers.preview(environment) + "\": Langfuse accepts lowercase "
+                    + "letters, digits, '-' and '_', at most 40 characters, not starting with \"langfuse\"");
+            return null;
+        }
+
+        /** TRACE_TO_LANGFUSE=true; or, as a plugin configured with keys, unless TRACE_TO_LANGFUSE turns it off. */
+        private static boolean isEnabled(Map<String, String> env) {
+            String trace = env.getOrDefault(Setting.TRACE_TO_LANGFUSE.variable(), "").trim();
+            if (!trace.isEmpty()) return trace.equalsIgnoreCase("true");
+            return Helpers.firstNonBlank(env.get(Setting.PUBLIC_KEY.pluginVariable())) != null;
+        }
+
+        /** A URL without the slashes it may end with (https://host/ and https://host are one Langfuse). */
+        private static String withoutTrailingSlashes(String url) {
+            int end = url.length();
+            while (end > 0 && url.charAt(end - 1) == '/') end--;
+            return url.substring(0, end);
+        }
+
+        /** OTEL_EXPORTER_OTLP_TRACES_ENDPOINT as is, or OTEL_EXPORTER_OTLP_ENDPOINT plus /v1/traces (the OTel spec's rule). */
+        private static String otlpTracesEndpoint(Map<String, String> env) {
+            String traces = Setting.OTLP_TRACES_ENDPOINT.read(env);
+            if (traces != null) return traces;
+            String base = Setting.OTLP_ENDPOINT.read(env);
+            return base == null ? null : withoutTrailingSlashes(base) + "/v1/traces";
+        }
+
+        /** The OTel spec's header list: comma-separated key=value pairs, values URL-encoded. */
+        private static Map<String, String> parseOtlpHeaders(String list) {
+            Map<String, String> headers = new LinkedHashMap<>();
+            if (list == null) return headers;
+            for (String pair : list.split(",")) {
+                int equals = pair.indexOf('=');
+                if (equals <= 0) continue;
+                headers.put(pair.substring(0, equals).strip(),
+                        java.net.URLDecoder.decode(pair.substring(equals + 1).strip(), StandardCharsets.UTF_8));
+            }
+            return headers;
+        }
+
+        /** LITEFUSE_USER_ID, then the OS user, then the host name (as the reference's getpass.getuser() fallback). */
+        private static String resolveUserId(Map<String, String> env) {
+            String user = Helpers.firstNonBlank(Setting.USER_ID.read(env), System.getProperty("user.name"), env.get("USER"), env.get("HOSTNAME"));
+            // The file is read only when nothing above names anyone.
+            return user != null ? user : Helpers.firstNonBlank(readHostName(), "unknown");
+        }
+
+        private static String readHostName() {
+            try {
+                return Files.readString(Paths.get("/etc/hostname")).trim();
+            } catch (IOException | RuntimeException e) {
+                return null;
+            }
+        }
+
+        /** The number in `value` when it is at least `min`, else the fallback. */
+        private static long parseAtLeast(String value, long min, long fallback) {
+            // Unset is the usual case: answered without the exception that Long.parseLong("") throws.
+            if (value == null || value.isBlank()) return fallback;
+            try {
+                long parsed = Long.parseLong(value.trim());
+                return parsed >= min ? parsed : fallback;
+            } catch (NumberFormatException e) {
+                return fallback;
+            }
+        }
+    }
+
+    /**
      * The log: one line per event, appended to the hook's log file (never on Claude Code's terminal), or to stderr for
      * the commands. An object handed to what logs, so nothing shares a mutable static.
      */
@@ -683,6 +994,8 @@ public class litefuse_hook implements Callable<Integer> {
         private final boolean debugEnabled;
         /** The file and its folder exist, private: checked once, not per line (again after a failed write). */
         private volatile boolean fileReady;
+        /** The last error logged, for the record of the run (RunRecord): doctor reads that, not the log's text. */
+        private volatile String lastError;
 
         private Log(Path file, boolean debugEnabled) {
             this.file = file;
@@ -691,7 +1004,7 @@ public class litefuse_hook implements Callable<Integer> {
 
         /** The hook's log file, ~/.claude/state/litefuse_hook.log. */
         static Log toFile(Config config) {
-            return new Log(config.stateDir().resolve("litefuse_hook.log"), config.debug());
+            return new Log(config.layout().log(), config.debug());
         }
 
         static Log toStderr() {
@@ -711,8 +1024,8 @@ public class litefuse_hook implements Callable<Integer> {
             }
             try {
                 if (!fileReady) {
-                    StateFiles.ensurePrivateDir(file.getParent());
-                    StateFiles.ensurePrivateFile(file);
+                    PrivateFiles.ensurePrivateDir(file.getParent());
+                    PrivateFiles.ensurePrivateFile(file);
                     fileReady = true;
                 }
                 Files.writeString(file, line, StandardCharsets.UTF_8, StandardOpenOption.APPEND);
@@ -729,7 +1042,7 @@ public class litefuse_hook implements Callable<Integer> {
          * "2026-01-31 12:00:00Z": UTC, composed by hand, since a formatter and the local zone (the time-zone database)
          * would cost a hook run some 20 ms of start-up for one line.
          */
-        private static String timestamp(long epochMillis) {
+        static String timestamp(long epochMillis) {
             LocalDateTime utc = LocalDateTime.ofEpochSecond(Math.floorDiv(epochMillis, 1000), 0, java.time.ZoneOffset.UTC);
             return utc.getYear() + "-" + two(utc.getMonthValue()) + "-" + two(utc.getDayOfMonth()) + " " + two(utc.getHour()) + ":"
                     + two(utc.getMinute()) + ":" + two(utc.getSecond()) + "Z";
@@ -754,36 +1067,19 @@ public class litefuse_hook implements Callable<Integer> {
         }
 
         void error(String message) {
+            lastError = message;
             log("ERROR", message);
+        }
+
+        /** The last message error() logged through this log; null when none. */
+        String lastError() {
+            return lastError;
         }
     }
 
     /** State and locking: private files, written atomically, one lock per session. */
     static final class StateFiles {
         private StateFiles() {
-        }
-
-        static void ensurePrivateDir(Path dir) throws IOException {
-            if (Files.isDirectory(dir)) return;
-            if (dir.getParent() != null) ensurePrivateDir(dir.getParent());
-            try {
-                Files.createDirectory(dir, PosixFilePermissions.asFileAttribute(PosixFilePermissions.fromString("rwx------")));
-            } catch (FileAlreadyExistsException e) {
-                // Another process created it first.
-            } catch (UnsupportedOperationException e) {
-                Files.createDirectories(dir);
-            }
-        }
-
-        static void ensurePrivateFile(Path file) throws IOException {
-            if (Files.exists(file)) return;
-            try {
-                Files.createFile(file, PosixFilePermissions.asFileAttribute(OWNER_ONLY));
-            } catch (FileAlreadyExistsException e) {
-                // Another process created it first.
-            } catch (UnsupportedOperationException e) {
-                Files.createFile(file);
-            }
         }
 
         /** An exclusive advisory lock on one session's lock file, taken with a bounded wait. */
@@ -798,8 +1094,8 @@ public class litefuse_hook implements Callable<Integer> {
 
             /** Returns null when another process holds the lock for longer than the timeout. */
             static FileLock acquire(Path path, long timeoutMillis) throws IOException {
-                ensurePrivateDir(path.getParent());
-                ensurePrivateFile(path);
+                PrivateFiles.ensurePrivateDir(path.getParent());
+                PrivateFiles.ensurePrivateFile(path);
                 FileChannel channel = FileChannel.open(path, StandardOpenOption.WRITE);
                 long deadline = System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(timeoutMillis);
                 try {
@@ -849,61 +1145,9 @@ public class litefuse_hook implements Callable<Integer> {
 
         /** Writes the state atomically and owner-only (see writeAtomically). */
         static void saveState(Path stateFile, ObjectNode state) throws IOException {
-            ensurePrivateDir(stateFile.getParent());
-            writeAtomically(stateFile, Json.toBytes(state, new com.fasterxml.jackson.core.util.DefaultPrettyPrinter()), OWNER_ONLY);
-        }
-
-        static final Set<PosixFilePermission> OWNER_ONLY = PosixFilePermissions.fromString("rw-------");
-
-        /**
-         * Replaces `file` with `bytes`, never half-written: a private temporary file of this writer's own beside it (so
-         * writers need no lock), forced to disk, given `mode`, then renamed over the file.
-         */
-        static void writeAtomically(Path file, byte[] bytes, Set<PosixFilePermission> mode) throws IOException {
-            Path tmp = createPrivateTemp(file);
-            try {
-                try (FileChannel channel = FileChannel.open(tmp, StandardOpenOption.WRITE)) {
-                    ByteBuffer buffer = ByteBuffer.wrap(bytes);
-                    while (buffer.hasRemaining()) channel.write(buffer);
-                    channel.force(true);
-                }
-                if (!mode.equals(OWNER_ONLY)) Files.setPosixFilePermissions(tmp, mode);
-                try {
-                    Files.move(tmp, file, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
-                } catch (AtomicMoveNotSupportedException e) {
-                    Files.move(tmp, file, StandardCopyOption.REPLACE_EXISTING);
-                }
-            } finally {
-                Files.deleteIfExists(tmp);
-            }
-        }
-
-        /**
-         * A new owner-only file `.<name>-<hex>.tmp` beside `file`, this writer's own (created new: a name another writer
-         * took is skipped). Not Files.createTempFile: seeding its SecureRandom took 2–3 ms of a hook run.
-         */
-        private static Path createPrivateTemp(Path file) throws IOException {
-            for (long suffix = System.nanoTime(); ; suffix++) {
-                Path tmp = file.resolveSibling("." + file.getFileName() + "-" + Long.toHexString(suffix) + ".tmp");
-                try {
-                    try {
-                        return Files.createFile(tmp, PosixFilePermissions.asFileAttribute(OWNER_ONLY));
-                    } catch (UnsupportedOperationException e) {
-                        return Files.createFile(tmp);
-                    }
-                } catch (FileAlreadyExistsException e) {
-                    // Another writer's: the next name.
-                }
-            }
-        }
-
-        /** A 64-bit FNV-1a fingerprint: eight bytes instead of a String (row uuids), or a cheap file name. */
-        static long fingerprint(String text) {
-            long hash = 0xcbf29ce484222325L;
-            for (int i = 0; i < text.length(); i++) {
-                hash = (hash ^ text.charAt(i)) * 0x100000001b3L;
-            }
-            return hash;
+            PrivateFiles.ensurePrivateDir(stateFile.getParent());
+            PrivateFiles.writeAtomically(stateFile, Json.toBytes(state, new com.fasterxml.jackson.core.util.DefaultPrettyPrinter()),
+                    PrivateFiles.OWNER_ONLY);
         }
 
         /** A stable key even if session ids collide: sha256(session_id::transcript_path). */
@@ -912,19 +1156,7 @@ public class litefuse_hook implements Callable<Integer> {
         }
 
         private static String sha256Hex(String text) {
-            return HexFormat.of().formatHex(sha256(text));
-        }
-
-        static byte[] sha256(String text) {
-            return sha256(text.getBytes(StandardCharsets.UTF_8));
-        }
-
-        static byte[] sha256(byte[] bytes) {
-            try {
-                return MessageDigest.getInstance("SHA-256").digest(bytes);
-            } catch (NoSuchAlgorithmException e) {
-                throw new IllegalStateException("SHA-256 is part of every JDK", e);
-            }
+            return HexFormat.of().formatHex(Helpers.sha256(text));
         }
     }
 
@@ -966,9 +1198,9 @@ public class litefuse_hook implements Callable<Integer> {
 
         /** Accepts the field spellings the reference accepts (camelCase, snake_case, nested objects). */
         static HookTarget extractSessionAndTranscript(JsonNode payload, Path home, Log log) {
-            String sessionId = Config.firstNonBlank(payload.path("sessionId").textValue(), payload.path("session_id").textValue(),
+            String sessionId = Helpers.firstNonBlank(payload.path("sessionId").textValue(), payload.path("session_id").textValue(),
                     payload.path("session").path("id").textValue());
-            String transcript = Config.firstNonBlank(payload.path("transcriptPath").textValue(),
+            String transcript = Helpers.firstNonBlank(payload.path("transcriptPath").textValue(),
                     payload.path("transcript_path").textValue(), payload.path("transcript").path("path").textValue());
             Path transcriptPath = null;
             if (transcript != null) {
@@ -988,8 +1220,6 @@ public class litefuse_hook implements Callable<Integer> {
     static final class Transcript {
         private Transcript() {
         }
-
-        static final int STATUS_PREVIEW_CHARS = 200;
 
         static JsonNode getContent(JsonNode row) {
             JsonNode message = row.get("message");
@@ -1046,6 +1276,27 @@ public class litefuse_hook implements Callable<Integer> {
             return String.join("\n", parts);
         }
 
+        /** The text of a tool_result's content; image blocks become a one-line summary, never base64. */
+        static String toolResultText(JsonNode content) {
+            if (content == null || content.isNull()) return "";
+            if (content.isTextual()) return content.asText();
+            if (!content.isArray()) return Json.toJson(content);
+            List<String> parts = new ArrayList<>();
+            for (JsonNode block : content) {
+                String type = block.path("type").asText();
+                if (type.equals("text")) parts.add(block.path("text").asText(""));
+                else if (type.equals("image")) parts.add(imageSummary(block));
+                else parts.add(Json.toJson(block));
+            }
+            return String.join("\n", parts);
+        }
+
+        private static String imageSummary(JsonNode block) {
+            JsonNode source = block.path("source");
+            int approxBytes = source.path("data").asText("").length() * 3 / 4;
+            return "[image: " + source.path("media_type").asText("unknown") + ", ~" + approxBytes + " bytes]";
+        }
+
         record Truncated(String text, boolean truncated, int origLen) {
             /** Adds `<prefix>_truncated` and `<prefix>_orig_len` to metadata, only when the text was cut. */
             void describeInto(ObjectNode metadata, String prefix) {
@@ -1080,16 +1331,7 @@ public class litefuse_hook implements Callable<Integer> {
         }
 
         private static Instant getTimestamp(JsonNode row) {
-            return parseInstant(row.path("timestamp").asText(""));
-        }
-
-        /** An ISO-8601 instant, or null when the text is not one. */
-        static Instant parseInstant(String text) {
-            try {
-                return text.isEmpty() ? null : Instant.parse(text);
-            } catch (DateTimeParseException e) {
-                return null;
-            }
+            return Helpers.parseInstant(row.path("timestamp").asText(""));
         }
 
         /** What a user row is, checked in the order of docs/transcript-format.md. */
@@ -1149,12 +1391,6 @@ public class litefuse_hook implements Callable<Integer> {
             }
         }
 
-        static String preview(String text) {
-            if (text == null) return null;
-            String flat = text.strip();
-            return flat.length() <= STATUS_PREVIEW_CHARS ? flat : flat.substring(0, STATUS_PREVIEW_CHARS) + "…";
-        }
-
         private static final Set<String> CLAUDE_CODE_ROW_TYPES = Set.of("user", "assistant", "system", "summary", "progress",
                 "attachment", "file-history-snapshot", "file-history-delta", "queue-operation", "last-prompt", "ai-title",
                 "custom-title", "agent-name", "permission-mode", "mode", "pr-link", "bridge-session");
@@ -1164,12 +1400,10 @@ public class litefuse_hook implements Callable<Integer> {
         }
     }
 
-    /** The incremental reader: per-session progress, and the complete lines after it. */
-    static final class Reader {
-        private Reader() {
+    /** Per-session progress: what the hook has read and sent of each transcript, as its state file keeps it. */
+    static final class Progress {
+        private Progress() {
         }
-
-        static final int MAX_LINE_BYTES = 64 * 1024 * 1024;
 
         /**
          * Per-session progress: where to read next, how many turns were sent, which user rows began them, what the
@@ -1179,6 +1413,9 @@ public class litefuse_hook implements Callable<Integer> {
          */
         record SessionState(long offset, int turnCount, List<String> emittedUserUuids, TranscriptIdentity identity,
                             SentTurn openTurn, InFlight inFlight) {
+            /** A session nothing was read or sent of yet (replay starts from it). */
+            static final SessionState NEW = new SessionState(0, 0, List.of(), null, null, null);
+
             /** Read again from the start: turns already sent stay skipped and keep their numbers. */
             SessionState restart() {
                 return new SessionState(0, turnCount, emittedUserUuids, null, openTurn, inFlight);
@@ -1271,7 +1508,7 @@ public class litefuse_hook implements Callable<Integer> {
         }
 
         private static Instant parseInstant(String text, Instant fallback) {
-            return Objects.requireNonNullElse(Transcript.parseInstant(text), fallback);
+            return Objects.requireNonNullElse(Helpers.parseInstant(text), fallback);
         }
 
         static ObjectNode writeSessionState(SessionState sessionState, String sessionId, Path transcriptPath) {
@@ -1332,7 +1569,7 @@ public class litefuse_hook implements Callable<Integer> {
             }
             String checksum;
             if (sha256) {
-                checksum = HexFormat.of().formatHex(StateFiles.sha256(head));
+                checksum = HexFormat.of().formatHex(Helpers.sha256(head));
             } else {
                 java.util.zip.CRC32 crc = new java.util.zip.CRC32();
                 crc.update(head);
@@ -1367,6 +1604,14 @@ public class litefuse_hook implements Callable<Integer> {
             if (!saved.headChecksum().equals(now.headChecksum())) return "was rewritten (its first bytes changed)";
             return null;
         }
+    }
+
+    /** The incremental reader: the complete lines after an offset, streamed as rows. */
+    static final class Reader {
+        private Reader() {
+        }
+
+        static final int MAX_LINE_BYTES = 64 * 1024 * 1024;
 
         record ReadResult(List<Transcript.Row> rows, long endOffset, int badLines) {
         }
@@ -1582,10 +1827,36 @@ public class litefuse_hook implements Callable<Integer> {
             boolean hasWork() {
                 return !assistantRows.isEmpty() || !agents.isEmpty();
             }
+
+            /** When the turn began: its user row's time, else its first assistant row's, else the epoch. */
+            Instant firstTimestamp() {
+                if (userRow.timestamp() != null) return userRow.timestamp();
+                for (Transcript.Row row : assistantRows) {
+                    if (row.timestamp() != null) return row.timestamp();
+                }
+                return Instant.EPOCH;
+            }
         }
 
-        /** A subagent's own conversation, linked to the Task/Agent tool call that ran it (or loose: compaction, background). */
-        record AgentRun(String agentId, String toolUseId, String kind, String agentType, Turn turn) {
+        /** What ran an agent: a Task/Agent tool call, a background launch reported later, or a compaction. */
+        enum AgentKind {
+            TASK, BACKGROUND, COMPACTION;
+
+            /** As metadata shows it (`agent_kind`, and `subagent_type` when the agent has no type). */
+            String label() {
+                return name().toLowerCase(Locale.ROOT);
+            }
+        }
+
+        /**
+         * A subagent's own conversation, linked to the Task/Agent tool call that ran it (toolUseId), or loose (null: a
+         * compaction, a background agent), with the agent type its call named.
+         */
+        record AgentRun(String agentId, String toolUseId, AgentKind kind, String agentType, Turn turn) {
+            /** An agent no tool call of the turn ran: it shows directly under the turn. */
+            static AgentRun loose(String agentId, AgentKind kind, Turn turn) {
+                return new AgentRun(agentId, null, kind, null, turn);
+            }
         }
 
         /**
@@ -1619,7 +1890,7 @@ public class litefuse_hook implements Callable<Integer> {
             void accept(Transcript.Row row) {
                 String uuid = row.uuid();
                 // Claude Code repeats rows on session resume; the uuid is the identity.
-                if (!uuid.isEmpty() && !seenUuids.add(StateFiles.fingerprint(uuid))) return;
+                if (!uuid.isEmpty() && !seenUuids.add(Helpers.fingerprint(uuid))) return;
                 if (!agentMode && row.json().path("isSidechain").asBoolean(false)) {
                     if (userRow != null) sidechainRows.add(row);
                     return;
@@ -1762,7 +2033,7 @@ public class litefuse_hook implements Callable<Integer> {
         private static String agentIdOf(ToolResult result) {
             String id = result.row().json().path("toolUseResult").path("agentId").asText("");
             if (!id.isEmpty()) return id;
-            Matcher matcher = AGENT_ID_IN_TEXT.matcher(Traces.toolResultText(result.block().get("content")));
+            Matcher matcher = AGENT_ID_IN_TEXT.matcher(Transcript.toolResultText(result.block().get("content")));
             return matcher.find() ? matcher.group(1) : null;
         }
 
@@ -1781,15 +2052,15 @@ public class litefuse_hook implements Callable<Integer> {
         static Turn attachAgents(Turn turn, AgentFiles files) {
             List<AgentRun> agents = new ArrayList<>();
             Set<String> attachedCalls = new HashSet<>();
-            List<Traces.ToolCall> agentCalls = Traces.toolCallsFromAssistants(turn.assistantRows()).stream()
+            List<ToolCall> agentCalls = toolCallsFromAssistants(turn.assistantRows()).stream()
                     .filter(call -> AGENT_TOOLS.contains(call.name())).toList();
-            for (Traces.ToolCall call : agentCalls) {
+            for (ToolCall call : agentCalls) {
                 ToolResult result = turn.toolResultsById().get(call.id());
                 if (result == null || isBackgroundLaunch(result)) continue;
                 String agentId = agentIdOf(result);
                 Turn agentTurn = agentId == null ? null : files.agent(agentId);
                 if (agentTurn != null) {
-                    agents.add(new AgentRun(agentId, call.id(), "task", agentTypeOf(call, result), agentTurn));
+                    agents.add(new AgentRun(agentId, call.id(), AgentKind.TASK, agentTypeOf(call, result), agentTurn));
                     attachedCalls.add(call.id());
                 }
             }
@@ -1798,32 +2069,32 @@ public class litefuse_hook implements Callable<Integer> {
                 Turn agentTurn = buildAgentTurn(chains.get(i));
                 if (agentTurn == null) continue;
                 String prompt = Transcript.extractText(Transcript.getContent(agentTurn.userRow().json())).strip();
-                Traces.ToolCall match = agentCalls.stream().filter(call -> !attachedCalls.contains(call.id()))
+                ToolCall match = agentCalls.stream().filter(call -> !attachedCalls.contains(call.id()))
                         .filter(call -> call.toolUse().path("input").path("prompt").asText("").strip().equals(prompt))
                         .findFirst().orElse(agentCalls.stream().filter(call -> !attachedCalls.contains(call.id())).findFirst().orElse(null));
                 if (match == null) continue;
                 attachedCalls.add(match.id());
-                agents.add(new AgentRun("sidechain-" + (i + 1), match.id(), "task",
+                agents.add(new AgentRun("sidechain-" + (i + 1), match.id(), AgentKind.TASK,
                         agentTypeOf(match, turn.toolResultsById().get(match.id())), agentTurn));
             }
             if (turn.kind() == TurnKind.TASK_NOTIFICATION) {
                 Matcher taskId = TASK_ID.matcher(Transcript.extractText(Transcript.getContent(turn.userRow().json())));
                 Turn agentTurn = taskId.find() ? files.agent(taskId.group(1)) : null;
-                if (agentTurn != null) agents.add(new AgentRun(taskId.group(1), null, "background", null, agentTurn));
+                if (agentTurn != null) agents.add(AgentRun.loose(taskId.group(1), AgentKind.BACKGROUND, agentTurn));
             }
-            Instant start = Traces.firstTimestamp(turn);
+            Instant start = turn.firstTimestamp();
             Instant end = turn.lastActivity() == null ? start : turn.lastActivity().plusSeconds(5);
             for (Map.Entry<String, Turn> helper : files.compactionAgents(start).entrySet()) {
                 Instant finished = helper.getValue().lastActivity();
                 if (finished != null && !finished.isBefore(start) && !finished.isAfter(end)) {
-                    agents.add(new AgentRun(helper.getKey(), null, "compaction", null, helper.getValue()));
+                    agents.add(AgentRun.loose(helper.getKey(), AgentKind.COMPACTION, helper.getValue()));
                 }
             }
             return agents.isEmpty() ? turn : turn.withAgents(agents);
         }
 
-        static String agentTypeOf(Traces.ToolCall call, ToolResult result) {
-            return Config.firstNonBlank(call.toolUse().path("input").path("subagent_type").asText(""),
+        static String agentTypeOf(ToolCall call, ToolResult result) {
+            return Helpers.firstNonBlank(call.toolUse().path("input").path("subagent_type").asText(""),
                     result == null ? null : result.row().json().path("toolUseResult").path("agentType").asText(""));
         }
 
@@ -1878,7 +2149,7 @@ public class litefuse_hook implements Callable<Integer> {
                 if (compactionFiles == null) compactionFiles = listCompactionFiles();
                 Map<String, Turn> found = new LinkedHashMap<>();
                 compactionFiles.forEach((id, file) -> {
-                    if (History.lastModified(file).isBefore(notBefore)) return;
+                    if (Helpers.lastModified(file).isBefore(notBefore)) return;
                     Turn turn = compactionTurns.computeIfAbsent(id, key -> readAgentFile(file));
                     if (turn != null) found.put(id, turn);
                 });
@@ -1922,7 +2193,7 @@ public class litefuse_hook implements Callable<Integer> {
         }
 
         /** A turn to send: a new one with its number, or the open turn (sentBefore) that grew since it was sent. */
-        record Emission(Turn turn, int turnNumber, Reader.SentTurn sentBefore) {
+        record Emission(Turn turn, int turnNumber, Progress.SentTurn sentBefore) {
         }
 
         /** What one hook run sends, and where the last turn waits (its user row's offset; -1: none) if it is still in progress. */
@@ -1933,68 +2204,65 @@ public class litefuse_hook implements Callable<Integer> {
         }
 
         /**
-         * Decides, from the rows read this run, which turns to send: every turn not sent before that has work in it, and
-         * the open turn (the last one sent) if it grew; the last turn only when complete (else it waits), unless
-         * `forceLast` (the session ended, or the transcript went quiet: the turn is as complete as it will ever be).
+         * The one way rows become numbered turns, for hook mode, replay and backfill alike (so their ids and numbers agree):
+         * rows stream in and turns are assembled; a turn sent before is skipped, except the open turn (the last one sent:
+         * it may have grown); subagents are attached; every turn with work gets the next number after the state's count.
+         * The last turn is handed on only when complete, unless `forceLast` (the session ended, the transcript went quiet,
+         * or replay: the turn is as complete as it will ever be); otherwise it waits at its user row's offset.
          */
-        static EmissionPlan planEmission(List<Transcript.Row> rows, Reader.SessionState state, AgentFiles agentFiles, boolean forceLast) {
-            List<Turn> turns = buildTurns(rows, false).stream().map(turn -> attachAgents(turn, agentFiles)).toList();
-            Set<String> emitted = new HashSet<>(state.emittedUserUuids());
-            Reader.SentTurn open = state.openTurn();
-            List<Emission> emissions = new ArrayList<>();
-            int newTurns = 0;
-            for (int i = 0; i < turns.size(); i++) {
-                Turn turn = turns.get(i);
+        static final class TurnPlanner {
+            private final Progress.SessionState state;
+            private final Set<String> emitted;
+            private final AgentFiles agentFiles;
+            private final boolean forceLast;
+            private final Consumer<Emission> sink;
+            private final TurnAssembler assembler = new TurnAssembler(this::plan);
+            private int newTurns;
+            private boolean finishing;
+            private long deferredOffset = -1;
+
+            TurnPlanner(Progress.SessionState state, AgentFiles agentFiles, boolean forceLast, Consumer<Emission> sink) {
+                this.state = state;
+                this.emitted = new HashSet<>(state.emittedUserUuids());
+                this.agentFiles = agentFiles;
+                this.forceLast = forceLast;
+                this.sink = sink;
+            }
+
+            void accept(Transcript.Row row) {
+                assembler.accept(row);
+            }
+
+            /** Ends the rows; returns where the last turn waits (its user row's offset), or -1 when none waits. */
+            long finish() {
+                // The assembler hands a turn on when the next one starts: what it hands on from here is the last.
+                finishing = true;
+                assembler.finish();
+                return deferredOffset;
+            }
+
+            private void plan(Turn turn) {
+                Progress.SentTurn open = state.openTurn();
                 boolean isOpen = open != null && open.userUuid().equals(turn.userRow().uuid());
-                if (!isOpen && emitted.contains(turn.userRow().uuid())) continue;
-                boolean last = i == turns.size() - 1;
-                if (last && !forceLast && !isTurnComplete(turn)) {
-                    return new EmissionPlan(emissions, turn.userRow().offset());
+                if (!isOpen && emitted.contains(turn.userRow().uuid())) return;
+                if (finishing && !forceLast && !isTurnComplete(turn)) {
+                    deferredOffset = turn.userRow().offset();
+                    return;
                 }
-                if (!turn.hasWork()) continue;
-                emissions.add(isOpen ? new Emission(turn, open.turnNumber(), open)
-                        : new Emission(turn, state.turnCount() + ++newTurns, null));
-            }
-            return new EmissionPlan(emissions, -1);
-        }
-    }
-
-    /** Trace building: a turn into Langfuse observations. Pure: no files, clock or network. */
-    static final class Traces {
-        private Traces() {
-        }
-
-        /** One Langfuse observation, fully described; ids are lowercase hex, times real (from the transcript). */
-        record Observation(String id, String parentId, String name, String type, Instant start, Instant end,
-                           String input, String output, String model, Map<String, Long> usage, String level,
-                           String statusMessage, ObjectNode metadata) {
-            Observation withoutUsage() {
-                return new Observation(id, parentId, name, type, start, end, input, output, model, null, level, statusMessage, metadata);
+                Turn withAgents = attachAgents(turn, agentFiles);
+                if (!withAgents.hasWork()) return;
+                sink.accept(isOpen ? new Emission(withAgents, open.turnNumber(), open)
+                        : new Emission(withAgents, state.turnCount() + ++newTurns, null));
             }
         }
 
-        /**
-         * One trace: trace-level attributes plus its observations, the root first (or, for the rest of a turn sent
-         * before, only what it has not sent). Metadata keys other than the `claude_code` object are flat strings Langfuse
-         * v4 can filter on (trace-wide ones go on every span).
-         */
-        record TraceRecord(String traceId, String name, String sessionId, String userId, String release,
-                           String environment, List<String> tags, String input, String output, ObjectNode metadata,
-                           List<Observation> observations, String parentSpanId) {
-            /** The root observation (first, without a parent), or null for the rest of a turn whose root went before. */
-            Observation root() {
-                Observation first = observations.get(0);
-                return first.parentId() == null ? first : null;
-            }
-        }
-
-        /** What trace building needs from outside the transcript. */
-        record TraceContext(String fallbackSessionId, String userId, String transcriptPath, int maxChars, Masker masker,
-                            String environment, List<String> tags, TraceParent parent) {
-        }
-
-        /** A W3C traceparent's trace and span: the span every turn's root becomes a child of. */
-        record TraceParent(String traceId, String spanId) {
+        /** What to send of the rows one hook run read (see TurnPlanner). */
+        static EmissionPlan planEmission(List<Transcript.Row> rows, Progress.SessionState state, AgentFiles agentFiles, boolean forceLast) {
+            List<Emission> emissions = new ArrayList<>();
+            TurnPlanner planner = new TurnPlanner(state, agentFiles, forceLast, emissions::add);
+            for (Transcript.Row row : rows) planner.accept(row);
+            long deferredOffset = planner.finish();
+            return new EmissionPlan(emissions, deferredOffset);
         }
 
         record ToolCall(JsonNode toolUse, Transcript.Row decisionRow, int stepIndex) {
@@ -2016,13 +2284,242 @@ public class litefuse_hook implements Callable<Integer> {
             }
             return calls;
         }
+    }
+
+    /**
+     * What a trace is, as Langfuse shows it: observations (typed, levelled, with the model call a generation carries)
+     * under a trace header. Records built by name; Traces builds them from turns, Export sends them, Render prints them.
+     */
+    static final class TraceModel {
+        private TraceModel() {
+        }
+
+        /** Langfuse's observation types, as `langfuse.observation.type` names them. */
+        enum ObservationType {
+            SPAN, GENERATION, TOOL, AGENT, EVENT;
+
+            String wireName() {
+                return name().toLowerCase(Locale.ROOT);
+            }
+        }
+
+        /** Langfuse's observation levels; DEFAULT is what Langfuse assumes when none is sent, so it is not sent. */
+        enum Level { DEFAULT, WARNING, ERROR }
+
+        /**
+         * What one model call carries: the model and its token usage (null when another row of the message carries
+         * it). The place for what more a call may carry (its parameters, its cost): one component here, one attribute
+         * in LangfuseAttributes, one field in Render.
+         */
+        record ModelCall(String model, Map<String, Long> usage) {
+            ModelCall withoutUsage() {
+                return new ModelCall(model, null);
+            }
+        }
+
+        /**
+         * One Langfuse observation, fully described; ids are lowercase hex, times real (from the transcript). Built by
+         * name: `Observation.of(type, id, parentId, name)...build()`.
+         */
+        record Observation(String id, String parentId, String name, ObservationType type, Instant start, Instant end,
+                           String input, String output, ModelCall modelCall, Level level, String statusMessage, ObjectNode metadata) {
+
+            static Builder of(ObservationType type, String id, String parentId, String name) {
+                return new Builder(type, id, parentId, name);
+            }
+
+            /** The model of a generation; null for anything else and for a row without one (<synthetic>). */
+            String model() {
+                return modelCall == null ? null : modelCall.model();
+            }
+
+            /** The token usage it carries; null when it carries none. */
+            Map<String, Long> usage() {
+                return modelCall == null ? null : modelCall.usage();
+            }
+
+            Observation withoutUsage() {
+                return new Observation(id, parentId, name, type, start, end, input, output,
+                        modelCall == null ? null : modelCall.withoutUsage(), level, statusMessage, metadata);
+            }
+
+            /** Names each part of an observation; what is not named is absent (no level: DEFAULT, no metadata: empty). */
+            static final class Builder {
+                private final ObservationType type;
+                private final String id;
+                private final String parentId;
+                private final String name;
+                private Instant start = Instant.EPOCH;
+                private Instant end = Instant.EPOCH;
+                private String input;
+                private String output;
+                private ModelCall modelCall;
+                private Level level = Level.DEFAULT;
+                private String statusMessage;
+                private ObjectNode metadata;
+
+                private Builder(ObservationType type, String id, String parentId, String name) {
+                    this.type = type;
+                    this.id = id;
+                    this.parentId = parentId;
+                    this.name = name;
+                }
+
+                /** An instant: an event, or anything that took no time. */
+                Builder at(Instant instant) {
+                    return between(instant, instant);
+                }
+
+                Builder between(Instant start, Instant end) {
+                    this.start = start;
+                    this.end = end;
+                    return this;
+                }
+
+                Builder input(String input) {
+                    this.input = input;
+                    return this;
+                }
+
+                Builder output(String output) {
+                    this.output = output;
+                    return this;
+                }
+
+                Builder modelCall(ModelCall modelCall) {
+                    this.modelCall = modelCall;
+                    return this;
+                }
+
+                Builder level(Level level, String statusMessage) {
+                    this.level = level;
+                    this.statusMessage = statusMessage;
+                    return this;
+                }
+
+                Builder metadata(ObjectNode metadata) {
+                    this.metadata = metadata;
+                    return this;
+                }
+
+                Observation build() {
+                    return new Observation(id, parentId, name, type, start, end, input, output, modelCall, level, statusMessage,
+                            metadata == null ? Json.NODES.objectNode() : metadata);
+                }
+            }
+        }
+
+        /**
+         * What Langfuse shows for a trace as a whole: its id, name, session, user, release, environment, tags, input,
+         * output and metadata (the `claude_code` object and flat keys Langfuse v4 can filter on, which go on every span),
+         * and, under a caller's traceparent, the caller's span the root hangs from. Built by name: `TraceHeader.of(...)`.
+         */
+        record TraceHeader(String traceId, String name, String sessionId, String userId, String release, String environment,
+                           List<String> tags, String input, String output, ObjectNode metadata, String parentSpanId) {
+
+            static Builder of(String traceId, String name) {
+                return new Builder(traceId, name);
+            }
+
+            /** Names each part of a trace header; what is not named is absent (no tags: none, no metadata: empty). */
+            static final class Builder {
+                private final String traceId;
+                private final String name;
+                private String sessionId;
+                private String userId;
+                private String release;
+                private String environment;
+                private List<String> tags = List.of();
+                private String input;
+                private String output;
+                private ObjectNode metadata = Json.NODES.objectNode();
+                private String parentSpanId;
+
+                private Builder(String traceId, String name) {
+                    this.traceId = traceId;
+                    this.name = name;
+                }
+
+                Builder session(String sessionId, String release) {
+                    this.sessionId = sessionId;
+                    this.release = release;
+                    return this;
+                }
+
+                Builder user(String userId, String environment, List<String> tags) {
+                    this.userId = userId;
+                    this.environment = environment;
+                    this.tags = tags;
+                    return this;
+                }
+
+                Builder content(String input, String output) {
+                    this.input = input;
+                    this.output = output;
+                    return this;
+                }
+
+                Builder metadata(ObjectNode metadata) {
+                    this.metadata = metadata;
+                    return this;
+                }
+
+                /** The caller's span every turn's root becomes a child of (a W3C traceparent); null: none. */
+                Builder parentSpan(String parentSpanId) {
+                    this.parentSpanId = parentSpanId;
+                    return this;
+                }
+
+                TraceHeader build() {
+                    return new TraceHeader(traceId, name, sessionId, userId, release, environment, tags, input, output, metadata, parentSpanId);
+                }
+            }
+        }
+
+        /** One trace: its header and its observations, the root first (or, for the rest of a turn sent before, only what it has not sent). */
+        record TraceRecord(TraceHeader header, List<Observation> observations) {
+            String traceId() {
+                return header.traceId();
+            }
+
+            String name() {
+                return header.name();
+            }
+
+            /** The root observation (first, without a parent), or null for the rest of a turn whose root went before. */
+            Observation root() {
+                Observation first = observations.get(0);
+                return first.parentId() == null ? first : null;
+            }
+        }
+    }
+
+    /** Trace building: a turn into Langfuse observations. Pure: no files, clock or network. */
+    static final class Traces {
+        private Traces() {
+        }
+
+        /** What trace building needs from outside the transcript: the session to assume, the transcript's path, the options. */
+        record TraceContext(String fallbackSessionId, String transcriptPath, Config.TraceOptions options) {
+            static TraceContext of(Config.TraceOptions options, String fallbackSessionId, String transcriptPath) {
+                return new TraceContext(fallbackSessionId, transcriptPath, options);
+            }
+
+            Masker masker() {
+                return options.masker();
+            }
+
+            int maxChars() {
+                return options.maxChars();
+            }
+        }
 
         static String traceIdFor(String sessionId, String userUuid) {
-            return HexFormat.of().formatHex(StateFiles.sha256("litefuse-trace:" + sessionId + ":" + userUuid), 0, 16);
+            return HexFormat.of().formatHex(Helpers.sha256("litefuse-trace:" + sessionId + ":" + userUuid), 0, 16);
         }
 
         private static String spanIdFor(String turnId, String key) {
-            return HexFormat.of().formatHex(StateFiles.sha256("litefuse-span:" + turnId + ":" + key), 0, 8);
+            return HexFormat.of().formatHex(Helpers.sha256("litefuse-span:" + turnId + ":" + key), 0, 8);
         }
 
         /** A row's identity for span ids: its uuid, or (for the rare row without one) its byte offset. */
@@ -2030,127 +2527,163 @@ public class litefuse_hook implements Callable<Integer> {
             return row.uuid().isEmpty() ? "offset:" + row.offset() : row.uuid();
         }
 
-        /** Builds the whole trace of one turn: pure, so replay, tests and the hook all see the same thing. */
-        static TraceRecord buildTrace(Turns.Turn turn, int turnNumber, TraceContext ctx) {
-            JsonNode userJson = turn.userRow().json();
-            String sessionId = Config.firstNonBlank(userJson.path("sessionId").asText(""), userJson.path("session_id").asText(""),
-                    ctx.fallbackSessionId(), "unknown");
-            String turnId = traceIdFor(sessionId, turn.userRow().uuid());
-            String rootId = spanIdFor(turnId, "root");
-            Instant turnStart = firstTimestamp(turn);
-            Timeline timeline = Timeline.of(turn, turnStart);
+        /** The trace of an emission: the whole turn, or, for the open turn, what it has not sent yet (null: nothing). */
+        static TraceModel.TraceRecord traceOf(Turns.Emission emission, TraceContext ctx) {
+            return unsentPart(buildTrace(emission.turn(), emission.turnNumber(), ctx), emission.sentBefore());
+        }
 
-            Masker masker = ctx.masker();
-            String prompt = masker.text(Transcript.promptText(userJson, kindOf(turn.kind())));
-            Transcript.Truncated userText = Transcript.truncateText(prompt, ctx.maxChars());
+        /**
+         * The observations of one trace as they are built: the turn's id (span ids derive from it), the context, what
+         * was built so far and the models it used.
+         */
+        private record Draft(String turnId, TraceContext ctx, List<TraceModel.Observation> observations, Set<String> models) {
+            String spanId(String key) {
+                return spanIdFor(turnId, key);
+            }
+
+            void add(TraceModel.Observation observation) {
+                observations.add(observation);
+                if (observation.model() != null) models.add(observation.model());
+            }
+        }
+
+        /** Where observations are being added: the trace's draft, the parent they hang from, and the rows' times. */
+        private record Scope(Draft draft, String parentId, Timeline timeline) {
+            String spanId(String key) {
+                return draft.spanId(key);
+            }
+
+            Masker masker() {
+                return draft.ctx().masker();
+            }
+
+            int maxChars() {
+                return draft.ctx().maxChars();
+            }
+        }
+
+        /** Builds the whole trace of one turn: pure, so replay, tests and the hook all see the same thing. */
+        static TraceModel.TraceRecord buildTrace(Turns.Turn turn, int turnNumber, TraceContext ctx) {
+            JsonNode userJson = turn.userRow().json();
+            String sessionId = Helpers.firstNonBlank(userJson.path("sessionId").asText(""), userJson.path("session_id").asText(""),
+                    ctx.fallbackSessionId(), "unknown");
+            Draft draft = new Draft(traceIdFor(sessionId, turn.userRow().uuid()), ctx, new ArrayList<>(), new LinkedHashSet<>());
+            String rootId = draft.spanId("root");
+            Instant turnStart = turn.firstTimestamp();
+            Transcript.Truncated userText = Transcript.truncateText(
+                    ctx.masker().text(Transcript.promptText(userJson, kindOf(turn.kind()))), ctx.maxChars());
             ObjectNode userContent = describeUserContent(Transcript.getContent(userJson));
             userText.describeInto(userContent, "user_text");
-
-            List<Observation> children = new ArrayList<>();
             ObjectNode userMeta = pick(userJson, "uuid", "parentUuid", "promptId");
             userMeta.setAll(userContent);
-            children.add(new Observation(spanIdFor(turnId, "user"), rootId, "user message", "event", turnStart, turnStart,
-                    userText.text(), null, null, null, null, null, wrap(userMeta)));
-
-            Set<String> models = new LinkedHashSet<>();
-            String finalText = addSteps(turnId, rootId, turn, timeline, ctx, children, models);
+            draft.add(TraceModel.Observation.of(TraceModel.ObservationType.EVENT, draft.spanId("user"), rootId, "user message").at(turnStart)
+                    .input(userText.text()).metadata(wrap(userMeta)).build());
+            String finalText = addSteps(new Scope(draft, rootId, Timeline.of(turn, turnStart)), turn);
             for (Turns.AgentRun agent : turn.agents()) {
-                if (agent.toolUseId() == null) addAgent(turnId, rootId, agent, ctx, children, models);
+                if (agent.toolUseId() == null) addAgent(draft, rootId, agent);
             }
+            List<TraceModel.Observation> children = draft.observations();
             // The user message opens the turn; everything after it in time order (a stable sort keeps file order on ties).
             children.subList(1, children.size()).sort((a, b) -> a.start().compareTo(b.start()));
-
             Instant turnEnd = turnStart;
-            for (Observation child : children) {
+            for (TraceModel.Observation child : children) {
                 if (child.end().isAfter(turnEnd)) turnEnd = child.end();
             }
-            Transcript.Truncated output = Transcript.truncateText(masker.text(finalText), ctx.maxChars());
-            ObjectNode traceMeta = pick(userJson, "uuid", "parentUuid", "promptId", "isMeta", "origin", "cwd", "gitBranch",
-                    "version", "entrypoint", "userType", "isSidechain", "permissionMode", "promptSource", "turnOrigin");
-            traceMeta.put("sessionId", sessionId);
-            traceMeta.put("turn_number", turnNumber);
-            traceMeta.put("transcript_path", ctx.transcriptPath());
-            ArrayNode modelsUsed = traceMeta.putArray("models_used");
-            models.forEach(modelsUsed::add);
-            String turnKind = turn.kind().name().toLowerCase(Locale.ROOT);
-            traceMeta.put("source", turnKind);
+            Transcript.Truncated output = Transcript.truncateText(ctx.masker().text(finalText), ctx.maxChars());
+            ObjectNode traceMeta = turnMetadata(turn, turnNumber, sessionId, draft);
             traceMeta.setAll(userContent);
             output.describeInto(traceMeta, "assistant_text");
             boolean unfinished = turn.lastAssistant() != null && !Turns.isTurnComplete(turn);
             if (unfinished) traceMeta.put("turn_unfinished", true);
             String name = "Claude Code - Turn " + turnNumber;
-            String release = Config.firstNonBlank(userJson.path("version").asText(""),
+            String release = Helpers.firstNonBlank(userJson.path("version").asText(""),
                     turn.lastAssistant() == null ? null : turn.lastAssistant().json().path("version").asText(""));
-            String level = turn.interrupted() || unfinished ? "WARNING" : null;
-            String status = turn.interrupted() ? "interrupted by user"
-                    : unfinished ? "unfinished: Claude Code stopped before the turn's final answer" : null;
+            TraceModel.Observation.Builder root = TraceModel.Observation.of(TraceModel.ObservationType.SPAN, rootId, null, name).between(turnStart, turnEnd)
+                    .input(userText.text()).output(output.text()).metadata(wrap(traceMeta));
+            if (turn.interrupted()) root.level(TraceModel.Level.WARNING, "interrupted by user");
+            else if (unfinished) root.level(TraceModel.Level.WARNING, "unfinished: Claude Code stopped before the turn's final answer");
+            List<TraceModel.Observation> observations = new ArrayList<>();
+            observations.add(root.build());
+            observations.addAll(children);
+            // Every observation says whether it is an error, so "error = true" finds failed tools, API errors and events.
+            for (TraceModel.Observation observation : observations) observation.metadata().put("error", String.valueOf(observation.level() == TraceModel.Level.ERROR));
+            Config.TraceParent parent = ctx.options().parent();
+            // Under a W3C traceparent every turn joins the caller's trace; span ids stay derived from the turn.
+            TraceModel.TraceHeader header = TraceModel.TraceHeader.of(parent == null ? draft.turnId() : parent.traceId(), name)
+                    .session(sessionId, release)
+                    .user(ctx.options().userId(), ctx.options().environment(), ctx.options().tags())
+                    .content(userText.text(), output.text())
+                    .metadata(traceMetadata(traceMeta, userJson, release, turn.kind()))
+                    .parentSpan(parent == null ? null : parent.spanId())
+                    .build();
+            return new TraceModel.TraceRecord(header, List.copyOf(observations));
+        }
+
+        /** The start of a turn's `claude_code` object: the user row's fields, the session, number, transcript and models used. */
+        private static ObjectNode turnMetadata(Turns.Turn turn, int turnNumber, String sessionId, Draft draft) {
+            JsonNode userJson = turn.userRow().json();
+            ObjectNode traceMeta = pick(userJson, "uuid", "parentUuid", "promptId", "isMeta", "origin", "cwd", "gitBranch",
+                    "version", "entrypoint", "userType", "isSidechain", "permissionMode", "promptSource", "turnOrigin");
+            traceMeta.put("sessionId", sessionId);
+            traceMeta.put("turn_number", turnNumber);
+            traceMeta.put("transcript_path", draft.ctx().transcriptPath());
+            ArrayNode modelsUsed = traceMeta.putArray("models_used");
+            for (String model : draft.models()) modelsUsed.add(model);
+            traceMeta.put("source", turnKindName(turn.kind()));
+            return traceMeta;
+        }
+
+        /** The trace's metadata: the `claude_code` object and, beside it, the trace-wide keys Langfuse v4 filters on. */
+        private static ObjectNode traceMetadata(ObjectNode traceMeta, JsonNode userJson, String release, Turns.TurnKind kind) {
             ObjectNode metadata = wrap(traceMeta);
             putFilterKey(metadata, "project_dir", userJson.path("cwd").asText(""));
             putFilterKey(metadata, "git_branch", userJson.path("gitBranch").asText(""));
             putFilterKey(metadata, "claude_code_version", release);
             putFilterKey(metadata, "entrypoint", userJson.path("entrypoint").asText(""));
             putFilterKey(metadata, "permission_mode", userJson.path("permissionMode").asText(""));
-            putFilterKey(metadata, "turn_kind", turnKind);
-            Observation root = new Observation(rootId, null, name, "span", turnStart, turnEnd, userText.text(),
-                    output.text(), null, null, level, status, wrap(traceMeta));
-            List<Observation> observations = new ArrayList<>();
-            observations.add(root);
-            observations.addAll(children);
-            // Every observation says whether it is an error, so "error = true" finds failed tools, API errors and events.
-            observations.forEach(o -> o.metadata().put("error", String.valueOf("ERROR".equals(o.level()))));
-            // Under a W3C traceparent every turn joins the caller's trace; span ids stay derived from the turn.
-            String traceId = ctx.parent() == null ? turnId : ctx.parent().traceId();
-            return new TraceRecord(traceId, name, sessionId, ctx.userId(), release, ctx.environment(), ctx.tags(),
-                    userText.text(), output.text(), metadata, List.copyOf(observations), ctx.parent() == null ? null : ctx.parent().spanId());
+            putFilterKey(metadata, "turn_kind", turnKindName(kind));
+            return metadata;
+        }
+
+        private static String turnKindName(Turns.TurnKind kind) {
+            return kind.name().toLowerCase(Locale.ROOT);
         }
 
         /**
-         * The observations of a turn's (or an agent's) work under `parentId`: one generation per assistant row, one tool
-         * observation per tool call (with the subagent it ran nested inside), one event per system row and for an
-         * interrupt. Returns the last text the model wrote.
+         * The observations of a turn's (or an agent's) work under the scope's parent: one generation per assistant row,
+         * one tool observation per tool call (with the subagents it ran nested inside), one event per system row and for
+         * an interrupt. Returns the last text the model wrote.
          */
-        private static String addSteps(String turnId, String parentId, Turns.Turn turn, Timeline timeline, TraceContext ctx,
-                               List<Observation> out, Set<String> models) {
-            Masker masker = ctx.masker();
-            Map<String, Transcript.Row> lastRowOfMessage = lastRowPerMessage(turn.assistantRows());
-            Map<String, Long> maxOutputTokens = maxOutputTokensPerMessage(turn.assistantRows());
-            Map<String, List<ToolCall>> callsByRow = new HashMap<>();
-            for (ToolCall call : toolCallsFromAssistants(turn.assistantRows())) {
+        private static String addSteps(Scope scope, Turns.Turn turn) {
+            Messages messages = new Messages(turn);
+            Map<String, List<Turns.ToolCall>> callsByRow = new HashMap<>();
+            for (Turns.ToolCall call : Turns.toolCallsFromAssistants(turn.assistantRows())) {
                 callsByRow.computeIfAbsent(rowKey(call.decisionRow()), k -> new ArrayList<>()).add(call);
             }
-            Map<String, Turns.AgentRun> agentByCall = new HashMap<>();
-            turn.agents().stream().filter(agent -> agent.toolUseId() != null).forEach(agent -> agentByCall.put(agent.toolUseId(), agent));
-            Transcript.Row finalRow = Turns.isTurnComplete(turn) ? turn.lastAssistant() : null;
-            Set<String> messagesSeen = new HashSet<>();
+            Map<String, List<Turns.AgentRun>> agentsByCall = new HashMap<>();
+            for (Turns.AgentRun agent : turn.agents()) {
+                if (agent.toolUseId() != null) agentsByCall.computeIfAbsent(agent.toolUseId(), k -> new ArrayList<>()).add(agent);
+            }
             String finalText = "";
             for (int i = 0; i < turn.assistantRows().size(); i++) {
                 Transcript.Row row = turn.assistantRows().get(i);
-                String messageId = Transcript.getMessageId(row.json());
-                boolean lastInMessage = messageId == null || lastRowOfMessage.get(messageId) == row;
-                boolean firstInMessage = messageId == null || messagesSeen.add(messageId);
-                Transcript.Row request = firstInMessage ? turn.apiRequests().get(row.json().path("requestRef").asText("")) : null;
-                Observation generation = buildGeneration(turnId, parentId, row, request, i + 1, row == finalRow, lastInMessage,
-                        messageId == null ? null : maxOutputTokens.get(messageId), timeline, ctx.maxChars(), masker);
-                out.add(generation);
-                if (generation.model() != null) models.add(generation.model());
+                scope.draft().add(buildGeneration(scope, messages.step(row, i + 1)));
                 String text = Transcript.extractText(Transcript.getContent(row.json()));
                 if (!text.isEmpty()) finalText = text;
-                for (ToolCall call : callsByRow.getOrDefault(rowKey(row), List.of())) {
-                    Observation tool = buildToolObservation(turnId, parentId, call, turn.toolResultsById().get(call.id()),
-                            timeline, ctx.maxChars(), masker);
-                    out.add(tool);
-                    Turns.AgentRun agent = agentByCall.get(call.id());
-                    if (agent != null) addAgent(turnId, tool.id(), agent, ctx, out, models);
+                for (Turns.ToolCall call : callsByRow.getOrDefault(rowKey(row), List.of())) {
+                    TraceModel.Observation tool = buildToolObservation(scope, call, turn.toolResultsById().get(call.id()));
+                    scope.draft().add(tool);
+                    for (Turns.AgentRun agent : agentsByCall.getOrDefault(call.id(), List.of())) addAgent(scope.draft(), tool.id(), agent);
                 }
             }
             for (Transcript.Row systemRow : turn.systemRows()) {
-                out.add(buildSystemEvent(turnId, parentId, systemRow, timeline, masker));
+                scope.draft().add(buildSystemEvent(scope, systemRow));
             }
             if (turn.interrupted()) {
-                Instant at = timeline.at(turn.interruptRow());
-                out.add(new Observation(spanIdFor(turnId, "interrupt:" + rowKey(turn.interruptRow())), parentId,
-                        "Interrupted by user", "event", at, at, null, null, null, null, "WARNING", "interrupted by user",
-                        wrap(pick(turn.interruptRow().json(), "uuid", "parentUuid"))));
+                Transcript.Row interrupt = turn.interruptRow();
+                scope.draft().add(TraceModel.Observation.of(TraceModel.ObservationType.EVENT, scope.spanId("interrupt:" + rowKey(interrupt)), scope.parentId(),
+                        "Interrupted by user").at(scope.timeline().at(interrupt)).level(TraceModel.Level.WARNING, "interrupted by user")
+                        .metadata(wrap(pick(interrupt.json(), "uuid", "parentUuid"))).build());
             }
             return finalText;
         }
@@ -2159,44 +2692,45 @@ public class litefuse_hook implements Callable<Integer> {
          * A subagent as an `agent` observation holding its own generations (with their model and usage) and tool
          * calls; its usage is counted there only, so turn totals stay exact.
          */
-        private static void addAgent(String turnId, String parentId, Turns.AgentRun agent, TraceContext ctx, List<Observation> out,
-                             Set<String> models) {
+        private static void addAgent(Draft draft, String parentId, Turns.AgentRun agent) {
             Turns.Turn turn = agent.turn();
-            Instant start = firstTimestamp(turn);
-            Timeline timeline = Timeline.of(turn, start);
-            String agentSpanId = spanIdFor(turnId, "agent:" + agent.agentId() + ":" + rowKey(turn.userRow()));
-            List<Observation> steps = new ArrayList<>();
-            String finalText = addSteps(turnId, agentSpanId, turn, timeline, ctx, steps, models);
+            Instant start = turn.firstTimestamp();
+            String agentSpanId = draft.spanId("agent:" + agent.agentId() + ":" + rowKey(turn.userRow()));
+            // Its steps are built first (the agent's span ends with them) and listed after it; the models count for the trace.
+            Draft steps = new Draft(draft.turnId(), draft.ctx(), new ArrayList<>(), draft.models());
+            String finalText = addSteps(new Scope(steps, agentSpanId, Timeline.of(turn, start)), turn);
             Instant end = start;
-            for (Observation step : steps) {
+            for (TraceModel.Observation step : steps.observations()) {
                 if (step.end().isAfter(end)) end = step.end();
             }
             JsonNode firstRow = turn.userRow().json();
             String agentType = agent.agentType();
             String label = switch (agent.kind()) {
-                case "compaction" -> "Compaction agent";
-                case "background" -> "Background agent";
-                default -> agentType == null ? "Agent" : "Agent: " + agentType;
+                case COMPACTION -> "Compaction agent";
+                case BACKGROUND -> "Background agent";
+                case TASK -> agentType == null ? "Agent" : "Agent: " + agentType;
             };
             ObjectNode meta = Json.NODES.objectNode();
             meta.put("agentId", agent.agentId());
-            meta.put("agent_kind", agent.kind());
+            meta.put("agent_kind", agent.kind().label());
             if (agentType != null) meta.put("agentType", agentType);
             meta.setAll(pick(firstRow, "uuid", "sessionId", "version"));
+            ArrayNode modelsUsed = meta.putArray("models_used");
             Set<String> agentModels = new LinkedHashSet<>();
-            turn.assistantRows().forEach(row -> {
+            for (Transcript.Row row : turn.assistantRows()) {
                 String model = Transcript.getModel(row.json());
-                if (model != null) agentModels.add(model);
-            });
-            ArrayNode modelsNode = meta.putArray("models_used");
-            agentModels.forEach(modelsNode::add);
-            Masker masker = ctx.masker();
+                if (model != null && agentModels.add(model)) modelsUsed.add(model);
+            }
             ObjectNode metadata = wrap(meta);
-            putFilterKey(metadata, "subagent_type", agentType != null ? agentType : agent.kind());
-            out.add(new Observation(agentSpanId, parentId, label + " (" + agent.agentId() + ")", "agent", start, end,
-                    Transcript.truncateText(masker.text(Transcript.extractText(Transcript.getContent(firstRow))), ctx.maxChars()).text(),
-                    Transcript.truncateText(masker.text(finalText), ctx.maxChars()).text(), null, null, null, null, metadata));
-            out.addAll(steps);
+            putFilterKey(metadata, "subagent_type", agentType != null ? agentType : agent.kind().label());
+            Masker masker = draft.ctx().masker();
+            int maxChars = draft.ctx().maxChars();
+            draft.add(TraceModel.Observation.of(TraceModel.ObservationType.AGENT, agentSpanId, parentId, label + " (" + agent.agentId() + ")")
+                    .between(start, end)
+                    .input(Transcript.truncateText(masker.text(Transcript.extractText(Transcript.getContent(firstRow))), maxChars).text())
+                    .output(Transcript.truncateText(masker.text(finalText), maxChars).text())
+                    .metadata(metadata).build());
+            draft.observations().addAll(steps.observations());
         }
 
         private static Transcript.UserRowKind kindOf(Turns.TurnKind kind) {
@@ -2205,15 +2739,6 @@ public class litefuse_hook implements Callable<Integer> {
                 case COMMAND -> Transcript.UserRowKind.COMMAND;
                 case TASK_NOTIFICATION -> Transcript.UserRowKind.TASK_NOTIFICATION;
             };
-        }
-
-        static Instant firstTimestamp(Turns.Turn turn) {
-            Instant start = turn.userRow().timestamp();
-            if (start != null) return start;
-            for (Transcript.Row row : turn.assistantRows()) {
-                if (row.timestamp() != null) return row.timestamp();
-            }
-            return Instant.EPOCH;
         }
 
         /**
@@ -2259,24 +2784,49 @@ public class litefuse_hook implements Callable<Integer> {
             }
         }
 
-        private static Map<String, Transcript.Row> lastRowPerMessage(List<Transcript.Row> assistantRows) {
-            Map<String, Transcript.Row> last = new HashMap<>();
-            for (Transcript.Row row : assistantRows) {
-                String id = Transcript.getMessageId(row.json());
-                if (id != null) last.put(id, row);
+        /**
+         * What a turn's Anthropic messages say about each of its assistant rows (Claude Code writes one row per content
+         * block, all with the message's id): which row is the message's last (it carries the usage), the real output count
+         * (early rows may hold a placeholder), the API request that began the message, and which row is the final answer.
+         */
+        private static final class Messages {
+            private final Map<String, Transcript.Row> lastRowOfMessage = new HashMap<>();
+            private final Map<String, Long> maxOutputTokens = new HashMap<>();
+            private final Set<String> messagesSeen = new HashSet<>();
+            private final Map<String, Transcript.Row> apiRequests;
+            private final Transcript.Row finalRow;
+
+            Messages(Turns.Turn turn) {
+                for (Transcript.Row row : turn.assistantRows()) {
+                    String id = Transcript.getMessageId(row.json());
+                    if (id == null) continue;
+                    lastRowOfMessage.put(id, row);
+                    // output_tokens can be a placeholder on early rows of a message; the largest value is the real one.
+                    JsonNode output = row.json().path("message").path("usage").path("output_tokens");
+                    if (output.canConvertToLong()) maxOutputTokens.merge(id, output.asLong(), Math::max);
+                }
+                apiRequests = turn.apiRequests();
+                finalRow = Turns.isTurnComplete(turn) ? turn.lastAssistant() : null;
             }
-            return last;
+
+            /** The row as the `index`th step of its turn; rows must be asked in file order (the first of a message takes its request). */
+            Step step(Transcript.Row row, int index) {
+                String messageId = Transcript.getMessageId(row.json());
+                boolean firstInMessage = messageId == null || messagesSeen.add(messageId);
+                boolean lastInMessage = messageId == null || lastRowOfMessage.get(messageId) == row;
+                Long maxOutput = messageId == null ? null : maxOutputTokens.get(messageId);
+                Transcript.Row request = firstInMessage ? apiRequests.get(row.json().path("requestRef").asText("")) : null;
+                return new Step(row, index, row == finalRow, lastInMessage, maxOutput, request);
+            }
         }
 
-        /** output_tokens can be a placeholder on early rows of a message; the largest value is the real one. */
-        private static Map<String, Long> maxOutputTokensPerMessage(List<Transcript.Row> assistantRows) {
-            Map<String, Long> max = new HashMap<>();
-            for (Transcript.Row row : assistantRows) {
-                String id = Transcript.getMessageId(row.json());
-                JsonNode output = row.json().path("message").path("usage").path("output_tokens");
-                if (id != null && output.canConvertToLong()) max.merge(id, output.asLong(), Math::max);
-            }
-            return max;
+        /**
+         * One assistant row as a step of its turn: its number, whether it is the turn's final answer, whether it is its
+         * message's last row (then it carries the usage, with the message's real output count), and the API request
+         * that began its message (the first row of a message only; null where the transcript has none).
+         */
+        private record Step(Transcript.Row row, int index, boolean isFinal, boolean lastInMessage, Long maxOutputTokens,
+                            Transcript.Row apiRequest) {
         }
 
         /**
@@ -2322,59 +2872,76 @@ public class litefuse_hook implements Callable<Integer> {
          * One generation per assistant row. It runs from the moment its API request went out (the first row of a message,
          * where the transcript has the api-request row) or from just after the row before, to its own row's timestamp.
          */
-        private static Observation buildGeneration(String turnId, String rootId, Transcript.Row row, Transcript.Row apiRequest, int step, boolean isFinal,
-                                           boolean lastInMessage, Long maxOutputTokens, Timeline timeline, int maxChars,
-                                           Masker masker) {
-            JsonNode json = row.json();
+        private static TraceModel.Observation buildGeneration(Scope scope, Step step) {
+            JsonNode json = step.row().json();
             JsonNode message = json.path("message");
             JsonNode content = Transcript.getContent(json);
             List<JsonNode> toolUses = Transcript.iterToolUses(content);
-            List<String> toolNames = toolUses.stream().map(use -> use.path("name").asText("unknown")).toList();
-            boolean thinking = !Transcript.blocksOfType(content, "thinking").isEmpty() || !Transcript.blocksOfType(content, "redacted_thinking").isEmpty();
-            String name;
-            String output;
-            if (!toolUses.isEmpty()) {
-                name = "Decision to call tool: " + String.join(", ", toolNames) + " (#" + step + ")";
-                output = Json.toJson(masker.json(toolUses.size() == 1 ? toolUses.get(0) : Json.NODES.arrayNode().addAll(toolUses)));
-            } else if (isFinal) {
-                name = "Final response (#" + step + ")";
-                output = Transcript.extractText(content);
-            } else if (thinking && Transcript.blocksOfType(content, "text").isEmpty()) {
-                name = "Thinking (#" + step + ")";
-                output = thinkingText(content);
-            } else {
-                name = "Text response (#" + step + ")";
-                output = Transcript.extractText(content);
-            }
-            Transcript.Truncated outputText = Transcript.truncateText(masker.text(output), maxChars);
+            List<String> toolNames = new ArrayList<>();
+            for (JsonNode use : toolUses) toolNames.add(use.path("name").asText("unknown"));
+            Masker masker = scope.masker();
+            StepKind kind = StepKind.of(step, content, toolUses);
+            String name = (kind == StepKind.DECISION ? kind.label + String.join(", ", toolNames) : kind.label) + " (#" + step.index() + ")";
+            String output = switch (kind) {
+                case DECISION -> Json.toJson(masker.json(toolUses.size() == 1 ? toolUses.get(0) : Json.NODES.arrayNode().addAll(toolUses)));
+                case THINKING -> thinkingText(content);
+                case FINAL, TEXT -> Transcript.extractText(content);
+            };
+            Transcript.Truncated outputText = Transcript.truncateText(masker.text(output), scope.maxChars());
             ObjectNode meta = pick(json, GENERATION_ROW_FIELDS);
             meta.setAll(pick(message, GENERATION_MESSAGE_FIELDS));
             meta.setAll(pick(message.path("usage"), GENERATION_USAGE_FIELDS));
-            meta.put("step_index", step);
-            meta.put("is_last_in_message", lastInMessage);
+            meta.put("step_index", step.index());
+            meta.put("is_last_in_message", step.lastInMessage());
             outputText.describeInto(meta, "assistant_text");
             boolean apiError = json.path("isApiErrorMessage").asBoolean(false);
             if (apiError) meta.set("error", json.get("error"));
-            Instant end = timeline.at(row);
-            Instant start = timeline.startBefore(end);
+            Instant end = scope.timeline().at(step.row());
+            Instant start = scope.timeline().startBefore(end);
+            Transcript.Row apiRequest = step.apiRequest();
             if (apiRequest != null && apiRequest.timestamp() != null && !apiRequest.timestamp().isAfter(end)) {
                 start = apiRequest.timestamp();
-                JsonNode params = apiRequest.json().path("params");
-                ObjectNode request = pick(apiRequest.json(), "querySource");
-                request.setAll(pick(params, "max_tokens"));
-                if (params.path("thinking").has("type")) request.set("thinking", params.path("thinking").path("type"));
-                if (params.path("output_config").has("effort")) request.set("effort", params.path("output_config").path("effort"));
-                meta.set("request", request);
+                meta.set("request", requestSummary(apiRequest.json()));
             }
-            Map<String, Long> usage = lastInMessage && Transcript.getModel(json) != null
-                    ? usageDetails(message.get("usage"), maxOutputTokens) : null;
+            String model = Transcript.getModel(json);
+            Map<String, Long> usage = step.lastInMessage() && model != null ? usageDetails(message.get("usage"), step.maxOutputTokens()) : null;
             ObjectNode metadata = wrap(meta);
             putFilterKey(metadata, "stop_reason", message.path("stop_reason").asText(""));
             if (!toolNames.isEmpty()) putFilterKey(metadata, "tool_name", String.join(",", toolNames));
-            return new Observation(spanIdFor(turnId, "row:" + rowKey(row)), rootId, name, "generation",
-                    start, end, null, outputText.text(), Transcript.getModel(json),
-                    usage == null || usage.isEmpty() ? null : usage, apiError ? "ERROR" : null,
-                    apiError ? Transcript.preview(masker.text(Transcript.extractText(content))) : null, metadata);
+            TraceModel.Observation.Builder generation = TraceModel.Observation.of(TraceModel.ObservationType.GENERATION, scope.spanId("row:" + rowKey(step.row())),
+                    scope.parentId(), name).between(start, end).output(outputText.text())
+                    .modelCall(new TraceModel.ModelCall(model, usage == null || usage.isEmpty() ? null : usage)).metadata(metadata);
+            if (apiError) generation.level(TraceModel.Level.ERROR, Helpers.preview(masker.text(Transcript.extractText(content))));
+            return generation.build();
+        }
+
+        /** What an assistant row is, as its generation's name says: a tool decision, the final answer, thinking, or text. */
+        private enum StepKind {
+            DECISION("Decision to call tool: "), FINAL("Final response"), THINKING("Thinking"), TEXT("Text response");
+
+            final String label;
+
+            StepKind(String label) {
+                this.label = label;
+            }
+
+            static StepKind of(Step step, JsonNode content, List<JsonNode> toolUses) {
+                if (!toolUses.isEmpty()) return DECISION;
+                if (step.isFinal()) return FINAL;
+                boolean thinking = !Transcript.blocksOfType(content, "thinking").isEmpty()
+                        || !Transcript.blocksOfType(content, "redacted_thinking").isEmpty();
+                return thinking && Transcript.blocksOfType(content, "text").isEmpty() ? THINKING : TEXT;
+            }
+        }
+
+        /** What the API request that began a message asked for: where it came from, max_tokens, thinking, effort. */
+        private static ObjectNode requestSummary(JsonNode apiRequest) {
+            JsonNode params = apiRequest.path("params");
+            ObjectNode request = pick(apiRequest, "querySource");
+            request.setAll(pick(params, "max_tokens"));
+            if (params.path("thinking").has("type")) request.set("thinking", params.path("thinking").path("type"));
+            if (params.path("output_config").has("effort")) request.set("effort", params.path("output_config").path("effort"));
+            return request;
         }
 
         private static String thinkingText(JsonNode content) {
@@ -2386,61 +2953,36 @@ public class litefuse_hook implements Callable<Integer> {
             return String.join("\n", parts);
         }
 
-        private static Observation buildToolObservation(String turnId, String rootId, ToolCall call, Turns.ToolResult result,
-                                                Timeline timeline, int maxChars, Masker masker) {
-            Instant decided = timeline.at(call.decisionRow());
+        private static TraceModel.Observation buildToolObservation(Scope scope, Turns.ToolCall call, Turns.ToolResult result) {
+            Masker masker = scope.masker();
+            Instant decided = scope.timeline().at(call.decisionRow());
             Instant start = decided.plusMillis(1);
-            Instant end = result == null ? start : timeline.at(result.row());
+            Instant end = result == null ? start : scope.timeline().at(result.row());
             if (end.isBefore(start)) start = end;
-            Transcript.Truncated input = Transcript.truncateText(Json.toJson(masker.json(call.toolUse().path("input"))), maxChars);
+            Transcript.Truncated input = Transcript.truncateText(Json.toJson(masker.json(call.toolUse().path("input"))), scope.maxChars());
             ObjectNode meta = Json.NODES.objectNode();
             meta.put("name", call.name());
             meta.put("tool_use_id", call.id());
             input.describeInto(meta, "input");
-            String level = null;
-            String statusMessage = null;
-            Transcript.Truncated output = null;
+            TraceModel.Observation.Builder tool = TraceModel.Observation.of(TraceModel.ObservationType.TOOL,
+                    scope.spanId("tool:" + (call.id().isEmpty() ? rowKey(call.decisionRow()) : call.id())), scope.parentId(),
+                    "Tool call: " + call.name() + " (#" + call.stepIndex() + ")").between(start, end).input(input.text());
             if (result != null) {
                 meta.setAll(pick(result.row().json(), "uuid", "parentUuid", "sourceToolAssistantUUID", "permissionDecision"));
                 boolean isError = result.block().path("is_error").asBoolean(false);
                 if (result.block().has("is_error")) meta.put("is_error", isError);
-                String text = masker.text(toolResultText(result.block().get("content")));
-                output = Transcript.truncateText(text, maxChars);
+                String text = masker.text(Transcript.toolResultText(result.block().get("content")));
+                Transcript.Truncated output = Transcript.truncateText(text, scope.maxChars());
                 output.describeInto(meta, "output");
+                tool.output(output.text());
                 JsonNode summary = summarizeToolUseResult(call, result.row().json().get("toolUseResult"));
                 if (summary != null) meta.set("toolUseResult", masker.json(summary));
-                if (isError) {
-                    level = "ERROR";
-                    statusMessage = Transcript.preview(text);
-                }
+                if (isError) tool.level(TraceModel.Level.ERROR, Helpers.preview(text));
             }
             ObjectNode metadata = wrap(meta);
             putFilterKey(metadata, "tool_name", call.name());
             if (Turns.AGENT_TOOLS.contains(call.name())) putFilterKey(metadata, "subagent_type", Turns.agentTypeOf(call, result));
-            return new Observation(spanIdFor(turnId, "tool:" + (call.id().isEmpty() ? rowKey(call.decisionRow()) : call.id())), rootId,
-                    "Tool call: " + call.name() + " (#" + call.stepIndex() + ")", "tool", start, end, input.text(),
-                    output == null ? null : output.text(), null, null, level, statusMessage, metadata);
-        }
-
-        /** The text of a tool_result's content; image blocks become a one-line summary, never base64. */
-        static String toolResultText(JsonNode content) {
-            if (content == null || content.isNull()) return "";
-            if (content.isTextual()) return content.asText();
-            if (!content.isArray()) return Json.toJson(content);
-            List<String> parts = new ArrayList<>();
-            for (JsonNode block : content) {
-                String type = block.path("type").asText();
-                if (type.equals("text")) parts.add(block.path("text").asText(""));
-                else if (type.equals("image")) parts.add(imageSummary(block));
-                else parts.add(Json.toJson(block));
-            }
-            return String.join("\n", parts);
-        }
-
-        private static String imageSummary(JsonNode block) {
-            JsonNode source = block.path("source");
-            int approxBytes = source.path("data").asText("").length() * 3 / 4;
-            return "[image: " + source.path("media_type").asText("unknown") + ", ~" + approxBytes + " bytes]";
+            return tool.metadata(metadata).build();
         }
 
         /** Counts of text and image blocks and the image media types of a user prompt (sparse: only with images). */
@@ -2470,23 +3012,23 @@ public class litefuse_hook implements Callable<Integer> {
          * A flat summary of a tool's toolUseResult: short scalars verbatim, long or nested values as `<field>_len`,
          * plus the per-tool fields of the metadata reference (Bash command, output lengths, item counts, ...).
          */
-        private static JsonNode summarizeToolUseResult(ToolCall call, JsonNode toolUseResult) {
+        private static JsonNode summarizeToolUseResult(Turns.ToolCall call, JsonNode toolUseResult) {
             if (toolUseResult == null || toolUseResult.isNull()) return null;
             ObjectNode summary = Json.NODES.objectNode();
             if (!toolUseResult.isObject()) {
-                summary.put("value", Transcript.preview(toolUseResult.isTextual() ? toolUseResult.asText() : Json.toJson(toolUseResult)));
+                summary.put("value", Helpers.preview(toolUseResult.isTextual() ? toolUseResult.asText() : Json.toJson(toolUseResult)));
                 return summary;
             }
             toolUseResult.properties().forEach(field -> {
                 JsonNode value = field.getValue();
                 if (value.isNumber() || value.isBoolean()) summary.set(field.getKey(), value);
-                else if (value.isTextual() && value.asText().length() <= Transcript.STATUS_PREVIEW_CHARS) summary.set(field.getKey(), value);
+                else if (value.isTextual() && value.asText().length() <= Helpers.PREVIEW_CHARS) summary.set(field.getKey(), value);
                 else if (value.isTextual()) summary.put(field.getKey() + "_len", value.asText().length());
                 else if (value.isArray() || value.isObject()) summary.put(field.getKey() + "_len", value.size());
             });
             switch (call.name()) {
                 case "Bash" -> {
-                    summary.put("command", Transcript.preview(call.toolUse().path("input").path("command").asText("")));
+                    summary.put("command", Helpers.preview(call.toolUse().path("input").path("command").asText("")));
                     String stdout = toolUseResult.path("stdout").asText("");
                     String stderr = toolUseResult.path("stderr").asText("");
                     summary.remove(List.of("stdout", "stderr", "stdout_len", "stderr_len"));
@@ -2521,13 +3063,15 @@ public class litefuse_hook implements Callable<Integer> {
                 "informational", "Information");
 
         /** One event per system row, every field verbatim in metadata; API errors and error-level rows are ERROR. */
-        private static Observation buildSystemEvent(String turnId, String rootId, Transcript.Row row, Timeline timeline, Masker masker) {
+        private static TraceModel.Observation buildSystemEvent(Scope scope, Transcript.Row row) {
             JsonNode json = row.json();
+            Masker masker = scope.masker();
+            Instant at = scope.timeline().at(row);
+            String id = scope.spanId("event:" + rowKey(row));
             if ("user".equals(Transcript.getRole(json))) {
-                Instant at = timeline.at(row);
-                return new Observation(spanIdFor(turnId, "event:" + rowKey(row)), rootId, "Stop hook feedback", "event", at, at,
-                        masker.text(Transcript.extractText(Transcript.getContent(json))), null, null, null, null, null,
-                        wrap(pick(json, "uuid", "parentUuid", "promptId", "isMeta")));
+                return TraceModel.Observation.of(TraceModel.ObservationType.EVENT, id, scope.parentId(), "Stop hook feedback").at(at)
+                        .input(masker.text(Transcript.extractText(Transcript.getContent(json))))
+                        .metadata(wrap(pick(json, "uuid", "parentUuid", "promptId", "isMeta"))).build();
             }
             String subtype = json.path("subtype").asText("system");
             String name = SYSTEM_EVENT_NAMES.getOrDefault(subtype, "System: " + subtype);
@@ -2535,26 +3079,25 @@ public class litefuse_hook implements Callable<Integer> {
                 name += " (retry " + json.path("retryAttempt").asText() + "/" + json.path("maxRetries").asText("?") + ")";
             }
             String rowLevel = json.path("level").asText("");
-            String level = subtype.equals("api_error") || rowLevel.equals("error") ? "ERROR"
-                    : rowLevel.equals("warning") ? "WARNING" : null;
+            TraceModel.Level level = subtype.equals("api_error") || rowLevel.equals("error") ? TraceModel.Level.ERROR
+                    : rowLevel.equals("warning") ? TraceModel.Level.WARNING : TraceModel.Level.DEFAULT;
             // A copy of the top level only: the keys below are removed from it, the row stays as it is.
             ObjectNode meta = (ObjectNode) masker.json(Json.NODES.objectNode().setAll((ObjectNode) json));
             meta.remove(List.of("cwd", "sessionId", "session_id", "version", "gitBranch", "userType", "slug", "entrypoint",
                     "timestamp", "type"));
-            String statusMessage = level == null ? null : Transcript.preview(masker.text(errorSummary(json)));
-            Instant at = timeline.at(row);
-            return new Observation(spanIdFor(turnId, "event:" + rowKey(row)), rootId, name, "event",
-                    at, at, json.path("content").isTextual() ? masker.text(json.path("content").asText()) : null, null, null, null,
-                    level, statusMessage, wrap(meta));
+            TraceModel.Observation.Builder event = TraceModel.Observation.of(TraceModel.ObservationType.EVENT, id, scope.parentId(), name).at(at)
+                    .input(json.path("content").isTextual() ? masker.text(json.path("content").asText()) : null).metadata(wrap(meta));
+            if (level != TraceModel.Level.DEFAULT) event.level(level, Helpers.preview(masker.text(errorSummary(json))));
+            return event.build();
         }
 
         /** "HTTP 529: Overloaded" from an api_error row's error object (status and its first message, at any depth). */
         private static String errorSummary(JsonNode systemRow) {
             JsonNode error = systemRow.path("error");
-            String message = Config.firstNonBlank(error.path("formatted").asText(""), firstMessage(error),
+            String message = Helpers.firstNonBlank(error.path("formatted").asText(""), firstMessage(error),
                     systemRow.path("content").asText(""));
             String status = error.path("status").canConvertToInt() ? "HTTP " + error.path("status").asText() : null;
-            if (status == null) return Config.firstNonBlank(message, systemRow.path("subtype").asText("error"));
+            if (status == null) return Helpers.firstNonBlank(message, systemRow.path("subtype").asText("error"));
             return message == null ? status : status + ": " + message;
         }
 
@@ -2591,7 +3134,7 @@ public class litefuse_hook implements Callable<Integer> {
         }
 
         /** A one-observation trace that doctor --send-test sends to prove the whole path works. */
-        static TraceRecord canaryTrace(String userId, String environment, Instant now) {
+        static TraceModel.TraceRecord canaryTrace(Config.TraceOptions options, Instant now) {
             String traceId = traceIdFor("litefuse-hook-doctor", "canary-" + now.toEpochMilli());
             String rootId = spanIdFor(traceId, "root");
             ObjectNode meta = Json.NODES.objectNode();
@@ -2599,119 +3142,147 @@ public class litefuse_hook implements Callable<Integer> {
             meta.put("litefuse_hook_version", VERSION);
             String input = "litefuse-hook doctor --send-test";
             String output = "If you can read this in Langfuse, Claude Code turns will arrive here too.";
-            List<Observation> observations = List.of(
-                    new Observation(rootId, null, "litefuse-hook doctor canary", "span", now, now.plusMillis(2), input, output,
-                            null, null, null, null, wrap(meta)),
-                    new Observation(spanIdFor(traceId, "event"), rootId, "canary", "event", now.plusMillis(1), now.plusMillis(1),
-                            input, null, null, null, null, null, wrap(Json.NODES.objectNode())));
-            return new TraceRecord(traceId, "litefuse-hook doctor canary", "litefuse-hook-doctor", userId, VERSION,
-                    environment, List.of("claude-code", "litefuse-doctor"), input, output, wrap(meta), observations, null);
+            String name = "litefuse-hook doctor canary";
+            List<TraceModel.Observation> observations = List.of(
+                    TraceModel.Observation.of(TraceModel.ObservationType.SPAN, rootId, null, name).between(now, now.plusMillis(2)).input(input).output(output)
+                            .metadata(wrap(meta)).build(),
+                    TraceModel.Observation.of(TraceModel.ObservationType.EVENT, spanIdFor(traceId, "event"), rootId, "canary").at(now.plusMillis(1))
+                            .input(input).metadata(wrap(Json.NODES.objectNode())).build());
+            TraceModel.TraceHeader header = TraceModel.TraceHeader.of(traceId, name).session("litefuse-hook-doctor", VERSION)
+                    .user(options.userId(), options.environment(), List.of("claude-code", "litefuse-doctor"))
+                    .content(input, output).metadata(wrap(meta)).build();
+            return new TraceModel.TraceRecord(header, observations);
         }
 
         /**
          * What is left to send of a trace when part of it was sent before: the spans not sent yet, and no usage for a
          * message whose usage went out already. Null when nothing is left.
          */
-        static TraceRecord unsentPart(TraceRecord trace, Reader.SentTurn sentBefore) {
+        static TraceModel.TraceRecord unsentPart(TraceModel.TraceRecord trace, Progress.SentTurn sentBefore) {
             if (sentBefore == null) return trace;
             Set<String> sentSpans = new HashSet<>(sentBefore.spanIds());
             Set<String> usageSent = new HashSet<>(sentBefore.usageMessageIds());
-            List<Observation> rest = new ArrayList<>();
-            for (Observation observation : trace.observations()) {
+            List<TraceModel.Observation> rest = new ArrayList<>();
+            for (TraceModel.Observation observation : trace.observations()) {
                 if (sentSpans.contains(observation.id())) continue;
                 boolean usageAgain = observation.usage() != null && usageSent.contains(messageIdOf(observation));
                 rest.add(usageAgain ? observation.withoutUsage() : observation);
             }
             if (rest.isEmpty()) return null;
-            return new TraceRecord(trace.traceId(), trace.name(), trace.sessionId(), trace.userId(), trace.release(),
-                    trace.environment(), trace.tags(), trace.input(), trace.output(), trace.metadata(),
-                    List.copyOf(rest), trace.parentSpanId());
+            return new TraceModel.TraceRecord(trace.header(), List.copyOf(rest));
         }
 
         /** The Anthropic message id a generation belongs to (kept in its metadata as claude_code.id). */
-        static String messageIdOf(Observation observation) {
+        static String messageIdOf(TraceModel.Observation observation) {
             return observation.metadata().path("claude_code").path("id").asText("");
         }
     }
 
-    /** Export: the OpenTelemetry SDK and OTLP exporter, on a transport that fits a deadline. */
-    static final class Export {
-        private Export() {
+    /**
+     * The one path from a transcript to traces, for hook mode, replay and backfill alike: rows read after the saved
+     * offset (or streamed from the start), numbered into turns by Turns.TurnPlanner, built into traces by Traces.traceOf.
+     * Nothing here sends or saves anything.
+     */
+    static final class Pipeline {
+        private Pipeline() {
         }
 
-        private static final AttributeKey<String> OBSERVATION_TYPE = AttributeKey.stringKey("langfuse.observation.type");
-        private static final AttributeKey<String> OBSERVATION_INPUT = AttributeKey.stringKey("langfuse.observation.input");
-        private static final AttributeKey<String> OBSERVATION_OUTPUT = AttributeKey.stringKey("langfuse.observation.output");
-        private static final AttributeKey<String> OBSERVATION_MODEL = AttributeKey.stringKey("langfuse.observation.model.name");
-        private static final AttributeKey<String> OBSERVATION_USAGE = AttributeKey.stringKey("langfuse.observation.usage_details");
-        private static final AttributeKey<String> OBSERVATION_LEVEL = AttributeKey.stringKey("langfuse.observation.level");
-        private static final AttributeKey<String> OBSERVATION_STATUS = AttributeKey.stringKey("langfuse.observation.status_message");
-        private static final AttributeKey<String> OBSERVATION_METADATA = AttributeKey.stringKey("langfuse.observation.metadata");
-        private static final AttributeKey<String> TRACE_NAME = AttributeKey.stringKey("langfuse.trace.name");
-        private static final AttributeKey<String> TRACE_INPUT = AttributeKey.stringKey("langfuse.trace.input");
-        private static final AttributeKey<String> TRACE_OUTPUT = AttributeKey.stringKey("langfuse.trace.output");
-        private static final AttributeKey<String> TRACE_METADATA = AttributeKey.stringKey("langfuse.trace.metadata");
-        private static final AttributeKey<List<String>> TRACE_TAGS = AttributeKey.stringArrayKey("langfuse.trace.tags");
-        private static final AttributeKey<String> SESSION_ID = AttributeKey.stringKey("session.id");
-        private static final AttributeKey<String> USER_ID = AttributeKey.stringKey("user.id");
-        private static final AttributeKey<String> RELEASE = AttributeKey.stringKey("langfuse.release");
-        private static final AttributeKey<String> VERSION_ATTRIBUTE = AttributeKey.stringKey("langfuse.version");
-        private static final AttributeKey<String> ENVIRONMENT = AttributeKey.stringKey("langfuse.environment");
-        private static final AttributeKey<Boolean> AS_ROOT = AttributeKey.booleanKey("langfuse.internal.as_root");
-
-        /** With this scope name Langfuse keeps only the attributes it understands (no `metadata.attributes` clutter). */
-        private static final String INSTRUMENTATION_SCOPE = "langfuse-sdk";
-
-        /** Hands the SDK the id we derived for the span about to start: the ids the state records and lookups ask for. */
-        private static final class StableIdGenerator implements IdGenerator {
-            private String nextTraceId;
-            private String nextSpanId;
-
-            void prepare(String traceId, String spanId) {
-                nextTraceId = traceId;
-                nextSpanId = spanId;
-            }
-
-            @Override
-            public String generateSpanId() {
-                return nextSpanId;
-            }
-
-            @Override
-            public String generateTraceId() {
-                return nextTraceId;
-            }
+        /** The state a run starts from; read again from the start when the transcript is no longer what the state saw. */
+        static Progress.SessionState startingState(Path transcript, Path stateFile, Log log) throws IOException {
+            Progress.SessionState state = Progress.loadSessionState(StateFiles.loadState(stateFile, log));
+            String change = Progress.transcriptChange(transcript, state);
+            if (change == null) return state;
+            log.warn("Transcript " + transcript + " " + change + "; reading it again from the start (turns already sent are skipped)");
+            return state.restart();
         }
 
-        /** Collects ended spans so the caller exports them itself and learns, per batch, whether the server took them. */
-        private static final class CollectingProcessor implements SpanProcessor {
-            final List<SpanData> ended = new ArrayList<>();
+        /** What one run would send for a session: the plan, the traces (or what is left of them), their records, and where the read ended. */
+        record SessionWork(Turns.EmissionPlan plan, List<TraceModel.TraceRecord> traces, List<Progress.SentPart> parts, long readEnd) {
+        }
 
-            @Override
-            public void onStart(Context parentContext, ReadWriteSpan span) {
+        /** Reads the session's new rows and builds the traces to send, without sending or saving anything. */
+        static SessionWork prepareSession(Payload.HookTarget target, Progress.SessionState state, Config.TraceOptions options,
+                                          boolean forceLast, Log log) throws IOException {
+            Path transcript = target.transcriptPath();
+            Reader.ReadResult read = Reader.readNewJsonl(transcript, state.offset(), log);
+            log.debug("Read " + read.rows().size() + " rows, bytes " + state.offset() + ".." + read.endOffset() + " of " + transcript);
+            if (read.badLines() > 0) log.warn("Skipped " + read.badLines() + " broken transcript line(s) (session=" + target.sessionId() + ")");
+            if (!read.rows().isEmpty() && read.rows().stream().noneMatch(row -> Transcript.isClaudeCodeRow(row.json()))) {
+                log.warn("Transcript " + transcript + " does not look like a Claude Code transcript (no Claude Code rows); nothing to send");
             }
+            Turns.EmissionPlan plan = Turns.planEmission(read.rows(), state, new Turns.AgentFiles(transcript, log), forceLast);
+            Traces.TraceContext ctx = Traces.TraceContext.of(options, target.sessionId(), transcript.toString());
+            List<TraceModel.TraceRecord> traces = new ArrayList<>();
+            List<Progress.SentPart> parts = new ArrayList<>();
+            for (Turns.Emission emission : plan.emissions()) {
+                TraceModel.TraceRecord trace = Traces.traceOf(emission, ctx);
+                if (trace == null) continue;
+                traces.add(trace);
+                parts.add(sentPart(trace, emission, Instant.now()));
+            }
+            log.debug("Turns to send: " + traces.size() + (plan.deferred() ? ", last turn in progress" : ""));
+            return new SessionWork(plan, traces, parts, read.endOffset());
+        }
 
-            @Override
-            public boolean isStartRequired() {
-                return false;
+        /**
+         * The record of one turn's spans in an export: their ids, the messages whose usage they carry, and a witness to
+         * look for in Langfuse (the root, or else the latest span).
+         */
+        private static Progress.SentPart sentPart(TraceModel.TraceRecord trace, Turns.Emission emission, Instant now) {
+            List<String> spanIds = new ArrayList<>();
+            List<String> usageIds = new ArrayList<>();
+            TraceModel.Observation witness = trace.root();
+            for (TraceModel.Observation observation : trace.observations()) {
+                spanIds.add(observation.id());
+                if (observation.usage() != null && !Traces.messageIdOf(observation).isEmpty()) usageIds.add(Traces.messageIdOf(observation));
+                if (trace.root() == null && (witness == null || !observation.start().isBefore(witness.start()))) witness = observation;
             }
+            Progress.SentTurn turn = new Progress.SentTurn(emission.turn().userRow().uuid(), emission.turnNumber(),
+                    emission.turn().userRow().offset(), trace.traceId(), now, List.copyOf(spanIds), List.copyOf(usageIds));
+            return new Progress.SentPart(turn, witness.id(), witness.start());
+        }
 
-            @Override
-            public void onEnd(ReadableSpan span) {
-                ended.add(span.toSpanData());
-            }
+        /** Every turn of a whole transcript as traces, numbered as the hook numbers them. */
+        static List<TraceModel.TraceRecord> replayFile(Path file, Traces.TraceContext ctx) throws IOException {
+            List<TraceModel.TraceRecord> traces = new ArrayList<>();
+            replayTranscript(file, ctx, Log.toStderr(), traces::add);
+            return traces;
+        }
 
-            @Override
-            public boolean isEndRequired() {
-                return true;
+        /**
+         * Streams a transcript's traces to `sink` as each turn completes, as a hook run that read the whole file at the end
+         * of the session would send them; returns the count. One thread, one turn in memory at a time: a reader thread
+         * ahead of trace building was no faster on two cores (it starves the JIT compiler while the code warms up) and
+         * cost a fifth more CPU (bench P3).
+         */
+        static int replayTranscript(Path file, Traces.TraceContext ctx, Log log, Consumer<TraceModel.TraceRecord> sink) throws IOException {
+            int[] count = {0};
+            Turns.TurnPlanner planner = new Turns.TurnPlanner(Progress.SessionState.NEW, new Turns.AgentFiles(file, log), true,
+                    emission -> {
+                        count[0]++;
+                        sink.accept(Traces.traceOf(emission, ctx));
+                    });
+            try (InputStream in = Files.newInputStream(file)) {
+                Reader.streamJsonl(in, 0, true, planner::accept, log);
+                planner.finish();
             }
+            return count[0];
+        }
+    }
+
+    /**
+     * The transport under the OTLP exporter: every request fits the export's deadline, waits for the export's record to
+     * be on disk before its body goes out, and says whether an unanswered request's outcome is unknown.
+     */
+    static final class Transport {
+        private Transport() {
         }
 
         /**
          * One export's time limit, shared by the exporter and its HTTP sender; what went wrong if it failed; and, for the
          * request in flight, whether its body started out (then, without an answer, its outcome is unknown).
          */
-        private static final class ExportDeadline {
+        static final class ExportDeadline {
             private volatile long deadlineNanos = System.nanoTime();
             private volatile String failure;
             private boolean abandoned;
@@ -2738,6 +3309,11 @@ public class litefuse_hook implements Callable<Integer> {
 
             void fail(String reason) {
                 failure = reason;
+            }
+
+            /** Why the export failed; null while nothing went wrong. */
+            String failure() {
+                return failure;
             }
 
             /** The request's body went out and no answer came: the server may hold it. */
@@ -2895,56 +3471,24 @@ public class litefuse_hook implements Callable<Integer> {
 
             private void sendWithin(byte[] body, Consumer<io.opentelemetry.sdk.common.export.HttpResponse> onResponse,
                                     Consumer<Throwable> onError) {
-                String endpoint = config.getEndpoint().toString();
                 for (int attempt = 0; ; attempt++) {
                     long remaining = deadline.remainingNanos();
                     if (remaining <= 0) {
-                        deadline.fail("the export budget was used up before " + endpoint + " answered");
+                        deadline.fail("the export budget was used up before " + config.getEndpoint() + " answered");
                         onError.accept(new java.util.concurrent.TimeoutException("export budget used up"));
                         return;
                     }
                     try {
                         SenderResponse response = post(body, remaining);
-                        int status = response.status();
-                        if (status >= 200 && status < 300) {
-                            onResponse.accept(response);
-                            return;
-                        }
-                        if (GATEWAY_FAILURES.contains(status)) {
-                            deadline.failUnknown(endpoint + " answered HTTP " + status + " from a gateway: Langfuse itself did not answer");
-                            onResponse.accept(response);
-                            return;
-                        }
-                        long waitMillis = retryAfterMillis(response.retryAfter(), attempt);
-                        if (RETRYABLE.contains(status) && waitMillis + 50 < deadline.remainingMillis()) {
-                            deadline.answered();
+                        long waitMillis = retryWait(response, attempt);
+                        if (waitMillis >= 0) {
                             Thread.sleep(waitMillis);
                             continue;
                         }
-                        deadline.fail(describeStatus(status, response.body(), waitMillis));
                         onResponse.accept(response);
                         return;
-                    } catch (AbandonedException e) {
-                        onError.accept(e);
-                        return;
-                    } catch (AfterBodyException e) {
-                        boolean timedOut = e.getCause() instanceof java.net.SocketTimeoutException;
-                        deadline.failUnknown(endpoint + (timedOut ? " did not answer within the export budget"
-                                : " dropped the connection before answering (" + e.getCause().getClass().getSimpleName() + ")"));
-                        onError.accept(e);
-                        return;
-                    } catch (java.net.SocketTimeoutException e) {
-                        deadline.fail(endpoint + " could not be reached within the export budget");
-                        onError.accept(e);
-                        return;
                     } catch (IOException e) {
-                        // The body did not get through (no connection, or it broke while writing): one quick retry.
-                        if (attempt == 0 && deadline.remainingMillis() > 500) {
-                            sleepQuietly(100);
-                            continue;
-                        }
-                        deadline.fail("cannot reach " + endpoint + " (" + e.getClass().getSimpleName()
-                                + (e.getMessage() == null ? "" : ": " + e.getMessage()) + ")");
+                        if (retriesAfter(e, attempt)) continue;
                         onError.accept(e);
                         return;
                     } catch (InterruptedException e) {
@@ -2956,8 +3500,52 @@ public class litefuse_hook implements Callable<Integer> {
                 }
             }
 
+            /**
+             * How long to wait before sending again after this answer: a 429 or 503 whose Retry-After (or backoff) fits the
+             * deadline. -1 when it is not sent again: the server took the batch, or the failure is recorded.
+             */
+            private long retryWait(SenderResponse response, int attempt) {
+                int status = response.status();
+                if (status >= 200 && status < 300) return -1;
+                if (GATEWAY_FAILURES.contains(status)) {
+                    deadline.failUnknown(config.getEndpoint() + " answered HTTP " + status + " from a gateway: Langfuse itself did not answer");
+                    return -1;
+                }
+                long waitMillis = retryAfterMillis(response.retryAfter(), attempt);
+                if (RETRYABLE.contains(status) && waitMillis + 50 < deadline.remainingMillis()) {
+                    deadline.answered();
+                    return waitMillis;
+                }
+                deadline.fail(describeStatus(status, response.body(), waitMillis));
+                return -1;
+            }
+
+            /** Whether to send again after this failure (once, quickly, when the body did not get through); else why it failed. */
+            private boolean retriesAfter(IOException e, int attempt) {
+                String endpoint = config.getEndpoint().toString();
+                if (e instanceof AbandonedException) return false;
+                if (e instanceof AfterBodyException) {
+                    boolean timedOut = e.getCause() instanceof java.net.SocketTimeoutException;
+                    deadline.failUnknown(endpoint + (timedOut ? " did not answer within the export budget"
+                            : " dropped the connection before answering (" + e.getCause().getClass().getSimpleName() + ")"));
+                    return false;
+                }
+                if (e instanceof java.net.SocketTimeoutException) {
+                    deadline.fail(endpoint + " could not be reached within the export budget");
+                    return false;
+                }
+                // The body did not get through (no connection, or it broke while writing): one quick retry.
+                if (attempt == 0 && deadline.remainingMillis() > 500) {
+                    Helpers.sleepQuietly(100);
+                    return true;
+                }
+                deadline.fail("cannot reach " + endpoint + " (" + e.getClass().getSimpleName()
+                        + (e.getMessage() == null ? "" : ": " + e.getMessage()) + ")");
+                return false;
+            }
+
             private String describeStatus(int status, byte[] responseBody, long waitMillis) {
-                String body = new String(responseBody, 0, Math.min(responseBody.length, Transcript.STATUS_PREVIEW_CHARS),
+                String body = new String(responseBody, 0, Math.min(responseBody.length, Helpers.PREVIEW_CHARS),
                         StandardCharsets.UTF_8).replaceAll("\\s+", " ").strip();
                 String prefix = "HTTP " + status + " from " + config.getEndpoint() + ": ";
                 if (status == 401 || status == 403) {
@@ -2987,14 +3575,6 @@ public class litefuse_hook implements Callable<Integer> {
                 return 250L << Math.min(attempt, 4);
             }
 
-            static void sleepQuietly(long millis) {
-                try {
-                    Thread.sleep(millis);
-                } catch (InterruptedException e) {
-                    Thread.currentThread().interrupt();
-                }
-            }
-
             @Override
             public CompletableResultCode shutdown() {
                 executor.shutdownNow();
@@ -3018,6 +3598,136 @@ public class litefuse_hook implements Callable<Integer> {
                 return body;
             }
         }
+    }
+
+    /**
+     * How Langfuse reads OpenTelemetry spans (docs/langfuse-otel.md): the `langfuse.*` attributes of an observation, the
+     * trace-wide context v4 wants on every span, metadata as filterable flat keys beside one JSON object.
+     */
+    static final class LangfuseAttributes {
+        private LangfuseAttributes() {
+        }
+
+        private static final AttributeKey<String> OBSERVATION_TYPE = AttributeKey.stringKey("langfuse.observation.type");
+        private static final AttributeKey<String> OBSERVATION_INPUT = AttributeKey.stringKey("langfuse.observation.input");
+        private static final AttributeKey<String> OBSERVATION_OUTPUT = AttributeKey.stringKey("langfuse.observation.output");
+        private static final AttributeKey<String> OBSERVATION_MODEL = AttributeKey.stringKey("langfuse.observation.model.name");
+        private static final AttributeKey<String> OBSERVATION_USAGE = AttributeKey.stringKey("langfuse.observation.usage_details");
+        private static final AttributeKey<String> OBSERVATION_LEVEL = AttributeKey.stringKey("langfuse.observation.level");
+        private static final AttributeKey<String> OBSERVATION_STATUS = AttributeKey.stringKey("langfuse.observation.status_message");
+        private static final AttributeKey<String> OBSERVATION_METADATA = AttributeKey.stringKey("langfuse.observation.metadata");
+        private static final AttributeKey<String> TRACE_NAME = AttributeKey.stringKey("langfuse.trace.name");
+        private static final AttributeKey<String> TRACE_INPUT = AttributeKey.stringKey("langfuse.trace.input");
+        private static final AttributeKey<String> TRACE_OUTPUT = AttributeKey.stringKey("langfuse.trace.output");
+        private static final AttributeKey<String> TRACE_METADATA = AttributeKey.stringKey("langfuse.trace.metadata");
+        private static final AttributeKey<List<String>> TRACE_TAGS = AttributeKey.stringArrayKey("langfuse.trace.tags");
+        private static final AttributeKey<String> SESSION_ID = AttributeKey.stringKey("session.id");
+        private static final AttributeKey<String> USER_ID = AttributeKey.stringKey("user.id");
+        private static final AttributeKey<String> RELEASE = AttributeKey.stringKey("langfuse.release");
+        private static final AttributeKey<String> VERSION_ATTRIBUTE = AttributeKey.stringKey("langfuse.version");
+        private static final AttributeKey<String> ENVIRONMENT = AttributeKey.stringKey("langfuse.environment");
+        private static final AttributeKey<Boolean> AS_ROOT = AttributeKey.booleanKey("langfuse.internal.as_root");
+
+        /** With this scope name Langfuse keeps only the attributes it understands (no `metadata.attributes` clutter). */
+        static final String INSTRUMENTATION_SCOPE = "langfuse-sdk";
+
+        /** The attributes of one span, as Langfuse reads them (see docs: trace-wide context goes on every span). */
+        static void setObservationAttributes(Span span, TraceModel.TraceRecord trace, TraceModel.Observation observation) {
+            span.setAttribute(OBSERVATION_TYPE, observation.type().wireName());
+            setIfPresent(span, OBSERVATION_INPUT, observation.input());
+            setIfPresent(span, OBSERVATION_OUTPUT, observation.output());
+            setIfPresent(span, OBSERVATION_MODEL, observation.model());
+            if (observation.usage() != null) span.setAttribute(OBSERVATION_USAGE, Json.toJson(Json.tree(observation.usage())));
+            if (observation.level() != TraceModel.Level.DEFAULT) span.setAttribute(OBSERVATION_LEVEL, observation.level().name());
+            setIfPresent(span, OBSERVATION_STATUS, observation.statusMessage());
+            setMetadata(span, OBSERVATION_METADATA, observation.metadata(), true);
+            if (observation.level() == TraceModel.Level.ERROR) span.setStatus(StatusCode.ERROR, String.valueOf(observation.statusMessage()));
+            TraceModel.TraceHeader header = trace.header();
+            // Under a caller's traceparent the trace is the caller's: its name, input and output stay theirs.
+            boolean ownTrace = header.parentSpanId() == null;
+            if (ownTrace) span.setAttribute(TRACE_NAME, header.name());
+            setIfPresent(span, SESSION_ID, header.sessionId());
+            setIfPresent(span, USER_ID, header.userId());
+            setIfPresent(span, RELEASE, header.release());
+            span.setAttribute(VERSION_ATTRIBUTE, VERSION);
+            setIfPresent(span, ENVIRONMENT, header.environment());
+            span.setAttribute(TRACE_TAGS, header.tags());
+            boolean root = observation == trace.root() && ownTrace;
+            setMetadata(span, TRACE_METADATA, header.metadata(), root);
+            if (root) {
+                span.setAttribute(AS_ROOT, true);
+                setIfPresent(span, TRACE_INPUT, header.input());
+                setIfPresent(span, TRACE_OUTPUT, header.output());
+            }
+        }
+
+        /**
+         * Metadata as Langfuse v4 wants it: each flat string key as an attribute of its own (`<key>.<name>`, filterable),
+         * and, when `withObjects`, the nested keys (`claude_code`) as one JSON attribute, which Langfuse shows as an object.
+         */
+        private static void setMetadata(Span span, AttributeKey<String> key, ObjectNode metadata, boolean withObjects) {
+            ObjectNode nested = Json.NODES.objectNode();
+            metadata.properties().forEach(field -> {
+                if (field.getValue().isTextual()) span.setAttribute(key.getKey() + "." + field.getKey(), field.getValue().asText());
+                else if (withObjects) nested.set(field.getKey(), field.getValue());
+            });
+            if (withObjects && !nested.isEmpty()) span.setAttribute(key, Json.toJson(nested));
+        }
+
+        private static void setIfPresent(Span span, AttributeKey<String> key, String value) {
+            if (value != null) span.setAttribute(key, value);
+        }
+    }
+
+    /** Export: the OpenTelemetry SDK and OTLP exporter, on the Transport, with Langfuse's attributes. */
+    static final class Export {
+        private Export() {
+        }
+
+        /** Hands the SDK the id we derived for the span about to start: the ids the state records and lookups ask for. */
+        private static final class StableIdGenerator implements IdGenerator {
+            private String nextTraceId;
+            private String nextSpanId;
+
+            void prepare(String traceId, String spanId) {
+                nextTraceId = traceId;
+                nextSpanId = spanId;
+            }
+
+            @Override
+            public String generateSpanId() {
+                return nextSpanId;
+            }
+
+            @Override
+            public String generateTraceId() {
+                return nextTraceId;
+            }
+        }
+
+        /** Collects ended spans so the caller exports them itself and learns, per batch, whether the server took them. */
+        private static final class CollectingProcessor implements SpanProcessor {
+            final List<SpanData> ended = new ArrayList<>();
+
+            @Override
+            public void onStart(Context parentContext, ReadWriteSpan span) {
+            }
+
+            @Override
+            public boolean isStartRequired() {
+                return false;
+            }
+
+            @Override
+            public void onEnd(ReadableSpan span) {
+                ended.add(span.toSpanData());
+            }
+
+            @Override
+            public boolean isEndRequired() {
+                return true;
+            }
+        }
 
         /** What must be on disk before an export's first byte goes out: the hook's record of the export. */
         interface WriteAhead {
@@ -3037,13 +3747,13 @@ public class litefuse_hook implements Callable<Integer> {
             static final int BATCH_SPANS = 2048;
             private final StableIdGenerator ids = new StableIdGenerator();
             private final CollectingProcessor collector = new CollectingProcessor();
-            private final ExportDeadline deadline = new ExportDeadline();
+            private final Transport.ExportDeadline deadline = new Transport.ExportDeadline();
             private final SdkTracerProvider provider;
             private final Tracer tracer;
             private final SpanExporter exporter;
             private final String endpoint;
 
-            private TraceExporter(String endpoint, java.util.function.Function<ExportDeadline, SpanExporter> exporterFactory) {
+            private TraceExporter(String endpoint, java.util.function.Function<Transport.ExportDeadline, SpanExporter> exporterFactory) {
                 this.endpoint = endpoint;
                 this.exporter = exporterFactory.apply(deadline);
                 this.provider = SdkTracerProvider.builder()
@@ -3053,7 +3763,7 @@ public class litefuse_hook implements Callable<Integer> {
                                 AttributeKey.stringKey("telemetry.sdk.name.litefuse"), "litefuse-hook " + VERSION))))
                         .addSpanProcessor(collector)
                         .build();
-                this.tracer = provider.get(INSTRUMENTATION_SCOPE, VERSION);
+                this.tracer = provider.get(LangfuseAttributes.INSTRUMENTATION_SCOPE, VERSION);
             }
 
             /**
@@ -3067,8 +3777,8 @@ public class litefuse_hook implements Callable<Integer> {
                         .setEndpoint(config.tracesEndpoint())
                         .setHeaders(() -> headers)
                         .setCompression("gzip")
-                        .setTimeout(Duration.ofMillis(config.exportBudgetMillis()))
-                        .setConnectTimeout(Duration.ofMillis(Math.min(config.exportBudgetMillis(), 2_000)))
+                        .setTimeout(Duration.ofMillis(config.export().budgetMillis()))
+                        .setConnectTimeout(Duration.ofMillis(Math.min(config.export().budgetMillis(), 2_000)))
                         .setRetryPolicy(null)
                         .setMemoryMode(memoryMode)
                         .setComponentLoader(senderLoader(deadline))
@@ -3076,9 +3786,9 @@ public class litefuse_hook implements Callable<Integer> {
             }
 
             /** Makes the exporter use DeadlineHttpSender; every other SPI loads as usual. */
-            static ComponentLoader senderLoader(ExportDeadline deadline) {
+            static ComponentLoader senderLoader(Transport.ExportDeadline deadline) {
                 ComponentLoader standard = ComponentLoader.forClassLoader(litefuse_hook.class.getClassLoader());
-                HttpSenderProvider provider = senderConfig -> new DeadlineHttpSender(senderConfig, deadline);
+                HttpSenderProvider provider = senderConfig -> new Transport.DeadlineHttpSender(senderConfig, deadline);
                 return new ComponentLoader() {
                     @Override
                     public <T> Iterable<T> load(Class<T> type) {
@@ -3091,24 +3801,24 @@ public class litefuse_hook implements Callable<Integer> {
              * Turns one trace into SDK spans (parents first) and returns their SpanData. A parent that is not in the
              * trace (a span sent by an earlier run, when a turn grew) is referenced by its id.
              */
-            List<SpanData> toSpans(Traces.TraceRecord trace) {
+            List<SpanData> toSpans(TraceModel.TraceRecord trace) {
                 collector.ended.clear();
                 Map<String, Span> started = new HashMap<>();
-                for (Traces.Observation observation : trace.observations()) {
+                for (TraceModel.Observation observation : trace.observations()) {
                     ids.prepare(trace.traceId(), observation.id());
                     SpanBuilder builder = tracer.spanBuilder(observation.name())
                             .setStartTimestamp(observation.start().toEpochMilli(), TimeUnit.MILLISECONDS);
-                    String parentId = observation.parentId() != null ? observation.parentId() : trace.parentSpanId();
+                    String parentId = observation.parentId() != null ? observation.parentId() : trace.header().parentSpanId();
                     Span parent = parentId == null ? null : started.get(parentId);
                     if (parentId == null) builder.setNoParent();
                     else if (parent != null) builder.setParent(Context.root().with(parent));
                     else builder.setParent(Context.root().with(Span.wrap(SpanContext.createFromRemoteParent(trace.traceId(),
                                 parentId, TraceFlags.getSampled(), TraceState.getDefault()))));
                     Span span = builder.startSpan();
-                    setObservationAttributes(span, trace, observation);
+                    LangfuseAttributes.setObservationAttributes(span, trace, observation);
                     started.put(observation.id(), span);
                 }
-                for (Traces.Observation observation : trace.observations()) {
+                for (TraceModel.Observation observation : trace.observations()) {
                     started.get(observation.id()).end(observation.end().toEpochMilli(), TimeUnit.MILLISECONDS);
                 }
                 return List.copyOf(collector.ended);
@@ -3118,7 +3828,7 @@ public class litefuse_hook implements Callable<Integer> {
              * Exports traces in requests of whole traces until `deadlineNanos` (System.nanoTime()); a request is
              * acknowledged whole or not at all, and the next one goes out only once the last was acknowledged.
              */
-            ExportOutcome export(List<Traces.TraceRecord> traces, long deadlineNanos) {
+            ExportOutcome export(List<TraceModel.TraceRecord> traces, long deadlineNanos) {
                 return export(traces, deadlineNanos, null);
             }
 
@@ -3127,7 +3837,7 @@ public class litefuse_hook implements Callable<Integer> {
              * is handed to the sender, whose body waits for it, so the write overlaps compressing and connecting. When
              * it fails nothing is sent, and an UncheckedIOException says why.
              */
-            ExportOutcome export(List<Traces.TraceRecord> traces, long deadlineNanos, WriteAhead writeAhead) {
+            ExportOutcome export(List<TraceModel.TraceRecord> traces, long deadlineNanos, WriteAhead writeAhead) {
                 CompletableFuture<Void> recorded = writeAhead == null ? null : new CompletableFuture<>();
                 deadline.until(deadlineNanos, recorded);
                 java.io.UncheckedIOException recordFailure = null;
@@ -3163,7 +3873,7 @@ public class litefuse_hook implements Callable<Integer> {
                 if (recordFailure != null) throw recordFailure;
                 // Only the last request can be unanswered; every earlier one was acknowledged before the next went out.
                 int unknown = deadline.outcomeUnknown() ? inFlightEnd - acknowledged : 0;
-                return new ExportOutcome(acknowledged, unknown, acknowledged == traces.size() ? null : deadline.failure);
+                return new ExportOutcome(acknowledged, unknown, acknowledged == traces.size() ? null : deadline.failure());
             }
 
             /** Writes the record and opens the sender's gate; a failure closes it for good (nothing is sent). */
@@ -3185,7 +3895,7 @@ public class litefuse_hook implements Callable<Integer> {
                 if (result.isSuccess()) return true;
                 if (!result.isDone() && deadline.abandon()) {
                     deadline.failUnknown(endpoint + " did not answer within the export budget");
-                } else if (deadline.failure == null) {
+                } else if (deadline.failure() == null) {
                     deadline.fail(endpoint + " did not answer within the export budget");
                 }
                 return false;
@@ -3196,52 +3906,6 @@ public class litefuse_hook implements Callable<Integer> {
                 provider.shutdown();
                 exporter.shutdown();
             }
-        }
-
-        /** The attributes of one span, as Langfuse reads them (see docs: trace-wide context goes on every span). */
-        private static void setObservationAttributes(Span span, Traces.TraceRecord trace, Traces.Observation observation) {
-            span.setAttribute(OBSERVATION_TYPE, observation.type());
-            setIfPresent(span, OBSERVATION_INPUT, observation.input());
-            setIfPresent(span, OBSERVATION_OUTPUT, observation.output());
-            setIfPresent(span, OBSERVATION_MODEL, observation.model());
-            if (observation.usage() != null) span.setAttribute(OBSERVATION_USAGE, Json.toJson(Json.tree(observation.usage())));
-            setIfPresent(span, OBSERVATION_LEVEL, observation.level());
-            setIfPresent(span, OBSERVATION_STATUS, observation.statusMessage());
-            setMetadata(span, OBSERVATION_METADATA, observation.metadata(), true);
-            if ("ERROR".equals(observation.level())) span.setStatus(StatusCode.ERROR, String.valueOf(observation.statusMessage()));
-            // Under a caller's traceparent the trace is the caller's: its name, input and output stay theirs.
-            boolean ownTrace = trace.parentSpanId() == null;
-            if (ownTrace) span.setAttribute(TRACE_NAME, trace.name());
-            setIfPresent(span, SESSION_ID, trace.sessionId());
-            setIfPresent(span, USER_ID, trace.userId());
-            setIfPresent(span, RELEASE, trace.release());
-            span.setAttribute(VERSION_ATTRIBUTE, VERSION);
-            setIfPresent(span, ENVIRONMENT, trace.environment());
-            span.setAttribute(TRACE_TAGS, trace.tags());
-            boolean root = observation == trace.root() && ownTrace;
-            setMetadata(span, TRACE_METADATA, trace.metadata(), root);
-            if (root) {
-                span.setAttribute(AS_ROOT, true);
-                setIfPresent(span, TRACE_INPUT, trace.input());
-                setIfPresent(span, TRACE_OUTPUT, trace.output());
-            }
-        }
-
-        /**
-         * Metadata as Langfuse v4 wants it: each flat string key as an attribute of its own (`<key>.<name>`, filterable),
-         * and, when `withObjects`, the nested keys (`claude_code`) as one JSON attribute, which Langfuse shows as an object.
-         */
-        private static void setMetadata(Span span, AttributeKey<String> key, ObjectNode metadata, boolean withObjects) {
-            ObjectNode nested = Json.NODES.objectNode();
-            metadata.properties().forEach(field -> {
-                if (field.getValue().isTextual()) span.setAttribute(key.getKey() + "." + field.getKey(), field.getValue().asText());
-                else if (withObjects) nested.set(field.getKey(), field.getValue());
-            });
-            if (withObjects && !nested.isEmpty()) span.setAttribute(key, Json.toJson(nested));
-        }
-
-        private static void setIfPresent(Span span, AttributeKey<String> key, String value) {
-            if (value != null) span.setAttribute(key, value);
         }
 
         /**
@@ -3271,13 +3935,14 @@ public class litefuse_hook implements Callable<Integer> {
     }
 
     /**
-     * Langfuse's v2 observations API, read with the keys: in Langfuse v4 it reads the real-time events table, so it
-     * tells whether a span sent earlier arrived (export each span once: v4 shows a re-sent span twice).
+     * Langfuse's public API, read with the keys: the v2 observations API (in Langfuse v4 it reads the real-time events
+     * table, so it tells whether a span sent earlier arrived: export each span once, v4 shows a re-sent span twice), and
+     * the project the keys belong to (for links, and doctor's check of the keys).
      */
     record LangfuseApi(String baseUrl, Map<String, String> headers) {
         /** Null without keys (traces routed through a collector that adds its own): nothing can be asked then. */
         static LangfuseApi of(Config config) {
-            return config.hasKeys() ? new LangfuseApi(config.baseUrl(), config.langfuseHeaders()) : null;
+            return config.langfuse().hasKeys() ? new LangfuseApi(config.langfuse().baseUrl(), config.langfuse().headers()) : null;
         }
 
         /** Looks for span `spanId` of trace `traceId` that starts at `start`, answering before `deadlineNanos`. */
@@ -3355,17 +4020,267 @@ public class litefuse_hook implements Callable<Integer> {
 
         record Lookup(Presence presence, String problem) {
         }
+
+        /**
+         * The Langfuse project id of these keys: as learned before (by the hook or doctor, kept in projects.json), else
+         * asked of Langfuse within `timeoutMillis` (0: not asked) and kept; null when unknown.
+         */
+        static String projectId(Config config, LangfuseApi api, long timeoutMillis, Log log) {
+            String known = StateFiles.loadState(config.layout().projectIds(), log).path(projectKey(config)).textValue();
+            if (known != null || timeoutMillis <= 0) return known;
+            String asked = api.projectId(timeoutMillis);
+            if (asked != null) rememberProjectId(config, asked, log);
+            return asked;
+        }
+
+        /** Written without a lock (any session may learn it first): writeAtomically gives each writer its own file. */
+        static void rememberProjectId(Config config, String projectId, Log log) {
+            Path file = config.layout().projectIds();
+            try {
+                ObjectNode known = StateFiles.loadState(file, log);
+                known.put(projectKey(config), projectId);
+                StateFiles.saveState(file, known);
+            } catch (IOException | RuntimeException e) {
+                log.debug("Could not remember the project id: " + e);
+            }
+        }
+
+        private static String projectKey(Config config) {
+            return config.langfuse().baseUrl() + " " + config.langfuse().publicKey();
+        }
+
+        /** What a Langfuse API call with the keys said: the project, or why not. */
+        record CredentialCheck(boolean ok, String projectId, String projectName, String problem) {
+        }
+
+        private static final List<String> LANGFUSE_CLOUD_REGIONS = List.of("https://cloud.langfuse.com", "https://us.cloud.langfuse.com");
+
+        /** GET /api/public/projects with the keys: 200 names the project; 401 means wrong keys (or another region). */
+        static CredentialCheck checkCredentials(Config config) {
+            String base = config.langfuse().baseUrl();
+            Map<String, String> headers = config.langfuse().headers();
+            CredentialCheck here = fetchProject(new LangfuseApi(base, headers));
+            if (here.ok() || here.problem().startsWith("cannot reach") || !LANGFUSE_CLOUD_REGIONS.contains(base)) return here;
+            for (String other : LANGFUSE_CLOUD_REGIONS) {
+                if (other.equals(base)) continue;
+                CredentialCheck there = fetchProject(new LangfuseApi(other, headers));
+                if (there.ok()) {
+                    return new CredentialCheck(false, there.projectId(), there.projectName(), "wrong region: these keys belong to "
+                            + other + " (project " + there.projectName() + "); set " + Setting.BASE_URL.variable() + "=" + other);
+                }
+            }
+            return here;
+        }
+
+        private static CredentialCheck fetchProject(LangfuseApi api) {
+            String base = api.baseUrl();
+            try {
+                Answer answer = api.projects(5_000, 10_000);
+                if (answer.status() == 200) {
+                    JsonNode parsed = Json.parse(answer.body());
+                    JsonNode project = parsed == null ? Json.NODES.missingNode() : parsed.path("data").path(0);
+                    return new CredentialCheck(true, project.path("id").asText(""), project.path("name").asText("(unnamed)"), null);
+                }
+                if (answer.status() == 401 || answer.status() == 403) {
+                    return new CredentialCheck(false, null, null, "HTTP " + answer.status() + " from " + base
+                            + ": wrong keys (check LANGFUSE_PUBLIC_KEY / LANGFUSE_SECRET_KEY, and that they belong to this host)");
+                }
+                return new CredentialCheck(false, null, null, "HTTP " + answer.status() + " from " + base + "/api/public/projects");
+            } catch (IOException | IllegalArgumentException e) {
+                return new CredentialCheck(false, null, null, "cannot reach " + base + " (" + e.getClass().getSimpleName()
+                        + (e.getMessage() == null ? "" : ": " + e.getMessage()) + ")");
+            }
+        }
+    }
+
+    /**
+     * What the hook's firings did, for doctor and last (the log is for people; nothing parses its text): a small JSON
+     * record of the newest firing, of the newest that sent turns, and of the newest that logged an error. Each is one
+     * file written whole by one firing, so firings at the same moment never mix their records.
+     */
+    record RunRecord(Instant at, String sessionId, String event, int sent, boolean deferred, String error, long millis) {
+
+        /** The three records: every firing writes RUN, one that sent turns SENT, one that logged an error ERROR. */
+        enum Kind {
+            RUN, SENT, ERROR;
+
+            Path file(StateLayout layout) {
+                return layout.runRecord(name().toLowerCase(Locale.ROOT));
+            }
+        }
+
+        /** Writes the firing's record, and its sent and error records when it sent turns or logged an error. */
+        void save(StateLayout layout) throws IOException {
+            byte[] bytes = Json.toBytes(toJson(), null);
+            PrivateFiles.ensurePrivateDir(layout.sessions());
+            PrivateFiles.replace(Kind.RUN.file(layout), bytes);
+            if (sent > 0) PrivateFiles.replace(Kind.SENT.file(layout), bytes);
+            if (error != null) PrivateFiles.replace(Kind.ERROR.file(layout), bytes);
+        }
+
+        /** The newest record of that kind; null when there is none (or it cannot be read). */
+        static RunRecord read(StateLayout layout, Kind kind) {
+            try {
+                JsonNode json = Json.parse(Files.readAllBytes(kind.file(layout)));
+                Instant at = json == null ? null : Helpers.parseInstant(json.path("at").asText(""));
+                if (at == null) return null;
+                return new RunRecord(at, json.path("session_id").asText("?"), json.path("event").textValue(),
+                        json.path("sent").asInt(0), json.path("deferred").asBoolean(false), json.path("error").textValue(),
+                        json.path("millis").asLong(0));
+            } catch (IOException e) {
+                return null;
+            }
+        }
+
+        private ObjectNode toJson() {
+            ObjectNode json = Json.NODES.objectNode();
+            json.put("at", at.toString());
+            json.put("session_id", sessionId);
+            json.put("event", event);
+            json.put("sent", sent);
+            json.put("deferred", deferred);
+            json.put("error", error);
+            json.put("millis", millis);
+            return json;
+        }
+
+        /** "2026-01-31 12:00:00Z: 2 turn(s) sent, 1 in progress, in 0.08s (session 8f1…, Stop)". */
+        String describe() {
+            String what = sent == 0 && !deferred ? "nothing to send" : sent + " turn(s) sent" + (deferred ? ", 1 in progress" : "");
+            return Log.timestamp(at.toEpochMilli()) + ": " + what + " in " + Log.seconds(TimeUnit.MILLISECONDS.toNanos(millis))
+                    + " (session " + sessionId + (event == null ? "" : ", " + event) + ")";
+        }
+    }
+
+    /**
+     * The spool: one marker per session whose turns wait (the server did not take them, or a turn is in progress), so
+     * that any later firing, of any session, sends them, even when that session never fires again. The transcript is
+     * the spool's content: nothing is copied.
+     */
+    static final class Spool {
+        private static final long MAX_AGE_DAYS = 7;
+        private static final int SWEEP_LIMIT = 20;
+        private static final int MAX_SESSIONS = 1000;
+        private final StateLayout layout;
+        private final Log log;
+
+        Spool(StateLayout layout, Log log) {
+            this.layout = layout;
+            this.log = log;
+        }
+
+        /** Marks the session waiting, or not waiting any more. */
+        void mark(String key, Payload.HookTarget target, boolean waiting) {
+            Path marker = layout.pendingMarker(key);
+            try {
+                if (!waiting) {
+                    Files.deleteIfExists(marker);
+                    return;
+                }
+                if (Files.exists(marker)) return;
+                ObjectNode entry = Json.NODES.objectNode();
+                entry.put("session_id", target.sessionId());
+                entry.put("transcript_path", target.transcriptPath().toString());
+                entry.put("since", Instant.now().toString());
+                StateFiles.saveState(marker, entry);
+            } catch (IOException e) {
+                log.warn("Could not update the pending marker of session " + target.sessionId() + ": " + e);
+            }
+        }
+
+        /** No session waits; a filter, not a glob: a glob compiles a regex, the only one a firing with nothing new would need. */
+        boolean isEmpty() throws IOException {
+            if (!Files.isDirectory(layout.pending())) return true;
+            try (java.nio.file.DirectoryStream<Path> waiting = Files.newDirectoryStream(layout.pending(),
+                    file -> file.getFileName().toString().endsWith(".json"))) {
+                return !waiting.iterator().hasNext();
+            }
+        }
+
+        /** How many sessions wait. */
+        long count() throws IOException {
+            if (!Files.isDirectory(layout.pending())) return 0;
+            try (java.util.stream.Stream<Path> files = Files.list(layout.pending())) {
+                return files.filter(path -> path.toString().endsWith(".json")).count();
+            }
+        }
+
+        /**
+         * The markers of other sessions to retry, oldest first, at most SWEEP_LIMIT. The spool is bounded: past
+         * MAX_SESSIONS markers the oldest are dropped, each with a line.
+         */
+        List<Path> due(String currentKey) {
+            List<Path> all;
+            try (java.util.stream.Stream<Path> files = Files.isDirectory(layout.pending()) ? Files.list(layout.pending())
+                    : java.util.stream.Stream.empty()) {
+                all = files.filter(path -> path.toString().endsWith(".json"))
+                        .filter(path -> !path.getFileName().toString().equals(currentKey + ".json"))
+                        .sorted(java.util.Comparator.comparing(path -> path.toFile().lastModified())).toList();
+            } catch (IOException e) {
+                log.warn("Could not list pending sessions: " + e);
+                return List.of();
+            }
+            for (Path marker : all.subList(0, Math.max(0, all.size() - MAX_SESSIONS))) {
+                log.warn("Too many sessions waiting; stopped retrying session " + StateFiles.loadState(marker, log).path("session_id").asText("?")
+                        + " (its turns are still sent if that session fires again)");
+                deleteQuietly(marker);
+            }
+            return all.subList(Math.max(0, all.size() - MAX_SESSIONS), all.size()).stream().limit(SWEEP_LIMIT).toList();
+        }
+
+        /**
+         * The session a marker names, to be sent again; null (the marker dropped, with a line) when it is unreadable, its
+         * transcript is gone, or it waited longer than MAX_AGE_DAYS.
+         */
+        Payload.HookTarget retry(Path marker, Path home) {
+            ObjectNode entry = StateFiles.loadState(marker, log);
+            Payload.HookTarget target = Payload.extractSessionAndTranscript(entry, home, log);
+            if (target.sessionId() == null || target.transcriptPath() == null) {
+                log.warn("Dropped an unreadable pending marker " + marker.getFileName());
+            } else if (!Files.isReadable(target.transcriptPath())) {
+                log.warn("Transcript of session " + target.sessionId() + " is gone; its unsent turns are lost");
+            } else if (isOlderThanDays(entry.path("since").asText(""), MAX_AGE_DAYS)) {
+                log.warn("Stopped retrying the unsent turns of session " + target.sessionId() + " after " + MAX_AGE_DAYS
+                        + " days; they are still sent if that session fires again");
+            } else {
+                return target;
+            }
+            deleteQuietly(marker);
+            return null;
+        }
+
+        private static boolean isOlderThanDays(String isoInstant, long days) {
+            try {
+                return Instant.parse(isoInstant).isBefore(Instant.now().minus(Duration.ofDays(days)));
+            } catch (DateTimeParseException e) {
+                return false;
+            }
+        }
+
+        private void deleteQuietly(Path path) {
+            try {
+                Files.deleteIfExists(path);
+            } catch (IOException e) {
+                log.warn("Could not delete " + path + ": " + e);
+            }
+        }
     }
 
     /** Hook mode: one Stop or SessionEnd firing, exactly once per span, and the spool of waiting sessions. */
     static final class Hook implements AutoCloseable {
         private final Config config;
         private final Log log;
+        private final Spool spool;
         private java.util.concurrent.Future<Export.TraceExporter> exporter;
+        /** What this firing did, for its RunRecord: the session it fired for, turns sent (its own and others'), a turn waiting. */
+        private Payload.HookTarget firing;
+        private int sentThisFiring;
+        private boolean deferredThisFiring;
 
         Hook(Config config, Log log) {
             this.config = config;
             this.log = log;
+            this.spool = new Spool(config.layout(), log);
         }
 
         /**
@@ -3376,7 +4291,7 @@ public class litefuse_hook implements Callable<Integer> {
             if (exporter != null) return;
             java.util.concurrent.FutureTask<Export.TraceExporter> task = new java.util.concurrent.FutureTask<>(() -> {
                 // The masking patterns too: the turn's text is masked on this thread a moment later.
-                config.masker().text("");
+                config.trace().masker().text("");
                 return Export.TraceExporter.forLangfuse(config, log, MemoryMode.IMMUTABLE_DATA);
             });
             Thread thread = new Thread(task, "litefuse-sdk");
@@ -3410,30 +4325,30 @@ public class litefuse_hook implements Callable<Integer> {
             }
         }
 
-        private static final long PENDING_MAX_AGE_DAYS = 7;
-        private static final int PENDING_SWEEP_LIMIT = 20;
-        private static final int PENDING_MAX_SESSIONS = 1000;
-
         /**
          * One hook firing: send this session's finished turns (at SessionEnd its last turn too, finished or not), then,
          * if time is left, the turns other sessions could not send before. Everything happens before `deadline`
-         * (start-up plus the export budget).
+         * (start-up plus the export budget). Then the firing's record, for doctor and last.
          */
         static void runHook(Map<String, String> env, InputStream stdin) {
             long started = System.nanoTime();
             Config config = Config.loadConfig(env);
             if (!config.enabled()) return;
             Log log = Log.toFile(config);
-            try (Hook hook = new Hook(config, log)) {
+            Hook hook = new Hook(config, log);
+            try {
                 hook.fire(stdin, started);
             } catch (Throwable t) {
                 log.error("Unexpected failure: " + t);
+            } finally {
+                hook.close();
             }
+            hook.recordRun(started);
         }
 
         private void fire(InputStream stdin, long started) {
             if (log.debugEnabled()) log.debug("Hook started (" + config + ")");
-            config.problems().forEach(log::warn);
+            for (String problem : config.problems()) log.warn(problem);
             if (!config.canExport()) {
                 log.warn("Missing LANGFUSE_PUBLIC_KEY / LANGFUSE_SECRET_KEY (or their CC_LANGFUSE_ forms); nothing sent");
                 return;
@@ -3443,6 +4358,7 @@ public class litefuse_hook implements Callable<Integer> {
                 log.warn("Missing session_id or transcript_path from hook payload; exiting.");
                 return;
             }
+            firing = target;
             if (!Files.isRegularFile(target.transcriptPath()) || !Files.isReadable(target.transcriptPath())) {
                 log.warn("Transcript is missing, unreadable or not a file: " + target.transcriptPath());
                 return;
@@ -3453,10 +4369,24 @@ public class litefuse_hook implements Callable<Integer> {
                 return;
             }
             prepareExporter();
-            long deadline = started + TimeUnit.MILLISECONDS.toNanos(config.exportBudgetMillis());
+            long deadline = started + TimeUnit.MILLISECONDS.toNanos(config.export().budgetMillis());
             if (target.sessionEnded()) log.debug("Session " + target.sessionId() + " ended: its last turn is sent as it stands");
             SessionOutcome outcome = processWithLock(target, started, deadline, true, target.sessionEnded());
-            if (outcome != null && outcome.failure() == null) sendPendingSessions(target, started, deadline);
+            if (outcome == null) return;
+            sentThisFiring += outcome.sent();
+            deferredThisFiring = outcome.deferred();
+            if (outcome.failure() == null) sendPendingSessions(target, started, deadline);
+        }
+
+        /** Writes what this firing did (RunRecord), once it knew its session; a failure to write it costs only doctor's view. */
+        private void recordRun(long started) {
+            if (firing == null) return;
+            try {
+                new RunRecord(Instant.now(), firing.sessionId(), firing.event(), sentThisFiring, deferredThisFiring, log.lastError(),
+                        TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - started)).save(config.layout());
+            } catch (IOException | RuntimeException e) {
+                log.debug("Could not record the run: " + e);
+            }
         }
 
         /**
@@ -3464,16 +4394,11 @@ public class litefuse_hook implements Callable<Integer> {
          * modification time), and no session waits in the spool. Decided without the lock, state or transcript.
          */
         private boolean nothingNew(Payload.HookTarget target) {
-            Path seen = seenFile(target);
+            Path seen = config.layout().seen(target.sessionId(), target.transcriptPath());
             try {
                 // A missing file throws NoSuchFileException: not seen.
                 if (!Files.readString(seen).equals(seenText(target, transcriptStamp(target.transcriptPath())))) return false;
-                Path pending = pendingDir(config);
-                if (!Files.isDirectory(pending)) return true;
-                // A filter, not a glob: a glob compiles a regex, the only one such a run would need.
-                try (java.nio.file.DirectoryStream<Path> waiting = Files.newDirectoryStream(pending, file -> file.getFileName().toString().endsWith(".json"))) {
-                    return !waiting.iterator().hasNext();
-                }
+                return spool.isEmpty();
             } catch (IOException | RuntimeException e) {
                 return false;
             }
@@ -3485,178 +4410,117 @@ public class litefuse_hook implements Callable<Integer> {
             return attributes.fileKey() + " " + attributes.size() + " " + attributes.lastModifiedTime().to(TimeUnit.NANOSECONDS);
         }
 
-        /** Named by a cheap fingerprint (no digest before the quick exit); the content names session and transcript. */
-        private Path seenFile(Payload.HookTarget target) {
-            String id = target.sessionId() + "::" + target.transcriptPath();
-            return sessionsDir(config).resolve("seen-" + Long.toHexString(StateFiles.fingerprint(id)) + ".txt");
-        }
-
         private static String seenText(Payload.HookTarget target, String stamp) {
             return target.sessionId() + "\n" + target.transcriptPath() + "\n" + stamp + "\n";
         }
 
         private void writeSeen(Payload.HookTarget target, String stamp) {
-            Path seen = seenFile(target);
+            Path seen = config.layout().seen(target.sessionId(), target.transcriptPath());
             try {
-                StateFiles.ensurePrivateFile(seen);
+                PrivateFiles.ensurePrivateFile(seen);
                 Files.writeString(seen, seenText(target, stamp));
             } catch (IOException e) {
                 log.debug("Could not record the transcript's stamp: " + e);
             }
         }
 
-        /** What one session's run did: turns sent, and why the rest wait (a failed export, an unknown outcome) if any. */
-        record SessionOutcome(int sent, String failure) {
-        }
-
-        static Path sessionsDir(Config config) {
-            return config.stateDir().resolve("litefuse");
-        }
-
-        /** Sessions whose turns wait to be sent: one marker file each. */
-        static Path pendingDir(Config config) {
-            return sessionsDir(config).resolve("pending");
-        }
-
-        private static Path pendingMarker(Config config, String key) {
-            return pendingDir(config).resolve(key + ".json");
+        /** What one session's run did: turns sent, whether its last turn waits in progress, why the rest wait (null: they don't). */
+        record SessionOutcome(int sent, boolean deferred, String failure) {
         }
 
         /**
          * Processes one session under its lock. Null when the lock could not be had (waiting, the session is then marked
          * pending) or the session failed (logged); the caller counts neither as sent.
          */
-        SessionOutcome processWithLock(Payload.HookTarget target, long started, long deadline, boolean wait,
-                                              boolean forceLast) {
+        SessionOutcome processWithLock(Payload.HookTarget target, long started, long deadline, boolean wait, boolean forceLast) {
             String key = StateFiles.stateKey(target.sessionId(), target.transcriptPath().toString());
             long waitMillis = wait ? Math.max(0, TimeUnit.NANOSECONDS.toMillis(deadline - System.nanoTime())) : 0;
-            try (StateFiles.FileLock lock = StateFiles.FileLock.acquire(sessionsDir(config).resolve(key + ".lock"), waitMillis)) {
+            try (StateFiles.FileLock lock = StateFiles.FileLock.acquire(config.layout().lock(key), waitMillis)) {
                 if (lock == null) {
                     if (wait) {
                         log.warn("Another hook run held the lock of session " + target.sessionId()
                                 + " for the whole export budget; its new turns wait for the next run");
-                        markPending(key, target, true);
+                        spool.mark(key, target, true);
                     }
                     return null;
                 }
-                return processSession(target, key, started, deadline, forceLast);
+                return processSession(new SessionRun(target, key, transcriptStamp(target.transcriptPath()), started, deadline), forceLast);
             } catch (IOException | RuntimeException e) {
                 log.error("Session " + target.sessionId() + " failed: " + e);
                 return null;
             }
         }
 
-        /** The state a run starts from; read again from the start when the transcript is no longer what the state saw. */
-        Reader.SessionState startingState(Path transcript, Path stateFile) throws IOException {
-            Reader.SessionState state = Reader.loadSessionState(StateFiles.loadState(stateFile, log));
-            String change = Reader.transcriptChange(transcript, state);
-            if (change == null) return state;
-            log.warn("Transcript " + transcript + " " + change + "; reading it again from the start (turns already sent are skipped)");
-            return state.restart();
-        }
-
-        /** What one run would send for a session: the plan, the traces (or what is left of them), and their records. */
-        record SessionWork(Turns.EmissionPlan plan, List<Traces.TraceRecord> traces, List<Reader.SentPart> parts, long readEnd) {
-        }
-
-        /** Reads the session's new rows and builds the traces to send, without sending or saving anything. */
-        SessionWork prepareSession(Payload.HookTarget target, Reader.SessionState state, boolean forceLast) throws IOException {
-            Path transcript = target.transcriptPath();
-            Reader.ReadResult read = Reader.readNewJsonl(transcript, state.offset(), log);
-            log.debug("Read " + read.rows().size() + " rows, bytes " + state.offset() + ".." + read.endOffset() + " of " + transcript);
-            if (read.badLines() > 0) log.warn("Skipped " + read.badLines() + " broken transcript line(s) (session=" + target.sessionId() + ")");
-            if (!read.rows().isEmpty() && read.rows().stream().noneMatch(row -> Transcript.isClaudeCodeRow(row.json()))) {
-                log.warn("Transcript " + transcript + " does not look like a Claude Code transcript (no Claude Code rows); nothing to send");
+        /** One session's run, under its lock: the session, its state key, its transcript's stamp as the run began, its times. */
+        private record SessionRun(Payload.HookTarget target, String key, String stamp, long started, long deadline) {
+            Path transcript() {
+                return target.transcriptPath();
             }
-            Turns.EmissionPlan plan = Turns.planEmission(read.rows(), state, new Turns.AgentFiles(transcript, log), forceLast);
-            Traces.TraceContext ctx = config.traceContext(target.sessionId(), transcript.toString());
-            List<Traces.TraceRecord> traces = new ArrayList<>();
-            List<Reader.SentPart> parts = new ArrayList<>();
-            for (Turns.Emission emission : plan.emissions()) {
-                Traces.TraceRecord trace = Traces.unsentPart(Traces.buildTrace(emission.turn(), emission.turnNumber(), ctx), emission.sentBefore());
-                if (trace == null) continue;
-                traces.add(trace);
-                parts.add(sentPart(trace, emission, Instant.now()));
-            }
-            log.debug("Turns to send: " + traces.size() + (plan.deferred() ? ", last turn in progress" : ""));
-            return new SessionWork(plan, traces, parts, read.endOffset());
-        }
-
-        /**
-         * The record of one turn's spans in an export: their ids, the messages whose usage they carry, and a witness to
-         * look for in Langfuse (the root, or else the latest span).
-         */
-        private static Reader.SentPart sentPart(Traces.TraceRecord trace, Turns.Emission emission, Instant now) {
-            List<String> spanIds = new ArrayList<>();
-            List<String> usageIds = new ArrayList<>();
-            Traces.Observation witness = trace.root();
-            for (Traces.Observation observation : trace.observations()) {
-                spanIds.add(observation.id());
-                if (observation.usage() != null && !Traces.messageIdOf(observation).isEmpty()) usageIds.add(Traces.messageIdOf(observation));
-                if (trace.root() == null && (witness == null || !observation.start().isBefore(witness.start()))) witness = observation;
-            }
-            Reader.SentTurn turn = new Reader.SentTurn(emission.turn().userRow().uuid(), emission.turnNumber(),
-                    emission.turn().userRow().offset(), trace.traceId(), now, List.copyOf(spanIds), List.copyOf(usageIds));
-            return new Reader.SentPart(turn, witness.id(), witness.start());
         }
 
         private static final long STOP_RACE_WAIT_MS = 1_500;
         private static final Duration QUIET_TRANSCRIPT = Duration.ofMinutes(10);
 
-        private SessionOutcome processSession(Payload.HookTarget target, String key, long started, long deadline,
-                                             boolean forceLast) throws IOException {
-            Path transcript = target.transcriptPath();
-            Path stateFile = sessionsDir(config).resolve(key + ".json");
-            String stamp = transcriptStamp(transcript);
-            Reader.SessionState state = startingState(transcript, stateFile);
+        private SessionOutcome processSession(SessionRun run, boolean forceLast) throws IOException {
+            Payload.HookTarget target = run.target();
+            Path stateFile = config.layout().state(run.key());
+            Progress.SessionState state = Pipeline.startingState(run.transcript(), stateFile, log);
             if (state.inFlight() != null) {
-                InFlightCheck check = checkInFlight(target, state.inFlight(), deadline);
+                InFlightCheck check = checkInFlight(target, state.inFlight(), run.deadline());
                 state = state.recordSent(check.arrived()).withInFlight(check.waiting());
                 if (check.waiting() != null) {
-                    StateFiles.saveState(stateFile, Reader.writeSessionState(state, target.sessionId(), transcript));
-                    markPending(key, target, true);
-                    return new SessionOutcome(check.arrived().size(), check.reason());
+                    StateFiles.saveState(stateFile, Progress.writeSessionState(state, target.sessionId(), run.transcript()));
+                    spool.mark(run.key(), target, true);
+                    return new SessionOutcome(check.arrived().size(), false, check.reason());
                 }
             }
-            SessionWork work = prepareSession(target, state, forceLast);
+            Pipeline.SessionWork work = Pipeline.prepareSession(target, state, config.trace(), forceLast, log);
             // The Stop race: Claude Code says the turn is over (last_assistant_message) but its final row is not on
             // disk yet. Wait for it a little, within the budget; a later run sends it otherwise (the session stays pending).
-            long waitUntil = Math.min(started + TimeUnit.MILLISECONDS.toNanos(STOP_RACE_WAIT_MS),
-                    deadline - TimeUnit.MILLISECONDS.toNanos(500));
+            long waitUntil = Math.min(run.started() + TimeUnit.MILLISECONDS.toNanos(STOP_RACE_WAIT_MS),
+                    run.deadline() - TimeUnit.MILLISECONDS.toNanos(500));
             while (work.plan().deferred() && target.lastAssistantMessage() != null && System.nanoTime() < waitUntil) {
-                Export.DeadlineHttpSender.sleepQuietly(100);
-                work = prepareSession(target, state, forceLast);
+                Helpers.sleepQuietly(100);
+                work = Pipeline.prepareSession(target, state, config.trace(), forceLast, log);
             }
-            List<Traces.TraceRecord> traces = work.traces();
-            List<Reader.SentPart> parts = work.parts();
-            traces.forEach(trace -> log.debug("Sending " + trace.name() + " trace=" + trace.traceId() + " ("
-                    + trace.observations().size() + " observations" + (trace.root() == null ? ", the rest of a turn sent before" : "") + ")"));
+            for (TraceModel.TraceRecord trace : work.traces()) {
+                log.debug("Sending " + trace.name() + " trace=" + trace.traceId() + " (" + trace.observations().size() + " observations"
+                        + (trace.root() == null ? ", the rest of a turn sent before" : "") + ")");
+            }
             Export.ExportOutcome outcome = new Export.ExportOutcome(0, 0, null);
-            if (!traces.isEmpty()) {
+            if (!work.traces().isEmpty()) {
                 // Recorded before the first byte goes out: a run killed mid-export leaves "outcome unknown", not a silent re-send.
                 Instant exportStart = Instant.now();
-                Reader.SessionState inFlight = state.withInFlight(new Reader.InFlight(exportStart, parts));
-                outcome = exporter().export(traces, deadline,
-                        () -> StateFiles.saveState(stateFile, Reader.writeSessionState(inFlight, target.sessionId(), transcript)));
-                List<Reader.SentPart> unknown = parts.subList(outcome.acknowledged(), outcome.acknowledged() + outcome.unknown());
-                state = state.recordSent(parts.subList(0, outcome.acknowledged()))
-                        .withInFlight(unknown.isEmpty() ? null : new Reader.InFlight(exportStart, List.copyOf(unknown)));
+                Progress.SessionState inFlight = state.withInFlight(new Progress.InFlight(exportStart, work.parts()));
+                outcome = exporter().export(work.traces(), run.deadline(),
+                        () -> StateFiles.saveState(stateFile, Progress.writeSessionState(inFlight, target.sessionId(), run.transcript())));
+                List<Progress.SentPart> unknown = work.parts().subList(outcome.acknowledged(), outcome.acknowledged() + outcome.unknown());
+                state = state.recordSent(work.parts().subList(0, outcome.acknowledged()))
+                        .withInFlight(unknown.isEmpty() ? null : new Progress.InFlight(exportStart, List.copyOf(unknown)));
             }
+            return finishSession(run, state, work, outcome);
+        }
+
+        /** After the export: where to read next time, the state saved, the spool and the stamp updated, one line each. */
+        private SessionOutcome finishSession(SessionRun run, Progress.SessionState exported, Pipeline.SessionWork work,
+                                             Export.ExportOutcome outcome) throws IOException {
+            Payload.HookTarget target = run.target();
             int acknowledged = outcome.acknowledged();
-            int unsent = traces.size() - acknowledged;
-            if (acknowledged > 0) logSent(traces.subList(0, acknowledged), deadline);
+            int unsent = work.traces().size() - acknowledged;
+            if (acknowledged > 0) logSent(work.traces().subList(0, acknowledged), run.deadline());
             // Read again next time from the open turn (it may grow), the first turn not acknowledged, or the waiting one.
             long nextOffset = work.readEnd();
-            if (state.openTurn() != null && state.offset() <= state.openTurn().offset()) nextOffset = Math.min(nextOffset, state.openTurn().offset());
-            if (unsent > 0) nextOffset = Math.min(nextOffset, parts.get(acknowledged).turn().offset());
+            Progress.SentTurn open = exported.openTurn();
+            if (open != null && exported.offset() <= open.offset()) nextOffset = Math.min(nextOffset, open.offset());
+            if (unsent > 0) nextOffset = Math.min(nextOffset, work.parts().get(acknowledged).turn().offset());
             if (work.plan().deferred()) nextOffset = Math.min(nextOffset, work.plan().deferredOffset());
-            state = state.withOffset(nextOffset, Reader.transcriptIdentity(transcript, nextOffset, state));
-            StateFiles.saveState(stateFile, Reader.writeSessionState(state, target.sessionId(), transcript));
+            Progress.SessionState state = exported.withOffset(nextOffset, Progress.transcriptIdentity(run.transcript(), nextOffset, exported));
+            StateFiles.saveState(config.layout().state(run.key()), Progress.writeSessionState(state, target.sessionId(), run.transcript()));
             // Unsent turns, and a turn still in progress, keep the session pending: any later run picks it up.
             boolean clean = unsent == 0 && !work.plan().deferred() && state.inFlight() == null;
-            markPending(key, target, !clean);
+            spool.mark(run.key(), target, !clean);
             // A clean run leaves the transcript's stamp: until it changes, a firing has nothing to do (see fire()).
-            if (clean) writeSeen(target, stamp);
+            if (clean) writeSeen(target, run.stamp());
             if (outcome.unknown() > 0) {
                 log.error("Export outcome unknown: " + outcome.failure() + "; " + outcome.unknown() + " turn(s) will be looked up in "
                         + "Langfuse before they are sent again" + (unsent > outcome.unknown() ? ", " + (unsent - outcome.unknown())
@@ -3666,57 +4530,25 @@ public class litefuse_hook implements Callable<Integer> {
                         + target.sessionId() + ")");
             }
             String deferred = work.plan().deferred() ? ", deferred 1 (in-progress)" : "";
-            log.info("Processed " + acknowledged + " turns" + deferred + " in " + Log.seconds(System.nanoTime() - started)
+            log.info("Processed " + acknowledged + " turns" + deferred + " in " + Log.seconds(System.nanoTime() - run.started())
                     + " (session=" + target.sessionId() + ")");
-            return new SessionOutcome(acknowledged, unsent > 0 ? outcome.failure() : null);
+            return new SessionOutcome(acknowledged, work.plan().deferred(), unsent > 0 ? outcome.failure() : null);
         }
 
         /** One line per trace sent, with its link in Langfuse (the project id is learned once and kept). */
-        private void logSent(List<Traces.TraceRecord> sent, long deadline) {
+        private void logSent(List<TraceModel.TraceRecord> sent, long deadline) {
             LangfuseApi api = LangfuseApi.of(config);
             long leftMillis = TimeUnit.NANOSECONDS.toMillis(deadline - System.nanoTime());
-            String projectId = api == null ? null : projectId(config, api, leftMillis > 300 ? Math.min(1_000, leftMillis - 200) : 0, log);
-            for (Traces.TraceRecord trace : sent) {
+            String projectId = api == null ? null : LangfuseApi.projectId(config, api, leftMillis > 300 ? Math.min(1_000, leftMillis - 200) : 0, log);
+            for (TraceModel.TraceRecord trace : sent) {
                 String where = api == null ? "trace " + trace.traceId() : api.traceUrl(projectId, trace.traceId());
                 String what = trace.root() == null ? trace.name() + " (" + trace.observations().size() + " more observations)" : trace.name();
                 log.info("Sent " + what + ": " + where);
             }
         }
 
-        private static Path projectIds(Config config) {
-            return sessionsDir(config).resolve("projects.json");
-        }
-
-        private static String projectKey(Config config) {
-            return config.baseUrl() + " " + config.publicKey();
-        }
-
-        /**
-         * The Langfuse project id of these keys: as learned before (by the hook or doctor), else asked of Langfuse
-         * within `timeoutMillis` (0: not asked) and kept; null when unknown.
-         */
-        static String projectId(Config config, LangfuseApi api, long timeoutMillis, Log log) {
-            String known = StateFiles.loadState(projectIds(config), log).path(projectKey(config)).textValue();
-            if (known != null || timeoutMillis <= 0) return known;
-            String asked = api.projectId(timeoutMillis);
-            if (asked != null) rememberProjectId(config, asked, log);
-            return asked;
-        }
-
-        /** Written without a lock (any session may learn it first): writeAtomically gives each writer its own file. */
-        static void rememberProjectId(Config config, String projectId, Log log) {
-            Path file = projectIds(config);
-            try {
-                ObjectNode known = StateFiles.loadState(file, log);
-                known.put(projectKey(config), projectId);
-                StateFiles.saveState(file, known);
-            } catch (IOException | RuntimeException e) {
-                log.debug("Could not remember the project id: " + e);
-            }
-        }
-
         /** What the look-ups found: parts Langfuse has, and the parts still to wait for (null: send the rest again). */
-        private record InFlightCheck(List<Reader.SentPart> arrived, Reader.InFlight waiting, String reason) {
+        private record InFlightCheck(List<Progress.SentPart> arrived, Progress.InFlight waiting, String reason) {
         }
 
         /**
@@ -3724,11 +4556,11 @@ public class litefuse_hook implements Callable<Integer> {
          * the rest is sent again when Langfuse says it is not there (and the export is older than the settle time, since
          * ingestion takes a moment) or has no v2 API (a server before v4); otherwise it waits for a later run.
          */
-        private InFlightCheck checkInFlight(Payload.HookTarget target, Reader.InFlight inFlight, long deadline) {
+        private InFlightCheck checkInFlight(Payload.HookTarget target, Progress.InFlight inFlight, long deadline) {
             LangfuseApi api = LangfuseApi.of(config);
-            java.util.function.Function<Reader.SentPart, LangfuseApi.Lookup> lookup = api == null ? part -> new LangfuseApi.Lookup(LangfuseApi.Presence.NO_API, null)
+            java.util.function.Function<Progress.SentPart, LangfuseApi.Lookup> lookup = api == null ? part -> new LangfuseApi.Lookup(LangfuseApi.Presence.NO_API, null)
                     : part -> api.findSpan(part.turn().traceId(), part.witnessId(), part.witnessStart(), deadline);
-            InFlightCheck check = settleInFlight(inFlight, lookup, Instant.now(), config.unknownSettleMillis());
+            InFlightCheck check = settleInFlight(inFlight, lookup, Instant.now(), config.export().unknownSettleMillis());
             int total = inFlight.parts().size();
             String session = " (session=" + target.sessionId() + ")";
             if (!check.arrived().isEmpty()) {
@@ -3744,9 +4576,9 @@ public class litefuse_hook implements Callable<Integer> {
         }
 
         /** The decision of checkInFlight, on look-up answers alone (pure but for `lookup`). */
-        private static InFlightCheck settleInFlight(Reader.InFlight inFlight, java.util.function.Function<Reader.SentPart, LangfuseApi.Lookup> lookup, Instant now,
+        private static InFlightCheck settleInFlight(Progress.InFlight inFlight, java.util.function.Function<Progress.SentPart, LangfuseApi.Lookup> lookup, Instant now,
                                             long settleMillis) {
-            List<Reader.SentPart> parts = inFlight.parts();
+            List<Progress.SentPart> parts = inFlight.parts();
             // Requests go out one at a time, each after the last was acknowledged: what arrived is a leading run of parts.
             LangfuseApi.Lookup last = lookup.apply(parts.get(parts.size() - 1));
             if (last.presence() == LangfuseApi.Presence.PRESENT) return new InFlightCheck(parts, null, null);
@@ -3761,17 +4593,17 @@ public class litefuse_hook implements Callable<Integer> {
             while (arrived < parts.size() - 1) {
                 LangfuseApi.Lookup found = lookup.apply(parts.get(arrived));
                 if (found.presence() == LangfuseApi.Presence.UNKNOWN) {
-                    return new InFlightCheck(parts.subList(0, arrived), new Reader.InFlight(inFlight.since(), parts.subList(arrived, parts.size())),
+                    return new InFlightCheck(parts.subList(0, arrived), new Progress.InFlight(inFlight.since(), parts.subList(arrived, parts.size())),
                             "Could not ask Langfuse about turns of an export whose outcome is unknown (" + found.problem()
                                     + "); they wait for a later run");
                 }
                 if (found.presence() != LangfuseApi.Presence.PRESENT) break;
                 arrived++;
             }
-            List<Reader.SentPart> rest = parts.subList(arrived, parts.size());
+            List<Progress.SentPart> rest = parts.subList(arrived, parts.size());
             long ageMillis = Duration.between(inFlight.since(), now).toMillis();
             if (ageMillis < settleMillis) {
-                return new InFlightCheck(parts.subList(0, arrived), new Reader.InFlight(inFlight.since(), rest), rest.size()
+                return new InFlightCheck(parts.subList(0, arrived), new Progress.InFlight(inFlight.since(), rest), rest.size()
                         + " turn(s) of an export " + ageMillis / 1000 + " s ago are not in Langfuse yet; looking again on a later run "
                         + "before sending them again (ingestion can take a moment)");
             }
@@ -3787,125 +4619,30 @@ public class litefuse_hook implements Callable<Integer> {
             }
         }
 
-        /**
-         * The spool: a marker per session whose turns the server did not take, so that any later hook run (of any
-         * session) sends them, even when that session never fires again.
-         */
-        private void markPending(String key, Payload.HookTarget target, boolean pending) {
-            Path marker = pendingMarker(config, key);
-            try {
-                if (!pending) {
-                    Files.deleteIfExists(marker);
-                    return;
-                }
-                if (Files.exists(marker)) return;
-                ObjectNode entry = Json.NODES.objectNode();
-                entry.put("session_id", target.sessionId());
-                entry.put("transcript_path", target.transcriptPath().toString());
-                entry.put("since", Instant.now().toString());
-                StateFiles.saveState(marker, entry);
-            } catch (IOException e) {
-                log.warn("Could not update the pending marker of session " + target.sessionId() + ": " + e);
-            }
-        }
-
         /** Sends other sessions' unsent turns, oldest first, while the budget lasts; stops at the first failure. */
         private void sendPendingSessions(Payload.HookTarget current, long started, long deadline) {
-            Path pendingDir = pendingDir(config);
-            if (!Files.isDirectory(pendingDir)) return;
-            String currentKey = StateFiles.stateKey(current.sessionId(), current.transcriptPath().toString());
-            List<Path> all;
-            try (java.util.stream.Stream<Path> files = Files.list(pendingDir)) {
-                all = files.filter(path -> path.toString().endsWith(".json"))
-                        .filter(path -> !path.getFileName().toString().equals(currentKey + ".json"))
-                        .sorted(java.util.Comparator.comparing(path -> path.toFile().lastModified())).toList();
-            } catch (IOException e) {
-                log.warn("Could not list pending sessions: " + e);
-                return;
-            }
-            // The spool is bounded: past PENDING_MAX_SESSIONS markers the oldest are dropped, each with a line.
-            for (Path marker : all.subList(0, Math.max(0, all.size() - PENDING_MAX_SESSIONS))) {
-                log.warn("Too many sessions waiting; stopped retrying session " + StateFiles.loadState(marker, log).path("session_id").asText("?")
-                        + " (its turns are still sent if that session fires again)");
-                deleteQuietly(marker);
-            }
-            List<Path> markers = all.subList(Math.max(0, all.size() - PENDING_MAX_SESSIONS), all.size()).stream()
-                    .limit(PENDING_SWEEP_LIMIT).toList();
-            for (Path marker : markers) {
+            if (!Files.isDirectory(config.layout().pending())) return;
+            for (Path marker : spool.due(StateFiles.stateKey(current.sessionId(), current.transcriptPath().toString()))) {
                 if (deadline - System.nanoTime() < TimeUnit.MILLISECONDS.toNanos(300)) return;
-                ObjectNode entry = StateFiles.loadState(marker, log);
-                Payload.HookTarget target = Payload.extractSessionAndTranscript(entry, config.home(), log);
-                String since = entry.path("since").asText("");
-                if (target.sessionId() == null || target.transcriptPath() == null) {
-                    log.warn("Dropped an unreadable pending marker " + marker.getFileName());
-                    deleteQuietly(marker);
-                } else if (!Files.isReadable(target.transcriptPath())) {
-                    log.warn("Transcript of session " + target.sessionId() + " is gone; its unsent turns are lost");
-                    deleteQuietly(marker);
-                } else if (isOlderThanDays(since, PENDING_MAX_AGE_DAYS)) {
-                    log.warn("Stopped retrying the unsent turns of session " + target.sessionId() + " after " + PENDING_MAX_AGE_DAYS
-                            + " days; they are still sent if that session fires again");
-                    deleteQuietly(marker);
-                } else {
-                    SessionOutcome outcome = processWithLock(target, started, deadline, false, isQuiet(target.transcriptPath()));
-                    if (outcome != null && outcome.failure() != null) return;
-                }
-            }
-        }
-
-        private static boolean isOlderThanDays(String isoInstant, long days) {
-            try {
-                return Instant.parse(isoInstant).isBefore(Instant.now().minus(Duration.ofDays(days)));
-            } catch (DateTimeParseException e) {
-                return false;
-            }
-        }
-
-        private void deleteQuietly(Path path) {
-            try {
-                Files.deleteIfExists(path);
-            } catch (IOException e) {
-                log.warn("Could not delete " + path + ": " + e);
+                Payload.HookTarget target = spool.retry(marker, config.home());
+                if (target == null) continue;
+                SessionOutcome outcome = processWithLock(target, started, deadline, false, isQuiet(target.transcriptPath()));
+                if (outcome != null) sentThisFiring += outcome.sent();
+                if (outcome != null && outcome.failure() != null) return;
             }
         }
     }
 
-    /** Replaying and backfilling whole transcripts, streamed in bounded memory. */
+    /** History: backfilling the transcripts under ~/.claude/projects, and sending replayed traces as they stream in. */
     static final class History {
         private History() {
-        }
-
-        /** Every turn of a whole transcript as traces, numbered as the hook numbers them. */
-        static List<Traces.TraceRecord> replayFile(Path file, Traces.TraceContext ctx) throws IOException {
-            List<Traces.TraceRecord> traces = new ArrayList<>();
-            replayTranscript(file, ctx, Log.toStderr(), traces::add);
-            return traces;
-        }
-
-        /**
-         * Streams a transcript's traces to `sink` as each turn completes; returns the count. One thread, one turn in
-         * memory at a time: a reader thread ahead of trace building was no faster on two cores (it starves the JIT
-         * compiler while the code warms up) and cost a fifth more CPU.
-         */
-        static int replayTranscript(Path file, Traces.TraceContext ctx, Log log, Consumer<Traces.TraceRecord> sink) throws IOException {
-            int[] count = {0};
-            Turns.AgentFiles agentFiles = new Turns.AgentFiles(file, log);
-            Turns.TurnAssembler assembler = new Turns.TurnAssembler(turn -> {
-                Turns.Turn withAgents = Turns.attachAgents(turn, agentFiles);
-                if (withAgents.hasWork()) sink.accept(Traces.buildTrace(withAgents, ++count[0], ctx));
-            });
-            try (InputStream in = Files.newInputStream(file)) {
-                Reader.streamJsonl(in, 0, true, assembler::accept, log);
-                assembler.finish();
-            }
-            return count[0];
         }
 
         /** Exports traces as they stream in, a request per few thousand spans; stops at the first failure. */
         static final class StreamingSender implements AutoCloseable {
             private final Export.TraceExporter exporter;
             private final long deadline;
-            private final List<Traces.TraceRecord> pending = new ArrayList<>();
+            private final List<TraceModel.TraceRecord> pending = new ArrayList<>();
             /** "name (trace id)" of each trace Langfuse had already: names only, so a long replay holds no trees. */
             private final List<String> skipped = new ArrayList<>();
             private LangfuseApi api;
@@ -3920,10 +4657,10 @@ public class litefuse_hook implements Callable<Integer> {
                 this.api = api;
             }
 
-            void add(Traces.TraceRecord trace) {
+            void add(TraceModel.TraceRecord trace) {
                 if (failure != null) return;
                 if (api != null) {
-                    Traces.Observation root = trace.root();
+                    TraceModel.Observation root = trace.root();
                     LangfuseApi.Presence presence = api.findSpan(trace.traceId(), root.id(), root.start(),
                             System.nanoTime() + TimeUnit.SECONDS.toNanos(10)).presence();
                     if (presence == LangfuseApi.Presence.NO_API) api = null;
@@ -3972,31 +4709,23 @@ public class litefuse_hook implements Callable<Integer> {
                         files.filter(file -> file.getFileName().toString().endsWith(".jsonl"))
                                 .filter(file -> !file.getFileName().toString().startsWith("agent-"))
                                 .filter(file -> session == null || file.getFileName().toString().startsWith(session))
-                                .filter(file -> since == null || !lastModified(file).isBefore(since))
+                                .filter(file -> since == null || !Helpers.lastModified(file).isBefore(since))
                                 .forEach(found::add);
                     }
                 }
             }
-            found.sort(java.util.Comparator.comparing(History::lastModified));
+            found.sort(java.util.Comparator.comparing(Helpers::lastModified));
             return found;
         }
 
-        static Instant lastModified(Path file) {
-            try {
-                return Files.getLastModifiedTime(file).toInstant();
-            } catch (IOException e) {
-                return Instant.EPOCH;
-            }
-        }
-
         /** A progress bar on stderr: redrawn in place on a terminal, one line per step otherwise. */
-        static final class Progress {
+        static final class ProgressBar {
             private final java.io.PrintWriter err;
             private final int total;
             private final boolean terminal = System.console() != null;
             private int done;
 
-            Progress(java.io.PrintWriter err, int total) {
+            ProgressBar(java.io.PrintWriter err, int total) {
                 this.err = err;
                 this.total = total;
             }
@@ -4019,12 +4748,118 @@ public class litefuse_hook implements Callable<Integer> {
         }
     }
 
-    /** Install, uninstall and doctor: Claude Code's settings, the fast-path launcher, Langfuse checks. */
-    static final class Setup {
-        private Setup() {
+    /** Rendering: traces as trees and as JSON (replay). */
+    static final class Render {
+        private Render() {
         }
 
-        static final String HOOK_COMMAND = "\"$HOME\"/.claude/hooks/litefuse-hook";
+        static ObjectNode traceToJson(TraceModel.TraceRecord trace) {
+            TraceModel.TraceHeader header = trace.header();
+            ObjectNode node = Json.NODES.objectNode();
+            node.put("trace_id", header.traceId());
+            node.put("name", header.name());
+            node.put("session_id", header.sessionId());
+            node.put("user_id", header.userId());
+            node.put("release", header.release());
+            node.put("version", VERSION);
+            if (header.environment() != null) node.put("environment", header.environment());
+            node.set("tags", Json.tree(header.tags()));
+            putPreview(node, "input", header.input());
+            putPreview(node, "output", header.output());
+            node.set("metadata", header.metadata());
+            ArrayNode observations = node.putArray("observations");
+            for (TraceModel.Observation observation : trace.observations()) {
+                ObjectNode obs = observations.addObject();
+                obs.put("id", observation.id());
+                obs.put("parent_id", observation.parentId());
+                obs.put("name", observation.name());
+                obs.put("type", observation.type().wireName());
+                obs.put("start", observation.start().toString());
+                obs.put("end", observation.end().toString());
+                if (observation.model() != null) obs.put("model", observation.model());
+                if (observation.usage() != null) obs.set("usage", Json.tree(observation.usage()));
+                if (observation.level() != TraceModel.Level.DEFAULT) obs.put("level", observation.level().name());
+                if (observation.statusMessage() != null) obs.put("status_message", observation.statusMessage());
+                putPreview(obs, "input", observation.input());
+                putPreview(obs, "output", observation.output());
+                obs.set("metadata", observation.metadata());
+            }
+            return node;
+        }
+
+        /** Long texts appear in --json as their length, a preview of the head and a hash of the tail (String.hashCode is specified, so stable). */
+        private static void putPreview(ObjectNode node, String field, String text) {
+            if (text == null) return;
+            if (text.length() <= Helpers.PREVIEW_CHARS) {
+                node.put(field, text);
+                return;
+            }
+            ObjectNode summary = node.putObject(field);
+            summary.put("length", text.length());
+            summary.put("hash", Integer.toHexString(text.substring(text.length() - Helpers.PREVIEW_CHARS).hashCode()));
+            summary.put("preview", text.substring(0, Helpers.PREVIEW_CHARS));
+        }
+
+        static String renderTree(TraceModel.TraceRecord trace) {
+            StringBuilder out = new StringBuilder();
+            TraceModel.Observation root = trace.root();
+            Map<String, Long> totals = new LinkedHashMap<>();
+            trace.observations().stream().filter(o -> o.usage() != null)
+                    .forEach(o -> o.usage().forEach((k, v) -> totals.merge(k, v, Long::sum)));
+            out.append(root.name()).append(" (span, ").append(formatDuration(root)).append(")")
+                    .append("  session=").append(trace.header().sessionId())
+                    .append("  release=").append(trace.header().release())
+                    .append("  trace=").append(trace.traceId());
+            if (!totals.isEmpty()) out.append("  tokens ").append(formatUsage(totals));
+            if (root.level() != TraceModel.Level.DEFAULT) out.append("  [").append(root.level()).append(": ").append(oneLine(root.statusMessage())).append("]");
+            out.append('\n');
+            Map<String, List<TraceModel.Observation>> childrenOf = new HashMap<>();
+            trace.observations().stream().skip(1)
+                    .forEach(o -> childrenOf.computeIfAbsent(o.parentId(), k -> new ArrayList<>()).add(o));
+            renderChildren(out, root.id(), "", childrenOf);
+            return out.append('\n').toString();
+        }
+
+        private static void renderChildren(StringBuilder out, String parentId, String indent, Map<String, List<TraceModel.Observation>> childrenOf) {
+            List<TraceModel.Observation> children = childrenOf.getOrDefault(parentId, List.of());
+            for (int i = 0; i < children.size(); i++) {
+                TraceModel.Observation child = children.get(i);
+                boolean last = i == children.size() - 1;
+                out.append(indent).append(last ? "└── " : "├── ").append(child.name()).append(" (").append(child.type().wireName());
+                if (child.type() != TraceModel.ObservationType.EVENT) out.append(", ").append(formatDuration(child));
+                out.append(")");
+                if (child.model() != null) out.append("  ").append(child.model());
+                if (child.usage() != null) out.append("  tokens ").append(formatUsage(child.usage()));
+                if (child.level() != TraceModel.Level.DEFAULT) out.append("  [").append(child.level()).append(": ").append(oneLine(child.statusMessage())).append("]");
+                out.append('\n');
+                renderChildren(out, child.id(), indent + (last ? "    " : "│   "), childrenOf);
+            }
+        }
+
+        private static String oneLine(String text) {
+            return text == null ? null : text.replaceAll("\\s+", " ");
+        }
+
+        private static String formatDuration(TraceModel.Observation observation) {
+            long millis = ChronoUnit.MILLIS.between(observation.start(), observation.end());
+            return String.format(Locale.ROOT, "%.2fs", millis / 1000.0);
+        }
+
+        static String formatUsage(Map<String, Long> usage) {
+            List<String> parts = new ArrayList<>();
+            usage.forEach((key, value) -> parts.add(key + "=" + value));
+            return String.join(" ", parts);
+        }
+    }
+
+    /**
+     * Claude Code's settings files (user, project, local): read, our hooks and env block merged in with a backup and
+     * taken out again, the plugin's options as its hooks get them, and the env Claude Code gives a hook in a project.
+     */
+    static final class ClaudeSettings {
+        private ClaudeSettings() {
+        }
+
         private static final int HOOK_TIMEOUT_SECONDS = 30;
 
         /** Where Claude Code reads settings: the user's file, the project's shared file, the project's local file. */
@@ -4072,12 +4907,12 @@ public class litefuse_hook implements Callable<Integer> {
             return new String(Json.toBytes(settings, SETTINGS_PRINTER), StandardCharsets.UTF_8) + "\n";
         }
 
-        /** Env entries that hold a secret: a settings file with one of them is its owner's only (0600). */
-        private static final List<String> SECRET_ENV_KEYS = List.of("LANGFUSE_SECRET_KEY", "CC_LANGFUSE_SECRET_KEY",
-                "OTEL_EXPORTER_OTLP_HEADERS", "OTEL_EXPORTER_OTLP_TRACES_HEADERS");
-
+        /** Whether the env block holds a secret (Setting.secret): then the file is its owner's only (0600). */
         static boolean holdsSecret(JsonNode settings) {
-            return SECRET_ENV_KEYS.stream().anyMatch(key -> settings.path("env").hasNonNull(key));
+            for (String name : Setting.secretNames()) {
+                if (settings.path("env").hasNonNull(name)) return true;
+            }
+            return false;
         }
 
         /**
@@ -4094,12 +4929,12 @@ public class litefuse_hook implements Callable<Integer> {
                 if (same && !(holdsSecret(settings) && readableByOthers(file))) return null;
             }
             String backup = "";
-            Set<PosixFilePermission> mode = StateFiles.OWNER_ONLY;
+            Set<PosixFilePermission> mode = PrivateFiles.OWNER_ONLY;
             if (existed) {
                 Path copy = file.resolveSibling(file.getFileName() + ".bak-"
                         + DateTimeFormatter.ofPattern("yyyyMMdd-HHmmss-SSS").format(LocalDateTime.now()));
                 // Created owner-only and then filled: Files.copy would give the copy the old file's mode.
-                Files.createFile(copy, PosixFilePermissions.asFileAttribute(StateFiles.OWNER_ONLY));
+                Files.createFile(copy, PosixFilePermissions.asFileAttribute(PrivateFiles.OWNER_ONLY));
                 try (OutputStream out = Files.newOutputStream(copy)) {
                     Files.copy(file, out);
                 }
@@ -4107,7 +4942,7 @@ public class litefuse_hook implements Callable<Integer> {
                 if (!holdsSecret(settings)) mode = Files.getPosixFilePermissions(file);
             }
             Files.createDirectories(file.getParent());
-            StateFiles.writeAtomically(file, text.getBytes(StandardCharsets.UTF_8), mode);
+            PrivateFiles.writeAtomically(file, text.getBytes(StandardCharsets.UTF_8), mode);
             return backup;
         }
 
@@ -4172,35 +5007,100 @@ public class litefuse_hook implements Callable<Integer> {
             return removed;
         }
 
-        /** Optional settings install copies from its own environment into the env block, as it does the keys. */
-        static final List<String> OPTIONAL_ENV = List.of("LITEFUSE_USER_ID", "CC_LANGFUSE_TAGS", "LANGFUSE_TRACING_ENVIRONMENT",
-                "CC_LANGFUSE_MAX_CHARS", "CC_LANGFUSE_EXPORT_BUDGET_MS", "CC_LANGFUSE_UNKNOWN_SETTLE_MS", "CC_LANGFUSE_DEBUG",
-                "CC_LANGFUSE_MASK_SECRETS", "CC_LANGFUSE_MASK_PATTERNS", "OTEL_EXPORTER_OTLP_ENDPOINT",
-                "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_HEADERS", "OTEL_EXPORTER_OTLP_TRACES_HEADERS");
+        /**
+         * The env entries install writes: tracing on, the keys and the host, then each setting it copies that is set in
+         * `env` (so `LITEFUSE_USER_ID=me litefuse-hook install` makes `me` the traces' user), in the table's order.
+         */
+        static Map<String, String> envBlock(String publicKey, String secretKey, String baseUrl, Map<String, String> env) {
+            Map<String, String> block = new LinkedHashMap<>();
+            block.put(Setting.TRACE_TO_LANGFUSE.variable(), "true");
+            block.put(Setting.PUBLIC_KEY.variable(), publicKey);
+            block.put(Setting.SECRET_KEY.variable(), secretKey);
+            block.put(Setting.BASE_URL.variable(), baseUrl);
+            for (Setting setting : Setting.values()) {
+                String value = env.get(setting.variable());
+                if (setting.install() == Setting.InstallCopy.WHEN_SET && value != null && !value.isBlank()) block.put(setting.variable(), value.strip());
+            }
+            return block;
+        }
 
-        /** The env entries install writes: TRACE_TO_LANGFUSE, the keys, the host, and the optional settings it was given. */
-        static Map<String, String> envBlock(String publicKey, String secretKey, String baseUrl, Map<String, String> optional) {
-            Map<String, String> env = new LinkedHashMap<>();
-            env.put("TRACE_TO_LANGFUSE", "true");
-            env.put("LANGFUSE_PUBLIC_KEY", publicKey);
-            env.put("LANGFUSE_SECRET_KEY", secretKey);
-            env.put("LANGFUSE_BASE_URL", baseUrl);
-            env.putAll(optional);
+        /** Notes in install.json what install added (a file it created, a hook, an env key that was not there before). */
+        static void recordInstall(ObjectNode manifest, Path file, String kind, String what) {
+            ObjectNode entry = manifest.has(file.toString()) ? (ObjectNode) manifest.get(file.toString()) : manifest.putObject(file.toString());
+            ArrayNode list = entry.has(kind) ? (ArrayNode) entry.get(kind) : entry.putArray(kind);
+            for (JsonNode existing : list) {
+                if (existing.asText().equals(what)) return;
+            }
+            list.add(what);
+        }
+
+        /** The env Claude Code gives the hook here: the process env, then user, project and local settings (later wins). */
+        static Map<String, String> effectiveEnv(Map<String, String> processEnv, Path home, Path projectDir,
+                                                Map<String, String> sources) throws IOException {
+            Map<String, String> env = new HashMap<>(processEnv);
+            processEnv.keySet().forEach(key -> sources.put(key, "the environment"));
+            String plugin = enabledPlugin(home, projectDir);
+            pluginOptions(home, projectDir, plugin).forEach((name, value) -> {
+                env.putIfAbsent(name, value);
+                sources.putIfAbsent(name, "the plugin " + plugin);
+            });
+            for (Scope scope : Scope.values()) {
+                Path file = scope.settingsFile(home, projectDir);
+                readSettings(file).path("env").properties().forEach(entry -> {
+                    env.put(entry.getKey(), entry.getValue().asText());
+                    sources.put(entry.getKey(), file.toString());
+                });
+            }
             return env;
         }
 
-        /** "sk-lf-…f00d": enough to recognise a key, never enough to use it. */
-        static String redactKey(String key) {
-            if (key == null || key.isBlank()) return "(not set)";
-            int cut = key.indexOf('-', key.indexOf('-') + 1);
-            String prefix = cut > 0 && cut < 8 ? key.substring(0, cut + 1) : key.substring(0, Math.min(3, key.length()));
-            return prefix + "…" + (key.length() > 12 ? key.substring(key.length() - 4) : "");
+        /** The litefuse-hook plugin enabled in these settings ("litefuse-hook@<marketplace>"), or null. */
+        static String enabledPlugin(Path home, Path projectDir) throws IOException {
+            String enabled = null;
+            for (Scope scope : Scope.values()) {
+                for (Map.Entry<String, JsonNode> entry : readSettings(scope.settingsFile(home, projectDir)).path("enabledPlugins").properties()) {
+                    if (entry.getKey().startsWith("litefuse-hook@")) enabled = entry.getValue().asBoolean(false) ? entry.getKey() : null;
+                }
+            }
+            return enabled;
         }
 
-        static Path installManifest(Path home) {
-            return home.resolve(".claude").resolve("state").resolve("litefuse").resolve("install.json");
+        /**
+         * The plugin's options as its hooks get them (CLAUDE_PLUGIN_OPTION_<NAME>): from `pluginConfigs` in the settings,
+         * the secret from ~/.claude/.credentials.json where Claude Code keeps it outside a system keychain.
+         */
+        private static Map<String, String> pluginOptions(Path home, Path projectDir, String plugin) throws IOException {
+            Map<String, String> options = new HashMap<>();
+            if (plugin == null) return options;
+            for (Scope scope : Scope.values()) {
+                readSettings(scope.settingsFile(home, projectDir)).path("pluginConfigs").path(plugin).path("options").properties()
+                        .forEach(entry -> options.put(Setting.pluginVariable(entry.getKey()), entry.getValue().asText()));
+            }
+            Path credentials = home.resolve(".claude").resolve(".credentials.json");
+            if (Files.isReadable(credentials)) {
+                readSettings(credentials).path("pluginSecrets").path(plugin).properties()
+                        .forEach(entry -> options.put(Setting.pluginVariable(entry.getKey()), entry.getValue().asText()));
+            }
+            return options;
         }
 
+        /** Claude Code keeps a project's transcripts in ~/.claude/projects/<the directory, every other character a '-'>. */
+        static String claudeProjectFolder(Path dir) {
+            return dir.toString().replaceAll("[^A-Za-z0-9]", "-");
+        }
+    }
+
+    /**
+     * The fast-path launcher install writes: a shell script that starts the built hook directly on the newest JDK here,
+     * from the bundled jar and a start-up archive beside it, and falls back to JBang when anything moved.
+     */
+    static final class Launcher {
+        private Launcher() {
+        }
+
+        static final String HOOK_COMMAND = "\"$HOME\"/.claude/hooks/litefuse-hook";
+
+        /** Where install writes the launcher, ~/.claude/hooks/litefuse-hook: the hook command HOOK_COMMAND runs. */
         static Path launcherPath(Path home) {
             return home.resolve(".claude").resolve("hooks").resolve("litefuse-hook");
         }
@@ -4288,7 +5188,7 @@ public class litefuse_hook implements Callable<Integer> {
         static JavaRuntime fastestJava(Map<String, String> env, Path home) {
             List<Path> homes = new ArrayList<>();
             homes.add(Paths.get(System.getProperty("java.home")));
-            if (Config.firstNonBlank(env.get("JAVA_HOME")) != null) homes.add(Paths.get(env.get("JAVA_HOME")));
+            if (Helpers.firstNonBlank(env.get("JAVA_HOME")) != null) homes.add(Paths.get(env.get("JAVA_HOME")));
             for (Path folder : List.of(Paths.get("/usr/lib/jvm"), Paths.get("/Library/Java/JavaVirtualMachines"),
                     home.resolve(".sdkman/candidates/java"), home.resolve(".jbang/cache/jdks"))) {
                 try (java.util.stream.Stream<Path> children = Files.isDirectory(folder) ? Files.list(folder) : java.util.stream.Stream.empty()) {
@@ -4328,7 +5228,8 @@ public class litefuse_hook implements Callable<Integer> {
                             : "  [ $# -eq 0 ] || exec " + fallback + " \"$@\"\n  " + fallback + " >/dev/null 2>&1; exit 0",
                     "}",
                     "if [ $# -eq 0 ]; then",
-                    "  case \"$TRACE_TO_LANGFUSE\" in [Tt][Rr][Uu][Ee]) ;; '') [ -n \"$CLAUDE_PLUGIN_OPTION_PUBLIC_KEY\" ] || exit 0 ;; *) exit 0 ;; esac",
+                    "  case \"$" + Setting.TRACE_TO_LANGFUSE.variable() + "\" in [Tt][Rr][Uu][Ee]) ;; '') [ -n \"$"
+                            + Setting.PUBLIC_KEY.pluginVariable() + "\" ] || exit 0 ;; *) exit 0 ;; esac",
                     "fi",
                     "[ -x \"$java\" ] || fallback \"$@\"",
                     "old_ifs=$IFS; IFS=:",
@@ -4346,6 +5247,47 @@ public class litefuse_hook implements Callable<Integer> {
                     "if [ $# -eq 0 ]; then run >/dev/null 2>&1; exit 0; fi",
                     "run \"$@\"",
                     "");
+        }
+
+        private static String shellQuote(String value) {
+            return "'" + value.replace("'", "'\\''") + "'";
+        }
+
+        /** How to run this script through JBang again: the installed app, or the launcher JBang used plus the source. */
+        static String fallbackCommand(Map<String, String> env, Path home, String source) {
+            Path app = home.resolve(".jbang").resolve("bin").resolve("litefuse-hook");
+            if (Files.isExecutable(app)) return shellQuote(app.toString());
+            String jbang = Helpers.firstNonBlank(env.get("JBANG_LAUNCH_CMD"));
+            if (jbang == null || source == null) return null;
+            String absolute = jbang.contains("/") ? Paths.get(jbang).toAbsolutePath().normalize().toString() : jbang;
+            return shellQuote(absolute) + " " + shellQuote(source);
+        }
+
+
+        static String findJBang(Map<String, String> env, Path home) {
+            String launched = Helpers.firstNonBlank(env.get("JBANG_LAUNCH_CMD"));
+            if (launched != null) return launched;
+            for (String dir : env.getOrDefault("PATH", "").split(java.io.File.pathSeparator)) {
+                if (!dir.isEmpty() && Files.isExecutable(Paths.get(dir, "jbang"))) return Paths.get(dir, "jbang").toString();
+            }
+            Path installed = home.resolve(".jbang").resolve("bin").resolve("jbang");
+            return Files.isExecutable(installed) ? installed.toString() : null;
+        }
+
+        /** The class path a launcher runs, so doctor can check every jar is still there. */
+        static List<Path> launcherClassPath(Path launcher) throws IOException {
+            for (String line : Files.readAllLines(launcher)) {
+                if (line.startsWith("cp='")) {
+                    return java.util.Arrays.stream(line.substring(4, line.length() - 1).split(":")).map(Paths::get).toList();
+                }
+            }
+            return List.of();
+        }
+    }
+
+    /** The bundle: the hook's class path as one jar beside the launcher. */
+    static final class Bundle {
+        private Bundle() {
         }
 
         /**
@@ -4407,7 +5349,7 @@ public class litefuse_hook implements Callable<Integer> {
                             + (multiRelease ? "Multi-Release: true\r\n" : "") + "\r\n").getBytes(StandardCharsets.UTF_8));
                     out.closeEntry();
                 }
-                StateFiles.writeAtomically(bundle, bytes.toByteArray(), StateFiles.OWNER_ONLY);
+                PrivateFiles.writeAtomically(bundle, bytes.toByteArray(), PrivateFiles.OWNER_ONLY);
                 return bundle.toString();
             } catch (IOException | RuntimeException e) {
                 return classPath;
@@ -4436,13 +5378,20 @@ public class litefuse_hook implements Callable<Integer> {
             return !(topOfMetaInf && (name.endsWith(".SF") || name.endsWith(".RSA") || name.endsWith(".DSA") || name.endsWith(".EC")));
         }
 
+    }
+
+    /** Training: the start-up archive, recorded by running the hook once against a loopback server. */
+    static final class Training {
+        private Training() {
+        }
+
         /**
          * Records the start-up archive: runs the hook once, in a temporary HOME, on a small transcript, against a
          * loopback server, so every class the hook needs is in the archive; kept only if the hook's export reached the
          * server. With `tls` the server speaks HTTPS, so the TLS client is archived too: an https endpoint's firing
          * takes 70 ms less. Nothing reaches the caller's terminal.
          */
-        static boolean trainArchive(JavaRuntime runtime, String classPath, Path archive, boolean tls) {
+        static boolean trainArchive(Launcher.JavaRuntime runtime, String classPath, Path archive, boolean tls) {
             Path scratch = null;
             com.sun.net.httpserver.HttpServer server = null;
             try {
@@ -4465,7 +5414,7 @@ public class litefuse_hook implements Callable<Integer> {
                 Path recording = archive.resolveSibling(archive.getFileName() + ".recording-" + ProcessHandle.current().pid());
                 List<String> command = new ArrayList<>(List.of(runtime.java().toString()));
                 command.addAll(runtime.recordArchiveFlags(recording));
-                command.add(JavaRuntime.NATIVE_REFLECTION);
+                command.add(Launcher.JavaRuntime.NATIVE_REFLECTION);
                 if (tls) command.addAll(List.of("-Djavax.net.ssl.trustStore=" + keyStore, "-Djavax.net.ssl.trustStorePassword=" + TRAINING_PASSWORD));
                 command.addAll(List.of("-Xlog:disable", "-cp", classPath, "litefuse_hook"));
                 ProcessBuilder builder = new ProcessBuilder(command).redirectErrorStream(true)
@@ -4484,7 +5433,7 @@ public class litefuse_hook implements Callable<Integer> {
                     return false;
                 }
                 try {
-                    Files.setPosixFilePermissions(recording, StateFiles.OWNER_ONLY);
+                    Files.setPosixFilePermissions(recording, PrivateFiles.OWNER_ONLY);
                 } catch (UnsupportedOperationException e) {
                     // No POSIX modes here (Windows): the folder's access rules apply.
                 }
@@ -4504,7 +5453,7 @@ public class litefuse_hook implements Callable<Integer> {
          * A loopback HTTPS server for the training run, on a throwaway EC key that the runtime's keytool makes in
          * `keyStore`; the training hook trusts that same store.
          */
-        private static com.sun.net.httpserver.HttpsServer trainingHttpsServer(JavaRuntime runtime, Path keyStore)
+        private static com.sun.net.httpserver.HttpsServer trainingHttpsServer(Launcher.JavaRuntime runtime, Path keyStore)
                 throws IOException, InterruptedException, java.security.GeneralSecurityException {
             Path keytool = runtime.java().resolveSibling(runtime.java().getFileName().toString().replace("java", "keytool"));
             Process process = new ProcessBuilder(keytool.toString(), "-genkeypair", "-alias", "training", "-keyalg", "EC",
@@ -4558,154 +5507,6 @@ public class litefuse_hook implements Callable<Integer> {
                 // A leftover temporary folder is harmless.
             }
         }
-
-        private static String shellQuote(String value) {
-            return "'" + value.replace("'", "'\\''") + "'";
-        }
-
-        /** How to run this script through JBang again: the installed app, or the launcher JBang used plus the source. */
-        static String fallbackCommand(Map<String, String> env, Path home, String source) {
-            Path app = home.resolve(".jbang").resolve("bin").resolve("litefuse-hook");
-            if (Files.isExecutable(app)) return shellQuote(app.toString());
-            String jbang = Config.firstNonBlank(env.get("JBANG_LAUNCH_CMD"));
-            if (jbang == null || source == null) return null;
-            String absolute = jbang.contains("/") ? Paths.get(jbang).toAbsolutePath().normalize().toString() : jbang;
-            return shellQuote(absolute) + " " + shellQuote(source);
-        }
-
-        /** Notes in install.json what install added (a file it created, a hook, an env key that was not there before). */
-        static void recordInstall(ObjectNode manifest, Path file, String kind, String what) {
-            ObjectNode entry = manifest.has(file.toString()) ? (ObjectNode) manifest.get(file.toString()) : manifest.putObject(file.toString());
-            ArrayNode list = entry.has(kind) ? (ArrayNode) entry.get(kind) : entry.putArray(kind);
-            for (JsonNode existing : list) {
-                if (existing.asText().equals(what)) return;
-            }
-            list.add(what);
-        }
-
-        /** One line of doctor's report. */
-        record Check(boolean ok, String label, String detail) {
-            String render() {
-                return (ok ? "  ok    " : "  FAIL  ") + label + ": " + detail;
-            }
-        }
-
-        /** What a Langfuse API call with the keys said: the project, or why not. */
-        record CredentialCheck(boolean ok, String projectId, String projectName, String problem) {
-        }
-
-        private static final List<String> LANGFUSE_CLOUD_REGIONS = List.of("https://cloud.langfuse.com", "https://us.cloud.langfuse.com");
-
-        /** GET /api/public/projects with the keys: 200 names the project; 401 means wrong keys (or another region). */
-        static CredentialCheck checkCredentials(Config config) {
-            String base = config.baseUrl();
-            CredentialCheck here = fetchProject(new LangfuseApi(base, config.langfuseHeaders()));
-            if (here.ok() || here.problem().startsWith("cannot reach") || !LANGFUSE_CLOUD_REGIONS.contains(base)) return here;
-            for (String other : LANGFUSE_CLOUD_REGIONS) {
-                if (other.equals(base)) continue;
-                CredentialCheck there = fetchProject(new LangfuseApi(other, config.langfuseHeaders()));
-                if (there.ok()) {
-                    return new CredentialCheck(false, there.projectId(), there.projectName(), "wrong region: these keys belong to "
-                            + other + " (project " + there.projectName() + "); set LANGFUSE_BASE_URL=" + other);
-                }
-            }
-            return here;
-        }
-
-        private static CredentialCheck fetchProject(LangfuseApi api) {
-            String base = api.baseUrl();
-            try {
-                LangfuseApi.Answer answer = api.projects(5_000, 10_000);
-                if (answer.status() == 200) {
-                    JsonNode parsed = Json.parse(answer.body());
-                    JsonNode project = parsed == null ? Json.NODES.missingNode() : parsed.path("data").path(0);
-                    return new CredentialCheck(true, project.path("id").asText(""), project.path("name").asText("(unnamed)"), null);
-                }
-                if (answer.status() == 401 || answer.status() == 403) {
-                    return new CredentialCheck(false, null, null, "HTTP " + answer.status() + " from " + base
-                            + ": wrong keys (check LANGFUSE_PUBLIC_KEY / LANGFUSE_SECRET_KEY, and that they belong to this host)");
-                }
-                return new CredentialCheck(false, null, null, "HTTP " + answer.status() + " from " + base + "/api/public/projects");
-            } catch (IOException | IllegalArgumentException e) {
-                return new CredentialCheck(false, null, null, "cannot reach " + base + " (" + e.getClass().getSimpleName()
-                        + (e.getMessage() == null ? "" : ": " + e.getMessage()) + ")");
-            }
-        }
-
-        /** The env Claude Code gives the hook here: the process env, then user, project and local settings (later wins). */
-        static Map<String, String> effectiveEnv(Map<String, String> processEnv, Path home, Path projectDir,
-                                                Map<String, String> sources) throws IOException {
-            Map<String, String> env = new HashMap<>(processEnv);
-            processEnv.keySet().forEach(key -> sources.put(key, "the environment"));
-            String plugin = enabledPlugin(home, projectDir);
-            pluginOptions(home, projectDir, plugin).forEach((name, value) -> {
-                env.putIfAbsent(name, value);
-                sources.putIfAbsent(name, "the plugin " + plugin);
-            });
-            for (Scope scope : Scope.values()) {
-                Path file = scope.settingsFile(home, projectDir);
-                readSettings(file).path("env").properties().forEach(entry -> {
-                    env.put(entry.getKey(), entry.getValue().asText());
-                    sources.put(entry.getKey(), file.toString());
-                });
-            }
-            return env;
-        }
-
-        /** The litefuse-hook plugin enabled in these settings ("litefuse-hook@<marketplace>"), or null. */
-        static String enabledPlugin(Path home, Path projectDir) throws IOException {
-            String enabled = null;
-            for (Scope scope : Scope.values()) {
-                for (Map.Entry<String, JsonNode> entry : readSettings(scope.settingsFile(home, projectDir)).path("enabledPlugins").properties()) {
-                    if (entry.getKey().startsWith("litefuse-hook@")) enabled = entry.getValue().asBoolean(false) ? entry.getKey() : null;
-                }
-            }
-            return enabled;
-        }
-
-        /**
-         * The plugin's options as its hooks get them (CLAUDE_PLUGIN_OPTION_<NAME>): from `pluginConfigs` in the settings,
-         * the secret from ~/.claude/.credentials.json where Claude Code keeps it outside a system keychain.
-         */
-        private static Map<String, String> pluginOptions(Path home, Path projectDir, String plugin) throws IOException {
-            Map<String, String> options = new HashMap<>();
-            if (plugin == null) return options;
-            for (Scope scope : Scope.values()) {
-                readSettings(scope.settingsFile(home, projectDir)).path("pluginConfigs").path(plugin).path("options").properties()
-                        .forEach(entry -> options.put("CLAUDE_PLUGIN_OPTION_" + entry.getKey().toUpperCase(Locale.ROOT), entry.getValue().asText()));
-            }
-            Path credentials = home.resolve(".claude").resolve(".credentials.json");
-            if (Files.isReadable(credentials)) {
-                readSettings(credentials).path("pluginSecrets").path(plugin).properties()
-                        .forEach(entry -> options.put("CLAUDE_PLUGIN_OPTION_" + entry.getKey().toUpperCase(Locale.ROOT), entry.getValue().asText()));
-            }
-            return options;
-        }
-
-        static String findJBang(Map<String, String> env, Path home) {
-            String launched = Config.firstNonBlank(env.get("JBANG_LAUNCH_CMD"));
-            if (launched != null) return launched;
-            for (String dir : env.getOrDefault("PATH", "").split(java.io.File.pathSeparator)) {
-                if (!dir.isEmpty() && Files.isExecutable(Paths.get(dir, "jbang"))) return Paths.get(dir, "jbang").toString();
-            }
-            Path installed = home.resolve(".jbang").resolve("bin").resolve("jbang");
-            return Files.isExecutable(installed) ? installed.toString() : null;
-        }
-
-        /** The class path a launcher runs, so doctor can check every jar is still there. */
-        static List<Path> launcherClassPath(Path launcher) throws IOException {
-            for (String line : Files.readAllLines(launcher)) {
-                if (line.startsWith("cp='")) {
-                    return java.util.Arrays.stream(line.substring(4, line.length() - 1).split(":")).map(Paths::get).toList();
-                }
-            }
-            return List.of();
-        }
-
-        /** Claude Code keeps a project's transcripts in ~/.claude/projects/<the directory, every other character a '-'>. */
-        static String claudeProjectFolder(Path dir) {
-            return dir.toString().replaceAll("[^A-Za-z0-9]", "-");
-        }
     }
 
     // ----------------- Commands -----------------
@@ -4725,11 +5526,26 @@ public class litefuse_hook implements Callable<Integer> {
         java.io.PrintWriter err() {
             return spec.commandLine().getErr();
         }
+
+        /** The configuration from the top command's environment. */
+        Config config() {
+            return Config.loadConfig(parent.environment);
+        }
+    }
+
+    /** `--dir`: the project a command looks at (install, doctor, last). */
+    static final class ProjectDir {
+        @Option(names = "--dir", paramLabel = "DIR", description = "The project directory (default: the current directory).")
+        Path dir;
+
+        Path resolve() {
+            return (dir == null ? Paths.get("") : dir).toAbsolutePath().normalize();
+        }
     }
 
     @Command(name = "replay", mixinStandardHelpOptions = true,
             description = "Print the traces a transcript produces (as a tree, or --json), or --send them.")
-    static final class Replay implements Callable<Integer> {
+    static final class Replay extends Subcommand {
         @Parameters(arity = "1..*", paramLabel = "FILE.jsonl", description = "Claude Code transcript(s).")
         List<Path> files;
 
@@ -4748,18 +5564,15 @@ public class litefuse_hook implements Callable<Integer> {
         @Option(names = "--force", description = "With --send: send traces Langfuse already holds too (they then show twice in Langfuse v4).")
         boolean force;
 
-        @ParentCommand
-        litefuse_hook parent;
-
         @Override
         public Integer call() throws IOException {
-            Config config = Config.loadConfig(parent.environment);
+            Config config = config();
             if (send && !config.canExport()) {
                 System.err.println("replay --send needs LANGFUSE_PUBLIC_KEY and LANGFUSE_SECRET_KEY in the environment");
                 return 2;
             }
             Log log = Log.toStderr();
-            config.problems().forEach(log::warn);
+            for (String problem : config.problems()) log.warn(problem);
             PrintStream out = new PrintStream(new java.io.FileOutputStream(java.io.FileDescriptor.out), false, StandardCharsets.UTF_8);
             // Traces stream out as they are built: a transcript of any size replays in bounded memory.
             com.fasterxml.jackson.core.JsonGenerator jsonOut = null;
@@ -4773,26 +5586,8 @@ public class litefuse_hook implements Callable<Integer> {
                 if (!Files.isReadable(file)) {
                     System.err.println("Cannot read " + file);
                     failures++;
-                    continue;
-                }
-                String fallbackSession = sessionId != null ? sessionId : file.getFileName().toString().replaceFirst("\\.jsonl$", "");
-                Traces.TraceContext ctx = config.traceContext(fallbackSession, file.toAbsolutePath().normalize().toString());
-                try (History.StreamingSender sender = send ? new History.StreamingSender(config, force ? null : LangfuseApi.of(config), log) : null) {
-                    com.fasterxml.jackson.core.JsonGenerator generator = jsonOut;
-                    int count = History.replayTranscript(file, ctx, log, trace -> {
-                        if (generator != null) writeJson(generator, Render.traceToJson(trace));
-                        else if (!send || !quiet) out.print(Render.renderTree(trace));
-                        if (sender != null) sender.add(trace);
-                    });
-                    if (sender != null) {
-                        Export.ExportOutcome outcome = sender.finish();
-                        sender.skipped().forEach(trace -> System.err.println("Skipped " + trace
-                                + ": Langfuse has it already (--force sends it anyway)"));
-                        System.err.println("Sent " + outcome.acknowledged() + " of " + count + " traces from " + file
-                                + " to " + config.tracesEndpoint() + (sender.skipped().isEmpty() ? "" : ", " + sender.skipped().size()
-                                + " already there") + (outcome.failure() == null ? "" : ": " + outcome.failure()));
-                        if (outcome.acknowledged() + sender.skipped().size() < count) failures++;
-                    }
+                } else if (!replay(file, config, log, out, jsonOut)) {
+                    failures++;
                 }
             }
             if (jsonOut != null) {
@@ -4801,6 +5596,29 @@ public class litefuse_hook implements Callable<Integer> {
             }
             out.flush();
             return failures == 0 ? 0 : 1;
+        }
+
+        /** Prints (and with --send sends) one transcript's traces; false when some were not sent. */
+        private boolean replay(Path file, Config config, Log log, PrintStream out, com.fasterxml.jackson.core.JsonGenerator jsonOut)
+                throws IOException {
+            String fallbackSession = sessionId != null ? sessionId : file.getFileName().toString().replaceFirst("\\.jsonl$", "");
+            Traces.TraceContext ctx = Traces.TraceContext.of(config.trace(), fallbackSession, file.toAbsolutePath().normalize().toString());
+            try (History.StreamingSender sender = send ? new History.StreamingSender(config, force ? null : LangfuseApi.of(config), log) : null) {
+                int count = Pipeline.replayTranscript(file, ctx, log, trace -> {
+                    if (jsonOut != null) writeJson(jsonOut, Render.traceToJson(trace));
+                    else if (!send || !quiet) out.print(Render.renderTree(trace));
+                    if (sender != null) sender.add(trace);
+                });
+                if (sender == null) return true;
+                Export.ExportOutcome outcome = sender.finish();
+                for (String trace : sender.skipped()) {
+                    System.err.println("Skipped " + trace + ": Langfuse has it already (--force sends it anyway)");
+                }
+                System.err.println("Sent " + outcome.acknowledged() + " of " + count + " traces from " + file
+                        + " to " + config.tracesEndpoint() + (sender.skipped().isEmpty() ? "" : ", " + sender.skipped().size()
+                        + " already there") + (outcome.failure() == null ? "" : ": " + outcome.failure()));
+                return outcome.acknowledged() + sender.skipped().size() >= count;
+            }
         }
 
         private static void writeJson(com.fasterxml.jackson.core.JsonGenerator generator, JsonNode node) {
@@ -4833,11 +5651,9 @@ public class litefuse_hook implements Callable<Integer> {
 
         @Override
         public Integer call() throws IOException {
-            java.io.PrintWriter out = out();
-            java.io.PrintWriter err = err();
-            Config config = Config.loadConfig(parent.environment);
+            Config config = config();
             if (!dryRun && !config.canExport()) {
-                err.println("backfill needs LANGFUSE_PUBLIC_KEY and LANGFUSE_SECRET_KEY (or --dry-run)");
+                err().println("backfill needs LANGFUSE_PUBLIC_KEY and LANGFUSE_SECRET_KEY (or --dry-run)");
                 return 2;
             }
             Instant sinceInstant;
@@ -4845,57 +5661,70 @@ public class litefuse_hook implements Callable<Integer> {
                 sinceInstant = since == null ? null : since.length() == 10
                         ? java.time.LocalDate.parse(since).atStartOfDay(java.time.ZoneOffset.UTC).toInstant() : Instant.parse(since);
             } catch (DateTimeParseException e) {
-                err.println("--since takes a date (2026-01-31) or an instant (2026-01-31T12:00:00Z)");
+                err().println("--since takes a date (2026-01-31) or an instant (2026-01-31T12:00:00Z)");
                 return 2;
             }
             Path root = projectsDir != null ? projectsDir : config.home().resolve(".claude").resolve("projects");
             List<Path> transcripts = History.backfillTranscripts(root, project, session, sinceInstant);
-            try (Hook hook = new Hook(config, Log.toFile(config))) {
-                return backfill(hook, config, transcripts, out, err);
+            Log log = Log.toFile(config);
+            if (dryRun) return dryRun(config, transcripts, log);
+            try (Hook hook = new Hook(config, log)) {
+                return backfill(hook, config, transcripts);
             }
         }
 
-        private int backfill(Hook hook, Config config, List<Path> transcripts, java.io.PrintWriter out, java.io.PrintWriter err)
-                throws IOException {
-            History.Progress progress = new History.Progress(err, transcripts.size());
+        private static Payload.HookTarget targetOf(Path transcript) {
+            return new Payload.HookTarget(transcript.getFileName().toString().replaceFirst("\\.jsonl$", ""), transcript, null, null);
+        }
+
+        /** What backfill would send, through the hook's own pipeline (same state, same turns, same numbers), sending nothing. */
+        private int dryRun(Config config, List<Path> transcripts, Log log) throws IOException {
+            History.ProgressBar progress = new History.ProgressBar(err(), transcripts.size());
             long turns = 0;
             long skipped = 0;
-            long failed = 0;
             Map<String, Long> tokens = new LinkedHashMap<>();
             for (Path transcript : transcripts) {
-                Payload.HookTarget target = new Payload.HookTarget(transcript.getFileName().toString().replaceFirst("\\.jsonl$", ""), transcript, null, null);
-                String key = StateFiles.stateKey(target.sessionId(), transcript.toString());
-                if (dryRun) {
-                    Reader.SessionState state = hook.startingState(transcript, Hook.sessionsDir(config).resolve(key + ".json"));
-                    Hook.SessionWork work = hook.prepareSession(target, state, Hook.isQuiet(transcript));
-                    turns += work.traces().size();
-                    skipped += state.emittedUserUuids().size();
-                    work.traces().forEach(trace -> trace.observations().stream().filter(o -> o.usage() != null)
-                            .forEach(o -> o.usage().forEach((k, v) -> tokens.merge(k, v, Long::sum))));
-                    if (!work.traces().isEmpty()) {
-                        out.println("would send " + work.traces().size() + " turn(s) of session " + target.sessionId() + " (" + transcript + ")");
-                    }
-                } else {
-                    long started = System.nanoTime();
-                    Hook.SessionOutcome outcome = hook.processWithLock(target, started,
-                            started + TimeUnit.MINUTES.toNanos(10), true, Hook.isQuiet(transcript));
-                    if (outcome == null || outcome.failure() != null) {
-                        failed++;
-                        err.println();
-                        err.println("session " + target.sessionId() + ": " + (outcome == null ? "see the log" : outcome.failure()));
-                    } else {
-                        turns += outcome.sent();
-                    }
+                Payload.HookTarget target = targetOf(transcript);
+                Path stateFile = config.layout().state(StateFiles.stateKey(target.sessionId(), transcript.toString()));
+                Progress.SessionState state = Pipeline.startingState(transcript, stateFile, log);
+                Pipeline.SessionWork work = Pipeline.prepareSession(target, state, config.trace(), Hook.isQuiet(transcript), log);
+                turns += work.traces().size();
+                skipped += state.emittedUserUuids().size();
+                for (TraceModel.TraceRecord trace : work.traces()) {
+                    trace.observations().stream().filter(o -> o.usage() != null)
+                            .forEach(o -> o.usage().forEach((k, v) -> tokens.merge(k, v, Long::sum)));
+                }
+                if (!work.traces().isEmpty()) {
+                    out().println("would send " + work.traces().size() + " turn(s) of session " + target.sessionId() + " (" + transcript + ")");
                 }
                 progress.step(turns);
             }
             progress.done();
-            if (dryRun) {
-                out.println("Dry run: " + transcripts.size() + " session(s), " + turns + " turn(s) to send, " + skipped
-                        + " already sent; tokens " + (tokens.isEmpty() ? "none" : Render.formatUsage(tokens)));
-                return 0;
+            out().println("Dry run: " + transcripts.size() + " session(s), " + turns + " turn(s) to send, " + skipped
+                    + " already sent; tokens " + (tokens.isEmpty() ? "none" : Render.formatUsage(tokens)));
+            return 0;
+        }
+
+        private int backfill(Hook hook, Config config, List<Path> transcripts) {
+            History.ProgressBar progress = new History.ProgressBar(err(), transcripts.size());
+            long turns = 0;
+            long failed = 0;
+            for (Path transcript : transcripts) {
+                Payload.HookTarget target = targetOf(transcript);
+                long started = System.nanoTime();
+                Hook.SessionOutcome outcome = hook.processWithLock(target, started,
+                        started + TimeUnit.MINUTES.toNanos(10), true, Hook.isQuiet(transcript));
+                if (outcome == null || outcome.failure() != null) {
+                    failed++;
+                    err().println();
+                    err().println("session " + target.sessionId() + ": " + (outcome == null ? "see the log" : outcome.failure()));
+                } else {
+                    turns += outcome.sent();
+                }
+                progress.step(turns);
             }
-            out.println("Sent " + turns + " turn(s) from " + transcripts.size() + " session(s) to " + config.tracesEndpoint()
+            progress.done();
+            out().println("Sent " + turns + " turn(s) from " + transcripts.size() + " session(s) to " + config.tracesEndpoint()
                     + (failed == 0 ? "" : "; " + failed + " session(s) failed, run backfill again to resume"));
             return failed == 0 ? 0 : 1;
         }
@@ -4910,14 +5739,14 @@ public class litefuse_hook implements Callable<Integer> {
 
         @Option(names = "--hook-scope", paramLabel = "user|project|local",
                 description = "Settings file for the hook (default: user, or local with --project). `project` is the shared, committed file.")
-        Setup.Scope hookScope;
+        ClaudeSettings.Scope hookScope;
 
         @Option(names = "--env-scope", paramLabel = "user|local",
                 description = "Settings file for the env block (default: user, or local with --project). Keys never go into the committed file.")
-        Setup.Scope envScope;
+        ClaudeSettings.Scope envScope;
 
-        @Option(names = "--dir", paramLabel = "DIR", description = "The project directory (default: the current directory).")
-        Path projectDir;
+        @Mixin
+        ProjectDir projectDir;
 
         @Option(names = "--public-key", paramLabel = "pk-lf-...", description = "Langfuse public key.")
         String publicKey;
@@ -4951,94 +5780,120 @@ public class litefuse_hook implements Callable<Integer> {
 
         @Override
         public Integer call() throws IOException {
-            java.io.PrintWriter out = out();
-            java.io.PrintWriter err = err();
-            Map<String, String> env = parent.environment;
-            Config config = Config.loadConfig(env);
-            Path home = config.home();
-            Path dir = (projectDir == null ? Paths.get("") : projectDir).toAbsolutePath().normalize();
-            Setup.Scope hookIn = hookScope != null ? hookScope : project ? Setup.Scope.local : Setup.Scope.user;
-            Setup.Scope envIn = envScope != null ? envScope : project ? Setup.Scope.local : Setup.Scope.user;
-            if (envIn == Setup.Scope.project) {
-                err.println("Refusing to write keys into " + Setup.Scope.project.settingsFile(home, dir)
+            Config config = config();
+            Path dir = projectDir.resolve();
+            ClaudeSettings.Scope hookIn = hookScope != null ? hookScope : project ? ClaudeSettings.Scope.local : ClaudeSettings.Scope.user;
+            ClaudeSettings.Scope envIn = envScope != null ? envScope : project ? ClaudeSettings.Scope.local : ClaudeSettings.Scope.user;
+            if (envIn == ClaudeSettings.Scope.project) {
+                err().println("Refusing to write keys into " + ClaudeSettings.Scope.project.settingsFile(config.home(), dir)
                         + ": it is committed. Use --env-scope local (or user).");
                 return 2;
             }
-            String pk = Config.firstNonBlank(publicKey, config.publicKey());
+            String pk = Helpers.firstNonBlank(publicKey, config.langfuse().publicKey());
             String sk = "-".equals(secretKey) ? new String(System.in.readAllBytes(), StandardCharsets.UTF_8).strip()
-                    : Config.firstNonBlank(secretKey, config.secretKey());
-            String url = Config.firstNonBlank(baseUrl, config.baseUrl());
+                    : Helpers.firstNonBlank(secretKey, config.langfuse().secretKey());
+            String url = Helpers.firstNonBlank(baseUrl, config.langfuse().baseUrl());
             if (!noEnv && !printHookCommand && (pk == null || sk == null)) {
-                err.println("No keys: pass --public-key and --secret-key (or set LANGFUSE_PUBLIC_KEY and LANGFUSE_SECRET_KEY).");
+                err().println("No keys: pass --public-key and --secret-key (or set LANGFUSE_PUBLIC_KEY and LANGFUSE_SECRET_KEY).");
                 return 2;
             }
-
-            String sourceFile = source != null ? source.toAbsolutePath().normalize().toString()
-                    : Files.isRegularFile(Paths.get("litefuse_hook.java")) ? Paths.get("litefuse_hook.java").toAbsolutePath().toString() : null;
-            Path launcher = launcherFile != null ? launcherFile.toAbsolutePath().normalize() : Setup.launcherPath(home);
-            Files.createDirectories(launcher.getParent());
-            Setup.JavaRuntime java = javaPath != null ? new Setup.JavaRuntime(javaPath.toAbsolutePath(),
-                    Setup.javaFeature(javaPath.toAbsolutePath().getParent().getParent())) : Setup.fastestJava(env, home);
-            String classPath = Setup.bundleClassPath(System.getProperty("java.class.path"), Setup.bundlePath(launcher));
-            Path archive = Setup.archivePath(launcher, java);
-            // Trained on the endpoint's scheme (the TLS client is 8 MB of archive); over plain HTTP when HTTPS fails.
-            boolean tls = Config.firstNonBlank(baseUrl, config.tracesEndpoint()).startsWith("https:");
-            boolean trained = Setup.trainArchive(java, classPath, archive, tls) || tls && Setup.trainArchive(java, classPath, archive, false);
-            // Renamed over the old one: Claude Code may be starting the old launcher right now.
-            StateFiles.writeAtomically(launcher, Setup.launcherScript(java, classPath, archive, Setup.fallbackCommand(env, home, sourceFile),
-                    sourceFile).getBytes(StandardCharsets.UTF_8), PosixFilePermissions.fromString("rwx------"));
+            LauncherWritten launcher = writeLauncher(config);
             if (printHookCommand) {
-                out.println(launcher);
+                out().println(launcher.path());
                 return 0;
             }
-
-            Path hookFile = hookIn.settingsFile(home, dir);
-            Path envFile = envIn.settingsFile(home, dir);
+            Path hookFile = hookIn.settingsFile(config.home(), dir);
+            Path envFile = envIn.settingsFile(config.home(), dir);
             Map<Path, ObjectNode> files = new LinkedHashMap<>();
             try {
-                files.put(hookFile, Setup.readSettings(hookFile));
-                if (!noEnv) files.putIfAbsent(envFile, Setup.readSettings(envFile));
-            } catch (Setup.InvalidSettingsException e) {
-                err.println(e.getMessage());
+                files.put(hookFile, ClaudeSettings.readSettings(hookFile));
+                if (!noEnv) files.putIfAbsent(envFile, ClaudeSettings.readSettings(envFile));
+            } catch (ClaudeSettings.InvalidSettingsException e) {
+                err().println(e.getMessage());
                 return 1;
             }
-            ObjectNode manifest = StateFiles.loadState(Setup.installManifest(home), Log.toStderr());
+            ObjectNode manifest = StateFiles.loadState(config.layout().installManifest(), Log.toStderr());
             boolean hookChanged = false;
-            for (String event : Setup.HOOK_EVENTS) hookChanged |= Setup.addHook(files.get(hookFile), event, Setup.HOOK_COMMAND, async);
-            Setup.recordInstall(manifest, hookFile, "hook", Setup.HOOK_COMMAND);
-            Map<String, String> optional = new LinkedHashMap<>();
-            if (!noEnv) {
-                ObjectNode settings = files.get(envFile);
-                ObjectNode envNode = settings.has("env") && settings.get("env").isObject()
-                        ? (ObjectNode) settings.get("env") : settings.putObject("env");
-                for (String name : Setup.OPTIONAL_ENV) {
-                    if (Config.firstNonBlank(env.get(name)) != null) optional.put(name, env.get(name).strip());
-                }
-                if (userId != null) optional.put("LITEFUSE_USER_ID", userId);
-                for (Map.Entry<String, String> entry : Setup.envBlock(pk, sk, url, optional).entrySet()) {
-                    if (!envNode.has(entry.getKey())) Setup.recordInstall(manifest, envFile, "env", entry.getKey());
-                    envNode.put(entry.getKey(), entry.getValue());
-                }
+            for (String event : ClaudeSettings.HOOK_EVENTS) {
+                hookChanged |= ClaudeSettings.addHook(files.get(hookFile), event, Launcher.HOOK_COMMAND, async);
             }
+            ClaudeSettings.recordInstall(manifest, hookFile, "hook", Launcher.HOOK_COMMAND);
+            Map<String, String> block = noEnv ? Map.of() : ClaudeSettings.envBlock(pk, sk, url, envToCopy());
+            if (!noEnv) mergeEnv(files.get(envFile), block, manifest, envFile);
+            writeSettings(files, manifest);
+            StateFiles.saveState(config.layout().installManifest(), manifest);
+            out().println("Hooks:     Stop" + (async ? " (async)" : "") + " and SessionEnd: " + Launcher.HOOK_COMMAND + " in " + hookFile
+                    + (hookChanged ? "" : " (already there)"));
+            out().println("Launcher:  " + launcher.path() + " (runs Java " + launcher.javaFeature() + " directly, "
+                    + (launcher.trained() ? "with a start-up archive" : "without a start-up archive: recording it failed") + ")");
+            if (!noEnv) reportEnv(block, envFile);
+            out().println("Next:      litefuse-hook doctor --send-test");
+            return 0;
+        }
+
+        /** The launcher install wrote: where, the Java it runs, whether its start-up archive was recorded. */
+        private record LauncherWritten(Path path, int javaFeature, boolean trained) {
+        }
+
+        /** Bundles the class path, records the start-up archive and writes the launcher that runs them. */
+        private LauncherWritten writeLauncher(Config config) throws IOException {
+            Map<String, String> env = parent.environment;
+            String sourceFile = source != null ? source.toAbsolutePath().normalize().toString()
+                    : Files.isRegularFile(Paths.get("litefuse_hook.java")) ? Paths.get("litefuse_hook.java").toAbsolutePath().toString() : null;
+            Path launcher = launcherFile != null ? launcherFile.toAbsolutePath().normalize() : Launcher.launcherPath(config.home());
+            Files.createDirectories(launcher.getParent());
+            Launcher.JavaRuntime java = javaPath != null ? new Launcher.JavaRuntime(javaPath.toAbsolutePath(),
+                    Launcher.javaFeature(javaPath.toAbsolutePath().getParent().getParent())) : Launcher.fastestJava(env, config.home());
+            String classPath = Bundle.bundleClassPath(System.getProperty("java.class.path"), Launcher.bundlePath(launcher));
+            Path archive = Launcher.archivePath(launcher, java);
+            // Trained on the endpoint's scheme (the TLS client is 8 MB of archive); over plain HTTP when HTTPS fails.
+            boolean tls = Helpers.firstNonBlank(baseUrl, config.tracesEndpoint()).startsWith("https:");
+            boolean trained = Training.trainArchive(java, classPath, archive, tls) || tls && Training.trainArchive(java, classPath, archive, false);
+            // Renamed over the old one: Claude Code may be starting the old launcher right now.
+            String script = Launcher.launcherScript(java, classPath, archive, Launcher.fallbackCommand(env, config.home(), sourceFile), sourceFile);
+            PrivateFiles.writeAtomically(launcher, script.getBytes(StandardCharsets.UTF_8), PosixFilePermissions.fromString("rwx------"));
+            return new LauncherWritten(launcher, java.feature(), trained);
+        }
+
+        /** The environment whose settings install copies, with --user-id as LITEFUSE_USER_ID. */
+        private Map<String, String> envToCopy() {
+            if (userId == null) return parent.environment;
+            Map<String, String> env = new HashMap<>(parent.environment);
+            env.put(Setting.USER_ID.variable(), userId);
+            return env;
+        }
+
+        /** Puts the block into the file's env, noting in the manifest each key that was not there before. */
+        private static void mergeEnv(ObjectNode settings, Map<String, String> block, ObjectNode manifest, Path envFile) {
+            ObjectNode envNode = settings.has("env") && settings.get("env").isObject()
+                    ? (ObjectNode) settings.get("env") : settings.putObject("env");
+            for (Map.Entry<String, String> entry : block.entrySet()) {
+                if (!envNode.has(entry.getKey())) ClaudeSettings.recordInstall(manifest, envFile, "env", entry.getKey());
+                envNode.put(entry.getKey(), entry.getValue());
+            }
+        }
+
+        private void writeSettings(Map<Path, ObjectNode> files, ObjectNode manifest) throws IOException {
             for (Map.Entry<Path, ObjectNode> file : files.entrySet()) {
                 boolean existed = Files.exists(file.getKey());
-                String backup = Setup.writeSettingsIfChanged(file.getKey(), file.getValue());
-                if (backup == null) out.println("Unchanged: " + file.getKey());
-                else out.println("Updated:   " + file.getKey() + (backup.isEmpty() ? " (new file)" : " (backup: " + backup + ")"));
-                if (!existed && backup != null) Setup.recordInstall(manifest, file.getKey(), "created", "file");
+                String backup = ClaudeSettings.writeSettingsIfChanged(file.getKey(), file.getValue());
+                if (backup == null) out().println("Unchanged: " + file.getKey());
+                else out().println("Updated:   " + file.getKey() + (backup.isEmpty() ? " (new file)" : " (backup: " + backup + ")"));
+                if (!existed && backup != null) ClaudeSettings.recordInstall(manifest, file.getKey(), "created", "file");
             }
-            StateFiles.saveState(Setup.installManifest(home), manifest);
-            out.println("Hooks:     Stop" + (async ? " (async)" : "") + " and SessionEnd: " + Setup.HOOK_COMMAND + " in " + hookFile
-                    + (hookChanged ? "" : " (already there)"));
-            out.println("Launcher:  " + launcher + " (runs Java " + java.feature() + " directly, "
-                    + (trained ? "with a start-up archive" : "without a start-up archive: recording it failed") + ")");
-            if (!noEnv) {
-                out.println("Env:       TRACE_TO_LANGFUSE=true, LANGFUSE_PUBLIC_KEY=" + Setup.redactKey(pk) + ", LANGFUSE_SECRET_KEY="
-                        + Setup.redactKey(sk) + ", LANGFUSE_BASE_URL=" + url + " in " + envFile);
-                if (!optional.isEmpty()) out.println("           and " + String.join(", ", optional.keySet()) + " from this environment");
+        }
+
+        /** The env block as written: the keys redacted, and the settings copied from this environment. */
+        private void reportEnv(Map<String, String> block, Path envFile) {
+            out().println("Env:       " + Setting.TRACE_TO_LANGFUSE.variable() + "=true, " + Setting.PUBLIC_KEY.variable() + "="
+                    + Helpers.redactKey(block.get(Setting.PUBLIC_KEY.variable())) + ", " + Setting.SECRET_KEY.variable() + "="
+                    + Helpers.redactKey(block.get(Setting.SECRET_KEY.variable())) + ", " + Setting.BASE_URL.variable() + "="
+                    + block.get(Setting.BASE_URL.variable()) + " in " + envFile);
+            List<String> copied = new ArrayList<>();
+            for (Setting setting : Setting.values()) {
+                if (setting.install() == Setting.InstallCopy.WHEN_SET && block.containsKey(setting.variable())) copied.add(setting.variable());
             }
-            out.println("Next:      litefuse-hook doctor --send-test");
-            return 0;
+            if (!copied.isEmpty()) out().println("           and " + String.join(", ", copied) + " from this environment");
         }
     }
 
@@ -5048,49 +5903,50 @@ public class litefuse_hook implements Callable<Integer> {
 
         @Override
         public Integer call() throws IOException {
-            java.io.PrintWriter out = out();
-            java.io.PrintWriter err = err();
-            Path home = Config.loadConfig(parent.environment).home();
-            Path manifestFile = Setup.installManifest(home);
+            Config config = config();
+            Path manifestFile = config.layout().installManifest();
             ObjectNode manifest = StateFiles.loadState(manifestFile, Log.toStderr());
             if (manifest.isEmpty()) {
-                out.println("Nothing to uninstall: no record of an install in " + manifestFile);
+                out().println("Nothing to uninstall: no record of an install in " + manifestFile);
                 return 0;
             }
             int status = 0;
             for (Map.Entry<String, JsonNode> entry : manifest.properties()) {
                 Path file = Paths.get(entry.getKey());
                 if (!Files.exists(file)) continue;
-                ObjectNode settings;
                 try {
-                    settings = Setup.readSettings(file);
-                } catch (Setup.InvalidSettingsException e) {
-                    err.println(e.getMessage());
+                    undo(file, ClaudeSettings.readSettings(file), entry.getValue());
+                } catch (ClaudeSettings.InvalidSettingsException e) {
+                    err().println(e.getMessage());
                     status = 1;
-                    continue;
-                }
-                entry.getValue().path("hook").forEach(command -> Setup.HOOK_EVENTS.forEach(event -> Setup.removeHook(settings, event, command.asText())));
-                JsonNode envNode = settings.path("env");
-                if (envNode instanceof ObjectNode envObject) {
-                    entry.getValue().path("env").forEach(key -> envObject.remove(key.asText()));
-                    if (envObject.isEmpty()) settings.remove("env");
-                }
-                boolean createdFile = entry.getValue().path("created").toString().contains("file");
-                if (createdFile && settings.isEmpty()) {
-                    Files.delete(file);
-                    out.println("Removed:   " + file + " (install created it)");
-                } else {
-                    String backup = Setup.writeSettingsIfChanged(file, settings);
-                    out.println((backup == null ? "Unchanged: " : "Updated:   ") + file
-                            + (backup == null || backup.isEmpty() ? "" : " (backup: " + backup + ")"));
                 }
             }
-            Files.deleteIfExists(Setup.launcherPath(home));
-            for (Path companion : Setup.launcherCompanions(Setup.launcherPath(home))) Files.deleteIfExists(companion);
+            Path launcher = Launcher.launcherPath(config.home());
+            Files.deleteIfExists(launcher);
+            for (Path companion : Launcher.launcherCompanions(launcher)) Files.deleteIfExists(companion);
             if (status == 0) Files.delete(manifestFile);
-            out.println("Removed the launcher " + Setup.launcherPath(home) + ". The log and state in " + home.resolve(".claude/state")
-                    + " are kept.");
+            out().println("Removed the launcher " + launcher + ". The log and state in " + config.layout().stateDir() + " are kept.");
             return status;
+        }
+
+        /** Takes out of one settings file what the manifest says install added to it; deletes it if install created it and it is now empty. */
+        private void undo(Path file, ObjectNode settings, JsonNode added) throws IOException {
+            for (JsonNode command : added.path("hook")) {
+                for (String event : ClaudeSettings.HOOK_EVENTS) ClaudeSettings.removeHook(settings, event, command.asText());
+            }
+            if (settings.path("env") instanceof ObjectNode envObject) {
+                for (JsonNode key : added.path("env")) envObject.remove(key.asText());
+                if (envObject.isEmpty()) settings.remove("env");
+            }
+            boolean createdFile = added.path("created").toString().contains("file");
+            if (createdFile && settings.isEmpty()) {
+                Files.delete(file);
+                out().println("Removed:   " + file + " (install created it)");
+            } else {
+                String backup = ClaudeSettings.writeSettingsIfChanged(file, settings);
+                out().println((backup == null ? "Unchanged: " : "Updated:   ") + file
+                        + (backup == null || backup.isEmpty() ? "" : " (backup: " + backup + ")"));
+            }
         }
     }
 
@@ -5100,81 +5956,70 @@ public class litefuse_hook implements Callable<Integer> {
         @Option(names = "--send-test", description = "Also send a canary trace and print where to find it in Langfuse.")
         boolean sendTest;
 
-        @Option(names = "--dir", paramLabel = "DIR", description = "The project directory to check (default: the current directory).")
-        Path projectDir;
+        @Mixin
+        ProjectDir projectDir;
+
+        /** One line of the report. */
+        record Check(boolean ok, String label, String detail) {
+            String render() {
+                return (ok ? "  ok    " : "  FAIL  ") + label + ": " + detail;
+            }
+        }
 
         @Override
         public Integer call() throws IOException {
-            java.io.PrintWriter out = out();
             Map<String, String> processEnv = parent.environment;
-            Path home = Config.loadConfig(processEnv).home();
-            Path dir = (projectDir == null ? Paths.get("") : projectDir).toAbsolutePath().normalize();
-            List<Setup.Check> checks = new ArrayList<>();
-            out.println("litefuse-hook " + VERSION + " doctor (project " + dir + ")");
-
+            Path home = config().home();
+            Path dir = projectDir.resolve();
+            List<Check> checks = new ArrayList<>();
+            out().println("litefuse-hook " + VERSION + " doctor (project " + dir + ")");
             Runtime.Version javaVersion = Runtime.version();
-            checks.add(new Setup.Check(javaVersion.feature() >= 17, "Java", javaVersion + " at " + System.getProperty("java.home")));
-            String jbang = Setup.findJBang(processEnv, home);
-            checks.add(new Setup.Check(jbang != null, "JBang", jbang != null ? jbang
+            checks.add(new Check(javaVersion.feature() >= 17, "Java", javaVersion + " at " + System.getProperty("java.home")));
+            String jbang = Launcher.findJBang(processEnv, home);
+            checks.add(new Check(jbang != null, "JBang", jbang != null ? jbang
                     : "not found; install it: curl -Ls https://sh.jbang.dev | bash -s - app setup"));
-
             Map<String, String> sources = new HashMap<>();
             Map<String, String> env;
             try {
                 checks.add(hookCheck(home, dir));
-                env = Setup.effectiveEnv(processEnv, home, dir, sources);
-            } catch (Setup.InvalidSettingsException e) {
-                checks.add(new Setup.Check(false, "Settings", e.getMessage()));
-                return report(out, checks);
+                env = ClaudeSettings.effectiveEnv(processEnv, home, dir, sources);
+            } catch (ClaudeSettings.InvalidSettingsException e) {
+                checks.add(new Check(false, "Settings", e.getMessage()));
+                return report(out(), checks);
             }
             Config config = Config.loadConfig(env);
-            config.problems().forEach(problem -> checks.add(new Setup.Check(false, "Setting", problem)));
-            for (Setup.Scope scope : Setup.Scope.values()) {
-                Path file = scope.settingsFile(home, dir);
-                if (Files.exists(file) && Setup.holdsSecret(Setup.readSettings(file)) && Setup.readableByOthers(file)) {
-                    checks.add(new Setup.Check(false, "Secret", file + " holds a secret key and other users can read it ("
-                            + PosixFilePermissions.toString(Files.getPosixFilePermissions(file)) + "); run: chmod 600 " + file));
-                }
-            }
+            for (String problem : config.problems()) checks.add(new Check(false, "Setting", problem));
+            checks.addAll(secretFileChecks(home, dir));
             boolean enabled = config.enabled();
-            String onBecause = env.containsKey("TRACE_TO_LANGFUSE") ? "true (from " + sources.get("TRACE_TO_LANGFUSE") + ")"
+            String onBecause = env.containsKey(Setting.TRACE_TO_LANGFUSE.variable())
+                    ? "true (from " + sources.get(Setting.TRACE_TO_LANGFUSE.variable()) + ")"
                     : "on: the plugin has keys (TRACE_TO_LANGFUSE=false in a project's env turns it off there)";
-            checks.add(new Setup.Check(enabled, "TRACE_TO_LANGFUSE", enabled ? onBecause
+            checks.add(new Check(enabled, "TRACE_TO_LANGFUSE", enabled ? onBecause
                     : "not \"true\" here, so the hook does nothing in this project; run litefuse-hook install"));
-            String keySource = config.publicKey() == null ? null : config.publicKey().equals(env.get("CC_LANGFUSE_PUBLIC_KEY"))
-                    ? "CC_LANGFUSE_PUBLIC_KEY" : config.publicKey().equals(env.get("LANGFUSE_PUBLIC_KEY")) ? "LANGFUSE_PUBLIC_KEY"
-                    : "CLAUDE_PLUGIN_OPTION_PUBLIC_KEY";
-            boolean secretInKeychain = config.publicKey() != null && config.secretKey() == null && Setup.enabledPlugin(home, dir) != null;
-            checks.add(new Setup.Check(config.canExport(), "Keys", config.hasKeys()
-                    ? "LANGFUSE_PUBLIC_KEY=" + Setup.redactKey(config.publicKey()) + ", secret " + Setup.redactKey(config.secretKey())
-                    + " (from " + sources.get(keySource) + ")"
-                    : secretInKeychain ? "the plugin's secret key is in the system keychain, where doctor cannot read it; "
-                    + "run doctor with LANGFUSE_SECRET_KEY set to check the keys"
-                    : config.canExport() ? "none; traces go to " + config.tracesEndpoint() + " (OTEL_EXPORTER_OTLP_*)"
-                    : "LANGFUSE_PUBLIC_KEY / LANGFUSE_SECRET_KEY missing"));
-            Setup.CredentialCheck credentials = null;
-            if (config.hasKeys()) {
-                credentials = Setup.checkCredentials(config);
-                if (credentials.ok() && !credentials.projectId().isEmpty()) Hook.rememberProjectId(config, credentials.projectId(), Log.toStderr());
-                checks.add(new Setup.Check(credentials.ok(), "Langfuse", credentials.ok()
-                        ? "authenticated at " + config.baseUrl() + ", project \"" + credentials.projectName() + "\" (" + credentials.projectId() + ")"
+            checks.add(keysCheck(config, env, sources, ClaudeSettings.enabledPlugin(home, dir) != null));
+            LangfuseApi.CredentialCheck credentials = null;
+            if (config.langfuse().hasKeys()) {
+                credentials = LangfuseApi.checkCredentials(config);
+                if (credentials.ok() && !credentials.projectId().isEmpty()) LangfuseApi.rememberProjectId(config, credentials.projectId(), Log.toStderr());
+                checks.add(new Check(credentials.ok(), "Langfuse", credentials.ok()
+                        ? "authenticated at " + config.langfuse().baseUrl() + ", project \"" + credentials.projectName() + "\" (" + credentials.projectId() + ")"
                         : credentials.problem()));
             }
-            if (config.otlpEndpoint() != null) {
-                checks.add(new Setup.Check(true, "OTLP endpoint", config.tracesEndpoint() + " (from OTEL_EXPORTER_OTLP_*), headers "
-                        + config.otlpHeaders().keySet()));
+            if (config.export().otlpEndpoint() != null) {
+                checks.add(new Check(true, "OTLP endpoint", config.tracesEndpoint() + " (from OTEL_EXPORTER_OTLP_*), headers "
+                        + config.export().otlpHeaders().keySet()));
             }
             checks.addAll(stateChecks(config));
             if (sendTest) {
-                Traces.TraceRecord canary = Traces.canaryTrace(config.userId(), config.environment(), Instant.now());
-                Setup.Check sent = sendCanary(config, credentials, canary);
+                TraceModel.TraceRecord canary = Traces.canaryTrace(config.trace(), Instant.now());
+                Check sent = sendCanary(config, credentials, canary);
                 checks.add(sent);
                 if (sent.ok()) checks.add(canaryVisible(config, canary));
             }
-            return report(out, checks);
+            return report(out(), checks);
         }
 
-        static int report(java.io.PrintWriter out, List<Setup.Check> checks) {
+        static int report(java.io.PrintWriter out, List<Check> checks) {
             checks.forEach(check -> out.println(check.render()));
             long failed = checks.stream().filter(check -> !check.ok()).count();
             out.println(failed == 0 ? "All is well." : failed + " problem(s) found.");
@@ -5182,18 +6027,44 @@ public class litefuse_hook implements Callable<Integer> {
             return failed == 0 ? 0 : 1;
         }
 
+        /** A settings file that holds a secret key and that other users can read. */
+        private static List<Check> secretFileChecks(Path home, Path dir) throws IOException {
+            List<Check> checks = new ArrayList<>();
+            for (ClaudeSettings.Scope scope : ClaudeSettings.Scope.values()) {
+                Path file = scope.settingsFile(home, dir);
+                if (Files.exists(file) && ClaudeSettings.holdsSecret(ClaudeSettings.readSettings(file)) && ClaudeSettings.readableByOthers(file)) {
+                    checks.add(new Check(false, "Secret", file + " holds a secret key and other users can read it ("
+                            + PosixFilePermissions.toString(Files.getPosixFilePermissions(file)) + "); run: chmod 600 " + file));
+                }
+            }
+            return checks;
+        }
+
+        /** Which keys the hook gets here and where from (the secret redacted); what is missing otherwise. */
+        private static Check keysCheck(Config config, Map<String, String> env, Map<String, String> sources, boolean plugin) {
+            Config.Langfuse langfuse = config.langfuse();
+            boolean secretInKeychain = langfuse.publicKey() != null && langfuse.secretKey() == null && plugin;
+            return new Check(config.canExport(), "Keys", langfuse.hasKeys()
+                    ? Setting.PUBLIC_KEY.variable() + "=" + Helpers.redactKey(langfuse.publicKey()) + ", secret "
+                    + Helpers.redactKey(langfuse.secretKey()) + " (from " + sources.get(Setting.PUBLIC_KEY.sourceIn(env)) + ")"
+                    : secretInKeychain ? "the plugin's secret key is in the system keychain, where doctor cannot read it; "
+                    + "run doctor with LANGFUSE_SECRET_KEY set to check the keys"
+                    : config.canExport() ? "none; traces go to " + config.tracesEndpoint() + " (OTEL_EXPORTER_OTLP_*)"
+                    : "LANGFUSE_PUBLIC_KEY / LANGFUSE_SECRET_KEY missing");
+        }
+
         /**
          * Where the hook is registered: settings files (from `install` or by hand), the plugin, or both (then every
          * Stop runs it twice: each turn is still sent once, but one of them should go).
          */
-        private static Setup.Check hookCheck(Path home, Path dir) throws IOException {
+        private static Check hookCheck(Path home, Path dir) throws IOException {
             List<String> found = new ArrayList<>();
             Set<String> events = new LinkedHashSet<>();
-            Setup.Check launcherProblem = null;
-            for (Setup.Scope scope : Setup.Scope.values()) {
+            Check launcherProblem = null;
+            for (ClaudeSettings.Scope scope : ClaudeSettings.Scope.values()) {
                 Path file = scope.settingsFile(home, dir);
-                JsonNode hooks = Setup.readSettings(file).path("hooks");
-                for (String event : Setup.HOOK_EVENTS) {
+                JsonNode hooks = ClaudeSettings.readSettings(file).path("hooks");
+                for (String event : ClaudeSettings.HOOK_EVENTS) {
                     for (JsonNode group : hooks.path(event)) {
                         for (JsonNode hook : group.path("hooks")) {
                             String command = hook.path("command").asText("");
@@ -5201,124 +6072,110 @@ public class litefuse_hook implements Callable<Integer> {
                             events.add(event);
                             String where = command + " in " + file;
                             if (!found.contains(where)) found.add(where);
-                            if (command.equals(Setup.HOOK_COMMAND)) launcherProblem = launcherCheck(Setup.launcherPath(home));
+                            if (command.equals(Launcher.HOOK_COMMAND)) launcherProblem = launcherCheck(Launcher.launcherPath(home));
                         }
                     }
                 }
             }
-            String plugin = Setup.enabledPlugin(home, dir);
+            String plugin = ClaudeSettings.enabledPlugin(home, dir);
             if (plugin != null && !found.isEmpty()) {
-                return new Setup.Check(false, "Hooks", "registered twice: by the plugin " + plugin + " and as " + String.join("; ", found)
+                return new Check(false, "Hooks", "registered twice: by the plugin " + plugin + " and as " + String.join("; ", found)
                         + ". Each turn is still sent once, but every Stop runs the hook twice: keep one (`litefuse-hook uninstall`, "
                         + "or `claude plugin uninstall " + plugin + "`)");
             }
             if (plugin != null) {
                 Path fastPath = home.resolve(".claude/plugins/data/" + plugin.replace('@', '-')).resolve("litefuse-hook");
-                return new Setup.Check(true, "Hooks", "Stop and SessionEnd by the plugin " + plugin + (Files.isExecutable(fastPath)
+                return new Check(true, "Hooks", "Stop and SessionEnd by the plugin " + plugin + (Files.isExecutable(fastPath)
                         ? ", fast path " + fastPath : "; its first firings run through JBang while the fast path is built"));
             }
             if (found.isEmpty()) {
-                return new Setup.Check(false, "Hooks", "not registered: install the plugin (`claude plugin install litefuse-hook@litefuse`) "
+                return new Check(false, "Hooks", "not registered: install the plugin (`claude plugin install litefuse-hook@litefuse`) "
                         + "or run litefuse-hook install");
             }
             if (launcherProblem != null && !launcherProblem.ok()) return launcherProblem;
             if (!events.contains("SessionEnd")) {
-                return new Setup.Check(false, "Hooks", "Stop only (" + String.join("; ", found) + "); run litefuse-hook install again "
+                return new Check(false, "Hooks", "Stop only (" + String.join("; ", found) + "); run litefuse-hook install again "
                         + "to add SessionEnd, which sends a session's last turn when the session ends");
             }
-            return new Setup.Check(true, "Hooks", String.join(", ", events) + ": " + String.join("; ", found));
+            return new Check(true, "Hooks", String.join(", ", events) + ": " + String.join("; ", found));
         }
 
-        private static Setup.Check launcherCheck(Path launcher) throws IOException {
+        private static Check launcherCheck(Path launcher) throws IOException {
             if (!Files.isExecutable(launcher)) {
-                return new Setup.Check(false, "Hooks", launcher + " is missing or not executable; run litefuse-hook install again");
+                return new Check(false, "Hooks", launcher + " is missing or not executable; run litefuse-hook install again");
             }
-            List<Path> missing = Setup.launcherClassPath(launcher).stream().filter(jar -> !Files.exists(jar)).toList();
+            List<Path> missing = Launcher.launcherClassPath(launcher).stream().filter(jar -> !Files.exists(jar)).toList();
             if (!missing.isEmpty()) {
-                return new Setup.Check(false, "Hooks", "the launcher's build is gone (" + missing.get(0)
+                return new Check(false, "Hooks", "the launcher's build is gone (" + missing.get(0)
                         + "); it falls back to JBang, which is slower: run litefuse-hook install again");
             }
-            return new Setup.Check(true, "Hooks", launcher.toString());
+            return new Check(true, "Hooks", launcher.toString());
         }
 
-        private static List<Setup.Check> stateChecks(Config config) throws IOException {
-            List<Setup.Check> checks = new ArrayList<>();
-            Path log = config.stateDir().resolve("litefuse_hook.log");
-            List<String> lines = Files.exists(log) ? Files.readAllLines(log) : List.of();
-            String lastRun = null;
-            String lastError = null;
-            int lastSendIndex = -1;
-            int lastErrorIndex = -1;
-            for (int i = 0; i < lines.size(); i++) {
-                if (lines.get(i).contains("] Processed ")) {
-                    lastRun = lines.get(i);
-                    if (!lines.get(i).contains("] Processed 0 turns")) lastSendIndex = i;
-                }
-                if (lines.get(i).contains("[ERROR]")) {
-                    lastError = lines.get(i);
-                    lastErrorIndex = i;
-                }
+        /** The hook's last run, its last error (settled once a later run sent turns), the sessions waiting, from RunRecord and the spool. */
+        private static List<Check> stateChecks(Config config) throws IOException {
+            List<Check> checks = new ArrayList<>();
+            StateLayout layout = config.layout();
+            RunRecord lastRun = RunRecord.read(layout, RunRecord.Kind.RUN);
+            checks.add(new Check(true, "Last run", lastRun == null ? "none yet (send a message in Claude Code)" : lastRun.describe()));
+            RunRecord lastError = RunRecord.read(layout, RunRecord.Kind.ERROR);
+            if (lastError != null) {
+                RunRecord lastSent = RunRecord.read(layout, RunRecord.Kind.SENT);
+                boolean settled = lastSent != null && lastSent.at().isAfter(lastError.at());
+                checks.add(new Check(settled, "Last error", Log.timestamp(lastError.at().toEpochMilli()) + ": " + lastError.error()
+                        + (settled ? " (settled: a later run sent turns)" : "")));
             }
-            checks.add(new Setup.Check(true, "Last run", lastRun == null ? "none yet (send a message in Claude Code)" : lastRun));
-            // An error is settled once a later run got turns through.
-            if (lastError != null) checks.add(new Setup.Check(lastErrorIndex < lastSendIndex, "Last error", lastError));
-            Path pending = Hook.pendingDir(config);
-            long waiting = 0;
-            if (Files.isDirectory(pending)) {
-                try (java.util.stream.Stream<Path> files = Files.list(pending)) {
-                    waiting = files.filter(path -> path.toString().endsWith(".json")).count();
-                }
-            }
-            checks.add(new Setup.Check(waiting == 0, "Waiting", waiting == 0 ? "no turns waiting to be re-sent"
+            long waiting = new Spool(layout, Log.toStderr()).count();
+            checks.add(new Check(waiting == 0, "Waiting", waiting == 0 ? "no turns waiting to be re-sent"
                     : waiting + " session(s) with turns waiting to be re-sent (the next hook run retries them)"));
-            if (lastRun != null && lastRun.contains("deferred 1")) {
-                checks.add(new Setup.Check(true, "Deferred", "the last run held back 1 turn in progress; the next firing re-checks it"));
+            if (lastRun != null && lastRun.deferred()) {
+                checks.add(new Check(true, "Deferred", "the last run held back 1 turn in progress; the next firing re-checks it"));
             }
             return checks;
         }
 
-        private static Setup.Check sendCanary(Config config, Setup.CredentialCheck credentials, Traces.TraceRecord canary) {
-            if (!config.canExport()) return new Setup.Check(false, "Test trace", "not sent: no keys");
+        private static Check sendCanary(Config config, LangfuseApi.CredentialCheck credentials, TraceModel.TraceRecord canary) {
+            if (!config.canExport()) return new Check(false, "Test trace", "not sent: no keys");
             try (Export.TraceExporter exporter = Export.TraceExporter.forLangfuse(config, Log.toStderr(), MemoryMode.IMMUTABLE_DATA)) {
                 Export.ExportOutcome outcome = exporter.export(List.of(canary), System.nanoTime() + TimeUnit.SECONDS.toNanos(15));
-                if (outcome.acknowledged() != 1) return new Setup.Check(false, "Test trace", "not accepted: " + outcome.failure());
+                if (outcome.acknowledged() != 1) return new Check(false, "Test trace", "not accepted: " + outcome.failure());
             }
             String where = credentials != null && credentials.ok() && !credentials.projectId().isEmpty()
                     ? LangfuseApi.of(config).traceUrl(credentials.projectId(), canary.traceId())
                     : config.tracesEndpoint() + " accepted trace " + canary.traceId();
-            return new Setup.Check(true, "Test trace", "sent \"" + canary.name() + "\": " + where);
+            return new Check(true, "Test trace", "sent \"" + canary.name() + "\": " + where);
         }
 
         private static final Duration CANARY_WAIT = Duration.ofSeconds(15);
 
         /** Polls Langfuse's v2 observations API (real time in v4) until the canary shows up, for a few seconds. */
-        private static Setup.Check canaryVisible(Config config, Traces.TraceRecord canary) {
+        private static Check canaryVisible(Config config, TraceModel.TraceRecord canary) {
             LangfuseApi api = LangfuseApi.of(config);
-            if (api == null) return new Setup.Check(true, "Real time", "not checked: no keys to ask Langfuse with");
+            if (api == null) return new Check(true, "Real time", "not checked: no keys to ask Langfuse with");
             long started = System.nanoTime();
             long deadline = started + CANARY_WAIT.toNanos();
-            Traces.Observation root = canary.root();
+            TraceModel.Observation root = canary.root();
             while (true) {
                 LangfuseApi.Lookup lookup = api.findSpan(canary.traceId(), root.id(), root.start(), deadline);
                 double seconds = (System.nanoTime() - started) / 1e9;
                 switch (lookup.presence()) {
                     case PRESENT:
-                        return new Setup.Check(true, "Real time", String.format(Locale.ROOT,
+                        return new Check(true, "Real time", String.format(Locale.ROOT,
                                 "visible in Langfuse after %.1f s (Langfuse v4's real-time path)", seconds));
                     case NO_API:
-                        return new Setup.Check(true, "Real time", "the server predates Langfuse v4 (no v2 observations API): "
+                        return new Check(true, "Real time", "the server predates Langfuse v4 (no v2 observations API): "
                                 + "traces show up as they always did");
                     case UNKNOWN:
-                        return new Setup.Check(false, "Real time", "could not ask Langfuse whether the test trace arrived: " + lookup.problem());
+                        return new Check(false, "Real time", "could not ask Langfuse whether the test trace arrived: " + lookup.problem());
                     default:
                         break;
                 }
                 if (System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(500) >= deadline) {
-                    return new Setup.Check(false, "Real time", "the test trace was accepted but is not in Langfuse's v2 observations API after "
+                    return new Check(false, "Real time", "the test trace was accepted but is not in Langfuse's v2 observations API after "
                             + CANARY_WAIT.toSeconds() + " s: the server took it on its legacy path (it shows up within about 10 "
                             + "minutes) or its ingestion is backed up; check that no proxy drops the " + Config.INGESTION_VERSION_HEADER + " header");
                 }
-                Export.DeadlineHttpSender.sleepQuietly(500);
+                Helpers.sleepQuietly(500);
             }
         }
     }
@@ -5326,25 +6183,23 @@ public class litefuse_hook implements Callable<Integer> {
     @Command(name = "last", mixinStandardHelpOptions = true,
             description = "Print the Langfuse link of the newest trace the hook sent from this project (opens nothing).")
     static final class Last extends Subcommand {
-        @Option(names = "--dir", paramLabel = "DIR", description = "The project directory (default: the current directory).")
-        Path projectDir;
+        @Mixin
+        ProjectDir projectDir;
 
         @Override
         public Integer call() throws IOException {
-            Map<String, String> processEnv = parent.environment;
-            Path home = Config.loadConfig(processEnv).home();
-            Path dir = (projectDir == null ? Paths.get("") : projectDir).toAbsolutePath().normalize();
-            Config config = Config.loadConfig(Setup.effectiveEnv(processEnv, home, dir, new HashMap<>()));
-            String folder = Setup.claudeProjectFolder(dir);
-            Reader.SessionState newest = null;
+            Path dir = projectDir.resolve();
+            Config config = Config.loadConfig(ClaudeSettings.effectiveEnv(parent.environment, config().home(), dir, new HashMap<>()));
+            String folder = ClaudeSettings.claudeProjectFolder(dir);
+            Progress.SessionState newest = null;
             String newestSession = null;
-            Path states = Hook.sessionsDir(config);
+            Path states = config.layout().sessions();
             if (Files.isDirectory(states)) {
                 try (java.util.stream.Stream<Path> files = Files.list(states)) {
-                    for (Path file : files.filter(f -> f.getFileName().toString().matches("[0-9a-f]{64}\\.json")).toList()) {
+                    for (Path file : files.filter(StateLayout::isState).toList()) {
                         ObjectNode saved = StateFiles.loadState(file, Log.toStderr());
                         Path transcript = Paths.get(saved.path("transcript_path").asText("/"));
-                        Reader.SessionState state = Reader.loadSessionState(saved);
+                        Progress.SessionState state = Progress.loadSessionState(saved);
                         if (state.openTurn() == null || transcript.getParent() == null
                                 || !transcript.getParent().getFileName().toString().equals(folder)) continue;
                         if (newest == null || state.openTurn().sentAt().isAfter(newest.openTurn().sentAt())) {
@@ -5356,117 +6211,17 @@ public class litefuse_hook implements Callable<Integer> {
             }
             if (newest == null) {
                 err().println("No trace sent from " + dir + " yet (the hook keeps what it sent in " + states + ")");
+                RunRecord lastRun = RunRecord.read(config.layout(), RunRecord.Kind.RUN);
+                if (lastRun != null) err().println("The hook's last run, in any project: " + lastRun.describe());
                 return 1;
             }
-            Reader.SentTurn turn = newest.openTurn();
+            Progress.SentTurn turn = newest.openTurn();
             LangfuseApi api = LangfuseApi.of(config);
-            String projectId = api == null ? null : Hook.projectId(config, api, 3_000, Log.toStderr());
+            String projectId = api == null ? null : LangfuseApi.projectId(config, api, 3_000, Log.toStderr());
             out().println(api == null ? turn.traceId() : api.traceUrl(projectId, turn.traceId()));
             err().println("Claude Code - Turn " + turn.turnNumber() + " of session " + newestSession + ", sent " + turn.sentAt());
             return 0;
         }
     }
 
-    /** Rendering: traces as trees and as JSON (replay). */
-    static final class Render {
-        private Render() {
-        }
-
-        static ObjectNode traceToJson(Traces.TraceRecord trace) {
-            ObjectNode node = Json.NODES.objectNode();
-            node.put("trace_id", trace.traceId());
-            node.put("name", trace.name());
-            node.put("session_id", trace.sessionId());
-            node.put("user_id", trace.userId());
-            node.put("release", trace.release());
-            node.put("version", VERSION);
-            if (trace.environment() != null) node.put("environment", trace.environment());
-            node.set("tags", Json.tree(trace.tags()));
-            putPreview(node, "input", trace.input());
-            putPreview(node, "output", trace.output());
-            node.set("metadata", trace.metadata());
-            ArrayNode observations = node.putArray("observations");
-            for (Traces.Observation observation : trace.observations()) {
-                ObjectNode obs = observations.addObject();
-                obs.put("id", observation.id());
-                obs.put("parent_id", observation.parentId());
-                obs.put("name", observation.name());
-                obs.put("type", observation.type());
-                obs.put("start", observation.start().toString());
-                obs.put("end", observation.end().toString());
-                if (observation.model() != null) obs.put("model", observation.model());
-                if (observation.usage() != null) obs.set("usage", Json.tree(observation.usage()));
-                if (observation.level() != null) obs.put("level", observation.level());
-                if (observation.statusMessage() != null) obs.put("status_message", observation.statusMessage());
-                putPreview(obs, "input", observation.input());
-                putPreview(obs, "output", observation.output());
-                obs.set("metadata", observation.metadata());
-            }
-            return node;
-        }
-
-        /** Long texts appear in --json as their length, a preview of the head and a hash of the tail (String.hashCode is specified, so stable). */
-        private static void putPreview(ObjectNode node, String field, String text) {
-            if (text == null) return;
-            if (text.length() <= Transcript.STATUS_PREVIEW_CHARS) {
-                node.put(field, text);
-                return;
-            }
-            ObjectNode summary = node.putObject(field);
-            summary.put("length", text.length());
-            summary.put("hash", Integer.toHexString(text.substring(text.length() - Transcript.STATUS_PREVIEW_CHARS).hashCode()));
-            summary.put("preview", text.substring(0, Transcript.STATUS_PREVIEW_CHARS));
-        }
-
-        static String renderTree(Traces.TraceRecord trace) {
-            StringBuilder out = new StringBuilder();
-            Traces.Observation root = trace.root();
-            Map<String, Long> totals = new LinkedHashMap<>();
-            trace.observations().stream().filter(o -> o.usage() != null)
-                    .forEach(o -> o.usage().forEach((k, v) -> totals.merge(k, v, Long::sum)));
-            out.append(root.name()).append(" (span, ").append(formatDuration(root)).append(")")
-                    .append("  session=").append(trace.sessionId())
-                    .append("  release=").append(trace.release())
-                    .append("  trace=").append(trace.traceId());
-            if (!totals.isEmpty()) out.append("  tokens ").append(formatUsage(totals));
-            if (root.level() != null) out.append("  [").append(root.level()).append(": ").append(oneLine(root.statusMessage())).append("]");
-            out.append('\n');
-            Map<String, List<Traces.Observation>> childrenOf = new HashMap<>();
-            trace.observations().stream().skip(1)
-                    .forEach(o -> childrenOf.computeIfAbsent(o.parentId(), k -> new ArrayList<>()).add(o));
-            renderChildren(out, root.id(), "", childrenOf);
-            return out.append('\n').toString();
-        }
-
-        private static void renderChildren(StringBuilder out, String parentId, String indent, Map<String, List<Traces.Observation>> childrenOf) {
-            List<Traces.Observation> children = childrenOf.getOrDefault(parentId, List.of());
-            for (int i = 0; i < children.size(); i++) {
-                Traces.Observation child = children.get(i);
-                boolean last = i == children.size() - 1;
-                out.append(indent).append(last ? "└── " : "├── ").append(child.name()).append(" (").append(child.type());
-                if (!child.type().equals("event")) out.append(", ").append(formatDuration(child));
-                out.append(")");
-                if (child.model() != null) out.append("  ").append(child.model());
-                if (child.usage() != null) out.append("  tokens ").append(formatUsage(child.usage()));
-                if (child.level() != null) out.append("  [").append(child.level()).append(": ").append(oneLine(child.statusMessage())).append("]");
-                out.append('\n');
-                renderChildren(out, child.id(), indent + (last ? "    " : "│   "), childrenOf);
-            }
-        }
-
-        private static String oneLine(String text) {
-            return text == null ? null : text.replaceAll("\\s+", " ");
-        }
-
-        private static String formatDuration(Traces.Observation observation) {
-            long millis = ChronoUnit.MILLIS.between(observation.start(), observation.end());
-            return String.format(Locale.ROOT, "%.2fs", millis / 1000.0);
-        }
-
-        static String formatUsage(Map<String, Long> usage) {
-            List<String> parts = new ArrayList<>();
-            usage.forEach((key, value) -> parts.add(key + "=" + value));
-            return String.join(" ", parts);
-        }
-    }
 }

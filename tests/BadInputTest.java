@@ -30,7 +30,7 @@ public class BadInputTest extends ReceiverFixture {
 
     Set<String> cleanTraceIds() throws IOException {
         return TestSupport.replay(TestSupport.transcript("crafted__edge-cases.jsonl")).stream()
-                .map(litefuse_hook.Traces.TraceRecord::traceId).collect(Collectors.toCollection(TreeSet::new));
+                .map(litefuse_hook.TraceModel.TraceRecord::traceId).collect(Collectors.toCollection(TreeSet::new));
     }
 
     /** The crafted edge-case transcript with `bad` bytes inserted in the middle of its first turn. */

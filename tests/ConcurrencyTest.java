@@ -56,10 +56,10 @@ public class ConcurrencyTest extends ReceiverFixture {
     }
 
     void assertStatesReadable() throws IOException {
-        Path dir = home.resolve(".claude/state/litefuse");
+        Path dir = TestSupport.layout(home).sessions();
         if (!Files.isDirectory(dir)) return;
         try (Stream<Path> files = Files.list(dir)) {
-            for (Path state : files.filter(p -> p.getFileName().toString().matches("[0-9a-f]{64}\\.json")).toList()) {
+            for (Path state : files.filter(litefuse_hook.StateLayout::isState).toList()) {
                 JsonNode parsed = TestSupport.JSON.readTree(state.toFile());
                 assertTrue(parsed.has("offset") && parsed.has("emitted_user_uuids"), state + " is a whole state");
             }
@@ -138,10 +138,10 @@ public class ConcurrencyTest extends ReceiverFixture {
     }
 
     boolean inFlightRecorded() throws IOException {
-        Path dir = home.resolve(".claude/state/litefuse");
+        Path dir = TestSupport.layout(home).sessions();
         if (!Files.isDirectory(dir)) return false;
         try (Stream<Path> files = Files.list(dir)) {
-            for (Path state : files.filter(p -> p.getFileName().toString().matches("[0-9a-f]{64}\\.json")).toList()) {
+            for (Path state : files.filter(litefuse_hook.StateLayout::isState).toList()) {
                 if (TestSupport.JSON.readTree(state.toFile()).has("in_flight")) return true;
             }
         }

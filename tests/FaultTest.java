@@ -181,7 +181,7 @@ public class FaultTest extends ReceiverFixture {
         Path record = home.resolve("record");
         java.util.List<Boolean> recordedFirst = new java.util.concurrent.CopyOnWriteArrayList<>();
         receiver.onBody(() -> recordedFirst.add(Files.exists(record)));
-        java.util.List<litefuse_hook.Traces.TraceRecord> traces = TestSupport.replay(transcript);
+        java.util.List<litefuse_hook.TraceModel.TraceRecord> traces = TestSupport.replay(transcript);
         try (litefuse_hook.Export.TraceExporter exporter = litefuse_hook.Export.TraceExporter.forLangfuse(
                 litefuse_hook.Config.loadConfig(env), litefuse_hook.Log.toStderr(), io.opentelemetry.sdk.common.export.MemoryMode.IMMUTABLE_DATA)) {
             litefuse_hook.Export.ExportOutcome outcome = exporter.export(traces, System.nanoTime() + 10_000_000_000L, () -> {
@@ -215,8 +215,7 @@ public class FaultTest extends ReceiverFixture {
     }
 
     private Path stateFile() {
-        String key = litefuse_hook.StateFiles.stateKey("s", transcript.toAbsolutePath().normalize().toString());
-        return home.resolve(".claude/state/litefuse/" + key + ".json");
+        return TestSupport.stateFile(home, "s", transcript);
     }
 
     @Test

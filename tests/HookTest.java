@@ -69,7 +69,7 @@ public class HookTest extends ReceiverFixture {
      * turn once, each turn sent whole (none grew after it was sent), with replay's usage.
      */
     void assertEveryTurnExactlyOnceAndComplete(Path file, String sessionId) throws IOException {
-        List<litefuse_hook.Traces.TraceRecord> expected = TestSupport.replay(file);
+        List<litefuse_hook.TraceModel.TraceRecord> expected = TestSupport.replay(file);
         TestSupport.assertEverySpanOnce(receiver, TestSupport.spanKeysOf(expected));
         assertEquals(expected.size(), receiver.acceptedRoots().size(), "one root per turn");
         String log = TestSupport.log(home);
@@ -94,8 +94,7 @@ public class HookTest extends ReceiverFixture {
     }
 
     int turnCountInState(String sessionId, Path transcript) throws IOException {
-        String key = litefuse_hook.StateFiles.stateKey(sessionId, transcript.toAbsolutePath().normalize().toString());
-        return TestSupport.JSON.readTree(home.resolve(".claude/state/litefuse/" + key + ".json").toFile()).path("turn_count").asInt();
+        return TestSupport.JSON.readTree(TestSupport.stateFile(home, sessionId, transcript).toFile()).path("turn_count").asInt();
     }
 
     @Test
@@ -256,7 +255,7 @@ public class HookTest extends ReceiverFixture {
         Files.copy(TestSupport.transcript("crafted__edge-cases.jsonl"), first);
         receiver.respondWith(503);
         TestSupport.fireHook(env, "first", first);
-        Path markers = home.resolve(".claude/state/litefuse/pending");
+        Path markers = TestSupport.layout(home).pending();
         try (var files = Files.list(markers)) {
             assertEquals(1, files.count(), "the session that could not send is marked pending");
         }
@@ -274,7 +273,7 @@ public class HookTest extends ReceiverFixture {
 
     @Test
     void pendingMarkersAreBoundedByAgeAndByTheirTranscript() throws IOException {
-        Path markers = home.resolve(".claude/state/litefuse/pending");
+        Path markers = TestSupport.layout(home).pending();
         Files.createDirectories(markers);
         Path old = home.resolve("old.jsonl");
         Files.copy(TestSupport.transcript("marot__spotter__short.jsonl"), old);
@@ -303,7 +302,7 @@ public class HookTest extends ReceiverFixture {
         off.put("TRACE_TO_LANGFUSE", "false");
         TestSupport.fireHook(off, "s", target);
         assertTrue(receiver.requests().isEmpty());
-        assertFalse(Files.exists(home.resolve(".claude/state")));
+        assertFalse(Files.exists(TestSupport.layout(home).stateDir()));
     }
 
     @Test
@@ -313,14 +312,14 @@ public class HookTest extends ReceiverFixture {
         both.put("CC_LANGFUSE_SECRET_KEY", "sk-cc");
         both.put("CC_LANGFUSE_BASE_URL", "http://example.invalid/");
         litefuse_hook.Config config = litefuse_hook.Config.loadConfig(both);
-        assertEquals("pk-cc", config.publicKey());
-        assertEquals("sk-cc", config.secretKey());
+        assertEquals("pk-cc", config.langfuse().publicKey());
+        assertEquals("sk-cc", config.langfuse().secretKey());
         assertEquals("http://example.invalid/api/public/otel/v1/traces", config.tracesEndpoint());
         assertFalse(config.toString().contains("sk-cc"), "the secret never appears in toString");
         Map<String, String> bare = Map.of("HOME", "/tmp/x");
-        assertEquals("https://cloud.langfuse.com", litefuse_hook.Config.loadConfig(bare).baseUrl());
-        assertEquals(1_000_000, litefuse_hook.Config.loadConfig(bare).maxChars());
-        assertEquals(500, litefuse_hook.Config.loadConfig(Map.of("HOME", "/tmp/x", "CC_LANGFUSE_MAX_CHARS", "500")).maxChars());
+        assertEquals("https://cloud.langfuse.com", litefuse_hook.Config.loadConfig(bare).langfuse().baseUrl());
+        assertEquals(1_000_000, litefuse_hook.Config.loadConfig(bare).trace().maxChars());
+        assertEquals(500, litefuse_hook.Config.loadConfig(Map.of("HOME", "/tmp/x", "CC_LANGFUSE_MAX_CHARS", "500")).trace().maxChars());
     }
 
     static int indexOfUuid(List<String> lines, String uuid) {
@@ -355,7 +354,7 @@ public class HookTest extends ReceiverFixture {
         litefuse_hook.Hook.runHook(env, new java.io.ByteArrayInputStream(payload.getBytes(StandardCharsets.UTF_8)));
         List<OtlpReceiver.ReceivedSpan> added = receiver.storedSpans().subList(before, receiver.storedSpans().size());
         assertEquals(List.of("Stop hook feedback", "Final response (#3)"), added.stream().map(OtlpReceiver.ReceivedSpan::name).toList());
-        litefuse_hook.Traces.TraceRecord last = TestSupport.replay(target).get(4);
+        litefuse_hook.TraceModel.TraceRecord last = TestSupport.replay(target).get(4);
         for (OtlpReceiver.ReceivedSpan span : added) {
             assertEquals(last.traceId(), span.traceId(), "the rest joins the turn's trace");
             assertEquals(last.root().id(), span.parentSpanId(), "under the root sent before");
@@ -419,7 +418,7 @@ public class HookTest extends ReceiverFixture {
     @Test
     void lastPrintsTheLinkOfTheNewestTraceOfThisProject() throws Exception {
         Path projectDir = TestSupport.tempDir("last-");
-        Path folder = home.resolve(".claude/projects").resolve(litefuse_hook.Setup.claudeProjectFolder(projectDir));
+        Path folder = home.resolve(".claude/projects").resolve(litefuse_hook.ClaudeSettings.claudeProjectFolder(projectDir));
         Files.createDirectories(folder);
         Path target = folder.resolve("sess.jsonl");
         Files.copy(TestSupport.transcript("crafted__edge-cases.jsonl"), target);
@@ -442,7 +441,7 @@ public class HookTest extends ReceiverFixture {
         Files.copy(TestSupport.transcript("crafted__edge-cases.jsonl"), target);
         TestSupport.fireHook(env, "s", target);
         int requests = receiver.requests().size();
-        Path state = home.resolve(".claude/state/litefuse/" + litefuse_hook.StateFiles.stateKey("s", target.toString()) + ".json");
+        Path state = TestSupport.stateFile(home, "s", target);
         String before = Files.readString(state);
         String logBefore = TestSupport.log(home);
         TestSupport.fireHook(env, "s", target);

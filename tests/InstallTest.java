@@ -87,7 +87,7 @@ public class InstallTest extends ReceiverFixture {
         long ours = 0;
         for (JsonNode group : stop) {
             for (JsonNode hook : group.path("hooks")) {
-                if (hook.path("command").asText().equals(litefuse_hook.Setup.HOOK_COMMAND)) {
+                if (hook.path("command").asText().equals(litefuse_hook.Launcher.HOOK_COMMAND)) {
                     ours++;
                     assertEquals("command", hook.path("type").asText());
                     assertEquals(30, hook.path("timeout").asInt());
@@ -109,7 +109,7 @@ public class InstallTest extends ReceiverFixture {
         assertEquals(receiver.baseUrl(), settings.path("env").path("LANGFUSE_BASE_URL").asText());
         assertFalse(result.out().contains(TestSupport.SECRET_KEY) || result.err().contains(TestSupport.SECRET_KEY), "the secret is never echoed");
         assertTrue(Files.isExecutable(home.resolve(".claude/hooks/litefuse-hook")));
-        assertFalse(Files.readString(litefuse_hook.Setup.installManifest(home)).contains(TestSupport.SECRET_KEY));
+        assertFalse(Files.readString(litefuse_hook.StateLayout.under(home).installManifest()).contains(TestSupport.SECRET_KEY));
     }
 
     @Test
@@ -212,18 +212,18 @@ public class InstallTest extends ReceiverFixture {
 
     @Test
     void launcherRunsTheBuildDirectlyAndFallsBackWhenAJarIsGone() throws Exception {
-        litefuse_hook.Setup.JavaRuntime runtime = new litefuse_hook.Setup.JavaRuntime(
+        litefuse_hook.Launcher.JavaRuntime runtime = new litefuse_hook.Launcher.JavaRuntime(
                 Path.of(System.getProperty("java.home"), "bin", "java"), Runtime.version().feature());
         Path launcher = home.resolve("launcher.sh");
         String classPath = System.getProperty("java.class.path");
-        Files.writeString(launcher, litefuse_hook.Setup.launcherScript(runtime, classPath, home.resolve("none.jsa"), "echo FALLBACK", null));
+        Files.writeString(launcher, litefuse_hook.Launcher.launcherScript(runtime, classPath, home.resolve("none.jsa"), "echo FALLBACK", null));
         assertEquals("litefuse-hook " + litefuse_hook.VERSION, runLauncher(launcher), "the built jar, run directly");
-        Files.writeString(launcher, litefuse_hook.Setup.launcherScript(runtime, classPath + ":" + home.resolve("gone.jar"),
+        Files.writeString(launcher, litefuse_hook.Launcher.launcherScript(runtime, classPath + ":" + home.resolve("gone.jar"),
                 home.resolve("none.jsa"), "echo FALLBACK", null));
         assertEquals("FALLBACK --version", runLauncher(launcher), "a missing jar sends the hook through JBang");
         Path source = home.resolve("litefuse_hook.java");
         Files.writeString(source, "// newer than the launcher");
-        Files.writeString(launcher, litefuse_hook.Setup.launcherScript(runtime, classPath, home.resolve("none.jsa"),
+        Files.writeString(launcher, litefuse_hook.Launcher.launcherScript(runtime, classPath, home.resolve("none.jsa"),
                 "sh -c 'echo \"$*\" > " + home.resolve("refreshed") + "' refresh", source.toString()));
         Files.setLastModifiedTime(launcher, java.nio.file.attribute.FileTime.fromMillis(0));
         assertEquals("litefuse-hook " + litefuse_hook.VERSION, runLauncher(launcher), "a changed source still runs the current build");
@@ -235,9 +235,9 @@ public class InstallTest extends ReceiverFixture {
     @Test
     void installedLauncherSendsTurnsFromItsOneJar() throws Exception {
         assertEquals(0, install().exitCode());
-        Path launcher = home.resolve(".claude/hooks/litefuse-hook");
+        Path launcher = litefuse_hook.Launcher.launcherPath(home);
         Path bundle = home.resolve(".claude/hooks/litefuse-hook.jar");
-        assertEquals(List.of(bundle), litefuse_hook.Setup.launcherClassPath(launcher), "the launcher runs the bundled class path");
+        assertEquals(List.of(bundle), litefuse_hook.Launcher.launcherClassPath(launcher), "the launcher runs the bundled class path");
         assertEquals("rw-------", mode(bundle));
         try (java.util.jar.JarFile jar = new java.util.jar.JarFile(bundle.toFile())) {
             assertTrue(jar.getEntry("io/opentelemetry/exporter/otlp/http/trace/OtlpHttpSpanExporter.class") != null, "the exporter is bundled");
@@ -270,7 +270,7 @@ public class InstallTest extends ReceiverFixture {
         jar(sender, false, Map.of("okhttp3/OkHttpClient.class", "the sender's", "b/Y.txt", "the sender's copy"));
         Path bundle = home.resolve("hooks/bundle.jar");
         Files.createDirectories(bundle.getParent());
-        assertEquals(bundle.toString(), litefuse_hook.Setup.bundleClassPath(first + ":" + sender + ":" + second, bundle));
+        assertEquals(bundle.toString(), litefuse_hook.Bundle.bundleClassPath(first + ":" + sender + ":" + second, bundle));
         assertEquals("rw-------", mode(bundle));
         try (java.util.jar.JarFile jar = new java.util.jar.JarFile(bundle.toFile())) {
             assertEquals("first", entry(jar, "a/X.class"), "the first jar's copy, as the class loader picks it");
@@ -284,14 +284,14 @@ public class InstallTest extends ReceiverFixture {
         }
         Path elsewhere = home.resolve("hooks/other.jar");
         String withFolder = first + ":" + home.resolve("classes");
-        assertEquals(withFolder, litefuse_hook.Setup.bundleClassPath(withFolder, elsewhere), "a folder on the class path: left as it is");
+        assertEquals(withFolder, litefuse_hook.Bundle.bundleClassPath(withFolder, elsewhere), "a folder on the class path: left as it is");
         assertFalse(Files.exists(elsewhere));
         Path naming = jar(home.resolve("naming.jar"), false, Map.of("c/Z.class", "names others"));
         try (java.nio.file.FileSystem zip = java.nio.file.FileSystems.newFileSystem(naming)) {
             Files.writeString(zip.getPath("META-INF/MANIFEST.MF"), "Manifest-Version: 1.0\r\nClass-Path: lib/dep.jar\r\n\r\n");
         }
         String withManifestPath = naming + ":" + second;
-        assertEquals(withManifestPath, litefuse_hook.Setup.bundleClassPath(withManifestPath, elsewhere),
+        assertEquals(withManifestPath, litefuse_hook.Bundle.bundleClassPath(withManifestPath, elsewhere),
                 "a jar whose manifest names more jars: left to the JVM, which follows them");
         assertFalse(Files.exists(elsewhere));
     }
@@ -321,14 +321,14 @@ public class InstallTest extends ReceiverFixture {
     @Test
     void launcherDoesNothingWhereTracingIsOff() throws Exception {
         install();
-        Path launcher = home.resolve(".claude/hooks/litefuse-hook");
+        Path launcher = litefuse_hook.Launcher.launcherPath(home);
         ProcessBuilder builder = new ProcessBuilder("sh", launcher.toString()).redirectErrorStream(true);
         builder.environment().remove("TRACE_TO_LANGFUSE");
         Process process = builder.start();
         TestSupport.feed(process, new byte[0]);
         assertEquals("", new String(process.getInputStream().readAllBytes()));
         assertEquals(0, process.waitFor());
-        Path archive = litefuse_hook.Setup.archivePath(launcher, litefuse_hook.Setup.fastestJava(env, home));
+        Path archive = litefuse_hook.Launcher.archivePath(launcher, litefuse_hook.Launcher.fastestJava(env, home));
         assertTrue(Files.exists(archive), "install recorded the start-up archive");
         assertEquals("rw-------", mode(archive), "readable by its owner only, as every file litefuse-hook writes");
         assertEquals("rwx------", mode(launcher), "the launcher too");
@@ -338,22 +338,22 @@ public class InstallTest extends ReceiverFixture {
     void anHttpsEndpointGetsTheTlsClientInTheArchive() throws Exception {
         // Trained against a loopback HTTPS server (a throwaway key), the archive holds the TLS client that a firing to
         // Langfuse Cloud needs; trained over plain HTTP it does not, and every start maps 8 MB less.
-        litefuse_hook.Setup.JavaRuntime java = litefuse_hook.Setup.fastestJava(env, home);
+        litefuse_hook.Launcher.JavaRuntime java = litefuse_hook.Launcher.fastestJava(env, home);
         org.junit.jupiter.api.Assumptions.assumeTrue(java.feature() >= 25, "an AOT cache loads all its classes at start-up, so they can be listed");
         assertEquals(0, installAt("https://cloud.langfuse.com").exitCode());
         assertTrue(archivedClasses(java).contains("sun.security.ssl.SSLSocketImpl"), "the TLS client is archived");
         assertEquals(0, installAt(receiver.baseUrl()).exitCode());
         Set<String> plain = archivedClasses(java);
-        assertTrue(plain.contains("litefuse_hook$Export$DeadlineHttpSender"), "an archive was recorded");
+        assertTrue(plain.contains("litefuse_hook$Transport$DeadlineHttpSender"), "an archive was recorded");
         assertFalse(plain.contains("sun.security.ssl.SSLSocketImpl"), "no TLS client for an http endpoint");
     }
 
     /** The classes the installed archive holds: a JDK 25 AOT cache loads them all as the JVM starts. */
-    private Set<String> archivedClasses(litefuse_hook.Setup.JavaRuntime java) throws IOException, InterruptedException {
-        Path launcher = home.resolve(".claude/hooks/litefuse-hook");
+    private Set<String> archivedClasses(litefuse_hook.Launcher.JavaRuntime java) throws IOException, InterruptedException {
+        Path launcher = litefuse_hook.Launcher.launcherPath(home);
         ProcessBuilder builder = new ProcessBuilder(java.java().toString(), "-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC",
-                "-XX:AOTCache=" + litefuse_hook.Setup.archivePath(launcher, java), "-Xlog:class+load=info",
-                "-cp", litefuse_hook.Setup.bundlePath(launcher).toString(), "litefuse_hook").redirectErrorStream(true);
+                "-XX:AOTCache=" + litefuse_hook.Launcher.archivePath(launcher, java), "-Xlog:class+load=info",
+                "-cp", litefuse_hook.Launcher.bundlePath(launcher).toString(), "litefuse_hook").redirectErrorStream(true);
         builder.environment().put("TRACE_TO_LANGFUSE", "false");
         Process process = builder.start();
         TestSupport.feed(process, new byte[0]);
@@ -463,7 +463,7 @@ public class InstallTest extends ReceiverFixture {
         assertEquals(0, install().exitCode());
         JsonNode settings = read(userSettings());
         JsonNode sessionEnd = settings.path("hooks").path("SessionEnd").path(0).path("hooks").path(0);
-        assertEquals(litefuse_hook.Setup.HOOK_COMMAND, sessionEnd.path("command").asText());
+        assertEquals(litefuse_hook.Launcher.HOOK_COMMAND, sessionEnd.path("command").asText());
         assertEquals(30, sessionEnd.path("timeout").asInt(), "SessionEnd's budget grows to the largest timeout declared");
         assertEquals(0, run("uninstall").exitCode());
         assertFalse(Files.exists(userSettings()) && read(userSettings()).path("hooks").has("SessionEnd"));
@@ -482,11 +482,11 @@ public class InstallTest extends ReceiverFixture {
         assertEquals("staging", written.path("LANGFUSE_TRACING_ENVIRONMENT").asText());
         assertTrue(result.out().contains("and LITEFUSE_USER_ID, CC_LANGFUSE_TAGS, LANGFUSE_TRACING_ENVIRONMENT from this environment"), result.out());
         // What the hook then uses: the user and tags from the settings, not the OS user.
-        Map<String, String> hookEnv = litefuse_hook.Setup.effectiveEnv(Map.of("HOME", home.toString()), home, project, new HashMap<>());
+        Map<String, String> hookEnv = litefuse_hook.ClaudeSettings.effectiveEnv(Map.of("HOME", home.toString()), home, project, new HashMap<>());
         litefuse_hook.Config config = litefuse_hook.Config.loadConfig(hookEnv);
-        assertEquals("me", config.userId());
-        assertEquals(List.of("claude-code", "team-a", "ci"), config.tags());
-        assertEquals("staging", config.environment());
+        assertEquals("me", config.trace().userId());
+        assertEquals(List.of("claude-code", "team-a", "ci"), config.trace().tags());
+        assertEquals("staging", config.trace().environment());
     }
 
     @Test
@@ -541,7 +541,7 @@ public class InstallTest extends ReceiverFixture {
         assertEquals(0, install("--no-env").exitCode());
         Result both = run("doctor", "--dir", project.toString());
         assertEquals(1, both.exitCode());
-        assertTrue(both.out().contains("FAIL  Hooks: registered twice: by the plugin litefuse-hook@litefuse and as " + litefuse_hook.Setup.HOOK_COMMAND),
+        assertTrue(both.out().contains("FAIL  Hooks: registered twice: by the plugin litefuse-hook@litefuse and as " + litefuse_hook.Launcher.HOOK_COMMAND),
                 both.out());
         assertFalse(both.out().contains(TestSupport.SECRET_KEY));
     }

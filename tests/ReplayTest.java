@@ -58,8 +58,8 @@ public class ReplayTest {
             files = walk.filter(p -> p.toString().endsWith(".jsonl")).sorted().toList();
         }
         return files.stream().map(file -> DynamicTest.dynamicTest(shared.relativize(file).toString(), () -> {
-            List<litefuse_hook.Traces.TraceRecord> traces = TestSupport.replay(file);
-            Set<String> ids = traces.stream().map(litefuse_hook.Traces.TraceRecord::traceId).collect(Collectors.toSet());
+            List<litefuse_hook.TraceModel.TraceRecord> traces = TestSupport.replay(file);
+            Set<String> ids = traces.stream().map(litefuse_hook.TraceModel.TraceRecord::traceId).collect(Collectors.toSet());
             assertEquals(traces.size(), ids.size(), "trace ids must be unique");
             boolean answeredPrompt = Files.readAllLines(file).stream().anyMatch(l -> l.contains("\"type\":\"assistant\"")
                     && !l.contains("\"isSidechain\":true") && !l.contains("<synthetic>"));
@@ -69,16 +69,16 @@ public class ReplayTest {
 
     @Test
     void crafted_turnBoundaries() throws IOException {
-        List<litefuse_hook.Traces.TraceRecord> traces = TestSupport.replay(TestSupport.transcript("crafted__edge-cases.jsonl"));
+        List<litefuse_hook.TraceModel.TraceRecord> traces = TestSupport.replay(TestSupport.transcript("crafted__edge-cases.jsonl"));
         // Prompt, /review command, task notification, interrupted prompt, prompt: meta rows, local-command output,
         // a compact summary and the interrupt marker start no turn.
         assertEquals(List.of("Look at this screenshot", "/review PR 12", "<task-notification>", "Run the slow build", "Summarise README.md"),
-                traces.stream().map(t -> t.input().startsWith("<task-notification>") ? "<task-notification>" : t.input()).toList());
+                traces.stream().map(t -> t.header().input().startsWith("<task-notification>") ? "<task-notification>" : t.header().input()).toList());
         assertEquals(List.of("Claude Code - Turn 1", "Claude Code - Turn 2", "Claude Code - Turn 3", "Claude Code - Turn 4", "Claude Code - Turn 5"),
-                traces.stream().map(litefuse_hook.Traces.TraceRecord::name).toList());
-        assertEquals("sess-B", traces.get(1).sessionId(), "a file can hold several session ids");
-        assertEquals("command", traces.get(1).metadata().path("claude_code").path("source").asText());
-        assertEquals("task_notification", traces.get(2).metadata().path("claude_code").path("source").asText());
+                traces.stream().map(litefuse_hook.TraceModel.TraceRecord::name).toList());
+        assertEquals("sess-B", traces.get(1).header().sessionId(), "a file can hold several session ids");
+        assertEquals("command", traces.get(1).header().metadata().path("claude_code").path("source").asText());
+        assertEquals("task_notification", traces.get(2).header().metadata().path("claude_code").path("source").asText());
     }
 
     /**
@@ -106,8 +106,8 @@ public class ReplayTest {
                         + "\"message\":{\"model\":\"claude-opus-4-6\",\"id\":\"m2\",\"role\":\"assistant\",\"stop_reason\":\"end_turn\","
                         + "\"content\":[{\"type\":\"text\",\"text\":\"Done.\"}]}}") + "\n";
         Path file = Files.writeString(dir.resolve("tool-results.jsonl"), rows);
-        List<litefuse_hook.Traces.Observation> tools = TestSupport.replay(file).get(0).observations().stream()
-                .filter(o -> o.type().equals("tool")).toList();
+        List<litefuse_hook.TraceModel.Observation> tools = TestSupport.replay(file).get(0).observations().stream()
+                .filter(o -> o.type() == litefuse_hook.TraceModel.ObservationType.TOOL).toList();
         assertEquals(2, tools.size());
         JsonNode read = tools.get(0).metadata().path("claude_code").path("toolUseResult");
         assertEquals("ok", read.path("status").asText(), "a short field verbatim");
@@ -120,15 +120,15 @@ public class ReplayTest {
 
     @Test
     void crafted_observationsOfAToolTurn() throws IOException {
-        litefuse_hook.Traces.TraceRecord turn = TestSupport.replay(TestSupport.transcript("crafted__edge-cases.jsonl")).get(0);
+        litefuse_hook.TraceModel.TraceRecord turn = TestSupport.replay(TestSupport.transcript("crafted__edge-cases.jsonl")).get(0);
         assertEquals(List.of("Claude Code - Turn 1:span", "user message:event", "Thinking (#1):generation", "Text response (#2):generation",
                         "Decision to call tool: Bash (#3):generation", "Tool call: Bash (#3):tool", "API error (retry 1/10):event",
                         "Final response (#4):generation"),
-                turn.observations().stream().map(o -> o.name() + ":" + o.type()).toList(),
+                turn.observations().stream().map(o -> o.name() + ":" + o.type().wireName()).toList(),
                 "stop_hook_summary and the trailing turn_duration are left out; the repeated row appears once");
-        litefuse_hook.Traces.Observation root = turn.root();
+        litefuse_hook.TraceModel.Observation root = turn.root();
         turn.observations().stream().skip(1).forEach(o -> assertEquals(root.id(), o.parentId()));
-        assertEquals("The directory does not exist.", turn.output());
+        assertEquals("The directory does not exist.", turn.header().output());
         assertEquals("claude-opus-4-6", turn.observations().get(2).model());
 
         // Usage only on the last row of each message, output as the largest value, cache writes split by rate.
@@ -139,8 +139,8 @@ public class ReplayTest {
         assertEquals(Map.of("input", 2L, "output", 12L, "cache_read_input_tokens", 1200L, "input_cache_creation_5m", 30L),
                 turn.observations().get(7).usage());
 
-        litefuse_hook.Traces.Observation tool = turn.observations().get(5);
-        assertEquals("ERROR", tool.level());
+        litefuse_hook.TraceModel.Observation tool = turn.observations().get(5);
+        assertEquals(litefuse_hook.TraceModel.Level.ERROR, tool.level());
         assertTrue(tool.statusMessage().startsWith("ls: cannot access"));
         assertEquals("{\"command\":\"ls /nope\",\"description\":\"List\"}", tool.input());
         JsonNode toolMeta = tool.metadata().path("claude_code");
@@ -150,8 +150,8 @@ public class ReplayTest {
         assertTrue(toolMeta.path("toolUseResult").path("has_stderr").asBoolean());
         assertEquals("a3", toolMeta.path("sourceToolAssistantUUID").asText(), "a result written before its tool_use is paired");
 
-        litefuse_hook.Traces.Observation apiError = turn.observations().get(6);
-        assertEquals("ERROR", apiError.level());
+        litefuse_hook.TraceModel.Observation apiError = turn.observations().get(6);
+        assertEquals(litefuse_hook.TraceModel.Level.ERROR, apiError.level());
         assertEquals("HTTP 529: Overloaded", apiError.statusMessage());
         assertEquals(10, apiError.metadata().path("claude_code").path("maxRetries").asInt());
         assertEquals(apiError.start(), apiError.end());
@@ -167,13 +167,13 @@ public class ReplayTest {
 
     @Test
     void crafted_timestampsAreRealWithOneMillisecondGaps() throws IOException {
-        litefuse_hook.Traces.TraceRecord turn = TestSupport.replay(TestSupport.transcript("crafted__edge-cases.jsonl")).get(4);
-        List<litefuse_hook.Traces.Observation> obs = turn.observations();
+        litefuse_hook.TraceModel.TraceRecord turn = TestSupport.replay(TestSupport.transcript("crafted__edge-cases.jsonl")).get(4);
+        List<litefuse_hook.TraceModel.Observation> obs = turn.observations();
         // user u5, a8 (tool_use), r3 (result), a9 (final): each generation starts 1 ms after the row before it.
-        litefuse_hook.Traces.Observation user = obs.get(1);
-        litefuse_hook.Traces.Observation decision = obs.get(2);
-        litefuse_hook.Traces.Observation tool = obs.get(3);
-        litefuse_hook.Traces.Observation answer = obs.get(4);
+        litefuse_hook.TraceModel.Observation user = obs.get(1);
+        litefuse_hook.TraceModel.Observation decision = obs.get(2);
+        litefuse_hook.TraceModel.Observation tool = obs.get(3);
+        litefuse_hook.TraceModel.Observation answer = obs.get(4);
         assertEquals(user.start(), turn.root().start());
         assertEquals(user.end().plusMillis(1), decision.start());
         assertEquals(decision.end().plusMillis(1), tool.start());
@@ -184,13 +184,13 @@ public class ReplayTest {
 
     @Test
     void crafted_imagesAreSummarisedNeverSent() throws IOException {
-        List<litefuse_hook.Traces.TraceRecord> traces = TestSupport.replay(TestSupport.transcript("crafted__edge-cases.jsonl"));
-        JsonNode meta = traces.get(0).metadata().path("claude_code");
+        List<litefuse_hook.TraceModel.TraceRecord> traces = TestSupport.replay(TestSupport.transcript("crafted__edge-cases.jsonl"));
+        JsonNode meta = traces.get(0).header().metadata().path("claude_code");
         assertEquals(1, meta.path("user_content_image_blocks").asInt());
         assertEquals(1, meta.path("user_content_text_blocks").asInt());
         assertEquals("image/png", meta.path("user_content_image_media_types").get(0).asText());
-        for (litefuse_hook.Traces.TraceRecord trace : traces) {
-            for (litefuse_hook.Traces.Observation o : trace.observations()) {
+        for (litefuse_hook.TraceModel.TraceRecord trace : traces) {
+            for (litefuse_hook.TraceModel.Observation o : trace.observations()) {
                 assertFalse(String.valueOf(o.input()).contains("iVBORw0KGgo"), o.name());
                 assertFalse(String.valueOf(o.output()).contains("iVBORw0KGgo"), o.name());
             }
@@ -199,25 +199,25 @@ public class ReplayTest {
 
     @Test
     void crafted_interruptedAndApiErrorTurns() throws IOException {
-        List<litefuse_hook.Traces.TraceRecord> traces = TestSupport.replay(TestSupport.transcript("crafted__edge-cases.jsonl"));
-        litefuse_hook.Traces.Observation synthetic = traces.get(2).observations().get(2);
-        assertEquals("ERROR", synthetic.level());
+        List<litefuse_hook.TraceModel.TraceRecord> traces = TestSupport.replay(TestSupport.transcript("crafted__edge-cases.jsonl"));
+        litefuse_hook.TraceModel.Observation synthetic = traces.get(2).observations().get(2);
+        assertEquals(litefuse_hook.TraceModel.Level.ERROR, synthetic.level());
         assertNull(synthetic.model(), "<synthetic> rows carry no model");
         assertNull(synthetic.usage());
-        litefuse_hook.Traces.Observation root = traces.get(3).root();
-        assertEquals("WARNING", root.level());
+        litefuse_hook.TraceModel.Observation root = traces.get(3).root();
+        assertEquals(litefuse_hook.TraceModel.Level.WARNING, root.level());
         assertEquals("interrupted by user", root.statusMessage());
     }
 
     @Test
     void truncationIsRecordedInMetadata() throws IOException {
         Path file = TestSupport.transcript("crafted__edge-cases.jsonl");
-        litefuse_hook.Traces.TraceContext small = new litefuse_hook.Traces.TraceContext("s", "u", "t", 10, TestSupport.MASKER, null, java.util.List.of("claude-code"), null);
-        litefuse_hook.Traces.TraceRecord turn = litefuse_hook.History.replayFile(file, small).get(0);
-        assertEquals("Look at th", turn.input());
-        assertEquals(23, turn.metadata().path("claude_code").path("user_text_orig_len").asInt());
-        assertTrue(turn.metadata().path("claude_code").path("user_text_truncated").asBoolean());
-        litefuse_hook.Traces.Observation tool = turn.observations().get(5);
+        litefuse_hook.Traces.TraceContext small = litefuse_hook.Traces.TraceContext.of(TestSupport.options("u", "CC_LANGFUSE_MAX_CHARS", "10"), "s", "t");
+        litefuse_hook.TraceModel.TraceRecord turn = litefuse_hook.Pipeline.replayFile(file, small).get(0);
+        assertEquals("Look at th", turn.header().input());
+        assertEquals(23, turn.header().metadata().path("claude_code").path("user_text_orig_len").asInt());
+        assertTrue(turn.header().metadata().path("claude_code").path("user_text_truncated").asBoolean());
+        litefuse_hook.TraceModel.Observation tool = turn.observations().get(5);
         assertEquals(10, tool.input().length());
         assertTrue(tool.metadata().path("claude_code").path("input_truncated").asBoolean());
         assertEquals("ls: cannot access '/nope': No such file or directory".length(),
@@ -235,12 +235,12 @@ public class ReplayTest {
 
     @Test
     void brokenRowsAreSkippedAndEverythingElseTraced() throws IOException {
-        List<litefuse_hook.Traces.TraceRecord> clean = TestSupport.replay(TestSupport.transcript("crafted__edge-cases.jsonl"));
-        List<litefuse_hook.Traces.TraceRecord> broken = TestSupport.replay(TestSupport.transcript("crafted__broken-rows.jsonl"));
-        assertEquals(clean.stream().map(litefuse_hook.Traces.TraceRecord::traceId).toList(), broken.stream().map(litefuse_hook.Traces.TraceRecord::traceId).toList());
+        List<litefuse_hook.TraceModel.TraceRecord> clean = TestSupport.replay(TestSupport.transcript("crafted__edge-cases.jsonl"));
+        List<litefuse_hook.TraceModel.TraceRecord> broken = TestSupport.replay(TestSupport.transcript("crafted__broken-rows.jsonl"));
+        assertEquals(clean.stream().map(litefuse_hook.TraceModel.TraceRecord::traceId).toList(), broken.stream().map(litefuse_hook.TraceModel.TraceRecord::traceId).toList());
         for (int i = 0; i < clean.size(); i++) {
-            assertEquals(clean.get(i).observations().stream().map(litefuse_hook.Traces.Observation::id).toList(),
-                    broken.get(i).observations().stream().map(litefuse_hook.Traces.Observation::id).toList());
+            assertEquals(clean.get(i).observations().stream().map(litefuse_hook.TraceModel.Observation::id).toList(),
+                    broken.get(i).observations().stream().map(litefuse_hook.TraceModel.Observation::id).toList());
         }
     }
 
@@ -259,22 +259,22 @@ public class ReplayTest {
     @Test
     void idsAreStableAndDerivedFromKeys() throws IOException {
         Path file = TestSupport.transcript("marot__spotter__tool_heavy.jsonl");
-        List<litefuse_hook.Traces.TraceRecord> first = TestSupport.replay(file);
-        List<litefuse_hook.Traces.TraceRecord> second = litefuse_hook.History.replayFile(file, new litefuse_hook.Traces.TraceContext("x", "other-user", "elsewhere", 50, TestSupport.MASKER, null, java.util.List.of("claude-code"), null));
+        List<litefuse_hook.TraceModel.TraceRecord> first = TestSupport.replay(file);
+        List<litefuse_hook.TraceModel.TraceRecord> second = litefuse_hook.Pipeline.replayFile(file, litefuse_hook.Traces.TraceContext.of(TestSupport.options("other-user", "CC_LANGFUSE_MAX_CHARS", "50"), "x", "elsewhere"));
         Set<String> spanIds = new HashSet<>();
         for (int i = 0; i < first.size(); i++) {
-            litefuse_hook.Traces.TraceRecord trace = first.get(i);
+            litefuse_hook.TraceModel.TraceRecord trace = first.get(i);
             assertEquals(trace.traceId(), second.get(i).traceId());
-            assertEquals(litefuse_hook.Traces.traceIdFor(trace.sessionId(), trace.metadata().path("claude_code").path("uuid").asText()), trace.traceId());
+            assertEquals(litefuse_hook.Traces.traceIdFor(trace.header().sessionId(), trace.header().metadata().path("claude_code").path("uuid").asText()), trace.traceId());
             assertEquals(32, trace.traceId().length());
             trace.observations().forEach(o -> {
                 assertEquals(16, o.id().length());
                 assertTrue(spanIds.add(o.id()), "span ids are unique");
             });
-            assertEquals(trace.observations().stream().map(litefuse_hook.Traces.Observation::id).toList(),
-                    second.get(i).observations().stream().map(litefuse_hook.Traces.Observation::id).toList());
+            assertEquals(trace.observations().stream().map(litefuse_hook.TraceModel.Observation::id).toList(),
+                    second.get(i).observations().stream().map(litefuse_hook.TraceModel.Observation::id).toList());
         }
-        assertNotNull(first.get(0).release());
+        assertNotNull(first.get(0).header().release());
         List<String> names = new ArrayList<>();
         first.forEach(t -> t.observations().forEach(o -> names.add(o.name())));
         assertTrue(names.contains("Tool call: WebSearch (#3)"));

@@ -76,7 +76,7 @@ public class SecretsTest extends ReceiverFixture {
         receiver.acceptedSpans().forEach(span -> everything.append(span.attributes()).append('\n'));
         for (String secret : SECRETS) assertFalse(everything.toString().contains(secret), secret);
         assertTrue(everything.toString().contains("[REDACTED]"));
-        for (Path file : List.of(home.resolve(".claude/state/litefuse_hook.log"))) {
+        for (Path file : List.of(TestSupport.layout(home).log())) {
             assertFalse(Files.readString(file).contains(TestSupport.SECRET_KEY));
         }
     }
@@ -84,16 +84,15 @@ public class SecretsTest extends ReceiverFixture {
     @Test
     void maskingCanBeTurnedOffAndExtended() throws IOException {
         Path transcript = leakyTranscript();
-        litefuse_hook.Masker off = litefuse_hook.Masker.fromEnv("false", null, new java.util.ArrayList<>());
-        litefuse_hook.Traces.TraceRecord unmasked = litefuse_hook.History.replayFile(transcript,
-                new litefuse_hook.Traces.TraceContext("s", "u", "t", 1_000_000, off, null, java.util.List.of("claude-code"), null)).get(4);
-        assertTrue(unmasked.input().contains("AKIAIOSFODNN7EXAMPLE"), "CC_LANGFUSE_MASK_SECRETS=false sends text as it is");
+        litefuse_hook.TraceModel.TraceRecord unmasked = litefuse_hook.Pipeline.replayFile(transcript,
+                litefuse_hook.Traces.TraceContext.of(TestSupport.options("u", "CC_LANGFUSE_MASK_SECRETS", "false"), "s", "t")).get(4);
+        assertTrue(unmasked.header().input().contains("AKIAIOSFODNN7EXAMPLE"), "CC_LANGFUSE_MASK_SECRETS=false sends text as it is");
 
         Map<String, String> env = new HashMap<>(TestSupport.hookEnv(home, receiver.baseUrl()));
         env.put("CC_LANGFUSE_MASK_PATTERNS", "ACME-[0-9]{6}\n(?<secret>internal\\.example\\.com)\n[unclosed");
         litefuse_hook.Config config = litefuse_hook.Config.loadConfig(env);
-        assertEquals("Ticket [REDACTED] on [REDACTED]", config.masker().text("Ticket ACME-123456 on internal.example.com"));
-        assertTrue(config.masker().standard(), "extra patterns come on top of the standard ones");
-        assertEquals(2, config.masker().extra().size(), "the invalid regex is ignored");
+        assertEquals("Ticket [REDACTED] on [REDACTED]", config.trace().masker().text("Ticket ACME-123456 on internal.example.com"));
+        assertTrue(config.trace().masker().standard(), "extra patterns come on top of the standard ones");
+        assertEquals(2, config.trace().masker().extra().size(), "the invalid regex is ignored");
     }
 }

@@ -29,12 +29,12 @@ public class SubagentTest extends ReceiverFixture {
     static final Path FLAT = TestSupport.testsDir().resolve("projects/-Users-user-project/b3edadab-bca0-4054-9b41-f7ffa6941260.jsonl");
     static final Path BACKGROUND = TestSupport.testsDir().resolve("projects/-crafted-background/bgsession.jsonl");
 
-    static litefuse_hook.Traces.Observation byName(litefuse_hook.Traces.TraceRecord trace, String name) {
+    static litefuse_hook.TraceModel.Observation byName(litefuse_hook.TraceModel.TraceRecord trace, String name) {
         return trace.observations().stream().filter(o -> o.name().equals(name)).findFirst()
                 .orElseThrow(() -> new AssertionError("no observation " + name + " in " + trace.name()));
     }
 
-    static List<litefuse_hook.Traces.Observation> childrenOf(litefuse_hook.Traces.TraceRecord trace, String parentId) {
+    static List<litefuse_hook.TraceModel.Observation> childrenOf(litefuse_hook.TraceModel.TraceRecord trace, String parentId) {
         return trace.observations().stream().filter(o -> parentId.equals(o.parentId())).toList();
     }
 
@@ -46,23 +46,23 @@ public class SubagentTest extends ReceiverFixture {
 
     @Test
     void agentsOf21xNestUnderTheirTaskCallsAndTotalsStayExact() throws IOException {
-        List<litefuse_hook.Traces.TraceRecord> traces = TestSupport.replay(SPOTTER);
+        List<litefuse_hook.TraceModel.TraceRecord> traces = TestSupport.replay(SPOTTER);
         assertEquals(3, traces.size(), "one trace per turn");
-        litefuse_hook.Traces.Observation task = byName(traces.get(0), "Tool call: Task (#9)");
-        List<litefuse_hook.Traces.Observation> agents = childrenOf(traces.get(0), task.id());
+        litefuse_hook.TraceModel.Observation task = byName(traces.get(0), "Tool call: Task (#9)");
+        List<litefuse_hook.TraceModel.Observation> agents = childrenOf(traces.get(0), task.id());
         assertEquals(1, agents.size());
-        litefuse_hook.Traces.Observation agent = agents.get(0);
-        assertEquals("agent", agent.type());
+        litefuse_hook.TraceModel.Observation agent = agents.get(0);
+        assertEquals(litefuse_hook.TraceModel.ObservationType.AGENT, agent.type());
         assertEquals("Agent: Explore (a2898e3)", agent.name());
-        List<litefuse_hook.Traces.Observation> steps = childrenOf(traces.get(0), agent.id());
+        List<litefuse_hook.TraceModel.Observation> steps = childrenOf(traces.get(0), agent.id());
         assertTrue(steps.size() > 50, "the subagent's own generations and tool calls: " + steps.size());
-        assertTrue(steps.stream().filter(o -> o.type().equals("generation")).allMatch(o -> o.model().startsWith("claude-sonnet-4-5")));
+        assertTrue(steps.stream().filter(o -> o.type() == litefuse_hook.TraceModel.ObservationType.GENERATION).allMatch(o -> o.model().startsWith("claude-sonnet-4-5")));
         assertTrue(steps.stream().anyMatch(o -> o.usage() != null), "with its own usage");
         // The compaction helper shows as such, in the turn it ran in, beside the boundary event.
-        litefuse_hook.Traces.Observation compaction = byName(traces.get(1), "Compaction agent (acompact-e1f845)");
+        litefuse_hook.TraceModel.Observation compaction = byName(traces.get(1), "Compaction agent (acompact-e1f845)");
         assertEquals(traces.get(1).root().id(), compaction.parentId());
         assertEquals("compaction", compaction.metadata().path("claude_code").path("agent_kind").asText());
-        litefuse_hook.Traces.Observation boundary = byName(traces.get(1), "Conversation compacted");
+        litefuse_hook.TraceModel.Observation boundary = byName(traces.get(1), "Conversation compacted");
         assertEquals(Instant.parse("2026-02-12T20:30:28.504Z"), boundary.start(), "the boundary event at its real time");
         assertEquals(boundary.start(), boundary.end());
         assertTrue(compaction.end().isBefore(boundary.start()), "the helper finished just before the boundary");
@@ -77,12 +77,12 @@ public class SubagentTest extends ReceiverFixture {
 
     @Test
     void flatAgentFilesOf20xNestAndWarmupAgentsStayOut() throws IOException {
-        List<litefuse_hook.Traces.TraceRecord> traces = TestSupport.replay(FLAT);
-        List<litefuse_hook.Traces.Observation> agents = traces.stream().flatMap(t -> t.observations().stream())
-                .filter(o -> o.type().equals("agent")).toList();
+        List<litefuse_hook.TraceModel.TraceRecord> traces = TestSupport.replay(FLAT);
+        List<litefuse_hook.TraceModel.Observation> agents = traces.stream().flatMap(t -> t.observations().stream())
+                .filter(o -> o.type() == litefuse_hook.TraceModel.ObservationType.AGENT).toList();
         assertEquals(List.of("a434715"), agents.stream().map(o -> o.metadata().path("claude_code").path("agentId").asText()).toList());
-        litefuse_hook.Traces.TraceRecord withAgent = traces.stream().filter(t -> t.observations().contains(agents.get(0))).findFirst().orElseThrow();
-        litefuse_hook.Traces.Observation parent = withAgent.observations().stream().filter(o -> o.id().equals(agents.get(0).parentId())).findFirst().orElseThrow();
+        litefuse_hook.TraceModel.TraceRecord withAgent = traces.stream().filter(t -> t.observations().contains(agents.get(0))).findFirst().orElseThrow();
+        litefuse_hook.TraceModel.Observation parent = withAgent.observations().stream().filter(o -> o.id().equals(agents.get(0).parentId())).findFirst().orElseThrow();
         assertTrue(parent.name().startsWith("Tool call: Task"), parent.name());
         Map<String, Long> expected = plus(TestSupport.usageOverUniqueMessages(FLAT),
                 TestSupport.usageOverUniqueMessages(FLAT.resolveSibling("agent-a434715.jsonl"), true));
@@ -92,11 +92,11 @@ public class SubagentTest extends ReceiverFixture {
     @Test
     void inlineSidechainsOf10xNestUnderTheirTask() throws IOException {
         Path file = TestSupport.transcript("d-kimuson__claude-code-viewer__5c0375b4.jsonl");
-        litefuse_hook.Traces.TraceRecord trace = TestSupport.replay(file).get(0);
-        List<litefuse_hook.Traces.Observation> agents = trace.observations().stream().filter(o -> o.type().equals("agent")).toList();
+        litefuse_hook.TraceModel.TraceRecord trace = TestSupport.replay(file).get(0);
+        List<litefuse_hook.TraceModel.Observation> agents = trace.observations().stream().filter(o -> o.type() == litefuse_hook.TraceModel.ObservationType.AGENT).toList();
         assertFalse(agents.isEmpty());
-        for (litefuse_hook.Traces.Observation agent : agents) {
-            litefuse_hook.Traces.Observation parent = trace.observations().stream().filter(o -> o.id().equals(agent.parentId())).findFirst().orElseThrow();
+        for (litefuse_hook.TraceModel.Observation agent : agents) {
+            litefuse_hook.TraceModel.Observation parent = trace.observations().stream().filter(o -> o.id().equals(agent.parentId())).findFirst().orElseThrow();
             assertTrue(parent.name().startsWith("Tool call: Task"), parent.name());
             assertFalse(childrenOf(trace, agent.id()).isEmpty());
         }
@@ -106,14 +106,14 @@ public class SubagentTest extends ReceiverFixture {
 
     @Test
     void backgroundAgentIsAttachedWhenItsResultLands() throws IOException {
-        List<litefuse_hook.Traces.TraceRecord> traces = TestSupport.replay(BACKGROUND);
+        List<litefuse_hook.TraceModel.TraceRecord> traces = TestSupport.replay(BACKGROUND);
         assertEquals(2, traces.size());
-        assertTrue(traces.get(0).observations().stream().noneMatch(o -> o.type().equals("agent")), "not in the launching turn");
-        litefuse_hook.Traces.Observation agent = byName(traces.get(1), "Background agent (bg1)");
+        assertTrue(traces.get(0).observations().stream().noneMatch(o -> o.type() == litefuse_hook.TraceModel.ObservationType.AGENT), "not in the launching turn");
+        litefuse_hook.TraceModel.Observation agent = byName(traces.get(1), "Background agent (bg1)");
         assertEquals(traces.get(1).root().id(), agent.parentId());
         assertEquals("The API has three endpoints: a, b, c.", agent.output());
         assertEquals(List.of("claude-haiku-4-5"), childrenOf(traces.get(1), agent.id()).stream()
-                .map(litefuse_hook.Traces.Observation::model).filter(m -> m != null).distinct().toList());
+                .map(litefuse_hook.TraceModel.Observation::model).filter(m -> m != null).distinct().toList());
         Map<String, Long> expected = plus(TestSupport.usageOverUniqueMessages(BACKGROUND),
                 TestSupport.usageOverUniqueMessages(BACKGROUND.resolveSibling("bgsession/subagents/agent-bg1.jsonl"), true));
         assertEquals(expected, TestSupport.totalsOf(TestSupport.usagesOf(traces)));

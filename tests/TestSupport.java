@@ -54,12 +54,19 @@ final class TestSupport {
     }
 
     static litefuse_hook.Traces.TraceContext context(Path file) {
-        return new litefuse_hook.Traces.TraceContext(file.getFileName().toString().replaceFirst("\\.jsonl$", ""), "test-user",
-                "tests/transcripts/" + file.getFileName(), litefuse_hook.Config.DEFAULT_MAX_CHARS, MASKER, null, List.of("claude-code"), null);
+        return litefuse_hook.Traces.TraceContext.of(options("test-user"), file.getFileName().toString().replaceFirst("\\.jsonl$", ""),
+                "tests/transcripts/" + file.getFileName());
     }
 
-    static List<litefuse_hook.Traces.TraceRecord> replay(Path file) throws IOException {
-        return litefuse_hook.History.replayFile(file, context(file));
+    /** Trace options as the hook reads them from an environment: LITEFUSE_USER_ID=userId and the name-value pairs given. */
+    static litefuse_hook.Config.TraceOptions options(String userId, String... settings) {
+        Map<String, String> env = new HashMap<>(Map.of("HOME", testsDir().toString(), "LITEFUSE_USER_ID", userId));
+        for (int i = 0; i < settings.length; i += 2) env.put(settings[i], settings[i + 1]);
+        return litefuse_hook.Config.loadConfig(env).trace();
+    }
+
+    static List<litefuse_hook.TraceModel.TraceRecord> replay(Path file) throws IOException {
+        return litefuse_hook.Pipeline.replayFile(file, context(file));
     }
 
     /** Every temporary file and folder of a test run lives in one folder, deleted when the test JVM exits. */
@@ -200,7 +207,7 @@ final class TestSupport {
     }
 
     /** "traceId/spanId" of every observation of these traces. */
-    static Set<String> spanKeysOf(List<litefuse_hook.Traces.TraceRecord> traces) {
+    static Set<String> spanKeysOf(List<litefuse_hook.TraceModel.TraceRecord> traces) {
         Set<String> keys = new TreeSet<>();
         traces.forEach(trace -> trace.observations().forEach(o -> keys.add(trace.traceId() + "/" + o.id())));
         return keys;
@@ -219,7 +226,7 @@ final class TestSupport {
 
     /** The spans of the first `turns` traces the replay of this transcript produces (the turns sent so far). */
     static Set<String> expectedSpanKeys(Path transcript, int turns) throws IOException {
-        List<litefuse_hook.Traces.TraceRecord> traces = replay(transcript);
+        List<litefuse_hook.TraceModel.TraceRecord> traces = replay(transcript);
         org.junit.jupiter.api.Assertions.assertTrue(traces.size() >= turns, "the replay has " + traces.size() + " turns, not " + turns);
         return spanKeysOf(traces.subList(0, turns));
     }
@@ -246,8 +253,18 @@ final class TestSupport {
         throw new AssertionError(name + " is not on PATH");
     }
 
+    /** Where the hook keeps its files under this HOME (the hook's own StateLayout). */
+    static litefuse_hook.StateLayout layout(Path home) {
+        return litefuse_hook.StateLayout.under(home);
+    }
+
+    /** The state file of a session, as the hook names it. */
+    static Path stateFile(Path home, String sessionId, Path transcript) {
+        return layout(home).state(litefuse_hook.StateFiles.stateKey(sessionId, transcript.toAbsolutePath().normalize().toString()));
+    }
+
     static String log(Path home) throws IOException {
-        Path log = home.resolve(".claude/state/litefuse_hook.log");
+        Path log = layout(home).log();
         return Files.exists(log) ? Files.readString(log) : "";
     }
 
@@ -308,7 +325,7 @@ final class TestSupport {
         return totals;
     }
 
-    static List<Map<String, Long>> usagesOf(List<litefuse_hook.Traces.TraceRecord> traces) {
+    static List<Map<String, Long>> usagesOf(List<litefuse_hook.TraceModel.TraceRecord> traces) {
         List<Map<String, Long>> usages = new ArrayList<>();
         traces.forEach(t -> t.observations().stream().filter(o -> o.usage() != null).forEach(o -> usages.add(o.usage())));
         return usages;

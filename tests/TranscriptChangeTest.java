@@ -88,13 +88,12 @@ public class TranscriptChangeTest extends ReceiverFixture {
     @Test
     void stateWithTheOlderSha256HeadIsCheckedThatWayThenSavedWithACrc32() throws IOException {
         sendUpTo("u4", 3);
-        Path stateFile = home.resolve(".claude/state/litefuse/"
-                + litefuse_hook.StateFiles.stateKey("s", transcript.toAbsolutePath().normalize().toString()) + ".json");
+        Path stateFile = TestSupport.stateFile(home, "s", transcript);
         com.fasterxml.jackson.databind.node.ObjectNode state = (com.fasterxml.jackson.databind.node.ObjectNode) TestSupport.JSON.readTree(stateFile.toFile());
         assertTrue(state.has("head_crc32"), state.toString());
         // As an earlier release saved it: a SHA-256 of the same head bytes.
         byte[] head = java.util.Arrays.copyOf(Files.readAllBytes(transcript), state.path("head_length").asInt());
-        String sha256 = java.util.HexFormat.of().formatHex(litefuse_hook.StateFiles.sha256(head));
+        String sha256 = java.util.HexFormat.of().formatHex(litefuse_hook.Helpers.sha256(head));
         state.remove("head_crc32");
         state.put("head_sha256", sha256);
         Files.writeString(stateFile, state.toString());

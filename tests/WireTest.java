@@ -42,21 +42,21 @@ public class WireTest extends ReceiverFixture {
             assertEquals("application/x-protobuf", request.headers().get("content-type"));
         }
 
-        List<litefuse_hook.Traces.TraceRecord> expected = litefuse_hook.History.replayFile(transcript,
-                new litefuse_hook.Traces.TraceContext("sess-A", "test-user", transcript.toAbsolutePath().toString(), litefuse_hook.Config.DEFAULT_MAX_CHARS, TestSupport.MASKER, null, java.util.List.of("claude-code"), null));
+        List<litefuse_hook.TraceModel.TraceRecord> expected = litefuse_hook.Pipeline.replayFile(transcript,
+                litefuse_hook.Traces.TraceContext.of(TestSupport.options("test-user"), "sess-A", transcript.toAbsolutePath().toString()));
         List<OtlpReceiver.ReceivedSpan> spans = receiver.acceptedSpans();
         assertEquals(expected.stream().mapToInt(t -> t.observations().size()).sum(), spans.size());
         Map<String, OtlpReceiver.ReceivedSpan> byId = spans.stream().collect(Collectors.toMap(OtlpReceiver.ReceivedSpan::spanId, s -> s));
-        for (litefuse_hook.Traces.TraceRecord trace : expected) {
-            for (litefuse_hook.Traces.Observation observation : trace.observations()) {
+        for (litefuse_hook.TraceModel.TraceRecord trace : expected) {
+            for (litefuse_hook.TraceModel.Observation observation : trace.observations()) {
                 OtlpReceiver.ReceivedSpan span = byId.get(observation.id());
                 assertNotNull(span, "span " + observation.name() + " arrived with the id derived from its key");
                 assertEquals(trace.traceId(), span.traceId());
                 assertEquals(observation.parentId() == null ? "" : observation.parentId(), span.parentSpanId(), "tree");
                 assertEquals(observation.name(), span.name());
-                assertEquals(observation.type(), span.attr("langfuse.observation.type"));
+                assertEquals(observation.type().wireName(), span.attr("langfuse.observation.type"));
                 assertEquals(observation.model(), span.attr("langfuse.observation.model.name"));
-                assertEquals(observation.level(), span.attr("langfuse.observation.level"));
+                assertEquals(observation.level() == litefuse_hook.TraceModel.Level.DEFAULT ? null : observation.level().name(), span.attr("langfuse.observation.level"));
                 assertEquals(observation.statusMessage(), span.attr("langfuse.observation.status_message"));
                 assertEquals(nanos(observation.start()), span.startNanos(), "start from the transcript");
                 assertEquals(nanos(observation.end()), span.endNanos(), "end from the transcript");
@@ -64,7 +64,7 @@ public class WireTest extends ReceiverFixture {
                 assertEquals("claude-code", span.resource().get("service.name"));
                 // Trace-level attributes ride on every span.
                 assertEquals(trace.name(), span.attr("langfuse.trace.name"));
-                assertEquals(trace.sessionId(), span.attr("session.id"));
+                assertEquals(trace.header().sessionId(), span.attr("session.id"));
                 assertEquals("test-user", span.attr("user.id"));
                 assertEquals("2.1.159", span.attr("langfuse.release"));
                 assertEquals(List.of("claude-code"), span.attributes().get("langfuse.trace.tags"));
@@ -75,11 +75,11 @@ public class WireTest extends ReceiverFixture {
                 assertTrue(metadata.size() == 1 && metadata.has("claude_code"), "flat keys travel as attributes of their own: " + metadata);
                 // Langfuse v4 filters on flat metadata keys only: the trace-wide ones on every span, the others where they belong.
                 for (String key : List.of("project_dir", "git_branch", "claude_code_version", "turn_kind")) {
-                    assertEquals(trace.metadata().path(key).asText(), span.attr("langfuse.trace.metadata." + key), key);
+                    assertEquals(trace.header().metadata().path(key).asText(), span.attr("langfuse.trace.metadata." + key), key);
                     assertNotNull(span.attr("langfuse.trace.metadata." + key), key + " on " + observation.name());
                 }
-                assertEquals(String.valueOf("ERROR".equals(observation.level())), span.attr("langfuse.observation.metadata.error"));
-                if (observation.type().equals("tool")) {
+                assertEquals(String.valueOf(observation.level() == litefuse_hook.TraceModel.Level.ERROR), span.attr("langfuse.observation.metadata.error"));
+                if (observation.type() == litefuse_hook.TraceModel.ObservationType.TOOL) {
                     assertEquals(observation.metadata().path("claude_code").path("name").asText(), span.attr("langfuse.observation.metadata.tool_name"));
                 }
                 observation.metadata().properties().forEach(field -> {
@@ -87,7 +87,7 @@ public class WireTest extends ReceiverFixture {
                         assertEquals(field.getValue().asText(), span.attr("langfuse.observation.metadata." + field.getKey()), field.getKey());
                     }
                 });
-                if (observation.type().equals("generation") && observation.metadata().path("claude_code").has("stop_reason")) {
+                if (observation.type() == litefuse_hook.TraceModel.ObservationType.GENERATION && observation.metadata().path("claude_code").has("stop_reason")) {
                     assertEquals(observation.metadata().path("claude_code").path("stop_reason").asText(),
                             span.attr("langfuse.observation.metadata.stop_reason"), observation.name());
                 }
@@ -102,13 +102,13 @@ public class WireTest extends ReceiverFixture {
             }
             OtlpReceiver.ReceivedSpan root = byId.get(trace.root().id());
             assertTrue(root.isRoot());
-            assertEquals(trace.input(), root.attr("langfuse.trace.input"));
-            assertEquals(trace.output(), root.attr("langfuse.trace.output"));
-            assertEquals(trace.input(), root.attr("langfuse.observation.input"));
-            assertEquals(trace.output(), root.attr("langfuse.observation.output"), "v4 shows the root observation's output");
+            assertEquals(trace.header().input(), root.attr("langfuse.trace.input"));
+            assertEquals(trace.header().output(), root.attr("langfuse.trace.output"));
+            assertEquals(trace.header().input(), root.attr("langfuse.observation.input"));
+            assertEquals(trace.header().output(), root.attr("langfuse.observation.output"), "v4 shows the root observation's output");
             assertEquals(Boolean.TRUE, root.attributes().get("langfuse.internal.as_root"));
             JsonNode traceMeta = TestSupport.JSON.readTree(root.attr("langfuse.trace.metadata"));
-            assertEquals(trace.metadata().path("claude_code").path("turn_number").asInt(), traceMeta.path("claude_code").path("turn_number").asInt());
+            assertEquals(trace.header().metadata().path("claude_code").path("turn_number").asInt(), traceMeta.path("claude_code").path("turn_number").asInt());
         }
         // Spot checks against the transcript itself.
         OtlpReceiver.ReceivedSpan decision = spans.stream().filter(s -> s.name().equals("Decision to call tool: Bash (#3)")).findFirst().orElseThrow();
@@ -119,7 +119,7 @@ public class WireTest extends ReceiverFixture {
         assertEquals(nanos(Instant.parse(u1.path("timestamp").asText())), userEvent.startNanos());
 
         // Files the hook wrote: private, and the secret is in none of them.
-        Path stateDir = home.resolve(".claude/state");
+        Path stateDir = TestSupport.layout(home).stateDir();
         assertEquals("rwx------", PosixFilePermissions.toString(Files.getPosixFilePermissions(stateDir)));
         String log = TestSupport.log(home);
         assertTrue(log.contains("Processed 5 turns in "), log);
