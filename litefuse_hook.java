@@ -2194,6 +2194,14 @@ public class litefuse_hook implements Callable<Integer> {
 
         /** A turn to send: a new one with its number, or the open turn (sentBefore) that grew since it was sent. */
         record Emission(Turn turn, int turnNumber, Progress.SentTurn sentBefore) {
+            static Emission newTurn(Turn turn, int turnNumber) {
+                return new Emission(turn, turnNumber, null);
+            }
+
+            /** The open turn again, with what it gained since `open` was sent: same number, only its new spans go out. */
+            static Emission grown(Turn turn, Progress.SentTurn open) {
+                return new Emission(turn, open.turnNumber(), open);
+            }
         }
 
         /** What one hook run sends, and where the last turn waits (its user row's offset; -1: none) if it is still in progress. */
@@ -2251,8 +2259,7 @@ public class litefuse_hook implements Callable<Integer> {
                 }
                 Turn withAgents = attachAgents(turn, agentFiles);
                 if (!withAgents.hasWork()) return;
-                sink.accept(isOpen ? new Emission(withAgents, open.turnNumber(), open)
-                        : new Emission(withAgents, state.turnCount() + ++newTurns, null));
+                sink.accept(isOpen ? Emission.grown(withAgents, open) : Emission.newTurn(withAgents, state.turnCount() + ++newTurns));
             }
         }
 
@@ -2319,13 +2326,30 @@ public class litefuse_hook implements Callable<Integer> {
 
         /**
          * One Langfuse observation, fully described; ids are lowercase hex, times real (from the transcript). Built by
-         * name: `Observation.of(type, id, parentId, name)...build()`.
+         * name: `Observation.event(id, parentId, name).at(time)...build()`, one factory per type.
          */
         record Observation(String id, String parentId, String name, ObservationType type, Instant start, Instant end,
                            String input, String output, ModelCall modelCall, Level level, String statusMessage, ObjectNode metadata) {
 
-            static Builder of(ObservationType type, String id, String parentId, String name) {
-                return new Builder(type, id, parentId, name);
+            /** A trace's root: the span with no parent that every other observation hangs from. */
+            static Builder root(String id, String name) {
+                return new Builder(ObservationType.SPAN, id, null, name);
+            }
+
+            static Builder generation(String id, String parentId, String name) {
+                return new Builder(ObservationType.GENERATION, id, parentId, name);
+            }
+
+            static Builder tool(String id, String parentId, String name) {
+                return new Builder(ObservationType.TOOL, id, parentId, name);
+            }
+
+            static Builder agent(String id, String parentId, String name) {
+                return new Builder(ObservationType.AGENT, id, parentId, name);
+            }
+
+            static Builder event(String id, String parentId, String name) {
+                return new Builder(ObservationType.EVENT, id, parentId, name);
             }
 
             /** The model of a generation; null for anything else and for a row without one (<synthetic>). */
@@ -2576,7 +2600,7 @@ public class litefuse_hook implements Callable<Integer> {
             userText.describeInto(userContent, "user_text");
             ObjectNode userMeta = pick(userJson, "uuid", "parentUuid", "promptId");
             userMeta.setAll(userContent);
-            draft.add(TraceModel.Observation.of(TraceModel.ObservationType.EVENT, draft.spanId("user"), rootId, "user message").at(turnStart)
+            draft.add(TraceModel.Observation.event(draft.spanId("user"), rootId, "user message").at(turnStart)
                     .input(userText.text()).metadata(wrap(userMeta)).build());
             String finalText = addSteps(new Scope(draft, rootId, Timeline.of(turn, turnStart)), turn);
             for (Turns.AgentRun agent : turn.agents()) {
@@ -2598,7 +2622,7 @@ public class litefuse_hook implements Callable<Integer> {
             String name = "Claude Code - Turn " + turnNumber;
             String release = Helpers.firstNonBlank(userJson.path("version").asText(""),
                     turn.lastAssistant() == null ? null : turn.lastAssistant().json().path("version").asText(""));
-            TraceModel.Observation.Builder root = TraceModel.Observation.of(TraceModel.ObservationType.SPAN, rootId, null, name).between(turnStart, turnEnd)
+            TraceModel.Observation.Builder root = TraceModel.Observation.root(rootId, name).between(turnStart, turnEnd)
                     .input(userText.text()).output(output.text()).metadata(wrap(traceMeta));
             if (turn.interrupted()) root.level(TraceModel.Level.WARNING, "interrupted by user");
             else if (unfinished) root.level(TraceModel.Level.WARNING, "unfinished: Claude Code stopped before the turn's final answer");
@@ -2681,7 +2705,7 @@ public class litefuse_hook implements Callable<Integer> {
             }
             if (turn.interrupted()) {
                 Transcript.Row interrupt = turn.interruptRow();
-                scope.draft().add(TraceModel.Observation.of(TraceModel.ObservationType.EVENT, scope.spanId("interrupt:" + rowKey(interrupt)), scope.parentId(),
+                scope.draft().add(TraceModel.Observation.event(scope.spanId("interrupt:" + rowKey(interrupt)), scope.parentId(),
                         "Interrupted by user").at(scope.timeline().at(interrupt)).level(TraceModel.Level.WARNING, "interrupted by user")
                         .metadata(wrap(pick(interrupt.json(), "uuid", "parentUuid"))).build());
             }
@@ -2725,7 +2749,7 @@ public class litefuse_hook implements Callable<Integer> {
             putFilterKey(metadata, "subagent_type", agentType != null ? agentType : agent.kind().label());
             Masker masker = draft.ctx().masker();
             int maxChars = draft.ctx().maxChars();
-            draft.add(TraceModel.Observation.of(TraceModel.ObservationType.AGENT, agentSpanId, parentId, label + " (" + agent.agentId() + ")")
+            draft.add(TraceModel.Observation.agent(agentSpanId, parentId, label + " (" + agent.agentId() + ")")
                     .between(start, end)
                     .input(Transcript.truncateText(masker.text(Transcript.extractText(Transcript.getContent(firstRow))), maxChars).text())
                     .output(Transcript.truncateText(masker.text(finalText), maxChars).text())
@@ -2908,7 +2932,7 @@ public class litefuse_hook implements Callable<Integer> {
             ObjectNode metadata = wrap(meta);
             putFilterKey(metadata, "stop_reason", message.path("stop_reason").asText(""));
             if (!toolNames.isEmpty()) putFilterKey(metadata, "tool_name", String.join(",", toolNames));
-            TraceModel.Observation.Builder generation = TraceModel.Observation.of(TraceModel.ObservationType.GENERATION, scope.spanId("row:" + rowKey(step.row())),
+            TraceModel.Observation.Builder generation = TraceModel.Observation.generation(scope.spanId("row:" + rowKey(step.row())),
                     scope.parentId(), name).between(start, end).output(outputText.text())
                     .modelCall(new TraceModel.ModelCall(model, usage == null || usage.isEmpty() ? null : usage)).metadata(metadata);
             if (apiError) generation.level(TraceModel.Level.ERROR, Helpers.preview(masker.text(Transcript.extractText(content))));
@@ -2964,8 +2988,7 @@ public class litefuse_hook implements Callable<Integer> {
             meta.put("name", call.name());
             meta.put("tool_use_id", call.id());
             input.describeInto(meta, "input");
-            TraceModel.Observation.Builder tool = TraceModel.Observation.of(TraceModel.ObservationType.TOOL,
-                    scope.spanId("tool:" + (call.id().isEmpty() ? rowKey(call.decisionRow()) : call.id())), scope.parentId(),
+            TraceModel.Observation.Builder tool = TraceModel.Observation.tool(scope.spanId("tool:" + (call.id().isEmpty() ? rowKey(call.decisionRow()) : call.id())), scope.parentId(),
                     "Tool call: " + call.name() + " (#" + call.stepIndex() + ")").between(start, end).input(input.text());
             if (result != null) {
                 meta.setAll(pick(result.row().json(), "uuid", "parentUuid", "sourceToolAssistantUUID", "permissionDecision"));
@@ -3069,7 +3092,7 @@ public class litefuse_hook implements Callable<Integer> {
             Instant at = scope.timeline().at(row);
             String id = scope.spanId("event:" + rowKey(row));
             if ("user".equals(Transcript.getRole(json))) {
-                return TraceModel.Observation.of(TraceModel.ObservationType.EVENT, id, scope.parentId(), "Stop hook feedback").at(at)
+                return TraceModel.Observation.event(id, scope.parentId(), "Stop hook feedback").at(at)
                         .input(masker.text(Transcript.extractText(Transcript.getContent(json))))
                         .metadata(wrap(pick(json, "uuid", "parentUuid", "promptId", "isMeta"))).build();
             }
@@ -3085,7 +3108,7 @@ public class litefuse_hook implements Callable<Integer> {
             ObjectNode meta = (ObjectNode) masker.json(Json.NODES.objectNode().setAll((ObjectNode) json));
             meta.remove(List.of("cwd", "sessionId", "session_id", "version", "gitBranch", "userType", "slug", "entrypoint",
                     "timestamp", "type"));
-            TraceModel.Observation.Builder event = TraceModel.Observation.of(TraceModel.ObservationType.EVENT, id, scope.parentId(), name).at(at)
+            TraceModel.Observation.Builder event = TraceModel.Observation.event(id, scope.parentId(), name).at(at)
                     .input(json.path("content").isTextual() ? masker.text(json.path("content").asText()) : null).metadata(wrap(meta));
             if (level != TraceModel.Level.DEFAULT) event.level(level, Helpers.preview(masker.text(errorSummary(json))));
             return event.build();
@@ -3144,9 +3167,9 @@ public class litefuse_hook implements Callable<Integer> {
             String output = "If you can read this in Langfuse, Claude Code turns will arrive here too.";
             String name = "litefuse-hook doctor canary";
             List<TraceModel.Observation> observations = List.of(
-                    TraceModel.Observation.of(TraceModel.ObservationType.SPAN, rootId, null, name).between(now, now.plusMillis(2)).input(input).output(output)
+                    TraceModel.Observation.root(rootId, name).between(now, now.plusMillis(2)).input(input).output(output)
                             .metadata(wrap(meta)).build(),
-                    TraceModel.Observation.of(TraceModel.ObservationType.EVENT, spanIdFor(traceId, "event"), rootId, "canary").at(now.plusMillis(1))
+                    TraceModel.Observation.event(spanIdFor(traceId, "event"), rootId, "canary").at(now.plusMillis(1))
                             .input(input).metadata(wrap(Json.NODES.objectNode())).build());
             TraceModel.TraceHeader header = TraceModel.TraceHeader.of(traceId, name).session("litefuse-hook-doctor", VERSION)
                     .user(options.userId(), options.environment(), List.of("claude-code", "litefuse-doctor"))
@@ -3194,6 +3217,17 @@ public class litefuse_hook implements Callable<Integer> {
             if (change == null) return state;
             log.warn("Transcript " + transcript + " " + change + "; reading it again from the start (turns already sent are skipped)");
             return state.restart();
+        }
+
+        private static final Duration QUIET_TRANSCRIPT = Duration.ofMinutes(10);
+
+        /** A transcript nobody has written to for a while: its last turn is as complete as it will ever be (send it as it stands). */
+        static boolean isQuiet(Path transcript) {
+            try {
+                return Files.getLastModifiedTime(transcript).toInstant().isBefore(Instant.now().minus(QUIET_TRANSCRIPT));
+            } catch (IOException e) {
+                return false;
+            }
         }
 
         /** What one run would send for a session: the plan, the traces (or what is left of them), their records, and where the read ended. */
@@ -4459,7 +4493,6 @@ public class litefuse_hook implements Callable<Integer> {
         }
 
         private static final long STOP_RACE_WAIT_MS = 1_500;
-        private static final Duration QUIET_TRANSCRIPT = Duration.ofMinutes(10);
 
         private SessionOutcome processSession(SessionRun run, boolean forceLast) throws IOException {
             Payload.HookTarget target = run.target();
@@ -4610,15 +4643,6 @@ public class litefuse_hook implements Callable<Integer> {
             return new InFlightCheck(parts.subList(0, arrived), null, null);
         }
 
-        /** A transcript nobody has written to for a while: its last turn is as complete as it will ever be. */
-        static boolean isQuiet(Path transcript) {
-            try {
-                return Files.getLastModifiedTime(transcript).toInstant().isBefore(Instant.now().minus(QUIET_TRANSCRIPT));
-            } catch (IOException e) {
-                return false;
-            }
-        }
-
         /** Sends other sessions' unsent turns, oldest first, while the budget lasts; stops at the first failure. */
         private void sendPendingSessions(Payload.HookTarget current, long started, long deadline) {
             if (!Files.isDirectory(config.layout().pending())) return;
@@ -4626,7 +4650,7 @@ public class litefuse_hook implements Callable<Integer> {
                 if (deadline - System.nanoTime() < TimeUnit.MILLISECONDS.toNanos(300)) return;
                 Payload.HookTarget target = spool.retry(marker, config.home());
                 if (target == null) continue;
-                SessionOutcome outcome = processWithLock(target, started, deadline, false, isQuiet(target.transcriptPath()));
+                SessionOutcome outcome = processWithLock(target, started, deadline, false, Pipeline.isQuiet(target.transcriptPath()));
                 if (outcome != null) sentThisFiring += outcome.sent();
                 if (outcome != null && outcome.failure() != null) return;
             }
@@ -5687,7 +5711,7 @@ public class litefuse_hook implements Callable<Integer> {
                 Payload.HookTarget target = targetOf(transcript);
                 Path stateFile = config.layout().state(StateFiles.stateKey(target.sessionId(), transcript.toString()));
                 Progress.SessionState state = Pipeline.startingState(transcript, stateFile, log);
-                Pipeline.SessionWork work = Pipeline.prepareSession(target, state, config.trace(), Hook.isQuiet(transcript), log);
+                Pipeline.SessionWork work = Pipeline.prepareSession(target, state, config.trace(), Pipeline.isQuiet(transcript), log);
                 turns += work.traces().size();
                 skipped += state.emittedUserUuids().size();
                 for (TraceModel.TraceRecord trace : work.traces()) {
@@ -5713,7 +5737,7 @@ public class litefuse_hook implements Callable<Integer> {
                 Payload.HookTarget target = targetOf(transcript);
                 long started = System.nanoTime();
                 Hook.SessionOutcome outcome = hook.processWithLock(target, started,
-                        started + TimeUnit.MINUTES.toNanos(10), true, Hook.isQuiet(transcript));
+                        started + TimeUnit.MINUTES.toNanos(10), true, Pipeline.isQuiet(transcript));
                 if (outcome == null || outcome.failure() != null) {
                     failed++;
                     err().println();

@@ -14,6 +14,7 @@
 //SOURCES SecretsTest.java
 //SOURCES InstallTest.java
 //SOURCES DocsTest.java
+//SOURCES StructureTest.java
 //SOURCES SubagentTest.java
 //SOURCES BackfillTest.java
 //SOURCES MockAnthropic.java
@@ -45,7 +46,7 @@ import static org.junit.platform.launcher.core.LauncherDiscoveryRequestBuilder.r
 public class TestAll {
     static final List<Class<?>> SUITE = List.of(ReplayTest.class, HookTest.class, WireTest.class, FaultTest.class,
             ConcurrencyTest.class, BadInputTest.class, TranscriptChangeTest.class, SecretsTest.class, InstallTest.class,
-            DocsTest.class, SubagentTest.class, BackfillTest.class, RealClientProbeTest.class, RealClientTest.class);
+            DocsTest.class, StructureTest.class, SubagentTest.class, BackfillTest.class, RealClientProbeTest.class, RealClientTest.class);
 
     public static void main(String[] args) {
         // Arguments pick test classes (or methods, Class#method) by name; none runs the whole suite.
