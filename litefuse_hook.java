@@ -2315,8 +2315,8 @@ public class litefuse_hook implements Callable<Integer> {
 
         /**
          * What one model call carries: the model and its token usage (null when another row of the message carries
-         * it). The place for what more a call may carry (its parameters, its cost): one component here, one attribute
-         * in LangfuseAttributes, one field in Render.
+         * it). The place for what more a call may carry (its parameters, its cost; its input is the observation's):
+         * one component here, one attribute in LangfuseAttributes, one field in Render.
          */
         record ModelCall(String model, Map<String, Long> usage) {
             ModelCall withoutUsage() {
@@ -2630,7 +2630,9 @@ public class litefuse_hook implements Callable<Integer> {
             observations.add(root.build());
             observations.addAll(children);
             // Every observation says whether it is an error, so "error = true" finds failed tools, API errors and events.
-            for (TraceModel.Observation observation : observations) observation.metadata().put("error", String.valueOf(observation.level() == TraceModel.Level.ERROR));
+            for (TraceModel.Observation observation : observations) {
+                observation.metadata().put("error", String.valueOf(observation.level() == TraceModel.Level.ERROR));
+            }
             Config.TraceParent parent = ctx.options().parent();
             // Under a W3C traceparent every turn joins the caller's trace; span ids stay derived from the turn.
             TraceModel.TraceHeader header = TraceModel.TraceHeader.of(parent == null ? draft.turnId() : parent.traceId(), name)
@@ -2988,7 +2990,8 @@ public class litefuse_hook implements Callable<Integer> {
             meta.put("name", call.name());
             meta.put("tool_use_id", call.id());
             input.describeInto(meta, "input");
-            TraceModel.Observation.Builder tool = TraceModel.Observation.tool(scope.spanId("tool:" + (call.id().isEmpty() ? rowKey(call.decisionRow()) : call.id())), scope.parentId(),
+            String id = scope.spanId("tool:" + (call.id().isEmpty() ? rowKey(call.decisionRow()) : call.id()));
+            TraceModel.Observation.Builder tool = TraceModel.Observation.tool(id, scope.parentId(),
                     "Tool call: " + call.name() + " (#" + call.stepIndex() + ")").between(start, end).input(input.text());
             if (result != null) {
                 meta.setAll(pick(result.row().json(), "uuid", "parentUuid", "sourceToolAssistantUUID", "permissionDecision"));
@@ -4591,7 +4594,8 @@ public class litefuse_hook implements Callable<Integer> {
          */
         private InFlightCheck checkInFlight(Payload.HookTarget target, Progress.InFlight inFlight, long deadline) {
             LangfuseApi api = LangfuseApi.of(config);
-            java.util.function.Function<Progress.SentPart, LangfuseApi.Lookup> lookup = api == null ? part -> new LangfuseApi.Lookup(LangfuseApi.Presence.NO_API, null)
+            java.util.function.Function<Progress.SentPart, LangfuseApi.Lookup> lookup = api == null
+                    ? part -> new LangfuseApi.Lookup(LangfuseApi.Presence.NO_API, null)
                     : part -> api.findSpan(part.turn().traceId(), part.witnessId(), part.witnessStart(), deadline);
             InFlightCheck check = settleInFlight(inFlight, lookup, Instant.now(), config.export().unknownSettleMillis());
             int total = inFlight.parts().size();
@@ -4835,7 +4839,7 @@ public class litefuse_hook implements Callable<Integer> {
                     .append("  release=").append(trace.header().release())
                     .append("  trace=").append(trace.traceId());
             if (!totals.isEmpty()) out.append("  tokens ").append(formatUsage(totals));
-            if (root.level() != TraceModel.Level.DEFAULT) out.append("  [").append(root.level()).append(": ").append(oneLine(root.statusMessage())).append("]");
+            appendLevel(out, root);
             out.append('\n');
             Map<String, List<TraceModel.Observation>> childrenOf = new HashMap<>();
             trace.observations().stream().skip(1)
@@ -4854,10 +4858,16 @@ public class litefuse_hook implements Callable<Integer> {
                 out.append(")");
                 if (child.model() != null) out.append("  ").append(child.model());
                 if (child.usage() != null) out.append("  tokens ").append(formatUsage(child.usage()));
-                if (child.level() != TraceModel.Level.DEFAULT) out.append("  [").append(child.level()).append(": ").append(oneLine(child.statusMessage())).append("]");
+                appendLevel(out, child);
                 out.append('\n');
                 renderChildren(out, child.id(), indent + (last ? "    " : "│   "), childrenOf);
             }
+        }
+
+        /** "  [WARNING: interrupted by user]" for an observation with a level. */
+        private static void appendLevel(StringBuilder out, TraceModel.Observation observation) {
+            if (observation.level() == TraceModel.Level.DEFAULT) return;
+            out.append("  [").append(observation.level()).append(": ").append(oneLine(observation.statusMessage())).append("]");
         }
 
         private static String oneLine(String text) {
@@ -5043,7 +5053,8 @@ public class litefuse_hook implements Callable<Integer> {
             block.put(Setting.BASE_URL.variable(), baseUrl);
             for (Setting setting : Setting.values()) {
                 String value = env.get(setting.variable());
-                if (setting.install() == Setting.InstallCopy.WHEN_SET && value != null && !value.isBlank()) block.put(setting.variable(), value.strip());
+                boolean copied = setting.install() == Setting.InstallCopy.WHEN_SET && value != null && !value.isBlank();
+                if (copied) block.put(setting.variable(), value.strip());
             }
             return block;
         }

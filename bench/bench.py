@@ -220,10 +220,10 @@ class HookSession:
         return elapsed, True, matched[-1]
 
     def state(self):
-        """The session's state file (the only *.json directly under state/litefuse), or None."""
+        """The session's state file (named by its 64-hex-digit key, directly under state/litefuse), or None."""
         folder = os.path.join(self.home, ".claude", "state", "litefuse")
         try:
-            files = [os.path.join(folder, f) for f in os.listdir(folder) if f.endswith(".json")]
+            files = [os.path.join(folder, f) for f in os.listdir(folder) if re.fullmatch(r"[0-9a-f]{64}\.json", f)]
         except FileNotFoundError:
             return None
         for path in files:
