@@ -432,6 +432,39 @@ public class InstallTest extends ReceiverFixture {
     }
 
     @Test
+    void doctorReadsTheHooksRunRecordsNotItsLog() throws IOException {
+        install();
+        Path transcript = home.resolve("t.jsonl");
+        Files.copy(TestSupport.transcript("marot__spotter__short.jsonl"), transcript);
+        Map<String, String> hookEnv = TestSupport.hookEnv(home, receiver.baseUrl());
+        receiver.respondWith(503);
+        TestSupport.fireHook(hookEnv, "s", transcript);
+        receiver.respondWith(200);
+        TestSupport.fireHook(hookEnv, "s", transcript);
+        // The log is for people: without it (rotated, reworded, deleted) doctor still knows what the hook did.
+        Files.delete(TestSupport.layout(home).log());
+        Result result = run("doctor", "--dir", project.toString());
+        assertTrue(result.out().contains("ok    Last run: "), result.out());
+        assertTrue(result.out().matches("(?s).*Last run: [^\\n]*: [1-9][0-9]* turn\\(s\\) sent in [^\\n]*\\(session s, .*"), result.out());
+        assertTrue(result.out().contains("ok    Last error: ") && result.out().contains("Export failed: HTTP 503")
+                && result.out().contains("settled: a later run sent turns"), result.out());
+        assertTrue(result.out().contains("ok    Waiting: no turns waiting"), result.out());
+    }
+
+    @Test
+    void lastSaysWhatTheHookDidWhenNothingWasSentFromThisProject() throws IOException {
+        Path transcript = home.resolve("t.jsonl");
+        Files.copy(TestSupport.transcript("marot__spotter__short.jsonl"), transcript);
+        receiver.respondWith(401);
+        TestSupport.fireHook(TestSupport.hookEnv(home, receiver.baseUrl()), "s", transcript);
+        Result result = run("last", "--dir", project.toString());
+        assertEquals(1, result.exitCode());
+        assertTrue(result.err().contains("No trace sent from " + project), result.err());
+        assertTrue(result.err().contains("The hook's last run, in any project: ") && result.err().contains(": nothing sent in ")
+                && result.err().contains("(session s, Stop); its error: Export failed: HTTP 401"), result.err());
+    }
+
+    @Test
     void openTelemetryVariablesRouteThroughACollector() throws IOException {
         Path transcript = home.resolve("t.jsonl");
         Files.copy(TestSupport.transcript("marot__spotter__short.jsonl"), transcript);

@@ -45,6 +45,33 @@ public class SubagentTest extends ReceiverFixture {
     }
 
     @Test
+    void aToolCallCanOwnSeveralAgentRuns() throws IOException {
+        // A Workflow call starts many agents: every run a call owns nests under it, each with its own steps.
+        List<litefuse_hook.Transcript.Row> rows = litefuse_hook.Reader.readNewJsonl(SPOTTER, 0, litefuse_hook.Log.toStderr()).rows();
+        litefuse_hook.Turns.EmissionPlan plan = litefuse_hook.Turns.planEmission(rows, litefuse_hook.Progress.SessionState.NEW,
+                new litefuse_hook.Turns.AgentFiles(SPOTTER, litefuse_hook.Log.toStderr()), true);
+        litefuse_hook.Turns.Turn turn = plan.emissions().get(0).turn();
+        litefuse_hook.Turns.AgentRun explore = turn.agents().stream().filter(agent -> agent.toolUseId() != null).findFirst().orElseThrow();
+        // A second agent's own conversation (here the compaction helper's rows, run by the same call).
+        litefuse_hook.Turns.Turn otherConversation = plan.emissions().get(1).turn().agents().get(0).turn();
+        litefuse_hook.Turns.AgentRun second = new litefuse_hook.Turns.AgentRun("second-run", explore.toolUseId(),
+                litefuse_hook.Turns.AgentKind.TASK, "Plan", otherConversation);
+        List<litefuse_hook.Turns.AgentRun> agents = new ArrayList<>(turn.agents());
+        agents.add(second);
+        litefuse_hook.TraceModel.TraceRecord trace = litefuse_hook.Traces.buildTrace(turn.withAgents(agents), 1,
+                TestSupport.context(SPOTTER));
+        litefuse_hook.TraceModel.Observation task = byName(trace, "Tool call: Task (#9)");
+        assertEquals(List.of("Agent: Explore (a2898e3)", "Agent: Plan (second-run)"),
+                childrenOf(trace, task.id()).stream().map(litefuse_hook.TraceModel.Observation::name).toList());
+        List<litefuse_hook.TraceModel.Observation> runs = childrenOf(trace, task.id());
+        assertTrue(childrenOf(trace, runs.get(0).id()).size() > 50, "the first run holds its own steps");
+        assertEquals(otherConversation.assistantRows().size(), childrenOf(trace, runs.get(1).id()).stream()
+                .filter(o -> o.type() == litefuse_hook.TraceModel.ObservationType.GENERATION).count(), "the second run holds its own generations");
+        assertEquals(trace.observations().size(), trace.observations().stream().map(litefuse_hook.TraceModel.Observation::id).distinct().count(),
+                "each run's spans have ids of their own");
+    }
+
+    @Test
     void agentsOf21xNestUnderTheirTaskCallsAndTotalsStayExact() throws IOException {
         List<litefuse_hook.TraceModel.TraceRecord> traces = TestSupport.replay(SPOTTER);
         assertEquals(3, traces.size(), "one trace per turn");
