@@ -4135,7 +4135,7 @@ public class litefuse_hook implements Callable<Integer> {
      * record of the newest firing, of the newest that sent turns, and of the newest that logged an error. Each is one
      * file written whole by one firing, so firings at the same moment never mix their records.
      */
-    record RunRecord(long atMillis, String sessionId, String event, int sent, boolean deferred, String error, long millis) {
+    record RunRecord(long atMillis, String sessionId, String event, int sent, boolean deferred, String error, long durationMillis) {
 
         /** The three records: every firing writes RUN, one that sent turns SENT, one that logged an error ERROR. */
         enum Kind {
@@ -4162,7 +4162,7 @@ public class litefuse_hook implements Callable<Integer> {
                 if (json == null || !json.path("at_millis").canConvertToLong()) return null;
                 return new RunRecord(json.path("at_millis").asLong(), json.path("session_id").asText("?"), json.path("event").textValue(),
                         json.path("sent").asInt(0), json.path("deferred").asBoolean(false), json.path("error").textValue(),
-                        json.path("millis").asLong(0));
+                        json.path("duration_millis").asLong(0));
             } catch (IOException e) {
                 return null;
             }
@@ -4177,7 +4177,7 @@ public class litefuse_hook implements Callable<Integer> {
             json.put("sent", sent);
             json.put("deferred", deferred);
             json.put("error", error);
-            json.put("millis", millis);
+            json.put("duration_millis", durationMillis);
             return json;
         }
 
@@ -4185,7 +4185,7 @@ public class litefuse_hook implements Callable<Integer> {
         String describe() {
             String what = (sent > 0 ? sent + " turn(s) sent" : error != null ? "nothing sent" : "nothing to send")
                     + (deferred ? ", 1 in progress," : "");
-            return Log.timestamp(atMillis) + ": " + what + " in " + Log.seconds(TimeUnit.MILLISECONDS.toNanos(millis))
+            return Log.timestamp(atMillis) + ": " + what + " in " + Log.seconds(TimeUnit.MILLISECONDS.toNanos(durationMillis))
                     + " (session " + sessionId + (event == null ? "" : ", " + event) + ")";
         }
     }
