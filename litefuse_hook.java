@@ -84,11 +84,14 @@ import java.time.LocalDateTime;
 import java.time.format.DateTimeFormatter;
 import java.time.format.DateTimeParseException;
 import java.time.temporal.ChronoUnit;
+import java.util.ArrayDeque;
 import java.util.ArrayList;
 import java.util.Base64;
+import java.util.Collection;
 import java.util.HashMap;
 import java.util.HashSet;
 import java.util.HexFormat;
+import java.util.IdentityHashMap;
 import java.util.LinkedHashMap;
 import java.util.LinkedHashSet;
 import java.util.List;
@@ -484,8 +487,10 @@ public class litefuse_hook implements Callable<Integer> {
      * tokens), Authorization headers, private-key blocks, and .env lines whose name holds SECRET, TOKEN, PASSWORD or
      * KEY. A pattern with a group named `secret` masks only that group (the header or variable name stays readable).
      */
-    record Masker(boolean standard, List<Rule> extra) {
+    record Masker(boolean standard, List<Rule> extra, Map<String, String> memo) {
         private static final String MASK = "[REDACTED]";
+        /** Texts shorter than this are masked again rather than remembered: the look-up would cost about as much. */
+        private static final int MEMO_MIN_LENGTH = 512;
 
         /** A pattern, and a cheap test that must pass before the regex runs (most text holds no credential). */
         private record Rule(Pattern pattern, java.util.function.Predicate<String> mightMatch) {
@@ -512,7 +517,7 @@ public class litefuse_hook implements Callable<Integer> {
 
         /** On unless CC_LANGFUSE_MASK_SECRETS=false; CC_LANGFUSE_MASK_PATTERNS adds regexes, one per line. */
         static Masker fromEnv(String enabled, String extraPatterns, List<String> problems) {
-            if ("false".equalsIgnoreCase(enabled == null ? "" : enabled.trim())) return new Masker(false, List.of());
+            if ("false".equalsIgnoreCase(enabled == null ? "" : enabled.trim())) return new Masker(false, List.of(), null);
             List<Rule> rules = new ArrayList<>();
             if (extraPatterns != null) {
                 for (String regex : extraPatterns.split("\\R")) {
@@ -524,7 +529,7 @@ public class litefuse_hook implements Callable<Integer> {
                     }
                 }
             }
-            return new Masker(true, List.copyOf(rules));
+            return new Masker(true, List.copyOf(rules), null);
         }
 
         /** gh[pousr]_ or github_pat_ somewhere: one search for "gh" (rare) instead of one per prefix. */
@@ -545,6 +550,14 @@ public class litefuse_hook implements Callable<Integer> {
             return false;
         }
 
+        /**
+         * The same masking for one trace, remembering long texts: a tool result is shown as the tool's output and again
+         * in the next call's input, and a full-mode input repeats the conversation, so each is masked once.
+         */
+        Masker forOneTrace() {
+            return off() ? this : new Masker(standard, extra, new HashMap<>());
+        }
+
         String describe() {
             if (!standard) return extra.isEmpty() ? "off" : extra.size() + " patterns";
             return "standard patterns" + (extra.isEmpty() ? "" : " and " + extra.size() + " more");
@@ -556,6 +569,11 @@ public class litefuse_hook implements Callable<Integer> {
 
         String text(String value) {
             if (value == null || off()) return value;
+            if (memo != null && value.length() >= MEMO_MIN_LENGTH) return memo.computeIfAbsent(value, this::maskNow);
+            return maskNow(value);
+        }
+
+        private String maskNow(String value) {
             String masked = value;
             if (standard) {
                 for (Rule rule : Standard.RULES) {
@@ -631,6 +649,7 @@ public class litefuse_hook implements Callable<Integer> {
         TAGS("CC_LANGFUSE_TAGS", null, InstallCopy.WHEN_SET, "tags", false),
         ENVIRONMENT("LANGFUSE_TRACING_ENVIRONMENT", null, InstallCopy.WHEN_SET, "environment", false),
         TRACEPARENT("CC_LANGFUSE_TRACEPARENT", null, InstallCopy.NEVER, null, false),
+        GENERATION_INPUT("CC_LANGFUSE_GENERATION_INPUT", null, InstallCopy.WHEN_SET, "generation_input", false),
         MAX_CHARS("CC_LANGFUSE_MAX_CHARS", null, InstallCopy.WHEN_SET, null, false),
         EXPORT_BUDGET_MS("CC_LANGFUSE_EXPORT_BUDGET_MS", null, InstallCopy.WHEN_SET, null, false),
         UNKNOWN_SETTLE_MS("CC_LANGFUSE_UNKNOWN_SETTLE_MS", null, InstallCopy.WHEN_SET, null, false),
@@ -826,8 +845,31 @@ public class litefuse_hook implements Callable<Integer> {
         record ExportOptions(String otlpEndpoint, Map<String, String> otlpHeaders, long budgetMillis, long unknownSettleMillis) {
         }
 
-        /** How traces are built and labelled: their user, tags, environment, parent span, longest text, and masking. */
-        record TraceOptions(String userId, List<String> tags, String environment, TraceParent parent, int maxChars, Masker masker) {
+        /**
+         * How traces are built and labelled: their user, tags, environment, parent span, longest text, masking, and how
+         * much of each model call a generation shows.
+         */
+        record TraceOptions(String userId, List<String> tags, String environment, TraceParent parent, int maxChars, Masker masker,
+                            GenerationInput generationInput) {
+        }
+
+        /**
+         * What a generation's input holds (CC_LANGFUSE_GENERATION_INPUT): the messages new to the model at that call
+         * (default), the whole request it was sent where the transcript records it, or nothing.
+         */
+        enum GenerationInput {
+            NEW, FULL, OFF;
+
+            /** `new`, `full` or `off` (any case); anything else is reported and the default applies. */
+            static GenerationInput of(String value, List<String> problems) {
+                if (value == null) return NEW;
+                for (GenerationInput mode : values()) {
+                    if (mode.name().equalsIgnoreCase(value)) return mode;
+                }
+                problems.add("Ignoring " + Setting.GENERATION_INPUT.variable() + "=\"" + Helpers.preview(value)
+                        + "\": it takes new, full or off; using new");
+                return NEW;
+            }
         }
 
         /** A W3C traceparent's trace and span: the span every turn's root becomes a child of. */
@@ -882,7 +924,8 @@ public class litefuse_hook implements Callable<Integer> {
                     tracingEnvironment(Setting.ENVIRONMENT.read(env), problems),
                     traceParent(Setting.TRACEPARENT.read(env), problems),
                     (int) parseAtLeast(Setting.MAX_CHARS.read(env), 1, DEFAULT_MAX_CHARS),
-                    Masker.fromEnv(Setting.MASK_SECRETS.read(env), Setting.MASK_PATTERNS.read(env), problems));
+                    Masker.fromEnv(Setting.MASK_SECRETS.read(env), Setting.MASK_PATTERNS.read(env), problems),
+                    GenerationInput.of(Setting.GENERATION_INPUT.read(env), problems));
             return new Config(isEnabled(env), langfuse, export, trace, StateLayout.under(home), home,
                     "true".equalsIgnoreCase(Setting.DEBUG.read(env)), List.copyOf(problems));
         }
@@ -1285,16 +1328,17 @@ public class litefuse_hook implements Callable<Integer> {
             for (JsonNode block : content) {
                 String type = block.path("type").asText();
                 if (type.equals("text")) parts.add(block.path("text").asText(""));
-                else if (type.equals("image")) parts.add(imageSummary(block));
+                else if (type.equals("image")) parts.add(mediaSummary(block));
                 else parts.add(Json.toJson(block));
             }
             return String.join("\n", parts);
         }
 
-        private static String imageSummary(JsonNode block) {
+        /** "[image: image/png, ~12345 bytes]": an image or document block in one line, never its base64. */
+        static String mediaSummary(JsonNode block) {
             JsonNode source = block.path("source");
             int approxBytes = source.path("data").asText("").length() * 3 / 4;
-            return "[image: " + source.path("media_type").asText("unknown") + ", ~" + approxBytes + " bytes]";
+            return "[" + block.path("type").asText("image") + ": " + source.path("media_type").asText("unknown") + ", ~" + approxBytes + " bytes]";
         }
 
         record Truncated(String text, boolean truncated, int origLen) {
@@ -1379,11 +1423,11 @@ public class litefuse_hook implements Callable<Integer> {
             return ("/" + name.group(1).strip() + (arguments.isEmpty() ? "" : " " + arguments));
         }
 
-        /** One transcript row and the byte offset where its line starts. */
-        record Row(JsonNode json, long offset, String uuid, Instant timestamp) {
+        /** One transcript row, the byte offset where its line starts and the line's length in bytes. */
+        record Row(JsonNode json, long offset, int length, String uuid, Instant timestamp) {
             /** Reads the fields every step needs once, where the row is parsed. */
-            Row(JsonNode json, long offset) {
-                this(json, offset, json.path("uuid").asText(""), getTimestamp(json));
+            Row(JsonNode json, long offset, int length) {
+                this(json, offset, length, json.path("uuid").asText(""), getTimestamp(json));
             }
 
             String type() {
@@ -1408,25 +1452,30 @@ public class litefuse_hook implements Callable<Integer> {
         /**
          * Per-session progress: where to read next, how many turns were sent, which user rows began them, what the
          * transcript looked like then (file identity and a hash of its first bytes, to notice a replaced file), the last
-         * turn sent (it may still grow: its spans are remembered so only new ones go out), and an export whose outcome
-         * is not known yet (asked about before anything is sent again).
+         * turn sent (it may still grow: its spans are remembered so only new ones go out), an export whose outcome is
+         * not known yet (asked about before anything is sent again), and, in full input mode, where the last recorded
+         * requests' messages are (Requests.Store.carry: a later run rebuilds requests that extend them).
          */
         record SessionState(long offset, int turnCount, List<String> emittedUserUuids, TranscriptIdentity identity,
-                            SentTurn openTurn, InFlight inFlight) {
+                            SentTurn openTurn, InFlight inFlight, JsonNode requestCarry) {
             /** A session nothing was read or sent of yet (replay starts from it). */
-            static final SessionState NEW = new SessionState(0, 0, List.of(), null, null, null);
+            static final SessionState NEW = new SessionState(0, 0, List.of(), null, null, null, null);
 
-            /** Read again from the start: turns already sent stay skipped and keep their numbers. */
+            /** Read again from the start: turns already sent stay skipped and keep their numbers; requests are found anew. */
             SessionState restart() {
-                return new SessionState(0, turnCount, emittedUserUuids, null, openTurn, inFlight);
+                return new SessionState(0, turnCount, emittedUserUuids, null, openTurn, inFlight, null);
             }
 
             SessionState withInFlight(InFlight export) {
-                return new SessionState(offset, turnCount, emittedUserUuids, identity, openTurn, export);
+                return new SessionState(offset, turnCount, emittedUserUuids, identity, openTurn, export, requestCarry);
             }
 
             SessionState withOffset(long next, TranscriptIdentity now) {
-                return new SessionState(next, turnCount, emittedUserUuids, now, openTurn, inFlight);
+                return new SessionState(next, turnCount, emittedUserUuids, now, openTurn, inFlight, requestCarry);
+            }
+
+            SessionState withRequestCarry(JsonNode carry) {
+                return new SessionState(offset, turnCount, emittedUserUuids, identity, openTurn, inFlight, carry);
             }
 
             /** Records parts Langfuse has: their turns count as sent, and the last becomes the open turn. */
@@ -1440,7 +1489,7 @@ public class litefuse_hook implements Callable<Integer> {
                     count = Math.max(count, sent.turnNumber());
                     open = open != null && open.userUuid().equals(sent.userUuid()) ? open.plus(sent) : sent;
                 }
-                return new SessionState(offset, count, List.copyOf(emitted), identity, open, inFlight);
+                return new SessionState(offset, count, List.copyOf(emitted), identity, open, inFlight, requestCarry);
             }
         }
 
@@ -1493,7 +1542,7 @@ public class litefuse_hook implements Callable<Integer> {
                 if (!parts.isEmpty()) inFlight = new InFlight(since, List.copyOf(parts));
             }
             return new SessionState(Math.max(0, state.path("offset").asLong(0)), Math.max(0, state.path("turn_count").asInt(0)),
-                    List.copyOf(emitted), identity, open, inFlight);
+                    List.copyOf(emitted), identity, open, inFlight, state.path("request_carry").isObject() ? state.get("request_carry") : null);
         }
 
         private static SentTurn readSentTurn(JsonNode node) {
@@ -1537,6 +1586,7 @@ public class litefuse_hook implements Callable<Integer> {
                 state.put("head_length", identity.headLength());
                 state.put(identity.sha256() ? "head_sha256" : "head_crc32", identity.headChecksum());
             }
+            if (sessionState.requestCarry() != null) state.set("request_carry", sessionState.requestCarry());
             state.put("updated", Instant.now().toString());
             return state;
         }
@@ -1616,12 +1666,62 @@ public class litefuse_hook implements Callable<Integer> {
         record ReadResult(List<Transcript.Row> rows, long endOffset, int badLines) {
         }
 
+        /**
+         * Row types nothing downstream reads (copies of subagent messages, file snapshots, titles...): parsed only up to
+         * their type and kept as {"type": ...} (a tenth of a transcript's bytes, or more). The request and attachment rows
+         * are read only as far as generations show what the model was sent (unreadTypes).
+         */
+        private static final Set<String> UNREAD_ROW_TYPES = Set.of("progress", "file-history-snapshot", "file-history-delta",
+                "queue-operation", "last-prompt", "ai-title", "custom-title", "agent-name", "permission-mode", "mode", "pr-link",
+                "bridge-session", "cost-state", "atis-latch", "tools-used");
+
+        static final String REQUEST_BLOB = "api-request-blob";
+        static final String REQUEST_SHAPE = "api-request-shape";
+
+        /** The row types left unread for this input mode: request blobs and attachments unless inputs are shown, shapes unless in full. */
+        static Set<String> unreadTypes(Config.GenerationInput mode) {
+            Set<String> unread = new HashSet<>(UNREAD_ROW_TYPES);
+            if (mode == Config.GenerationInput.OFF) unread.addAll(List.of(REQUEST_BLOB, "attachment"));
+            if (mode != Config.GenerationInput.FULL) unread.add(REQUEST_SHAPE);
+            return Set.copyOf(unread);
+        }
+
+        /** Where parsed rows go: the types left unread, the consumer of each row, the log for lines that are not rows. */
+        record RowSink(Set<String> unreadTypes, Consumer<Transcript.Row> consumer, Log log) {
+        }
+
+        /** The row whose line starts at `offset`, read whole; null when there is none (a line cut short, a changed file). */
+        static JsonNode readRowAt(FileChannel channel, long offset) throws IOException {
+            if (offset < 0) return null;
+            ByteArrayOutputStream line = new ByteArrayOutputStream();
+            ByteBuffer buffer = ByteBuffer.allocate(8192);
+            for (long at = offset; line.size() <= MAX_LINE_BYTES; ) {
+                buffer.clear();
+                int read = channel.read(buffer, at);
+                if (read <= 0) return null;
+                for (int i = 0; i < read; i++) {
+                    if (buffer.get(i) == '\n') {
+                        line.write(buffer.array(), 0, i);
+                        try {
+                            JsonNode row = Json.parse(line.toByteArray());
+                            return row != null && row.isObject() ? row : null;
+                        } catch (JsonProcessingException e) {
+                            return null;
+                        }
+                    }
+                }
+                line.write(buffer.array(), 0, read);
+                at += read;
+            }
+            return null;
+        }
+
         /** Reads the complete lines after `offset`; a trailing line without newline waits unless it is a whole object. */
-        static ReadResult readNewJsonl(Path transcriptPath, long offset, Log log) throws IOException {
+        static ReadResult readNewJsonl(Path transcriptPath, long offset, Set<String> unreadTypes, Log log) throws IOException {
             List<Transcript.Row> rows = new ArrayList<>();
             try (InputStream in = Files.newInputStream(transcriptPath)) {
                 in.skipNBytes(offset);
-                JsonlStats stats = streamJsonl(in, offset, true, rows::add, log);
+                JsonlStats stats = streamJsonl(in, offset, true, new RowSink(unreadTypes, rows::add, log));
                 return new ReadResult(rows, stats.endOffset(), stats.badLines());
             }
         }
@@ -1633,8 +1733,7 @@ public class litefuse_hook implements Callable<Integer> {
          * Streams JSON-object lines from `in` (positioned at `startOffset`) into `sink`, one line in memory at a time.
          * Broken lines are skipped with one log line each. endOffset is just after the last line consumed.
          */
-        static JsonlStats streamJsonl(InputStream in, long startOffset, boolean acceptWholeTail, Consumer<Transcript.Row> sink, Log log)
-                throws IOException {
+        static JsonlStats streamJsonl(InputStream in, long startOffset, boolean acceptWholeTail, RowSink sink) throws IOException {
             byte[] chunk = new byte[1 << 18];
             ByteBuffer words = ByteBuffer.wrap(chunk).order(java.nio.ByteOrder.LITTLE_ENDIAN);
             byte[] carry = new byte[8192];
@@ -1650,13 +1749,13 @@ public class litefuse_hook implements Callable<Integer> {
                 for (int newline = nextNewline(words, 0, read); newline >= 0; newline = nextNewline(words, from, read)) {
                     boolean ok;
                     if (oversized) {
-                        ok = parseLine(null, 0, 0, lineStart, true, sink, log);
+                        ok = parseLine(null, 0, 0, lineStart, true, sink);
                     } else if (carried == 0) {
                         // The common case: the whole line sits in this chunk; parse it where it is.
-                        ok = parseLine(chunk, from, newline - from, lineStart, false, sink, log);
+                        ok = parseLine(chunk, from, newline - from, lineStart, false, sink);
                     } else {
                         carry = append(carry, carried, chunk, from, newline - from);
-                        ok = parseLine(carry, 0, carried + newline - from, lineStart, false, sink, log);
+                        ok = parseLine(carry, 0, carried + newline - from, lineStart, false, sink);
                     }
                     if (!ok) badLines++;
                     carried = 0;
@@ -1679,9 +1778,9 @@ public class litefuse_hook implements Callable<Integer> {
             }
             if (carried > 0 && acceptWholeTail && !oversized) {
                 // A last line without its newline counts only when it is one whole object: read all of it.
-                JsonNode tail = parseJsonObject(carry, 0, carried, true);
+                JsonNode tail = parseJsonObject(carry, 0, carried, true, sink.unreadTypes());
                 if (tail != null) {
-                    sink.accept(new Transcript.Row(tail, lineStart));
+                    sink.consumer().accept(new Transcript.Row(tail, lineStart, carried));
                     consumedTo = chunkStart;
                 }
             }
@@ -1716,13 +1815,14 @@ public class litefuse_hook implements Callable<Integer> {
         }
 
         /** Parses one line into the sink; returns false (after one log line) when it is not a transcript row. */
-        private static boolean parseLine(byte[] bytes, int offset, int length, long position, boolean oversized, Consumer<Transcript.Row> sink, Log log) {
+        private static boolean parseLine(byte[] bytes, int offset, int length, long position, boolean oversized, RowSink sink) {
+            Log log = sink.log();
             if (oversized) {
                 log.warn("Skipped transcript line at byte " + position + ": longer than " + MAX_LINE_BYTES + " bytes");
                 return false;
             }
             if (isBlank(bytes, offset, length)) return true;
-            JsonNode row = parseJsonObject(bytes, offset, length, false);
+            JsonNode row = parseJsonObject(bytes, offset, length, false, sink.unreadTypes());
             if (row == null) {
                 log.warn("Skipped transcript line at byte " + position + ": not a JSON object (" + length + " bytes)");
                 return false;
@@ -1732,7 +1832,7 @@ public class litefuse_hook implements Callable<Integer> {
                 log.warn("Skipped transcript row at byte " + position + ": " + problem);
                 return false;
             }
-            sink.accept(new Transcript.Row(row, position));
+            sink.consumer().accept(new Transcript.Row(row, position, length));
             return true;
         }
 
@@ -1761,23 +1861,15 @@ public class litefuse_hook implements Callable<Integer> {
         }
 
         /**
-         * Row types nothing downstream reads (copies of subagent messages, file snapshots, request bodies, titles...):
-         * parsed only up to their type and kept as {"type": ...} (a tenth of a transcript's bytes, or more).
-         */
-        private static final Set<String> UNREAD_ROW_TYPES = Set.of("progress", "file-history-snapshot", "file-history-delta",
-                "queue-operation", "last-prompt", "ai-title", "custom-title", "agent-name", "permission-mode", "mode", "pr-link",
-                "bridge-session", "api-request-blob", "api-request-shape", "cost-state", "atis-latch", "tools-used", "attachment");
-
-        /**
          * A row, or null. `readAll` reads even an unread type to its end (to tell a complete last line from a cut one).
          * Jackson reads UTF-8 bytes directly; a line with invalid UTF-8 is decoded with replacement characters instead.
          */
-        private static JsonNode parseJsonObject(byte[] bytes, int offset, int length, boolean readAll) {
+        private static JsonNode parseJsonObject(byte[] bytes, int offset, int length, boolean readAll, Set<String> unreadTypes) {
             try {
-                JsonNode node = readAll ? Json.parse(bytes, offset, length) : Json.parseRow(bytes, offset, length, UNREAD_ROW_TYPES);
+                JsonNode node = readAll ? Json.parse(bytes, offset, length) : Json.parseRow(bytes, offset, length, unreadTypes);
                 if (node == null || !node.isObject()) return null;
                 JsonNode type = node.get("type");
-                boolean unread = readAll && type != null && type.isTextual() && UNREAD_ROW_TYPES.contains(type.textValue());
+                boolean unread = readAll && type != null && type.isTextual() && unreadTypes.contains(type.textValue());
                 return unread ? Json.NODES.objectNode().set("type", type) : node;
             } catch (IOException e) {
                 try {
@@ -1792,6 +1884,611 @@ public class litefuse_hook implements Callable<Integer> {
         }
     }
 
+    /**
+     * What each model call was sent, as Claude Code 2.1.3xx records it (only while a server-side switch is on: a
+     * transcript without these rows gets its inputs from the turn, in Traces). An `api-request` row names its shape
+     * (`api-request-shape`: system blocks and tools), the earlier request whose first `keep` messages it keeps (`base`),
+     * and the hashes of the messages it adds (`tail`), each an `api-request-blob` or a message the transcript already
+     * holds as rows. A hash is the SHA-256 of the message as canonical JSON (keys sorted, text content as one text block,
+     * cache_control left out), so every message found by its hash is the one the model got. A whole request is used only
+     * when the SHA-256 of it in the same form (cache_control where `cacheControl` puts it, the metadata-like keys out)
+     * equals its `requestDigest`.
+     */
+    static final class Requests {
+        private Requests() {
+        }
+
+        /**
+         * A model call as recorded: the messages new to it (after the request's last assistant message), and, in full
+         * mode, the whole request: every message, system blocks, tools.
+         */
+        record Call(List<JsonNode> newMessages, List<JsonNode> messages, JsonNode system, JsonNode tools) {
+            boolean whole() {
+                return messages != null;
+            }
+        }
+
+        /** The body keys Claude Code leaves out of a request's digest (they change from call to call, or say nothing of it). */
+        private static final Set<String> UNDIGESTED_KEYS = Set.of("metadata", "stream", "thread", "diagnostics", "safeguards", "data_flow");
+
+        /** A message a request names, where the transcript holds it (a blob row, a user row, or an assistant message's rows), and its hash. */
+        private record Source(JsonNode message, char kind, long[] offsets, int bytes, String hash) {
+            Source withHash(String known) {
+                return new Source(message, kind, offsets, bytes, known);
+            }
+        }
+
+        /** One recorded request: its row, the messages it adds (null where none is known by that hash), all of them in full mode. */
+        private static final class Recorded {
+            final JsonNode row;
+            final List<Source> tail = new ArrayList<>();
+            List<Source> messages;
+            String unbuilt;
+
+            Recorded(JsonNode row) {
+                this.row = row;
+            }
+
+            int keep() {
+                return Math.max(0, row.path("keep").asInt(0));
+            }
+
+            int length() {
+                return messages != null ? messages.size() : keep() + tail.size();
+            }
+        }
+
+        /**
+         * The request rows of one transcript as they stream in, and the messages their hashes name: blobs, and the
+         * transcript's own user rows and assistant messages, hashed only when a request asks for a hash no blob has.
+         * Bounded: the oldest messages and requests are forgotten first (a request that needs them shows new input).
+         * Until a transcript shows its first request row only a few recent messages are kept: older transcripts have none.
+         */
+        static final class Store {
+            private static final int MAX_REQUESTS = 1024;
+            private static final long MAX_MESSAGE_BYTES = 16L << 20;
+            private static final long MESSAGE_BYTES_BEFORE_REQUESTS = 1L << 20;
+            /** Requests a later hook run may find as the base of its first one (full mode): the last few. */
+            private static final int CARRIED_REQUESTS = 4;
+            private final Config.GenerationInput mode;
+            private final Log log;
+            private final Map<String, JsonNode> shapes = new HashMap<>();
+            private final Map<String, Long> shapeOffsets = new HashMap<>();
+            private final LinkedHashMap<String, Recorded> requests = new LinkedHashMap<>();
+            private final LinkedHashMap<String, Source> known = new LinkedHashMap<>();
+            private final ArrayDeque<Source> unhashed = new ArrayDeque<>();
+            private long bytes;
+            private String openAssistantId;
+            private ArrayNode openAssistantContent;
+            private List<Long> openAssistantOffsets;
+            private int openAssistantBytes;
+
+            Store(Config.GenerationInput mode, Log log) {
+                this.mode = mode;
+                this.log = log;
+            }
+
+            void accept(Transcript.Row row) {
+                if (mode == Config.GenerationInput.OFF) return;
+                JsonNode json = row.json();
+                switch (row.type()) {
+                    case "assistant" -> addAssistantRow(json, row);
+                    case "user" -> {
+                        if (json.path("message").isObject()) {
+                            JsonNode content = json.path("message").path("content");
+                            remember(new Source(message("user", content), 'u', new long[]{row.offset()}, row.length(), null));
+                        }
+                    }
+                    case Reader.REQUEST_BLOB -> {
+                        if (json.path("hash").isTextual() && json.path("message").isObject()) {
+                            String hash = json.path("hash").textValue();
+                            remember(new Source(asSent(json.path("message")), 'b', new long[]{row.offset()}, row.length(), hash));
+                        }
+                    }
+                    case Reader.REQUEST_SHAPE -> {
+                        if (json.path("shapeHash").isTextual() && json.path("shape").isObject()) {
+                            shapes.put(json.path("shapeHash").textValue(), json.path("shape"));
+                            shapeOffsets.put(json.path("shapeHash").textValue(), row.offset());
+                        }
+                    }
+                    case "api-request" -> record(json);
+                    default -> {
+                        // Other rows are no part of a request.
+                    }
+                }
+            }
+
+            /** The calls these request ids name, as far as they are recorded; one debug line for each that is not. */
+            Map<String, Call> calls(Collection<String> requestIds) {
+                Map<String, Call> calls = new HashMap<>();
+                if (mode == Config.GenerationInput.OFF) return calls;
+                for (String id : requestIds) {
+                    Call call = call(id);
+                    if (call != null) calls.put(id, call);
+                }
+                return calls;
+            }
+
+            private Call call(String requestId) {
+                Recorded recorded = requests.get(requestId);
+                if (recorded == null) return null;
+                List<JsonNode> fresh = newMessages(recorded);
+                if (mode == Config.GenerationInput.FULL) {
+                    JsonNode shape = shapes.get(recorded.row.path("shapeHash").asText(""));
+                    String problem = recorded.unbuilt != null ? recorded.unbuilt
+                            : shape == null ? "its shape (system and tools) is in no row read"
+                            : !digestMatches(recorded, shape) ? "the rebuilt request does not match its requestDigest" : null;
+                    if (problem == null) return new Call(fresh, messagesOf(recorded.messages), shape.get("system"), shape.get("tools"));
+                    log.debug("Request " + requestId + " shown as its new messages, not whole: " + problem);
+                }
+                if (fresh == null) {
+                    log.debug("Request " + requestId + ": the messages new to it are not all in what was read; its input comes from the turn");
+                    return null;
+                }
+                return new Call(fresh, null, null, null);
+            }
+
+            private void addAssistantRow(JsonNode json, Transcript.Row row) {
+                String id = json.path("message").path("id").asText("");
+                if (!id.equals(openAssistantId)) {
+                    closeAssistant();
+                    openAssistantId = id;
+                    openAssistantContent = Json.NODES.arrayNode();
+                    openAssistantOffsets = new ArrayList<>();
+                    openAssistantBytes = 0;
+                }
+                JsonNode content = json.path("message").path("content");
+                if (content.isArray()) openAssistantContent.addAll((ArrayNode) content);
+                else if (content.isTextual()) openAssistantContent.add(textBlock(content.textValue()));
+                openAssistantOffsets.add(row.offset());
+                openAssistantBytes += row.length();
+            }
+
+            /** The rows of one assistant message are over once another message starts or a request names the message. */
+            private void closeAssistant() {
+                if (openAssistantId == null) return;
+                long[] offsets = openAssistantOffsets.stream().mapToLong(Long::longValue).toArray();
+                remember(new Source(message("assistant", openAssistantContent), 'a', offsets, openAssistantBytes, null));
+                openAssistantId = null;
+                openAssistantContent = null;
+            }
+
+            /** Keeps a message, by its hash when known (a blob), else to be hashed when a request asks; forgets the oldest past the bound. */
+            private void remember(Source source) {
+                if (source.hash() != null) known.put(source.hash(), source);
+                else unhashed.add(source);
+                bytes += source.bytes();
+                long bound = requests.isEmpty() ? MESSAGE_BYTES_BEFORE_REQUESTS : MAX_MESSAGE_BYTES;
+                while (bytes > bound && (!unhashed.isEmpty() || known.size() > 1)) {
+                    Source dropped = !unhashed.isEmpty() ? unhashed.poll() : known.remove(known.keySet().iterator().next());
+                    bytes -= dropped.bytes();
+                }
+            }
+
+            /** The message with this hash: a blob, or a transcript message (hashing those not hashed yet, oldest first). */
+            private Source resolve(String hash) {
+                Source found = known.get(hash);
+                if (found != null) return found;
+                while (!unhashed.isEmpty()) {
+                    Source next = unhashed.poll();
+                    Source hashed = next.withHash(messageHash(next.message()));
+                    known.put(hashed.hash(), hashed);
+                    if (hashed.hash().equals(hash)) return hashed;
+                }
+                // A request row follows the answer it extends at once, so that answer's rows may be all there is of it yet.
+                if (openAssistantId != null && messageHash(message("assistant", openAssistantContent)).equals(hash)) {
+                    closeAssistant();
+                    return resolve(hash);
+                }
+                return null;
+            }
+
+            private void record(JsonNode row) {
+                String id = row.path("id").asText("");
+                if (id.isEmpty()) return;
+                Recorded recorded = new Recorded(row);
+                for (JsonNode hash : row.path("tail")) recorded.tail.add(hash.isTextual() ? resolve(hash.textValue()) : null);
+                if (mode == Config.GenerationInput.FULL) recorded.messages = allMessages(recorded);
+                requests.put(id, recorded);
+                if (requests.size() > MAX_REQUESTS) requests.remove(requests.keySet().iterator().next());
+            }
+
+            /** Every message of the request: the first `keep` of its base's, then its tail; null (and why) when one is missing. */
+            private List<Source> allMessages(Recorded recorded) {
+                List<Source> messages = new ArrayList<>();
+                if (recorded.keep() > 0) {
+                    Recorded base = requests.get(recorded.row.path("base").asText(""));
+                    if (base == null || base.messages == null) {
+                        recorded.unbuilt = "the request it extends is not in what was read";
+                        return null;
+                    }
+                    if (recorded.keep() > base.messages.size()) {
+                        recorded.unbuilt = "it keeps " + recorded.keep() + " messages of a request that had " + base.messages.size();
+                        return null;
+                    }
+                    messages.addAll(base.messages.subList(0, recorded.keep()));
+                }
+                for (Source message : recorded.tail) {
+                    if (message == null) {
+                        recorded.unbuilt = "a message it adds is in no blob or row read";
+                        return null;
+                    }
+                    messages.add(message);
+                }
+                return List.copyOf(messages);
+            }
+
+            /** The messages after the request's last assistant message (its base's, where its own part has none); null when one is unknown. */
+            private List<JsonNode> newMessages(Recorded request) {
+                ArrayDeque<JsonNode> fresh = new ArrayDeque<>();
+                for (int position = request.length() - 1; position >= 0; position--) {
+                    Source message = messageAt(request, position);
+                    if (message == null) return null;
+                    if (message.message().path("role").asText("").equals("assistant")) break;
+                    fresh.addFirst(message.message());
+                }
+                return List.copyOf(fresh);
+            }
+
+            /** The request's message at `position`, from its tail or, before it, from the requests it extends. */
+            private Source messageAt(Recorded request, int position) {
+                Recorded at = request;
+                while (at != null) {
+                    if (at.messages != null) return position < at.messages.size() ? at.messages.get(position) : null;
+                    if (position >= at.keep()) return position - at.keep() < at.tail.size() ? at.tail.get(position - at.keep()) : null;
+                    at = requests.get(at.row.path("base").asText(""));
+                }
+                return null;
+            }
+
+            /**
+             * What a later hook run needs to rebuild requests extending this run's, in full mode: the last requests whose
+             * messages are all known, each message by its hash and where its rows are, and their shapes' rows. Null: none.
+             */
+            ObjectNode carry() {
+                if (mode != Config.GenerationInput.FULL) return null;
+                ArrayNode carried = Json.NODES.arrayNode();
+                List<Recorded> whole = new ArrayList<>();
+                for (Recorded recorded : requests.values()) {
+                    if (recorded.messages != null && shapeOffsets.containsKey(recorded.row.path("shapeHash").asText(""))) whole.add(recorded);
+                }
+                for (Recorded recorded : whole.subList(Math.max(0, whole.size() - CARRIED_REQUESTS), whole.size())) {
+                    ObjectNode entry = carried.addObject();
+                    entry.set("row", recorded.row);
+                    entry.put("shape_offset", shapeOffsets.get(recorded.row.path("shapeHash").asText("")));
+                    ArrayNode messages = entry.putArray("messages");
+                    for (Source source : recorded.messages) {
+                        ArrayNode ref = messages.addArray().add(source.hash()).add(String.valueOf(source.kind()));
+                        for (long offset : source.offsets()) ref.add(offset);
+                    }
+                }
+                return carried.isEmpty() ? null : Json.NODES.objectNode().set("requests", carried);
+            }
+
+            /**
+             * Takes in what an earlier run carried (see carry): its requests whole, their messages and shapes read again
+             * from the transcript where they are. A message or shape that no longer reads back leaves its request out
+             * (a request built on it shows its new messages instead); a changed one fails the request's digest check.
+             */
+            void seed(JsonNode carry, Path transcript) {
+                if (mode != Config.GenerationInput.FULL || carry == null) return;
+                try (FileChannel channel = FileChannel.open(transcript, StandardOpenOption.READ)) {
+                    for (JsonNode entry : carry.path("requests")) {
+                        Recorded recorded = reread(entry, channel);
+                        if (recorded != null) requests.put(recorded.row.path("id").asText(""), recorded);
+                    }
+                } catch (IOException | RuntimeException e) {
+                    log.debug("Could not read back the requests an earlier run carried: " + e);
+                }
+            }
+
+            private Recorded reread(JsonNode entry, FileChannel channel) throws IOException {
+                Recorded recorded = new Recorded(entry.path("row"));
+                String shapeHash = recorded.row.path("shapeHash").asText("");
+                if (!shapes.containsKey(shapeHash)) {
+                    JsonNode shapeRow = Reader.readRowAt(channel, entry.path("shape_offset").asLong(-1));
+                    if (shapeRow == null || !shapeHash.equals(shapeRow.path("shapeHash").asText())) return null;
+                    shapes.put(shapeHash, shapeRow.path("shape"));
+                    shapeOffsets.put(shapeHash, entry.path("shape_offset").asLong());
+                }
+                List<Source> messages = new ArrayList<>();
+                for (JsonNode ref : entry.path("messages")) {
+                    Source source = known.get(ref.path(0).asText(""));
+                    if (source == null) source = readSource(ref, channel);
+                    if (source == null) return null;
+                    known.put(source.hash(), source);
+                    messages.add(source);
+                }
+                recorded.messages = List.copyOf(messages);
+                return recorded;
+            }
+
+            /** A carried message read back from its rows: a blob's message, a user row's, or an assistant message's rows joined. */
+            private static Source readSource(JsonNode ref, FileChannel channel) throws IOException {
+                char kind = ref.path(1).asText(" ").charAt(0);
+                long[] offsets = new long[Math.max(0, ref.size() - 2)];
+                ArrayNode content = Json.NODES.arrayNode();
+                JsonNode blob = null;
+                for (int i = 0; i < offsets.length; i++) {
+                    offsets[i] = ref.path(i + 2).asLong(-1);
+                    JsonNode row = Reader.readRowAt(channel, offsets[i]);
+                    if (row == null) return null;
+                    if (kind == 'b') blob = asSent(row.path("message"));
+                    else if (row.path("message").path("content").isArray()) content.addAll((ArrayNode) row.path("message").path("content"));
+                    else content.add(textBlock(row.path("message").path("content").asText("")));
+                }
+                if (offsets.length == 0) return null;
+                JsonNode message = kind == 'b' ? blob : message(kind == 'a' ? "assistant" : "user", content);
+                return new Source(message, kind, offsets, 0, ref.path(0).asText(""));
+            }
+        }
+
+        private static List<JsonNode> messagesOf(List<Source> sources) {
+            List<JsonNode> messages = new ArrayList<>(sources.size());
+            for (Source source : sources) messages.add(source.message());
+            return messages;
+        }
+
+        /** A message as the API takes it: a role and a list of blocks (a text content becomes one text block, as Claude Code hashes it). */
+        static ObjectNode message(String role, JsonNode content) {
+            ObjectNode message = Json.NODES.objectNode();
+            message.put("role", role);
+            message.set("content", content.isArray() ? content
+                    : content.isTextual() ? Json.NODES.arrayNode().add(textBlock(content.textValue())) : Json.NODES.arrayNode());
+            return message;
+        }
+
+        /** Consecutive messages of one role as one (Claude Code sends a prompt and the text it adds to it as one user message). */
+        static List<JsonNode> mergeConsecutive(List<JsonNode> messages) {
+            List<JsonNode> merged = new ArrayList<>();
+            for (JsonNode message : messages) {
+                JsonNode last = merged.isEmpty() ? null : merged.get(merged.size() - 1);
+                if (last == null || !last.path("role").equals(message.path("role"))) {
+                    merged.add(message);
+                    continue;
+                }
+                ObjectNode joined = message(last.path("role").asText(), Json.NODES.arrayNode()
+                        .addAll((ArrayNode) last.path("content").deepCopy()).addAll((ArrayNode) message.path("content").deepCopy()));
+                merged.set(merged.size() - 1, joined);
+            }
+            return merged;
+        }
+
+        /** A recorded message as it was sent, every field kept (a system message can carry its own output_config), text content as one block. */
+        private static JsonNode asSent(JsonNode message) {
+            if (!message.path("content").isTextual()) return message;
+            ObjectNode copy = message.deepCopy();
+            copy.set("content", Json.NODES.arrayNode().add(textBlock(message.path("content").textValue())));
+            return copy;
+        }
+
+        private static ObjectNode textBlock(String text) {
+            return Json.NODES.objectNode().put("type", "text").put("text", text);
+        }
+
+        static String messageHash(JsonNode message) {
+            StringBuilder text = new StringBuilder();
+            canonical(message, true, text);
+            return HexFormat.of().formatHex(Helpers.sha256(text.toString()));
+        }
+
+        /** Whether the request rebuilt from its shape, params and messages, cache_control put back, hashes to its requestDigest. */
+        private static boolean digestMatches(Recorded recorded, JsonNode shape) {
+            String expected = recorded.row.path("requestDigest").textValue();
+            if (expected == null) return false;
+            ObjectNode request = Json.NODES.objectNode();
+            recorded.row.path("params").properties().forEach(field -> request.set(field.getKey(), field.getValue()));
+            if (shape.has("system")) request.set("system", shape.get("system"));
+            if (shape.has("tools")) request.set("tools", shape.get("tools"));
+            request.set("messages", Json.NODES.arrayNode().addAll(messagesOf(recorded.messages)));
+            for (JsonNode control : recorded.row.path("cacheControl")) {
+                if (!putAlong(request, control.path("path"), 0, control.path("value"))) return false;
+            }
+            for (String key : UNDIGESTED_KEYS) request.remove(key);
+            StringBuilder text = new StringBuilder();
+            canonical(request, false, text);
+            return HexFormat.of().formatHex(Helpers.sha256(text.toString())).equals(expected);
+        }
+
+        /** Sets `cache_control` at the path's end, copying the containers on the way (the messages stay shared and unchanged). */
+        private static boolean putAlong(JsonNode container, JsonNode path, int step, JsonNode value) {
+            JsonNode key = path.path(step);
+            JsonNode child = key.isInt() ? container.path(key.intValue()) : container.path(key.asText());
+            if (!child.isContainerNode()) return false;
+            JsonNode copy = child.deepCopy();
+            if (step == path.size() - 1) {
+                if (!(copy instanceof ObjectNode object)) return false;
+                object.set("cache_control", value);
+            } else if (!putAlong(copy, path, step + 1, value)) {
+                return false;
+            }
+            if (container instanceof ObjectNode object) object.set(key.asText(), copy);
+            else ((ArrayNode) container).set(key.intValue(), copy);
+            return true;
+        }
+
+        /**
+         * Canonical JSON as Claude Code hashes it (JavaScript's JSON.stringify of the value with its keys sorted):
+         * strings escaped as JSON.stringify escapes them, integers plainly, cache_control left out if asked.
+         */
+        static void canonical(JsonNode node, boolean omitCacheControl, StringBuilder out) {
+            switch (node.getNodeType()) {
+                case OBJECT -> {
+                    List<String> names = new ArrayList<>();
+                    node.fieldNames().forEachRemaining(names::add);
+                    java.util.Collections.sort(names);
+                    char separator = '{';
+                    for (String name : names) {
+                        if (omitCacheControl && name.equals("cache_control")) continue;
+                        out.append(separator);
+                        separator = ',';
+                        quote(name, out);
+                        out.append(':');
+                        canonical(node.get(name), omitCacheControl, out);
+                    }
+                    out.append(separator == '{' ? "{}" : "}");
+                }
+                case ARRAY -> {
+                    out.append('[');
+                    for (int i = 0; i < node.size(); i++) {
+                        if (i > 0) out.append(',');
+                        canonical(node.get(i), omitCacheControl, out);
+                    }
+                    out.append(']');
+                }
+                case STRING -> quote(node.textValue(), out);
+                case NUMBER -> out.append(javaScriptNumber(node));
+                case BOOLEAN -> out.append(node.booleanValue());
+                default -> out.append("null");
+            }
+        }
+
+        /** A number as JavaScript prints it: integers (and whole doubles) without a fraction, others as Java prints them. */
+        private static String javaScriptNumber(JsonNode number) {
+            if (number.isIntegralNumber()) return number.asText();
+            double value = number.doubleValue();
+            if (value == Math.rint(value) && Math.abs(value) < 1e21) return Long.toString((long) value);
+            return Double.toString(value).replace("E", "e");
+        }
+
+        /** A string as JSON.stringify writes it: short escapes, other control characters and lone surrogates as lowercase \\u. */
+        private static void quote(String text, StringBuilder out) {
+            out.append('"');
+            for (int i = 0; i < text.length(); i++) {
+                char c = text.charAt(i);
+                switch (c) {
+                    case '"' -> out.append("\\\"");
+                    case '\\' -> out.append("\\\\");
+                    case '\b' -> out.append("\\b");
+                    case '\f' -> out.append("\\f");
+                    case '\n' -> out.append("\\n");
+                    case '\r' -> out.append("\\r");
+                    case '\t' -> out.append("\\t");
+                    default -> {
+                        boolean loneSurrogate = Character.isHighSurrogate(c)
+                                ? i + 1 >= text.length() || !Character.isLowSurrogate(text.charAt(i + 1))
+                                : Character.isLowSurrogate(c) && (i == 0 || !Character.isHighSurrogate(text.charAt(i - 1)));
+                        if (c < 0x20 || loneSurrogate) out.append(String.format(Locale.ROOT, "\\u%04x", (int) c));
+                        else out.append(c);
+                    }
+                }
+            }
+            out.append('"');
+        }
+
+        /**
+         * The request's settings as Langfuse shows model parameters (flat: numbers and short strings): max_tokens,
+         * thinking (its type) and thinking_budget, effort, temperature, top_p and top_k where set.
+         */
+        static ObjectNode parameters(JsonNode params) {
+            ObjectNode parameters = Json.NODES.objectNode();
+            for (String name : List.of("max_tokens", "temperature", "top_p", "top_k")) {
+                if (params.path(name).isNumber()) parameters.set(name, params.get(name));
+            }
+            JsonNode thinking = params.path("thinking");
+            if (thinking.path("type").isTextual()) parameters.set("thinking", thinking.get("type"));
+            if (thinking.path("budget_tokens").isNumber()) parameters.set("thinking_budget", thinking.get("budget_tokens"));
+            if (params.path("output_config").path("effort").isTextual()) parameters.set("effort", params.path("output_config").get("effort"));
+            return parameters;
+        }
+
+        /** A generation's input as JSON text within `maxChars`, and how many of its oldest messages were left out for that. */
+        record Cut(Transcript.Truncated text, int omittedMessages) {
+        }
+
+        /**
+         * The input as JSON text within `maxChars`, always valid JSON: whole; else with tool schemas as names, then its
+         * newest messages whole (`omitted_messages` says how many older ones were left out); when even the newest alone
+         * is too long, its longest strings cut short.
+         */
+        static Cut cut(ObjectNode input, int maxChars) {
+            String whole = Json.toJson(input);
+            if (whole.length() <= maxChars) return new Cut(new Transcript.Truncated(whole, false, whole.length()), 0);
+            ObjectNode kept = input.deepCopy();
+            if (kept.path("tools").path(0).isObject()) {
+                ArrayNode names = Json.NODES.arrayNode();
+                for (JsonNode tool : kept.path("tools")) names.add(tool.path("name").asText(""));
+                kept.set("tools", names);
+            }
+            ArrayNode messages = (ArrayNode) kept.path("messages");
+            int omitted = 0;
+            int length = Json.toJson(kept).length() + "\"omitted_messages\":,".length() + 10;
+            while (length > maxChars && messages.size() > 1) {
+                length -= Json.toJson(messages.remove(0)).length() + 1;
+                omitted++;
+            }
+            if (omitted > 0) {
+                // omitted_messages first, where a reader sees it.
+                ObjectNode ordered = Json.NODES.objectNode().put("omitted_messages", omitted);
+                kept.properties().forEach(field -> ordered.set(field.getKey(), field.getValue()));
+                kept = ordered;
+            }
+            String text = Json.toJson(kept);
+            for (int cap = maxChars / 2; text.length() > maxChars && cap > 0; cap /= 2) {
+                shortenStrings(kept, cap);
+                text = Json.toJson(kept);
+            }
+            return new Cut(new Transcript.Truncated(text, true, whole.length()), omitted);
+        }
+
+        /** Every string in the tree longer than `cap` characters cut to `cap`, with a mark that says so. */
+        private static void shortenStrings(JsonNode node, int cap) {
+            if (node instanceof ObjectNode object) {
+                for (Map.Entry<String, JsonNode> field : List.copyOf(object.properties())) {
+                    if (field.getValue().isTextual() && field.getValue().textValue().length() > cap) {
+                        object.put(field.getKey(), shortened(field.getValue().textValue(), cap));
+                    } else {
+                        shortenStrings(field.getValue(), cap);
+                    }
+                }
+            } else if (node instanceof ArrayNode array) {
+                for (int i = 0; i < array.size(); i++) {
+                    if (array.get(i).isTextual() && array.get(i).textValue().length() > cap) array.set(i, shortened(array.get(i).textValue(), cap));
+                    else shortenStrings(array.get(i), cap);
+                }
+            }
+        }
+
+        private static String shortened(String text, int cap) {
+            return text.substring(0, cap) + "…[" + (text.length() - cap) + " more characters]";
+        }
+
+        /**
+         * Messages as a generation shows them: thinking without its signature, images and documents as a one-line summary
+         * (never base64), everything else as it was sent. The messages given are never changed.
+         */
+        static ArrayNode forDisplay(List<JsonNode> messages) {
+            ArrayNode shown = Json.NODES.arrayNode();
+            for (JsonNode message : messages) {
+                ObjectNode copy = Json.NODES.objectNode();
+                message.properties().forEach(field -> copy.set(field.getKey(),
+                        field.getKey().equals("content") ? displayBlocks(field.getValue()) : field.getValue()));
+                shown.add(copy);
+            }
+            return shown;
+        }
+
+        private static JsonNode displayBlocks(JsonNode content) {
+            if (!content.isArray()) return content;
+            ArrayNode blocks = Json.NODES.arrayNode();
+            for (JsonNode block : content) {
+                String type = block.path("type").asText("");
+                switch (type) {
+                    case "thinking" -> blocks.add(((ObjectNode) block.deepCopy()).without("signature"));
+                    case "redacted_thinking" -> blocks.add(textBlock("[redacted thinking]"));
+                    case "image", "document" -> blocks.add(textBlock(Transcript.mediaSummary(block)));
+                    case "tool_result" -> {
+                        ObjectNode result = block.deepCopy();
+                        if (block.path("content").isArray()) result.set("content", displayBlocks(block.path("content")));
+                        blocks.add(result);
+                    }
+                    default -> blocks.add(block);
+                }
+            }
+            return blocks;
+        }
+    }
+
     /** Turn assembly: rows into user turns, with their subagents; what a hook run sends. */
     static final class Turns {
         private Turns() {
@@ -1803,13 +2500,21 @@ public class litefuse_hook implements Callable<Integer> {
         }
 
         /**
+         * What a turn's model calls were sent, as far as the rows tell: the rows Claude Code added to the conversation
+         * besides prompts and tool results (meta rows such as a slash command's expansion, 2.1.x attachment rows), the
+         * api-request rows by id (2.1.3xx) and those requests as recorded (Requests).
+         */
+        record ModelInput(List<Transcript.Row> contextRows, Map<String, Transcript.Row> apiRequests, Map<String, Requests.Call> calls) {
+        }
+
+        /**
          * One user turn: the row that started it, the assistant rows (file order), tool results by tool_use id,
          * system rows, the interrupt marker if the user stopped it, inline subagent rows (1.0.x), the subagent runs
-         * attached to it, and the time of its last row of any kind.
+         * attached to it, the time of its last row of any kind, and what its model calls were sent as far as the rows tell.
          */
         record Turn(Transcript.Row userRow, TurnKind kind, List<Transcript.Row> assistantRows, Map<String, ToolResult> toolResultsById,
                     List<Transcript.Row> systemRows, Transcript.Row interruptRow, List<Transcript.Row> sidechainRows, List<AgentRun> agents,
-                    Instant lastActivity, Map<String, Transcript.Row> apiRequests) {
+                    Instant lastActivity, ModelInput modelInput) {
             boolean interrupted() {
                 return interruptRow != null;
             }
@@ -1820,7 +2525,16 @@ public class litefuse_hook implements Callable<Integer> {
 
             Turn withAgents(List<AgentRun> attached) {
                 return new Turn(userRow, kind, assistantRows, toolResultsById, systemRows, interruptRow, sidechainRows,
-                        List.copyOf(attached), lastActivity, apiRequests);
+                        List.copyOf(attached), lastActivity, modelInput);
+            }
+
+            /** The turn with its model calls as the store of its transcript records them. */
+            Turn withCalls(Requests.Store requests) {
+                if (modelInput.apiRequests().isEmpty()) return this;
+                ModelInput recorded = new ModelInput(modelInput.contextRows(), modelInput.apiRequests(),
+                        Map.copyOf(requests.calls(modelInput.apiRequests().keySet())));
+                return new Turn(userRow, kind, assistantRows, toolResultsById, systemRows, interruptRow, sidechainRows,
+                        agents, lastActivity, recorded);
             }
 
             /** Worth a trace: the model answered, or a subagent (a compaction, a background agent) did work in it. */
@@ -1875,6 +2589,7 @@ public class litefuse_hook implements Callable<Integer> {
             private List<Transcript.Row> systemRows = new ArrayList<>();
             private List<Transcript.Row> sidechainRows = new ArrayList<>();
             private Map<String, Transcript.Row> apiRequests = new HashMap<>();
+            private List<Transcript.Row> contextRows = new ArrayList<>();
             private Transcript.Row interruptRow;
             private Instant lastActivity;
 
@@ -1901,6 +2616,12 @@ public class litefuse_hook implements Callable<Integer> {
                     if (userRow != null && !Transcript.isLocalPlaceholder(row.json())) assistantRows.add(row);
                 } else if (row.type().equals("system")) {
                     if (userRow != null && !"stop_hook_summary".equals(row.json().path("subtype").asText())) systemRows.add(row);
+                } else if (row.type().equals("attachment")) {
+                    // Only its type is shown (its data can be a whole system prompt).
+                    JsonNode type = row.json().path("attachment").path("type");
+                    ObjectNode slim = Json.NODES.objectNode().put("type", "attachment");
+                    if (type.isTextual()) slim.putObject("attachment").set("type", type);
+                    if (userRow != null) contextRows.add(new Transcript.Row(slim, row.offset(), row.length(), row.uuid(), row.timestamp()));
                 } else if (row.type().equals("api-request")) {
                     // 2.1.3xx: when each Messages API request went out (assistant rows name it in requestRef).
                     String id = row.json().path("id").asText("");
@@ -1933,7 +2654,10 @@ public class litefuse_hook implements Callable<Integer> {
                     }
                     default -> {
                         // A Stop hook that blocked the stop: the turn goes on, and the trace shows why.
-                        if (userKind == Transcript.UserRowKind.META && userRow != null && Transcript.isStopHookFeedback(row.json())) systemRows.add(row);
+                        if (userKind == Transcript.UserRowKind.META && userRow != null) {
+                            if (Transcript.isStopHookFeedback(row.json())) systemRows.add(row);
+                            else contextRows.add(row);
+                        }
                         if (agentMode && userRow == null) startTurn(row, TurnKind.PROMPT);
                         // Otherwise compact summaries, meta rows and local-command output are context, not turns.
                     }
@@ -1954,7 +2678,8 @@ public class litefuse_hook implements Callable<Integer> {
                 if (userRow != null) {
                     sink.accept(new Turn(userRow, kind, List.copyOf(assistantRows), Map.copyOf(toolResults),
                             trimTrailingSystemRows(systemRows, assistantRows, interruptRow), interruptRow,
-                            List.copyOf(sidechainRows), List.of(), lastActivity, Map.copyOf(apiRequests)));
+                            List.copyOf(sidechainRows), List.of(), lastActivity,
+                            new ModelInput(List.copyOf(contextRows), Map.copyOf(apiRequests), Map.of())));
                 }
                 userRow = null;
                 assistantRows = new ArrayList<>();
@@ -1962,6 +2687,7 @@ public class litefuse_hook implements Callable<Integer> {
                 systemRows = new ArrayList<>();
                 sidechainRows = new ArrayList<>();
                 apiRequests = new HashMap<>();
+                contextRows = new ArrayList<>();
                 interruptRow = null;
                 lastActivity = null;
             }
@@ -2119,12 +2845,14 @@ public class litefuse_hook implements Callable<Integer> {
             private final Path transcript;
             /** `<session>/subagents/` beside `<session>.jsonl`, where Claude Code 2.1+ writes its agents. */
             private final Path subagentsDir;
+            private final Config.GenerationInput generationInput;
             private final Log log;
             private final Map<String, Turn> compactionTurns = new HashMap<>();
             private Map<String, Path> compactionFiles;
 
-            AgentFiles(Path transcript, Log log) {
+            AgentFiles(Path transcript, Config.GenerationInput generationInput, Log log) {
                 this.transcript = transcript;
+                this.generationInput = generationInput;
                 String name = transcript.getFileName().toString();
                 this.subagentsDir = transcript.resolveSibling(name.endsWith(".jsonl") ? name.substring(0, name.length() - 6) : name)
                         .resolve("subagents");
@@ -2168,9 +2896,15 @@ public class litefuse_hook implements Callable<Integer> {
                 return files;
             }
 
+            /** An agent's file as one turn, with its model calls as the file records them. */
             private Turn readAgentFile(Path file) {
                 try {
-                    return buildAgentTurn(Reader.readNewJsonl(file, 0, log).rows());
+                    List<Transcript.Row> rows = Reader.readNewJsonl(file, 0, Reader.unreadTypes(generationInput), log).rows();
+                    Turn turn = buildAgentTurn(rows);
+                    if (turn == null || turn.modelInput().apiRequests().isEmpty()) return turn;
+                    Requests.Store requests = new Requests.Store(generationInput, log);
+                    for (Transcript.Row row : rows) requests.accept(row);
+                    return turn.withCalls(requests);
                 } catch (IOException e) {
                     log.warn("Could not read subagent file " + file + ": " + e);
                     return null;
@@ -2222,6 +2956,7 @@ public class litefuse_hook implements Callable<Integer> {
             private final Progress.SessionState state;
             private final Set<String> emitted;
             private final AgentFiles agentFiles;
+            private final Requests.Store requests;
             private final boolean forceLast;
             private final Consumer<Emission> sink;
             private final TurnAssembler assembler = new TurnAssembler(this::plan);
@@ -2229,16 +2964,20 @@ public class litefuse_hook implements Callable<Integer> {
             private boolean finishing;
             private long deferredOffset = -1;
 
-            TurnPlanner(Progress.SessionState state, AgentFiles agentFiles, boolean forceLast, Consumer<Emission> sink) {
+            TurnPlanner(Progress.SessionState state, AgentFiles agentFiles, Requests.Store requests, boolean forceLast,
+                        Consumer<Emission> sink) {
                 this.state = state;
                 this.emitted = new HashSet<>(state.emittedUserUuids());
                 this.agentFiles = agentFiles;
+                this.requests = requests;
                 this.forceLast = forceLast;
                 this.sink = sink;
             }
 
+            /** A turn is planned when the next one starts, so the store has every row of it by then. */
             void accept(Transcript.Row row) {
                 assembler.accept(row);
+                requests.accept(row);
             }
 
             /** Ends the rows; returns where the last turn waits (its user row's offset), or -1 when none waits. */
@@ -2259,14 +2998,16 @@ public class litefuse_hook implements Callable<Integer> {
                 }
                 Turn withAgents = attachAgents(turn, agentFiles);
                 if (!withAgents.hasWork()) return;
-                sink.accept(isOpen ? Emission.grown(withAgents, open) : Emission.newTurn(withAgents, state.turnCount() + ++newTurns));
+                Turn planned = withAgents.withCalls(requests);
+                sink.accept(isOpen ? Emission.grown(planned, open) : Emission.newTurn(planned, state.turnCount() + ++newTurns));
             }
         }
 
         /** What to send of the rows one hook run read (see TurnPlanner). */
-        static EmissionPlan planEmission(List<Transcript.Row> rows, Progress.SessionState state, AgentFiles agentFiles, boolean forceLast) {
+        static EmissionPlan planEmission(List<Transcript.Row> rows, Progress.SessionState state, AgentFiles agentFiles,
+                                         Requests.Store requests, boolean forceLast) {
             List<Emission> emissions = new ArrayList<>();
-            TurnPlanner planner = new TurnPlanner(state, agentFiles, forceLast, emissions::add);
+            TurnPlanner planner = new TurnPlanner(state, agentFiles, requests, forceLast, emissions::add);
             for (Transcript.Row row : rows) planner.accept(row);
             long deferredOffset = planner.finish();
             return new EmissionPlan(emissions, deferredOffset);
@@ -2314,13 +3055,14 @@ public class litefuse_hook implements Callable<Integer> {
         enum Level { DEFAULT, WARNING, ERROR }
 
         /**
-         * What one model call carries: the model and its token usage (null when another row of the message carries
-         * it). The place for what more a call may carry (its parameters, its cost; its input is the observation's):
-         * one component here, one attribute in LangfuseAttributes, one field in Render.
+         * What one model call carries: the model, its token usage (null when another row of the message carries it), and
+         * its request's settings as Langfuse's model parameters (empty when none are known). The place for what more a
+         * call may carry (its cost; its input is the observation's): one component here, one attribute in
+         * LangfuseAttributes, one field in Render.
          */
-        record ModelCall(String model, Map<String, Long> usage) {
+        record ModelCall(String model, Map<String, Long> usage, ObjectNode parameters) {
             ModelCall withoutUsage() {
-                return new ModelCall(model, null);
+                return new ModelCall(model, null, parameters);
             }
         }
 
@@ -2558,9 +3300,21 @@ public class litefuse_hook implements Callable<Integer> {
 
         /**
          * The observations of one trace as they are built: the turn's id (span ids derive from it), the context, what
-         * was built so far and the models it used.
+         * was built so far, the models it used, the tool lists whose schemas a generation's input showed already
+         * (once per trace; later inputs name the tools), and the trace's masker.
          */
-        private record Draft(String turnId, TraceContext ctx, List<TraceModel.Observation> observations, Set<String> models) {
+        private record Draft(String turnId, TraceContext ctx, List<TraceModel.Observation> observations, Set<String> models,
+                             Set<JsonNode> toolSchemasShown, Masker masker) {
+            static Draft start(String turnId, TraceContext ctx) {
+                return new Draft(turnId, ctx, new ArrayList<>(), new LinkedHashSet<>(), java.util.Collections.newSetFromMap(new IdentityHashMap<>()),
+                        ctx.masker().forOneTrace());
+            }
+
+            /** A draft for an agent's steps, built before the agent's span and listed after it: the trace's models, tools and masker. */
+            Draft forSteps() {
+                return new Draft(turnId, ctx, new ArrayList<>(), models, toolSchemasShown, masker);
+            }
+
             String spanId(String key) {
                 return spanIdFor(turnId, key);
             }
@@ -2578,7 +3332,7 @@ public class litefuse_hook implements Callable<Integer> {
             }
 
             Masker masker() {
-                return draft.ctx().masker();
+                return draft.masker();
             }
 
             int maxChars() {
@@ -2591,11 +3345,11 @@ public class litefuse_hook implements Callable<Integer> {
             JsonNode userJson = turn.userRow().json();
             String sessionId = Helpers.firstNonBlank(userJson.path("sessionId").asText(""), userJson.path("session_id").asText(""),
                     ctx.fallbackSessionId(), "unknown");
-            Draft draft = new Draft(traceIdFor(sessionId, turn.userRow().uuid()), ctx, new ArrayList<>(), new LinkedHashSet<>());
+            Draft draft = Draft.start(traceIdFor(sessionId, turn.userRow().uuid()), ctx);
             String rootId = draft.spanId("root");
             Instant turnStart = turn.firstTimestamp();
             Transcript.Truncated userText = Transcript.truncateText(
-                    ctx.masker().text(Transcript.promptText(userJson, kindOf(turn.kind()))), ctx.maxChars());
+                    draft.masker().text(Transcript.promptText(userJson, kindOf(turn.kind()))), ctx.maxChars());
             ObjectNode userContent = describeUserContent(Transcript.getContent(userJson));
             userText.describeInto(userContent, "user_text");
             ObjectNode userMeta = pick(userJson, "uuid", "parentUuid", "promptId");
@@ -2613,7 +3367,7 @@ public class litefuse_hook implements Callable<Integer> {
             for (TraceModel.Observation child : children) {
                 if (child.end().isAfter(turnEnd)) turnEnd = child.end();
             }
-            Transcript.Truncated output = Transcript.truncateText(ctx.masker().text(finalText), ctx.maxChars());
+            Transcript.Truncated output = Transcript.truncateText(draft.masker().text(finalText), ctx.maxChars());
             ObjectNode traceMeta = turnMetadata(turn, turnNumber, sessionId, draft);
             traceMeta.setAll(userContent);
             output.describeInto(traceMeta, "assistant_text");
@@ -2681,7 +3435,7 @@ public class litefuse_hook implements Callable<Integer> {
          * an interrupt. Returns the last text the model wrote.
          */
         private static String addSteps(Scope scope, Turns.Turn turn) {
-            Messages messages = new Messages(turn);
+            Messages messages = new Messages(turn, new CallInputs(turn, scope.draft()));
             Map<String, List<Turns.ToolCall>> callsByRow = new HashMap<>();
             for (Turns.ToolCall call : Turns.toolCallsFromAssistants(turn.assistantRows())) {
                 callsByRow.computeIfAbsent(rowKey(call.decisionRow()), k -> new ArrayList<>()).add(call);
@@ -2723,7 +3477,7 @@ public class litefuse_hook implements Callable<Integer> {
             Instant start = turn.firstTimestamp();
             String agentSpanId = draft.spanId("agent:" + agent.agentId() + ":" + rowKey(turn.userRow()));
             // Its steps are built first (the agent's span ends with them) and listed after it; the models count for the trace.
-            Draft steps = new Draft(draft.turnId(), draft.ctx(), new ArrayList<>(), draft.models());
+            Draft steps = draft.forSteps();
             String finalText = addSteps(new Scope(steps, agentSpanId, Timeline.of(turn, start)), turn);
             Instant end = start;
             for (TraceModel.Observation step : steps.observations()) {
@@ -2749,7 +3503,7 @@ public class litefuse_hook implements Callable<Integer> {
             }
             ObjectNode metadata = wrap(meta);
             putFilterKey(metadata, "subagent_type", agentType != null ? agentType : agent.kind().label());
-            Masker masker = draft.ctx().masker();
+            Masker masker = draft.masker();
             int maxChars = draft.ctx().maxChars();
             draft.add(TraceModel.Observation.agent(agentSpanId, parentId, label + " (" + agent.agentId() + ")")
                     .between(start, end)
@@ -2821,8 +3575,10 @@ public class litefuse_hook implements Callable<Integer> {
             private final Set<String> messagesSeen = new HashSet<>();
             private final Map<String, Transcript.Row> apiRequests;
             private final Transcript.Row finalRow;
+            private final CallInputs inputs;
 
-            Messages(Turns.Turn turn) {
+            Messages(Turns.Turn turn, CallInputs inputs) {
+                this.inputs = inputs;
                 for (Transcript.Row row : turn.assistantRows()) {
                     String id = Transcript.getMessageId(row.json());
                     if (id == null) continue;
@@ -2831,7 +3587,7 @@ public class litefuse_hook implements Callable<Integer> {
                     JsonNode output = row.json().path("message").path("usage").path("output_tokens");
                     if (output.canConvertToLong()) maxOutputTokens.merge(id, output.asLong(), Math::max);
                 }
-                apiRequests = turn.apiRequests();
+                apiRequests = turn.modelInput().apiRequests();
                 finalRow = Turns.isTurnComplete(turn) ? turn.lastAssistant() : null;
             }
 
@@ -2842,17 +3598,18 @@ public class litefuse_hook implements Callable<Integer> {
                 boolean lastInMessage = messageId == null || lastRowOfMessage.get(messageId) == row;
                 Long maxOutput = messageId == null ? null : maxOutputTokens.get(messageId);
                 Transcript.Row request = firstInMessage ? apiRequests.get(row.json().path("requestRef").asText("")) : null;
-                return new Step(row, index, row == finalRow, lastInMessage, maxOutput, request);
+                return new Step(row, index, row == finalRow, lastInMessage, maxOutput, request, inputs.of(row));
             }
         }
 
         /**
          * One assistant row as a step of its turn: its number, whether it is the turn's final answer, whether it is its
-         * message's last row (then it carries the usage, with the message's real output count), and the API request
-         * that began its message (the first row of a message only; null where the transcript has none).
+         * message's last row (then it carries the usage, with the message's real output count), the API request that
+         * began its message (the first row of a message only; null where the transcript has none), and what the
+         * generation shows of its model call.
          */
         private record Step(Transcript.Row row, int index, boolean isFinal, boolean lastInMessage, Long maxOutputTokens,
-                            Transcript.Row apiRequest) {
+                            Transcript.Row apiRequest, Shown call) {
         }
 
         /**
@@ -2934,9 +3691,18 @@ public class litefuse_hook implements Callable<Integer> {
             ObjectNode metadata = wrap(meta);
             putFilterKey(metadata, "stop_reason", message.path("stop_reason").asText(""));
             if (!toolNames.isEmpty()) putFilterKey(metadata, "tool_name", String.join(",", toolNames));
+            Shown call = step.call();
+            if (call.input() != null) {
+                call.input().describeInto(meta, "input");
+                if (call.omittedMessages() > 0) meta.put("input_omitted_messages", call.omittedMessages());
+                meta.put("input_from", call.from());
+                if (!call.attachments().isEmpty()) call.attachments().forEach(meta.putArray("input_attachments")::add);
+            }
             TraceModel.Observation.Builder generation = TraceModel.Observation.generation(scope.spanId("row:" + rowKey(step.row())),
                     scope.parentId(), name).between(start, end).output(outputText.text())
-                    .modelCall(new TraceModel.ModelCall(model, usage == null || usage.isEmpty() ? null : usage)).metadata(metadata);
+                    .input(call.input() == null ? null : call.input().text())
+                    .modelCall(new TraceModel.ModelCall(model, usage == null || usage.isEmpty() ? null : usage, call.parameters()))
+                    .metadata(metadata);
             if (apiError) generation.level(TraceModel.Level.ERROR, Helpers.preview(masker.text(Transcript.extractText(content))));
             return generation.build();
         }
@@ -3159,6 +3925,167 @@ public class litefuse_hook implements Callable<Integer> {
             if (value != null && !value.isEmpty()) metadata.put(key, value);
         }
 
+        /**
+         * What a generation shows of its model call: its input (JSON text, or null), where that came from, how many
+         * messages a cut left out, the call's parameters, and the attachments the input could not show.
+         */
+        private record Shown(Transcript.Truncated input, String from, int omittedMessages, ObjectNode parameters, List<String> attachments) {
+        }
+
+        /**
+         * What each model call of a turn shows, worked out once per call and shared by the call's generations: the call
+         * as its transcript records it (Requests: the whole request in full mode, else the messages new to it), or, where
+         * it does not, the messages new to it as the turn's rows tell (the prompt for the first call; the tool results,
+         * and a Stop hook's feedback, since the previous call for the others).
+         */
+        private static final class CallInputs {
+            private final Turns.Turn turn;
+            private final Draft draft;
+            private final List<String> calls = new ArrayList<>();
+            private final Map<String, List<Transcript.Row>> rowsOfCall = new HashMap<>();
+            private final Map<String, Prepared> prepared = new HashMap<>();
+            private final Map<String, Shown> shown = new HashMap<>();
+
+            /** A call's input before it is shown: its messages (null in off mode), its tools (full mode), where it came from, its parameters. */
+            private record Prepared(ObjectNode input, JsonNode tools, String from, ObjectNode parameters, List<String> attachments) {
+            }
+
+            CallInputs(Turns.Turn turn, Draft draft) {
+                this.turn = turn;
+                this.draft = draft;
+                for (Transcript.Row row : turn.assistantRows()) {
+                    String key = callKey(row);
+                    if (!rowsOfCall.containsKey(key)) calls.add(key);
+                    rowsOfCall.computeIfAbsent(key, k -> new ArrayList<>()).add(row);
+                }
+            }
+
+            /** The rows of one model call share its message id (a row without one is a call of its own). */
+            private static String callKey(Transcript.Row row) {
+                String id = Transcript.getMessageId(row.json());
+                return id != null ? id : "row:" + rowKey(row);
+            }
+
+            /** What the row's generation shows: its call's input, with the tools' schemas the first time the trace shows them, names after. */
+            Shown of(Transcript.Row row) {
+                String key = callKey(row);
+                Prepared call = prepared.get(key);
+                if (call == null) {
+                    String requestId = row.json().path("requestRef").asText("");
+                    Requests.Call recorded = turn.modelInput().calls().get(requestId);
+                    Transcript.Row request = turn.modelInput().apiRequests().get(requestId);
+                    ObjectNode parameters = parameters(request == null ? null : request.json().path("params"), row.json().path("message"));
+                    call = prepare(recorded, recorded != null ? null : derivedNewMessages(key), parameters);
+                    prepared.put(key, call);
+                }
+                boolean schemas = call.tools() != null && draft.toolSchemasShown().add(call.tools());
+                String variant = schemas ? key + " with schemas" : key;
+                Shown known = shown.get(variant);
+                if (known == null) {
+                    known = render(call, schemas);
+                    shown.put(variant, known);
+                }
+                return known;
+            }
+
+            /** The request's settings (whatever the input mode), else the effort the response names; the tier and speed it reports. */
+            private static ObjectNode parameters(JsonNode requestParams, JsonNode response) {
+                ObjectNode parameters = requestParams != null ? Requests.parameters(requestParams) : Json.NODES.objectNode();
+                if (requestParams == null && response.path("effort").isTextual()) parameters.set("effort", response.get("effort"));
+                for (String name : List.of("service_tier", "speed")) {
+                    if (response.path("usage").path(name).isTextual()) parameters.set(name, response.path("usage").get(name));
+                }
+                return parameters;
+            }
+
+            private Prepared prepare(Requests.Call call, Derived derived, ObjectNode parameters) {
+                Config.GenerationInput mode = draft.ctx().options().generationInput();
+                if (mode == Config.GenerationInput.OFF) return new Prepared(null, null, null, parameters, List.of());
+                ObjectNode input = Json.NODES.objectNode();
+                ArrayNode messages = input.putArray("messages");
+                if (mode == Config.GenerationInput.FULL && call != null && call.whole()) {
+                    List<JsonNode> all = new ArrayList<>();
+                    // The system prompt as the conversation's first message: how Langfuse's chat view and playground read it.
+                    if (call.system() != null && !call.system().isEmpty()) all.add(Requests.message("system", call.system()));
+                    all.addAll(call.messages());
+                    messages.addAll(Requests.forDisplay(all));
+                    JsonNode tools = call.tools() != null && !call.tools().isEmpty() ? call.tools() : null;
+                    return new Prepared(input, tools, "request", parameters, List.of());
+                }
+                if (call != null) {
+                    messages.addAll(Requests.forDisplay(call.newMessages()));
+                    return new Prepared(input, null, "request_new", parameters, List.of());
+                }
+                messages.addAll(Requests.forDisplay(derived.messages()));
+                return new Prepared(input, null, "transcript", parameters, derived.attachments());
+            }
+
+            private Shown render(Prepared call, boolean schemas) {
+                if (call.input() == null) return new Shown(null, null, 0, call.parameters(), List.of());
+                ObjectNode input = call.input();
+                if (call.tools() != null) {
+                    input = input.deepCopy();
+                    input.set("tools", schemas ? call.tools() : toolNames(call.tools()));
+                }
+                Requests.Cut cut = Requests.cut((ObjectNode) draft.masker().json(input), draft.ctx().maxChars());
+                return new Shown(cut.text(), call.from(), cut.omittedMessages(), call.parameters(), call.attachments());
+            }
+
+            private static ArrayNode toolNames(JsonNode tools) {
+                ArrayNode names = Json.NODES.arrayNode();
+                for (JsonNode tool : tools) names.add(tool.path("name").asText(""));
+                return names;
+            }
+
+            /**
+             * The messages new to the call as the turn's rows tell them: the prompt (first call) or the results of the
+             * previous call's tools, then the rows Claude Code added before the call (a command's expansion, a skill's
+             * text, Stop hook feedback), consecutive user messages merged as Claude Code sends them. Attachment rows
+             * (2.1.x) hold data the client renders into the request; only their types are named.
+             */
+            private Derived derivedNewMessages(String key) {
+                int index = calls.indexOf(key);
+                long before = rowsOfCall.get(key).get(0).offset();
+                long after;
+                List<JsonNode> fresh = new ArrayList<>();
+                if (index == 0) {
+                    after = turn.userRow().offset();
+                    fresh.add(Requests.message("user", Transcript.getContent(turn.userRow().json())));
+                } else {
+                    List<Transcript.Row> previous = rowsOfCall.get(calls.get(index - 1));
+                    after = previous.get(previous.size() - 1).offset();
+                    ArrayNode results = Json.NODES.arrayNode();
+                    for (Transcript.Row row : previous) {
+                        for (JsonNode use : Transcript.iterToolUses(Transcript.getContent(row.json()))) {
+                            Turns.ToolResult result = turn.toolResultsById().get(use.path("id").asText(""));
+                            if (result != null) results.add(result.block());
+                        }
+                    }
+                    if (!results.isEmpty()) fresh.add(Requests.message("user", results));
+                }
+                List<Transcript.Row> added = new ArrayList<>();
+                for (List<Transcript.Row> rows : List.of(turn.modelInput().contextRows(), turn.systemRows())) {
+                    for (Transcript.Row row : rows) if (row.offset() > after && row.offset() < before) added.add(row);
+                }
+                added.sort((a, b) -> Long.compare(a.offset(), b.offset()));
+                List<String> attachments = new ArrayList<>();
+                for (Transcript.Row row : added) {
+                    if (row.type().equals("attachment")) {
+                        String type = row.json().path("attachment").path("type").asText("attachment");
+                        // A prompt snapshot is the system prompt, which no new-message input holds.
+                        if (!type.equals("prompt_snapshot") && !attachments.contains(type)) attachments.add(type);
+                    } else if ("user".equals(Transcript.getRole(row.json()))) {
+                        fresh.add(Requests.message("user", Transcript.getContent(row.json())));
+                    }
+                }
+                return new Derived(Requests.mergeConsecutive(fresh), attachments);
+            }
+
+            /** New messages as the rows tell them, and the types of the attachments the client rendered into the call. */
+            private record Derived(List<JsonNode> messages, List<String> attachments) {
+            }
+        }
+
         /** A one-observation trace that doctor --send-test sends to prove the whole path works. */
         static TraceModel.TraceRecord canaryTrace(Config.TraceOptions options, Instant now) {
             String traceId = traceIdFor("litefuse-hook-doctor", "canary-" + now.toEpochMilli());
@@ -3233,21 +4160,30 @@ public class litefuse_hook implements Callable<Integer> {
             }
         }
 
-        /** What one run would send for a session: the plan, the traces (or what is left of them), their records, and where the read ended. */
-        record SessionWork(Turns.EmissionPlan plan, List<TraceModel.TraceRecord> traces, List<Progress.SentPart> parts, long readEnd) {
+        /**
+         * What one run would send for a session: the plan, the traces (or what is left of them), their records, where the
+         * read ended, and where the last recorded requests are for the next run (full input mode; else null).
+         */
+        record SessionWork(Turns.EmissionPlan plan, List<TraceModel.TraceRecord> traces, List<Progress.SentPart> parts, long readEnd,
+                           JsonNode requestCarry) {
         }
 
         /** Reads the session's new rows and builds the traces to send, without sending or saving anything. */
         static SessionWork prepareSession(Payload.HookTarget target, Progress.SessionState state, Config.TraceOptions options,
                                           boolean forceLast, Log log) throws IOException {
             Path transcript = target.transcriptPath();
-            Reader.ReadResult read = Reader.readNewJsonl(transcript, state.offset(), log);
+            Config.GenerationInput generationInput = options.generationInput();
+            Reader.ReadResult read = Reader.readNewJsonl(transcript, state.offset(), Reader.unreadTypes(generationInput), log);
             log.debug("Read " + read.rows().size() + " rows, bytes " + state.offset() + ".." + read.endOffset() + " of " + transcript);
             if (read.badLines() > 0) log.warn("Skipped " + read.badLines() + " broken transcript line(s) (session=" + target.sessionId() + ")");
             if (!read.rows().isEmpty() && read.rows().stream().noneMatch(row -> Transcript.isClaudeCodeRow(row.json()))) {
                 log.warn("Transcript " + transcript + " does not look like a Claude Code transcript (no Claude Code rows); nothing to send");
             }
-            Turns.EmissionPlan plan = Turns.planEmission(read.rows(), state, new Turns.AgentFiles(transcript, log), forceLast);
+            Requests.Store requests = new Requests.Store(generationInput, log);
+            // Requests of this run may extend requests of rows it does not read again (full mode): those, as carried.
+            if (state.offset() > 0) requests.seed(state.requestCarry(), transcript);
+            Turns.EmissionPlan plan = Turns.planEmission(read.rows(), state, new Turns.AgentFiles(transcript, generationInput, log),
+                    requests, forceLast);
             Traces.TraceContext ctx = Traces.TraceContext.of(options, target.sessionId(), transcript.toString());
             List<TraceModel.TraceRecord> traces = new ArrayList<>();
             List<Progress.SentPart> parts = new ArrayList<>();
@@ -3258,7 +4194,7 @@ public class litefuse_hook implements Callable<Integer> {
                 parts.add(sentPart(trace, emission, Instant.now()));
             }
             log.debug("Turns to send: " + traces.size() + (plan.deferred() ? ", last turn in progress" : ""));
-            return new SessionWork(plan, traces, parts, read.endOffset());
+            return new SessionWork(plan, traces, parts, read.endOffset(), requests.carry());
         }
 
         /**
@@ -3294,13 +4230,14 @@ public class litefuse_hook implements Callable<Integer> {
          */
         static int replayTranscript(Path file, Traces.TraceContext ctx, Log log, Consumer<TraceModel.TraceRecord> sink) throws IOException {
             int[] count = {0};
-            Turns.TurnPlanner planner = new Turns.TurnPlanner(Progress.SessionState.NEW, new Turns.AgentFiles(file, log), true,
-                    emission -> {
+            Config.GenerationInput generationInput = ctx.options().generationInput();
+            Turns.TurnPlanner planner = new Turns.TurnPlanner(Progress.SessionState.NEW, new Turns.AgentFiles(file, generationInput, log),
+                    new Requests.Store(generationInput, log), true, emission -> {
                         count[0]++;
                         sink.accept(Traces.traceOf(emission, ctx));
                     });
             try (InputStream in = Files.newInputStream(file)) {
-                Reader.streamJsonl(in, 0, true, planner::accept, log);
+                Reader.streamJsonl(in, 0, true, new Reader.RowSink(Reader.unreadTypes(generationInput), planner::accept, log));
                 planner.finish();
             }
             return count[0];
@@ -3650,6 +4587,7 @@ public class litefuse_hook implements Callable<Integer> {
         private static final AttributeKey<String> OBSERVATION_OUTPUT = AttributeKey.stringKey("langfuse.observation.output");
         private static final AttributeKey<String> OBSERVATION_MODEL = AttributeKey.stringKey("langfuse.observation.model.name");
         private static final AttributeKey<String> OBSERVATION_USAGE = AttributeKey.stringKey("langfuse.observation.usage_details");
+        private static final AttributeKey<String> OBSERVATION_MODEL_PARAMETERS = AttributeKey.stringKey("langfuse.observation.model.parameters");
         private static final AttributeKey<String> OBSERVATION_LEVEL = AttributeKey.stringKey("langfuse.observation.level");
         private static final AttributeKey<String> OBSERVATION_STATUS = AttributeKey.stringKey("langfuse.observation.status_message");
         private static final AttributeKey<String> OBSERVATION_METADATA = AttributeKey.stringKey("langfuse.observation.metadata");
@@ -3675,6 +4613,8 @@ public class litefuse_hook implements Callable<Integer> {
             setIfPresent(span, OBSERVATION_OUTPUT, observation.output());
             setIfPresent(span, OBSERVATION_MODEL, observation.model());
             if (observation.usage() != null) span.setAttribute(OBSERVATION_USAGE, Json.toJson(Json.tree(observation.usage())));
+            ObjectNode parameters = observation.modelCall() == null ? null : observation.modelCall().parameters();
+            if (parameters != null && !parameters.isEmpty()) span.setAttribute(OBSERVATION_MODEL_PARAMETERS, Json.toJson(parameters));
             if (observation.level() != TraceModel.Level.DEFAULT) span.setAttribute(OBSERVATION_LEVEL, observation.level().name());
             setIfPresent(span, OBSERVATION_STATUS, observation.statusMessage());
             setMetadata(span, OBSERVATION_METADATA, observation.metadata(), true);
@@ -4551,7 +5491,8 @@ public class litefuse_hook implements Callable<Integer> {
             if (open != null && exported.offset() <= open.offset()) nextOffset = Math.min(nextOffset, open.offset());
             if (unsent > 0) nextOffset = Math.min(nextOffset, work.parts().get(acknowledged).turn().offset());
             if (work.plan().deferred()) nextOffset = Math.min(nextOffset, work.plan().deferredOffset());
-            Progress.SessionState state = exported.withOffset(nextOffset, Progress.transcriptIdentity(run.transcript(), nextOffset, exported));
+            Progress.SessionState state = exported.withOffset(nextOffset, Progress.transcriptIdentity(run.transcript(), nextOffset, exported))
+                    .withRequestCarry(work.requestCarry());
             StateFiles.saveState(config.layout().state(run.key()), Progress.writeSessionState(state, target.sessionId(), run.transcript()));
             // Unsent turns, and a turn still in progress, keep the session pending: any later run picks it up.
             boolean clean = unsent == 0 && !work.plan().deferred() && state.inFlight() == null;
@@ -4782,7 +5723,9 @@ public class litefuse_hook implements Callable<Integer> {
         private Render() {
         }
 
-        static ObjectNode traceToJson(TraceModel.TraceRecord trace) {
+        /** The trace as stable JSON; long texts as their length, preview and hash unless `wholeTexts`. */
+        static ObjectNode traceToJson(TraceModel.TraceRecord trace, boolean wholeTexts) {
+            int limit = wholeTexts ? Integer.MAX_VALUE : Helpers.PREVIEW_CHARS;
             TraceModel.TraceHeader header = trace.header();
             ObjectNode node = Json.NODES.objectNode();
             node.put("trace_id", header.traceId());
@@ -4793,8 +5736,8 @@ public class litefuse_hook implements Callable<Integer> {
             node.put("version", VERSION);
             if (header.environment() != null) node.put("environment", header.environment());
             node.set("tags", Json.tree(header.tags()));
-            putPreview(node, "input", header.input());
-            putPreview(node, "output", header.output());
+            putPreview(node, "input", header.input(), limit);
+            putPreview(node, "output", header.output(), limit);
             node.set("metadata", header.metadata());
             ArrayNode observations = node.putArray("observations");
             for (TraceModel.Observation observation : trace.observations()) {
@@ -4807,19 +5750,21 @@ public class litefuse_hook implements Callable<Integer> {
                 obs.put("end", observation.end().toString());
                 if (observation.model() != null) obs.put("model", observation.model());
                 if (observation.usage() != null) obs.set("usage", Json.tree(observation.usage()));
+                ObjectNode parameters = observation.modelCall() == null ? null : observation.modelCall().parameters();
+                if (parameters != null && !parameters.isEmpty()) obs.set("model_parameters", parameters);
                 if (observation.level() != TraceModel.Level.DEFAULT) obs.put("level", observation.level().name());
                 if (observation.statusMessage() != null) obs.put("status_message", observation.statusMessage());
-                putPreview(obs, "input", observation.input());
-                putPreview(obs, "output", observation.output());
+                putPreview(obs, "input", observation.input(), limit);
+                putPreview(obs, "output", observation.output(), limit);
                 obs.set("metadata", observation.metadata());
             }
             return node;
         }
 
         /** Long texts appear in --json as their length, a preview of the head and a hash of the tail (String.hashCode is specified, so stable). */
-        private static void putPreview(ObjectNode node, String field, String text) {
+        private static void putPreview(ObjectNode node, String field, String text, int limit) {
             if (text == null) return;
-            if (text.length() <= Helpers.PREVIEW_CHARS) {
+            if (text.length() <= limit) {
                 node.put(field, text);
                 return;
             }
@@ -4858,6 +5803,9 @@ public class litefuse_hook implements Callable<Integer> {
                 if (child.type() != TraceModel.ObservationType.EVENT) out.append(", ").append(formatDuration(child));
                 out.append(")");
                 if (child.model() != null) out.append("  ").append(child.model());
+                if (child.type() == TraceModel.ObservationType.GENERATION && child.input() != null) {
+                    out.append("  input ").append(child.input().length()).append(" chars");
+                }
                 if (child.usage() != null) out.append("  tokens ").append(formatUsage(child.usage()));
                 appendLevel(out, child);
                 out.append('\n');
@@ -5588,6 +6536,10 @@ public class litefuse_hook implements Callable<Integer> {
         @Option(names = "--json", description = "Print the traces as stable JSON, one trace per line, instead of a tree.")
         boolean json;
 
+        @Option(names = "--whole-texts",
+                description = "With --json: every input and output whole (default: a long one as its length, a preview and a hash).")
+        boolean wholeTexts;
+
         @Option(names = "--send", description = "Export the traces to Langfuse (keys from the environment) with the hook's ids.")
         boolean send;
 
@@ -5641,7 +6593,7 @@ public class litefuse_hook implements Callable<Integer> {
             Traces.TraceContext ctx = Traces.TraceContext.of(config.trace(), fallbackSession, file.toAbsolutePath().normalize().toString());
             try (History.StreamingSender sender = send ? new History.StreamingSender(config, force ? null : LangfuseApi.of(config), log) : null) {
                 int count = Pipeline.replayTranscript(file, ctx, log, trace -> {
-                    if (jsonOut != null) writeJson(jsonOut, Render.traceToJson(trace));
+                    if (jsonOut != null) writeJson(jsonOut, Render.traceToJson(trace, wholeTexts));
                     else if (!send || !quiet) out.print(Render.renderTree(trace));
                     if (sender != null) sender.add(trace);
                 });

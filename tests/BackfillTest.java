@@ -77,8 +77,8 @@ public class BackfillTest extends ReceiverFixture {
         assertEquals(0, result.exitCode(), result.err());
         assertTrue(receiver.requests().isEmpty());
         int expected = expectedTraceIds().size();
-        assertTrue(result.out().contains("Dry run: 6 session(s), " + expected + " turn(s) to send, 0 already sent; tokens input="), result.out());
-        assertTrue(result.err().contains("6/6 sessions"), result.err());
+        assertTrue(result.out().contains("Dry run: 9 session(s), " + expected + " turn(s) to send, 0 already sent; tokens input="), result.out());
+        assertTrue(result.err().contains("9/9 sessions"), result.err());
         System.out.println("BACKFILL dry run\n" + result.out() + result.err());
     }
 
@@ -93,7 +93,7 @@ public class BackfillTest extends ReceiverFixture {
         assertEquals(expectedTraceIds(), receiver.acceptedTraceIds());
         assertEquals(expectedTraceIds().size(), receiver.acceptedRoots().size(), "nothing sent twice: the hook's turns were skipped");
         TestSupport.assertEverySpanOnce(receiver, TestSupport.expectedSpanKeys(sessionFiles()));
-        assertTrue(result.out().contains("Sent " + (expectedTraceIds().size() - byHook) + " turn(s) from 6 session(s)"), result.out());
+        assertTrue(result.out().contains("Sent " + (expectedTraceIds().size() - byHook) + " turn(s) from 9 session(s)"), result.out());
         Result again = backfill();
         assertTrue(again.out().contains("Sent 0 turn(s)"), again.out());
         TestSupport.assertEverySpanOnce(receiver, TestSupport.expectedSpanKeys(sessionFiles()));

@@ -62,7 +62,7 @@ public class BadInputTest extends ReceiverFixture {
             if (i == 5) bytes.writeBytes("\n{broken\n".getBytes(StandardCharsets.UTF_8));
         }
         Path file = Files.write(Files.createTempFile(home, "lines", ".jsonl"), bytes.toByteArray());
-        litefuse_hook.Reader.ReadResult read = litefuse_hook.Reader.readNewJsonl(file, 0, litefuse_hook.Log.toStderr());
+        litefuse_hook.Reader.ReadResult read = litefuse_hook.Reader.readNewJsonl(file, 0, litefuse_hook.Reader.unreadTypes(litefuse_hook.Config.GenerationInput.NEW), litefuse_hook.Log.toStderr());
         assertEquals(1, read.badLines());
         assertEquals(bytes.size(), read.endOffset());
         assertEquals(offsets, read.rows().stream().map(litefuse_hook.Transcript.Row::offset).toList());

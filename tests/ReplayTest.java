@@ -33,7 +33,7 @@ public class ReplayTest {
         boolean update = "1".equals(System.getenv("UPDATE_EXPECTED"));
         return TestSupport.recordedTranscripts().stream().map(file -> DynamicTest.dynamicTest(file.getFileName().toString(), () -> {
             ArrayNode actual = litefuse_hook.Json.NODES.arrayNode();
-            TestSupport.replay(file).forEach(trace -> actual.add(litefuse_hook.Render.traceToJson(trace)));
+            TestSupport.replay(file).forEach(trace -> actual.add(litefuse_hook.Render.traceToJson(trace, false)));
             String actualText = TestSupport.JSON.writer().with(SerializationFeature.INDENT_OUTPUT).writeValueAsString(actual) + "\n";
             Path expectedFile = TestSupport.testsDir().resolve("expected").resolve(file.getFileName().toString().replace(".jsonl", ".json"));
             if (update) Files.writeString(expectedFile, actualText);
@@ -251,7 +251,8 @@ public class ReplayTest {
         assertTrue(lines.get(0).startsWith("Claude Code - Turn 5 (span, 3.11s)  session=sess-A  release=2.1.159"), lines.get(0));
         assertTrue(lines.get(0).endsWith("tokens input=11 output=45 cache_read_input_tokens=1500 input_cache_creation_1h=100 cache_creation_input_tokens=0"), lines.get(0));
         assertEquals("├── user message (event)", lines.get(1));
-        assertEquals("├── Decision to call tool: Read (#1) (generation, 1.04s)  claude-opus-4-6  tokens input=5 output=30 cache_read_input_tokens=700 input_cache_creation_1h=100", lines.get(2));
+        // The generation's input size: its prompt, as the messages new to the model at that call.
+        assertEquals("├── Decision to call tool: Read (#1) (generation, 1.04s)  claude-opus-4-6  input 87 chars  tokens input=5 output=30 cache_read_input_tokens=700 input_cache_creation_1h=100", lines.get(2));
         assertEquals("├── Tool call: Read (#1) (tool, 1.04s)", lines.get(3));
         assertTrue(lines.get(4).startsWith("└── Final response (#2) (generation, 1.04s)  claude-opus-4-6"), lines.get(4));
     }

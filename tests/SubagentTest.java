@@ -47,9 +47,12 @@ public class SubagentTest extends ReceiverFixture {
     @Test
     void aToolCallCanOwnSeveralAgentRuns() throws IOException {
         // A Workflow call starts many agents: every run a call owns nests under it, each with its own steps.
-        List<litefuse_hook.Transcript.Row> rows = litefuse_hook.Reader.readNewJsonl(SPOTTER, 0, litefuse_hook.Log.toStderr()).rows();
+        litefuse_hook.Config.GenerationInput mode = litefuse_hook.Config.GenerationInput.NEW;
+        List<litefuse_hook.Transcript.Row> rows = litefuse_hook.Reader.readNewJsonl(SPOTTER, 0, litefuse_hook.Reader.unreadTypes(mode),
+                litefuse_hook.Log.toStderr()).rows();
         litefuse_hook.Turns.EmissionPlan plan = litefuse_hook.Turns.planEmission(rows, litefuse_hook.Progress.SessionState.NEW,
-                new litefuse_hook.Turns.AgentFiles(SPOTTER, litefuse_hook.Log.toStderr()), true);
+                new litefuse_hook.Turns.AgentFiles(SPOTTER, mode, litefuse_hook.Log.toStderr()),
+                new litefuse_hook.Requests.Store(mode, litefuse_hook.Log.toStderr()), true);
         litefuse_hook.Turns.Turn turn = plan.emissions().get(0).turn();
         litefuse_hook.Turns.AgentRun explore = turn.agents().stream().filter(agent -> agent.toolUseId() != null).findFirst().orElseThrow();
         // A second agent's own conversation (here the compaction helper's rows, run by the same call).

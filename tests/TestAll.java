@@ -22,6 +22,8 @@
 //SOURCES RealClientScenario.java
 //SOURCES RealClientProbeTest.java
 //SOURCES RealClientTest.java
+//SOURCES RealClientInputTest.java
+//SOURCES GenerationInputTest.java
 //DEPS org.junit.jupiter:junit-jupiter-engine:5.13.4
 //DEPS org.junit.platform:junit-platform-launcher:1.13.4
 //DEPS io.opentelemetry.proto:opentelemetry-proto:1.11.0-alpha
@@ -46,7 +48,8 @@ import static org.junit.platform.launcher.core.LauncherDiscoveryRequestBuilder.r
 public class TestAll {
     static final List<Class<?>> SUITE = List.of(ReplayTest.class, HookTest.class, WireTest.class, FaultTest.class,
             ConcurrencyTest.class, BadInputTest.class, TranscriptChangeTest.class, SecretsTest.class, InstallTest.class,
-            DocsTest.class, StructureTest.class, SubagentTest.class, BackfillTest.class, RealClientProbeTest.class, RealClientTest.class);
+            DocsTest.class, StructureTest.class, SubagentTest.class, GenerationInputTest.class, BackfillTest.class, RealClientProbeTest.class, RealClientTest.class,
+            RealClientInputTest.class);
 
     public static void main(String[] args) {
         // Arguments pick test classes (or methods, Class#method) by name; none runs the whole suite.
