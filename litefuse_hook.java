@@ -1407,6 +1407,23 @@ public class litefuse_hook implements Callable<Integer> {
             return UserRowKind.PROMPT;
         }
 
+        private static final Pattern NOTIFICATION_FIELD = Pattern.compile("<(task-id|tool-use-id|status)>\\s*([^<]*?)\\s*</\\1>");
+
+        /**
+         * Who started the turn this user row opens, as `claude_code.origin` shows it: the row's own `origin` (2.1.178+:
+         * kind, producer...), with, for a task notification, the kind where the row has none and the task, tool call and
+         * status it reports. Null when the row says nothing of it (a prompt typed before 2.1.178).
+         */
+        static ObjectNode origin(JsonNode row, UserRowKind kind) {
+            ObjectNode origin = row.path("origin").isObject() ? ((ObjectNode) row.get("origin")).deepCopy() : null;
+            if (kind != UserRowKind.TASK_NOTIFICATION) return origin;
+            if (origin == null) origin = Json.NODES.objectNode();
+            if (!origin.path("kind").isTextual()) origin.put("kind", "task-notification");
+            Matcher field = NOTIFICATION_FIELD.matcher(extractText(getContent(row)));
+            while (field.find()) origin.put(field.group(1).replace('-', '_'), field.group(2));
+            return origin;
+        }
+
         /** The meta row Claude Code writes when a Stop hook blocks the stop ("Stop hook feedback:\n<reason>"). */
         static boolean isStopHookFeedback(JsonNode row) {
             return extractText(getContent(row)).startsWith("Stop hook feedback:");
@@ -1452,44 +1469,82 @@ public class litefuse_hook implements Callable<Integer> {
         /**
          * Per-session progress: where to read next, how many turns were sent, which user rows began them, what the
          * transcript looked like then (file identity and a hash of its first bytes, to notice a replaced file), the last
-         * turn sent (it may still grow: its spans are remembered so only new ones go out), an export whose outcome is
-         * not known yet (asked about before anything is sent again), and, in full input mode, where the last recorded
-         * requests' messages are (Requests.Store.carry: a later run rebuilds requests that extend them).
+         * turn sent (it may still grow: its spans are remembered so only new ones go out), earlier turns that wait for
+         * work they started in the background (workflow runs, background agents: sent again as it finishes), an export
+         * whose outcome is not known yet (asked about before anything is sent again), and, in full input mode, where
+         * the last recorded requests' messages are (Requests.Store.carry: a later run rebuilds requests that extend them).
          */
         record SessionState(long offset, int turnCount, List<String> emittedUserUuids, TranscriptIdentity identity,
-                            SentTurn openTurn, InFlight inFlight, JsonNode requestCarry) {
+                            SentTurn openTurn, List<SentTurn> waitingTurns, InFlight inFlight, JsonNode requestCarry) {
             /** A session nothing was read or sent of yet (replay starts from it). */
-            static final SessionState NEW = new SessionState(0, 0, List.of(), null, null, null, null);
+            static final SessionState NEW = new SessionState(0, 0, List.of(), null, null, List.of(), null, null);
 
             /** Read again from the start: turns already sent stay skipped and keep their numbers; requests are found anew. */
             SessionState restart() {
-                return new SessionState(0, turnCount, emittedUserUuids, null, openTurn, inFlight, null);
+                return new SessionState(0, turnCount, emittedUserUuids, null, openTurn, waitingTurns, inFlight, null);
             }
 
             SessionState withInFlight(InFlight export) {
-                return new SessionState(offset, turnCount, emittedUserUuids, identity, openTurn, export, requestCarry);
+                return new SessionState(offset, turnCount, emittedUserUuids, identity, openTurn, waitingTurns, export, requestCarry);
             }
 
             SessionState withOffset(long next, TranscriptIdentity now) {
-                return new SessionState(next, turnCount, emittedUserUuids, now, openTurn, inFlight, requestCarry);
+                return new SessionState(next, turnCount, emittedUserUuids, now, openTurn, waitingTurns, inFlight, requestCarry);
             }
 
             SessionState withRequestCarry(JsonNode carry) {
-                return new SessionState(offset, turnCount, emittedUserUuids, identity, openTurn, inFlight, carry);
+                return new SessionState(offset, turnCount, emittedUserUuids, identity, openTurn, waitingTurns, inFlight, carry);
             }
 
-            /** Records parts Langfuse has: their turns count as sent, and the last becomes the open turn. */
+            /** What was sent of the turn this user row began, if it may still grow (the open turn, or one that waits); else null. */
+            SentTurn sentTurn(String userUuid) {
+                if (openTurn != null && openTurn.userUuid().equals(userUuid)) return openTurn;
+                for (SentTurn waiting : waitingTurns) {
+                    if (waiting.userUuid().equals(userUuid)) return waiting;
+                }
+                return null;
+            }
+
+            /** Where the next run must read from to see every turn that may still grow (Long.MAX_VALUE: none). */
+            long growingFrom() {
+                long from = openTurn == null ? Long.MAX_VALUE : openTurn.offset();
+                for (SentTurn waiting : waitingTurns) from = Math.min(from, waiting.offset());
+                return from;
+            }
+
+            /**
+             * Records parts Langfuse has: their turns count as sent; the newest becomes the open turn, and a turn it
+             * replaces stays only while it waits for background work.
+             */
             SessionState recordSent(List<SentPart> parts) {
                 List<String> emitted = new ArrayList<>(emittedUserUuids);
                 int count = turnCount;
                 SentTurn open = openTurn;
+                List<SentTurn> waiting = new ArrayList<>(waitingTurns);
                 for (SentPart part : parts) {
                     SentTurn sent = part.turn();
                     if (!emitted.contains(sent.userUuid())) emitted.add(sent.userUuid());
                     count = Math.max(count, sent.turnNumber());
-                    open = open != null && open.userUuid().equals(sent.userUuid()) ? open.plus(sent) : sent;
+                    SentTurn before = open != null && open.userUuid().equals(sent.userUuid()) ? open : null;
+                    for (SentTurn entry : waiting) if (entry.userUuid().equals(sent.userUuid())) before = entry;
+                    SentTurn merged = before == null ? sent : before.plus(sent);
+                    waiting.removeIf(entry -> entry.userUuid().equals(sent.userUuid()));
+                    if (open == null || open.userUuid().equals(sent.userUuid()) || sent.turnNumber() >= open.turnNumber()) {
+                        if (open != null && !open.userUuid().equals(sent.userUuid()) && open.waitsForAgents()) waiting.add(open);
+                        open = merged;
+                    } else if (merged.waitsForAgents()) {
+                        waiting.add(merged);
+                    }
                 }
-                return new SessionState(offset, count, List.copyOf(emitted), identity, open, inFlight, requestCarry);
+                return new SessionState(offset, count, List.copyOf(emitted), identity, open, List.copyOf(waiting), inFlight, requestCarry);
+            }
+
+            /** These turns wait no more (their background work finished with nothing left to send). */
+            SessionState settled(List<String> userUuids) {
+                if (userUuids.isEmpty()) return this;
+                List<SentTurn> waiting = waitingTurns.stream().filter(entry -> !userUuids.contains(entry.userUuid())).toList();
+                SentTurn open = openTurn != null && userUuids.contains(openTurn.userUuid()) ? openTurn.waiting(false) : openTurn;
+                return new SessionState(offset, turnCount, emittedUserUuids, identity, open, waiting, inFlight, requestCarry);
             }
         }
 
@@ -1501,17 +1556,22 @@ public class litefuse_hook implements Callable<Integer> {
         }
 
         /**
-         * What has been sent of one turn: its trace, when it last went out, its spans, and the messages whose usage they
-         * carried (never counted twice).
+         * What has been sent of one turn: its trace, when it last went out, its spans, the messages whose usage they
+         * carried (never counted twice), and whether it waits for work it started in the background.
          */
         record SentTurn(String userUuid, int turnNumber, long offset, String traceId, Instant sentAt, List<String> spanIds,
-                        List<String> usageMessageIds) {
+                        List<String> usageMessageIds, boolean waitsForAgents) {
             SentTurn plus(SentTurn more) {
                 List<String> spans = new ArrayList<>(spanIds);
                 spans.addAll(more.spanIds());
                 List<String> usage = new ArrayList<>(usageMessageIds);
                 usage.addAll(more.usageMessageIds());
-                return new SentTurn(userUuid, turnNumber, offset, traceId, more.sentAt(), List.copyOf(spans), List.copyOf(usage));
+                return new SentTurn(userUuid, turnNumber, offset, traceId, more.sentAt(), List.copyOf(spans), List.copyOf(usage),
+                        more.waitsForAgents());
+            }
+
+            SentTurn waiting(boolean waits) {
+                return new SentTurn(userUuid, turnNumber, offset, traceId, sentAt, spanIds, usageMessageIds, waits);
             }
         }
 
@@ -1531,6 +1591,8 @@ public class litefuse_hook implements Callable<Integer> {
                     state.path("file_key").textValue(), state.path("head_length").asInt(0),
                     state.path(sha256 ? "head_sha256" : "head_crc32").asText(), sha256) : null;
             SentTurn open = state.path("open_turn").isObject() ? readSentTurn(state.get("open_turn")) : null;
+            List<SentTurn> waiting = new ArrayList<>();
+            for (JsonNode turn : state.path("waiting_turns")) waiting.add(readSentTurn(turn));
             InFlight inFlight = null;
             if (state.path("in_flight").isObject()) {
                 List<SentPart> parts = new ArrayList<>();
@@ -1542,7 +1604,8 @@ public class litefuse_hook implements Callable<Integer> {
                 if (!parts.isEmpty()) inFlight = new InFlight(since, List.copyOf(parts));
             }
             return new SessionState(Math.max(0, state.path("offset").asLong(0)), Math.max(0, state.path("turn_count").asInt(0)),
-                    List.copyOf(emitted), identity, open, inFlight, state.path("request_carry").isObject() ? state.get("request_carry") : null);
+                    List.copyOf(emitted), identity, open, List.copyOf(waiting), inFlight,
+                    state.path("request_carry").isObject() ? state.get("request_carry") : null);
         }
 
         private static SentTurn readSentTurn(JsonNode node) {
@@ -1553,7 +1616,8 @@ public class litefuse_hook implements Callable<Integer> {
             for (JsonNode id : node.path("usage_message_ids")) usage.add(id.asText());
             return new SentTurn(node.path("user_uuid").asText(""), node.path("turn_number").asInt(0),
                     Math.max(0, node.path("offset").asLong(0)), node.path("trace_id").asText(""),
-                    parseInstant(node.path("sent_at").asText(""), Instant.EPOCH), List.copyOf(spans), List.copyOf(usage));
+                    parseInstant(node.path("sent_at").asText(""), Instant.EPOCH), List.copyOf(spans), List.copyOf(usage),
+                    node.path("waits_for_agents").asBoolean(false));
         }
 
         private static Instant parseInstant(String text, Instant fallback) {
@@ -1569,6 +1633,10 @@ public class litefuse_hook implements Callable<Integer> {
             ArrayNode emitted = state.putArray("emitted_user_uuids");
             sessionState.emittedUserUuids().forEach(emitted::add);
             if (sessionState.openTurn() != null) writeSentTurn(state.putObject("open_turn"), sessionState.openTurn());
+            if (!sessionState.waitingTurns().isEmpty()) {
+                ArrayNode waiting = state.putArray("waiting_turns");
+                for (SentTurn turn : sessionState.waitingTurns()) writeSentTurn(waiting.addObject(), turn);
+            }
             InFlight inFlight = sessionState.inFlight();
             if (inFlight != null) {
                 ObjectNode node = state.putObject("in_flight");
@@ -1601,6 +1669,7 @@ public class litefuse_hook implements Callable<Integer> {
             turn.spanIds().forEach(spans::add);
             ArrayNode usage = node.putArray("usage_message_ids");
             turn.usageMessageIds().forEach(usage::add);
+            if (turn.waitsForAgents()) node.put("waits_for_agents", true);
             return node;
         }
 
@@ -2489,6 +2558,172 @@ public class litefuse_hook implements Callable<Integer> {
         }
     }
 
+    /**
+     * Workflow runs (the Workflow tool of Claude Code 2.1.3xx): the model's script starts agents in the background. A
+     * run keeps `<session>/subagents/workflows/<run>/`, an `agent-<id>.jsonl` (and `.meta.json`) per agent and
+     * `journal.jsonl` (launched, then started and result per agent), and, once it has ended, `<session>/workflows/<run>.json`
+     * (name, phases, status, agent count, duration, result). The Workflow tool returns at once; the run ends turns later.
+     */
+    static final class Workflows {
+        private Workflows() {
+        }
+
+        /**
+         * A run as the Workflow tool's result announced it: the call, run and task ids, the workflow's name and summary,
+         * the script sent with the call (empty when it named a script file or a predefined workflow), the file name
+         * Claude Code kept the run's script under, the run it resumes (null: none).
+         */
+        record Launch(String toolUseId, String runId, String taskId, String name, String summary, String script, String scriptFile,
+                      String resumedFrom) {
+            private static final Pattern RUN_ID = Pattern.compile("wf_[A-Za-z0-9-]+");
+            private static final Pattern SCRIPT_FILE = Pattern.compile("[A-Za-z0-9_.-]+\\.js");
+
+            /** The launch a Workflow tool result reports (a toolUseResult with a runId); null for any other result. */
+            static Launch of(String toolUseId, JsonNode toolUse, JsonNode toolUseResult) {
+                String runId = toolUseResult.path("runId").asText("");
+                if (!RUN_ID.matcher(runId).matches()) return null;
+                JsonNode input = toolUse.path("input");
+                String scriptFile = toolUseResult.path("scriptPath").asText("").replaceFirst("^.*[/\\\\]", "");
+                String resumedFrom = input.path("resumeFromRunId").asText("");
+                return new Launch(toolUseId, runId, toolUseResult.path("taskId").asText(""),
+                        Helpers.firstNonBlank(toolUseResult.path("workflowName").asText(""), input.path("name").asText(""), "workflow"),
+                        toolUseResult.path("summary").asText(""), input.path("script").asText(""),
+                        SCRIPT_FILE.matcher(scriptFile).matches() ? scriptFile : null, RUN_ID.matcher(resumedFrom).matches() ? resumedFrom : null);
+            }
+        }
+
+        /** An agent of a run: its id, the script's label for it, its phase (null: none), whether the journal says it finished. */
+        record Agent(String agentId, String label, String phase, boolean finished) {
+        }
+
+        /**
+         * A run as its files say: the agents in the order they started, the record written when it ended (null before),
+         * the phases in order, when any of its files was last written.
+         */
+        record Run(Launch launch, Path dir, List<Agent> agents, JsonNode record, List<String> phases, Instant lastWrite, String script) {
+            boolean ended() {
+                return record != null;
+            }
+
+            /** `completed`, `failed`, `stopped`...: the record's word; `running` before it exists. */
+            String status() {
+                return record == null ? "running" : record.path("status").asText("unknown");
+            }
+
+            Path agentFile(String agentId) {
+                return dir.resolve("agent-" + agentId + ".jsonl");
+            }
+        }
+
+        /** The run's files under the session's folder; a missing or broken file is one log line and counts as absent. */
+        static Run read(Path sessionDir, Launch launch, Log log) {
+            Path dir = sessionDir.resolve("subagents").resolve("workflows").resolve(launch.runId());
+            Path recordFile = sessionDir.resolve("workflows").resolve(launch.runId() + ".json");
+            JsonNode record = readJson(recordFile, log);
+            Map<String, Agent> agents = new LinkedHashMap<>();
+            Set<String> finished = new HashSet<>();
+            readJournal(dir.resolve("journal.jsonl"), agents, finished, log);
+            Instant lastWrite = Helpers.lastModified(recordFile);
+            for (Path file : agentFiles(dir, log)) {
+                String agentId = file.getFileName().toString().replaceFirst("^agent-(.*)\\.jsonl$", "$1");
+                // A file the journal does not name (its journal cut or gone): the agent still ran.
+                agents.putIfAbsent(agentId, new Agent(agentId, null, null, false));
+                Instant written = Helpers.lastModified(file);
+                if (written.isAfter(lastWrite)) lastWrite = written;
+            }
+            Instant journalWritten = Helpers.lastModified(dir.resolve("journal.jsonl"));
+            if (journalWritten.isAfter(lastWrite)) lastWrite = journalWritten;
+            List<Agent> list = new ArrayList<>();
+            for (Agent agent : agents.values()) {
+                list.add(new Agent(agent.agentId(), agent.label(), agent.phase(), finished.contains(agent.agentId())));
+            }
+            return new Run(launch, dir, List.copyOf(list), record, phases(record, list), lastWrite, script(sessionDir, launch, log));
+        }
+
+        /** The script the run ran: as the call sent it, else the copy Claude Code keeps per run under `workflows/scripts/`. */
+        private static String script(Path sessionDir, Launch launch, Log log) {
+            if (!launch.script().isEmpty() || launch.scriptFile() == null) return launch.script();
+            Path file = sessionDir.resolve("workflows").resolve("scripts").resolve(launch.scriptFile());
+            if (!Files.isRegularFile(file)) return "";
+            try {
+                return Files.readString(file, StandardCharsets.UTF_8);
+            } catch (IOException e) {
+                log.warn("Could not read " + file + ": " + e);
+                return "";
+            }
+        }
+
+        private static void readJournal(Path journal, Map<String, Agent> agents, Set<String> finished, Log log) {
+            if (!Files.isRegularFile(journal)) return;
+            try {
+                int broken = 0;
+                for (String line : Files.readAllLines(journal, StandardCharsets.UTF_8)) {
+                    JsonNode row = line.isBlank() ? null : parseQuietly(line);
+                    if (row == null) {
+                        broken += line.isBlank() ? 0 : 1;
+                        continue;
+                    }
+                    String agentId = row.path("agentId").asText("");
+                    if (agentId.isEmpty()) continue;
+                    if (row.path("type").asText("").equals("started")) {
+                        agents.putIfAbsent(agentId, new Agent(agentId, row.path("label").textValue(), row.path("phase").textValue(), false));
+                    } else {
+                        finished.add(agentId);
+                    }
+                }
+                if (broken > 0) log.warn("Skipped " + broken + " broken line(s) of " + journal);
+            } catch (IOException e) {
+                log.warn("Could not read " + journal + ": " + e);
+            }
+        }
+
+        private static JsonNode parseQuietly(String line) {
+            try {
+                JsonNode node = Json.parse(line);
+                return node != null && node.isObject() ? node : null;
+            } catch (IOException e) {
+                return null;
+            }
+        }
+
+        private static List<Path> agentFiles(Path dir, Log log) {
+            if (!Files.isDirectory(dir)) return List.of();
+            try (java.util.stream.Stream<Path> listing = Files.list(dir)) {
+                return listing.filter(f -> f.getFileName().toString().matches("agent-[A-Za-z0-9_-]+\\.jsonl")).sorted().toList();
+            } catch (IOException e) {
+                log.warn("Could not list " + dir + ": " + e);
+                return List.of();
+            }
+        }
+
+        /** A small JSON file (a run record, an agent's meta.json); null when it is absent, and when broken, with one log line. */
+        static JsonNode readJson(Path file, Log log) {
+            if (!Files.isRegularFile(file)) return null;
+            try {
+                JsonNode node = Json.parse(Files.readAllBytes(file));
+                if (node != null && node.isObject()) return node;
+            } catch (IOException e) {
+                // Reported below, as for any content that is not an object.
+            }
+            log.warn("Ignoring " + file + ": not a JSON object");
+            return null;
+        }
+
+        /** The phase titles: as the run's record lists them, else in the order its agents started in them. */
+        private static List<String> phases(JsonNode record, List<Agent> agents) {
+            Set<String> titles = new LinkedHashSet<>();
+            if (record != null) {
+                for (JsonNode phase : record.path("phases")) {
+                    if (phase.path("title").isTextual()) titles.add(phase.path("title").textValue());
+                }
+            }
+            for (Agent agent : agents) {
+                if (agent.phase() != null) titles.add(agent.phase());
+            }
+            return List.copyOf(titles);
+        }
+    }
+
     /** Turn assembly: rows into user turns, with their subagents; what a hook run sends. */
     static final class Turns {
         private Turns() {
@@ -2514,7 +2749,7 @@ public class litefuse_hook implements Callable<Integer> {
          */
         record Turn(Transcript.Row userRow, TurnKind kind, List<Transcript.Row> assistantRows, Map<String, ToolResult> toolResultsById,
                     List<Transcript.Row> systemRows, Transcript.Row interruptRow, List<Transcript.Row> sidechainRows, List<AgentRun> agents,
-                    Instant lastActivity, ModelInput modelInput) {
+                    Instant lastActivity, ModelInput modelInput, Launches launches) {
             boolean interrupted() {
                 return interruptRow != null;
             }
@@ -2524,8 +2759,18 @@ public class litefuse_hook implements Callable<Integer> {
             }
 
             Turn withAgents(List<AgentRun> attached) {
+                return withAgents(attached, launches);
+            }
+
+            /** The turn with the agents to show and the work its calls started in the background. */
+            Turn withAgents(List<AgentRun> attached, Launches launched) {
                 return new Turn(userRow, kind, assistantRows, toolResultsById, systemRows, interruptRow, sidechainRows,
-                        List.copyOf(attached), lastActivity, modelInput);
+                        List.copyOf(attached), lastActivity, modelInput, launched);
+            }
+
+            /** Background work of this turn not finished yet: the turn is sent again as it finishes. */
+            boolean waitsForAgents() {
+                return !launches.waitingFor().isEmpty();
             }
 
             /** The turn with its model calls as the store of its transcript records them. */
@@ -2534,7 +2779,7 @@ public class litefuse_hook implements Callable<Integer> {
                 ModelInput recorded = new ModelInput(modelInput.contextRows(), modelInput.apiRequests(),
                         Map.copyOf(requests.calls(modelInput.apiRequests().keySet())));
                 return new Turn(userRow, kind, assistantRows, toolResultsById, systemRows, interruptRow, sidechainRows,
-                        agents, lastActivity, recorded);
+                        agents, lastActivity, recorded, launches);
             }
 
             /** Worth a trace: the model answered, or a subagent (a compaction, a background agent) did work in it. */
@@ -2552,9 +2797,9 @@ public class litefuse_hook implements Callable<Integer> {
             }
         }
 
-        /** What ran an agent: a Task/Agent tool call, a background launch reported later, or a compaction. */
+        /** What ran an agent: a Task/Agent tool call, one run in the background, a workflow run's script, or a compaction. */
         enum AgentKind {
-            TASK, BACKGROUND, COMPACTION;
+            TASK, BACKGROUND, WORKFLOW, COMPACTION;
 
             /** As metadata shows it (`agent_kind`, and `subagent_type` when the agent has no type). */
             String label() {
@@ -2563,14 +2808,54 @@ public class litefuse_hook implements Callable<Integer> {
         }
 
         /**
-         * A subagent's own conversation, linked to the Task/Agent tool call that ran it (toolUseId), or loose (null: a
-         * compaction, a background agent), with the agent type its call named.
+         * What a subagent's `agent-<id>.meta.json` says (2.1.3xx): its type, the description it was given, its model, its
+         * workflow phase, whether it ran in the foreground or the background, how deep it was spawned, whether it finished.
          */
-        record AgentRun(String agentId, String toolUseId, AgentKind kind, String agentType, Turn turn) {
+        record AgentMeta(String agentType, String description, String model, String workflowPhase, String requestShape,
+                         int spawnDepth, boolean finished) {
+            /** The meta.json beside an agent's file; null when it is absent or broken (one log line). */
+            static AgentMeta read(Path agentFile, Log log) {
+                Path file = agentFile.resolveSibling(agentFile.getFileName().toString().replaceFirst("\\.jsonl$", ".meta.json"));
+                JsonNode meta = Workflows.readJson(file, log);
+                if (meta == null) return null;
+                return new AgentMeta(meta.path("agentType").textValue(), meta.path("description").textValue(), meta.path("model").textValue(),
+                        meta.path("workflowPhase").textValue(), meta.path("requestShape").textValue(), meta.path("spawnDepth").asInt(0),
+                        meta.path("finished").asBoolean(false));
+            }
+        }
+
+        /** Where a workflow agent sits: its run, the script's label for it, its phase (null: none). */
+        record WorkflowSlot(String runId, String label, String phase) {
+        }
+
+        /**
+         * A subagent's own conversation, linked to the tool call that ran it (toolUseId; null for a compaction, which no
+         * call runs), with the agent type its call named, its meta.json (null: none) and, for a workflow agent, its slot.
+         */
+        record AgentRun(String agentId, String toolUseId, AgentKind kind, String agentType, Turn turn, AgentMeta meta, WorkflowSlot slot) {
+            /** An agent a Task/Agent call ran, in the foreground (TASK) or the background (BACKGROUND). */
+            static AgentRun called(String agentId, String toolUseId, AgentKind kind, String agentType, Turn turn, AgentMeta meta) {
+                return new AgentRun(agentId, toolUseId, kind, agentType, turn, meta, null);
+            }
+
             /** An agent no tool call of the turn ran: it shows directly under the turn. */
             static AgentRun loose(String agentId, AgentKind kind, Turn turn) {
-                return new AgentRun(agentId, null, kind, null, turn);
+                return new AgentRun(agentId, null, kind, null, turn, null, null);
             }
+
+            /** An agent a workflow run started, under the Workflow call that launched the run. */
+            static AgentRun inWorkflow(String toolUseId, WorkflowSlot slot, String agentId, Turn turn, AgentMeta meta) {
+                return new AgentRun(agentId, toolUseId, AgentKind.WORKFLOW, meta == null ? null : meta.agentType(), turn, meta, slot);
+            }
+        }
+
+        /** A workflow run as a turn shows it; `settled`: it ended (or went quiet), so its own span and its phases' go out. */
+        record RunShown(Workflows.Run run, boolean settled) {
+        }
+
+        /** What the turn's calls left running in the background: its workflow runs, and what of it has not finished yet. */
+        record Launches(List<RunShown> runs, List<String> waitingFor) {
+            static final Launches NONE = new Launches(List.of(), List.of());
         }
 
         /**
@@ -2679,7 +2964,7 @@ public class litefuse_hook implements Callable<Integer> {
                     sink.accept(new Turn(userRow, kind, List.copyOf(assistantRows), Map.copyOf(toolResults),
                             trimTrailingSystemRows(systemRows, assistantRows, interruptRow), interruptRow,
                             List.copyOf(sidechainRows), List.of(), lastActivity,
-                            new ModelInput(List.copyOf(contextRows), Map.copyOf(apiRequests), Map.of())));
+                            new ModelInput(List.copyOf(contextRows), Map.copyOf(apiRequests), Map.of()), Launches.NONE));
                 }
                 userRow = null;
                 assistantRows = new ArrayList<>();
@@ -2753,7 +3038,6 @@ public class litefuse_hook implements Callable<Integer> {
 
         static final Set<String> AGENT_TOOLS = Set.of("Task", "Agent");
         private static final Pattern AGENT_ID_IN_TEXT = Pattern.compile("agentId: ?([A-Za-z0-9_-]+)");
-        private static final Pattern TASK_ID = Pattern.compile("<task-id>\\s*([A-Za-z0-9_-]+)\\s*</task-id>");
 
         /** The agent a Task/Agent tool result names (toolUseResult.agentId, or "agentId: ..." in its text). */
         private static String agentIdOf(ToolResult result) {
@@ -2763,7 +3047,7 @@ public class litefuse_hook implements Callable<Integer> {
             return matcher.find() ? matcher.group(1) : null;
         }
 
-        /** A background launch returns at once; its agent's work is attached when its task notification lands. */
+        /** A background launch returns at once; its agent's work shows under the call once the agent has finished. */
         private static boolean isBackgroundLaunch(ToolResult result) {
             JsonNode toolUseResult = result.row().json().path("toolUseResult");
             String status = toolUseResult.path("status").asText("completed");
@@ -2772,24 +3056,86 @@ public class litefuse_hook implements Callable<Integer> {
 
         /**
          * Links the turn's subagents: Task/Agent calls to their agent files (2.0.x `agent-<id>.jsonl` beside the
-         * transcript, 2.1.x `<session>/subagents/agent-<id>.jsonl`) or to inline sidechain rows (1.0.x); a background
-         * agent to the task notification that reports it; compaction helpers to the turn they ran in.
+         * transcript, 2.1.x `<session>/subagents/agent-<id>.jsonl`) or to inline sidechain rows (1.0.x); Workflow calls to
+         * their runs' agents; compaction helpers to the turn they ran in. Work started in the background shows under the
+         * call that started it once it has finished (AgentFiles says when); until then the turn waits for it.
          */
         static Turn attachAgents(Turn turn, AgentFiles files) {
             List<AgentRun> agents = new ArrayList<>();
+            List<RunShown> runs = new ArrayList<>();
+            List<String> waitingFor = new ArrayList<>();
             Set<String> attachedCalls = new HashSet<>();
-            List<ToolCall> agentCalls = toolCallsFromAssistants(turn.assistantRows()).stream()
-                    .filter(call -> AGENT_TOOLS.contains(call.name())).toList();
-            for (ToolCall call : agentCalls) {
+            List<ToolCall> agentCalls = new ArrayList<>();
+            for (ToolCall call : toolCallsFromAssistants(turn.assistantRows())) {
                 ToolResult result = turn.toolResultsById().get(call.id());
-                if (result == null || isBackgroundLaunch(result)) continue;
-                String agentId = agentIdOf(result);
-                Turn agentTurn = agentId == null ? null : files.agent(agentId);
-                if (agentTurn != null) {
-                    agents.add(new AgentRun(agentId, call.id(), AgentKind.TASK, agentTypeOf(call, result), agentTurn));
-                    attachedCalls.add(call.id());
+                if (result != null && call.name().equals("Workflow")) {
+                    Workflows.Launch launch = Workflows.Launch.of(call.id(), call.toolUse(), result.row().json().path("toolUseResult"));
+                    if (launch != null) attachRun(files.workflowRun(launch), files, agents, runs, waitingFor);
+                    continue;
+                }
+                if (!AGENT_TOOLS.contains(call.name())) continue;
+                agentCalls.add(call);
+                String agentId = result == null ? null : agentIdOf(result);
+                Path file = agentId == null ? null : files.agentFile(agentId);
+                if (file == null) continue;
+                attachedCalls.add(call.id());
+                boolean background = isBackgroundLaunch(result);
+                Turn agentTurn = files.readAgentFile(file);
+                AgentMeta meta = files.meta(file);
+                if (background && !files.finished(agentId, file, meta)) {
+                    waitingFor.add("background agent " + agentId);
+                } else if (agentTurn != null) {
+                    agents.add(AgentRun.called(agentId, call.id(), background ? AgentKind.BACKGROUND : AgentKind.TASK,
+                            agentTypeOf(call, result), agentTurn, meta));
                 }
             }
+            attachSidechains(turn, agentCalls, attachedCalls, agents);
+            Instant start = turn.firstTimestamp();
+            Instant end = turn.lastActivity() == null ? start : turn.lastActivity().plusSeconds(5);
+            for (Map.Entry<String, Turn> helper : files.compactionAgents(start).entrySet()) {
+                Instant finished = helper.getValue().lastActivity();
+                if (finished != null && !finished.isBefore(start) && !finished.isAfter(end)) {
+                    agents.add(AgentRun.loose(helper.getKey(), AgentKind.COMPACTION, helper.getValue()));
+                }
+            }
+            if (agents.isEmpty() && runs.isEmpty() && waitingFor.isEmpty()) return turn;
+            return turn.withAgents(agents, new Launches(List.copyOf(runs), List.copyOf(waitingFor)));
+        }
+
+        /** A workflow run's finished agents, and the run itself once it has settled; what is left waits. */
+        private static void attachRun(Workflows.Run run, AgentFiles files, List<AgentRun> agents, List<RunShown> runs, List<String> waitingFor) {
+            String runId = run.launch().runId();
+            boolean settled = run.ended() || files.settled(run.lastWrite());
+            int shown = 0;
+            for (Workflows.Agent agent : run.agents()) {
+                Path file = run.agentFile(agent.agentId());
+                if (!Files.isRegularFile(file)) {
+                    // Warned once: on the firing that shows the run for good
+                    if (settled) files.warn("Workflow run " + runId + ": its journal names agent " + agent.agentId() + ", whose file is gone");
+                    shown++;
+                    continue;
+                }
+                if (!(agent.finished() || run.ended() || files.settled(Helpers.lastModified(file)))) continue;
+                Turn agentTurn = files.readAgentFile(file);
+                AgentMeta meta = files.meta(file);
+                shown++;
+                if (agentTurn == null) continue;
+                String phase = agent.phase() != null ? agent.phase() : meta == null ? null : meta.workflowPhase();
+                String label = Helpers.firstNonBlank(agent.label(), meta == null ? null : meta.description(), agent.agentId());
+                agents.add(AgentRun.inWorkflow(run.launch().toolUseId(), new WorkflowSlot(runId, label, phase), agent.agentId(), agentTurn, meta));
+            }
+            if (settled && !run.ended()) {
+                files.warn("Workflow run " + runId + " has no record (workflows/" + runId + ".json) and its files are at rest: "
+                        + "shown as running, with the agents it has");
+            }
+            runs.add(new RunShown(run, settled));
+            if (!settled || shown < run.agents().size()) {
+                waitingFor.add("workflow run " + runId + " (" + shown + " of " + run.agents().size() + " agents finished)");
+            }
+        }
+
+        /** 1.0.x inline subagent rows, matched to the Task calls of the turn by prompt. */
+        private static void attachSidechains(Turn turn, List<ToolCall> agentCalls, Set<String> attachedCalls, List<AgentRun> agents) {
             List<List<Transcript.Row>> chains = sidechainChains(turn.sidechainRows());
             for (int i = 0; i < chains.size(); i++) {
                 Turn agentTurn = buildAgentTurn(chains.get(i));
@@ -2800,23 +3146,9 @@ public class litefuse_hook implements Callable<Integer> {
                         .findFirst().orElse(agentCalls.stream().filter(call -> !attachedCalls.contains(call.id())).findFirst().orElse(null));
                 if (match == null) continue;
                 attachedCalls.add(match.id());
-                agents.add(new AgentRun("sidechain-" + (i + 1), match.id(), AgentKind.TASK,
-                        agentTypeOf(match, turn.toolResultsById().get(match.id())), agentTurn));
+                agents.add(AgentRun.called("sidechain-" + (i + 1), match.id(), AgentKind.TASK,
+                        agentTypeOf(match, turn.toolResultsById().get(match.id())), agentTurn, null));
             }
-            if (turn.kind() == TurnKind.TASK_NOTIFICATION) {
-                Matcher taskId = TASK_ID.matcher(Transcript.extractText(Transcript.getContent(turn.userRow().json())));
-                Turn agentTurn = taskId.find() ? files.agent(taskId.group(1)) : null;
-                if (agentTurn != null) agents.add(AgentRun.loose(taskId.group(1), AgentKind.BACKGROUND, agentTurn));
-            }
-            Instant start = turn.firstTimestamp();
-            Instant end = turn.lastActivity() == null ? start : turn.lastActivity().plusSeconds(5);
-            for (Map.Entry<String, Turn> helper : files.compactionAgents(start).entrySet()) {
-                Instant finished = helper.getValue().lastActivity();
-                if (finished != null && !finished.isBefore(start) && !finished.isAfter(end)) {
-                    agents.add(AgentRun.loose(helper.getKey(), AgentKind.COMPACTION, helper.getValue()));
-                }
-            }
-            return agents.isEmpty() ? turn : turn.withAgents(agents);
         }
 
         static String agentTypeOf(ToolCall call, ToolResult result) {
@@ -2840,33 +3172,81 @@ public class litefuse_hook implements Callable<Integer> {
             return chains;
         }
 
-        /** Where a transcript's subagent files live; compaction helpers are listed once. */
+        /**
+         * Where a transcript's subagent files live, and how finished an agent started in the background must be to show:
+         * for replay and backfill everything on disk shows; for the hook, what Claude Code marked finished (meta.json,
+         * a task notification, the run's journal or record) or what nobody has written to for 10 minutes. Compaction
+         * helpers are listed once.
+         */
         static final class AgentFiles {
+            private static final Duration QUIET = Duration.ofMinutes(10);
             private final Path transcript;
             /** `<session>/subagents/` beside `<session>.jsonl`, where Claude Code 2.1+ writes its agents. */
             private final Path subagentsDir;
             private final Config.GenerationInput generationInput;
             private final Log log;
+            private final boolean everything;
+            private final Instant now;
+            private final Set<String> notifiedTaskIds = new HashSet<>();
             private final Map<String, Turn> compactionTurns = new HashMap<>();
             private Map<String, Path> compactionFiles;
 
+            /** For a whole transcript at rest (replay, backfill): every agent on disk shows. */
             AgentFiles(Path transcript, Config.GenerationInput generationInput, Log log) {
+                this(transcript, generationInput, log, true, Instant.EPOCH);
+            }
+
+            private AgentFiles(Path transcript, Config.GenerationInput generationInput, Log log, boolean everything, Instant now) {
                 this.transcript = transcript;
                 this.generationInput = generationInput;
                 String name = transcript.getFileName().toString();
                 this.subagentsDir = transcript.resolveSibling(name.endsWith(".jsonl") ? name.substring(0, name.length() - 6) : name)
                         .resolve("subagents");
                 this.log = log;
+                this.everything = everything;
+                this.now = now;
             }
 
-            /** The agent's turn from `<session>/subagents/agent-<id>.jsonl` or `agent-<id>.jsonl` beside the transcript (read when asked: each is attached once). */
-            Turn agent(String agentId) {
+            /** For a hook run at `now`: background work shows once finished (or quiet for 10 minutes). */
+            static AgentFiles forHook(Path transcript, Config.GenerationInput generationInput, Instant now, Log log) {
+                return new AgentFiles(transcript, generationInput, log, false, now);
+            }
+
+            /** A task notification names this task (a background agent's task id is its agent id): it has finished. */
+            void notified(String taskId) {
+                notifiedTaskIds.add(taskId);
+            }
+
+            /** `<session>/subagents/agent-<id>.jsonl`, or `agent-<id>.jsonl` beside the transcript; null when neither exists. */
+            Path agentFile(String agentId) {
                 if (!agentId.matches("[A-Za-z0-9_-]+")) return null;
                 for (Path candidate : List.of(subagentsDir.resolve("agent-" + agentId + ".jsonl"),
                         transcript.resolveSibling("agent-" + agentId + ".jsonl"))) {
-                    if (Files.isRegularFile(candidate)) return readAgentFile(candidate);
+                    if (Files.isRegularFile(candidate)) return candidate;
                 }
                 return null;
+            }
+
+            AgentMeta meta(Path agentFile) {
+                return AgentMeta.read(agentFile, log);
+            }
+
+            void warn(String line) {
+                log.warn(line);
+            }
+
+            Workflows.Run workflowRun(Workflows.Launch launch) {
+                return Workflows.read(subagentsDir.getParent(), launch, log);
+            }
+
+            /** A background agent is done: meta.json says so, a task notification reported it, or its file went quiet. */
+            boolean finished(String agentId, Path file, AgentMeta meta) {
+                return everything || (meta != null && meta.finished()) || notifiedTaskIds.contains(agentId) || settled(Helpers.lastModified(file));
+            }
+
+            /** Files last written at `lastWrite` are as complete as they will be: at rest, or quiet for 10 minutes. */
+            boolean settled(Instant lastWrite) {
+                return everything || lastWrite.isBefore(now.minus(QUIET));
             }
 
             /**
@@ -2897,7 +3277,7 @@ public class litefuse_hook implements Callable<Integer> {
             }
 
             /** An agent's file as one turn, with its model calls as the file records them. */
-            private Turn readAgentFile(Path file) {
+            Turn readAgentFile(Path file) {
                 try {
                     List<Transcript.Row> rows = Reader.readNewJsonl(file, 0, Reader.unreadTypes(generationInput), log).rows();
                     Turn turn = buildAgentTurn(rows);
@@ -2989,9 +3369,9 @@ public class litefuse_hook implements Callable<Integer> {
             }
 
             private void plan(Turn turn) {
-                Progress.SentTurn open = state.openTurn();
-                boolean isOpen = open != null && open.userUuid().equals(turn.userRow().uuid());
-                if (!isOpen && emitted.contains(turn.userRow().uuid())) return;
+                // The open turn, or an earlier one waiting for its background work: only what it gained goes out.
+                Progress.SentTurn sentBefore = state.sentTurn(turn.userRow().uuid());
+                if (sentBefore == null && emitted.contains(turn.userRow().uuid())) return;
                 if (finishing && !forceLast && !isTurnComplete(turn)) {
                     deferredOffset = turn.userRow().offset();
                     return;
@@ -2999,7 +3379,7 @@ public class litefuse_hook implements Callable<Integer> {
                 Turn withAgents = attachAgents(turn, agentFiles);
                 if (!withAgents.hasWork()) return;
                 Turn planned = withAgents.withCalls(requests);
-                sink.accept(isOpen ? Emission.grown(planned, open) : Emission.newTurn(planned, state.turnCount() + ++newTurns));
+                sink.accept(sentBefore != null ? Emission.grown(planned, sentBefore) : Emission.newTurn(planned, state.turnCount() + ++newTurns));
             }
         }
 
@@ -3007,6 +3387,12 @@ public class litefuse_hook implements Callable<Integer> {
         static EmissionPlan planEmission(List<Transcript.Row> rows, Progress.SessionState state, AgentFiles agentFiles,
                                          Requests.Store requests, boolean forceLast) {
             List<Emission> emissions = new ArrayList<>();
+            // A turn is planned before the rows after it are read: the tasks they report finished are known first.
+            for (Transcript.Row row : rows) {
+                if (!"user".equals(row.type()) || Transcript.classifyUserRow(row.json()) != Transcript.UserRowKind.TASK_NOTIFICATION) continue;
+                JsonNode taskId = Transcript.origin(row.json(), Transcript.UserRowKind.TASK_NOTIFICATION).path("task_id");
+                if (taskId.isTextual()) agentFiles.notified(taskId.textValue());
+            }
             TurnPlanner planner = new TurnPlanner(state, agentFiles, requests, forceLast, emissions::add);
             for (Transcript.Row row : rows) planner.accept(row);
             long deferredOffset = planner.finish();
@@ -3044,7 +3430,7 @@ public class litefuse_hook implements Callable<Integer> {
 
         /** Langfuse's observation types, as `langfuse.observation.type` names them. */
         enum ObservationType {
-            SPAN, GENERATION, TOOL, AGENT, EVENT;
+            SPAN, GENERATION, TOOL, AGENT, CHAIN, EVENT;
 
             String wireName() {
                 return name().toLowerCase(Locale.ROOT);
@@ -3088,6 +3474,16 @@ public class litefuse_hook implements Callable<Integer> {
 
             static Builder agent(String id, String parentId, String name) {
                 return new Builder(ObservationType.AGENT, id, parentId, name);
+            }
+
+            /** A span that groups work (a workflow's phase). */
+            static Builder span(String id, String parentId, String name) {
+                return new Builder(ObservationType.SPAN, id, parentId, name);
+            }
+
+            /** Steps run in order by something other than a model (a workflow run: its script starts agents). */
+            static Builder chain(String id, String parentId, String name) {
+                return new Builder(ObservationType.CHAIN, id, parentId, name);
             }
 
             static Builder event(String id, String parentId, String name) {
@@ -3363,9 +3759,10 @@ public class litefuse_hook implements Callable<Integer> {
             List<TraceModel.Observation> children = draft.observations();
             // The user message opens the turn; everything after it in time order (a stable sort keeps file order on ties).
             children.subList(1, children.size()).sort((a, b) -> a.start().compareTo(b.start()));
+            // The turn ends with its own steps: work it started in the background (nested under its calls) may end later.
             Instant turnEnd = turnStart;
             for (TraceModel.Observation child : children) {
-                if (child.end().isAfter(turnEnd)) turnEnd = child.end();
+                if (rootId.equals(child.parentId()) && child.end().isAfter(turnEnd)) turnEnd = child.end();
             }
             Transcript.Truncated output = Transcript.truncateText(draft.masker().text(finalText), ctx.maxChars());
             ObjectNode traceMeta = turnMetadata(turn, turnNumber, sessionId, draft);
@@ -3391,7 +3788,7 @@ public class litefuse_hook implements Callable<Integer> {
             // Under a W3C traceparent every turn joins the caller's trace; span ids stay derived from the turn.
             TraceModel.TraceHeader header = TraceModel.TraceHeader.of(parent == null ? draft.turnId() : parent.traceId(), name)
                     .session(sessionId, release)
-                    .user(ctx.options().userId(), ctx.options().environment(), ctx.options().tags())
+                    .user(ctx.options().userId(), ctx.options().environment(), tagsOf(ctx.options().tags(), traceMeta.path("origin")))
                     .content(userText.text(), output.text())
                     .metadata(traceMetadata(traceMeta, userJson, release, turn.kind()))
                     .parentSpan(parent == null ? null : parent.spanId())
@@ -3399,11 +3796,22 @@ public class litefuse_hook implements Callable<Integer> {
             return new TraceModel.TraceRecord(header, List.copyOf(observations));
         }
 
+        /** The configured tags, and `origin:<kind>` for a turn Claude Code started (a task notification, a wake-up, a message). */
+        private static List<String> tagsOf(List<String> tags, JsonNode origin) {
+            String kind = origin.path("kind").asText("");
+            if (kind.isEmpty() || kind.equals("human")) return tags;
+            List<String> all = new ArrayList<>(tags);
+            all.add("origin:" + kind);
+            return List.copyOf(all);
+        }
+
         /** The start of a turn's `claude_code` object: the user row's fields, the session, number, transcript and models used. */
         private static ObjectNode turnMetadata(Turns.Turn turn, int turnNumber, String sessionId, Draft draft) {
             JsonNode userJson = turn.userRow().json();
-            ObjectNode traceMeta = pick(userJson, "uuid", "parentUuid", "promptId", "isMeta", "origin", "cwd", "gitBranch",
+            ObjectNode traceMeta = pick(userJson, "uuid", "parentUuid", "promptId", "isMeta", "cwd", "gitBranch",
                     "version", "entrypoint", "userType", "isSidechain", "permissionMode", "promptSource", "turnOrigin");
+            ObjectNode origin = Transcript.origin(userJson, kindOf(turn.kind()));
+            if (origin != null) traceMeta.set("origin", origin);
             traceMeta.put("sessionId", sessionId);
             traceMeta.put("turn_number", turnNumber);
             traceMeta.put("transcript_path", draft.ctx().transcriptPath());
@@ -3422,6 +3830,7 @@ public class litefuse_hook implements Callable<Integer> {
             putFilterKey(metadata, "entrypoint", userJson.path("entrypoint").asText(""));
             putFilterKey(metadata, "permission_mode", userJson.path("permissionMode").asText(""));
             putFilterKey(metadata, "turn_kind", turnKindName(kind));
+            putFilterKey(metadata, "origin", traceMeta.path("origin").path("kind").asText(""));
             return metadata;
         }
 
@@ -3442,7 +3851,7 @@ public class litefuse_hook implements Callable<Integer> {
             }
             Map<String, List<Turns.AgentRun>> agentsByCall = new HashMap<>();
             for (Turns.AgentRun agent : turn.agents()) {
-                if (agent.toolUseId() != null) agentsByCall.computeIfAbsent(agent.toolUseId(), k -> new ArrayList<>()).add(agent);
+                if (agent.toolUseId() != null && agent.slot() == null) agentsByCall.computeIfAbsent(agent.toolUseId(), k -> new ArrayList<>()).add(agent);
             }
             String finalText = "";
             for (int i = 0; i < turn.assistantRows().size(); i++) {
@@ -3454,6 +3863,9 @@ public class litefuse_hook implements Callable<Integer> {
                     TraceModel.Observation tool = buildToolObservation(scope, call, turn.toolResultsById().get(call.id()));
                     scope.draft().add(tool);
                     for (Turns.AgentRun agent : agentsByCall.getOrDefault(call.id(), List.of())) addAgent(scope.draft(), tool.id(), agent);
+                    for (Turns.RunShown run : turn.launches().runs()) {
+                        if (run.run().launch().toolUseId().equals(call.id())) addWorkflowRun(scope.draft(), tool, run, turn.agents());
+                    }
                 }
             }
             for (Transcript.Row systemRow : turn.systemRows()) {
@@ -3472,7 +3884,7 @@ public class litefuse_hook implements Callable<Integer> {
          * A subagent as an `agent` observation holding its own generations (with their model and usage) and tool
          * calls; its usage is counted there only, so turn totals stay exact.
          */
-        private static void addAgent(Draft draft, String parentId, Turns.AgentRun agent) {
+        private static TraceModel.Observation addAgent(Draft draft, String parentId, Turns.AgentRun agent) {
             Turns.Turn turn = agent.turn();
             Instant start = turn.firstTimestamp();
             String agentSpanId = draft.spanId("agent:" + agent.agentId() + ":" + rowKey(turn.userRow()));
@@ -3487,13 +3899,15 @@ public class litefuse_hook implements Callable<Integer> {
             String agentType = agent.agentType();
             String label = switch (agent.kind()) {
                 case COMPACTION -> "Compaction agent";
-                case BACKGROUND -> "Background agent";
+                case BACKGROUND -> agentType == null ? "Background agent" : "Background agent: " + agentType;
+                case WORKFLOW -> "Agent: " + agent.slot().label();
                 case TASK -> agentType == null ? "Agent" : "Agent: " + agentType;
             };
             ObjectNode meta = Json.NODES.objectNode();
             meta.put("agentId", agent.agentId());
             meta.put("agent_kind", agent.kind().label());
             if (agentType != null) meta.put("agentType", agentType);
+            putAgentFacts(meta, agent);
             meta.setAll(pick(firstRow, "uuid", "sessionId", "version"));
             ArrayNode modelsUsed = meta.putArray("models_used");
             Set<String> agentModels = new LinkedHashSet<>();
@@ -3505,12 +3919,96 @@ public class litefuse_hook implements Callable<Integer> {
             putFilterKey(metadata, "subagent_type", agentType != null ? agentType : agent.kind().label());
             Masker masker = draft.masker();
             int maxChars = draft.ctx().maxChars();
-            draft.add(TraceModel.Observation.agent(agentSpanId, parentId, label + " (" + agent.agentId() + ")")
+            TraceModel.Observation observation = TraceModel.Observation.agent(agentSpanId, parentId, label + " (" + agent.agentId() + ")")
                     .between(start, end)
                     .input(Transcript.truncateText(masker.text(Transcript.extractText(Transcript.getContent(firstRow))), maxChars).text())
                     .output(Transcript.truncateText(masker.text(finalText), maxChars).text())
-                    .metadata(metadata).build());
+                    .metadata(metadata).build();
+            draft.add(observation);
             draft.observations().addAll(steps.observations());
+            return observation;
+        }
+
+        /**
+         * A workflow run under the Workflow call that launched it: one span per phase holding its agents (agents without
+         * a phase sit under the run), and the run itself as a chain: its script as input, its result as output, its
+         * status. Agents show as they finish; the run's and phases' spans only once it has settled (their times and
+         * status are final then), so each goes out once.
+         */
+        private static void addWorkflowRun(Draft draft, TraceModel.Observation call, Turns.RunShown shown, List<Turns.AgentRun> agents) {
+            Workflows.Run run = shown.run();
+            String runId = run.launch().runId();
+            String runSpanId = draft.spanId("workflow:" + runId);
+            Map<String, List<TraceModel.Observation>> byPhase = new LinkedHashMap<>();
+            List<TraceModel.Observation> all = new ArrayList<>();
+            for (Turns.AgentRun agent : agents) {
+                if (agent.slot() == null || !agent.slot().runId().equals(runId)) continue;
+                String phase = agent.slot().phase();
+                TraceModel.Observation observation = addAgent(draft, phase == null ? runSpanId : phaseSpanId(draft, runId, phase), agent);
+                all.add(observation);
+                if (phase != null) byPhase.computeIfAbsent(phase, k -> new ArrayList<>()).add(observation);
+            }
+            if (!shown.settled()) return;
+            for (Map.Entry<String, List<TraceModel.Observation>> phase : byPhase.entrySet()) {
+                int index = run.phases().indexOf(phase.getKey()) + 1;
+                ObjectNode meta = Json.NODES.objectNode().put("workflow_run_id", runId).put("phase", phase.getKey()).put("phase_index", index)
+                        .put("agent_count", phase.getValue().size());
+                draft.add(TraceModel.Observation.span(phaseSpanId(draft, runId, phase.getKey()), runSpanId, "Phase " + index + ": " + phase.getKey())
+                        .between(earliestStart(phase.getValue()), latestEnd(phase.getValue())).metadata(wrap(meta)).build());
+            }
+            JsonNode record = run.record();
+            Instant start = record != null && record.path("startTime").isNumber() ? Instant.ofEpochMilli(record.path("startTime").asLong())
+                    : all.isEmpty() ? call.end() : earliestStart(all);
+            Instant end = record != null && record.path("durationMs").isNumber() ? start.plusMillis(record.path("durationMs").asLong())
+                    : all.isEmpty() ? start : latestEnd(all);
+            ObjectNode meta = Json.NODES.objectNode().put("workflow_run_id", runId).put("task_id", run.launch().taskId())
+                    .put("workflow_name", run.launch().name()).put("status", run.status()).put("agent_count", run.agents().size());
+            if (!run.launch().summary().isEmpty()) meta.put("summary", run.launch().summary());
+            if (run.launch().resumedFrom() != null) meta.put("resumed_from_run_id", run.launch().resumedFrom());
+            if (record != null && record.path("durationMs").isNumber()) meta.put("duration_ms", record.path("durationMs").asLong());
+            ArrayNode phases = meta.putArray("phases");
+            run.phases().forEach(phases::add);
+            Masker masker = draft.masker();
+            int maxChars = draft.ctx().maxChars();
+            TraceModel.Observation.Builder span = TraceModel.Observation.chain(runSpanId, call.id(), "Workflow: " + run.launch().name() + " (" + runId + ")")
+                    .between(start, end.isBefore(start) ? start : end)
+                    .input(Transcript.truncateText(masker.text(run.script()), maxChars).text())
+                    .output(record == null || !record.has("result") ? null
+                            : Transcript.truncateText(masker.text(Json.toJson(record.get("result"))), maxChars).text())
+                    .metadata(wrap(meta));
+            String status = run.status();
+            if (status.equals("failed") || status.equals("error")) span.level(TraceModel.Level.ERROR, "workflow " + status);
+            else if (!status.equals("completed")) span.level(TraceModel.Level.WARNING, "workflow " + status);
+            draft.add(span.build());
+        }
+
+        private static String phaseSpanId(Draft draft, String runId, String phase) {
+            return draft.spanId("workflow:" + runId + ":phase:" + phase);
+        }
+
+        private static Instant earliestStart(List<TraceModel.Observation> observations) {
+            return observations.stream().map(TraceModel.Observation::start).min(Instant::compareTo).orElse(Instant.EPOCH);
+        }
+
+        private static Instant latestEnd(List<TraceModel.Observation> observations) {
+            return observations.stream().map(TraceModel.Observation::end).max(Instant::compareTo).orElse(Instant.EPOCH);
+        }
+
+        /** What the agent's meta.json and its workflow slot say: description, model, phase, how it ran. */
+        private static void putAgentFacts(ObjectNode meta, Turns.AgentRun agent) {
+            Turns.AgentMeta facts = agent.meta();
+            if (facts != null) {
+                if (facts.description() != null) meta.put("description", facts.description());
+                if (facts.model() != null) meta.put("model", facts.model());
+                if (facts.requestShape() != null) meta.put("request_shape", facts.requestShape());
+                if (facts.spawnDepth() > 0) meta.put("spawn_depth", facts.spawnDepth());
+            }
+            Turns.WorkflowSlot slot = agent.slot();
+            if (slot != null) {
+                meta.put("workflow_run_id", slot.runId());
+                meta.put("label", slot.label());
+                if (slot.phase() != null) meta.put("workflow_phase", slot.phase());
+            }
         }
 
         private static Transcript.UserRowKind kindOf(Turns.TurnKind kind) {
@@ -4162,10 +4660,11 @@ public class litefuse_hook implements Callable<Integer> {
 
         /**
          * What one run would send for a session: the plan, the traces (or what is left of them), their records, where the
-         * read ended, and where the last recorded requests are for the next run (full input mode; else null).
+         * read ended, where the last recorded requests are for the next run (full input mode; else null), and the turns
+         * that waited for background work and wait no more, with nothing left to send.
          */
         record SessionWork(Turns.EmissionPlan plan, List<TraceModel.TraceRecord> traces, List<Progress.SentPart> parts, long readEnd,
-                           JsonNode requestCarry) {
+                           JsonNode requestCarry, List<String> settledTurns) {
         }
 
         /** Reads the session's new rows and builds the traces to send, without sending or saving anything. */
@@ -4182,19 +4681,25 @@ public class litefuse_hook implements Callable<Integer> {
             Requests.Store requests = new Requests.Store(generationInput, log);
             // Requests of this run may extend requests of rows it does not read again (full mode): those, as carried.
             if (state.offset() > 0) requests.seed(state.requestCarry(), transcript);
-            Turns.EmissionPlan plan = Turns.planEmission(read.rows(), state, new Turns.AgentFiles(transcript, generationInput, log),
-                    requests, forceLast);
+            Turns.EmissionPlan plan = Turns.planEmission(read.rows(), state,
+                    Turns.AgentFiles.forHook(transcript, generationInput, Instant.now(), log), requests, forceLast);
             Traces.TraceContext ctx = Traces.TraceContext.of(options, target.sessionId(), transcript.toString());
             List<TraceModel.TraceRecord> traces = new ArrayList<>();
             List<Progress.SentPart> parts = new ArrayList<>();
+            List<String> settled = new ArrayList<>();
             for (Turns.Emission emission : plan.emissions()) {
                 TraceModel.TraceRecord trace = Traces.traceOf(emission, ctx);
-                if (trace == null) continue;
+                if (emission.turn().waitsForAgents()) log.debug("Turn " + emission.turnNumber() + " waits for " + emission.turn().launches().waitingFor());
+                if (trace == null) {
+                    boolean waited = emission.sentBefore() != null && emission.sentBefore().waitsForAgents();
+                    if (waited && !emission.turn().waitsForAgents()) settled.add(emission.turn().userRow().uuid());
+                    continue;
+                }
                 traces.add(trace);
                 parts.add(sentPart(trace, emission, Instant.now()));
             }
             log.debug("Turns to send: " + traces.size() + (plan.deferred() ? ", last turn in progress" : ""));
-            return new SessionWork(plan, traces, parts, read.endOffset(), requests.carry());
+            return new SessionWork(plan, traces, parts, read.endOffset(), requests.carry(), List.copyOf(settled));
         }
 
         /**
@@ -4211,7 +4716,8 @@ public class litefuse_hook implements Callable<Integer> {
                 if (trace.root() == null && (witness == null || !observation.start().isBefore(witness.start()))) witness = observation;
             }
             Progress.SentTurn turn = new Progress.SentTurn(emission.turn().userRow().uuid(), emission.turnNumber(),
-                    emission.turn().userRow().offset(), trace.traceId(), now, List.copyOf(spanIds), List.copyOf(usageIds));
+                    emission.turn().userRow().offset(), trace.traceId(), now, List.copyOf(spanIds), List.copyOf(usageIds),
+                    emission.turn().waitsForAgents());
             return new Progress.SentPart(turn, witness.id(), witness.start());
         }
 
@@ -5479,23 +5985,32 @@ public class litefuse_hook implements Callable<Integer> {
         }
 
         /** After the export: where to read next time, the state saved, the spool and the stamp updated, one line each. */
-        private SessionOutcome finishSession(SessionRun run, Progress.SessionState exported, Pipeline.SessionWork work,
+        private SessionOutcome finishSession(SessionRun run, Progress.SessionState sent, Pipeline.SessionWork work,
                                              Export.ExportOutcome outcome) throws IOException {
             Payload.HookTarget target = run.target();
             int acknowledged = outcome.acknowledged();
             int unsent = work.traces().size() - acknowledged;
             if (acknowledged > 0) logSent(work.traces().subList(0, acknowledged), run.deadline());
-            // Read again next time from the open turn (it may grow), the first turn not acknowledged, or the waiting one.
+            // Read again next time from the open turn (it may grow), a turn waiting for background work, the first turn
+            // not acknowledged, or the one in progress.
+            Progress.SessionState exported = sent.settled(work.settledTurns());
             long nextOffset = work.readEnd();
             Progress.SentTurn open = exported.openTurn();
             if (open != null && exported.offset() <= open.offset()) nextOffset = Math.min(nextOffset, open.offset());
+            for (Progress.SentTurn waiting : exported.waitingTurns()) nextOffset = Math.min(nextOffset, waiting.offset());
             if (unsent > 0) nextOffset = Math.min(nextOffset, work.parts().get(acknowledged).turn().offset());
             if (work.plan().deferred()) nextOffset = Math.min(nextOffset, work.plan().deferredOffset());
             Progress.SessionState state = exported.withOffset(nextOffset, Progress.transcriptIdentity(run.transcript(), nextOffset, exported))
                     .withRequestCarry(work.requestCarry());
             StateFiles.saveState(config.layout().state(run.key()), Progress.writeSessionState(state, target.sessionId(), run.transcript()));
-            // Unsent turns, and a turn still in progress, keep the session pending: any later run picks it up.
-            boolean clean = unsent == 0 && !work.plan().deferred() && state.inFlight() == null;
+            // Unsent turns, a turn still in progress and background work not finished keep the session pending: any later
+            // run picks it up.
+            boolean waits = !state.waitingTurns().isEmpty() || (state.openTurn() != null && state.openTurn().waitsForAgents());
+            boolean clean = unsent == 0 && !work.plan().deferred() && state.inFlight() == null && !waits;
+            if (waits && target.sessionEnded()) {
+                log.info("Session " + target.sessionId() + " ended with background work still running (workflow runs or agents its turns"
+                        + " started); what they do is sent as it finishes, on a later run");
+            }
             spool.mark(run.key(), target, !clean);
             // A clean run leaves the transcript's stamp: until it changes, a firing has nothing to do (see fire()).
             if (clean) writeSeen(target, run.stamp());

@@ -407,8 +407,12 @@ public class HookTest extends ReceiverFixture {
         for (OtlpReceiver.ReceivedSpan span : spans) {
             assertFalse(span.attributes().containsKey("langfuse.internal.as_root"), "the caller's span is the root");
             assertFalse(span.attributes().containsKey("langfuse.trace.name"), "the trace's name stays the caller's");
-            assertEquals(List.of("claude-code", "ci", "nightly"), span.attributes().get("langfuse.trace.tags"));
+            List<?> tags = (List<?>) span.attributes().get("langfuse.trace.tags");
+            assertEquals(List.of("claude-code", "ci", "nightly"), tags.subList(0, 3), "the configured tags, once each");
+            assertTrue(tags.stream().skip(3).allMatch(tag -> tag.equals("origin:task-notification")), tags.toString());
         }
+        assertTrue(spans.stream().anyMatch(span -> ((List<?>) span.attributes().get("langfuse.trace.tags")).contains("origin:task-notification")),
+                "the turn a task notification started says so");
         ci.put("CC_LANGFUSE_TRACEPARENT", "not-a-traceparent");
         Files.write(target, blockedStopContinuation(), StandardOpenOption.APPEND);
         TestSupport.fireHook(ci, "s", target);

@@ -272,6 +272,15 @@ final class RealClient {
          * Lays out HOME/.claude.json (onboarding done, project trusted, test API key approved) unless a file() did.
          */
         Scenario interactive(List<String> claudeArgs, String... prompts) {
+            return interactive(claudeArgs, java.util.Arrays.stream(prompts).map(prompt -> new Prompt(prompt, 1)).toList());
+        }
+
+        /** A prompt to type, and how many turns it makes (a launched workflow or background agent adds a notification turn). */
+        record Prompt(String text, int turns) {
+        }
+
+        /** As above, each prompt waiting for as many more turns as it makes. */
+        Scenario interactive(List<String> claudeArgs, List<Prompt> prompts) {
             Assumptions.assumeTrue(hasCommand("tmux"), "interactive Claude Code tests skipped: tmux is not installed");
             int n = interactiveCount++;
             if (!((ObjectNode) spec.get("files")).has("home/.claude.json")) {
@@ -304,11 +313,11 @@ final class RealClient {
                     base=$(turns)
                     n=0
                     """.formatted(n, shellWords(claudeArgs)));
-            for (String prompt : prompts) {
+            for (Prompt prompt : prompts) {
                 script.append("sleep 0.3\n");
-                script.append("$T send-keys -t cc -l ").append(shellQuote(prompt)).append("\n");
+                script.append("$T send-keys -t cc -l ").append(shellQuote(prompt.text())).append("\n");
                 script.append("sleep 0.3\n$T send-keys -t cc Enter\n");
-                script.append("n=$((n + 1))\nwait_until 120 more_turns $((base + n)) || exit 1\n");
+                script.append("n=$((n + ").append(prompt.turns()).append("))\nwait_until 120 more_turns $((base + n)) || exit 1\n");
             }
             script.append("""
                     $T capture-pane -p -t cc >"$screen"
@@ -322,7 +331,7 @@ final class RealClient {
             executable("bin/interactive-" + n + ".sh", script.toString());
             ObjectNode step = JSON.createObjectNode();
             step.putArray("exec").add("${WORK}/bin/interactive-" + n + ".sh");
-            step.put("timeoutSeconds", 60 + 130L * prompts.length + 70);
+            step.put("timeoutSeconds", 60 + 130L * prompts.size() + 70);
             return step(step);
         }
 

@@ -57,8 +57,8 @@ public class SubagentTest extends ReceiverFixture {
         litefuse_hook.Turns.AgentRun explore = turn.agents().stream().filter(agent -> agent.toolUseId() != null).findFirst().orElseThrow();
         // A second agent's own conversation (here the compaction helper's rows, run by the same call).
         litefuse_hook.Turns.Turn otherConversation = plan.emissions().get(1).turn().agents().get(0).turn();
-        litefuse_hook.Turns.AgentRun second = new litefuse_hook.Turns.AgentRun("second-run", explore.toolUseId(),
-                litefuse_hook.Turns.AgentKind.TASK, "Plan", otherConversation);
+        litefuse_hook.Turns.AgentRun second = litefuse_hook.Turns.AgentRun.called("second-run", explore.toolUseId(),
+                litefuse_hook.Turns.AgentKind.TASK, "Plan", otherConversation, null);
         List<litefuse_hook.Turns.AgentRun> agents = new ArrayList<>(turn.agents());
         agents.add(second);
         litefuse_hook.TraceModel.TraceRecord trace = litefuse_hook.Traces.buildTrace(turn.withAgents(agents), 1,
@@ -135,15 +135,24 @@ public class SubagentTest extends ReceiverFixture {
     }
 
     @Test
-    void backgroundAgentIsAttachedWhenItsResultLands() throws IOException {
+    void backgroundAgentShowsUnderTheCallThatLaunchedIt() throws IOException {
         List<litefuse_hook.TraceModel.TraceRecord> traces = TestSupport.replay(BACKGROUND);
         assertEquals(2, traces.size());
-        assertTrue(traces.get(0).observations().stream().noneMatch(o -> o.type() == litefuse_hook.TraceModel.ObservationType.AGENT), "not in the launching turn");
-        litefuse_hook.TraceModel.Observation agent = byName(traces.get(1), "Background agent (bg1)");
-        assertEquals(traces.get(1).root().id(), agent.parentId());
+        litefuse_hook.TraceModel.Observation agent = byName(traces.get(0), "Background agent: general-purpose (bg1)");
+        assertEquals(byName(traces.get(0), "Tool call: Task (#1)").id(), agent.parentId(), "under the Task call that launched it");
         assertEquals("The API has three endpoints: a, b, c.", agent.output());
-        assertEquals(List.of("claude-haiku-4-5"), childrenOf(traces.get(1), agent.id()).stream()
+        assertEquals(List.of("claude-haiku-4-5"), childrenOf(traces.get(0), agent.id()).stream()
                 .map(litefuse_hook.TraceModel.Observation::model).filter(m -> m != null).distinct().toList());
+        assertTrue(traces.get(1).observations().stream().noneMatch(o -> o.type() == litefuse_hook.TraceModel.ObservationType.AGENT),
+                "not in the turn its notification started");
+        assertTrue(traces.get(0).root().end().isBefore(agent.end()), "the turn ends with its own steps; the agent ran on");
+        // The notification turn says what started it.
+        com.fasterxml.jackson.databind.JsonNode origin = traces.get(1).header().metadata().path("claude_code").path("origin");
+        assertEquals("task-notification", origin.path("kind").asText());
+        assertEquals("bg1", origin.path("task_id").asText());
+        assertEquals("completed", origin.path("status").asText());
+        assertTrue(traces.get(1).header().tags().contains("origin:task-notification"), traces.get(1).header().tags().toString());
+        assertEquals("task-notification", traces.get(1).header().metadata().path("origin").asText());
         Map<String, Long> expected = plus(TestSupport.usageOverUniqueMessages(BACKGROUND),
                 TestSupport.usageOverUniqueMessages(BACKGROUND.resolveSibling("bgsession/subagents/agent-bg1.jsonl"), true));
         assertEquals(expected, TestSupport.totalsOf(TestSupport.usagesOf(traces)));

@@ -24,6 +24,8 @@
 //SOURCES RealClientTest.java
 //SOURCES RealClientInputTest.java
 //SOURCES GenerationInputTest.java
+//SOURCES RealClientAgentsTest.java
+//SOURCES BackgroundWorkTest.java
 //DEPS org.junit.jupiter:junit-jupiter-engine:5.13.4
 //DEPS org.junit.platform:junit-platform-launcher:1.13.4
 //DEPS io.opentelemetry.proto:opentelemetry-proto:1.11.0-alpha
@@ -49,7 +51,7 @@ public class TestAll {
     static final List<Class<?>> SUITE = List.of(ReplayTest.class, HookTest.class, WireTest.class, FaultTest.class,
             ConcurrencyTest.class, BadInputTest.class, TranscriptChangeTest.class, SecretsTest.class, InstallTest.class,
             DocsTest.class, StructureTest.class, SubagentTest.class, GenerationInputTest.class, BackfillTest.class, RealClientProbeTest.class, RealClientTest.class,
-            RealClientInputTest.class);
+            RealClientInputTest.class, RealClientAgentsTest.class, BackgroundWorkTest.class);
 
     public static void main(String[] args) {
         // Arguments pick test classes (or methods, Class#method) by name; none runs the whole suite.

@@ -67,7 +67,9 @@ public class WireTest extends ReceiverFixture {
                 assertEquals(trace.header().sessionId(), span.attr("session.id"));
                 assertEquals("test-user", span.attr("user.id"));
                 assertEquals("2.1.159", span.attr("langfuse.release"));
-                assertEquals(List.of("claude-code"), span.attributes().get("langfuse.trace.tags"));
+                assertEquals(trace.header().tags(), span.attributes().get("langfuse.trace.tags"));
+                assertEquals(List.of("", "human").contains(trace.header().metadata().path("origin").asText()) ? List.of("claude-code")
+                        : List.of("claude-code", "origin:" + trace.header().metadata().path("origin").asText()), trace.header().tags());
                 assertEquals(litefuse_hook.VERSION, span.attr("langfuse.version"));
                 assertEquals("ci-test", span.attr("langfuse.environment"));
                 JsonNode metadata = TestSupport.JSON.readTree(span.attr("langfuse.observation.metadata"));
