@@ -2571,15 +2571,15 @@ public class litefuse_hook implements Callable<Integer> {
         /**
          * A run as the Workflow tool's result announced it: the call, run and task ids, the workflow's name and summary,
          * the script sent with the call (empty when it named a script file or a predefined workflow), the file name
-         * Claude Code kept the run's script under, the run it resumes (null: none).
+         * Claude Code kept the run's script under, the run it resumes (null: none), when the launch was written.
          */
         record Launch(String toolUseId, String runId, String taskId, String name, String summary, String script, String scriptFile,
-                      String resumedFrom) {
+                      String resumedFrom, Instant launched) {
             private static final Pattern RUN_ID = Pattern.compile("wf_[A-Za-z0-9-]+");
             private static final Pattern SCRIPT_FILE = Pattern.compile("[A-Za-z0-9_.-]+\\.js");
 
             /** The launch a Workflow tool result reports (a toolUseResult with a runId); null for any other result. */
-            static Launch of(String toolUseId, JsonNode toolUse, JsonNode toolUseResult) {
+            static Launch of(String toolUseId, JsonNode toolUse, JsonNode toolUseResult, Instant launched) {
                 String runId = toolUseResult.path("runId").asText("");
                 if (!RUN_ID.matcher(runId).matches()) return null;
                 JsonNode input = toolUse.path("input");
@@ -2588,7 +2588,8 @@ public class litefuse_hook implements Callable<Integer> {
                 return new Launch(toolUseId, runId, toolUseResult.path("taskId").asText(""),
                         Helpers.firstNonBlank(toolUseResult.path("workflowName").asText(""), input.path("name").asText(""), "workflow"),
                         toolUseResult.path("summary").asText(""), input.path("script").asText(""),
-                        SCRIPT_FILE.matcher(scriptFile).matches() ? scriptFile : null, RUN_ID.matcher(resumedFrom).matches() ? resumedFrom : null);
+                        SCRIPT_FILE.matcher(scriptFile).matches() ? scriptFile : null, RUN_ID.matcher(resumedFrom).matches() ? resumedFrom : null,
+                        launched == null ? Instant.EPOCH : launched);
             }
         }
 
@@ -2623,7 +2624,9 @@ public class litefuse_hook implements Callable<Integer> {
             Map<String, Agent> agents = new LinkedHashMap<>();
             Set<String> finished = new HashSet<>();
             readJournal(dir.resolve("journal.jsonl"), agents, finished, log);
+            // A run whose files are not there yet is as fresh as its launch: it is not quiet.
             Instant lastWrite = Helpers.lastModified(recordFile);
+            if (launch.launched().isAfter(lastWrite)) lastWrite = launch.launched();
             for (Path file : agentFiles(dir, log)) {
                 String agentId = file.getFileName().toString().replaceFirst("^agent-(.*)\\.jsonl$", "$1");
                 // A file the journal does not name (its journal cut or gone): the agent still ran.
@@ -3069,7 +3072,8 @@ public class litefuse_hook implements Callable<Integer> {
             for (ToolCall call : toolCallsFromAssistants(turn.assistantRows())) {
                 ToolResult result = turn.toolResultsById().get(call.id());
                 if (result != null && call.name().equals("Workflow")) {
-                    Workflows.Launch launch = Workflows.Launch.of(call.id(), call.toolUse(), result.row().json().path("toolUseResult"));
+                    Workflows.Launch launch = Workflows.Launch.of(call.id(), call.toolUse(), result.row().json().path("toolUseResult"),
+                            result.row().timestamp());
                     if (launch != null) attachRun(files.workflowRun(launch), files, agents, runs, waitingFor);
                     continue;
                 }

@@ -551,6 +551,99 @@ def p2(args, receiver, base_env, results, variants, commands):
         store(results, variant, "P2", out)
 
 
+# ----------------------------------------------------------------------------- P5
+
+STAGED = os.path.join(ROOT, "tests", "staged", "agents-print")
+WORKFLOW_SESSION = "26c6dc9c-5e3b-4dd1-b1ec-acb96e2616a4"
+MORE_OBSERVATIONS = re.compile(r"Turn 1 \((\d+) more observations\)")
+
+
+class WorkflowTemplate:
+    """A real workflow session (Claude Code 2.1.332, tests/staged/agents-print): the main file up to the launching
+    turn's Stop and the rows the task notification adds, one agent's files, the journal's head and the run record."""
+
+    def __init__(self):
+        project = os.path.join(STAGED, "project")
+        stages = json.load(open(os.path.join(STAGED, "stages.json")))
+        main = open(os.path.join(project, WORKFLOW_SESSION + ".jsonl"), "rb").read()
+        launch_end = stages[0]["files"][WORKFLOW_SESSION + ".jsonl"]
+        notified_end = stages[1]["files"][WORKFLOW_SESSION + ".jsonl"]
+        self.launch, self.notification = main[:launch_end], main[launch_end:notified_end]
+        folder = os.path.join(project, WORKFLOW_SESSION)
+        runs = os.path.join(folder, "subagents", "workflows")
+        self.run_id = os.listdir(runs)[0]
+        run_dir = os.path.join(runs, self.run_id)
+        self.agent_id = "a58bb4b32b0fc9868"
+        self.agent = open(os.path.join(run_dir, f"agent-{self.agent_id}.jsonl"), encoding="utf-8").read()
+        self.meta = json.load(open(os.path.join(run_dir, f"agent-{self.agent_id}.meta.json")))
+        self.journal_head = open(os.path.join(run_dir, "journal.jsonl"), encoding="utf-8").readline()
+        self.record = json.load(open(os.path.join(folder, "workflows", self.run_id + ".json")))
+
+    def write_run(self, session_dir, agents):
+        """A finished run of `agents` agents in two phases (four in five gather, the rest combine) under `session_dir`:
+        each agent the template's rows with its own agent id, row uuids, message and tool ids. With 0 agents, the run
+        as it is right after its launch: the journal's first row, no record."""
+        run_dir = os.path.join(session_dir, "subagents", "workflows", self.run_id)
+        os.makedirs(run_dir, exist_ok=True)
+        journal = [self.journal_head.rstrip("\n")]
+        for i in range(agents):
+            agent_id = f"a{i:016x}"
+            phase = "Gather" if i < agents * 4 // 5 else "Combine"
+            rows = self.agent.replace(self.agent_id, agent_id).replace("msg_mock_", f"msg_bench{i}_").replace("toolu_mock_", f"toolu_bench{i}_")
+            rows = re.sub(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-([0-9a-f]{12})",
+                          lambda m, i=i: f"{i:08x}-0000-4000-8000-{m.group(1)}" if m.group(0) != WORKFLOW_SESSION else m.group(0), rows)
+            with open(os.path.join(run_dir, f"agent-{agent_id}.jsonl"), "w", encoding="utf-8") as f:
+                f.write(rows)
+            with open(os.path.join(run_dir, f"agent-{agent_id}.meta.json"), "w") as f:
+                json.dump(dict(self.meta, description=f"agent-{i}", workflowPhase=phase), f)
+            journal.append(json.dumps({"type": "started", "agentId": agent_id, "label": f"agent-{i}", "phase": phase}))
+            journal.append(json.dumps({"type": "result", "agentId": agent_id}))
+        with open(os.path.join(run_dir, "journal.jsonl"), "w") as f:
+            f.write("\n".join(journal) + "\n")
+        if not agents:
+            return
+        os.makedirs(os.path.join(session_dir, "workflows"), exist_ok=True)
+        with open(os.path.join(session_dir, "workflows", self.run_id + ".json"), "w") as f:
+            json.dump(dict(self.record, agentCount=agents), f)
+
+
+def p5(args, receiver, base_env, results, commands, agents=50):
+    """A firing that finds a finished workflow run of `agents` agents: the launching turn was sent at its Stop
+    (untimed); the run's files and the task notification's turn are written; the timed firing (the notification
+    turn's Stop) must send the whole run into the launching turn's trace and the new turn, in that one run."""
+    template = WorkflowTemplate()
+    command = commands["current"][0]
+    expected = agents * 3 + 2 + 1  # each agent: agent, decision, tool call; two phases; the run
+    counter = [0]
+
+    def runner():
+        counter[0] += 1
+        session = HookSession(f"p5-{counter[0]}", None, base_env, receiver.base_url)
+        with open(session.transcript, "wb") as f:
+            f.write(template.launch)
+        template.write_run(os.path.splitext(session.transcript)[0], 0)  # as at the launch's Stop: just launched
+        _, ok, why = session.run(command, "sent")
+        if not ok:
+            return 0.0, False, f"sending the launching turn failed: {why}"
+        template.write_run(os.path.splitext(session.transcript)[0], agents)
+        with open(session.transcript, "ab") as f:
+            f.write(template.notification)
+        before = receiver.stats()["spans"]
+        elapsed, ok, why = session.run(command, "sent")
+        sent = [int(m.group(1)) for line in session.log_lines() if (m := MORE_OBSERVATIONS.search(line))]
+        spans = receiver.stats()["spans"] - before
+        if ok and sent != [expected]:
+            return elapsed, False, f"the run's {expected} observations were not sent in this firing: {sent}"
+        shutil.rmtree(session.dir, ignore_errors=True)
+        return elapsed, ok, {"log": why, "observations": sent[0] if sent else 0, "spans_received": spans}
+
+    runs = max(5, args.runs // 2)
+    samples, details, failures = run_rounds("P5", {"a": runner}, runs, 1, receiver, results, args.quiet_wait)
+    results["P5"] = {
+        "agents": agents, "expected_observations": expected, "command": command, "failed_runs": len(failures["a"]),
+        "failures": failures["a"][:5], "details": details["a"][:3],
+        "stats": summary_ms(samples["a"]) if samples["a"] else None}
+
 # ----------------------------------------------------------------------------- P3
 
 GC_LINE = re.compile(r"(\d+(?:\.\d+)?)([KMG])->(\d+(?:\.\d+)?)([KMG])\((\d+(?:\.\d+)?)([KMG])\)")
@@ -879,6 +972,16 @@ def rows(view):
                 [("", p4r.get("spans_per_s_all") or [p4r["spans_per_s_window"]], True, p4r["spans_per_s_window"])])
         else:
             row("P4", name, f"no spans received (exit {p4r['returncode']})", "≥ 20,000 spans/s", "MISS")
+    p5r = view.get("P5")
+    if p5r:
+        s, fails = p5r["stats"], p5r["failed_runs"]
+        name = (f"P5 a firing that finds a finished workflow run of {p5r['agents']} agents (command of P1 a): "
+                f"{p5r['expected_observations']} observations into the launching turn's trace, and the new turn")
+        if s:
+            row("P5", name, fmt_ms(s) + (f"; {fails} run(s) failed" if fails else ""), "all sent in that firing, within "
+                "the 3 s export budget", status(s["median"] <= 3000 and not fails), [("", s["samples"], False, s["median"])])
+        else:
+            row("P5", name, f"no successful run ({p5r['failures'][:1]})", "all sent in that firing", "MISS")
     return out
 
 
@@ -1014,7 +1117,7 @@ def main():
     parser.add_argument("--p4-runs", type=int, default=1, help="timed P4 exports per build")
     parser.add_argument("--replay-timeout", type=int, default=240)
     parser.add_argument("--export-timeout", type=int, default=300)
-    parser.add_argument("--only", default="P1,P2,P3,P4")
+    parser.add_argument("--only", default="P1,P2,P3,P4,P5")
     parser.add_argument("--quiet-wait", type=int, default=180,
                         help="seconds to wait at most, before each measure and before repeating a dropped round, "
                              "for other work to leave the CPUs idle")
@@ -1048,6 +1151,11 @@ def main():
         if "P2" in only:
             wait_until_quiet(results, "P2", args.quiet_wait)
             p2(args, receiver, base_env, results, variants, commands)
+        if "P5" in only:
+            if commands is None:
+                commands = {v.key: hook_command_a(v, base_env, receiver.base_url)[:2] for v in variants}
+            wait_until_quiet(results, "P5", args.quiet_wait)
+            p5(args, receiver, base_env, results, commands)
         if "P3" in only:
             wait_until_quiet(results, "P3", args.quiet_wait)
             p3(args, receiver, results, variants)

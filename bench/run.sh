@@ -15,11 +15,15 @@
 #                                                                 target >= 150 MB/s within a 256 MB heap
 #   P4  export throughput to the loopback receiver: `backfill` if it exists, else `replay --send` of 200 MB;
 #       spans counted at the receiver / export window.                           target >= 20,000 spans/s
+#   P5  a firing that finds a finished workflow run of 50 agents (built from tests/staged/agents-print, a real
+#       2.1.332 session): the launching turn sent first (untimed), then the run's files and the task notification's
+#       turn written, then one timed hook run with the command of P1 (a), which must send all of the run.
+#                                                      target: all in that firing, within the 3 s export budget
 # The table's header says which JDK each measure ran on: P1/P2 the one the install launcher runs, P3/P4 PATH's.
 #
 # Options (environment): LITEFUSE_SCRIPT=/path/to/litefuse_hook.java (default: the repository's),
 #   BENCH_RUNS=15 BENCH_WARMUP=3 BENCH_SMALL_BYTES=5e4 BENCH_MID_BYTES=2e8 BENCH_BIG_BYTES=1e9
-#   BENCH_P4_BYTES (default: BENCH_MID_BYTES) BENCH_ONLY=P1,P2,P3,P4
+#   BENCH_P4_BYTES (default: BENCH_MID_BYTES) BENCH_ONLY=P1,P2,P3,P4,P5
 #   BENCH_QUIET_WAIT=180 (before each measure and before repeating a dropped round, wait at most this many seconds
 #     for other work to leave the CPUs idle)
 #   BENCH_BASELINE=<git revision | path to a litefuse_hook.java>: also build that version (`git show
@@ -67,7 +71,7 @@ small_bytes="${BENCH_SMALL_BYTES:-5e4}"
 mid_bytes="${BENCH_MID_BYTES:-2e8}"
 big_bytes="${BENCH_BIG_BYTES:-1e9}"
 p4_bytes="${BENCH_P4_BYTES:-$mid_bytes}"
-only="${BENCH_ONLY:-P1,P2,P3,P4}"
+only="${BENCH_ONLY:-P1,P2,P3,P4,P5}"
 quiet_wait="${BENCH_QUIET_WAIT:-180}"
 script_src="$(readlink -f "${LITEFUSE_SCRIPT:-$root/litefuse_hook.java}")"
 [[ -f "$script_src" ]] || die "no script at $script_src"
