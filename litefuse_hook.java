@@ -3283,7 +3283,10 @@ public class litefuse_hook implements Callable<Integer> {
             /** An agent's file as one turn, with its model calls as the file records them. */
             Turn readAgentFile(Path file) {
                 try {
-                    List<Transcript.Row> rows = Reader.readNewJsonl(file, 0, Reader.unreadTypes(generationInput), log).rows();
+                    Reader.ReadResult read = Reader.readNewJsonl(file, 0, Reader.unreadTypes(generationInput), log);
+                    long cut = Files.size(file) - read.endOffset();
+                    if (cut > 0) log.warn("Left out the last " + cut + " byte(s) of " + file + ": a line without its end");
+                    List<Transcript.Row> rows = read.rows();
                     Turn turn = buildAgentTurn(rows);
                     if (turn == null || turn.modelInput().apiRequests().isEmpty()) return turn;
                     Requests.Store requests = new Requests.Store(generationInput, log);

@@ -282,6 +282,7 @@ public class BackgroundWorkTest extends ReceiverFixture {
         assertEquals(1, count(log, "whose file is gone"), log);
         assertEquals(1, count(log, "not a JSON object"), log);
         assertEquals(1, count(log, "broken line(s) of"), log);
+        assertEquals(1, count(log, agents.get(1).getFileName() + ": a line without its end"), log);
         assertEquals(2, receiver.acceptedRoots().size());
         TestSupport.assertEverySpanOnce(receiver, TestSupport.expectedSpanKeys(List.of(transcript)));
     }
