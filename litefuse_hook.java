@@ -635,7 +635,7 @@ public class litefuse_hook implements Callable<Integer> {
     }
 
     /**
-     * Every variable the hook reads, declared once: its name, the CC_ form that wins over it, whether it holds a
+     * Every variable the hook reads, declared once: its name, the form that wins over it (CC_..., a proxy's lower case), whether it holds a
      * secret, whether `install` writes it into the env block, and the plugin option (`.claude-plugin/plugin.json`'s
      * userConfig) that fills it in where it is not set. Config reads them, install copies them, the launcher gates on
      * them, doctor says where each came from.
@@ -659,7 +659,18 @@ public class litefuse_hook implements Callable<Integer> {
         OTLP_ENDPOINT("OTEL_EXPORTER_OTLP_ENDPOINT", null, InstallCopy.WHEN_SET, null, false),
         OTLP_TRACES_ENDPOINT("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", null, InstallCopy.WHEN_SET, null, false),
         OTLP_HEADERS("OTEL_EXPORTER_OTLP_HEADERS", null, InstallCopy.WHEN_SET, null, true),
-        OTLP_TRACES_HEADERS("OTEL_EXPORTER_OTLP_TRACES_HEADERS", null, InstallCopy.WHEN_SET, null, true);
+        OTLP_TRACES_HEADERS("OTEL_EXPORTER_OTLP_TRACES_HEADERS", null, InstallCopy.WHEN_SET, null, true),
+        HTTPS_PROXY("HTTPS_PROXY", "https_proxy", InstallCopy.WHEN_SET, null, true),
+        HTTP_PROXY("HTTP_PROXY", "http_proxy", InstallCopy.WHEN_SET, null, true),
+        NO_PROXY("NO_PROXY", "no_proxy", InstallCopy.WHEN_SET, null, false),
+        OTLP_CERTIFICATE("OTEL_EXPORTER_OTLP_CERTIFICATE", null, InstallCopy.WHEN_SET, null, false),
+        OTLP_TRACES_CERTIFICATE("OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE", null, InstallCopy.WHEN_SET, null, false),
+        OTLP_CLIENT_KEY("OTEL_EXPORTER_OTLP_CLIENT_KEY", null, InstallCopy.WHEN_SET, null, false),
+        OTLP_TRACES_CLIENT_KEY("OTEL_EXPORTER_OTLP_TRACES_CLIENT_KEY", null, InstallCopy.WHEN_SET, null, false),
+        OTLP_CLIENT_CERTIFICATE("OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE", null, InstallCopy.WHEN_SET, null, false),
+        OTLP_TRACES_CLIENT_CERTIFICATE("OTEL_EXPORTER_OTLP_TRACES_CLIENT_CERTIFICATE", null, InstallCopy.WHEN_SET, null, false),
+        NODE_EXTRA_CA_CERTS("NODE_EXTRA_CA_CERTS", null, InstallCopy.WHEN_SET, null, false),
+        SSL_CERT_FILE("SSL_CERT_FILE", null, InstallCopy.WHEN_SET, null, false);
 
         /** What `install` does with a setting: always writes it (tracing on, keys, host), copies it when set, or never. */
         enum InstallCopy { ALWAYS, WHEN_SET, NEVER }
@@ -805,11 +816,318 @@ public class litefuse_hook implements Callable<Integer> {
     }
 
     /**
+     * The way to Langfuse through a company's network: the proxy the environment names for the endpoint (HTTPS_PROXY,
+     * HTTP_PROXY and NO_PROXY, either case, as curl and Claude Code read them; credentials in the proxy URL answer the
+     * proxy's 407) and the TLS settings (OTEL_EXPORTER_OTLP_[TRACES_]CERTIFICATE, NODE_EXTRA_CA_CERTS and SSL_CERT_FILE
+     * added to the JDK's trust, never replacing it; OTEL_EXPORTER_OTLP_[TRACES_]CLIENT_KEY / _CLIENT_CERTIFICATE for
+     * mutual TLS). Every connection the hook opens to Langfuse comes from `open`.
+     */
+    static final class Network {
+        /** A proxy from a URL such as http://user:password@proxy:3128 (credentials optional); `setting`: where it came from. */
+        record ProxyServer(String host, int port, String user, String password, String setting) {
+            /** As logs and doctor show it: the password never, the user as ****. */
+            String shown() {
+                return "http://" + (user == null ? "" : "****@") + host + ":" + port;
+            }
+
+            @Override
+            public String toString() {
+                return shown();
+            }
+        }
+
+        /** The TLS context the connections use (null: the JDK's own), what was added to it, and what could not be read. */
+        record Tls(javax.net.ssl.SSLContext context, List<String> added, List<String> problems) {
+        }
+
+        private final ProxyServer httpsProxy;
+        private final ProxyServer httpProxy;
+        private final List<String> noProxy;
+        private final Map<String, String> tlsFiles;
+        private Tls tls;
+
+        private Network(ProxyServer httpsProxy, ProxyServer httpProxy, List<String> noProxy, Map<String, String> tlsFiles) {
+            this.httpsProxy = httpsProxy;
+            this.httpProxy = httpProxy;
+            this.noProxy = noProxy;
+            this.tlsFiles = tlsFiles;
+        }
+
+        /** The settings as the environment gives them; a proxy URL that cannot be used is one problem and no proxy. */
+        static Network fromEnv(Map<String, String> env, List<String> problems) {
+            Map<String, String> tlsFiles = new LinkedHashMap<>();
+            for (Setting setting : List.of(Setting.OTLP_TRACES_CERTIFICATE, Setting.OTLP_CERTIFICATE, Setting.NODE_EXTRA_CA_CERTS,
+                    Setting.SSL_CERT_FILE, Setting.OTLP_TRACES_CLIENT_KEY, Setting.OTLP_CLIENT_KEY, Setting.OTLP_TRACES_CLIENT_CERTIFICATE,
+                    Setting.OTLP_CLIENT_CERTIFICATE)) {
+                String value = setting.read(env);
+                if (value != null) tlsFiles.put(setting.variable(), value);
+            }
+            String noProxy = Setting.NO_PROXY.read(env);
+            ProxyServer https = proxy(Setting.HTTPS_PROXY, env, problems);
+            ProxyServer http = proxy(Setting.HTTP_PROXY, env, problems);
+            if ((https != null && https.user() != null) || (http != null && http.user() != null)) {
+                // The JDK answers a proxy's Basic challenge on an HTTPS tunnel only when told so before its first connection.
+                System.setProperty("jdk.http.auth.tunneling.disabledSchemes", "");
+                System.setProperty("jdk.http.auth.proxying.disabledSchemes", "");
+            }
+            return new Network(https, http, noProxy == null ? List.of() : List.of(noProxy.toLowerCase(Locale.ROOT).split("[,\\s]+")),
+                    Map.copyOf(tlsFiles));
+        }
+
+        private static ProxyServer proxy(Setting setting, Map<String, String> env, List<String> problems) {
+            String value = setting.read(env);
+            if (value == null) return null;
+            String name = setting.sourceIn(env);
+            try {
+                java.net.URI uri = java.net.URI.create(value.contains("://") ? value : "http://" + value);
+                if (!"http".equalsIgnoreCase(uri.getScheme())) {
+                    problems.add("Ignoring " + name + ": a " + uri.getScheme() + ":// proxy is not supported (use an http:// proxy)");
+                    return null;
+                }
+                if (uri.getHost() == null) throw new IllegalArgumentException("no host");
+                String userInfo = uri.getUserInfo();
+                int colon = userInfo == null ? -1 : userInfo.indexOf(':');
+                return new ProxyServer(uri.getHost(), uri.getPort() < 0 ? 1080 : uri.getPort(),
+                        userInfo == null ? null : colon < 0 ? userInfo : userInfo.substring(0, colon),
+                        colon < 0 ? null : userInfo.substring(colon + 1), name);
+            } catch (IllegalArgumentException e) {
+                problems.add("Ignoring " + name + ": not a proxy URL such as http://proxy.example.com:3128");
+                return null;
+            }
+        }
+
+        /** The proxy a request to `uri` goes through; null: straight there (no proxy set, or NO_PROXY names the host). */
+        ProxyServer proxyFor(java.net.URI uri) {
+            ProxyServer proxy = "https".equalsIgnoreCase(uri.getScheme()) ? httpsProxy : httpProxy;
+            return proxy == null || bypasses(noProxy, uri.getHost() == null ? "" : uri.getHost().toLowerCase(Locale.ROOT)) ? null : proxy;
+        }
+
+        /** NO_PROXY as curl reads it: `*`, a host, a domain and its subdomains (`example.com`, `.example.com`), an IP or a CIDR range. */
+        static boolean bypasses(List<String> noProxy, String host) {
+            String bare = host.startsWith("[") ? host.substring(1, host.length() - 1) : host;
+            for (String entry : noProxy) {
+                String name = entry.replaceFirst("^\\*?\\.", "").replaceFirst(":\\d+$", "");
+                if (entry.equals("*") || bare.equals(name) || (!name.isEmpty() && bare.endsWith("." + name)) || inRange(bare, name)) return true;
+            }
+            return false;
+        }
+
+        /** Whether an IP literal lies in a CIDR range (`10.0.0.0/8`, `fd00::/8`); host names never resolve here. */
+        private static boolean inRange(String host, String range) {
+            int slash = range.indexOf('/');
+            if (slash < 0 || !isIpLiteral(host) || !isIpLiteral(range.substring(0, slash))) return false;
+            try {
+                byte[] address = java.net.InetAddress.getByName(host).getAddress();
+                byte[] network = java.net.InetAddress.getByName(range.substring(0, slash)).getAddress();
+                int bits = Integer.parseInt(range.substring(slash + 1));
+                if (address.length != network.length || bits < 0 || bits > address.length * 8) return false;
+                for (int i = 0; i < bits; i++) {
+                    int mask = 0x80 >> (i % 8);
+                    if ((address[i / 8] & mask) != (network[i / 8] & mask)) return false;
+                }
+                return true;
+            } catch (java.net.UnknownHostException | NumberFormatException e) {
+                return false;
+            }
+        }
+
+        private static boolean isIpLiteral(String text) {
+            return text.matches("[0-9.]+") || (text.contains(":") && text.matches("[0-9a-fA-F:.]+"));
+        }
+
+        /** A connection to `uri`, through the proxy it goes through, with the TLS settings; not yet connected. */
+        java.net.HttpURLConnection open(java.net.URI uri) throws IOException {
+            ProxyServer proxy = proxyFor(uri);
+            java.net.URL url = uri.toURL();
+            java.net.HttpURLConnection connection = (java.net.HttpURLConnection) (proxy == null ? url.openConnection(java.net.Proxy.NO_PROXY)
+                    : url.openConnection(new java.net.Proxy(java.net.Proxy.Type.HTTP, java.net.InetSocketAddress.createUnresolved(proxy.host(), proxy.port()))));
+            if (proxy != null && proxy.user() != null) connection.setAuthenticator(proxyAuthenticator(proxy));
+            javax.net.ssl.SSLContext context = tls().context();
+            if (context != null && connection instanceof javax.net.ssl.HttpsURLConnection https) https.setSSLSocketFactory(context.getSocketFactory());
+            return connection;
+        }
+
+        /** Answers the proxy's 407 with the URL's credentials, and nobody else. */
+        private static java.net.Authenticator proxyAuthenticator(ProxyServer proxy) {
+            String password = proxy.password() == null ? "" : java.net.URLDecoder.decode(proxy.password(), StandardCharsets.UTF_8);
+            String user = java.net.URLDecoder.decode(proxy.user(), StandardCharsets.UTF_8);
+            return new java.net.Authenticator() {
+                @Override
+                protected java.net.PasswordAuthentication getPasswordAuthentication() {
+                    return getRequestorType() == RequestorType.PROXY ? new java.net.PasswordAuthentication(user, password.toCharArray()) : null;
+                }
+            };
+        }
+
+        /** The TLS context, built on first use: the JDK's trust plus every CA file set, and the client certificate if set. */
+        Tls tls() {
+            if (tls == null) tls = buildTls(tlsFiles);
+            return tls;
+        }
+
+        private static Tls buildTls(Map<String, String> files) {
+            List<String> added = new ArrayList<>();
+            List<String> problems = new ArrayList<>();
+            List<java.security.cert.X509Certificate> extra = new ArrayList<>();
+            String traceCa = files.get(Setting.OTLP_TRACES_CERTIFICATE.variable());
+            for (Setting setting : List.of(traceCa != null ? Setting.OTLP_TRACES_CERTIFICATE : Setting.OTLP_CERTIFICATE,
+                    Setting.NODE_EXTRA_CA_CERTS, Setting.SSL_CERT_FILE)) {
+                String path = files.get(setting.variable());
+                if (path == null) continue;
+                List<java.security.cert.X509Certificate> read = readCertificates(setting.variable(), path, problems);
+                extra.addAll(read);
+                if (!read.isEmpty()) added.add(read.size() + " CA certificate(s) from " + setting.variable());
+            }
+            javax.net.ssl.KeyManager[] keys = clientKeys(files, added, problems);
+            if (extra.isEmpty() && keys == null) return new Tls(null, List.copyOf(added), List.copyOf(problems));
+            try {
+                javax.net.ssl.SSLContext context = javax.net.ssl.SSLContext.getInstance("TLS");
+                context.init(keys, new javax.net.ssl.TrustManager[]{trustWith(extra)}, null);
+                return new Tls(context, List.copyOf(added), List.copyOf(problems));
+            } catch (java.security.GeneralSecurityException e) {
+                problems.add("Could not set up TLS with " + String.join(", ", files.keySet()) + " (" + e.getMessage() + "); using the JDK's own trust");
+                return new Tls(null, List.of(), List.copyOf(problems));
+            }
+        }
+
+        /** Every certificate of a PEM (or DER) file; none, with one problem, when the file cannot be read or holds none. */
+        private static List<java.security.cert.X509Certificate> readCertificates(String variable, String path, List<String> problems) {
+            try (InputStream in = Files.newInputStream(Path.of(path))) {
+                List<java.security.cert.X509Certificate> certificates = new ArrayList<>();
+                for (java.security.cert.Certificate certificate : java.security.cert.CertificateFactory.getInstance("X.509").generateCertificates(in)) {
+                    if (certificate instanceof java.security.cert.X509Certificate x509) certificates.add(x509);
+                }
+                if (certificates.isEmpty()) problems.add("Ignoring " + variable + "=" + path + ": no certificate in it");
+                return certificates;
+            } catch (IOException | java.security.cert.CertificateException | java.nio.file.InvalidPathException e) {
+                problems.add("Ignoring " + variable + "=" + path + ": not a readable PEM certificate file (" + e.getClass().getSimpleName() + ")");
+                return List.of();
+            }
+        }
+
+        /** The JDK's trusted CAs and the extra ones, in one trust manager: adding, never replacing. */
+        private static javax.net.ssl.X509TrustManager trustWith(List<java.security.cert.X509Certificate> extra) throws java.security.GeneralSecurityException {
+            javax.net.ssl.TrustManagerFactory jdk = javax.net.ssl.TrustManagerFactory.getInstance(javax.net.ssl.TrustManagerFactory.getDefaultAlgorithm());
+            jdk.init((java.security.KeyStore) null);
+            java.security.KeyStore store = java.security.KeyStore.getInstance(java.security.KeyStore.getDefaultType());
+            try {
+                store.load(null, null);
+            } catch (IOException e) {
+                throw new java.security.KeyStoreException(e);
+            }
+            int index = 0;
+            for (javax.net.ssl.TrustManager manager : jdk.getTrustManagers()) {
+                if (!(manager instanceof javax.net.ssl.X509TrustManager x509)) continue;
+                for (java.security.cert.X509Certificate ca : x509.getAcceptedIssuers()) store.setCertificateEntry("jdk-" + index++, ca);
+            }
+            for (java.security.cert.X509Certificate ca : extra) store.setCertificateEntry("added-" + index++, ca);
+            javax.net.ssl.TrustManagerFactory both = javax.net.ssl.TrustManagerFactory.getInstance(javax.net.ssl.TrustManagerFactory.getDefaultAlgorithm());
+            both.init(store);
+            for (javax.net.ssl.TrustManager manager : both.getTrustManagers()) {
+                if (manager instanceof javax.net.ssl.X509TrustManager x509) return x509;
+            }
+            throw new java.security.KeyStoreException("no X.509 trust manager");
+        }
+
+        /** The client certificate and its PKCS#8 key (the OpenTelemetry form), read by the exporter's own TlsUtil; null when not set. */
+        private static javax.net.ssl.KeyManager[] clientKeys(Map<String, String> files, List<String> added, List<String> problems) {
+            boolean traces = files.containsKey(Setting.OTLP_TRACES_CLIENT_KEY.variable()) || files.containsKey(Setting.OTLP_TRACES_CLIENT_CERTIFICATE.variable());
+            Setting keySetting = traces ? Setting.OTLP_TRACES_CLIENT_KEY : Setting.OTLP_CLIENT_KEY;
+            Setting certificateSetting = traces ? Setting.OTLP_TRACES_CLIENT_CERTIFICATE : Setting.OTLP_CLIENT_CERTIFICATE;
+            String key = files.get(keySetting.variable());
+            String certificate = files.get(certificateSetting.variable());
+            if (key == null && certificate == null) return null;
+            if (key == null || certificate == null) {
+                problems.add("Ignoring " + (key == null ? certificateSetting : keySetting).variable() + ": a client certificate needs both "
+                        + keySetting.variable() + " and " + certificateSetting.variable());
+                return null;
+            }
+            try {
+                javax.net.ssl.X509KeyManager manager = io.opentelemetry.exporter.internal.TlsUtil.keyManager(
+                        Files.readAllBytes(Path.of(key)), Files.readAllBytes(Path.of(certificate)));
+                added.add("the client certificate of " + certificateSetting.variable());
+                return new javax.net.ssl.KeyManager[]{manager};
+            } catch (IOException | RuntimeException e) {
+                problems.add("Ignoring " + keySetting.variable() + " and " + certificateSetting.variable() + ": not a PEM certificate and its "
+                        + "unencrypted PKCS#8 key (`openssl pkcs8 -topk8 -nocrypt` converts one) (" + e.getClass().getSimpleName() + ")");
+                return null;
+            }
+        }
+
+        /**
+         * For a failure `explain` could not name: a TLS handshake straight with the host and a short read (a TLS 1.3
+         * server refuses a client certificate only after the handshake, when HttpURLConnection is already writing its
+         * request and sees the connection close). The problem it finds, or null.
+         */
+        String probeTls(java.net.URI uri) {
+            if (!"https".equalsIgnoreCase(uri.getScheme()) || proxyFor(uri) != null) return null;
+            javax.net.ssl.SSLSocketFactory factory = tls().context() != null ? tls().context().getSocketFactory()
+                    : (javax.net.ssl.SSLSocketFactory) javax.net.ssl.SSLSocketFactory.getDefault();
+            int port = uri.getPort() < 0 ? 443 : uri.getPort();
+            try (java.net.Socket plain = new java.net.Socket()) {
+                plain.connect(new java.net.InetSocketAddress(uri.getHost(), port), 5_000);
+                try (javax.net.ssl.SSLSocket socket = (javax.net.ssl.SSLSocket) factory.createSocket(plain, uri.getHost(), port, true)) {
+                    javax.net.ssl.SSLParameters parameters = socket.getSSLParameters();
+                    parameters.setEndpointIdentificationAlgorithm("HTTPS");
+                    socket.setSSLParameters(parameters);
+                    socket.setSoTimeout(1_500);
+                    socket.startHandshake();
+                    // A server that took the handshake waits for a request: the read times out, and all is well. One that
+                    // closes at once refused the client (TLS 1.3 sends its alert after the handshake, and it may be lost).
+                    if (socket.getInputStream().read() >= 0) return null;
+                    boolean sent = socket.getSession().getLocalCertificates() != null;
+                    return uri.getHost() + " refused the client certificate (it closed the connection right after the TLS handshake"
+                            + (sent ? "" : "; none was sent") + "): check OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE and OTEL_EXPORTER_OTLP_CLIENT_KEY";
+                }
+            } catch (java.net.SocketTimeoutException e) {
+                return null;
+            } catch (IOException e) {
+                return explain(e, uri, null);
+            }
+        }
+
+        /** One sentence for a connection that failed: which proxy or certificate problem it was, and what to set. */
+        static String explain(IOException e, java.net.URI uri, ProxyServer proxy) {
+            String message = String.valueOf(e.getMessage());
+            String via = proxy == null ? "" : " through the proxy " + proxy.shown() + " (" + proxy.setting() + ")";
+            if (proxy != null && message.contains("407")) {
+                return "the proxy " + proxy.shown() + " refused " + (proxy.user() == null ? "to connect without credentials" : "the credentials")
+                        + " (HTTP 407): put user:password in " + proxy.setting();
+            }
+            if (proxy != null && message.startsWith("Unable to tunnel through proxy")) {
+                return "the proxy " + proxy.shown() + " (" + proxy.setting() + ") refused to connect to " + uri.getHost() + ": "
+                        + message.replaceFirst("^.*Proxy returns \"(.*)\"$", "$1");
+            }
+            if (proxy != null && e instanceof java.net.ConnectException) {
+                return "cannot reach the proxy " + proxy.shown() + " (" + proxy.setting() + "): " + message;
+            }
+            Throwable cause = e;
+            while (cause.getCause() != null) cause = cause.getCause();
+            String why = String.valueOf(cause.getMessage());
+            if (cause instanceof java.security.cert.CertPathValidatorException || why.contains("unable to find valid certification path")) {
+                return uri.getHost() + "'s certificate is signed by a CA this machine does not trust" + via
+                        + ": set OTEL_EXPORTER_OTLP_CERTIFICATE (or NODE_EXTRA_CA_CERTS) to your CA's PEM file";
+            }
+            if (why.contains("No subject alternative") || why.contains("doesn't match any of the subject alternative names")) {
+                return uri.getHost() + "'s certificate is for another host name" + via + " (" + why + "): check LANGFUSE_BASE_URL";
+            }
+            if (cause instanceof java.security.cert.CertificateExpiredException || why.contains("validity check failed") || why.contains("NotAfter")) {
+                return uri.getHost() + "'s certificate has expired" + via + ": the server's certificate must be renewed";
+            }
+            if (why.contains("Received fatal alert") && (why.contains("bad_certificate") || why.contains("certificate_required")
+                    || why.contains("unknown_ca") || why.contains("certificate_unknown") || why.contains("access_denied"))) {
+                return uri.getHost() + " refused the client certificate" + via + " (" + why
+                        + "): check OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE and OTEL_EXPORTER_OTLP_CLIENT_KEY";
+            }
+            return null;
+        }
+    }
+    /**
      * Everything the hook reads from its environment, grouped by what uses it: the Langfuse project, how traces are
      * sent, how they are built, and where the hook keeps its files. The secret key is never part of toString().
      */
-    record Config(boolean enabled, Langfuse langfuse, ExportOptions export, TraceOptions trace, StateLayout layout, Path home,
-                  boolean debug, List<String> problems) {
+    record Config(boolean enabled, Langfuse langfuse, ExportOptions export, TraceOptions trace, Network network, StateLayout layout,
+                  Path home, boolean debug, List<String> problems) {
 
         /** The Langfuse project: its host and keys. */
         record Langfuse(String baseUrl, String publicKey, String secretKey) {
@@ -926,7 +1244,7 @@ public class litefuse_hook implements Callable<Integer> {
                     (int) parseAtLeast(Setting.MAX_CHARS.read(env), 1, DEFAULT_MAX_CHARS),
                     Masker.fromEnv(Setting.MASK_SECRETS.read(env), Setting.MASK_PATTERNS.read(env), problems),
                     GenerationInput.of(Setting.GENERATION_INPUT.read(env), problems));
-            return new Config(isEnabled(env), langfuse, export, trace, StateLayout.under(home), home,
+            return new Config(isEnabled(env), langfuse, export, trace, Network.fromEnv(env, problems), StateLayout.under(home), home,
                     "true".equalsIgnoreCase(Setting.DEBUG.read(env)), List.copyOf(problems));
         }
 
@@ -4868,15 +5186,17 @@ public class litefuse_hook implements Callable<Integer> {
             private static final Set<Integer> GATEWAY_FAILURES = Set.of(502, 504);
             private final HttpSenderConfig config;
             private final ExportDeadline deadline;
+            private final Network network;
             private final ExecutorService executor = Executors.newSingleThreadExecutor(runnable -> {
                 Thread thread = new Thread(runnable, "litefuse-export");
                 thread.setDaemon(true);
                 return thread;
             });
 
-            DeadlineHttpSender(HttpSenderConfig config, ExportDeadline deadline) {
+            DeadlineHttpSender(HttpSenderConfig config, ExportDeadline deadline, Network network) {
                 this.config = config;
                 this.deadline = deadline;
+                this.network = network;
             }
 
             @Override
@@ -4917,10 +5237,7 @@ public class litefuse_hook implements Callable<Integer> {
 
             /** One POST; returns the status, the Retry-After header and the body. */
             private SenderResponse post(byte[] body, long timeoutNanos) throws IOException {
-                java.net.HttpURLConnection connection = (java.net.HttpURLConnection) config.getEndpoint().toURL().openConnection();
-                if (connection instanceof javax.net.ssl.HttpsURLConnection https && config.getSslContext() != null) {
-                    https.setSSLSocketFactory(config.getSslContext().getSocketFactory());
-                }
+                java.net.HttpURLConnection connection = network.open(config.getEndpoint());
                 int timeoutMillis = (int) Math.max(1, Math.min(TimeUnit.NANOSECONDS.toMillis(timeoutNanos), config.getTimeout().toMillis()));
                 connection.setConnectTimeout((int) Math.max(1, Math.min(timeoutMillis, config.getConnectTimeout().toMillis())));
                 connection.setReadTimeout(timeoutMillis);
@@ -5026,7 +5343,8 @@ public class litefuse_hook implements Callable<Integer> {
                     Helpers.sleepQuietly(100);
                     return true;
                 }
-                deadline.fail("cannot reach " + endpoint + " (" + e.getClass().getSimpleName()
+                String explained = Network.explain(e, config.getEndpoint(), network.proxyFor(config.getEndpoint()));
+                deadline.fail(explained != null ? explained : "cannot reach " + endpoint + " (" + e.getClass().getSimpleName()
                         + (e.getMessage() == null ? "" : ": " + e.getMessage()) + ")");
                 return false;
             }
@@ -5035,6 +5353,10 @@ public class litefuse_hook implements Callable<Integer> {
                 String body = new String(responseBody, 0, Math.min(responseBody.length, Helpers.PREVIEW_CHARS),
                         StandardCharsets.UTF_8).replaceAll("\\s+", " ").strip();
                 String prefix = "HTTP " + status + " from " + config.getEndpoint() + ": ";
+                Network.ProxyServer proxy = network.proxyFor(config.getEndpoint());
+                if (status == 407 && proxy != null) {
+                    return Network.explain(new IOException("HTTP 407"), config.getEndpoint(), proxy);
+                }
                 if (status == 401 || status == 403) {
                     return prefix + "wrong keys or wrong host (check LANGFUSE_PUBLIC_KEY, LANGFUSE_SECRET_KEY and LANGFUSE_BASE_URL; "
                             + "`litefuse-hook doctor` checks them)";
@@ -5262,6 +5584,7 @@ public class litefuse_hook implements Callable<Integer> {
              */
             static TraceExporter forLangfuse(Config config, Log log, MemoryMode memoryMode) {
                 routeLibraryLogging(log);
+                config.network().tls().problems().forEach(log::warn);
                 Map<String, String> headers = config.exportHeaders();
                 return new TraceExporter(config.tracesEndpoint(), deadline -> OtlpHttpSpanExporter.builder()
                         .setEndpoint(config.tracesEndpoint())
@@ -5271,14 +5594,14 @@ public class litefuse_hook implements Callable<Integer> {
                         .setConnectTimeout(Duration.ofMillis(Math.min(config.export().budgetMillis(), 2_000)))
                         .setRetryPolicy(null)
                         .setMemoryMode(memoryMode)
-                        .setComponentLoader(senderLoader(deadline))
+                        .setComponentLoader(senderLoader(deadline, config.network()))
                         .build());
             }
 
             /** Makes the exporter use DeadlineHttpSender; every other SPI loads as usual. */
-            static ComponentLoader senderLoader(Transport.ExportDeadline deadline) {
+            static ComponentLoader senderLoader(Transport.ExportDeadline deadline, Network network) {
                 ComponentLoader standard = ComponentLoader.forClassLoader(litefuse_hook.class.getClassLoader());
-                HttpSenderProvider provider = senderConfig -> new Transport.DeadlineHttpSender(senderConfig, deadline);
+                HttpSenderProvider provider = senderConfig -> new Transport.DeadlineHttpSender(senderConfig, deadline, network);
                 return new ComponentLoader() {
                     @Override
                     public <T> Iterable<T> load(Class<T> type) {
@@ -5429,10 +5752,10 @@ public class litefuse_hook implements Callable<Integer> {
      * table, so it tells whether a span sent earlier arrived: export each span once, v4 shows a re-sent span twice), and
      * the project the keys belong to (for links, and doctor's check of the keys).
      */
-    record LangfuseApi(String baseUrl, Map<String, String> headers) {
+    record LangfuseApi(String baseUrl, Map<String, String> headers, Network network) {
         /** Null without keys (traces routed through a collector that adds its own): nothing can be asked then. */
         static LangfuseApi of(Config config) {
-            return config.langfuse().hasKeys() ? new LangfuseApi(config.langfuse().baseUrl(), config.langfuse().headers()) : null;
+            return config.langfuse().hasKeys() ? new LangfuseApi(config.langfuse().baseUrl(), config.langfuse().headers(), config.network()) : null;
         }
 
         /** Looks for span `spanId` of trace `traceId` that starts at `start`, answering before `deadlineNanos`. */
@@ -5487,7 +5810,7 @@ public class litefuse_hook implements Callable<Integer> {
 
         /** One GET with the keys, on HttpURLConnection (java.net.http's selector thread delays JVM exit by 300 ms). */
         private Answer get(String pathAndQuery, long connectMillis, long readMillis) throws IOException {
-            java.net.HttpURLConnection connection = (java.net.HttpURLConnection) java.net.URI.create(baseUrl + pathAndQuery).toURL().openConnection();
+            java.net.HttpURLConnection connection = network.open(java.net.URI.create(baseUrl + pathAndQuery));
             connection.setConnectTimeout((int) Math.max(1, connectMillis));
             connection.setReadTimeout((int) Math.max(1, readMillis));
             headers.forEach(connection::setRequestProperty);
@@ -5549,11 +5872,12 @@ public class litefuse_hook implements Callable<Integer> {
         static CredentialCheck checkCredentials(Config config) {
             String base = config.langfuse().baseUrl();
             Map<String, String> headers = config.langfuse().headers();
-            CredentialCheck here = fetchProject(new LangfuseApi(base, headers));
-            if (here.ok() || here.problem().startsWith("cannot reach") || !LANGFUSE_CLOUD_REGIONS.contains(base)) return here;
+            CredentialCheck here = fetchProject(new LangfuseApi(base, headers, config.network()));
+            // Only an answer from Langfuse (401 from this region) says to try the other one.
+            if (here.ok() || !here.problem().startsWith("HTTP 40") || !LANGFUSE_CLOUD_REGIONS.contains(base)) return here;
             for (String other : LANGFUSE_CLOUD_REGIONS) {
                 if (other.equals(base)) continue;
-                CredentialCheck there = fetchProject(new LangfuseApi(other, headers));
+                CredentialCheck there = fetchProject(new LangfuseApi(other, headers, config.network()));
                 if (there.ok()) {
                     return new CredentialCheck(false, there.projectId(), there.projectName(), "wrong region: these keys belong to "
                             + other + " (project " + there.projectName() + "); set " + Setting.BASE_URL.variable() + "=" + other);
@@ -5571,14 +5895,23 @@ public class litefuse_hook implements Callable<Integer> {
                     JsonNode project = parsed == null ? Json.NODES.missingNode() : parsed.path("data").path(0);
                     return new CredentialCheck(true, project.path("id").asText(""), project.path("name").asText("(unnamed)"), null);
                 }
+                java.net.URI uri = java.net.URI.create(base);
+                if (answer.status() == 407 && api.network().proxyFor(uri) != null) {
+                    return new CredentialCheck(false, null, null, Network.explain(new IOException("HTTP 407"), uri, api.network().proxyFor(uri)));
+                }
                 if (answer.status() == 401 || answer.status() == 403) {
                     return new CredentialCheck(false, null, null, "HTTP " + answer.status() + " from " + base
                             + ": wrong keys (check LANGFUSE_PUBLIC_KEY / LANGFUSE_SECRET_KEY, and that they belong to this host)");
                 }
                 return new CredentialCheck(false, null, null, "HTTP " + answer.status() + " from " + base + "/api/public/projects");
-            } catch (IOException | IllegalArgumentException e) {
-                return new CredentialCheck(false, null, null, "cannot reach " + base + " (" + e.getClass().getSimpleName()
-                        + (e.getMessage() == null ? "" : ": " + e.getMessage()) + ")");
+            } catch (IOException e) {
+                java.net.URI uri = java.net.URI.create(base);
+                String explained = Network.explain(e, uri, api.network().proxyFor(uri));
+                if (explained == null) explained = api.network().probeTls(uri);
+                return new CredentialCheck(false, null, null, explained != null ? explained : "cannot reach " + base + " ("
+                        + e.getClass().getSimpleName() + (e.getMessage() == null ? "" : ": " + e.getMessage()) + ")");
+            } catch (IllegalArgumentException e) {
+                return new CredentialCheck(false, null, null, "cannot reach " + base + " (" + e.getClass().getSimpleName() + ")");
             }
         }
     }
@@ -6523,7 +6856,8 @@ public class litefuse_hook implements Callable<Integer> {
             block.put(Setting.SECRET_KEY.variable(), secretKey);
             block.put(Setting.BASE_URL.variable(), baseUrl);
             for (Setting setting : Setting.values()) {
-                String value = env.get(setting.variable());
+                // read(): a proxy's lower-case form, which wins, is written under the variable's name.
+                String value = setting.read(env);
                 boolean copied = setting.install() == Setting.InstallCopy.WHEN_SET && value != null && !value.isBlank();
                 if (copied) block.put(setting.variable(), value.strip());
             }
@@ -7507,6 +7841,7 @@ public class litefuse_hook implements Callable<Integer> {
             checks.add(new Check(enabled, "TRACE_TO_LANGFUSE", enabled ? onBecause
                     : "not \"true\" here, so the hook does nothing in this project; run litefuse-hook install"));
             checks.add(keysCheck(config, env, sources, ClaudeSettings.enabledPlugin(home, dir) != null));
+            checks.addAll(networkChecks(config));
             LangfuseApi.CredentialCheck credentials = null;
             if (config.langfuse().hasKeys()) {
                 credentials = LangfuseApi.checkCredentials(config);
@@ -7538,6 +7873,18 @@ public class litefuse_hook implements Callable<Integer> {
         }
 
         /** A settings file that holds a secret key and that other users can read. */
+        /** The way to Langfuse when a proxy or TLS setting shapes it: which proxy, what was added to the trust, what could not be read. */
+        private static List<Check> networkChecks(Config config) {
+            List<Check> checks = new ArrayList<>();
+            java.net.URI endpoint = java.net.URI.create(config.tracesEndpoint());
+            Network.ProxyServer proxy = config.network().proxyFor(endpoint);
+            if (proxy != null) checks.add(new Check(true, "Proxy", "to " + endpoint.getHost() + " through " + proxy.shown() + " (" + proxy.setting() + ")"));
+            Network.Tls tls = config.network().tls();
+            if (!tls.added().isEmpty()) checks.add(new Check(true, "TLS", "the JDK's trust, and " + String.join(", ", tls.added())));
+            for (String problem : tls.problems()) checks.add(new Check(false, "TLS", problem));
+            return checks;
+        }
+
         private static List<Check> secretFileChecks(Path home, Path dir) throws IOException {
             List<Check> checks = new ArrayList<>();
             for (ClaudeSettings.Scope scope : ClaudeSettings.Scope.values()) {

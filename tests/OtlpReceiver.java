@@ -90,15 +90,40 @@ public final class OtlpReceiver implements AutoCloseable {
     private volatile Behaviour standing = Behaviour.ok();
 
     public OtlpReceiver() throws IOException {
-        server = HttpServer.create(new InetSocketAddress(InetAddress.getLoopbackAddress(), 0), 0);
+        this(HttpServer.create(new InetSocketAddress(InetAddress.getLoopbackAddress(), 0), 0), "http://127.0.0.1");
+    }
+
+    private final String origin;
+
+    private OtlpReceiver(HttpServer server, String origin) {
+        this.server = server;
+        this.origin = origin;
         server.createContext("/", this::handle);
         server.setExecutor(Executors.newCachedThreadPool());
         server.start();
     }
 
+    /**
+     * The same receiver over HTTPS, on the certificate `tls` holds; with `clientCertificate`, only a client that shows a
+     * certificate its trust accepts gets through (mutual TLS). Its base URL names `host` (localhost: the name the
+     * certificate is for), on loopback.
+     */
+    public static OtlpReceiver https(javax.net.ssl.SSLContext tls, boolean clientCertificate, String host) throws IOException {
+        com.sun.net.httpserver.HttpsServer server = com.sun.net.httpserver.HttpsServer.create(new InetSocketAddress(InetAddress.getLoopbackAddress(), 0), 0);
+        server.setHttpsConfigurator(new com.sun.net.httpserver.HttpsConfigurator(tls) {
+            @Override
+            public void configure(com.sun.net.httpserver.HttpsParameters params) {
+                javax.net.ssl.SSLParameters parameters = tls.getDefaultSSLParameters();
+                parameters.setNeedClientAuth(clientCertificate);
+                params.setSSLParameters(parameters);
+            }
+        });
+        return new OtlpReceiver(server, "https://" + host);
+    }
+
     /** The base URL to give the hook as LANGFUSE_BASE_URL. */
     public String baseUrl() {
-        return "http://127.0.0.1:" + server.getAddress().getPort();
+        return origin + ":" + server.getAddress().getPort();
     }
 
     /** Makes the next requests answer with this HTTP status (200 accepts and records the spans). */
