@@ -7049,8 +7049,9 @@ public class litefuse_hook implements Callable<Integer> {
         /**
          * The hook launcher: runs this very build (a chosen JDK, this class path) in one JVM start, with a start-up
          * archive and fast start-up flags, and does nothing at all where TRACE_TO_LANGFUSE is not "true" (unset, it runs
-         * when the plugin gave a public key). When a jar or the JDK is gone it falls back to JBang; when the script's
-         * source changed it refreshes itself in the background.
+         * when the plugin gave a public key). As a hook it hands the payload to that JVM detached and returns at once.
+         * When a jar or the JDK is gone it falls back to JBang; when the script's source changed it refreshes itself in
+         * the background.
          */
         static String launcherScript(JavaRuntime runtime, String classPath, Path archive, String fallback, String source) {
             return String.join("\n",
@@ -7061,16 +7062,22 @@ public class litefuse_hook implements Callable<Integer> {
                     "cp=" + shellQuote(classPath),
                     "archive=" + shellQuote(archive.toString()),
                     "source=" + shellQuote(source == null ? "" : source),
-                    "# As a hook (no arguments) it prints nothing and exits 0 whatever happens: exit code 2 would block Claude Code.",
-                    "fallback() {",
-                    fallback == null
-                            ? "  [ $# -eq 0 ] && exit 0; echo 'litefuse-hook: the installed build is gone; run `litefuse-hook install` again' >&2; exit 1"
-                            : "  [ $# -eq 0 ] || exec " + fallback + " \"$@\"\n  " + fallback + " >/dev/null 2>&1; exit 0",
-                    "}",
+                    "# As a hook (no arguments) it prints nothing and exits 0 whatever happens (exit code 2 would block Claude Code),",
+                    "# and at once: the firing runs in a JVM of its own, detached (its own session where setsid exists) and off Claude",
+                    "# Code's pipes, so Claude Code waits for none of it; the hook's lock, state and spool keep every turn once.",
+                    "detach=\"\"",
                     "if [ $# -eq 0 ]; then",
                     "  case \"$" + Setting.TRACE_TO_LANGFUSE.variable() + "\" in [Tt][Rr][Uu][Ee]) ;; '') [ -n \"$"
                             + Setting.PUBLIC_KEY.pluginVariable() + "\" ] || exit 0 ;; *) exit 0 ;; esac",
+                    "  payload=$(cat)",
+                    "  detach=nohup; command -v setsid >/dev/null 2>&1 && detach=setsid",
                     "fi",
+                    "fallback() {",
+                    fallback == null
+                            ? "  [ $# -eq 0 ] && exit 0; echo 'litefuse-hook: the installed build is gone; run `litefuse-hook install` again' >&2; exit 1"
+                            : "  [ $# -eq 0 ] || exec " + fallback + " \"$@\"\n  { printf '%s' \"$payload\" | $detach " + fallback
+                              + "; } >/dev/null 2>&1 &\n  exit 0",
+                    "}",
                     "[ -x \"$java\" ] || fallback \"$@\"",
                     "old_ifs=$IFS; IFS=:",
                     "for jar in $cp; do [ -f \"$jar\" ] || { IFS=$old_ifs; fallback \"$@\"; }; done",
@@ -7079,12 +7086,12 @@ public class litefuse_hook implements Callable<Integer> {
                             + fallback + " install --print-hook-command --launcher \"$0\" --source \"$source\" >/dev/null 2>&1 </dev/null &); fi",
                     "run() {",
                     "  if [ -f \"$archive\" ]; then",
-                    "    \"$java\" " + JavaRuntime.RUN_FLAGS + " " + runtime.useArchiveFlags() + " -Xlog:disable -cp \"$cp\" litefuse_hook \"$@\"",
+                    "    $detach \"$java\" " + JavaRuntime.RUN_FLAGS + " " + runtime.useArchiveFlags() + " -Xlog:disable -cp \"$cp\" litefuse_hook \"$@\"",
                     "  else",
-                    "    \"$java\" " + JavaRuntime.RUN_FLAGS + " -Xshare:auto -Xlog:disable -cp \"$cp\" litefuse_hook \"$@\"",
+                    "    $detach \"$java\" " + JavaRuntime.RUN_FLAGS + " -Xshare:auto -Xlog:disable -cp \"$cp\" litefuse_hook \"$@\"",
                     "  fi",
                     "}",
-                    "if [ $# -eq 0 ]; then run >/dev/null 2>&1; exit 0; fi",
+                    "if [ $# -eq 0 ]; then { printf '%s' \"$payload\" | run; } >/dev/null 2>&1 & exit 0; fi",
                     "run \"$@\"",
                     "");
         }

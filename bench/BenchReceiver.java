@@ -25,8 +25,9 @@ import java.util.zip.GZIPInputStream;
  *                      window_ms: from the start of the first request to the end of the last response
  * GET /bench/reset  -> zero the counters;  GET /bench/stop -> exit.
  *
- * Usage: java BenchReceiver PORT_FILE MAX_SECONDS   (binds 127.0.0.1 on a free port, writes it to PORT_FILE,
- * and exits by itself after MAX_SECONDS at the latest).
+ * Usage: java BenchReceiver PORT_FILE MAX_SECONDS [KEYSTORE PASSWORD]   (binds 127.0.0.1 on a free port, writes it
+ * to PORT_FILE, and exits by itself after MAX_SECONDS at the latest; with a PKCS12 key, also serves HTTPS on another
+ * free port, written to PORT_FILE.https, after PORT_FILE).
  */
 public final class BenchReceiver {
     private static final Object LOCK = new Object();
@@ -54,6 +55,27 @@ public final class BenchReceiver {
         }, "watchdog");
         watchdog.setDaemon(true);
         watchdog.start();
+        if (args.length > 3) {
+            // The same receiver over HTTPS on the key in args[2] (PKCS12, password args[3]); its port in PORT_FILE.https.
+            com.sun.net.httpserver.HttpsServer https = com.sun.net.httpserver.HttpsServer.create(
+                    new InetSocketAddress(InetAddress.getLoopbackAddress(), 0), 64);
+            java.security.KeyStore store = java.security.KeyStore.getInstance("PKCS12");
+            try (InputStream in = Files.newInputStream(Path.of(args[2]))) {
+                store.load(in, args[3].toCharArray());
+            }
+            javax.net.ssl.KeyManagerFactory keys = javax.net.ssl.KeyManagerFactory.getInstance(javax.net.ssl.KeyManagerFactory.getDefaultAlgorithm());
+            keys.init(store, args[3].toCharArray());
+            javax.net.ssl.SSLContext tls = javax.net.ssl.SSLContext.getInstance("TLS");
+            tls.init(keys.getKeyManagers(), null, null);
+            https.setHttpsConfigurator(new com.sun.net.httpserver.HttpsConfigurator(tls));
+            https.setExecutor(pool);
+            https.createContext("/", BenchReceiver::handle);
+            https.start();
+            Path httpsTmp = portFile.resolveSibling(portFile.getFileName() + ".https.tmp");
+            Files.writeString(httpsTmp, Integer.toString(https.getAddress().getPort()));
+            Files.move(httpsTmp, portFile.resolveSibling(portFile.getFileName() + ".https"), StandardCopyOption.ATOMIC_MOVE,
+                    StandardCopyOption.REPLACE_EXISTING);
+        }
         Path tmp = portFile.resolveSibling(portFile.getFileName() + ".tmp");
         Files.writeString(tmp, Integer.toString(server.getAddress().getPort()));
         Files.move(tmp, portFile, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);

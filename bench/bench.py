@@ -102,14 +102,15 @@ def store(results, variant, measure, value):
 class Receiver:
     """The loopback OTLP receiver (bench/BenchReceiver.java), started once; it also exits by itself."""
 
-    def __init__(self, classes, lifetime_s):
+    def __init__(self, classes, lifetime_s, tls=None):
         self.port_file = os.path.join(TMP, "receiver.port")
-        if os.path.exists(self.port_file):
-            os.remove(self.port_file)
+        for stale in (self.port_file, self.port_file + ".https"):
+            if os.path.exists(stale):
+                os.remove(stale)
         self.log = open(os.path.join(TMP, "receiver.log"), "wb")
         self.proc = subprocess.Popen(["java", "-Xmx512m", "-cp", classes, "BenchReceiver", self.port_file,
-                                      str(int(lifetime_s))], stdout=self.log, stderr=subprocess.STDOUT,
-                                     stdin=subprocess.DEVNULL)
+                                      str(int(lifetime_s))] + ([tls.keystore, tls.password] if tls else []),
+                                     stdout=self.log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         deadline = time.time() + 30
         while not os.path.exists(self.port_file):
             if self.proc.poll() is not None or time.time() > deadline:
@@ -118,6 +119,8 @@ class Receiver:
             time.sleep(0.05)
         self.port = int(open(self.port_file).read().strip())
         self.base_url = f"http://127.0.0.1:{self.port}"
+        https_port = self.port_file + ".https"
+        self.https_url = f"https://127.0.0.1:{int(open(https_port).read().strip())}" if os.path.exists(https_port) else None
         log(f"loopback receiver on {self.base_url} (pid {self.proc.pid})")
 
     def _get(self, path):
@@ -170,6 +173,8 @@ class HookSession:
         self.session_id = f"bench-{name}-{uuidlib.uuid4()}"
         self.parent = last_uuid(self.transcript) if base_transcript else None
         self.turns = 0
+        self.last_wait = None
+        self.waits = []
         self.env = hook_env(base_env, self.home, receiver_url)
         self.env.pop("CC_LANGFUSE_EXPORT_BUDGET_MS", None)
         self.log_file = os.path.join(self.home, ".claude", "state", "litefuse_hook.log")
@@ -204,17 +209,26 @@ class HookSession:
                                   stderr=subprocess.PIPE, env=env, timeout=timeout, cwd=self.dir)
         except subprocess.TimeoutExpired:
             return timeout, False, f"timed out after {timeout}s"
-        elapsed = time.perf_counter() - started
+        self.last_wait = elapsed = time.perf_counter() - started
         if proc.returncode != 0:
             return elapsed, False, f"exit {proc.returncode}: {proc.stderr.decode(errors='replace')[-300:]}"
         if expect is None:
             return elapsed, True, "exit 0"
-        new = self.log_lines()[before:]
-        errors = [line for line in new if "[ERROR]" in line]
+        # A hook that hands the firing to a detached JVM returns before its work is done: the run ends when the log
+        # says so (`elapsed`: until then, what the firing took; `last_wait`: what Claude Code waited).
+        wanted = EXPECTED_LOG[expect]
+        deadline = started + timeout
+        while True:
+            new = self.log_lines()[before:]
+            errors = [line for line in new if "[ERROR]" in line]
+            matched = [line for line in new if wanted.search(line)]
+            if errors or matched or time.perf_counter() > deadline:
+                break
+            time.sleep(0.002)
+        if matched:
+            elapsed = max(elapsed, time.perf_counter() - started)
         if errors:
             return elapsed, False, errors[-1][-300:]
-        wanted = EXPECTED_LOG[expect]
-        matched = [line for line in new if wanted.search(line)]
         if not matched:
             return elapsed, False, f"no `{wanted.pattern}` line in the hook log: " + " | ".join(new)[-300:]
         return elapsed, True, matched[-1]
@@ -449,8 +463,8 @@ def p1(args, receiver, base_env, results, variants):
         for variant in variants:
             for key, _, command, expect, append in specs[variant.key]:
                 if key == letter:
-                    runners[key + variant.key_suffix] = hook_runner(sessions[key + variant.key_suffix], command,
-                                                                    expect, append)
+                    session = sessions[key + variant.key_suffix]
+                    runners[key + variant.key_suffix] = waits_recorded(session, hook_runner(session, command, expect, append))
     # (d) times a run with nothing new: send the ~50 KB transcript's own turns first, untimed, so that even the
     # first warm-up of (d) finds nothing to do.
     for variant in variants:
@@ -470,9 +484,11 @@ def p1(args, receiver, base_env, results, variants):
                "launcher_java": launcher_java(command_a), "variants": {}}
         for key, label, command, *_ in specs[variant.key]:
             runner_key = key + ("" if key == "c" else variant.key_suffix)
+            waits = sessions[runner_key].waits[-len(samples[runner_key]):] if samples[runner_key] else []
             out["variants"][key] = {"label": label, "command": command, "failures": failures[runner_key][:5],
                                     "failed_runs": len(failures[runner_key]),
-                                    "stats": summary_ms(samples[runner_key]) if samples[runner_key] else None}
+                                    "stats": summary_ms(samples[runner_key]) if samples[runner_key] else None,
+                                    "wait": summary_ms(waits) if waits else None}
         out["variants"]["c"] = floor_out  # the baseline is compared with the same floor
         out["variants"] = {key: out["variants"][key] for key in "abcd"}
         store(results, variant, "P1", out)
@@ -643,6 +659,116 @@ def p5(args, receiver, base_env, results, commands, agents=50):
         "agents": agents, "expected_observations": expected, "command": command, "failed_runs": len(failures["a"]),
         "failures": failures["a"][:5], "details": details["a"][:3],
         "stats": summary_ms(samples["a"]) if samples["a"] else None}
+
+# ----------------------------------------------------------------------------- P6
+
+class ReceiverTls:
+    """A throwaway key for the receiver's HTTPS side (keytool, for 127.0.0.1) and a trust store holding its
+    certificate, which both builds are given through javax.net.ssl.trustStore."""
+
+    def __init__(self):
+        self.dir = fresh_dir("tls")
+        self.password = "bench-only"
+        self.keystore = os.path.join(self.dir, "receiver.p12")
+        self.truststore = os.path.join(self.dir, "trust.p12")
+        keytool = os.path.join(os.path.dirname(os.path.realpath(shutil.which("java"))), "keytool")
+        certificate = os.path.join(self.dir, "receiver.pem")
+        common = ["-storetype", "PKCS12", "-storepass", self.password]
+        for command in (["-genkeypair", "-alias", "receiver", "-keyalg", "EC", "-groupname", "secp256r1", "-dname",
+                         "CN=127.0.0.1", "-ext", "san=ip:127.0.0.1", "-validity", "2", "-keystore", self.keystore,
+                         "-keypass", self.password] + common,
+                        ["-exportcert", "-rfc", "-alias", "receiver", "-keystore", self.keystore, "-file", certificate]
+                        + common,
+                        ["-importcert", "-noprompt", "-alias", "receiver", "-file", certificate, "-keystore",
+                         self.truststore] + common):
+            subprocess.run([keytool] + command, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                           stdin=subprocess.DEVNULL, timeout=120)
+
+    def java_options(self):
+        return (f"-Djavax.net.ssl.trustStore={self.truststore} -Djavax.net.ssl.trustStorePassword={self.password} "
+                "-Djavax.net.ssl.trustStoreType=PKCS12")
+
+
+class DelayProxy:
+    """tests/ConnectProxy.java: a CONNECT proxy adding `rtt_ms` to every round trip through it."""
+
+    def __init__(self, classes, rtt_ms, lifetime_s):
+        port_file = os.path.join(TMP, "proxy.port")
+        if os.path.exists(port_file):
+            os.remove(port_file)
+        self.proc = subprocess.Popen(["java", "-cp", classes, "ConnectProxy", port_file, str(rtt_ms // 2),
+                                      str(int(lifetime_s))], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                     stdin=subprocess.DEVNULL)
+        deadline = time.time() + 30
+        while not os.path.exists(port_file) or not open(port_file).read().strip():
+            if self.proc.poll() is not None or time.time() > deadline:
+                raise RuntimeError("the delaying proxy did not start")
+            time.sleep(0.05)
+        self.port = int(open(port_file).read().strip())
+
+    def close(self):
+        if self.proc.poll() is None:
+            self.proc.kill()  # only the proxy this script started, by its pid
+            self.proc.wait(timeout=5)
+
+
+NETWORK_KINDS = (("https", "HTTPS (loopback)"), ("proxy", "HTTPS behind a CONNECT proxy adding 40 ms per round trip"))
+
+
+def p6(args, receiver, base_env, results, variants, tls):
+    """One new turn over HTTPS, and over HTTPS behind the 40 ms proxy, for every build, interleaved: what Claude Code
+    waits (the hook command's wall time) and when the turn is delivered (its log line). Each build is installed for
+    the HTTPS endpoint (its start-up archive trained over HTTPS, as for Langfuse Cloud) and trusts the receiver's
+    key through javax.net.ssl.trustStore; the proxy is HTTPS_PROXY for builds that read it and the JDK's
+    https.proxyHost for those that do not (both go through it)."""
+    proxy = DelayProxy(args.classes, 40, 3600)
+    try:
+        sessions, commands = {}, {}
+        for variant in variants:
+            command, _, problem = hook_command_a(variant, base_env, receiver.https_url, fresh_dir("p6-install" + variant.dir_suffix))
+            if problem:
+                log(f"P6 ({variant.key}): install unavailable ({problem}); using the fallback command")
+            commands[variant.key] = command
+            for kind, _ in NETWORK_KINDS:
+                session = HookSession(f"p6{kind}{variant.dir_suffix}", args.small, base_env, receiver.https_url)
+                options = tls.java_options()
+                if kind == "proxy":
+                    session.env["HTTPS_PROXY"] = f"http://127.0.0.1:{proxy.port}"
+                    options += f" -Dhttps.proxyHost=127.0.0.1 -Dhttps.proxyPort={proxy.port} -Dhttp.nonProxyHosts=none.invalid"
+                session.env["JAVA_TOOL_OPTIONS"] = options
+                _, ok, why = session.run(command, "sent")  # the transcript's own turns, untimed
+                if not ok:
+                    log(f"P6 ({kind}{variant.key_suffix}): sending the transcript's own turns first FAILED: {why}")
+                session.waits = []
+                sessions[kind + variant.key_suffix] = session
+        runners = {}
+        for kind, _ in NETWORK_KINDS:
+            for variant in variants:
+                key = kind + variant.key_suffix
+                runners[key] = waits_recorded(sessions[key], hook_runner(sessions[key], commands[variant.key], "sent", True))
+        samples, _, failures = run_rounds("P6", runners, args.runs, args.warmup, receiver, results, args.quiet_wait,
+                                          alternate=len(variants) > 1)
+        for variant in variants:
+            out = {"command": commands[variant.key], "kinds": {}}
+            for kind, label in NETWORK_KINDS:
+                key = kind + variant.key_suffix
+                waits = sessions[key].waits[-len(samples[key]):] if samples[key] else []
+                out["kinds"][kind] = {"label": label, "failed_runs": len(failures[key]), "failures": failures[key][:5],
+                                      "delivered": summary_ms(samples[key]) if samples[key] else None,
+                                      "wait": summary_ms(waits) if waits else None}
+            store(results, variant, "P6", out)
+    finally:
+        proxy.close()
+
+
+def waits_recorded(session, runner):
+    """The runner, also keeping what Claude Code waited (the command's wall time) of each successful run."""
+    def run():
+        elapsed, ok, detail = runner()
+        if ok:
+            session.waits.append(session.last_wait)
+        return elapsed, ok, detail
+    return run
 
 # ----------------------------------------------------------------------------- P3
 
@@ -872,7 +998,9 @@ def rows(view):
                 name = f"P1 (a) hook, {v['a']['label']}"
                 if s and floor:
                     ratio = s["median"] / floor["median"]
-                    result = f"{fmt_ms(s)} = {ratio:.2f}× floor{fail_note}"
+                    wait = v["a"].get("wait")
+                    waited = f"; Claude Code waits: median {wait['median']:.0f} ms" if wait else ""
+                    result = f"{fmt_ms(s)} = {ratio:.2f}× floor{waited}{fail_note}"
                     target = f"≤ 3× floor (≤ {3 * floor['median']:.0f} ms)"
                     row("P1a", name, result, target, status(ratio <= 3 and not fails), values)
                 else:
@@ -972,6 +1100,20 @@ def rows(view):
                 [("", p4r.get("spans_per_s_all") or [p4r["spans_per_s_window"]], True, p4r["spans_per_s_window"])])
         else:
             row("P4", name, f"no spans received (exit {p4r['returncode']})", "≥ 20,000 spans/s", "MISS")
+    p6r = view.get("P6")
+    if p6r:
+        for kind, label in NETWORK_KINDS:
+            r = p6r["kinds"][kind]
+            fails = f"; {r['failed_runs']} run(s) failed" if r["failed_runs"] else ""
+            name = f"P6 ({kind}) one new turn, {label} (command of P1 a)"
+            if r["wait"] and r["delivered"]:
+                result = (f"Claude Code waits: median {r['wait']['median']:.0f} ms (p10–p90 {r['wait']['p10']:.0f}–"
+                          f"{r['wait']['p90']:.0f}); delivered: {fmt_ms(r['delivered'])}{fails}")
+                row("P6" + kind, name, result, "wait ≤ 80 ms", status(r["wait"]["median"] <= 80 and not r["failed_runs"]),
+                    [("wait: ", r["wait"]["samples"], False, r["wait"]["median"]),
+                     ("delivered: ", r["delivered"]["samples"], False, r["delivered"]["median"])])
+            else:
+                row("P6" + kind, name, f"no successful run{fails} ({r['failures'][:1]})", "wait ≤ 80 ms", "MISS")
     p5r = view.get("P5")
     if p5r:
         s, fails = p5r["stats"], p5r["failed_runs"]
@@ -1117,7 +1259,7 @@ def main():
     parser.add_argument("--p4-runs", type=int, default=1, help="timed P4 exports per build")
     parser.add_argument("--replay-timeout", type=int, default=240)
     parser.add_argument("--export-timeout", type=int, default=300)
-    parser.add_argument("--only", default="P1,P2,P3,P4,P5")
+    parser.add_argument("--only", default="P1,P2,P3,P4,P5,P6")
     parser.add_argument("--quiet-wait", type=int, default=180,
                         help="seconds to wait at most, before each measure and before repeating a dropped round, "
                              "for other work to leave the CPUs idle")
@@ -1139,7 +1281,8 @@ def main():
     results = {"started": time.strftime("%Y-%m-%d %H:%M:%S"), "args": vars(args)}
     began = time.time()
     load_before = os.getloadavg()
-    receiver = Receiver(args.classes, lifetime_s=3600 * len(variants))
+    tls = ReceiverTls() if "P6" in only else None
+    receiver = Receiver(args.classes, lifetime_s=3600 * len(variants), tls=tls)
     try:
         commands = None
         if "P1" in only or "P2" in only:
@@ -1151,6 +1294,9 @@ def main():
         if "P2" in only:
             wait_until_quiet(results, "P2", args.quiet_wait)
             p2(args, receiver, base_env, results, variants, commands)
+        if "P6" in only:
+            wait_until_quiet(results, "P6", args.quiet_wait)
+            p6(args, receiver, base_env, results, variants, tls)
         if "P5" in only:
             if commands is None:
                 commands = {v.key: hook_command_a(v, base_env, receiver.base_url)[:2] for v in variants}

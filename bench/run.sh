@@ -19,11 +19,14 @@
 #       2.1.332 session): the launching turn sent first (untimed), then the run's files and the task notification's
 #       turn written, then one timed hook run with the command of P1 (a), which must send all of the run.
 #                                                      target: all in that firing, within the 3 s export budget
+#   P6  one new turn over HTTPS, and over HTTPS behind a CONNECT proxy adding 40 ms per round trip
+#       (tests/ConnectProxy.java), with the command of P1 (a) installed for the HTTPS endpoint: what Claude Code waits (the command's wall time)
+#       and when the turn is delivered (its log line).                                 target: wait <= 80 ms
 # The table's header says which JDK each measure ran on: P1/P2 the one the install launcher runs, P3/P4 PATH's.
 #
 # Options (environment): LITEFUSE_SCRIPT=/path/to/litefuse_hook.java (default: the repository's),
 #   BENCH_RUNS=15 BENCH_WARMUP=3 BENCH_SMALL_BYTES=5e4 BENCH_MID_BYTES=2e8 BENCH_BIG_BYTES=1e9
-#   BENCH_P4_BYTES (default: BENCH_MID_BYTES) BENCH_ONLY=P1,P2,P3,P4,P5
+#   BENCH_P4_BYTES (default: BENCH_MID_BYTES) BENCH_ONLY=P1,P2,P3,P4,P5,P6
 #   BENCH_QUIET_WAIT=180 (before each measure and before repeating a dropped round, wait at most this many seconds
 #     for other work to leave the CPUs idle)
 #   BENCH_BASELINE=<git revision | path to a litefuse_hook.java>: also build that version (`git show
@@ -71,7 +74,7 @@ small_bytes="${BENCH_SMALL_BYTES:-5e4}"
 mid_bytes="${BENCH_MID_BYTES:-2e8}"
 big_bytes="${BENCH_BIG_BYTES:-1e9}"
 p4_bytes="${BENCH_P4_BYTES:-$mid_bytes}"
-only="${BENCH_ONLY:-P1,P2,P3,P4,P5}"
+only="${BENCH_ONLY:-P1,P2,P3,P4,P5,P6}"
 quiet_wait="${BENCH_QUIET_WAIT:-180}"
 script_src="$(readlink -f "${LITEFUSE_SCRIPT:-$root/litefuse_hook.java}")"
 [[ -f "$script_src" ]] || die "no script at $script_src"
@@ -162,7 +165,7 @@ fi
 
 # ---- 2. Helpers: the receiver and the hello-world floor.
 # --release 17: they run on the java on PATH (the receiver) and on the launcher's java (Hello), maybe not javac's.
-javac --release 17 -d "$out/classes" "$bench_dir/BenchReceiver.java" "$bench_dir/Hello.java"
+javac --release 17 -d "$out/classes" "$bench_dir/BenchReceiver.java" "$bench_dir/Hello.java" "$root/tests/ConnectProxy.java"
 
 # ---- 3. Transcripts (regenerated only when the generator, the sources or the size change), made from the
 #         repository's tests/transcripts/*.jsonl (gen_transcripts.py chooses which).

@@ -30,6 +30,20 @@ final class ConnectProxy implements AutoCloseable {
         acceptor.start();
     }
 
+    /**
+     * The bench's distance to the receiver (bench/run.sh compiles this file): java ConnectProxy PORT_FILE DELAY_MS
+     * MAX_SECONDS, each round trip through it 2 x DELAY_MS longer (this kernel has no netem).
+     */
+    public static void main(String[] args) throws Exception {
+        ConnectProxy proxy = new ConnectProxy(null, Long.parseLong(args[1]));
+        java.nio.file.Path portFile = java.nio.file.Path.of(args[0]);
+        java.nio.file.Path tmp = portFile.resolveSibling(portFile.getFileName() + ".tmp");
+        java.nio.file.Files.writeString(tmp, Integer.toString(proxy.port()));
+        java.nio.file.Files.move(tmp, portFile, java.nio.file.StandardCopyOption.ATOMIC_MOVE);
+        Thread.sleep(Long.parseLong(args[2]) * 1000);
+        Runtime.getRuntime().halt(0);
+    }
+
     int port() {
         return server.getLocalPort();
     }
@@ -71,6 +85,8 @@ final class ConnectProxy implements AutoCloseable {
             if (requestLine[0].equals("CONNECT")) {
                 String[] target = requestLine[1].split(":");
                 try (Socket upstream = new Socket(target[0], Integer.parseInt(target[1]))) {
+                    upstream.setTcpNoDelay(true);
+                    client.setTcpNoDelay(true);
                     out.write("HTTP/1.1 200 Connection established\r\n\r\n".getBytes(StandardCharsets.US_ASCII));
                     out.flush();
                     pipeBothWays(client, upstream);

@@ -255,6 +255,8 @@ public class InstallTest extends ReceiverFixture {
         TestSupport.feed(process, TestSupport.payload("s", transcript).getBytes(java.nio.charset.StandardCharsets.UTF_8));
         assertEquals("", new String(process.getInputStream().readAllBytes()));
         assertEquals(0, process.waitFor());
+        // The launcher returned at once; the firing goes on in its own JVM, detached.
+        for (int i = 0; i < 300 && !TestSupport.log(home).contains("Processed 5 turns"); i++) Thread.sleep(100);
         assertTrue(TestSupport.log(home).contains("Processed 5 turns"), TestSupport.log(home));
         TestSupport.assertEverySpanOnce(receiver, TestSupport.expectedSpanKeys(transcript));
     }

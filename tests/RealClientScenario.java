@@ -102,6 +102,15 @@ public final class RealClientScenario {
         return others.isEmpty() ? null : "this network namespace has interfaces other than loopback: " + others;
     }
 
+    /** Whether a hook firing (a JVM running litefuse_hook, not an install building the fast path) is still running. */
+    static boolean hookFiringsRunning() {
+        return ProcessHandle.allProcesses().anyMatch(process -> {
+            List<String> arguments = List.of(process.info().arguments().orElse(new String[0]));
+            boolean hook = arguments.stream().anyMatch(a -> a.equals("litefuse_hook") || a.endsWith("/litefuse_hook.java"));
+            return hook && !arguments.contains("install") && !arguments.contains("--print-hook-command");
+        });
+    }
+
     static ObjectNode run(JsonNode scenario) throws Exception {
         Path work = Path.of(scenario.path("work").asText());
         Path home = work.resolve("home");
@@ -159,6 +168,11 @@ public final class RealClientScenario {
                 while (receiver.acceptedRoots().size() < wait.path("roots").asInt(1) && System.currentTimeMillis() < deadline) {
                     Thread.sleep(100);
                 }
+            }
+            // The hook's firings run detached, after Claude Code has moved on: wait for the last of them to end.
+            long firingsDeadline = System.currentTimeMillis() + 30_000;
+            while (hookFiringsRunning() && System.currentTimeMillis() < firingsDeadline) {
+                Thread.sleep(100);
             }
 
             ArrayNode requests = result.putArray("requests");

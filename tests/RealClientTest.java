@@ -232,14 +232,16 @@ class RealClientTest {
         assertTrue(spans.stream().allMatch(s -> s.path("traceId").asText().equals(traceId)), "the answer joined the turn's trace");
         JsonNode root = result.roots().get(0);
         assertEquals("say hello", RealClient.attr(root, "langfuse.observation.input"), "the root's input stays");
-        JsonNode goodbye = spans.stream().filter(s -> "Goodbye!".equals(RealClient.attr(s, "langfuse.observation.output"))).findFirst()
+        JsonNode goodbye = spans.stream().filter(s -> "generation".equals(RealClient.attr(s, "langfuse.observation.type")))
+                .filter(s -> "Goodbye!".equals(RealClient.attr(s, "langfuse.observation.output"))).findFirst()
                 .orElseThrow(() -> new AssertionError("the answer after the blocked stop is missing; log:\n" + result.hookLog()));
         assertEquals(root.path("spanId").asText(), goodbye.path("parentSpanId").asText());
         JsonNode feedback = byName(spans, "Stop hook feedback");
         assertEquals("Stop hook feedback:\nAlso say goodbye.", RealClient.attr(feedback, "langfuse.observation.input"));
         assertEquals(Map.of("input", 22L, "output", 11L, "cache_read", 900L, "cache_write", 100L), result.tokens(traceId),
                 "both answers' tokens, each once");
-        assertTrue(result.hookLog().contains("Sent Claude Code - Turn 1 ("), "the second firing sent the rest: " + result.hookLog());
+        // The firings run detached: the first may read the turn before Claude Code went on (then the second sends the
+        // rest as `Turn 1 (k more observations)`) or after; either way each span arrived once, above.
     }
 
     @Test
