@@ -968,21 +968,23 @@ public class litefuse_hook implements Callable<Integer> {
         private static Tls buildTls(Map<String, String> files) {
             List<String> added = new ArrayList<>();
             List<String> problems = new ArrayList<>();
-            List<java.security.cert.X509Certificate> extra = new ArrayList<>();
+            List<byte[]> caFiles = new ArrayList<>();
             String traceCa = files.get(Setting.OTLP_TRACES_CERTIFICATE.variable());
             for (Setting setting : List.of(traceCa != null ? Setting.OTLP_TRACES_CERTIFICATE : Setting.OTLP_CERTIFICATE,
                     Setting.NODE_EXTRA_CA_CERTS, Setting.SSL_CERT_FILE)) {
                 String path = files.get(setting.variable());
                 if (path == null) continue;
-                List<java.security.cert.X509Certificate> read = readCertificates(setting.variable(), path, problems);
-                extra.addAll(read);
-                if (!read.isEmpty()) added.add(read.size() + " CA certificate(s) from " + setting.variable());
+                byte[] pem = readPem(setting.variable(), path, problems);
+                if (pem == null) continue;
+                caFiles.add(pem);
+                added.add(pemBlocks(pem) + " CA certificate(s) from " + setting.variable());
             }
             javax.net.ssl.KeyManager[] keys = clientKeys(files, added, problems);
-            if (extra.isEmpty() && keys == null) return new Tls(null, List.copyOf(added), List.copyOf(problems));
+            if (caFiles.isEmpty() && keys == null) return new Tls(null, List.copyOf(added), List.copyOf(problems));
             try {
+                javax.net.ssl.X509ExtendedTrustManager jdk = trustManager(null);
                 javax.net.ssl.SSLContext context = javax.net.ssl.SSLContext.getInstance("TLS");
-                context.init(keys, new javax.net.ssl.TrustManager[]{trustWith(extra)}, null);
+                context.init(keys, new javax.net.ssl.TrustManager[]{caFiles.isEmpty() ? jdk : new AddedTrust(jdk, caFiles)}, null);
                 return new Tls(context, List.copyOf(added), List.copyOf(problems));
             } catch (java.security.GeneralSecurityException e) {
                 problems.add("Could not set up TLS with " + String.join(", ", files.keySet()) + " (" + e.getMessage() + "); using the JDK's own trust");
@@ -990,43 +992,129 @@ public class litefuse_hook implements Callable<Integer> {
             }
         }
 
-        /** Every certificate of a PEM (or DER) file; none, with one problem, when the file cannot be read or holds none. */
-        private static List<java.security.cert.X509Certificate> readCertificates(String variable, String path, List<String> problems) {
-            try (InputStream in = Files.newInputStream(Path.of(path))) {
-                List<java.security.cert.X509Certificate> certificates = new ArrayList<>();
-                for (java.security.cert.Certificate certificate : java.security.cert.CertificateFactory.getInstance("X.509").generateCertificates(in)) {
-                    if (certificate instanceof java.security.cert.X509Certificate x509) certificates.add(x509);
-                }
-                if (certificates.isEmpty()) problems.add("Ignoring " + variable + "=" + path + ": no certificate in it");
-                return certificates;
-            } catch (IOException | java.security.cert.CertificateException | java.nio.file.InvalidPathException e) {
-                problems.add("Ignoring " + variable + "=" + path + ": not a readable PEM certificate file (" + e.getClass().getSimpleName() + ")");
-                return List.of();
+        private static final Pattern PEM_CERTIFICATE = Pattern.compile("-----BEGIN CERTIFICATE-----([A-Za-z0-9+/=\\s]+)-----END CERTIFICATE-----");
+
+        /** A CA file's bytes when it holds at least one PEM certificate (checked cheaply: its base64 decodes); else null and one problem. */
+        private static byte[] readPem(String variable, String path, List<String> problems) {
+            try {
+                byte[] bytes = Files.readAllBytes(Path.of(path));
+                if (pemBlocks(bytes) > 0) return bytes;
+                problems.add("Ignoring " + variable + "=" + path + ": no PEM certificate in it");
+            } catch (IOException | java.nio.file.InvalidPathException e) {
+                problems.add("Ignoring " + variable + "=" + path + ": cannot read it (" + e.getClass().getSimpleName() + ")");
             }
+            return null;
         }
 
-        /** The JDK's trusted CAs and the extra ones, in one trust manager: adding, never replacing. */
-        private static javax.net.ssl.X509TrustManager trustWith(List<java.security.cert.X509Certificate> extra) throws java.security.GeneralSecurityException {
-            javax.net.ssl.TrustManagerFactory jdk = javax.net.ssl.TrustManagerFactory.getInstance(javax.net.ssl.TrustManagerFactory.getDefaultAlgorithm());
-            jdk.init((java.security.KeyStore) null);
-            java.security.KeyStore store = java.security.KeyStore.getInstance(java.security.KeyStore.getDefaultType());
-            try {
-                store.load(null, null);
-            } catch (IOException e) {
-                throw new java.security.KeyStoreException(e);
+        /** How many PEM certificate blocks of `pem` hold base64 of a DER structure (an ASN.1 SEQUENCE: 0x30). */
+        private static int pemBlocks(byte[] pem) {
+            int count = 0;
+            Matcher block = PEM_CERTIFICATE.matcher(new String(pem, StandardCharsets.ISO_8859_1));
+            while (block.find()) {
+                try {
+                    byte[] der = java.util.Base64.getMimeDecoder().decode(block.group(1));
+                    if (der.length > 0 && der[0] == 0x30) count++;
+                } catch (IllegalArgumentException e) {
+                    // Not base64: not a certificate.
+                }
             }
-            int index = 0;
-            for (javax.net.ssl.TrustManager manager : jdk.getTrustManagers()) {
-                if (!(manager instanceof javax.net.ssl.X509TrustManager x509)) continue;
-                for (java.security.cert.X509Certificate ca : x509.getAcceptedIssuers()) store.setCertificateEntry("jdk-" + index++, ca);
-            }
-            for (java.security.cert.X509Certificate ca : extra) store.setCertificateEntry("added-" + index++, ca);
-            javax.net.ssl.TrustManagerFactory both = javax.net.ssl.TrustManagerFactory.getInstance(javax.net.ssl.TrustManagerFactory.getDefaultAlgorithm());
-            both.init(store);
-            for (javax.net.ssl.TrustManager manager : both.getTrustManagers()) {
-                if (manager instanceof javax.net.ssl.X509TrustManager x509) return x509;
+            return count;
+        }
+
+        /** The PKIX trust manager over `anchors` (null: the JDK's own CAs). */
+        private static javax.net.ssl.X509ExtendedTrustManager trustManager(java.security.KeyStore anchors) throws java.security.GeneralSecurityException {
+            javax.net.ssl.TrustManagerFactory factory = javax.net.ssl.TrustManagerFactory.getInstance(javax.net.ssl.TrustManagerFactory.getDefaultAlgorithm());
+            factory.init(anchors);
+            for (javax.net.ssl.TrustManager manager : factory.getTrustManagers()) {
+                if (manager instanceof javax.net.ssl.X509ExtendedTrustManager x509) return x509;
             }
             throw new java.security.KeyStoreException("no X.509 trust manager");
+        }
+
+        /**
+         * The JDK's trust, and the CA files besides it: a server the JDK trusts is checked by it alone; only one it refuses
+         * is checked against the files, parsed then (a system bundle of 150 CAs takes a cold JVM about a second, so a
+         * firing to Langfuse Cloud with SSL_CERT_FILE set never pays for it). Hostname checks stay on either way.
+         */
+        private static final class AddedTrust extends javax.net.ssl.X509ExtendedTrustManager {
+            private final javax.net.ssl.X509ExtendedTrustManager jdk;
+            private final List<byte[]> caFiles;
+            private javax.net.ssl.X509ExtendedTrustManager added;
+
+            AddedTrust(javax.net.ssl.X509ExtendedTrustManager jdk, List<byte[]> caFiles) {
+                this.jdk = jdk;
+                this.caFiles = caFiles;
+            }
+
+            private synchronized javax.net.ssl.X509ExtendedTrustManager added() throws java.security.cert.CertificateException {
+                if (added != null) return added;
+                try {
+                    java.security.KeyStore anchors = java.security.KeyStore.getInstance(java.security.KeyStore.getDefaultType());
+                    anchors.load(null, null);
+                    java.security.cert.CertificateFactory factory = java.security.cert.CertificateFactory.getInstance("X.509");
+                    int index = 0;
+                    for (byte[] pem : caFiles) {
+                        for (java.security.cert.Certificate ca : factory.generateCertificates(new java.io.ByteArrayInputStream(pem))) {
+                            anchors.setCertificateEntry("added-" + index++, ca);
+                        }
+                    }
+                    added = trustManager(anchors);
+                    return added;
+                } catch (IOException | java.security.GeneralSecurityException e) {
+                    throw new java.security.cert.CertificateException("the CA files could not be read: " + e.getMessage(), e);
+                }
+            }
+
+            @Override
+            public void checkServerTrusted(java.security.cert.X509Certificate[] chain, String authType, java.net.Socket socket)
+                    throws java.security.cert.CertificateException {
+                try {
+                    jdk.checkServerTrusted(chain, authType, socket);
+                } catch (java.security.cert.CertificateException refused) {
+                    added().checkServerTrusted(chain, authType, socket);
+                }
+            }
+
+            @Override
+            public void checkServerTrusted(java.security.cert.X509Certificate[] chain, String authType, javax.net.ssl.SSLEngine engine)
+                    throws java.security.cert.CertificateException {
+                try {
+                    jdk.checkServerTrusted(chain, authType, engine);
+                } catch (java.security.cert.CertificateException refused) {
+                    added().checkServerTrusted(chain, authType, engine);
+                }
+            }
+
+            @Override
+            public void checkServerTrusted(java.security.cert.X509Certificate[] chain, String authType) throws java.security.cert.CertificateException {
+                try {
+                    jdk.checkServerTrusted(chain, authType);
+                } catch (java.security.cert.CertificateException refused) {
+                    added().checkServerTrusted(chain, authType);
+                }
+            }
+
+            @Override
+            public void checkClientTrusted(java.security.cert.X509Certificate[] chain, String authType, java.net.Socket socket)
+                    throws java.security.cert.CertificateException {
+                jdk.checkClientTrusted(chain, authType, socket);
+            }
+
+            @Override
+            public void checkClientTrusted(java.security.cert.X509Certificate[] chain, String authType, javax.net.ssl.SSLEngine engine)
+                    throws java.security.cert.CertificateException {
+                jdk.checkClientTrusted(chain, authType, engine);
+            }
+
+            @Override
+            public void checkClientTrusted(java.security.cert.X509Certificate[] chain, String authType) throws java.security.cert.CertificateException {
+                jdk.checkClientTrusted(chain, authType);
+            }
+
+            @Override
+            public java.security.cert.X509Certificate[] getAcceptedIssuers() {
+                return jdk.getAcceptedIssuers();
+            }
         }
 
         /** The client certificate and its PKCS#8 key (the OpenTelemetry form), read by the exporter's own TlsUtil; null when not set. */
