@@ -656,19 +656,19 @@ public class litefuse_hook implements Callable<Integer> {
         DEBUG("CC_LANGFUSE_DEBUG", null, InstallCopy.WHEN_SET, null, false),
         MASK_SECRETS("CC_LANGFUSE_MASK_SECRETS", null, InstallCopy.WHEN_SET, null, false),
         MASK_PATTERNS("CC_LANGFUSE_MASK_PATTERNS", null, InstallCopy.WHEN_SET, null, false),
-        OTLP_ENDPOINT("OTEL_EXPORTER_OTLP_ENDPOINT", null, InstallCopy.WHEN_SET, null, false),
-        OTLP_TRACES_ENDPOINT("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", null, InstallCopy.WHEN_SET, null, false),
-        OTLP_HEADERS("OTEL_EXPORTER_OTLP_HEADERS", null, InstallCopy.WHEN_SET, null, true),
-        OTLP_TRACES_HEADERS("OTEL_EXPORTER_OTLP_TRACES_HEADERS", null, InstallCopy.WHEN_SET, null, true),
+        OTLP_ENDPOINT("OTEL_EXPORTER_OTLP_ENDPOINT", "CC_OTEL_EXPORTER_OTLP_ENDPOINT", InstallCopy.WHEN_SET, null, false),
+        OTLP_TRACES_ENDPOINT("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "CC_OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", InstallCopy.WHEN_SET, null, false),
+        OTLP_HEADERS("OTEL_EXPORTER_OTLP_HEADERS", "CC_OTEL_EXPORTER_OTLP_HEADERS", InstallCopy.WHEN_SET, null, true),
+        OTLP_TRACES_HEADERS("OTEL_EXPORTER_OTLP_TRACES_HEADERS", "CC_OTEL_EXPORTER_OTLP_TRACES_HEADERS", InstallCopy.WHEN_SET, null, true),
         HTTPS_PROXY("HTTPS_PROXY", "https_proxy", InstallCopy.WHEN_SET, null, true),
         HTTP_PROXY("HTTP_PROXY", "http_proxy", InstallCopy.WHEN_SET, null, true),
         NO_PROXY("NO_PROXY", "no_proxy", InstallCopy.WHEN_SET, null, false),
-        OTLP_CERTIFICATE("OTEL_EXPORTER_OTLP_CERTIFICATE", null, InstallCopy.WHEN_SET, null, false),
-        OTLP_TRACES_CERTIFICATE("OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE", null, InstallCopy.WHEN_SET, null, false),
-        OTLP_CLIENT_KEY("OTEL_EXPORTER_OTLP_CLIENT_KEY", null, InstallCopy.WHEN_SET, null, false),
-        OTLP_TRACES_CLIENT_KEY("OTEL_EXPORTER_OTLP_TRACES_CLIENT_KEY", null, InstallCopy.WHEN_SET, null, false),
-        OTLP_CLIENT_CERTIFICATE("OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE", null, InstallCopy.WHEN_SET, null, false),
-        OTLP_TRACES_CLIENT_CERTIFICATE("OTEL_EXPORTER_OTLP_TRACES_CLIENT_CERTIFICATE", null, InstallCopy.WHEN_SET, null, false),
+        OTLP_CERTIFICATE("OTEL_EXPORTER_OTLP_CERTIFICATE", "CC_OTEL_EXPORTER_OTLP_CERTIFICATE", InstallCopy.WHEN_SET, null, false),
+        OTLP_TRACES_CERTIFICATE("OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE", "CC_OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE", InstallCopy.WHEN_SET, null, false),
+        OTLP_CLIENT_KEY("OTEL_EXPORTER_OTLP_CLIENT_KEY", "CC_OTEL_EXPORTER_OTLP_CLIENT_KEY", InstallCopy.WHEN_SET, null, false),
+        OTLP_TRACES_CLIENT_KEY("OTEL_EXPORTER_OTLP_TRACES_CLIENT_KEY", "CC_OTEL_EXPORTER_OTLP_TRACES_CLIENT_KEY", InstallCopy.WHEN_SET, null, false),
+        OTLP_CLIENT_CERTIFICATE("OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE", "CC_OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE", InstallCopy.WHEN_SET, null, false),
+        OTLP_TRACES_CLIENT_CERTIFICATE("OTEL_EXPORTER_OTLP_TRACES_CLIENT_CERTIFICATE", "CC_OTEL_EXPORTER_OTLP_TRACES_CLIENT_CERTIFICATE", InstallCopy.WHEN_SET, null, false),
         NODE_EXTRA_CA_CERTS("NODE_EXTRA_CA_CERTS", null, InstallCopy.WHEN_SET, null, false),
         SSL_CERT_FILE("SSL_CERT_FILE", null, InstallCopy.WHEN_SET, null, false);
 
@@ -739,16 +739,17 @@ public class litefuse_hook implements Callable<Integer> {
             return null;
         }
 
-        /** Every name a setting holding a secret may be written under (a settings file holding one is 0600). */
-        static List<String> secretNames() {
-            List<String> names = new ArrayList<>();
-            for (Setting setting : values()) {
-                if (setting.secret) {
-                    if (setting.override != null) names.add(setting.override);
-                    names.add(setting.variable);
-                }
-            }
-            return names;
+        /**
+         * The name install writes it under: the variable, but the CC_ form of an OTEL_* setting, since Claude Code keeps
+         * OTEL_* variables (its own telemetry's) from the hooks it runs (2.1.332: neither its settings' nor its own).
+         */
+        String installName() {
+            return variable.startsWith("OTEL_") ? override : variable;
+        }
+
+        /** Whether this value of it is a secret: a key always, a proxy URL when it holds credentials (user:password@). */
+        boolean isSecret(String value) {
+            return secret && value != null && ((this != HTTPS_PROXY && this != HTTP_PROXY) || value.contains("@"));
         }
     }
 
@@ -942,8 +943,10 @@ public class litefuse_hook implements Callable<Integer> {
             java.net.HttpURLConnection connection = (java.net.HttpURLConnection) (proxy == null ? url.openConnection(java.net.Proxy.NO_PROXY)
                     : url.openConnection(new java.net.Proxy(java.net.Proxy.Type.HTTP, java.net.InetSocketAddress.createUnresolved(proxy.host(), proxy.port()))));
             if (proxy != null && proxy.user() != null) connection.setAuthenticator(proxyAuthenticator(proxy));
-            javax.net.ssl.SSLContext context = tls().context();
-            if (context != null && connection instanceof javax.net.ssl.HttpsURLConnection https) https.setSSLSocketFactory(context.getSocketFactory());
+            // Only an https connection builds the TLS settings: a firing to an http endpoint never reads a CA file.
+            if (connection instanceof javax.net.ssl.HttpsURLConnection https && tls().context() != null) {
+                https.setSSLSocketFactory(tls().context().getSocketFactory());
+            }
             return connection;
         }
 
@@ -974,10 +977,12 @@ public class litefuse_hook implements Callable<Integer> {
                     Setting.NODE_EXTRA_CA_CERTS, Setting.SSL_CERT_FILE)) {
                 String path = files.get(setting.variable());
                 if (path == null) continue;
-                byte[] pem = readPem(setting.variable(), path, problems);
+                // The hook's own setting is checked whole; the bundles other tools share (often the system's 150 CAs) by
+                // their markers only, so a firing does not decode them.
+                byte[] pem = readPem(setting.variable(), path, setting == Setting.NODE_EXTRA_CA_CERTS || setting == Setting.SSL_CERT_FILE, problems);
                 if (pem == null) continue;
                 caFiles.add(pem);
-                added.add(pemBlocks(pem) + " CA certificate(s) from " + setting.variable());
+                added.add(pemBlocks(pem, true) + " CA certificate(s) from " + setting.variable());
             }
             javax.net.ssl.KeyManager[] keys = clientKeys(files, added, problems);
             if (caFiles.isEmpty() && keys == null) return new Tls(null, List.copyOf(added), List.copyOf(problems));
@@ -994,11 +999,11 @@ public class litefuse_hook implements Callable<Integer> {
 
         private static final Pattern PEM_CERTIFICATE = Pattern.compile("-----BEGIN CERTIFICATE-----([A-Za-z0-9+/=\\s]+)-----END CERTIFICATE-----");
 
-        /** A CA file's bytes when it holds at least one PEM certificate (checked cheaply: its base64 decodes); else null and one problem. */
-        private static byte[] readPem(String variable, String path, List<String> problems) {
+        /** A CA file's bytes when it holds at least one PEM certificate (checked cheaply); else null and one problem. */
+        private static byte[] readPem(String variable, String path, boolean markersOnly, List<String> problems) {
             try {
                 byte[] bytes = Files.readAllBytes(Path.of(path));
-                if (pemBlocks(bytes) > 0) return bytes;
+                if (pemBlocks(bytes, markersOnly) > 0) return bytes;
                 problems.add("Ignoring " + variable + "=" + path + ": no PEM certificate in it");
             } catch (IOException | java.nio.file.InvalidPathException e) {
                 problems.add("Ignoring " + variable + "=" + path + ": cannot read it (" + e.getClass().getSimpleName() + ")");
@@ -1006,10 +1011,15 @@ public class litefuse_hook implements Callable<Integer> {
             return null;
         }
 
-        /** How many PEM certificate blocks of `pem` hold base64 of a DER structure (an ASN.1 SEQUENCE: 0x30). */
-        private static int pemBlocks(byte[] pem) {
+        /** How many PEM certificate blocks `pem` holds: by their markers, or those whose base64 is a DER structure (0x30). */
+        private static int pemBlocks(byte[] pem, boolean markersOnly) {
             int count = 0;
-            Matcher block = PEM_CERTIFICATE.matcher(new String(pem, StandardCharsets.ISO_8859_1));
+            String text = new String(pem, StandardCharsets.ISO_8859_1);
+            if (markersOnly) {
+                for (int at = text.indexOf("-----BEGIN CERTIFICATE-----"); at >= 0; at = text.indexOf("-----BEGIN CERTIFICATE-----", at + 1)) count++;
+                return count;
+            }
+            Matcher block = PEM_CERTIFICATE.matcher(text);
             while (block.find()) {
                 try {
                     byte[] der = java.util.Base64.getMimeDecoder().decode(block.group(1));
@@ -1054,8 +1064,15 @@ public class litefuse_hook implements Callable<Integer> {
                     java.security.cert.CertificateFactory factory = java.security.cert.CertificateFactory.getInstance("X.509");
                     int index = 0;
                     for (byte[] pem : caFiles) {
-                        for (java.security.cert.Certificate ca : factory.generateCertificates(new java.io.ByteArrayInputStream(pem))) {
-                            anchors.setCertificateEntry("added-" + index++, ca);
+                        // Block by block: a bundle may hold other PEM blocks, or a damaged one, beside its certificates.
+                        Matcher block = PEM_CERTIFICATE.matcher(new String(pem, StandardCharsets.ISO_8859_1));
+                        while (block.find()) {
+                            try {
+                                anchors.setCertificateEntry("added-" + index++, factory.generateCertificate(
+                                        new java.io.ByteArrayInputStream(java.util.Base64.getMimeDecoder().decode(block.group(1)))));
+                            } catch (java.security.cert.CertificateException | IllegalArgumentException damaged) {
+                                // Left out; the others still count.
+                            }
                         }
                     }
                     added = trustManager(anchors);
@@ -5672,7 +5689,7 @@ public class litefuse_hook implements Callable<Integer> {
              */
             static TraceExporter forLangfuse(Config config, Log log, MemoryMode memoryMode) {
                 routeLibraryLogging(log);
-                config.network().tls().problems().forEach(log::warn);
+                if (config.tracesEndpoint().startsWith("https:")) config.network().tls().problems().forEach(log::warn);
                 Map<String, String> headers = config.exportHeaders();
                 return new TraceExporter(config.tracesEndpoint(), deadline -> OtlpHttpSpanExporter.builder()
                         .setEndpoint(config.tracesEndpoint())
@@ -6833,10 +6850,12 @@ public class litefuse_hook implements Callable<Integer> {
             return new String(Json.toBytes(settings, SETTINGS_PRINTER), StandardCharsets.UTF_8) + "\n";
         }
 
-        /** Whether the env block holds a secret (Setting.secret): then the file is its owner's only (0600). */
+        /** Whether the env block holds a secret (Setting.isSecret): then the file is its owner's only (0600). */
         static boolean holdsSecret(JsonNode settings) {
-            for (String name : Setting.secretNames()) {
-                if (settings.path("env").hasNonNull(name)) return true;
+            for (Setting setting : Setting.values()) {
+                for (String name : setting.names()) {
+                    if (setting.isSecret(settings.path("env").path(name).textValue())) return true;
+                }
             }
             return false;
         }
@@ -6947,7 +6966,7 @@ public class litefuse_hook implements Callable<Integer> {
                 // read(): a proxy's lower-case form, which wins, is written under the variable's name.
                 String value = setting.read(env);
                 boolean copied = setting.install() == Setting.InstallCopy.WHEN_SET && value != null && !value.isBlank();
-                if (copied) block.put(setting.variable(), value.strip());
+                if (copied) block.put(setting.installName(), value.strip());
             }
             return block;
         }
@@ -7830,7 +7849,7 @@ public class litefuse_hook implements Callable<Integer> {
                     + block.get(Setting.BASE_URL.variable()) + " in " + envFile);
             List<String> copied = new ArrayList<>();
             for (Setting setting : Setting.values()) {
-                if (setting.install() == Setting.InstallCopy.WHEN_SET && block.containsKey(setting.variable())) copied.add(setting.variable());
+                if (setting.install() == Setting.InstallCopy.WHEN_SET && block.containsKey(setting.installName())) copied.add(setting.installName());
             }
             if (!copied.isEmpty()) out().println("           and " + String.join(", ", copied) + " from this environment");
         }

@@ -181,17 +181,23 @@ class NetworkTest {
     }
 
     @Test
-    void installPassesTheNetworkSettingsOn() {
+    void installPassesTheNetworkSettingsOn() throws IOException {
         Map<String, String> block = litefuse_hook.ClaudeSettings.envBlock("pk-lf-1", "sk-lf-1", "https://langfuse.corp", Map.of(
                 "https_proxy", "http://proxy:3128", "NO_PROXY", "localhost", "OTEL_EXPORTER_OTLP_CERTIFICATE", "/etc/corp/ca.pem",
                 "NODE_EXTRA_CA_CERTS", "/etc/corp/bundle.pem", "OTEL_EXPORTER_OTLP_CLIENT_KEY", "/k.pem", "OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE", "/c.pem"));
         assertEquals("http://proxy:3128", block.get("HTTPS_PROXY"));
         assertEquals("localhost", block.get("NO_PROXY"));
-        assertEquals("/etc/corp/ca.pem", block.get("OTEL_EXPORTER_OTLP_CERTIFICATE"));
+        // Claude Code keeps OTEL_* variables from its hooks: install writes their CC_ form, which the hook reads first.
+        assertEquals("/etc/corp/ca.pem", block.get("CC_OTEL_EXPORTER_OTLP_CERTIFICATE"));
         assertEquals("/etc/corp/bundle.pem", block.get("NODE_EXTRA_CA_CERTS"));
-        assertEquals("/k.pem", block.get("OTEL_EXPORTER_OTLP_CLIENT_KEY"));
-        assertEquals("/c.pem", block.get("OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE"));
-        assertTrue(litefuse_hook.Setting.secretNames().contains("HTTPS_PROXY"), "a proxy URL may hold a password: the settings file is kept 0600");
+        assertEquals("/k.pem", block.get("CC_OTEL_EXPORTER_OTLP_CLIENT_KEY"));
+        assertEquals("/c.pem", block.get("CC_OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE"));
+        assertEquals(List.of("1 CA certificate(s) from OTEL_EXPORTER_OTLP_CERTIFICATE"), litefuse_hook.Network.fromEnv(Map.of(
+                "CC_OTEL_EXPORTER_OTLP_CERTIFICATE", caFile()), new java.util.ArrayList<>()).tls().added(), "the hook reads the CC_ form");
+        assertTrue(litefuse_hook.Setting.HTTPS_PROXY.isSecret("http://u:p@proxy:3128"), "a proxy URL with a password: the settings file is kept 0600");
+        assertFalse(litefuse_hook.Setting.HTTPS_PROXY.isSecret("http://proxy:3128"), "without one it is no secret");
+        assertTrue(litefuse_hook.ClaudeSettings.holdsSecret(TestSupport.JSON.createObjectNode().set("env",
+                TestSupport.JSON.createObjectNode().put("https_proxy", "http://u:p@proxy:3128"))));
     }
 
     /** What doctor says of each certificate problem, and the setting it points to. */

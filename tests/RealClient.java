@@ -231,6 +231,12 @@ final class RealClient {
         }
 
         /** Environment for every step, over the safe defaults; a null value removes a default. */
+        /** Langfuse over HTTPS on a throwaway CA (${CA_FILE}), behind a CONNECT proxy (${PROXY_URL}) adding 2 x `delayMillis` per round trip. */
+        Scenario behindProxyOverHttps(long delayMillis) {
+            spec.putObject("network").put("tls", true).put("proxyDelayMillis", delayMillis);
+            return this;
+        }
+
         Scenario env(String name, String value) {
             ((ObjectNode) spec.get("env")).put(name, value);
             return this;

@@ -121,8 +121,15 @@ public final class RealClientScenario {
         Files.createDirectories(work.resolve("hook-replies"));
         Files.createDirectories(work.resolve("steps"));
         ObjectNode result = JSON.createObjectNode();
-        try (MockAnthropic mock = new MockAnthropic(); OtlpReceiver receiver = new OtlpReceiver()) {
+        JsonNode network = scenario.path("network");
+        TestCa ca = network.path("tls").asBoolean() ? new TestCa("real-client test CA") : null;
+        try (MockAnthropic mock = new MockAnthropic();
+             OtlpReceiver receiver = ca == null ? new OtlpReceiver() : OtlpReceiver.https(ca.issue("localhost").context(null), false, "127.0.0.1");
+             ConnectProxy proxy = network.has("proxyDelayMillis") ? new ConnectProxy(null, network.path("proxyDelayMillis").asLong()) : null) {
             Map<String, String> vars = new LinkedHashMap<>();
+            // Langfuse over HTTPS on a private CA, behind a proxy: ${CA_FILE} and ${PROXY_URL} for the hook's settings.
+            if (ca != null) vars.put("CA_FILE", ca.writeCertificate(work.resolve("ca.pem")).toString());
+            if (proxy != null) vars.put("PROXY_URL", proxy.url(null));
             vars.put("WORK", work.toString());
             vars.put("HOME", home.toString());
             vars.put("PROJECT", project.toString());

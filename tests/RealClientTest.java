@@ -245,6 +245,24 @@ class RealClientTest {
     }
 
     @Test
+    void behindAProxyOverHttpsClaudeCodeWaitsForNoneOfTheExport() throws Exception {
+        // Langfuse on a private CA, reached through a company proxy 40 ms away per round trip: the settings install
+        // copies (Claude Code hands hooks no OTEL_* variable: install writes CC_OTEL_EXPORTER_OTLP_CERTIFICATE); the
+        // Stop hook's wait as Claude Code records it.
+        RealClient.Result result = installed().behindProxyOverHttps(20)
+                .env("OTEL_EXPORTER_OTLP_CERTIFICATE", "${CA_FILE}").env("HTTPS_PROXY", "${PROXY_URL}")
+                .rule(MockAnthropic.rule(Map.of(), MockAnthropic.reply(MockAnthropic.usage(10, 5, 0, 0, 0), MockAnthropic.text("Hello."))))
+                .claude("-p", "say hello").claude("-p", "say hello again", "--continue").claude("-p", "and once more", "--continue")
+                .waitForSpans(3, 30_000).run();
+        assertExitCodes(result, 0, 0, 0, 0);
+        assertEquals(3, result.roots().size(), () -> "three turns; log:\n" + result.hookLog());
+        result.assertEverySpanOnce();
+        List<JsonNode> runs = ourHookRuns(result);
+        System.out.println("REALCLIENT | installed, HTTPS behind a 40 ms proxy | Stop hook durationMs "
+                + runs.stream().map(r -> r.path("durationMs").asText()).toList());
+    }
+
+    @Test
     void sessionEndSendsAnUnfinishedLastTurn() throws Exception {
         // --max-turns 1: the model asks for a tool, the session ends before any final answer.
         RealClient.Result result = installed()
