@@ -475,6 +475,13 @@ public class litefuse_hook implements Callable<Integer> {
             return object;
         }
 
+        /** Amounts in USD by key (a generation's cost_details). */
+        static ObjectNode amounts(Map<String, Double> usd) {
+            ObjectNode object = NODES.objectNode();
+            usd.forEach(object::put);
+            return object;
+        }
+
         static ArrayNode tree(List<String> texts) {
             ArrayNode array = NODES.arrayNode();
             texts.forEach(array::add);
@@ -798,6 +805,11 @@ public class litefuse_hook implements Callable<Integer> {
         /** The transcript's stamp as the session's last clean run left it; named by a cheap fingerprint, no digest. */
         Path seen(String sessionId, Path transcript) {
             return sessions().resolve("seen-" + Long.toHexString(Helpers.fingerprint(sessionId + "::" + transcript)) + ".txt");
+        }
+
+        /** Claude Code's prices as its cost-state rows showed them (Prices). */
+        Path prices() {
+            return sessions().resolve("prices.json");
         }
 
         /** Langfuse project ids by host and public key, for links. */
@@ -2165,7 +2177,7 @@ public class litefuse_hook implements Callable<Integer> {
          */
         private static final Set<String> UNREAD_ROW_TYPES = Set.of("progress", "file-history-snapshot", "file-history-delta",
                 "queue-operation", "last-prompt", "ai-title", "custom-title", "agent-name", "permission-mode", "mode", "pr-link",
-                "bridge-session", "cost-state", "atis-latch", "tools-used");
+                "bridge-session", "atis-latch", "tools-used");
 
         static final String REQUEST_BLOB = "api-request-blob";
         static final String REQUEST_SHAPE = "api-request-shape";
@@ -3150,6 +3162,192 @@ public class litefuse_hook implements Callable<Integer> {
         }
     }
 
+    /**
+     * Claude Code's own prices, learned from its `cost-state` rows (2.1.3xx: written when a Claude Code process ends;
+     * per model, cumulative token counts by kind and the cost Claude Code computed). The cost is linear in the counts,
+     * so every row is one equation; a generation's cost is known exactly where its usage is a combination of rows seen
+     * (it lies in their span), and only there: no guessed rate, no cost rather than a wrong one.
+     */
+    static final class Prices {
+        private Prices() {
+        }
+
+        /** cost-state's usage kinds, in order, and the usage_details keys of a generation each one prices. */
+        private static final List<String> KINDS = List.of("inputTokens", "outputTokens", "cacheReadInputTokens",
+                "cacheCreationEphemeral5mInputTokens", "cacheCreationEphemeral1hInputTokens", "webSearchRequests");
+        private static final List<String> USAGE_KEYS = List.of("input", "output", "cache_read_input_tokens",
+                "input_cache_creation_5m", "input_cache_creation_1h", "web_search_requests");
+        /** A row reproduced to this many USD fits; a usage this close to the rows' span (relative) lies in it. */
+        private static final double FIT_USD = 1e-6;
+        private static final double SPAN = 1e-9;
+        private static final int KEPT_PER_MODEL = 64;
+
+        /** One equation: a model's token counts by kind and what Claude Code charged for them. */
+        record Sample(String model, double[] usage, double costUsd) {
+        }
+
+        /** What a generation cost by Claude Code's prices: the total, and by usage key where each rate is known. */
+        record Cost(double totalUsd, Map<String, Double> byKind) {
+        }
+
+        /** The samples a `cost-state` row holds, one per model; none for a row that says a cost is unknown or is not sane. */
+        static List<Sample> samplesOf(JsonNode row) {
+            if (!"cost-state".equals(row.path("type").asText()) || row.path("hasUnknownModelCost").asBoolean(false)) return List.of();
+            List<Sample> samples = new ArrayList<>();
+            var models = row.path("modelUsage").fields();
+            while (models.hasNext()) {
+                var model = models.next();
+                JsonNode usage = model.getValue();
+                double[] vector = new double[KINDS.size()];
+                boolean sane = usage.path("costUSD").isNumber();
+                for (int k = 0; k < KINDS.size() && sane; k++) {
+                    JsonNode count = usage.path(KINDS.get(k));
+                    vector[k] = count.isNumber() ? count.asDouble() : 0;
+                    sane = Double.isFinite(vector[k]) && vector[k] >= 0 && vector[k] < 1e13;
+                }
+                double cost = usage.path("costUSD").asDouble(-1);
+                if (sane && Double.isFinite(cost) && cost >= 0 && cost < 1e7) samples.add(new Sample(model.getKey(), vector, cost));
+            }
+            return samples;
+        }
+
+        /** The usage of a generation as a vector over cost-state's kinds; null when it holds a kind Claude Code does not price. */
+        private static double[] vectorOf(Map<String, Long> usageDetails) {
+            double[] vector = new double[KINDS.size()];
+            for (Map.Entry<String, Long> entry : usageDetails.entrySet()) {
+                // A cache write the transcript does not split is priced as Claude Code prices it: at the 5-minute rate.
+                String key = entry.getKey().equals("cache_creation_input_tokens") ? "input_cache_creation_5m" : entry.getKey();
+                int kind = USAGE_KEYS.indexOf(key);
+                if (kind < 0) return null;
+                vector[kind] += entry.getValue();
+            }
+            return vector;
+        }
+
+        /**
+         * What the samples determine, per model: an orthonormal basis of the usage vectors seen and the cost of each basis
+         * vector. A sample the others already determine must agree with them to 1e-6 USD, or it is left out (fast mode,
+         * long-context tiers: whatever is not linear) and named once in `leftOut`.
+         */
+        static final class Rates {
+            private final Map<String, List<double[]>> basis = new HashMap<>();
+            private final Map<String, List<Double>> basisCost = new HashMap<>();
+
+            static Rates learn(List<Sample> samples, List<String> leftOut) {
+                Rates rates = new Rates();
+                for (Sample sample : samples) {
+                    if (!rates.add(sample) && !leftOut.contains(sample.model())) leftOut.add(sample.model());
+                }
+                return rates;
+            }
+
+            private boolean add(Sample sample) {
+                List<double[]> q = basis.computeIfAbsent(sample.model(), m -> new ArrayList<>());
+                List<Double> d = basisCost.computeIfAbsent(sample.model(), m -> new ArrayList<>());
+                double[] residual = sample.usage().clone();
+                double predicted = project(q, d, residual);
+                double length = norm(residual);
+                if (length <= SPAN * Math.max(1, norm(sample.usage()))) return Math.abs(predicted - sample.costUsd()) <= FIT_USD;
+                for (int k = 0; k < residual.length; k++) residual[k] /= length;
+                q.add(residual);
+                d.add((sample.costUsd() - predicted) / length);
+                return true;
+            }
+
+            /** Takes the basis' part out of `vector` (left as the residual); returns the cost of that part. */
+            private static double project(List<double[]> q, List<Double> d, double[] vector) {
+                double cost = 0;
+                // Twice over: Gram-Schmidt loses orthogonality once, not twice.
+                for (int pass = 0; pass < 2; pass++) {
+                    for (int j = 0; j < q.size(); j++) {
+                        double a = dot(vector, q.get(j));
+                        for (int k = 0; k < vector.length; k++) vector[k] -= a * q.get(j)[k];
+                        cost += a * d.get(j);
+                    }
+                }
+                return cost;
+            }
+
+            /** The cost of `vector` if the samples of `model` determine it; else null. */
+            private Double costOf(String model, double[] vector) {
+                List<double[]> q = basis.get(model);
+                if (q == null) return null;
+                double[] residual = vector.clone();
+                double cost = project(q, basisCost.get(model), residual);
+                return norm(residual) <= SPAN * Math.max(1, norm(vector)) ? cost : null;
+            }
+
+            /** A generation's cost, where the rows seen determine it: by kind too when each kind's rate is known. */
+            Cost costOf(String model, Map<String, Long> usageDetails) {
+                double[] vector = usageDetails == null || model == null ? null : vectorOf(usageDetails);
+                Double total = vector == null ? null : costOf(model, vector);
+                if (total == null) return null;
+                Map<String, Double> byKind = new LinkedHashMap<>();
+                for (int k = 0; k < vector.length; k++) {
+                    if (vector[k] == 0) continue;
+                    double[] unit = new double[vector.length];
+                    unit[k] = 1;
+                    Double rate = costOf(model, unit);
+                    if (rate == null) return new Cost(Math.max(0, total), Map.of());
+                    byKind.put(USAGE_KEYS.get(k), vector[k] * rate);
+                }
+                return new Cost(Math.max(0, total), byKind);
+            }
+
+            boolean isEmpty() {
+                return basis.isEmpty();
+            }
+        }
+
+        private static double dot(double[] a, double[] b) {
+            double sum = 0;
+            for (int i = 0; i < a.length; i++) sum += a[i] * b[i];
+            return sum;
+        }
+
+        private static double norm(double[] a) {
+            return Math.sqrt(dot(a, a));
+        }
+
+        /** The samples kept on disk (`prices.json`): per model, [counts by kind..., cost]. Absent or broken: none. */
+        static List<Sample> load(Path file, Log log) {
+            List<Sample> samples = new ArrayList<>();
+            var models = StateFiles.loadState(file, log).path("models").fields();
+            while (models.hasNext()) {
+                var model = models.next();
+                for (JsonNode row : model.getValue()) {
+                    if (!row.isArray() || row.size() != KINDS.size() + 1) continue;
+                    double[] vector = new double[KINDS.size()];
+                    for (int k = 0; k < vector.length; k++) vector[k] = row.get(k).asDouble();
+                    samples.add(new Sample(model.getKey(), vector, row.get(KINDS.size()).asDouble()));
+                }
+            }
+            return samples;
+        }
+
+        /** The kept samples and the new ones, each once, the newest KEPT_PER_MODEL per model; written whole, owner-only. */
+        static void save(Path file, List<Sample> kept, List<Sample> added, Log log) throws IOException {
+            Map<String, List<Sample>> byModel = new LinkedHashMap<>();
+            for (Sample sample : kept) byModel.computeIfAbsent(sample.model(), m -> new ArrayList<>()).add(sample);
+            for (Sample sample : added) {
+                List<Sample> list = byModel.computeIfAbsent(sample.model(), m -> new ArrayList<>());
+                if (list.stream().noneMatch(s -> java.util.Arrays.equals(s.usage(), sample.usage()) && s.costUsd() == sample.costUsd())) list.add(sample);
+                if (list.size() > KEPT_PER_MODEL) list.remove(0);
+            }
+            ObjectNode root = Json.NODES.objectNode();
+            ObjectNode models = root.putObject("models");
+            byModel.forEach((model, list) -> {
+                ArrayNode rows = models.putArray(model);
+                for (Sample sample : list) {
+                    ArrayNode row = rows.addArray();
+                    for (double count : sample.usage()) row.add(count);
+                    row.add(sample.costUsd());
+                }
+            });
+            StateFiles.saveState(file, root);
+        }
+    }
+
     /** Turn assembly: rows into user turns, with their subagents; what a hook run sends. */
     static final class Turns {
         private Turns() {
@@ -3876,9 +4074,10 @@ public class litefuse_hook implements Callable<Integer> {
          * call may carry (its cost; its input is the observation's): one component here, one attribute in
          * LangfuseAttributes, one field in Render.
          */
-        record ModelCall(String model, Map<String, Long> usage, ObjectNode parameters) {
+        /** A generation's model, usage, parameters, and its cost by Claude Code's prices (USD by usage key and "total"; null: not known). */
+        record ModelCall(String model, Map<String, Long> usage, ObjectNode parameters, Map<String, Double> cost) {
             ModelCall withoutUsage() {
-                return new ModelCall(model, null, parameters);
+                return new ModelCall(model, null, parameters, null);
             }
         }
 
@@ -3928,6 +4127,10 @@ public class litefuse_hook implements Callable<Integer> {
             /** The token usage it carries; null when it carries none. */
             Map<String, Long> usage() {
                 return modelCall == null ? null : modelCall.usage();
+            }
+
+            Map<String, Double> cost() {
+                return modelCall == null ? null : modelCall.cost();
             }
 
             Observation withoutUsage() {
@@ -4092,9 +4295,14 @@ public class litefuse_hook implements Callable<Integer> {
         }
 
         /** What trace building needs from outside the transcript: the session to assume, the transcript's path, the options. */
-        record TraceContext(String fallbackSessionId, String transcriptPath, Config.TraceOptions options) {
+        record TraceContext(String fallbackSessionId, String transcriptPath, Config.TraceOptions options, Prices.Rates rates) {
             static TraceContext of(Config.TraceOptions options, String fallbackSessionId, String transcriptPath) {
-                return new TraceContext(fallbackSessionId, transcriptPath, options);
+                return new TraceContext(fallbackSessionId, transcriptPath, options, null);
+            }
+
+            /** The same, pricing generations by Claude Code's rates where they determine the cost (null: no cost sent). */
+            TraceContext withRates(Prices.Rates learned) {
+                return new TraceContext(fallbackSessionId, transcriptPath, options, learned == null || learned.isEmpty() ? null : learned);
             }
 
             Masker masker() {
@@ -4200,6 +4408,7 @@ public class litefuse_hook implements Callable<Integer> {
             output.describeInto(traceMeta, "assistant_text");
             boolean unfinished = turn.lastAssistant() != null && !Turns.isTurnComplete(turn);
             if (unfinished) traceMeta.put("turn_unfinished", true);
+            putTurnCost(traceMeta, children);
             String name = "Claude Code - Turn " + turnNumber;
             String release = Helpers.firstNonBlank(userJson.path("version").asText(""),
                     turn.lastAssistant() == null ? null : turn.lastAssistant().json().path("version").asText(""));
@@ -4224,6 +4433,26 @@ public class litefuse_hook implements Callable<Integer> {
                     .parentSpan(parent == null ? null : parent.spanId())
                     .build();
             return new TraceModel.TraceRecord(header, List.copyOf(observations));
+        }
+
+        /**
+         * The turn's cost by Claude Code's prices (`cost_usd`), where every generation with usage has one, and where it came
+         * from (`cost_source`: claude-code, or none: Langfuse prices the generations from its own table).
+         */
+        private static void putTurnCost(ObjectNode traceMeta, List<TraceModel.Observation> observations) {
+            double total = 0;
+            boolean priced = false;
+            for (TraceModel.Observation observation : observations) {
+                if (observation.usage() == null) continue;
+                if (observation.cost() == null) {
+                    traceMeta.put("cost_source", "none");
+                    return;
+                }
+                total += observation.cost().getOrDefault("total", 0.0);
+                priced = true;
+            }
+            traceMeta.put("cost_source", priced ? "claude-code" : "none");
+            if (priced) traceMeta.put("cost_usd", total);
         }
 
         /** The configured tags, and `origin:<kind>` for a turn Claude Code started (a task notification, a wake-up, a message). */
@@ -4567,6 +4796,15 @@ public class litefuse_hook implements Callable<Integer> {
             return details;
         }
 
+        /** The generation's cost by Claude Code's own prices, where the rows seen determine it: by usage key and "total". */
+        private static Map<String, Double> costDetails(Prices.Rates rates, String model, Map<String, Long> usage) {
+            Prices.Cost cost = rates == null || usage == null || usage.isEmpty() ? null : rates.costOf(model, usage);
+            if (cost == null) return null;
+            Map<String, Double> details = new LinkedHashMap<>(cost.byKind());
+            details.put("total", cost.totalUsd());
+            return details;
+        }
+
         private static void putTokens(Map<String, Long> details, String key, JsonNode value) {
             if (value != null && value.canConvertToLong() && value.asLong() >= 0) details.put(key, value.asLong());
         }
@@ -4629,7 +4867,8 @@ public class litefuse_hook implements Callable<Integer> {
             TraceModel.Observation.Builder generation = TraceModel.Observation.generation(scope.spanId("row:" + rowKey(step.row())),
                     scope.parentId(), name).between(start, end).output(outputText.text())
                     .input(call.input() == null ? null : call.input().text())
-                    .modelCall(new TraceModel.ModelCall(model, usage == null || usage.isEmpty() ? null : usage, call.parameters()))
+                    .modelCall(new TraceModel.ModelCall(model, usage == null || usage.isEmpty() ? null : usage, call.parameters(),
+                            costDetails(scope.draft().ctx().rates(), model, usage)))
                     .metadata(metadata);
             if (apiError) generation.level(TraceModel.Level.ERROR, Helpers.preview(masker.text(Transcript.extractText(content))));
             return generation.build();
@@ -5094,12 +5333,15 @@ public class litefuse_hook implements Callable<Integer> {
          * that waited for background work and wait no more, with nothing left to send.
          */
         record SessionWork(Turns.EmissionPlan plan, List<TraceModel.TraceRecord> traces, List<Progress.SentPart> parts, long readEnd,
-                           JsonNode requestCarry, List<String> settledTurns) {
+                           JsonNode requestCarry, List<String> settledTurns, List<Prices.Sample> costSamples) {
         }
 
-        /** Reads the session's new rows and builds the traces to send, without sending or saving anything. */
+        /**
+         * Reads the session's new rows and builds the traces to send, without sending or saving anything; generations are
+         * priced by the cost samples known and those the new rows bring (returned, to be kept).
+         */
         static SessionWork prepareSession(Payload.HookTarget target, Progress.SessionState state, Config.TraceOptions options,
-                                          boolean forceLast, Log log) throws IOException {
+                                          List<Prices.Sample> knownCosts, boolean forceLast, Log log) throws IOException {
             Path transcript = target.transcriptPath();
             Config.GenerationInput generationInput = options.generationInput();
             Reader.ReadResult read = Reader.readNewJsonl(transcript, state.offset(), Reader.unreadTypes(generationInput), log);
@@ -5113,7 +5355,12 @@ public class litefuse_hook implements Callable<Integer> {
             if (state.offset() > 0) requests.seed(state.requestCarry(), transcript);
             Turns.EmissionPlan plan = Turns.planEmission(read.rows(), state,
                     Turns.AgentFiles.forHook(transcript, generationInput, Instant.now(), log), requests, forceLast);
-            Traces.TraceContext ctx = Traces.TraceContext.of(options, target.sessionId(), transcript.toString());
+            List<Prices.Sample> found = new ArrayList<>();
+            for (Transcript.Row row : read.rows()) {
+                if (row.type().equals("cost-state")) found.addAll(Prices.samplesOf(row.json()));
+            }
+            Traces.TraceContext ctx = Traces.TraceContext.of(options, target.sessionId(), transcript.toString())
+                    .withRates(learnedRates(knownCosts, found, log));
             List<TraceModel.TraceRecord> traces = new ArrayList<>();
             List<Progress.SentPart> parts = new ArrayList<>();
             List<String> settled = new ArrayList<>();
@@ -5129,7 +5376,22 @@ public class litefuse_hook implements Callable<Integer> {
                 parts.add(sentPart(trace, emission, Instant.now()));
             }
             log.debug("Turns to send: " + traces.size() + (plan.deferred() ? ", last turn in progress" : ""));
-            return new SessionWork(plan, traces, parts, read.endOffset(), requests.carry(), List.copyOf(settled));
+            return new SessionWork(plan, traces, parts, read.endOffset(), requests.carry(), List.copyOf(settled), List.copyOf(found));
+        }
+
+        /** The rates the samples determine; a model whose new rows do not fit one price per token kind is named once. */
+        private static Prices.Rates learnedRates(List<Prices.Sample> known, List<Prices.Sample> found, Log log) {
+            if (known.isEmpty() && found.isEmpty()) return null;
+            List<Prices.Sample> all = new ArrayList<>(known);
+            all.addAll(found);
+            List<String> leftOut = new ArrayList<>();
+            Prices.Rates rates = Prices.Rates.learn(all, leftOut);
+            leftOut.removeIf(model -> found.stream().noneMatch(sample -> sample.model().equals(model)));
+            if (!leftOut.isEmpty()) {
+                log.info("Claude Code's cost rows for " + String.join(", ", leftOut) + " do not fit one price per token kind (fast mode, "
+                        + "a long-context tier...): those rows are not learned from");
+            }
+            return rates;
         }
 
         /**
@@ -5527,6 +5789,7 @@ public class litefuse_hook implements Callable<Integer> {
         private static final AttributeKey<String> OBSERVATION_OUTPUT = AttributeKey.stringKey("langfuse.observation.output");
         private static final AttributeKey<String> OBSERVATION_MODEL = AttributeKey.stringKey("langfuse.observation.model.name");
         private static final AttributeKey<String> OBSERVATION_USAGE = AttributeKey.stringKey("langfuse.observation.usage_details");
+        private static final AttributeKey<String> OBSERVATION_COST = AttributeKey.stringKey("langfuse.observation.cost_details");
         private static final AttributeKey<String> OBSERVATION_MODEL_PARAMETERS = AttributeKey.stringKey("langfuse.observation.model.parameters");
         private static final AttributeKey<String> OBSERVATION_LEVEL = AttributeKey.stringKey("langfuse.observation.level");
         private static final AttributeKey<String> OBSERVATION_STATUS = AttributeKey.stringKey("langfuse.observation.status_message");
@@ -5553,6 +5816,7 @@ public class litefuse_hook implements Callable<Integer> {
             setIfPresent(span, OBSERVATION_OUTPUT, observation.output());
             setIfPresent(span, OBSERVATION_MODEL, observation.model());
             if (observation.usage() != null) span.setAttribute(OBSERVATION_USAGE, Json.toJson(Json.tree(observation.usage())));
+            if (observation.cost() != null) span.setAttribute(OBSERVATION_COST, Json.toJson(Json.amounts(observation.cost())));
             ObjectNode parameters = observation.modelCall() == null ? null : observation.modelCall().parameters();
             if (parameters != null && !parameters.isEmpty()) span.setAttribute(OBSERVATION_MODEL_PARAMETERS, Json.toJson(parameters));
             if (observation.level() != TraceModel.Level.DEFAULT) span.setAttribute(OBSERVATION_LEVEL, observation.level().name());
@@ -6402,14 +6666,15 @@ public class litefuse_hook implements Callable<Integer> {
                     return new SessionOutcome(check.arrived().size(), false, check.reason());
                 }
             }
-            Pipeline.SessionWork work = Pipeline.prepareSession(target, state, config.trace(), forceLast, log);
+            List<Prices.Sample> knownCosts = Prices.load(config.layout().prices(), log);
+            Pipeline.SessionWork work = Pipeline.prepareSession(target, state, config.trace(), knownCosts, forceLast, log);
             // The Stop race: Claude Code says the turn is over (last_assistant_message) but its final row is not on
             // disk yet. Wait for it a little, within the budget; a later run sends it otherwise (the session stays pending).
             long waitUntil = Math.min(run.started() + TimeUnit.MILLISECONDS.toNanos(STOP_RACE_WAIT_MS),
                     run.deadline() - TimeUnit.MILLISECONDS.toNanos(500));
             while (work.plan().deferred() && target.lastAssistantMessage() != null && System.nanoTime() < waitUntil) {
                 Helpers.sleepQuietly(100);
-                work = Pipeline.prepareSession(target, state, config.trace(), forceLast, log);
+                work = Pipeline.prepareSession(target, state, config.trace(), knownCosts, forceLast, log);
             }
             for (TraceModel.TraceRecord trace : work.traces()) {
                 log.debug("Sending " + trace.name() + " trace=" + trace.traceId() + " (" + trace.observations().size() + " observations"
@@ -6426,6 +6691,7 @@ public class litefuse_hook implements Callable<Integer> {
                 state = state.recordSent(work.parts().subList(0, outcome.acknowledged()))
                         .withInFlight(unknown.isEmpty() ? null : new Progress.InFlight(exportStart, List.copyOf(unknown)));
             }
+            if (!work.costSamples().isEmpty()) Prices.save(config.layout().prices(), knownCosts, work.costSamples(), log);
             return finishSession(run, state, work, outcome);
         }
 
@@ -6710,6 +6976,7 @@ public class litefuse_hook implements Callable<Integer> {
                 obs.put("end", observation.end().toString());
                 if (observation.model() != null) obs.put("model", observation.model());
                 if (observation.usage() != null) obs.set("usage", Json.tree(observation.usage()));
+                if (observation.cost() != null) obs.set("cost", Json.amounts(observation.cost()));
                 ObjectNode parameters = observation.modelCall() == null ? null : observation.modelCall().parameters();
                 if (parameters != null && !parameters.isEmpty()) obs.set("model_parameters", parameters);
                 if (observation.level() != TraceModel.Level.DEFAULT) obs.put("level", observation.level().name());
@@ -6745,6 +7012,8 @@ public class litefuse_hook implements Callable<Integer> {
                     .append("  release=").append(trace.header().release())
                     .append("  trace=").append(trace.traceId());
             if (!totals.isEmpty()) out.append("  tokens ").append(formatUsage(totals));
+            JsonNode cost = root.metadata().path("claude_code").path("cost_usd");
+            if (cost.isNumber()) out.append(String.format(Locale.ROOT, "  cost $%.6f", cost.asDouble()));
             appendLevel(out, root);
             out.append('\n');
             Map<String, List<TraceModel.Observation>> childrenOf = new HashMap<>();
@@ -6767,6 +7036,7 @@ public class litefuse_hook implements Callable<Integer> {
                     out.append("  input ").append(child.input().length()).append(" chars");
                 }
                 if (child.usage() != null) out.append("  tokens ").append(formatUsage(child.usage()));
+                if (child.cost() != null) out.append(String.format(Locale.ROOT, "  cost $%.6f", child.cost().get("total")));
                 appendLevel(out, child);
                 out.append('\n');
                 renderChildren(out, child.id(), indent + (last ? "    " : "│   "), childrenOf);
@@ -7560,7 +7830,9 @@ public class litefuse_hook implements Callable<Integer> {
         private boolean replay(Path file, Config config, Log log, PrintStream out, com.fasterxml.jackson.core.JsonGenerator jsonOut)
                 throws IOException {
             String fallbackSession = sessionId != null ? sessionId : file.getFileName().toString().replaceFirst("\\.jsonl$", "");
-            Traces.TraceContext ctx = Traces.TraceContext.of(config.trace(), fallbackSession, file.toAbsolutePath().normalize().toString());
+            // Priced as the hook prices: by the rates Claude Code's cost rows taught it on this machine.
+            Traces.TraceContext ctx = Traces.TraceContext.of(config.trace(), fallbackSession, file.toAbsolutePath().normalize().toString())
+                    .withRates(Prices.Rates.learn(Prices.load(config.layout().prices(), log), new ArrayList<>()));
             try (History.StreamingSender sender = send ? new History.StreamingSender(config, force ? null : LangfuseApi.of(config), log) : null) {
                 int count = Pipeline.replayTranscript(file, ctx, log, trace -> {
                     if (jsonOut != null) writeJson(jsonOut, Render.traceToJson(trace, wholeTexts));
@@ -7645,7 +7917,8 @@ public class litefuse_hook implements Callable<Integer> {
                 Payload.HookTarget target = targetOf(transcript);
                 Path stateFile = config.layout().state(StateFiles.stateKey(target.sessionId(), transcript.toString()));
                 Progress.SessionState state = Pipeline.startingState(transcript, stateFile, log);
-                Pipeline.SessionWork work = Pipeline.prepareSession(target, state, config.trace(), Pipeline.isQuiet(transcript), log);
+                Pipeline.SessionWork work = Pipeline.prepareSession(target, state, config.trace(),
+                        Prices.load(config.layout().prices(), log), Pipeline.isQuiet(transcript), log);
                 turns += work.traces().size();
                 skipped += state.emittedUserUuids().size();
                 for (TraceModel.TraceRecord trace : work.traces()) {

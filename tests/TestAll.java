@@ -30,6 +30,7 @@
 //SOURCES TestCa.java
 //SOURCES ConnectProxy.java
 //SOURCES DeliveryTest.java
+//SOURCES PricesTest.java
 //DEPS org.junit.jupiter:junit-jupiter-engine:5.13.4
 //DEPS org.bouncycastle:bcpkix-jdk18on:1.87
 //DEPS org.junit.platform:junit-platform-launcher:1.13.4
@@ -56,7 +57,7 @@ public class TestAll {
     static final List<Class<?>> SUITE = List.of(ReplayTest.class, HookTest.class, WireTest.class, FaultTest.class,
             ConcurrencyTest.class, BadInputTest.class, TranscriptChangeTest.class, SecretsTest.class, InstallTest.class,
             DocsTest.class, StructureTest.class, SubagentTest.class, GenerationInputTest.class, BackfillTest.class, RealClientProbeTest.class, RealClientTest.class,
-            RealClientInputTest.class, RealClientAgentsTest.class, BackgroundWorkTest.class, NetworkTest.class, DeliveryTest.class);
+            RealClientInputTest.class, RealClientAgentsTest.class, BackgroundWorkTest.class, NetworkTest.class, DeliveryTest.class, PricesTest.class);
 
     public static void main(String[] args) {
         // Arguments pick test classes (or methods, Class#method) by name; none runs the whole suite.
