@@ -7913,6 +7913,8 @@ public class litefuse_hook implements Callable<Integer> {
             long turns = 0;
             long skipped = 0;
             Map<String, Long> tokens = new LinkedHashMap<>();
+            double[] cost = {0};
+            long[] priced = {0, 0};
             for (Path transcript : transcripts) {
                 Payload.HookTarget target = targetOf(transcript);
                 Path stateFile = config.layout().state(StateFiles.stateKey(target.sessionId(), transcript.toString()));
@@ -7922,8 +7924,14 @@ public class litefuse_hook implements Callable<Integer> {
                 turns += work.traces().size();
                 skipped += state.emittedUserUuids().size();
                 for (TraceModel.TraceRecord trace : work.traces()) {
-                    trace.observations().stream().filter(o -> o.usage() != null)
-                            .forEach(o -> o.usage().forEach((k, v) -> tokens.merge(k, v, Long::sum)));
+                    for (TraceModel.Observation o : trace.observations()) {
+                        if (o.usage() == null) continue;
+                        o.usage().forEach((k, v) -> tokens.merge(k, v, Long::sum));
+                        priced[1]++;
+                        if (o.cost() == null) continue;
+                        priced[0]++;
+                        cost[0] += o.cost().getOrDefault("total", 0.0);
+                    }
                 }
                 if (!work.traces().isEmpty()) {
                     out().println("would send " + work.traces().size() + " turn(s) of session " + target.sessionId() + " (" + transcript + ")");
@@ -7932,7 +7940,8 @@ public class litefuse_hook implements Callable<Integer> {
             }
             progress.done();
             out().println("Dry run: " + transcripts.size() + " session(s), " + turns + " turn(s) to send, " + skipped
-                    + " already sent; tokens " + (tokens.isEmpty() ? "none" : Render.formatUsage(tokens)));
+                    + " already sent; tokens " + (tokens.isEmpty() ? "none" : Render.formatUsage(tokens))
+                    + String.format(Locale.ROOT, "; cost by Claude Code's prices $%.6f, for %d of %d generation(s)", cost[0], priced[0], priced[1]));
             return 0;
         }
 

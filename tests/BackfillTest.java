@@ -78,6 +78,8 @@ public class BackfillTest extends ReceiverFixture {
         assertTrue(receiver.requests().isEmpty());
         int expected = expectedTraceIds().size();
         assertTrue(result.out().contains("Dry run: 9 session(s), " + expected + " turn(s) to send, 0 already sent; tokens input="), result.out());
+        // Each session teaches what its own cost rows determine (the real-client sessions end with one).
+        assertTrue(result.out().matches("(?s).*; cost by Claude Code's prices \\$0\\.\\d{6}, for \\d+ of \\d+ generation\\(s\\)\n.*"), result.out());
         assertTrue(result.err().contains("9/9 sessions"), result.err());
         System.out.println("BACKFILL dry run\n" + result.out() + result.err());
     }

@@ -134,6 +134,62 @@ class RealClientAgentsTest {
     }
 
     /**
+     * Claude Code's own cost on every generation once its rows have taught the rates: two sessions with different mixes
+     * of input and output (one row is one equation), then a workflow session whose every generation, its agents' too, is
+     * priced, adding up to the totalCostUSD Claude Code wrote for it; no session gets a cost other than its own.
+     */
+    @Test
+    void onceTwoSessionsHaveTaughtTheRatesEveryGenerationAddsUpToClaudeCodesTotal() throws Exception {
+        RealClient.Result result = scenario()
+                .rule(MockAnthropic.rule(Map.of("lastUserContains", "first session please"),
+                        MockAnthropic.reply(MockAnthropic.usage(20, 30, 0, 0, 0), MockAnthropic.text("One."))),
+                        MockAnthropic.rule(Map.of("lastUserContains", "second session please"),
+                                MockAnthropic.reply(MockAnthropic.usage(90, 4, 0, 0, 0), MockAnthropic.text("Two."))))
+                .claude("-p", "first session please").claude("-p", "second session please")
+                .claude("-p", "run a workflow please", "--allowedTools", "Workflow")
+                .waitForSpans(4, 30_000).run();
+        keep(result, "cost");
+        RealClientTest.assertExitCodes(result, 0, 0, 0, 0);
+        result.assertEverySpanOnce();
+        Map<String, Double> costOf = new HashMap<>();
+        Map<String, Integer> pricedOf = new HashMap<>();
+        for (JsonNode span : result.spans()) {
+            String cost = RealClient.attr(span, "langfuse.observation.cost_details");
+            if (cost == null) continue;
+            costOf.merge(RealClient.attr(span, "session.id"), RealClient.JSON.readTree(cost).path("total").asDouble(), Double::sum);
+            pricedOf.merge(RealClient.attr(span, "session.id"), 1, Integer::sum);
+        }
+        List<Path> sessions = result.mainTranscripts();
+        assertEquals(3, sessions.size(), sessions.toString());
+        Path workflow = null;
+        for (Path transcript : sessions) {
+            if (Files.readString(transcript).contains("run a workflow please")) workflow = transcript;
+        }
+        assertNotNull(workflow);
+        String workflowSession = workflow.getFileName().toString().replace(".jsonl", "");
+        double claudeCodeTotal = 0;
+        for (JsonNode row : RealClient.Result.rows(workflow)) {
+            if ("cost-state".equals(row.path("type").asText())) claudeCodeTotal = row.path("totalCostUSD").asDouble();
+        }
+        assertTrue(claudeCodeTotal > 0, "Claude Code wrote its cost");
+        assertEquals(claudeCodeTotal, costOf.getOrDefault(workflowSession, 0.0), 1e-6, () -> "the workflow session's generations, agents' included: "
+                + costOf + "\n" + result.hookLog());
+        assertEquals(6, pricedOf.get(workflowSession), "every generation with usage: 3 of the two turns, 3 of the agents");
+        // The hook runs detached: a session's Stop firing may already find its own cost row (written as claude -p ends),
+        // which determines that session's one generation exactly. Whatever a session got, it is Claude Code's own.
+        for (Path transcript : sessions) {
+            String session = transcript.getFileName().toString().replace(".jsonl", "");
+            double total = 0;
+            for (JsonNode row : RealClient.Result.rows(transcript)) {
+                if ("cost-state".equals(row.path("type").asText())) total = row.path("totalCostUSD").asDouble();
+            }
+            if (costOf.containsKey(session)) assertEquals(total, costOf.get(session), 1e-6, session);
+        }
+        System.out.println("REALCLIENT | cost | Claude Code's total " + claudeCodeTotal + " USD | Langfuse's sum " + costOf.get(workflowSession)
+                + " USD over " + pricedOf.get(workflowSession) + " generations | all sessions' sums " + costOf);
+    }
+
+    /**
      * Four turns: the launch of the workflow, its notification, the launch of the background agent, its notification.
      * Every span once; the run with its phases and agents under the Workflow call, the background agent under the
      * Agent call; each agent's tokens as the mock returned them; the notification turns' origin.
