@@ -3281,13 +3281,15 @@ public class litefuse_hook implements Callable<Integer> {
             Cost costOf(String model, Map<String, Long> usageDetails) {
                 double[] vector = usageDetails == null || model == null ? null : vectorOf(usageDetails);
                 Double total = vector == null ? null : costOf(model, vector);
-                if (total == null) return null;
+                // Rows that fit with a negative price somewhere are no prices: no cost rather than a wrong one.
+                if (total == null || total < -FIT_USD) return null;
                 Map<String, Double> byKind = new LinkedHashMap<>();
                 for (int k = 0; k < vector.length; k++) {
                     if (vector[k] == 0) continue;
                     double[] unit = new double[vector.length];
                     unit[k] = 1;
                     Double rate = costOf(model, unit);
+                    if (rate != null && rate < 0) return null;
                     if (rate == null) return new Cost(Math.max(0, total), Map.of());
                     byKind.put(USAGE_KEYS.get(k), vector[k] * rate);
                 }

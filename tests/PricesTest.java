@@ -79,6 +79,17 @@ public class PricesTest extends ReceiverFixture {
                 "{\"type\":\"cost-state\",\"modelUsage\":{\"m\":{\"inputTokens\":1,\"costUSD\":\"cheap\"}}}")), "not a number");
     }
 
+    @Test
+    void rowsThatImplyANegativePriceGiveNoCost() throws IOException {
+        // Consistent, but only with output tokens paying back: no price list looks like that.
+        List<litefuse_hook.Prices.Sample> samples = new ArrayList<>();
+        samples.addAll(litefuse_hook.Prices.samplesOf(costState("\"inputTokens\":100,\"outputTokens\":0", 0.001, false)));
+        samples.addAll(litefuse_hook.Prices.samplesOf(costState("\"inputTokens\":100,\"outputTokens\":100", 0.0005, false)));
+        litefuse_hook.Prices.Rates rates = litefuse_hook.Prices.Rates.learn(samples, new ArrayList<>());
+        assertNull(rates.costOf(MODEL, Map.of("input", 10L, "output", 10L)), "a negative output rate prices nothing");
+        assertNull(rates.costOf(MODEL, Map.of("input", 10L, "output", 100L)));
+    }
+
     /** Every span received with a cost, by trace. */
     static double costOfSpans(List<OtlpReceiver.ReceivedSpan> spans) throws IOException {
         double total = 0;
