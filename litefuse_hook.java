@@ -1910,25 +1910,31 @@ public class litefuse_hook implements Callable<Integer> {
          * the last recorded requests' messages are (Requests.Store.carry: a later run rebuilds requests that extend them).
          */
         record SessionState(long offset, int turnCount, List<String> emittedUserUuids, TranscriptIdentity identity,
-                            SentTurn openTurn, List<SentTurn> waitingTurns, InFlight inFlight, JsonNode requestCarry) {
+                            SentTurn openTurn, List<SentTurn> waitingTurns, InFlight inFlight, JsonNode requestCarry, CostSent costSent) {
             /** A session nothing was read or sent of yet (replay starts from it). */
-            static final SessionState NEW = new SessionState(0, 0, List.of(), null, null, List.of(), null, null);
+            static final SessionState NEW = new SessionState(0, 0, List.of(), null, null, List.of(), null, null, CostSent.NONE);
 
             /** Read again from the start: turns already sent stay skipped and keep their numbers; requests are found anew. */
             SessionState restart() {
-                return new SessionState(0, turnCount, emittedUserUuids, null, openTurn, waitingTurns, inFlight, null);
+                return new SessionState(0, turnCount, emittedUserUuids, null, openTurn, waitingTurns, inFlight, null, costSent);
             }
 
             SessionState withInFlight(InFlight export) {
-                return new SessionState(offset, turnCount, emittedUserUuids, identity, openTurn, waitingTurns, export, requestCarry);
+                return new SessionState(offset, turnCount, emittedUserUuids, identity, openTurn, waitingTurns, export, requestCarry, costSent);
             }
 
             SessionState withOffset(long next, TranscriptIdentity now) {
-                return new SessionState(next, turnCount, emittedUserUuids, now, openTurn, waitingTurns, inFlight, requestCarry);
+                return new SessionState(next, turnCount, emittedUserUuids, now, openTurn, waitingTurns, inFlight, requestCarry, costSent);
+            }
+
+            /** The same, with what Langfuse acknowledged of this run's traces counted into the session's cost. */
+            SessionState withCostSent(CostSent more) {
+                return new SessionState(offset, turnCount, emittedUserUuids, identity, openTurn, waitingTurns, inFlight, requestCarry,
+                        costSent.plus(more));
             }
 
             SessionState withRequestCarry(JsonNode carry) {
-                return new SessionState(offset, turnCount, emittedUserUuids, identity, openTurn, waitingTurns, inFlight, carry);
+                return new SessionState(offset, turnCount, emittedUserUuids, identity, openTurn, waitingTurns, inFlight, carry, costSent);
             }
 
             /** What was sent of the turn this user row began, if it may still grow (the open turn, or one that waits); else null. */
@@ -1971,7 +1977,7 @@ public class litefuse_hook implements Callable<Integer> {
                         waiting.add(merged);
                     }
                 }
-                return new SessionState(offset, count, List.copyOf(emitted), identity, open, List.copyOf(waiting), inFlight, requestCarry);
+                return new SessionState(offset, count, List.copyOf(emitted), identity, open, List.copyOf(waiting), inFlight, requestCarry, costSent);
             }
 
             /** These turns wait no more (their background work finished with nothing left to send). */
@@ -1979,7 +1985,7 @@ public class litefuse_hook implements Callable<Integer> {
                 if (userUuids.isEmpty()) return this;
                 List<SentTurn> waiting = waitingTurns.stream().filter(entry -> !userUuids.contains(entry.userUuid())).toList();
                 SentTurn open = openTurn != null && userUuids.contains(openTurn.userUuid()) ? openTurn.waiting(false) : openTurn;
-                return new SessionState(offset, turnCount, emittedUserUuids, identity, open, waiting, inFlight, requestCarry);
+                return new SessionState(offset, turnCount, emittedUserUuids, identity, open, waiting, inFlight, requestCarry, costSent);
             }
         }
 
@@ -2014,6 +2020,18 @@ public class litefuse_hook implements Callable<Integer> {
         record SentPart(SentTurn turn, String witnessId, Instant witnessStart) {
         }
 
+        /**
+         * What the session's acknowledged generations cost by Claude Code's prices, and how many with usage had no price:
+         * what a cost-state row of the session is checked against (only when none was unpriced).
+         */
+        record CostSent(double usd, int unpriced) {
+            static final CostSent NONE = new CostSent(0, 0);
+
+            CostSent plus(CostSent more) {
+                return new CostSent(usd + more.usd(), unpriced + more.unpriced());
+            }
+        }
+
         /** An export recorded before it starts: a run killed or cut off mid-export leaves it, and the next run asks. */
         record InFlight(Instant since, List<SentPart> parts) {
         }
@@ -2040,7 +2058,8 @@ public class litefuse_hook implements Callable<Integer> {
             }
             return new SessionState(Math.max(0, state.path("offset").asLong(0)), Math.max(0, state.path("turn_count").asInt(0)),
                     List.copyOf(emitted), identity, open, List.copyOf(waiting), inFlight,
-                    state.path("request_carry").isObject() ? state.get("request_carry") : null);
+                    state.path("request_carry").isObject() ? state.get("request_carry") : null,
+                    new CostSent(state.path("cost_sent_usd").asDouble(0), state.path("cost_unpriced").asInt(0)));
         }
 
         private static SentTurn readSentTurn(JsonNode node) {
@@ -2090,6 +2109,10 @@ public class litefuse_hook implements Callable<Integer> {
                 state.put(identity.sha256() ? "head_sha256" : "head_crc32", identity.headChecksum());
             }
             if (sessionState.requestCarry() != null) state.set("request_carry", sessionState.requestCarry());
+            if (!sessionState.costSent().equals(CostSent.NONE)) {
+                state.put("cost_sent_usd", sessionState.costSent().usd());
+                state.put("cost_unpriced", sessionState.costSent().unpriced());
+            }
             state.put("updated", Instant.now().toString());
             return state;
         }
@@ -5335,7 +5358,7 @@ public class litefuse_hook implements Callable<Integer> {
          * that waited for background work and wait no more, with nothing left to send.
          */
         record SessionWork(Turns.EmissionPlan plan, List<TraceModel.TraceRecord> traces, List<Progress.SentPart> parts, long readEnd,
-                           JsonNode requestCarry, List<String> settledTurns, List<Prices.Sample> costSamples) {
+                           JsonNode requestCarry, List<String> settledTurns, List<Prices.Sample> costSamples, Double claudeCodeCost) {
         }
 
         /**
@@ -5358,8 +5381,13 @@ public class litefuse_hook implements Callable<Integer> {
             Turns.EmissionPlan plan = Turns.planEmission(read.rows(), state,
                     Turns.AgentFiles.forHook(transcript, generationInput, Instant.now(), log), requests, forceLast);
             List<Prices.Sample> found = new ArrayList<>();
+            Double claudeCodeCost = null;
             for (Transcript.Row row : read.rows()) {
-                if (row.type().equals("cost-state")) found.addAll(Prices.samplesOf(row.json()));
+                if (!row.type().equals("cost-state")) continue;
+                found.addAll(Prices.samplesOf(row.json()));
+                // The session's own total, cumulative (a --continue carries the earlier total on): the last one counts.
+                JsonNode total = row.json().path("totalCostUSD");
+                if (total.isNumber() && !row.json().path("hasUnknownModelCost").asBoolean(false)) claudeCodeCost = total.asDouble();
             }
             Traces.TraceContext ctx = Traces.TraceContext.of(options, target.sessionId(), transcript.toString())
                     .withRates(learnedRates(knownCosts, found, log));
@@ -5378,7 +5406,22 @@ public class litefuse_hook implements Callable<Integer> {
                 parts.add(sentPart(trace, emission, Instant.now()));
             }
             log.debug("Turns to send: " + traces.size() + (plan.deferred() ? ", last turn in progress" : ""));
-            return new SessionWork(plan, traces, parts, read.endOffset(), requests.carry(), List.copyOf(settled), List.copyOf(found));
+            return new SessionWork(plan, traces, parts, read.endOffset(), requests.carry(), List.copyOf(settled), List.copyOf(found),
+                    claudeCodeCost);
+        }
+
+        /** What these traces' generations cost by Claude Code's prices, and how many with usage had no price. */
+        static Progress.CostSent costOf(List<TraceModel.TraceRecord> traces) {
+            double usd = 0;
+            int unpriced = 0;
+            for (TraceModel.TraceRecord trace : traces) {
+                for (TraceModel.Observation observation : trace.observations()) {
+                    if (observation.usage() == null) continue;
+                    if (observation.cost() == null) unpriced++;
+                    else usd += observation.cost().getOrDefault("total", 0.0);
+                }
+            }
+            return new Progress.CostSent(usd, unpriced);
         }
 
         /** The rates the samples determine; a model whose new rows do not fit one price per token kind is named once. */
@@ -6691,10 +6734,33 @@ public class litefuse_hook implements Callable<Integer> {
                         () -> StateFiles.saveState(stateFile, Progress.writeSessionState(inFlight, target.sessionId(), run.transcript())));
                 List<Progress.SentPart> unknown = work.parts().subList(outcome.acknowledged(), outcome.acknowledged() + outcome.unknown());
                 state = state.recordSent(work.parts().subList(0, outcome.acknowledged()))
-                        .withInFlight(unknown.isEmpty() ? null : new Progress.InFlight(exportStart, List.copyOf(unknown)));
+                        .withInFlight(unknown.isEmpty() ? null : new Progress.InFlight(exportStart, List.copyOf(unknown)))
+                        // An export whose outcome is unknown leaves the session's cost uncertain: it is not checked then.
+                        .withCostSent(Pipeline.costOf(work.traces().subList(0, outcome.acknowledged()))
+                                .plus(new Progress.CostSent(0, outcome.unknown())));
             }
             if (!work.costSamples().isEmpty()) Prices.save(config.layout().prices(), knownCosts, work.costSamples(), log);
+            checkCost(target, state, work, outcome);
             return finishSession(run, state, work, outcome);
+        }
+
+        /**
+         * Claude Code's total for the session, when a new cost-state row brought one, against what the generations sent
+         * carry: one line when they differ by more than 1e-6 USD. Checked only when everything was sent and priced.
+         */
+        private void checkCost(Payload.HookTarget target, Progress.SessionState state, Pipeline.SessionWork work, Export.ExportOutcome outcome) {
+            Double claudeCode = work.claudeCodeCost();
+            if (claudeCode == null) return;
+            Progress.CostSent sent = state.costSent();
+            boolean complete = sent.unpriced() == 0 && outcome.acknowledged() == work.traces().size() && !work.plan().deferred();
+            if (!complete) {
+                log.debug("Cost not checked for session " + target.sessionId() + ": " + sent.unpriced() + " generation(s) sent without a price");
+                return;
+            }
+            String line = String.format(Locale.ROOT, "Cost check, session %s: Claude Code counts $%.6f, the generations sent carry $%.6f",
+                    target.sessionId(), claudeCode, sent.usd());
+            if (Math.abs(claudeCode - sent.usd()) > 1e-6) log.warn(line);
+            else log.debug(line);
         }
 
         /** After the export: where to read next time, the state saved, the spool and the stamp updated, one line each. */

@@ -129,6 +129,31 @@ public class PricesTest extends ReceiverFixture {
         assertEquals("claude-code", rootMeta.path("cost_source").asText());
     }
 
+    @Test
+    void claudeCodesTotalIsCheckedAgainstWhatWasSent() throws IOException {
+        Path projects = Files.createDirectories(home.resolve(".claude/projects/-realclient-agents"));
+        TestSupport.fireHook(env, BackgroundWorkTest.BACKGROUND_SESSION, copySession("agents-print", BackgroundWorkTest.BACKGROUND_SESSION, projects));
+        Path workflow = copySession("agents-print", BackgroundWorkTest.WORKFLOW_SESSION, projects);
+        // Claude Code's total says more than its rows price: a cost the hook cannot see (or a hook bug). One line.
+        Files.writeString(workflow, Files.readString(workflow).replace("\"totalCostUSD\":0.0039", "\"totalCostUSD\":0.0049"));
+        TestSupport.fireHook(env, BackgroundWorkTest.WORKFLOW_SESSION, workflow);
+        String log = TestSupport.log(home);
+        assertEquals(1, log.lines().filter(line -> line.contains("Cost check, session " + BackgroundWorkTest.WORKFLOW_SESSION
+                + ": Claude Code counts $0.004900, the generations sent carry $0.003900")).count(), log);
+        assertTrue(log.lines().noneMatch(line -> line.contains("Cost check, session " + BackgroundWorkTest.BACKGROUND_SESSION)),
+                "the first session's generation went out before any price was known: not checked");
+        JsonNode state = null;
+        try (Stream<Path> files = Files.list(TestSupport.layout(home).sessions())) {
+            for (Path file : files.filter(litefuse_hook.StateLayout::isState).toList()) {
+                JsonNode candidate = TestSupport.JSON.readTree(file.toFile());
+                if (candidate.path("session_id").asText().equals(BackgroundWorkTest.WORKFLOW_SESSION)) state = candidate;
+            }
+        }
+        assertNotNull(state);
+        assertEquals(0.0039, state.path("cost_sent_usd").asDouble(), 1e-9, "the session's cost as sent, kept in its state");
+        assertEquals(0, state.path("cost_unpriced").asInt());
+    }
+
     static Path copySession(String fixture, String session, Path projects) throws IOException {
         Path source = BackgroundWorkTest.STAGED.resolve(fixture).resolve("project");
         try (Stream<Path> walk = Files.walk(source)) {
