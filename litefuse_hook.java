@@ -807,6 +807,11 @@ public class litefuse_hook implements Callable<Integer> {
             return sessions().resolve("seen-" + Long.toHexString(Helpers.fingerprint(sessionId + "::" + transcript)) + ".txt");
         }
 
+        /** The last sessions' cost checks: Claude Code's total against what was sent (Prices.recordCheck). */
+        Path costChecks() {
+            return sessions().resolve("cost-checks.json");
+        }
+
         /** Claude Code's prices as its cost-state rows showed them (Prices). */
         Path prices() {
             return sessions().resolve("prices.json");
@@ -3332,6 +3337,37 @@ public class litefuse_hook implements Callable<Integer> {
 
         private static double norm(double[] a) {
             return Math.sqrt(dot(a, a));
+        }
+
+        /** One session's check: Claude Code's total against what its generations carried as sent, and when. */
+        record Check(String sessionId, double claudeCodeUsd, double sentUsd, String at) {
+            boolean agrees() {
+                return Math.abs(claudeCodeUsd - sentUsd) <= FIT_USD;
+            }
+        }
+
+        /** Keeps the newest checks, one per session, the last ten (`cost-checks.json`) for doctor. */
+        static void recordCheck(Path file, Check check, Log log) throws IOException {
+            List<Check> checks = new ArrayList<>(lastChecks(file, log));
+            checks.removeIf(old -> old.sessionId().equals(check.sessionId()));
+            checks.add(check);
+            ArrayNode rows = Json.NODES.arrayNode();
+            for (Check kept : checks.subList(Math.max(0, checks.size() - 10), checks.size())) {
+                rows.addObject().put("session_id", kept.sessionId()).put("claude_code_usd", kept.claudeCodeUsd())
+                        .put("sent_usd", kept.sentUsd()).put("at", kept.at());
+            }
+            ObjectNode root = Json.NODES.objectNode();
+            root.set("checks", rows);
+            StateFiles.saveState(file, root);
+        }
+
+        static List<Check> lastChecks(Path file, Log log) {
+            List<Check> checks = new ArrayList<>();
+            for (JsonNode row : StateFiles.loadState(file, log).path("checks")) {
+                checks.add(new Check(row.path("session_id").asText(), row.path("claude_code_usd").asDouble(), row.path("sent_usd").asDouble(),
+                        row.path("at").asText()));
+            }
+            return checks;
         }
 
         /** The samples kept on disk (`prices.json`): per model, [counts by kind..., cost]. Absent or broken: none. */
@@ -6748,7 +6784,8 @@ public class litefuse_hook implements Callable<Integer> {
          * Claude Code's total for the session, when a new cost-state row brought one, against what the generations sent
          * carry: one line when they differ by more than 1e-6 USD. Checked only when everything was sent and priced.
          */
-        private void checkCost(Payload.HookTarget target, Progress.SessionState state, Pipeline.SessionWork work, Export.ExportOutcome outcome) {
+        private void checkCost(Payload.HookTarget target, Progress.SessionState state, Pipeline.SessionWork work, Export.ExportOutcome outcome)
+                throws IOException {
             Double claudeCode = work.claudeCodeCost();
             if (claudeCode == null) return;
             Progress.CostSent sent = state.costSent();
@@ -6759,8 +6796,10 @@ public class litefuse_hook implements Callable<Integer> {
             }
             String line = String.format(Locale.ROOT, "Cost check, session %s: Claude Code counts $%.6f, the generations sent carry $%.6f",
                     target.sessionId(), claudeCode, sent.usd());
-            if (Math.abs(claudeCode - sent.usd()) > 1e-6) log.warn(line);
-            else log.debug(line);
+            Prices.Check check = new Prices.Check(target.sessionId(), claudeCode, sent.usd(), Instant.now().toString());
+            Prices.recordCheck(config.layout().costChecks(), check, log);
+            if (check.agrees()) log.debug(line);
+            else log.warn(line);
         }
 
         /** After the export: where to read next time, the state saved, the spool and the stamp updated, one line each. */
@@ -8449,6 +8488,10 @@ public class litefuse_hook implements Callable<Integer> {
             long waiting = new Spool(layout, Log.toStderr()).count();
             checks.add(new Check(waiting == 0, "Waiting", waiting == 0 ? "no turns waiting to be re-sent"
                     : waiting + " session(s) with turns waiting to be re-sent (the next hook run retries them)"));
+            for (Prices.Check cost : Prices.lastChecks(layout.costChecks(), Log.toStderr())) {
+                checks.add(new Check(true, "Cost", String.format(Locale.ROOT, "session %s: Claude Code counts $%.6f, its generations"
+                        + " carried $%.6f as sent%s", cost.sessionId(), cost.claudeCodeUsd(), cost.sentUsd(), cost.agrees() ? "" : " (they differ)")));
+            }
             if (lastRun != null && lastRun.deferred()) {
                 checks.add(new Check(true, "Deferred", "the last run held back 1 turn in progress; the next firing re-checks it"));
             }

@@ -130,7 +130,7 @@ public class PricesTest extends ReceiverFixture {
     }
 
     @Test
-    void claudeCodesTotalIsCheckedAgainstWhatWasSent() throws IOException {
+    void claudeCodesTotalIsCheckedAgainstWhatWasSent() throws Exception {
         Path projects = Files.createDirectories(home.resolve(".claude/projects/-realclient-agents"));
         TestSupport.fireHook(env, BackgroundWorkTest.BACKGROUND_SESSION, copySession("agents-print", BackgroundWorkTest.BACKGROUND_SESSION, projects));
         Path workflow = copySession("agents-print", BackgroundWorkTest.WORKFLOW_SESSION, projects);
@@ -152,6 +152,9 @@ public class PricesTest extends ReceiverFixture {
         assertNotNull(state);
         assertEquals(0.0039, state.path("cost_sent_usd").asDouble(), 1e-9, "the session's cost as sent, kept in its state");
         assertEquals(0, state.path("cost_unpriced").asInt());
+        TestSupport.Run doctor = TestSupport.runCliProcess(env, new byte[0], "doctor", "--dir", home.toString());
+        assertTrue(doctor.stdout().contains("Cost: session " + BackgroundWorkTest.WORKFLOW_SESSION
+                + ": Claude Code counts $0.004900, its generations carried $0.003900 as sent (they differ)"), doctor.stdout());
     }
 
     static Path copySession(String fixture, String session, Path projects) throws IOException {
