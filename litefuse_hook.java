@@ -3370,6 +3370,21 @@ public class litefuse_hook implements Callable<Integer> {
             return checks;
         }
 
+        /** The samples of every cost-state row of a transcript (backfill learns from the history before it sends). */
+        static List<Sample> samplesIn(Path transcript, Log log) {
+            List<Sample> samples = new ArrayList<>();
+            try (java.io.BufferedReader lines = Files.newBufferedReader(transcript, StandardCharsets.UTF_8)) {
+                for (String line = lines.readLine(); line != null; line = lines.readLine()) {
+                    if (!line.contains("\"cost-state\"")) continue;
+                    JsonNode row = Json.parse(line);
+                    if (row != null) samples.addAll(samplesOf(row));
+                }
+            } catch (IOException | java.io.UncheckedIOException e) {
+                log.warn("Could not read the cost rows of " + transcript + ": " + e);
+            }
+            return samples;
+        }
+
         /** The samples kept on disk (`prices.json`): per model, [counts by kind..., cost]. Absent or broken: none. */
         static List<Sample> load(Path file, Log log) {
             List<Sample> samples = new ArrayList<>();
@@ -8004,7 +8019,15 @@ public class litefuse_hook implements Callable<Integer> {
             Path root = projectsDir != null ? projectsDir : config.home().resolve(".claude").resolve("projects");
             List<Path> transcripts = History.backfillTranscripts(root, project, session, sinceInstant);
             Log log = Log.toFile(config);
-            if (dryRun) return dryRun(config, transcripts, log);
+            // Claude Code's prices from all of the history first, so the first sessions sent are priced too.
+            List<Prices.Sample> history = new ArrayList<>();
+            for (Path transcript : History.backfillTranscripts(root, null, null, null)) history.addAll(Prices.samplesIn(transcript, log));
+            List<Prices.Sample> known = Prices.load(config.layout().prices(), log);
+            if (dryRun) {
+                known.addAll(history);
+                return dryRun(config, transcripts, known, log);
+            }
+            if (!history.isEmpty()) Prices.save(config.layout().prices(), known, history, log);
             try (Hook hook = new Hook(config, log)) {
                 return backfill(hook, config, transcripts);
             }
@@ -8015,7 +8038,7 @@ public class litefuse_hook implements Callable<Integer> {
         }
 
         /** What backfill would send, through the hook's own pipeline (same state, same turns, same numbers), sending nothing. */
-        private int dryRun(Config config, List<Path> transcripts, Log log) throws IOException {
+        private int dryRun(Config config, List<Path> transcripts, List<Prices.Sample> knownCosts, Log log) throws IOException {
             History.ProgressBar progress = new History.ProgressBar(err(), transcripts.size());
             long turns = 0;
             long skipped = 0;
@@ -8026,8 +8049,7 @@ public class litefuse_hook implements Callable<Integer> {
                 Payload.HookTarget target = targetOf(transcript);
                 Path stateFile = config.layout().state(StateFiles.stateKey(target.sessionId(), transcript.toString()));
                 Progress.SessionState state = Pipeline.startingState(transcript, stateFile, log);
-                Pipeline.SessionWork work = Pipeline.prepareSession(target, state, config.trace(),
-                        Prices.load(config.layout().prices(), log), Pipeline.isQuiet(transcript), log);
+                Pipeline.SessionWork work = Pipeline.prepareSession(target, state, config.trace(), knownCosts, Pipeline.isQuiet(transcript), log);
                 turns += work.traces().size();
                 skipped += state.emittedUserUuids().size();
                 for (TraceModel.TraceRecord trace : work.traces()) {

@@ -157,6 +157,16 @@ public class PricesTest extends ReceiverFixture {
                 + ": Claude Code counts $0.004900, its generations carried $0.003900 as sent (they differ)"), doctor.stdout());
     }
 
+    @Test
+    void backfillLearnsFromTheWholeHistoryBeforeItSends() throws Exception {
+        Path projects = Files.createDirectories(home.resolve(".claude/projects/-realclient-agents"));
+        copySession("agents-print", BackgroundWorkTest.BACKGROUND_SESSION, projects);
+        copySession("agents-print", BackgroundWorkTest.WORKFLOW_SESSION, projects);
+        TestSupport.Run dryRun = TestSupport.runCliProcess(env, new byte[0], "backfill", "--dry-run");
+        // Both sessions' rows first: then every generation of both is priced, background and workflow agents' too.
+        assertTrue(dryRun.stdout().contains("cost by Claude Code's prices $0.006148, for 11 of 11 generation(s)"), dryRun.stdout() + dryRun.stderr());
+    }
+
     static Path copySession(String fixture, String session, Path projects) throws IOException {
         Path source = BackgroundWorkTest.STAGED.resolve(fixture).resolve("project");
         try (Stream<Path> walk = Files.walk(source)) {
