@@ -2456,6 +2456,8 @@ public class litefuse_hook implements Callable<Integer> {
             final List<Source> tail = new ArrayList<>();
             List<Source> messages;
             String unbuilt;
+            /** Where its request row is in the transcript; -1 for one an earlier run carried (it lies before this run's start). */
+            long offset = -1;
 
             Recorded(JsonNode row) {
                 this.row = row;
@@ -2523,7 +2525,7 @@ public class litefuse_hook implements Callable<Integer> {
                             shapeOffsets.put(json.path("shapeHash").textValue(), row.offset());
                         }
                     }
-                    case "api-request" -> record(json);
+                    case "api-request" -> record(json, row.offset());
                     default -> {
                         // Other rows are no part of a request.
                     }
@@ -2615,10 +2617,11 @@ public class litefuse_hook implements Callable<Integer> {
                 return null;
             }
 
-            private void record(JsonNode row) {
+            private void record(JsonNode row, long offset) {
                 String id = row.path("id").asText("");
                 if (id.isEmpty()) return;
                 Recorded recorded = new Recorded(row);
+                recorded.offset = offset;
                 for (JsonNode hash : row.path("tail")) recorded.tail.add(hash.isTextual() ? resolve(hash.textValue()) : null);
                 if (mode == Config.GenerationInput.FULL) recorded.messages = allMessages(recorded);
                 requests.put(id, recorded);
@@ -2674,15 +2677,20 @@ public class litefuse_hook implements Callable<Integer> {
             }
 
             /**
-             * What a later hook run needs to rebuild requests extending this run's, in full mode: the last requests whose
-             * messages are all known, each message by its hash and where its rows are, and their shapes' rows. Null: none.
+             * What a later hook run needs to rebuild requests extending this run's, in full mode: the last requests before
+             * `before` (where it will read from) whose messages are all known, each message by its hash and where its rows
+             * are, and their shapes' rows. Null: none.
              */
-            ObjectNode carry() {
+            ObjectNode carry(long before) {
                 if (mode != Config.GenerationInput.FULL) return null;
                 ArrayNode carried = Json.NODES.arrayNode();
                 List<Recorded> whole = new ArrayList<>();
+                // Only requests before where the next run reads: the ones after it (a turn left in progress) it reads again,
+                // and carried they would crowd out the older requests a later turn extends.
                 for (Recorded recorded : requests.values()) {
-                    if (recorded.messages != null && shapeOffsets.containsKey(recorded.row.path("shapeHash").asText(""))) whole.add(recorded);
+                    if (recorded.offset < before && recorded.messages != null && shapeOffsets.containsKey(recorded.row.path("shapeHash").asText(""))) {
+                        whole.add(recorded);
+                    }
                 }
                 for (Recorded recorded : whole.subList(Math.max(0, whole.size() - CARRIED_REQUESTS), whole.size())) {
                     ObjectNode entry = carried.addObject();
@@ -5457,7 +5465,8 @@ public class litefuse_hook implements Callable<Integer> {
                 parts.add(sentPart(trace, emission, Instant.now()));
             }
             log.debug("Turns to send: " + traces.size() + (plan.deferred() ? ", last turn in progress" : ""));
-            return new SessionWork(plan, traces, parts, read.endOffset(), requests.carry(), List.copyOf(settled), List.copyOf(found),
+            return new SessionWork(plan, traces, parts, read.endOffset(), requests.carry(plan.deferred() ? plan.deferredOffset() : Long.MAX_VALUE),
+                    List.copyOf(settled), List.copyOf(found),
                     claudeCodeCost);
         }
 
