@@ -4524,19 +4524,22 @@ public class litefuse_hook implements Callable<Integer> {
          * from (`cost_source`: claude-code, or none: Langfuse prices the generations from its own table).
          */
         private static void putTurnCost(ObjectNode traceMeta, List<TraceModel.Observation> observations) {
-            double total = 0;
-            boolean priced = false;
+            Progress.CostSent cost = costOf(observations);
+            boolean priced = cost.unpriced() == 0 && observations.stream().anyMatch(o -> o.usage() != null);
+            traceMeta.put("cost_source", priced ? "claude-code" : "none");
+            if (priced) traceMeta.put("cost_usd", cost.usd());
+        }
+
+        /** What these observations' generations cost by Claude Code's prices, and how many with usage had no price. */
+        static Progress.CostSent costOf(List<TraceModel.Observation> observations) {
+            double usd = 0;
+            int unpriced = 0;
             for (TraceModel.Observation observation : observations) {
                 if (observation.usage() == null) continue;
-                if (observation.cost() == null) {
-                    traceMeta.put("cost_source", "none");
-                    return;
-                }
-                total += observation.cost().getOrDefault("total", 0.0);
-                priced = true;
+                if (observation.cost() == null) unpriced++;
+                else usd += observation.cost().getOrDefault("total", 0.0);
             }
-            traceMeta.put("cost_source", priced ? "claude-code" : "none");
-            if (priced) traceMeta.put("cost_usd", total);
+            return new Progress.CostSent(usd, unpriced);
         }
 
         /** The configured tags, and `origin:<kind>` for a turn Claude Code started (a task notification, a wake-up, a message). */
@@ -5472,16 +5475,9 @@ public class litefuse_hook implements Callable<Integer> {
 
         /** What these traces' generations cost by Claude Code's prices, and how many with usage had no price. */
         static Progress.CostSent costOf(List<TraceModel.TraceRecord> traces) {
-            double usd = 0;
-            int unpriced = 0;
-            for (TraceModel.TraceRecord trace : traces) {
-                for (TraceModel.Observation observation : trace.observations()) {
-                    if (observation.usage() == null) continue;
-                    if (observation.cost() == null) unpriced++;
-                    else usd += observation.cost().getOrDefault("total", 0.0);
-                }
-            }
-            return new Progress.CostSent(usd, unpriced);
+            Progress.CostSent sum = Progress.CostSent.NONE;
+            for (TraceModel.TraceRecord trace : traces) sum = sum.plus(Traces.costOf(trace.observations()));
+            return sum;
         }
 
         /** The rates the samples determine; a model whose new rows do not fit one price per token kind is named once. */
@@ -8052,8 +8048,8 @@ public class litefuse_hook implements Callable<Integer> {
             long turns = 0;
             long skipped = 0;
             Map<String, Long> tokens = new LinkedHashMap<>();
-            double[] cost = {0};
-            long[] priced = {0, 0};
+            Progress.CostSent cost = Progress.CostSent.NONE;
+            long generations = 0;
             for (Path transcript : transcripts) {
                 Payload.HookTarget target = targetOf(transcript);
                 Path stateFile = config.layout().state(StateFiles.stateKey(target.sessionId(), transcript.toString()));
@@ -8065,12 +8061,10 @@ public class litefuse_hook implements Callable<Integer> {
                     for (TraceModel.Observation o : trace.observations()) {
                         if (o.usage() == null) continue;
                         o.usage().forEach((k, v) -> tokens.merge(k, v, Long::sum));
-                        priced[1]++;
-                        if (o.cost() == null) continue;
-                        priced[0]++;
-                        cost[0] += o.cost().getOrDefault("total", 0.0);
+                        generations++;
                     }
                 }
+                cost = cost.plus(Pipeline.costOf(work.traces()));
                 if (!work.traces().isEmpty()) {
                     out().println("would send " + work.traces().size() + " turn(s) of session " + target.sessionId() + " (" + transcript + ")");
                 }
@@ -8079,7 +8073,8 @@ public class litefuse_hook implements Callable<Integer> {
             progress.done();
             out().println("Dry run: " + transcripts.size() + " session(s), " + turns + " turn(s) to send, " + skipped
                     + " already sent; tokens " + (tokens.isEmpty() ? "none" : Render.formatUsage(tokens))
-                    + String.format(Locale.ROOT, "; cost by Claude Code's prices $%.6f, for %d of %d generation(s)", cost[0], priced[0], priced[1]));
+                    + String.format(Locale.ROOT, "; cost by Claude Code's prices $%.6f, for %d of %d generation(s)", cost.usd(),
+                    generations - cost.unpriced(), generations));
             return 0;
         }
 

@@ -75,11 +75,27 @@ class NetworkTest {
         // The CA as Claude Code users already give it to Node: the kept turns go out, once.
         TestSupport.fireHook(env("NODE_EXTRA_CA_CERTS", caFile()), "s", transcript);
         assertEverySpanOnce();
-        // The JDK's own CAs are still trusted beside it.
         litefuse_hook.Network network = litefuse_hook.Config.loadConfig(env("OTEL_EXPORTER_OTLP_CERTIFICATE", caFile())).network();
         assertEquals(List.of("1 CA certificate(s) from OTEL_EXPORTER_OTLP_CERTIFICATE"), network.tls().added());
-        javax.net.ssl.SSLSocketFactory factory = network.tls().context().getSocketFactory();
-        assertTrue(factory.getDefaultCipherSuites().length > 0);
+    }
+
+    @Test
+    void theJdksOwnTrustStaysBesideTheAddedCa() throws Exception {
+        // A server on another CA, which only the JDK's trust store holds (javax.net.ssl.trustStore of the hook's JVM),
+        // while OTEL_EXPORTER_OTLP_CERTIFICATE names this test's CA: the hook must trust both.
+        TestCa jdkKnown = new TestCa("a CA the JDK trusts");
+        receiver = OtlpReceiver.https(jdkKnown.issue("localhost").context(null), false, "127.0.0.1");
+        java.security.KeyStore store = java.security.KeyStore.getInstance("PKCS12");
+        store.load(null, null);
+        store.setCertificateEntry("jdk-known", jdkKnown.certificate);
+        Path trustStore = certificates.resolve("jdk-trust.p12");
+        try (var out = Files.newOutputStream(trustStore)) {
+            store.store(out, "changeit".toCharArray());
+        }
+        Map<String, String> env = env("OTEL_EXPORTER_OTLP_CERTIFICATE", caFile(), "JAVA_TOOL_OPTIONS",
+                "-Djavax.net.ssl.trustStore=" + trustStore + " -Djavax.net.ssl.trustStorePassword=changeit -Djavax.net.ssl.trustStoreType=PKCS12");
+        assertEquals(0, TestSupport.runHookProcess(env, TestSupport.payload("s", transcript)).exitCode());
+        assertEverySpanOnce();
     }
 
     @Test
