@@ -245,6 +245,52 @@ public class GenerationInputTest extends ReceiverFixture {
     }
 
     @Test
+    void aFiringThatReadsIntoTheNextTurnCarriesTheRequestsALaterTurnExtends() throws IOException {
+        // A detached firing may read after Claude Code went on: the next turn's request rows are there (the last one
+        // perhaps half written), its answer not. That turn waits for a later firing, which must still rebuild its
+        // requests whole from the carried ones: in the interactive session (gamma's requests extend beta's) and in the
+        // --continue one (a new process's first request names every message of the first by hash).
+        assertEveryCutInsideALaterTurnKeepsTheInputsWhole(INTERACTIVE, 3, 5);
+        assertEveryCutInsideALaterTurnKeepsTheInputsWhole(ECHO, 2, 3);
+    }
+
+    /**
+     * For each two rows inside the last turn: one firing per earlier stop, one at each of the two rows (with half of the
+     * next row written), one at the last stop; every turn once, every generation showing a request whole.
+     */
+    void assertEveryCutInsideALaterTurnKeepsTheInputsWhole(String session, int turns, int requests) throws IOException {
+        List<String> lines = Files.readAllLines(DIR.resolve(session + ".jsonl"));
+        List<Integer> stops = new ArrayList<>();
+        for (int i = 0; i < lines.size(); i++) {
+            if (TestSupport.JSON.readTree(lines.get(i)).path("subtype").asText().equals("stop_hook_summary")) stops.add(i);
+        }
+        assertEquals(turns, stops.size(), session + ": one stop per prompt");
+        int last = stops.get(turns - 1);
+        for (int cut = stops.get(turns - 2) + 1; cut < last; cut++) for (int again = cut; again < last; again++) {
+            try (OtlpReceiver cutReceiver = new OtlpReceiver()) {
+                Path cutHome = TestSupport.tempHome();
+                Map<String, String> cutEnv = TestSupport.hookEnv(cutHome, cutReceiver.baseUrl());
+                cutEnv.put("CC_LANGFUSE_GENERATION_INPUT", "full");
+                Path transcript = TestSupport.tempDir("firings").resolve(session + ".jsonl");
+                List<Integer> ends = new ArrayList<>(stops.subList(0, turns - 1));
+                ends.addAll(List.of(cut, again, last));
+                for (int end : ends) {
+                    Files.write(transcript, lines.subList(0, end + 1));
+                    String next = lines.get(end + 1);
+                    if (end != last) Files.writeString(transcript, next.substring(0, next.length() / 2), java.nio.file.StandardOpenOption.APPEND);
+                    TestSupport.fireHook(cutEnv, session, transcript);
+                }
+                String where = session + " cut after rows " + cut + " and " + again + "\n" + TestSupport.log(cutHome);
+                assertEquals(turns, cutReceiver.acceptedRoots().size(), where);
+                List<Generation> sent = generations(cutReceiver);
+                assertTrue(sent.stream().allMatch(g -> g.from().equals("request")), where);
+                assertEquals(requests, assertEachShowsARequest(sent, clientRequests(), RealClientInputTest::wholeRequest).size(), where);
+                TestSupport.deleteTree(cutHome);
+            }
+        }
+    }
+
+    @Test
     void backfillSendsTheInputsReplayShows() throws IOException {
         Path projects = home.resolve(".claude/projects/-realclient-2.1.332");
         try (var walk = Files.walk(DIR)) {
