@@ -175,12 +175,25 @@ public class litefuse_hook implements Callable<Integer> {
             return flat.length() <= PREVIEW_CHARS ? flat : flat.substring(0, PREVIEW_CHARS) + "…";
         }
 
-        /** "sk-lf-…f00d": enough to recognise a key, never enough to use it. */
+        /** "pk-lf-…f00d": enough to recognise a public key (a secret gets describeSecret: not one character). */
         static String redactKey(String key) {
             if (key == null || key.isBlank()) return "(not set)";
             int cut = key.indexOf('-', key.indexOf('-') + 1);
             String prefix = cut > 0 && cut < 8 ? key.substring(0, cut + 1) : key.substring(0, Math.min(3, key.length()));
             return prefix + "…" + (key.length() > 12 ? key.substring(key.length() - 4) : "");
+        }
+
+        /** The first executable `command` on env's PATH, or null. */
+        static Path onPath(Map<String, String> env, String command) {
+            for (String dir : env.getOrDefault("PATH", "").split(java.io.File.pathSeparator)) {
+                if (!dir.isEmpty() && Files.isExecutable(Paths.get(dir, command))) return Paths.get(dir, command);
+            }
+            return null;
+        }
+
+        /** "set, 44 characters": that a secret is there, and not one character of it. */
+        static String describeSecret(String secret) {
+            return secret == null || secret.isBlank() ? "(not set)" : "set, " + secret.length() + " characters";
         }
 
         /** An ISO-8601 instant, or null when the text is not one. */
@@ -7384,9 +7397,10 @@ public class litefuse_hook implements Callable<Integer> {
             Map<String, String> env = new HashMap<>(processEnv);
             processEnv.keySet().forEach(key -> sources.put(key, "the environment"));
             String plugin = enabledPlugin(home, projectDir);
-            pluginOptions(home, projectDir, plugin).forEach((name, value) -> {
+            Map<String, String> optionSources = new HashMap<>();
+            pluginOptions(home, projectDir, plugin, processEnv, optionSources).forEach((name, value) -> {
                 env.putIfAbsent(name, value);
-                sources.putIfAbsent(name, "the plugin " + plugin);
+                sources.putIfAbsent(name, optionSources.get(name));
             });
             for (Scope scope : Scope.values()) {
                 Path file = scope.settingsFile(home, projectDir);
@@ -7410,22 +7424,76 @@ public class litefuse_hook implements Callable<Integer> {
         }
 
         /**
-         * The plugin's options as its hooks get them (CLAUDE_PLUGIN_OPTION_<NAME>): from `pluginConfigs` in the settings,
-         * the secret from ~/.claude/.credentials.json where Claude Code keeps it outside a system keychain.
+         * The plugin's options as its hooks get them (CLAUDE_PLUGIN_OPTION_<NAME>), each with where it came from: from
+         * `pluginConfigs` in the settings; the secret from where Claude Code keeps it, ~/.claude/.credentials.json (0600) on
+         * Linux, the login keychain's "Claude Code-credentials" item on macOS.
          */
-        private static Map<String, String> pluginOptions(Path home, Path projectDir, String plugin) throws IOException {
+        private static Map<String, String> pluginOptions(Path home, Path projectDir, String plugin, Map<String, String> processEnv,
+                                                         Map<String, String> sources) throws IOException {
             Map<String, String> options = new HashMap<>();
             if (plugin == null) return options;
             for (Scope scope : Scope.values()) {
-                readSettings(scope.settingsFile(home, projectDir)).path("pluginConfigs").path(plugin).path("options").properties()
-                        .forEach(entry -> options.put(Setting.pluginVariable(entry.getKey()), entry.getValue().asText()));
+                Path file = scope.settingsFile(home, projectDir);
+                readSettings(file).path("pluginConfigs").path(plugin).path("options").properties().forEach(entry -> {
+                    options.put(Setting.pluginVariable(entry.getKey()), entry.getValue().asText());
+                    sources.put(Setting.pluginVariable(entry.getKey()), "the plugin " + plugin + ", configured in " + file);
+                });
             }
             Path credentials = home.resolve(".claude").resolve(".credentials.json");
-            if (Files.isReadable(credentials)) {
-                readSettings(credentials).path("pluginSecrets").path(plugin).properties()
-                        .forEach(entry -> options.put(Setting.pluginVariable(entry.getKey()), entry.getValue().asText()));
+            JsonNode secrets = Files.isReadable(credentials) ? readSettings(credentials).path("pluginSecrets").path(plugin) : Json.NODES.missingNode();
+            String secretsFrom = credentials + ", where Claude Code keeps the plugin's secret";
+            if (secrets.isMissingNode()) {
+                secrets = Keychain.credentials(processEnv).path("pluginSecrets").path(plugin);
+                secretsFrom = "the login keychain's \"" + Keychain.SERVICE + "\" item, where Claude Code keeps the plugin's secret";
+            }
+            for (Map.Entry<String, JsonNode> entry : secrets.properties()) {
+                options.put(Setting.pluginVariable(entry.getKey()), entry.getValue().asText());
+                sources.put(Setting.pluginVariable(entry.getKey()), secretsFrom);
             }
             return options;
+        }
+
+        /** Claude Code's credentials in the macOS keychain, read as Claude Code itself does, with `security`; empty elsewhere. */
+        static final class Keychain {
+            private Keychain() {
+            }
+
+            static final String SERVICE = "Claude Code-credentials";
+
+            static JsonNode credentials(Map<String, String> env) {
+                Path security = Helpers.onPath(env, "security");
+                String user = Helpers.firstNonBlank(env.get("USER"), System.getProperty("user.name"));
+                if (security == null || user == null) return Json.NODES.missingNode();
+                try {
+                    Process process = new ProcessBuilder(security.toString(), "find-generic-password", "-a", user, "-s", SERVICE, "-w")
+                            .redirectError(ProcessBuilder.Redirect.DISCARD).start();
+                    process.getOutputStream().close();
+                    // A keychain that asks the user first must not hold doctor up.
+                    if (!process.waitFor(5, TimeUnit.SECONDS)) {
+                        process.destroyForcibly();
+                        return Json.NODES.missingNode();
+                    }
+                    byte[] out = process.getInputStream().readAllBytes();
+                    JsonNode parsed = process.exitValue() == 0 ? Json.parse(out) : null;
+                    return parsed == null ? Json.NODES.missingNode() : parsed;
+                } catch (IOException e) {
+                    return Json.NODES.missingNode();
+                } catch (InterruptedException e) {
+                    Thread.currentThread().interrupt();
+                    return Json.NODES.missingNode();
+                }
+            }
+        }
+
+        /** Where Claude Code installed a plugin (its own copy, which its hooks run) and which version. */
+        record InstalledPlugin(String version, Path path) {
+        }
+
+        /** The plugin's entry in ~/.claude/plugins/installed_plugins.json, or null. */
+        static InstalledPlugin installedPlugin(Path home, String plugin) throws IOException {
+            JsonNode entry = readSettings(home.resolve(".claude/plugins/installed_plugins.json")).path("plugins").path(plugin).path(0);
+            String path = entry.path("installPath").asText("");
+            return path.isEmpty() ? null : new InstalledPlugin(entry.path("version").asText("?"), Paths.get(path));
         }
 
         /** Claude Code keeps a project's transcripts in ~/.claude/projects/<the directory, every other character a '-'>. */
@@ -7618,9 +7686,8 @@ public class litefuse_hook implements Callable<Integer> {
         static String findJBang(Map<String, String> env, Path home) {
             String launched = Helpers.firstNonBlank(env.get("JBANG_LAUNCH_CMD"));
             if (launched != null) return launched;
-            for (String dir : env.getOrDefault("PATH", "").split(java.io.File.pathSeparator)) {
-                if (!dir.isEmpty() && Files.isExecutable(Paths.get(dir, "jbang"))) return Paths.get(dir, "jbang").toString();
-            }
+            Path onPath = Helpers.onPath(env, "jbang");
+            if (onPath != null) return onPath.toString();
             Path installed = home.resolve(".jbang").resolve("bin").resolve("jbang");
             return Files.isExecutable(installed) ? installed.toString() : null;
         }
@@ -8260,7 +8327,7 @@ public class litefuse_hook implements Callable<Integer> {
         private void reportEnv(Map<String, String> block, Path envFile) {
             out().println("Env:       " + Setting.TRACE_TO_LANGFUSE.variable() + "=true, " + Setting.PUBLIC_KEY.variable() + "="
                     + Helpers.redactKey(block.get(Setting.PUBLIC_KEY.variable())) + ", " + Setting.SECRET_KEY.variable() + "="
-                    + Helpers.redactKey(block.get(Setting.SECRET_KEY.variable())) + ", " + Setting.BASE_URL.variable() + "="
+                    + Helpers.describeSecret(block.get(Setting.SECRET_KEY.variable())) + ", " + Setting.BASE_URL.variable() + "="
                     + block.get(Setting.BASE_URL.variable()) + " in " + envFile);
             List<String> copied = new ArrayList<>();
             for (Setting setting : Setting.values()) {
@@ -8324,7 +8391,7 @@ public class litefuse_hook implements Callable<Integer> {
     }
 
     @Command(name = "doctor", mixinStandardHelpOptions = true,
-            description = "Check the install end to end and say what is wrong; exit 0 only when all is well.")
+            description = "Check the install end to end and say what is wrong; exit 0 when it works (WARN lines say what to look at), 1 on any FAIL.")
     static final class Doctor extends Subcommand {
         @Option(names = "--send-test", description = "Also send a canary trace and print where to find it in Langfuse.")
         boolean sendTest;
@@ -8332,10 +8399,33 @@ public class litefuse_hook implements Callable<Integer> {
         @Mixin
         ProjectDir projectDir;
 
+        /** How a check came out: WARN is working, with something to look at; FAIL is not working. */
+        enum Level {
+            OK("ok"), WARN("WARN"), FAIL("FAIL");
+
+            final String shown;
+
+            Level(String shown) {
+                this.shown = shown;
+            }
+        }
+
         /** One line of the report. */
-        record Check(boolean ok, String label, String detail) {
+        record Check(Level level, String label, String detail) {
+            Check(boolean ok, String label, String detail) {
+                this(ok ? Level.OK : Level.FAIL, label, detail);
+            }
+
+            static Check warn(String label, String detail) {
+                return new Check(Level.WARN, label, detail);
+            }
+
+            boolean ok() {
+                return level != Level.FAIL;
+            }
+
             String render() {
-                return (ok ? "  ok    " : "  FAIL  ") + label + ": " + detail;
+                return String.format(Locale.ROOT, "  %-6s%s: %s", level.shown, label, detail);
             }
         }
 
@@ -8348,13 +8438,12 @@ public class litefuse_hook implements Callable<Integer> {
             out().println("litefuse-hook " + VERSION + " doctor (project " + dir + ")");
             Runtime.Version javaVersion = Runtime.version();
             checks.add(new Check(javaVersion.feature() >= 17, "Java", javaVersion + " at " + System.getProperty("java.home")));
-            String jbang = Launcher.findJBang(processEnv, home);
-            checks.add(new Check(jbang != null, "JBang", jbang != null ? jbang
-                    : "not found; install it: curl -Ls https://sh.jbang.dev | bash -s - app setup"));
             Map<String, String> sources = new HashMap<>();
             Map<String, String> env;
             try {
-                checks.add(hookCheck(home, dir));
+                String plugin = ClaudeSettings.enabledPlugin(home, dir);
+                checks.add(jbangCheck(processEnv, home, plugin));
+                checks.add(hookCheck(home, dir, plugin));
                 env = ClaudeSettings.effectiveEnv(processEnv, home, dir, sources);
             } catch (ClaudeSettings.InvalidSettingsException e) {
                 checks.add(new Check(false, "Settings", e.getMessage()));
@@ -8369,7 +8458,7 @@ public class litefuse_hook implements Callable<Integer> {
                     : "on: the plugin has keys (TRACE_TO_LANGFUSE=false in a project's env turns it off there)";
             checks.add(new Check(enabled, "TRACE_TO_LANGFUSE", enabled ? onBecause
                     : "not \"true\" here, so the hook does nothing in this project; run litefuse-hook install"));
-            checks.add(keysCheck(config, env, sources, ClaudeSettings.enabledPlugin(home, dir) != null));
+            checks.add(keysCheck(config, env, sources));
             checks.addAll(networkChecks(config));
             LangfuseApi.CredentialCheck credentials = null;
             if (config.langfuse().hasKeys()) {
@@ -8395,10 +8484,33 @@ public class litefuse_hook implements Callable<Integer> {
 
         static int report(java.io.PrintWriter out, List<Check> checks) {
             checks.forEach(check -> out.println(check.render()));
-            long failed = checks.stream().filter(check -> !check.ok()).count();
-            out.println(failed == 0 ? "All is well." : failed + " problem(s) found.");
+            long failed = checks.stream().filter(check -> check.level() == Level.FAIL).count();
+            long warned = checks.stream().filter(check -> check.level() == Level.WARN).count();
+            out.println(failed > 0 ? failed + " problem(s) found."
+                    : warned > 0 ? "Working, with " + warned + " warning(s)." : "All is well.");
             out.flush();
             return failed == 0 ? 0 : 1;
+        }
+
+        /**
+         * JBang: needed until the hook's fast path is built (and again after an update). Missing where a fast path runs
+         * the hook already is a warning; missing before that, the hook cannot run.
+         */
+        private static Check jbangCheck(Map<String, String> processEnv, Path home, String plugin) throws IOException {
+            String jbang = Launcher.findJBang(processEnv, home);
+            if (jbang != null) return new Check(true, "JBang", jbang);
+            ClaudeSettings.InstalledPlugin installed = plugin == null ? null : ClaudeSettings.installedPlugin(home, plugin);
+            String bootstrap = (installed != null ? installed.path().toString() : "<the repository>") + "/hooks/jbang --bootstrap";
+            String missing = "not found on PATH or in ~/.jbang/bin; install it (curl -Ls https://sh.jbang.dev | bash -s - app setup) "
+                    + "or take it from Maven Central: " + bootstrap;
+            boolean fastPath = plugin != null ? Files.isExecutable(pluginFastPath(home, plugin))
+                    : Files.isExecutable(Launcher.launcherPath(home));
+            return fastPath ? Check.warn("JBang", missing + " (the hook's fast path runs without it; an update needs it)")
+                    : new Check(false, "JBang", missing);
+        }
+
+        private static Path pluginFastPath(Path home, String plugin) {
+            return home.resolve(".claude/plugins/data/" + plugin.replace('@', '-')).resolve("litefuse-hook");
         }
 
         /** A settings file that holds a secret key and that other users can read. */
@@ -8426,24 +8538,23 @@ public class litefuse_hook implements Callable<Integer> {
             return checks;
         }
 
-        /** Which keys the hook gets here and where from (the secret redacted); what is missing otherwise. */
-        private static Check keysCheck(Config config, Map<String, String> env, Map<String, String> sources, boolean plugin) {
+        /** Which keys the hook gets here and where each came from; of the secret only its length. What is missing otherwise. */
+        private static Check keysCheck(Config config, Map<String, String> env, Map<String, String> sources) {
             Config.Langfuse langfuse = config.langfuse();
-            boolean secretInKeychain = langfuse.publicKey() != null && langfuse.secretKey() == null && plugin;
-            return new Check(config.canExport(), "Keys", langfuse.hasKeys()
-                    ? Setting.PUBLIC_KEY.variable() + "=" + Helpers.redactKey(langfuse.publicKey()) + ", secret "
-                    + Helpers.redactKey(langfuse.secretKey()) + " (from " + sources.get(Setting.PUBLIC_KEY.sourceIn(env)) + ")"
-                    : secretInKeychain ? "the plugin's secret key is in the system keychain, where doctor cannot read it; "
-                    + "run doctor with LANGFUSE_SECRET_KEY set to check the keys"
+            String publicKey = langfuse.publicKey() == null ? "public key missing"
+                    : "public key " + Helpers.redactKey(langfuse.publicKey()) + " (from " + sources.get(Setting.PUBLIC_KEY.sourceIn(env)) + ")";
+            String secretKey = langfuse.secretKey() == null ? "secret key missing"
+                    : "secret key " + Helpers.describeSecret(langfuse.secretKey()) + " (from " + sources.get(Setting.SECRET_KEY.sourceIn(env)) + ")";
+            return new Check(config.canExport(), "Keys", langfuse.hasKeys() ? publicKey + "; " + secretKey
                     : config.canExport() ? "none; traces go to " + config.tracesEndpoint() + " (OTEL_EXPORTER_OTLP_*)"
-                    : "LANGFUSE_PUBLIC_KEY / LANGFUSE_SECRET_KEY missing");
+                    : publicKey + "; " + secretKey);
         }
 
         /**
          * Where the hook is registered: settings files (from `install` or by hand), the plugin, or both (then every
          * Stop runs it twice: each turn is still sent once, but one of them should go).
          */
-        private static Check hookCheck(Path home, Path dir) throws IOException {
+        private static Check hookCheck(Path home, Path dir, String plugin) throws IOException {
             List<String> found = new ArrayList<>();
             Set<String> events = new LinkedHashSet<>();
             Check launcherProblem = null;
@@ -8463,16 +8574,21 @@ public class litefuse_hook implements Callable<Integer> {
                     }
                 }
             }
-            String plugin = ClaudeSettings.enabledPlugin(home, dir);
             if (plugin != null && !found.isEmpty()) {
                 return new Check(false, "Hooks", "registered twice: by the plugin " + plugin + " and as " + String.join("; ", found)
                         + ". Each turn is still sent once, but every Stop runs the hook twice: keep one (`litefuse-hook uninstall`, "
                         + "or `claude plugin uninstall " + plugin + "`)");
             }
             if (plugin != null) {
-                Path fastPath = home.resolve(".claude/plugins/data/" + plugin.replace('@', '-')).resolve("litefuse-hook");
-                return new Check(true, "Hooks", "Stop and SessionEnd by the plugin " + plugin + (Files.isExecutable(fastPath)
-                        ? ", fast path " + fastPath : "; its first firings run through JBang while the fast path is built"));
+                Path fastPath = pluginFastPath(home, plugin);
+                ClaudeSettings.InstalledPlugin installed = ClaudeSettings.installedPlugin(home, plugin);
+                String by = "Stop and SessionEnd by the plugin " + plugin + (installed == null ? "" : " " + installed.version() + " at " + installed.path())
+                        + (Files.isExecutable(fastPath) ? ", fast path " + fastPath : "; its first firings run through JBang while the fast path is built");
+                if (installed != null && !installed.version().equals(VERSION)) {
+                    return Check.warn("Hooks", by + ". This doctor is " + VERSION + ", not the installed copy: run "
+                            + installed.path().resolve("hooks/litefuse-hook") + " doctor");
+                }
+                return new Check(true, "Hooks", by);
             }
             if (found.isEmpty()) {
                 return new Check(false, "Hooks", "not registered: install the plugin (`claude plugin install litefuse-hook@litefuse`) "
@@ -8508,11 +8624,11 @@ public class litefuse_hook implements Callable<Integer> {
             if (lastError != null) {
                 RunRecord lastSent = RunRecord.read(layout, RunRecord.Kind.SENT);
                 boolean settled = lastSent != null && lastSent.atMillis() > lastError.atMillis();
-                checks.add(new Check(settled, "Last error", Log.timestamp(lastError.atMillis()) + ": " + lastError.error()
-                        + (settled ? " (settled: a later run sent turns)" : "")));
+                checks.add(new Check(settled ? Level.OK : Level.WARN, "Last error", Log.timestamp(lastError.atMillis()) + ": " + lastError.error()
+                        + (settled ? " (settled: a later run sent turns)" : " (the next firing retries what it could not send)")));
             }
             long waiting = new Spool(layout, Log.toStderr()).count();
-            checks.add(new Check(waiting == 0, "Waiting", waiting == 0 ? "no turns waiting to be re-sent"
+            checks.add(new Check(waiting == 0 ? Level.OK : Level.WARN, "Waiting", waiting == 0 ? "no turns waiting to be re-sent"
                     : waiting + " session(s) with turns waiting to be re-sent (the next hook run retries them)"));
             for (Prices.Check cost : Prices.lastChecks(layout.costChecks(), Log.toStderr())) {
                 checks.add(new Check(true, "Cost", String.format(Locale.ROOT, "session %s: Claude Code counts $%.6f, its generations"
@@ -8556,12 +8672,12 @@ public class litefuse_hook implements Callable<Integer> {
                         return new Check(true, "Real time", "the server predates Langfuse v4 (no v2 observations API): "
                                 + "traces show up as they always did");
                     case UNKNOWN:
-                        return new Check(false, "Real time", "could not ask Langfuse whether the test trace arrived: " + lookup.problem());
+                        return Check.warn("Real time", "could not ask Langfuse whether the test trace arrived: " + lookup.problem());
                     default:
                         break;
                 }
                 if (System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(500) >= deadline) {
-                    return new Check(false, "Real time", "the test trace was accepted but is not in Langfuse's v2 observations API after "
+                    return Check.warn("Real time", "the test trace was accepted but is not in Langfuse's v2 observations API after "
                             + CANARY_WAIT.toSeconds() + " s: the server took it on its legacy path (it shows up within about 10 "
                             + "minutes) or its ingestion is backed up; check that no proxy drops the " + Config.INGESTION_VERSION_HEADER + " header");
                 }

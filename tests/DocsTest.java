@@ -20,7 +20,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 /** Every litefuse-hook command that README.md and SKILL.md name parses: its subcommand and options exist. */
 public class DocsTest {
     static final Pattern INVOCATION = Pattern.compile(
-            "^(?:\\w+='[^']*' |\\w+=\\S+ )*(?:~/\\.jbang/bin/|\\$HOME/\\.jbang/bin/)?(?:litefuse-hook|(?:\\.ci/)?jbang litefuse_hook\\.java|jbang litefuse-hook@\\S+)((?: [^#]*)?)$");
+            "^(?:\\w+='[^']*' |\\w+=\\S+ )*(?:~/\\.jbang/bin/|\\$HOME/\\.jbang/bin/)?(?:litefuse-hook|\"\\$PLUGIN_DIR/hooks/litefuse-hook\"|(?:\\.ci/)?jbang litefuse_hook\\.java|jbang litefuse-hook@\\S+)((?: [^#<]*)?)(?: < \\S+)?$");
     static final Pattern INLINE_CODE = Pattern.compile("`([^`]+)`");
 
     /** The argument lists of litefuse-hook commands in fenced code blocks and inline code spans. */

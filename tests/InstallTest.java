@@ -378,7 +378,9 @@ public class InstallTest extends ReceiverFixture {
         String traceId = receiver.acceptedRoots().get(0).traceId();
         assertTrue(result.out().contains(receiver.baseUrl() + "/project/proj-123/traces/" + traceId), result.out());
         assertTrue(result.out().matches("(?s).*ok    Real time: visible in Langfuse after [0-9.]+ s.*"), result.out());
-        assertFalse(result.out().contains(TestSupport.SECRET_KEY));
+        // Of the secret only that it is there, how long, and where from: not one character.
+        assertTrue(result.out().contains("secret key set, " + TestSupport.SECRET_KEY.length() + " characters (from " + userSettings() + ")"), result.out());
+        assertFalse(result.out().contains("sk-lf-"), result.out());
         TestSupport.assertV4HeaderOnEveryRequest(receiver);
         System.out.println("DOCTOR good keys\n" + result.out());
     }
@@ -427,10 +429,26 @@ public class InstallTest extends ReceiverFixture {
         receiver.respondWith(503);
         Map<String, String> hookEnv = TestSupport.hookEnv(home, receiver.baseUrl());
         TestSupport.fireHook(hookEnv, "s", transcript);
+        // Turns waiting and an error not settled yet are warnings (the next firing retries); the keys still work.
         Result result = run("doctor", "--dir", project.toString());
-        assertEquals(1, result.exitCode());
-        assertTrue(result.out().contains("FAIL  Last error:") && result.out().contains("Export failed: HTTP 503"), result.out());
-        assertTrue(result.out().contains("FAIL  Waiting: 1 session(s) with turns waiting to be re-sent"), result.out());
+        assertEquals(0, result.exitCode(), result.out());
+        assertTrue(result.out().contains("WARN  Last error:") && result.out().contains("Export failed: HTTP 503"), result.out());
+        assertTrue(result.out().contains("WARN  Waiting: 1 session(s) with turns waiting to be re-sent"), result.out());
+        assertTrue(result.out().endsWith("Working, with 2 warning(s).\n"), result.out());
+        // A canary the server refuses is a failure.
+        Result canary = run("doctor", "--send-test", "--dir", project.toString());
+        assertEquals(1, canary.exitCode(), canary.out());
+        assertTrue(canary.out().contains("FAIL  Test trace: not accepted"), canary.out());
+    }
+
+    @Test
+    void aCanaryNotYetVisibleInRealTimeIsAWarningWithItsReason() throws IOException {
+        install();
+        receiver.hideFromObservations(true);
+        Result result = run("doctor", "--send-test", "--dir", project.toString());
+        assertEquals(0, result.exitCode(), result.out());
+        assertTrue(result.out().contains("WARN  Real time: the test trace was accepted but is not in Langfuse's v2 observations API"), result.out());
+        assertTrue(result.out().contains("Working, with 1 warning(s)."), result.out());
     }
 
     @Test
@@ -568,17 +586,54 @@ public class InstallTest extends ReceiverFixture {
                 + receiver.baseUrl() + "\"}}}}");
         Files.writeString(home.resolve(".claude/.credentials.json"), "{\"pluginSecrets\": {\"litefuse-hook@litefuse\": {\"secret_key\": \""
                 + TestSupport.SECRET_KEY + "\"}}}");
+        Path installed = TestSupport.tempDir("plugin-copy");
+        Files.createDirectories(home.resolve(".claude/plugins"));
+        Files.writeString(home.resolve(".claude/plugins/installed_plugins.json"), "{\"version\": 2, \"plugins\": {\"litefuse-hook@litefuse\": "
+                + "[{\"scope\": \"user\", \"installPath\": \"" + installed + "\", \"version\": \"" + litefuse_hook.VERSION + "\"}]}}");
         Result pluginOnly = run("doctor", "--dir", project.toString());
-        assertTrue(pluginOnly.out().contains("ok    Hooks: Stop and SessionEnd by the plugin litefuse-hook@litefuse"), pluginOnly.out());
+        assertTrue(pluginOnly.out().contains("ok    Hooks: Stop and SessionEnd by the plugin litefuse-hook@litefuse " + litefuse_hook.VERSION
+                + " at " + installed), pluginOnly.out());
+        assertTrue(pluginOnly.out().contains("secret key set, " + TestSupport.SECRET_KEY.length() + " characters (from "
+                + home.resolve(".claude/.credentials.json") + ", where Claude Code keeps the plugin's secret)"), pluginOnly.out());
         assertTrue(pluginOnly.out().contains("TRACE_TO_LANGFUSE: on: the plugin has keys"), pluginOnly.out());
         assertTrue(pluginOnly.out().contains("ok    Langfuse: authenticated at " + receiver.baseUrl()), pluginOnly.out());
         assertEquals(0, pluginOnly.exitCode(), pluginOnly.out());
+        // A doctor other than the installed copy says so, and which to run.
+        Files.writeString(home.resolve(".claude/plugins/installed_plugins.json"), Files.readString(home.resolve(".claude/plugins/installed_plugins.json"))
+                .replace("\"version\": \"" + litefuse_hook.VERSION + "\"", "\"version\": \"0.0.1\""));
+        Result otherCopy = run("doctor", "--dir", project.toString());
+        assertEquals(0, otherCopy.exitCode(), otherCopy.out());
+        assertTrue(otherCopy.out().contains("WARN  Hooks: Stop and SessionEnd by the plugin litefuse-hook@litefuse 0.0.1 at " + installed)
+                && otherCopy.out().contains("This doctor is " + litefuse_hook.VERSION + ", not the installed copy: run "
+                + installed.resolve("hooks/litefuse-hook") + " doctor"), otherCopy.out());
         assertEquals(0, install("--no-env").exitCode());
         Result both = run("doctor", "--dir", project.toString());
         assertEquals(1, both.exitCode());
         assertTrue(both.out().contains("FAIL  Hooks: registered twice: by the plugin litefuse-hook@litefuse and as " + litefuse_hook.Launcher.HOOK_COMMAND),
                 both.out());
         assertFalse(both.out().contains(TestSupport.SECRET_KEY));
+    }
+
+    @Test
+    void onMacOsDoctorReadsThePluginsSecretFromTheKeychainAsClaudeCodeDoes() throws IOException {
+        // macOS keeps Claude Code's credentials, the plugin's secret among them, in the login keychain; `security` reads them.
+        Files.createDirectories(userSettings().getParent());
+        Files.writeString(userSettings(), "{\"enabledPlugins\": {\"litefuse-hook@litefuse\": true}, \"pluginConfigs\": "
+                + "{\"litefuse-hook@litefuse\": {\"options\": {\"public_key\": \"" + TestSupport.PUBLIC_KEY + "\", \"base_url\": \""
+                + receiver.baseUrl() + "\"}}}}");
+        Path bin = TestSupport.tempDir("bin");
+        Path security = bin.resolve("security");
+        Files.writeString(security, "#!/bin/sh\n[ \"$*\" = \"find-generic-password -a tester -s Claude Code-credentials -w\" ] || exit 44\n"
+                + "echo '{\"pluginSecrets\": {\"litefuse-hook@litefuse\": {\"secret_key\": \"" + TestSupport.SECRET_KEY + "\"}}}'\n");
+        security.toFile().setExecutable(true);
+        env.put("PATH", bin + ":/usr/bin:/bin");
+        env.put("USER", "tester");
+        Result result = run("doctor", "--dir", project.toString());
+        assertEquals(0, result.exitCode(), result.out());
+        assertTrue(result.out().contains("secret key set, " + TestSupport.SECRET_KEY.length()
+                + " characters (from the login keychain's \"Claude Code-credentials\" item"), result.out());
+        assertTrue(result.out().contains("ok    Langfuse: authenticated at " + receiver.baseUrl()), result.out());
+        assertFalse(result.out().contains(TestSupport.SECRET_KEY), result.out());
     }
 
     @Test

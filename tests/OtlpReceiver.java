@@ -152,6 +152,13 @@ public final class OtlpReceiver implements AutoCloseable {
     private final List<Request> lookups = new CopyOnWriteArrayList<>();
     private volatile boolean observationsApi = true;
 
+    private volatile boolean hiddenFromObservations;
+
+    /** Stored spans that the v2 observations API does not list yet: a server that took them on its slower path. */
+    public void hideFromObservations(boolean hidden) {
+        hiddenFromObservations = hidden;
+    }
+
     /** Without it the receiver answers 404 to GET /api/public/v2/observations, as servers before Langfuse v4 do. */
     public void observationsApi(boolean available) {
         observationsApi = available;
@@ -177,7 +184,7 @@ public final class OtlpReceiver implements AutoCloseable {
             long to = query.containsKey("toStartTime") ? nanos(query.get("toStartTime")) : Long.MAX_VALUE;
             int limit = Integer.parseInt(query.getOrDefault("limit", "50"));
             List<String> items = stored.stream()
-                    .filter(span -> span.traceId().equals(query.get("traceId")))
+                    .filter(span -> !hiddenFromObservations && span.traceId().equals(query.get("traceId")))
                     .filter(span -> span.startNanos() / 1_000_000 * 1_000_000 >= from && span.startNanos() / 1_000_000 * 1_000_000 <= to)
                     .map(span -> "{\"id\":\"" + span.spanId() + "\",\"traceId\":\"" + span.traceId() + "\",\"startTime\":\""
                             + java.time.Instant.ofEpochSecond(0, span.startNanos()) + "\",\"parentObservationId\":"

@@ -237,6 +237,12 @@ final class RealClient {
             return this;
         }
 
+        /** A loopback stand-in for Maven Central (${MAVEN_URL}) serving the files of `dir` by name (see RealClientScenario.MavenMirror). */
+        Scenario mavenMirror(Path dir) {
+            spec.put("mavenMirror", dir.toString());
+            return this;
+        }
+
         Scenario env(String name, String value) {
             ((ObjectNode) spec.get("env")).put(name, value);
             return this;

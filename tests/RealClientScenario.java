@@ -123,13 +123,16 @@ public final class RealClientScenario {
         ObjectNode result = JSON.createObjectNode();
         JsonNode network = scenario.path("network");
         TestCa ca = network.path("tls").asBoolean() ? new TestCa("real-client test CA") : null;
-        try (MockAnthropic mock = new MockAnthropic();
+        String mirrored = scenario.path("mavenMirror").asText("");
+        try (MavenMirror mirror = mirrored.isEmpty() ? null : new MavenMirror(Path.of(mirrored));
+             MockAnthropic mock = new MockAnthropic();
              OtlpReceiver receiver = ca == null ? new OtlpReceiver() : OtlpReceiver.https(ca.issue("localhost").context(null), false, "127.0.0.1");
              ConnectProxy proxy = network.has("proxyDelayMillis") ? new ConnectProxy(null, network.path("proxyDelayMillis").asLong()) : null) {
             Map<String, String> vars = new LinkedHashMap<>();
             // Langfuse over HTTPS on a private CA, behind a proxy: ${CA_FILE} and ${PROXY_URL} for the hook's settings.
             if (ca != null) vars.put("CA_FILE", ca.writeCertificate(work.resolve("ca.pem")).toString());
             if (proxy != null) vars.put("PROXY_URL", proxy.url(null));
+            if (mirror != null) vars.put("MAVEN_URL", mirror.url());
             vars.put("WORK", work.toString());
             vars.put("HOME", home.toString());
             vars.put("PROJECT", project.toString());
@@ -182,6 +185,7 @@ public final class RealClientScenario {
                 Thread.sleep(100);
             }
 
+            if (mirror != null) result.put("mavenFilesServed", mirror.served());
             ArrayNode requests = result.putArray("requests");
             for (MockAnthropic.Request request : mock.requests()) requests.add(request.toJson());
             ArrayNode otlp = result.putArray("otlp");
@@ -305,5 +309,46 @@ public final class RealClientScenario {
         Files.createDirectories(file.getParent());
         Files.writeString(file, content, StandardCharsets.UTF_8);
         if (executable) Files.setPosixFilePermissions(file, PosixFilePermissions.fromString("rwxr-xr-x"));
+    }
+
+    /**
+     * Maven Central as far as a bootstrap needs it, on loopback: any path whose last segment names a file in `dir` gets
+     * that file (${MAVEN_URL}), anything else a 404.
+     */
+    static final class MavenMirror implements AutoCloseable {
+        private final com.sun.net.httpserver.HttpServer server;
+        private final java.util.concurrent.atomic.AtomicInteger served = new java.util.concurrent.atomic.AtomicInteger();
+
+        MavenMirror(Path dir) throws IOException {
+            server = com.sun.net.httpserver.HttpServer.create(new java.net.InetSocketAddress("127.0.0.1", 0), 0);
+            server.createContext("/", exchange -> {
+                String path = exchange.getRequestURI().getPath();
+                Path file = dir.resolve(path.substring(path.lastIndexOf('/') + 1));
+                if (path.endsWith("/") || !Files.isRegularFile(file)) {
+                    exchange.sendResponseHeaders(404, -1);
+                } else {
+                    exchange.sendResponseHeaders(200, Files.size(file));
+                    try (var body = exchange.getResponseBody()) {
+                        Files.copy(file, body);
+                    }
+                    served.incrementAndGet();
+                }
+                exchange.close();
+            });
+            server.start();
+        }
+
+        String url() {
+            return "http://127.0.0.1:" + server.getAddress().getPort() + "/maven2";
+        }
+
+        int served() {
+            return served.get();
+        }
+
+        @Override
+        public void close() {
+            server.stop(0);
+        }
     }
 }

@@ -31,6 +31,7 @@
 //SOURCES ConnectProxy.java
 //SOURCES DeliveryTest.java
 //SOURCES PricesTest.java
+//SOURCES SkillTest.java
 //DEPS org.junit.jupiter:junit-jupiter-engine:5.13.4
 //DEPS org.bouncycastle:bcpkix-jdk18on:1.87
 //DEPS org.junit.platform:junit-platform-launcher:1.13.4
