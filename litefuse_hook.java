@@ -89,6 +89,7 @@ import java.util.ArrayList;
 import java.util.Base64;
 import java.util.Collection;
 import java.util.HashMap;
+import java.util.Collections;
 import java.util.HashSet;
 import java.util.HexFormat;
 import java.util.IdentityHashMap;
@@ -674,6 +675,7 @@ public class litefuse_hook implements Callable<Integer> {
         EXPORT_BUDGET_MS("CC_LANGFUSE_EXPORT_BUDGET_MS", null, InstallCopy.WHEN_SET, null, false),
         UNKNOWN_SETTLE_MS("CC_LANGFUSE_UNKNOWN_SETTLE_MS", null, InstallCopy.WHEN_SET, null, false),
         DEBUG("CC_LANGFUSE_DEBUG", null, InstallCopy.WHEN_SET, null, false),
+        LOG_MAX_BYTES("CC_LANGFUSE_LOG_MAX_BYTES", null, InstallCopy.WHEN_SET, null, false),
         MASK_SECRETS("CC_LANGFUSE_MASK_SECRETS", null, InstallCopy.WHEN_SET, null, false),
         MASK_PATTERNS("CC_LANGFUSE_MASK_PATTERNS", null, InstallCopy.WHEN_SET, null, false),
         OTLP_ENDPOINT("OTEL_EXPORTER_OTLP_ENDPOINT", "CC_OTEL_EXPORTER_OTLP_ENDPOINT", InstallCopy.WHEN_SET, null, false),
@@ -788,6 +790,16 @@ public class litefuse_hook implements Callable<Integer> {
             return stateDir.resolve("litefuse_hook.log");
         }
 
+        /** The log as it was before its last rotation: one old file kept. */
+        Path previousLog() {
+            return stateDir.resolve("litefuse_hook.log.1");
+        }
+
+        /** Held while a line is written (and the log rotated), so that no line goes to a file just moved. */
+        Path logLock() {
+            return stateDir.resolve("litefuse_hook.log.lock");
+        }
+
         Path sessions() {
             return stateDir.resolve("litefuse");
         }
@@ -828,6 +840,11 @@ public class litefuse_hook implements Callable<Integer> {
         /** Claude Code's prices as its cost-state rows showed them (Prices). */
         Path prices() {
             return sessions().resolve("prices.json");
+        }
+
+        /** When state pruning last went through every session, or where it stopped (StatePruning). */
+        Path pruned() {
+            return sessions().resolve("pruned.json");
         }
 
         /** Langfuse project ids by host and public key, for links. */
@@ -1262,7 +1279,7 @@ public class litefuse_hook implements Callable<Integer> {
      * sent, how they are built, and where the hook keeps its files. The secret key is never part of toString().
      */
     record Config(boolean enabled, Langfuse langfuse, ExportOptions export, TraceOptions trace, Network network, StateLayout layout,
-                  Path home, boolean debug, List<String> problems) {
+                  Path home, boolean debug, long logMaxBytes, List<String> problems) {
 
         /** The Langfuse project: its host and keys. */
         record Langfuse(String baseUrl, String publicKey, String secretKey) {
@@ -1361,6 +1378,7 @@ public class litefuse_hook implements Callable<Integer> {
         static final int DEFAULT_MAX_CHARS = 1_000_000;
         private static final long DEFAULT_EXPORT_BUDGET_MS = 3_000;
         private static final long DEFAULT_UNKNOWN_SETTLE_MS = 30_000;
+        private static final long DEFAULT_LOG_MAX_BYTES = 5L * 1024 * 1024;
         static final String INGESTION_VERSION_HEADER = "x-langfuse-ingestion-version";
 
         static Config loadConfig(Map<String, String> env) {
@@ -1380,7 +1398,8 @@ public class litefuse_hook implements Callable<Integer> {
                     Masker.fromEnv(Setting.MASK_SECRETS.read(env), Setting.MASK_PATTERNS.read(env), problems),
                     GenerationInput.of(Setting.GENERATION_INPUT.read(env), problems));
             return new Config(isEnabled(env), langfuse, export, trace, Network.fromEnv(env, problems), StateLayout.under(home), home,
-                    "true".equalsIgnoreCase(Setting.DEBUG.read(env)), List.copyOf(problems));
+                    "true".equalsIgnoreCase(Setting.DEBUG.read(env)), parseAtLeast(Setting.LOG_MAX_BYTES.read(env), 1024, DEFAULT_LOG_MAX_BYTES),
+                    List.copyOf(problems));
         }
 
         /** "claude-code" and the extra tags of CC_LANGFUSE_TAGS (comma-separated), each once. */
@@ -1487,24 +1506,34 @@ public class litefuse_hook implements Callable<Integer> {
      */
     static final class Log {
         private final Path file;
+        private final Path previous;
+        private final Path lockFile;
+        private final long maxBytes;
         private final boolean debugEnabled;
         /** The file and its folder exist, private: checked once, not per line (again after a failed write). */
         private volatile boolean fileReady;
         /** The last error logged, for the record of the run (RunRecord): doctor reads that, not the log's text. */
         private volatile String lastError;
 
-        private Log(Path file, boolean debugEnabled) {
+        /** A firing tells a log it cannot rotate once, not at every line. */
+        private volatile boolean rotationFailed;
+
+        private Log(Path file, Path previous, Path lockFile, long maxBytes, boolean debugEnabled) {
             this.file = file;
+            this.previous = previous;
+            this.lockFile = lockFile;
+            this.maxBytes = maxBytes;
             this.debugEnabled = debugEnabled;
         }
 
-        /** The hook's log file, ~/.claude/state/litefuse_hook.log. */
+        /** The hook's log file, ~/.claude/state/litefuse_hook.log, rotated to litefuse_hook.log.1 past CC_LANGFUSE_LOG_MAX_BYTES. */
         static Log toFile(Config config) {
-            return new Log(config.layout().log(), config.debug());
+            StateLayout layout = config.layout();
+            return new Log(layout.log(), layout.previousLog(), layout.logLock(), config.logMaxBytes(), config.debug());
         }
 
         static Log toStderr() {
-            return new Log(null, false);
+            return new Log(null, null, null, 0, false);
         }
 
         boolean debugEnabled() {
@@ -1521,12 +1550,45 @@ public class litefuse_hook implements Callable<Integer> {
             try {
                 if (!fileReady) {
                     PrivateFiles.ensurePrivateDir(file.getParent());
-                    PrivateFiles.ensurePrivateFile(file);
+                    PrivateFiles.ensurePrivateFile(lockFile);
                     fileReady = true;
                 }
-                Files.writeString(file, line, StandardCharsets.UTF_8, StandardOpenOption.APPEND);
+                append(line.getBytes(StandardCharsets.UTF_8));
             } catch (IOException | RuntimeException e) {
                 fileReady = false; // best effort: the next line checks the file again; nothing else to tell
+            }
+        }
+
+        /** The threads of one JVM take turns: a file lock belongs to the JVM, not to a thread. */
+        private static final java.util.concurrent.locks.ReentrantLock APPENDING = new java.util.concurrent.locks.ReentrantLock();
+
+        /**
+         * Appends one whole line under the log's lock, after moving the log to .log.1 when the line would take it past
+         * maxBytes. Every writer opens the log by name under that lock, so no line goes to a file another firing just moved.
+         */
+        private void append(byte[] line) throws IOException {
+            APPENDING.lock();
+            try (FileChannel lock = FileChannel.open(lockFile, StandardOpenOption.WRITE);
+                 java.nio.channels.FileLock held = lock.lock()) {
+                long size = Files.exists(file) ? Files.size(file) : 0;
+                if (size > 0 && size + line.length > maxBytes) rotate();
+                PrivateFiles.ensurePrivateFile(file);
+                Files.write(file, line, StandardOpenOption.APPEND);
+            } finally {
+                APPENDING.unlock();
+            }
+        }
+
+        private void rotate() throws IOException {
+            try {
+                Files.move(file, previous, StandardCopyOption.REPLACE_EXISTING, StandardCopyOption.ATOMIC_MOVE);
+            } catch (IOException e) {
+                if (rotationFailed) return;
+                rotationFailed = true;
+                byte[] line = (timestamp(System.currentTimeMillis()) + " [WARN] Could not rotate the log to " + previous + " ("
+                        + e.getClass().getSimpleName() + "); it grows past " + maxBytes + " bytes (" + Setting.LOG_MAX_BYTES.variable() + ")\n")
+                        .getBytes(StandardCharsets.UTF_8);
+                Files.write(file, line, StandardOpenOption.APPEND);
             }
         }
 
@@ -6573,6 +6635,177 @@ public class litefuse_hook implements Callable<Integer> {
         }
     }
 
+    /**
+     * Pruning: Claude Code deletes transcripts untouched for `cleanupPeriodDays`; the hook deletes what it kept for
+     * them (a session's state, lock and stamp) once they are gone or that old. At most one pass a day, a few
+     * milliseconds per firing, after the firing's own work: a pass that needs more goes on at the next firing from
+     * where it stopped. Never a session waiting in the spool, with an export in flight or turns waiting, or locked.
+     */
+    static final class StatePruning {
+        private StatePruning() {
+        }
+
+        static final int DEFAULT_CLEANUP_DAYS = 30;
+        private static final long PASS_EVERY_MILLIS = TimeUnit.DAYS.toMillis(1);
+        private static final long SLICE_NANOS = TimeUnit.MILLISECONDS.toNanos(15);
+
+        /** What a slice did: sessions removed, those it could not remove and why (the first reason), where it stopped (null: done). */
+        record Outcome(int removed, int failed, String firstFailure, String stoppedAfter) {
+        }
+
+        /**
+         * Claude Code's cleanupPeriodDays, as its settings give it: managed settings win over the user's; 30 when unset;
+         * at least 1 (0 would take the state of sessions running now).
+         */
+        static int cleanupPeriodDays(Path home) {
+            int days = DEFAULT_CLEANUP_DAYS;
+            for (Path settings : List.of(home.resolve(".claude/settings.json"), managedSettings())) {
+                try {
+                    JsonNode value = Files.isRegularFile(settings) ? Json.parse(Files.readAllBytes(settings)).path("cleanupPeriodDays") : null;
+                    if (value != null && value.canConvertToInt()) days = Math.max(1, value.asInt());
+                } catch (IOException | RuntimeException e) {
+                    // A settings file Claude Code cannot read either: the default stands.
+                }
+            }
+            return days;
+        }
+
+        private static Path managedSettings() {
+            return System.getProperty("os.name", "").startsWith("Mac")
+                    ? Paths.get("/Library/Application Support/ClaudeCode/managed-settings.json")
+                    : Paths.get("/etc/claude-code/managed-settings.json");
+        }
+
+        /** Runs a slice of the pass when one is due; one log line when it removed or failed to remove something. */
+        static void pruneIfDue(StateLayout layout, Path home, long nowMillis, Log log) {
+            JsonNode marker = readMarker(layout.pruned());
+            String resumeAfter = marker.path("stopped_after").asText("");
+            if (resumeAfter.isEmpty() && nowMillis - marker.path("finished_at").asLong(0) < PASS_EVERY_MILLIS) return;
+            int days = cleanupPeriodDays(home);
+            Outcome outcome = prune(layout, resumeAfter, nowMillis - TimeUnit.DAYS.toMillis(days), System.nanoTime() + SLICE_NANOS);
+            ObjectNode next = Json.NODES.objectNode();
+            if (outcome.stoppedAfter() == null) next.put("finished_at", nowMillis);
+            else next.put("finished_at", marker.path("finished_at").asLong(0)).put("stopped_after", outcome.stoppedAfter());
+            try {
+                PrivateFiles.writeAtomically(layout.pruned(), Json.toBytes(next, null), PrivateFiles.OWNER_ONLY);
+            } catch (IOException e) {
+                log.debug("Could not record the pruning pass: " + e);
+            }
+            if (outcome.removed() > 0) {
+                log.info("Removed the state of " + outcome.removed() + " session(s) whose transcript is gone or untouched for over " + days
+                        + " days (cleanupPeriodDays)" + (outcome.stoppedAfter() == null ? "" : "; the rest at the next firing"));
+            }
+            if (outcome.failed() > 0) {
+                log.warn("Could not remove the state of " + outcome.failed() + " finished session(s) in " + layout.sessions() + ": "
+                        + outcome.firstFailure());
+            }
+        }
+
+        private static JsonNode readMarker(Path marker) {
+            try {
+                JsonNode parsed = Files.exists(marker) ? Json.parse(Files.readAllBytes(marker)) : null;
+                return parsed == null ? Json.NODES.objectNode() : parsed;
+            } catch (IOException | RuntimeException e) {
+                return Json.NODES.objectNode();
+            }
+        }
+
+        /**
+         * One slice of a pass over the state folder in name order, after `resumeAfter`, until `deadlineNanos`: removes
+         * the files of sessions whose transcript is gone or was last written before `cutoffMillis`, and stamps and
+         * locks left without their state that are that old.
+         */
+        static Outcome prune(StateLayout layout, String resumeAfter, long cutoffMillis, long deadlineNanos) {
+            List<String> names = new ArrayList<>();
+            try (java.nio.file.DirectoryStream<Path> entries = Files.newDirectoryStream(layout.sessions())) {
+                for (Path entry : entries) names.add(entry.getFileName().toString());
+            } catch (IOException e) {
+                return new Outcome(0, 0, null, null);
+            }
+            Collections.sort(names);
+            Set<String> present = new HashSet<>(names);
+            int removed = 0;
+            int failed = 0;
+            String firstFailure = null;
+            for (String name : names) {
+                if (name.compareTo(resumeAfter) <= 0) continue;
+                if (System.nanoTime() > deadlineNanos) return new Outcome(removed, failed, firstFailure, name);
+                try {
+                    if (StateLayout.isState(layout.sessions().resolve(name))) {
+                        if (removeIfFinished(layout, name.substring(0, name.length() - ".json".length()), cutoffMillis)) removed++;
+                    } else if (isLeftOver(name, present) && olderThan(layout.sessions().resolve(name), cutoffMillis)) {
+                        removeUnlocked(layout.sessions().resolve(name));
+                    }
+                } catch (java.nio.file.NoSuchFileException e) {
+                    // Removed with its session a moment ago, or by another firing.
+                } catch (IOException | RuntimeException e) {
+                    failed++;
+                    if (firstFailure == null) firstFailure = name + ": " + e;
+                }
+            }
+            return new Outcome(removed, failed, firstFailure, null);
+        }
+
+        /** A stamp (seen-*.txt) or a lock whose state is not there. */
+        private static boolean isLeftOver(String name, Set<String> present) {
+            if (name.startsWith("seen-") && name.endsWith(".txt")) return true;
+            return name.endsWith(".lock") && !present.contains(name.substring(0, name.length() - ".lock".length()) + ".json");
+        }
+
+        private static boolean olderThan(Path file, long cutoffMillis) throws IOException {
+            return Files.getLastModifiedTime(file).toMillis() < cutoffMillis;
+        }
+
+        /** Deletes a file unless another firing holds it locked (a lock file is only ever held, never written). */
+        private static void removeUnlocked(Path file) throws IOException {
+            try (FileChannel channel = FileChannel.open(file, StandardOpenOption.WRITE)) {
+                java.nio.channels.FileLock held = channel.tryLock();
+                if (held == null) return;
+                Files.deleteIfExists(file);
+            } catch (java.nio.channels.OverlappingFileLockException | java.nio.file.NoSuchFileException e) {
+                // Held by this JVM's own firing, or gone already.
+            }
+        }
+
+        /** Removes one session's files when it is finished and its transcript gone or old, checked again under its lock. */
+        private static boolean removeIfFinished(StateLayout layout, String key, long cutoffMillis) throws IOException {
+            if (finishedState(layout, key, cutoffMillis) == null) return false;
+            Path lockFile = layout.lock(key);
+            if (!Files.exists(lockFile)) return removeSession(layout, key, cutoffMillis);
+            try (FileChannel channel = FileChannel.open(lockFile, StandardOpenOption.WRITE)) {
+                java.nio.channels.FileLock held = channel.tryLock();
+                // Another firing has the session: it stays.
+                if (held == null || !removeSession(layout, key, cutoffMillis)) return false;
+                Files.deleteIfExists(lockFile);
+                return true;
+            } catch (java.nio.channels.OverlappingFileLockException e) {
+                return false;
+            }
+        }
+
+        /**
+         * The session's state when nothing of it waits (spool, export in flight, turns to resend) and its transcript is
+         * gone or was last written before the cutoff; null otherwise.
+         */
+        private static ObjectNode finishedState(StateLayout layout, String key, long cutoffMillis) throws IOException {
+            if (Files.exists(layout.pendingMarker(key))) return null;
+            if (!(Json.parse(Files.readAllBytes(layout.state(key))) instanceof ObjectNode state)) return null;
+            Progress.SessionState progress = Progress.loadSessionState(state);
+            if (progress.inFlight() != null || !progress.waitingTurns().isEmpty()) return null;
+            Path transcript = Paths.get(state.path("transcript_path").asText(""));
+            return !Files.exists(transcript) || olderThan(transcript, cutoffMillis) ? state : null;
+        }
+
+        /** Deletes the session's state and stamp, looked at again first (a firing may have written it since). */
+        private static boolean removeSession(StateLayout layout, String key, long cutoffMillis) throws IOException {
+            ObjectNode state = finishedState(layout, key, cutoffMillis);
+            if (state == null) return false;
+            Files.delete(layout.state(key));
+            Files.deleteIfExists(layout.seen(state.path("session_id").asText(""), Paths.get(state.path("transcript_path").asText(""))));
+            return true;
+        }
+    }
+
     /** Hook mode: one Stop or SessionEnd firing, exactly once per span, and the spool of waiting sessions. */
     static final class Hook implements AutoCloseable {
         private final Config config;
@@ -6651,6 +6884,16 @@ public class litefuse_hook implements Callable<Integer> {
                 hook.close();
             }
             hook.recordRun(started);
+            hook.pruneState();
+        }
+
+        /** After the firing's own work, and never its failure: a slice of the daily pass over finished sessions' files. */
+        private void pruneState() {
+            try {
+                StatePruning.pruneIfDue(config.layout(), config.home(), System.currentTimeMillis(), log);
+            } catch (RuntimeException e) {
+                log.warn("Pruning the hook's state failed: " + e);
+            }
         }
 
         private void fire(InputStream stdin, long started) {

@@ -32,6 +32,7 @@
 //SOURCES DeliveryTest.java
 //SOURCES PricesTest.java
 //SOURCES SkillTest.java
+//SOURCES HousekeepingTest.java
 //DEPS org.junit.jupiter:junit-jupiter-engine:5.13.4
 //DEPS org.bouncycastle:bcpkix-jdk18on:1.87
 //DEPS org.junit.platform:junit-platform-launcher:1.13.4
