@@ -2620,7 +2620,10 @@ public class litefuse_hook implements Callable<Integer> {
 
             private Call call(String requestId) {
                 Recorded recorded = requests.get(requestId);
-                if (recorded == null) return null;
+                if (recorded == null) {
+                    if (!requests.isEmpty()) log.debug("Request " + requestId + ": its row is not in what was read; its input comes from the turn");
+                    return null;
+                }
                 List<JsonNode> fresh = newMessages(recorded);
                 if (mode == Config.GenerationInput.FULL) {
                     JsonNode shape = shapes.get(recorded.row.path("shapeHash").asText(""));

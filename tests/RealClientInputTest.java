@@ -69,7 +69,9 @@ class RealClientInputTest {
         // extend requests two turns back, which the hook read in earlier firings (its state carries where their messages are).
         Map<String, Object> alphaAfterTool = Map.of("anyUserContains", "alpha prompt", "lastIsToolResult", true);
         Map<String, Object> gammaAfterTool = Map.of("anyUserContains", "gamma prompt", "lastIsToolResult", true);
-        RealClient.Result result = RealClient.threeSessions(RealClientTest.installed().env("CC_LANGFUSE_GENERATION_INPUT", "full"))
+        // Debug lines in the hook's log: a generation shown from the transcript says there why its request was not used.
+        RealClient.Result result = RealClient.threeSessions(RealClientTest.installed().env("CC_LANGFUSE_GENERATION_INPUT", "full")
+                        .env("CC_LANGFUSE_DEBUG", "true"))
                 .interactive(List.of("--allowedTools", "Bash"), "alpha prompt", "beta prompt", "gamma prompt")
                 .withStepRules(
                         MockAnthropic.rule(gammaAfterTool, MockAnthropic.reply(MockAnthropic.usage(10, 5, 0, 0, 0), MockAnthropic.text("Gamma done."))),
