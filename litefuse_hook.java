@@ -89,6 +89,7 @@ import java.util.ArrayList;
 import java.util.Base64;
 import java.util.Collection;
 import java.util.HashMap;
+import java.util.Arrays;
 import java.util.Collections;
 import java.util.HashSet;
 import java.util.HexFormat;
@@ -6685,7 +6686,7 @@ public class litefuse_hook implements Callable<Integer> {
             String resumeAfter = marker.path("stopped_after").asText("");
             if (resumeAfter.isEmpty() && nowMillis - marker.path("finished_at").asLong(0) < PASS_EVERY_MILLIS) return;
             int days = cleanupPeriodDays(home);
-            Outcome outcome = prune(layout, resumeAfter, nowMillis - TimeUnit.DAYS.toMillis(days), System.nanoTime() + SLICE_NANOS);
+            Outcome outcome = prune(layout, resumeAfter, nowMillis - TimeUnit.DAYS.toMillis(days), SLICE_NANOS);
             ObjectNode next = Json.NODES.objectNode();
             if (outcome.stoppedAfter() == null) next.put("finished_at", nowMillis);
             else next.put("finished_at", marker.path("finished_at").asLong(0)).put("stopped_after", outcome.stoppedAfter());
@@ -6714,29 +6715,27 @@ public class litefuse_hook implements Callable<Integer> {
         }
 
         /**
-         * One slice of a pass over the state folder in name order, after `resumeAfter`, until `deadlineNanos`: removes
-         * the files of sessions whose transcript is gone or was last written before `cutoffMillis`, and stamps and
-         * locks left without their state that are that old.
+         * One slice of a pass over the state folder in name order, after `resumeAfter`: removes the files of sessions
+         * whose transcript is gone or was last written before `cutoffMillis`, and stamps and locks left without their
+         * state that are that old. It ends after `sliceNanos` of that work (listing the folder aside), one entry at least.
          */
-        static Outcome prune(StateLayout layout, String resumeAfter, long cutoffMillis, long deadlineNanos) {
-            List<String> names = new ArrayList<>();
-            try (java.nio.file.DirectoryStream<Path> entries = Files.newDirectoryStream(layout.sessions())) {
-                for (Path entry : entries) names.add(entry.getFileName().toString());
-            } catch (IOException e) {
-                return new Outcome(0, 0, null, null);
-            }
-            Collections.sort(names);
-            Set<String> present = new HashSet<>(names);
+        static Outcome prune(StateLayout layout, String resumeAfter, long cutoffMillis, long sliceNanos) {
+            String[] names = layout.sessions().toFile().list();
+            if (names == null) return new Outcome(0, 0, null, null);
+            Arrays.sort(names);
+            int next = Arrays.binarySearch(names, resumeAfter);
+            next = next >= 0 ? next + 1 : -next - 1;
+            long deadline = System.nanoTime() + sliceNanos;
             int removed = 0;
             int failed = 0;
             String firstFailure = null;
-            for (String name : names) {
-                if (name.compareTo(resumeAfter) <= 0) continue;
-                if (System.nanoTime() > deadlineNanos) return new Outcome(removed, failed, firstFailure, name);
+            for (int i = next; i < names.length; i++) {
+                if (i > next && System.nanoTime() > deadline) return new Outcome(removed, failed, firstFailure, names[i - 1]);
+                String name = names[i];
                 try {
                     if (StateLayout.isState(layout.sessions().resolve(name))) {
                         if (removeIfFinished(layout, name.substring(0, name.length() - ".json".length()), cutoffMillis)) removed++;
-                    } else if (isLeftOver(name, present) && olderThan(layout.sessions().resolve(name), cutoffMillis)) {
+                    } else if (isLeftOver(name, names) && olderThan(layout.sessions().resolve(name), cutoffMillis)) {
                         removeUnlocked(layout.sessions().resolve(name));
                     }
                 } catch (java.nio.file.NoSuchFileException e) {
@@ -6749,10 +6748,10 @@ public class litefuse_hook implements Callable<Integer> {
             return new Outcome(removed, failed, firstFailure, null);
         }
 
-        /** A stamp (seen-*.txt) or a lock whose state is not there. */
-        private static boolean isLeftOver(String name, Set<String> present) {
+        /** A stamp (seen-*.txt) or a lock whose state is not among the (sorted) names. */
+        private static boolean isLeftOver(String name, String[] sortedNames) {
             if (name.startsWith("seen-") && name.endsWith(".txt")) return true;
-            return name.endsWith(".lock") && !present.contains(name.substring(0, name.length() - ".lock".length()) + ".json");
+            return name.endsWith(".lock") && Arrays.binarySearch(sortedNames, name.substring(0, name.length() - ".lock".length()) + ".json") < 0;
         }
 
         private static boolean olderThan(Path file, long cutoffMillis) throws IOException {
@@ -6770,19 +6769,25 @@ public class litefuse_hook implements Callable<Integer> {
             }
         }
 
-        /** Removes one session's files when it is finished and its transcript gone or old, checked again under its lock. */
+        /**
+         * Removes one session's files when it is finished and its transcript gone or old: looked at once, then, under its
+         * lock, taken only if no firing wrote its state or put it in the spool since.
+         */
         private static boolean removeIfFinished(StateLayout layout, String key, long cutoffMillis) throws IOException {
-            if (finishedState(layout, key, cutoffMillis) == null) return false;
+            Path stateFile = layout.state(key);
+            java.nio.file.attribute.FileTime written = Files.getLastModifiedTime(stateFile);
+            ObjectNode state = finishedState(layout, key, cutoffMillis);
+            if (state == null) return false;
             Path lockFile = layout.lock(key);
-            if (!Files.exists(lockFile)) return removeSession(layout, key, cutoffMillis);
-            try (FileChannel channel = FileChannel.open(lockFile, StandardOpenOption.WRITE)) {
-                java.nio.channels.FileLock held = channel.tryLock();
-                // Another firing has the session: it stays.
-                if (held == null || !removeSession(layout, key, cutoffMillis)) return false;
+            try (FileChannel channel = Files.exists(lockFile) ? FileChannel.open(lockFile, StandardOpenOption.WRITE) : null) {
+                if (channel != null && channel.tryLock() == null) return false;
+                if (Files.exists(layout.pendingMarker(key)) || !Files.getLastModifiedTime(stateFile).equals(written)) return false;
+                Files.delete(stateFile);
+                Files.deleteIfExists(layout.seen(state.path("session_id").asText(""), Paths.get(state.path("transcript_path").asText(""))));
                 Files.deleteIfExists(lockFile);
                 return true;
             } catch (java.nio.channels.OverlappingFileLockException e) {
-                return false;
+                return false; // held by a firing of this JVM
             }
         }
 
@@ -6797,15 +6802,6 @@ public class litefuse_hook implements Callable<Integer> {
             if (progress.inFlight() != null || !progress.waitingTurns().isEmpty()) return null;
             Path transcript = Paths.get(state.path("transcript_path").asText(""));
             return !Files.exists(transcript) || olderThan(transcript, cutoffMillis) ? state : null;
-        }
-
-        /** Deletes the session's state and stamp, looked at again first (a firing may have written it since). */
-        private static boolean removeSession(StateLayout layout, String key, long cutoffMillis) throws IOException {
-            ObjectNode state = finishedState(layout, key, cutoffMillis);
-            if (state == null) return false;
-            Files.delete(layout.state(key));
-            Files.deleteIfExists(layout.seen(state.path("session_id").asText(""), Paths.get(state.path("transcript_path").asText(""))));
-            return true;
         }
     }
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Benchmark driver for litefuse_hook (run it through bench/run.sh, which builds and passes the class path).
 
-Measures P1..P4 (see bench/README.md), prints progress on stderr and a Markdown table on stdout, and writes
+Measures P1..P7 (see bench/README.md), prints progress on stderr and a Markdown table on stdout, and writes
 the raw numbers to bench/out/results.json. Everything it creates lives under bench/out/; every measure has
 its own temporary HOME under bench/out/tmp/; the only network peer is a loopback receiver it starts itself.
 
@@ -9,9 +9,11 @@ With --baseline-script/--baseline-classpath (BENCH_BASELINE in run.sh) a second 
 code, its runs interleaved with the current build's, and the table shows both side by side.
 """
 import argparse
+import hashlib
 import json
 import math
 import os
+import random
 import re
 import shlex
 import shutil
@@ -213,6 +215,7 @@ class HookSession:
         self.parent = last_uuid(self.transcript) if base_transcript else None
         self.turns = 0
         self.last_wait = None
+        self.last_done = None
         self.waits = []
         self.env = hook_env(base_env, self.home, receiver_url)
         self.env.pop("CC_LANGFUSE_EXPORT_BUDGET_MS", None)
@@ -242,6 +245,7 @@ class HookSession:
           None      exit status only (P1 (c), the hello-world floor, which writes no log)."""
         before = len(self.log_lines()) if expect else 0
         env = dict(self.env, **(extra_env or {}))
+        self.last_done = None
         started = time.perf_counter()
         try:
             proc = subprocess.run(["bash", "-c", command], input=self.payload, stdout=subprocess.DEVNULL,
@@ -254,7 +258,8 @@ class HookSession:
         if expect is None:
             return elapsed, True, "exit 0"
         # A hook that hands the firing to a detached JVM returns before its work is done: the run ends when the log
-        # says so (`elapsed`: until then, what the firing took; `last_wait`: what Claude Code waited).
+        # says so (`elapsed`: until then, what the firing took; `last_wait`: what Claude Code waited; `last_done`:
+        # until the firing's JVM ended, with what it does after its log line, e.g. pruning).
         wanted = EXPECTED_LOG[expect]
         deadline = started + timeout
         while True:
@@ -267,6 +272,7 @@ class HookSession:
         if matched:
             elapsed = max(elapsed, time.perf_counter() - started)
         reap_detached()
+        self.last_done = time.perf_counter() - started  # the detached JVM too has ended (its work after the log line)
         if errors:
             return elapsed, False, errors[-1][-300:]
         if not matched:
@@ -811,6 +817,204 @@ def waits_recorded(session, runner):
         return elapsed, ok, detail
     return run
 
+# ----------------------------------------------------------------------------- P7
+
+P7_SETUPS = (("clean", "(a) clean: the HOME as P1 has it"),
+             ("dead", "(b) {n:,} dead sessions, pruning not due (a fresh pruned.json)"),
+             ("due", "(c) {n:,} dead sessions, a pruning pass due (pruned.json removed before each run)"))
+REMOVED_LOG = re.compile(r"Removed the state of (\d+) session")
+
+
+def fingerprint_hex(text):
+    """Helpers.fingerprint (64-bit FNV-1a over the UTF-16 chars; these texts are ASCII) as Long.toHexString prints it."""
+    h = 0xcbf29ce484222325
+    for c in text:
+        h = ((h ^ ord(c)) * 0x100000001b3) & 0xFFFFFFFFFFFFFFFF
+    return format(h, "x")
+
+
+def jackson_pretty(value, depth=0):
+    """JSON as the hook writes its state (Jackson's default pretty printer: `"key" : value`, arrays on one line)."""
+    if isinstance(value, dict):
+        pad = "  " * (depth + 1)
+        items = [f"{pad}{json.dumps(k)} : {jackson_pretty(v, depth + 1)}" for k, v in value.items()]
+        return "{\n" + ",\n".join(items) + "\n" + "  " * depth + "}" if items else "{ }"
+    if isinstance(value, list):
+        return "[ " + ", ".join(jackson_pretty(v, depth) for v in value) + " ]" if value else "[ ]"
+    return json.dumps(value)
+
+
+def write_private(path, text):
+    """A file only its owner may read, as the hook writes its state (PrivateFiles.OWNER_ONLY)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+
+
+class DeadSessions:
+    """Finished sessions whose transcript is gone, as months of use leave them in a HOME's state folder: per session its
+    state (`<key>.json`, key = sha256(session_id::transcript_path), in the shape Progress.writeSessionState writes: a
+    dozen or so sent turns, the last one open, the transcript's identity and cost), its lock (`<key>.lock`, empty) and
+    its stamp (`seen-<fingerprint>.txt`, named as StateLayout.seen names it, so pruning removes it with the state). The
+    transcripts are paths under `gone/` that do not exist; every file is dated 40 days back."""
+
+    AGE_S = 40 * 86400
+
+    def __init__(self, folder, gone, seed):
+        self.folder, self.gone = folder, gone
+        self.rng = random.Random(seed)
+        self.keys = set()
+        self.state_bytes = []  # the size of every state file written
+        os.makedirs(folder, mode=0o700, exist_ok=True)
+
+    def _state(self, session_id, transcript, written):
+        r = self.rng
+        turns = r.randint(8, 24)
+        emitted = [str(uuidlib.UUID(int=r.getrandbits(128), version=4)) for _ in range(turns)]
+        offset = r.randint(100_000, 4_000_000)
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(written)) + f".{r.randrange(10 ** 9):09d}Z"
+        return {"session_id": session_id, "transcript_path": transcript, "offset": offset, "turn_count": turns,
+                "emitted_user_uuids": emitted,
+                "open_turn": {"user_uuid": emitted[-1], "turn_number": turns, "offset": offset,
+                              "trace_id": f"{r.getrandbits(128):032x}", "sent_at": stamp,
+                              "span_ids": [f"{r.getrandbits(64):016x}" for _ in range(r.randint(3, 12))],
+                              "usage_message_ids": [f"msg_01{r.getrandbits(96):024x}" for _ in range(r.randint(1, 4))]},
+                "file_key": f"(dev=fe00,ino={r.randint(10 ** 6, 10 ** 8)})", "head_length": 4096,
+                "head_crc32": f"{r.getrandbits(32):x}", "cost_sent_usd": round(r.uniform(0.05, 12), 6),
+                "cost_unpriced": 0, "updated": stamp}
+
+    def add(self, count):
+        """Writes `count` more dead sessions (three files each)."""
+        written = time.time() - self.AGE_S
+        for _ in range(count):
+            session_id = str(uuidlib.UUID(int=self.rng.getrandbits(128), version=4))
+            transcript = os.path.join(self.gone, session_id + ".jsonl")
+            key = hashlib.sha256(f"{session_id}::{transcript}".encode()).hexdigest()
+            state = os.path.join(self.folder, key + ".json")
+            lock = os.path.join(self.folder, key + ".lock")
+            seen = os.path.join(self.folder, f"seen-{fingerprint_hex(f'{session_id}::{transcript}')}.txt")
+            text = jackson_pretty(self._state(session_id, transcript, written))
+            write_private(state, text)
+            self.state_bytes.append(len(text))
+            write_private(lock, "")
+            size = self.rng.randint(100_000, 4_000_000)
+            write_private(seen, f"{session_id}\n{transcript}\n(dev=fe00,ino={self.rng.randint(10 ** 6, 10 ** 8)}) {size} "
+                                f"{int(written * 1e9)}\n")
+            for path in (state, lock, seen):
+                os.utime(path, (written, written))
+            self.keys.add(key)
+
+    def files(self):
+        """The names of the files (not folders) in the state folder, pruning's marker (pruned.json) aside: the bench
+        removes and writes that one itself."""
+        with os.scandir(self.folder) as entries:
+            return [e.name for e in entries if e.is_file(follow_symlinks=False) and e.name != "pruned.json"]
+
+    def count(self):
+        """(files in the state folder, dead sessions whose state is still there); forgets the removed ones."""
+        names = self.files()
+        present = {n[:-5] for n in names if n.endswith(".json")}
+        self.keys &= present
+        return len(names), len(self.keys)
+
+    def top_up(self, target):
+        """Writes new dead sessions until there are `target` again; returns (files, dead sessions) found before."""
+        before = self.count()
+        self.add(target - before[1])
+        return before
+
+
+def p7(args, receiver, base_env, results, variants, commands):
+    """The P1 (a) command, one new turn per run, in three HOMEs per build, interleaved round by round: (a) clean, as P1
+    has it; (b) plus `args.p7_dead` dead sessions and a fresh pruned.json (pruning not due: the days between passes);
+    (c) as (b) with pruned.json removed and the dead sessions topped back up before each run (untimed), so every run
+    does a pruning slice over as many. Each run: what Claude Code waits, when the turn is delivered, and when the
+    firing's JVM ended (after its pruning slice)."""
+    n = args.p7_dead
+    sessions, dead, runners = {}, {}, {}
+    for variant in variants:
+        for setup, _ in P7_SETUPS:
+            key = setup + variant.key_suffix
+            session = sessions[key] = HookSession(f"p7{setup}{variant.dir_suffix}", args.small, base_env, receiver.base_url)
+            _, ok, why = session.run(commands[variant.key][0], "sent")  # the transcript's own turns, untimed
+            if not ok:
+                log(f"P7 ({key}): sending the transcript's own turns first FAILED: {why}")
+            if setup != "clean":
+                folder = os.path.join(session.home, ".claude", "state", "litefuse")
+                log(f"P7 ({key}): writing {n:,} dead sessions ({3 * n:,} files) into {shown(folder)}")
+                dead[key] = DeadSessions(folder, os.path.join(session.dir, "gone"), seed=f"p7-{key}")
+                dead[key].add(n)
+                # The marker of a pass just finished (the hook's own shape): no pruning due while the runs last.
+                write_private(os.path.join(folder, "pruned.json"), json.dumps({"finished_at": int(time.time() * 1000)},
+                                                                              separators=(",", ":")))
+    os.sync()  # write the new files back now, not during the rounds (the kernel's writeback would count as other work)
+    due_start = {key: d.count() for key, d in dead.items()}
+
+    def runner(session, command, dead_sessions):
+        def run():
+            detail = {}
+            if dead_sessions:
+                dead_sessions.top_up(n)  # untimed, before the run
+                marker = os.path.join(dead_sessions.folder, "pruned.json")
+                if os.path.exists(marker):
+                    os.remove(marker)
+                detail["files_before"], detail["dead_before"] = dead_sessions.count()
+            session.append_turn()
+            lines_before = len(session.log_lines())
+            elapsed, ok, why = session.run(command, "sent")
+            if not ok:
+                return elapsed, ok, why
+            detail.update(log=why, wait=session.last_wait, done=session.last_done)
+            if dead_sessions:
+                detail["files_after"], dead_after = dead_sessions.count()
+                detail["sessions_removed"] = detail["dead_before"] - dead_after
+                detail["logged_removed"] = sum(int(m.group(1)) for line in session.log_lines()[lines_before:]
+                                               if (m := REMOVED_LOG.search(line)))
+                try:
+                    detail["marker"] = json.load(open(os.path.join(dead_sessions.folder, "pruned.json")))
+                except (OSError, ValueError):
+                    detail["marker"] = None  # no pruned.json after the run: this build does not prune
+            return elapsed, ok, detail
+        return run
+
+    for setup, _ in P7_SETUPS:
+        for variant in variants:
+            key = setup + variant.key_suffix
+            runners[key] = runner(sessions[key], commands[variant.key][0], dead.get(key) if setup == "due" else None)
+    samples, details, failures = run_rounds("P7", runners, args.runs, args.warmup, receiver, results, args.quiet_wait,
+                                            alternate=len(variants) > 1)
+    for variant in variants:
+        out = {"command": commands[variant.key][0], "dead_sessions": n, "setups": {},
+               "state_bytes": {"median": statistics.median_low(dead["dead" + variant.key_suffix].state_bytes),
+                               "min": min(dead["dead" + variant.key_suffix].state_bytes),
+                               "max": max(dead["dead" + variant.key_suffix].state_bytes)} if n else None}
+        for setup, label in P7_SETUPS:
+            key = setup + variant.key_suffix
+            kept = details[key]
+            entry = {"label": label.format(n=n), "failed_runs": len(failures[key]), "failures": failures[key][:5],
+                     "delivered": summary_ms(samples[key]) if samples[key] else None,
+                     "wait": summary_ms([d["wait"] for d in kept]) if kept else None,
+                     "done": summary_ms([d["done"] for d in kept]) if kept else None}
+            if key in dead:
+                files_end, dead_end = dead[key].count()
+                entry["state_folder"] = {"files_before_runs": due_start[key][0], "dead_before_runs": due_start[key][1],
+                                         "files_after_runs": files_end, "dead_after_runs": dead_end}
+            if setup == "due" and kept:
+                entry["pruning"] = {
+                    "seen": any(d["marker"] is not None for d in kept),
+                    "sessions_removed": [d["sessions_removed"] for d in kept],
+                    "files_removed": [d["files_before"] - d["files_after"] for d in kept],
+                    "logged_removed": [d["logged_removed"] for d in kept],
+                    "last_marker": kept[-1]["marker"]}
+            out["setups"][setup] = entry
+        clean = out["setups"]["clean"]
+        for setup in ("dead", "due"):
+            other = out["setups"][setup]
+            out["setups"][setup]["ratio_to_clean"] = {
+                what: other[what]["median"] / clean[what]["median"] if other[what] and clean[what] else None
+                for what in ("wait", "delivered", "done")}
+        store(results, variant, "P7", out)
+
 # ----------------------------------------------------------------------------- P3
 
 GC_LINE = re.compile(r"(\d+(?:\.\d+)?)([KMG])->(\d+(?:\.\d+)?)([KMG])\((\d+(?:\.\d+)?)([KMG])\)")
@@ -1165,6 +1369,55 @@ def rows(view):
                 "the 3 s export budget", status(s["median"] <= 3000 and not fails), [("", s["samples"], False, s["median"])])
         else:
             row("P5", name, f"no successful run ({p5r['failures'][:1]})", "all sent in that firing", "MISS")
+    p7r = view.get("P7")
+    if p7r:
+        setups = p7r["setups"]
+        clean = setups["clean"]
+        target = "(b) ÷ (a) ≤ 1.05 on wait and delivered"
+        for setup, _ in P7_SETUPS:
+            r = setups[setup]
+            fails = f"; {r['failed_runs']} run(s) failed" if r["failed_runs"] else ""
+            name = f"P7 {r['label']}: one new turn (command of P1 a)"
+            if not (r["wait"] and r["delivered"]):
+                row("P7" + setup, name, f"no successful run{fails} ({r['failures'][:1]})",
+                    target if setup == "dead" else "— (reference)", "MISS" if setup == "dead" else "ERROR")
+                continue
+            result = (f"Claude Code waits: {fmt_ms(r['wait'])}; delivered: {fmt_ms(r['delivered'])}; "
+                      f"the firing's JVM ended: median {r['done']['median']:.0f} ms (p10–p90 {r['done']['p10']:.0f}–"
+                      f"{r['done']['p90']:.0f})")
+            ratios = r.get("ratio_to_clean") or {}
+            if ratios.get("wait") and ratios.get("delivered"):
+                result += (f"; ÷ (a): wait {ratios['wait']:.3f}×, delivered {ratios['delivered']:.3f}×, JVM ended "
+                           f"{ratios['done']:.3f}×")
+            pruning = r.get("pruning")
+            if setup == "due" and pruning is not None:
+                if not pruning["seen"]:
+                    result += "; no pruning in this build (no pruned.json after any run)"
+                else:
+                    folder = r["state_folder"]
+                    logged = sum(pruning["logged_removed"]) / len(pruning["logged_removed"])
+                    marker = pruning["last_marker"] or {}
+                    stopped = marker.get("stopped_after")
+                    result += (f"; each run's slice removed on average "
+                               f"{statistics.mean(pruning['sessions_removed']):.1f} dead sessions "
+                               f"({statistics.mean(pruning['files_removed']):.1f} files; min–max "
+                               f"{min(pruning['sessions_removed'])}–{max(pruning['sessions_removed'])} sessions; the log "
+                               f"says {logged:.1f}), topped back up before the next run; state folder "
+                               f"{folder['files_before_runs']:,} files before the runs, {folder['files_after_runs']:,} "
+                               f"after the last (pruned.json aside); pruned.json after the last run: "
+                               + (f"stopped after `{stopped[:12]}…`" if stopped else "pass finished"))
+                    if not max(pruning["sessions_removed"]) and stopped:
+                        result += " (no slice removed anything: each ran out of its time before it removed a session)"
+            result += fails
+            values = [("wait: ", r["wait"]["samples"], False, r["wait"]["median"]),
+                      ("delivered: ", r["delivered"]["samples"], False, r["delivered"]["median"])]
+            if setup == "dead" and ratios.get("wait") and ratios.get("delivered"):
+                ok = ratios["wait"] <= 1.05 and ratios["delivered"] <= 1.05 and not r["failed_runs"] \
+                    and not clean["failed_runs"]
+                row("P7" + setup, name, result, target, status(ok), values)
+            else:
+                row("P7" + setup, name, result, "— (reference)" if setup == "clean" else "— (report)",
+                    "ERROR" if r["failed_runs"] else "—", values)
     return out
 
 
@@ -1251,7 +1504,22 @@ def notes(results, args, variants):
             out.append(f"- P2 priming{whose} (hook mode, whole {pr['transcript_bytes'] / 1e6:.0f} MB backlog in one run): "
                        f"{pr['seconds']:.1f} s, {spans:,} spans sent; state offset {pr['state_offset']} of "
                        f"{pr['transcript_bytes']} bytes{held}.")
-    out.append(f"- Runs: {args.warmup} warm-up + {args.runs} undisturbed timed rounds per P1/P2 variant, interleaved; every hook run "
+    for variant in variants:
+        p7r = (results if variant.key == "current" else results.get("baseline", {})).get("P7")
+        if p7r:
+            whose = f" ({variant.key})" if compared else ""
+            dead_folder = p7r["setups"]["dead"].get("state_folder") or {}
+            due_folder = p7r["setups"]["due"].get("state_folder") or {}
+            size = p7r.get("state_bytes") or {}
+            out.append(f"- P7{whose}: (b) and (c) each hold {p7r['dead_sessions']:,} dead sessions written once before the "
+                       f"runs (per session a state of median {size.get('median', 0):,} bytes, "
+                       f"{size.get('min', 0):,}–{size.get('max', 0):,}, an empty lock and a stamp, all dated 40 days "
+                       "back; transcripts that do not exist). State folder files before → after the runs: (b) "
+                       f"{dead_folder.get('files_before_runs', 0):,} → {dead_folder.get('files_after_runs', 0):,}; (c) "
+                       f"{due_folder.get('files_before_runs', 0):,} → {due_folder.get('files_after_runs', 0):,} (the dead "
+                       "sessions (c)'s runs removed were topped back up before each next run). \"Delivered\" is the "
+                       "hook's log line, which comes before the firing's pruning slice; \"JVM ended\" includes it.")
+    out.append(f"- Runs: {args.warmup} warm-up + {args.runs} undisturbed timed rounds per P1/P2/P6/P7 variant, interleaved; every hook run "
                "through `bash -c` with the payload on stdin, its own temporary HOME, a loopback receiver; "
                "MB = 10^6 bytes; P3 files are in the page cache before timing; times include JVM start.")
     repeats = ([f"P3: {args.p3_runs} run(s) of each file per build"] if "P3" in results and args.p3_runs > 1 else []) \
@@ -1300,7 +1568,8 @@ def main():
     parser.add_argument("--p4-runs", type=int, default=1, help="timed P4 exports per build")
     parser.add_argument("--replay-timeout", type=int, default=240)
     parser.add_argument("--export-timeout", type=int, default=300)
-    parser.add_argument("--only", default="P1,P2,P3,P4,P5,P6")
+    parser.add_argument("--p7-dead", type=int, default=10000, help="dead sessions in the state folder of P7 (b) and (c)")
+    parser.add_argument("--only", default="P1,P2,P3,P4,P5,P6,P7")
     parser.add_argument("--quiet-wait", type=int, default=180,
                         help="seconds to wait at most, before each measure and before repeating a dropped round, "
                              "for other work to leave the CPUs idle")
@@ -1344,6 +1613,11 @@ def main():
                 commands = {v.key: hook_command_a(v, base_env, receiver.base_url)[:2] for v in variants}
             wait_until_quiet(results, "P5", args.quiet_wait)
             p5(args, receiver, base_env, results, commands)
+        if "P7" in only:
+            if commands is None:
+                commands = {v.key: hook_command_a(v, base_env, receiver.base_url)[:2] for v in variants}
+            wait_until_quiet(results, "P7", args.quiet_wait)
+            p7(args, receiver, base_env, results, variants, commands)
         if "P3" in only:
             wait_until_quiet(results, "P3", args.quiet_wait)
             p3(args, receiver, results, variants)
@@ -1354,7 +1628,7 @@ def main():
         receiver.close()
     # Which JDK each measure ran on: P1/P2 on the java the (a) command runs (the install launcher's), P3/P4 on PATH's.
     jdk_lines, results["jdk"] = [], {}
-    for group, java, how in ((("P1", "P2"), commands and launcher_java(commands[variants[0].key][0]),
+    for group, java, how in ((("P1", "P2", "P7"), commands and launcher_java(commands[variants[0].key][0]),
                               "the java the P1 (a) command runs; P1 (b) on the one JBang picks"),
                              (("P3", "P4"), shutil.which("java") or "java", "`java` on PATH")):
         measures = "/".join(m for m in group if m in only)

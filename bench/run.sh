@@ -22,16 +22,22 @@
 #   P6  one new turn over HTTPS, and over HTTPS behind a CONNECT proxy adding 40 ms per round trip
 #       (tests/ConnectProxy.java), with the command of P1 (a) installed for the HTTPS endpoint: what Claude Code waits (the command's wall time)
 #       and when the turn is delivered (its log line).                                 target: wait <= 80 ms
-# The table's header says which JDK each measure ran on: P1/P2 the one the install launcher runs, P3/P4 PATH's.
+#   P7  the command of P1 (a), one new turn per run, in three HOMEs, runs interleaved round by round: (a) clean, as P1
+#       has it; (b) plus 10,000 dead sessions in the state folder (10,000 <key>.json + .lock + seen-*.txt, their
+#       transcripts gone) and a fresh pruned.json (pruning not due: the days between the daily passes); (c) as (b) with
+#       pruned.json removed and the dead sessions topped back up to 10,000 before each run (untimed), so every run does
+#       a pruning slice. Wait, delivered and when the firing's JVM ended; (b)/(a), (c)/(a); sessions removed per run.
+#                                                        target: (b)/(a) <= 1.05 on delivered and on wait
+# The table's header says which JDK each measure ran on: P1/P2/P7 the one the install launcher runs, P3/P4 PATH's.
 #
 # Options (environment): LITEFUSE_SCRIPT=/path/to/litefuse_hook.java (default: the repository's),
 #   BENCH_RUNS=15 BENCH_WARMUP=3 BENCH_SMALL_BYTES=5e4 BENCH_MID_BYTES=2e8 BENCH_BIG_BYTES=1e9
-#   BENCH_P4_BYTES (default: BENCH_MID_BYTES) BENCH_ONLY=P1,P2,P3,P4,P5,P6
+#   BENCH_P4_BYTES (default: BENCH_MID_BYTES) BENCH_ONLY=P1,P2,P3,P4,P5,P6,P7 BENCH_P7_DEAD=10000
 #   BENCH_QUIET_WAIT=180 (before each measure and before repeating a dropped round, wait at most this many seconds
 #     for other work to leave the CPUs idle)
 #   BENCH_BASELINE=<git revision | path to a litefuse_hook.java>: also build that version (`git show
 #     REV:litefuse_hook.java`, or a copy of the file) and measure it with the same harness, its runs interleaved
-#     with the current script's (P1 and P2 within each round, P3 and P4 alternating), so machine noise hits both
+#     with the current script's (P1, P2, P6 and P7 within each round, P3 and P4 alternating), so machine noise hits both
 #     alike; the table then shows baseline, current and current / baseline side by side.
 #   BENCH_P3_RUNS, BENCH_P4_RUNS (timed runs per variant of each P3 file and of P4: 1, or 5 with a baseline)
 # Transcripts are generated from the repository's own tests/transcripts/*.jsonl (the crafted__* test fixtures
@@ -74,7 +80,8 @@ small_bytes="${BENCH_SMALL_BYTES:-5e4}"
 mid_bytes="${BENCH_MID_BYTES:-2e8}"
 big_bytes="${BENCH_BIG_BYTES:-1e9}"
 p4_bytes="${BENCH_P4_BYTES:-$mid_bytes}"
-only="${BENCH_ONLY:-P1,P2,P3,P4,P5,P6}"
+only="${BENCH_ONLY:-P1,P2,P3,P4,P5,P6,P7}"
+p7_dead="${BENCH_P7_DEAD:-10000}"
 quiet_wait="${BENCH_QUIET_WAIT:-180}"
 script_src="$(readlink -f "${LITEFUSE_SCRIPT:-$root/litefuse_hook.java}")"
 [[ -f "$script_src" ]] || die "no script at $script_src"
@@ -198,7 +205,7 @@ Script: \`$(shown "$script_src")\` sha256 ${start_sha}… ($version; $( [[ "$sta
 $baseline_line}"
 python3 "$bench_dir/bench.py" --script "$script" --classpath "$classpath" --classes "$out/classes" \
   --small "$small" --mid "$mid" --big "${big:-$mid}" --p4-file "$p4_file" \
-  --runs "$runs" --warmup "$warmup" --p3-runs "$p3_runs" --p4-runs "$p4_runs" --only "$only" \
+  --runs "$runs" --warmup "$warmup" --p3-runs "$p3_runs" --p4-runs "$p4_runs" --p7-dead "$p7_dead" --only "$only" \
   --quiet-wait "$quiet_wait" --header "$header" ${baseline_args[@]+"${baseline_args[@]}"}
 
 end_sha="$(sha256sum "$script_src" | cut -c1-12)"
