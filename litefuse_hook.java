@@ -193,6 +193,15 @@ public class litefuse_hook implements Callable<Integer> {
             return null;
         }
 
+        /** Deletes a folder and everything in it, as far as it can: what is left is left quietly. */
+        static void deleteTree(Path root) {
+            try (java.util.stream.Stream<Path> walk = Files.walk(root)) {
+                walk.sorted(java.util.Comparator.reverseOrder()).forEach(path -> path.toFile().delete());
+            } catch (IOException e) {
+                // A folder that is gone already, or not readable: nothing more to remove.
+            }
+        }
+
         /** "set, 44 characters": that a secret is there, and not one character of it. */
         static String describeSecret(String secret) {
             return secret == null || secret.isBlank() ? "(not set)" : "set, " + secret.length() + " characters";
@@ -8103,7 +8112,7 @@ public class litefuse_hook implements Callable<Integer> {
                 return false;
             } finally {
                 if (server != null) server.stop(0);
-                if (scratch != null) deleteTree(scratch);
+                if (scratch != null) Helpers.deleteTree(scratch);
             }
         }
 
@@ -8160,13 +8169,6 @@ public class litefuse_hook implements Callable<Integer> {
                     "");
         }
 
-        private static void deleteTree(Path root) {
-            try (java.util.stream.Stream<Path> walk = Files.walk(root)) {
-                walk.sorted(java.util.Comparator.reverseOrder()).forEach(path -> path.toFile().delete());
-            } catch (IOException e) {
-                // A leftover temporary folder is harmless.
-            }
-        }
     }
 
     // ----------------- Commands -----------------
@@ -8582,6 +8584,9 @@ public class litefuse_hook implements Callable<Integer> {
     @Command(name = "uninstall", mixinStandardHelpOptions = true,
             description = "Remove exactly what install added: its hooks, the env keys it created, the files it created, the launcher.")
     static final class Uninstall extends Subcommand {
+        @Option(names = "--purge", description = "Also remove the hook's log and state (~/.claude/state/litefuse_hook.log*, ~/.claude/state/litefuse/). "
+                + "A hook installed again then sends the turns of every transcript still there once more.")
+        boolean purge;
 
         @Override
         public Integer call() throws IOException {
@@ -8590,7 +8595,7 @@ public class litefuse_hook implements Callable<Integer> {
             ObjectNode manifest = StateFiles.loadState(manifestFile, Log.toStderr());
             if (manifest.isEmpty()) {
                 out().println("Nothing to uninstall: no record of an install in " + manifestFile);
-                return 0;
+                return purge ? purgeState(config.layout()) : 0;
             }
             int status = 0;
             for (Map.Entry<String, JsonNode> entry : manifest.properties()) {
@@ -8607,8 +8612,17 @@ public class litefuse_hook implements Callable<Integer> {
             Files.deleteIfExists(launcher);
             for (Path companion : Launcher.launcherCompanions(launcher)) Files.deleteIfExists(companion);
             if (status == 0) Files.delete(manifestFile);
-            out().println("Removed the launcher " + launcher + ". The log and state in " + config.layout().stateDir() + " are kept.");
-            return status;
+            out().println("Removed the launcher " + launcher + "." + (purge ? "" : " The log and state in " + config.layout().stateDir()
+                    + " are kept (uninstall --purge removes them too)."));
+            return status == 0 && purge ? purgeState(config.layout()) : status;
+        }
+
+        /** The log (both files and its lock) and the state folder; without --purge they stay, so that a new install sends nothing twice. */
+        private int purgeState(StateLayout layout) throws IOException {
+            for (Path file : List.of(layout.log(), layout.previousLog(), layout.logLock())) Files.deleteIfExists(file);
+            Helpers.deleteTree(layout.sessions());
+            out().println("Removed the log and the state in " + layout.stateDir() + ".");
+            return Files.exists(layout.sessions()) ? 1 : 0;
         }
 
         /** Takes out of one settings file what the manifest says install added to it; deletes it if install created it and it is now empty. */

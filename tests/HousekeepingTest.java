@@ -280,4 +280,24 @@ public class HousekeepingTest extends ReceiverFixture {
             for (Path file : immutable) new ProcessBuilder("chattr", "-i", file.toString()).start().waitFor();
         }
     }
+
+    @Test
+    void uninstallPurgeRemovesEverythingTheHookMade() throws Exception {
+        env.put("CC_LANGFUSE_LOG_MAX_BYTES", "1024");
+        env.put("CC_LANGFUSE_DEBUG", "true");
+        picocli.CommandLine cli = new picocli.CommandLine(new litefuse_hook(env));
+        cli.setOut(new java.io.PrintWriter(new java.io.StringWriter()));
+        assertEquals(0, cli.execute("install", "--dir", home.toString()));
+        sentSession("gone", -1);
+        sentSession("live", 0);
+        litefuse_hook.StateLayout layout = TestSupport.layout(home);
+        assertTrue(Files.exists(layout.previousLog()) && Files.exists(layout.logLock()) && Files.exists(layout.pruned()));
+        java.io.StringWriter out = new java.io.StringWriter();
+        cli.setOut(new java.io.PrintWriter(out));
+        assertEquals(0, cli.execute("uninstall", "--purge"), out.toString());
+        try (Stream<Path> left = Files.walk(home.resolve(".claude"))) {
+            assertEquals(List.of(), left.filter(Files::isRegularFile).filter(f -> f.toString().contains("litefuse")).toList(),
+                    "nothing of the hook's is left: " + out);
+        }
+    }
 }
