@@ -6802,15 +6802,18 @@ public class litefuse_hook implements Callable<Integer> {
 
         /**
          * The session's state when nothing of it waits (spool, export in flight, turns to resend) and its transcript is
-         * gone or was last written before the cutoff; null otherwise.
+         * gone, or it and the state were both last written before the cutoff; null otherwise.
          */
         private static ObjectNode finishedState(StateLayout layout, String key, long cutoffMillis) throws IOException {
             if (Files.exists(layout.pendingMarker(key))) return null;
             if (!(Json.parse(Files.readAllBytes(layout.state(key))) instanceof ObjectNode state)) return null;
             Progress.SessionState progress = Progress.loadSessionState(state);
             if (progress.inFlight() != null || !progress.waitingTurns().isEmpty()) return null;
+            // An old transcript counts only once the hook, too, has left its state alone that long: backfill of an old
+            // transcript writes its state, and must find it to send nothing twice.
             Path transcript = Paths.get(state.path("transcript_path").asText(""));
-            return !Files.exists(transcript) || olderThan(transcript, cutoffMillis) ? state : null;
+            if (!Files.exists(transcript)) return state;
+            return olderThan(transcript, cutoffMillis) && olderThan(layout.state(key), cutoffMillis) ? state : null;
         }
     }
 

@@ -117,12 +117,17 @@ public class HousekeepingTest extends ReceiverFixture {
 
     // ----------------------------------------------------------------------------------------------------- pruning
 
-    /** A session the hook has sent; its transcript then aged `days` (or removed when negative). */
+    /** A session the hook has sent; then its transcript removed (days < 0), or it and the session's state aged `days`. */
     Path sentSession(String name, int days) throws IOException {
         Path transcript = sessionCopy("marot__spotter__short.jsonl", name);
         TestSupport.fireHook(env, name, transcript);
-        if (days < 0) Files.delete(transcript);
-        else Files.setLastModifiedTime(transcript, FileTime.from(Instant.now().minus(days, ChronoUnit.DAYS)));
+        if (days < 0) {
+            Files.delete(transcript);
+        } else {
+            FileTime then = FileTime.from(Instant.now().minus(days, ChronoUnit.DAYS));
+            Files.setLastModifiedTime(transcript, then);
+            Files.setLastModifiedTime(TestSupport.layout(home).state(key(name, transcript)), then);
+        }
         return transcript;
     }
 
@@ -200,6 +205,20 @@ public class HousekeepingTest extends ReceiverFixture {
         fireWithPassDue(live);
         assertFalse(kept("later", later));
         assertFalse(kept("locked", locked), "unlocked now");
+    }
+
+    @Test
+    void anOldTranscriptTheHookJustWroteTheStateOfStays() throws Exception {
+        // Backfill of an old transcript (or a firing for it) writes its state now: pruning it would send it all again.
+        Path transcript = sessionCopy("marot__spotter__short.jsonl", "history");
+        Files.setLastModifiedTime(transcript, FileTime.from(Instant.now().minus(200, ChronoUnit.DAYS)));
+        Path live = sentSession("live", 0);
+        TestSupport.fireHook(env, "history", transcript);
+        fireWithPassDue(live);
+        assertTrue(kept("history", transcript));
+        receiver.clear();
+        TestSupport.fireHook(env, "history", transcript);
+        assertEquals(0, receiver.acceptedSpans().size(), "nothing sent twice");
     }
 
     @Test
