@@ -2543,6 +2543,8 @@ public class litefuse_hook implements Callable<Integer> {
             String unbuilt;
             /** Where its request row is in the transcript; -1 for one an earlier run carried (it lies before this run's start). */
             long offset = -1;
+            /** Its request row as this run read it; null for one an earlier run carried. */
+            Transcript.Row read;
 
             Recorded(JsonNode row) {
                 this.row = row;
@@ -2610,11 +2612,21 @@ public class litefuse_hook implements Callable<Integer> {
                             shapeOffsets.put(json.path("shapeHash").textValue(), row.offset());
                         }
                     }
-                    case "api-request" -> record(json, row.offset());
+                    case "api-request" -> record(row);
                     default -> {
                         // Other rows are no part of a request.
                     }
                 }
+            }
+
+            /** The request rows with these ids that this run read, wherever they were (a turn's first one may come before its prompt). */
+            Map<String, Transcript.Row> rows(Collection<String> requestIds) {
+                Map<String, Transcript.Row> rows = new LinkedHashMap<>();
+                for (String id : requestIds) {
+                    Recorded recorded = requests.get(id);
+                    if (recorded != null && recorded.read != null) rows.put(id, recorded.read);
+                }
+                return rows;
             }
 
             /** The calls these request ids name, as far as they are recorded; one debug line for each that is not. */
@@ -2634,6 +2646,7 @@ public class litefuse_hook implements Callable<Integer> {
                     if (!requests.isEmpty()) log.debug("Request " + requestId + ": its row is not in what was read; its input comes from the turn");
                     return null;
                 }
+                complete(recorded, 0);
                 List<JsonNode> fresh = newMessages(recorded);
                 if (mode == Config.GenerationInput.FULL) {
                     JsonNode shape = shapes.get(recorded.row.path("shapeHash").asText(""));
@@ -2705,15 +2718,37 @@ public class litefuse_hook implements Callable<Integer> {
                 return null;
             }
 
-            private void record(JsonNode row, long offset) {
+            private void record(Transcript.Row read) {
+                JsonNode row = read.json();
                 String id = row.path("id").asText("");
                 if (id.isEmpty()) return;
                 Recorded recorded = new Recorded(row);
-                recorded.offset = offset;
+                recorded.offset = read.offset();
+                recorded.read = read;
                 for (JsonNode hash : row.path("tail")) recorded.tail.add(hash.isTextual() ? resolve(hash.textValue()) : null);
                 if (mode == Config.GenerationInput.FULL) recorded.messages = allMessages(recorded);
                 requests.put(id, recorded);
                 if (requests.size() > MAX_REQUESTS) requests.remove(requests.keySet().iterator().next());
+            }
+
+            /**
+             * A request whose row came before a message it adds (Claude Code writes rows through a queue: on a busy machine
+             * a turn's first request row can land before its prompt row), built again now that the rows after it are read;
+             * its base first, which may have come early too.
+             */
+            private void complete(Recorded recorded, int depth) {
+                boolean missing = recorded.tail.contains(null);
+                if (!missing && (recorded.messages != null || mode != Config.GenerationInput.FULL)) return;
+                Recorded base = requests.get(recorded.row.path("base").asText(""));
+                if (base != null && base != recorded && depth < MAX_REQUESTS) complete(base, depth + 1);
+                JsonNode hashes = recorded.row.path("tail");
+                for (int i = 0; i < recorded.tail.size(); i++) {
+                    if (recorded.tail.get(i) == null && hashes.path(i).isTextual()) recorded.tail.set(i, resolve(hashes.path(i).textValue()));
+                }
+                if (mode == Config.GenerationInput.FULL && recorded.messages == null) {
+                    recorded.unbuilt = null;
+                    recorded.messages = allMessages(recorded);
+                }
             }
 
             /** Every message of the request: the first `keep` of its base's, then its tail; null (and why) when one is missing. */
@@ -3569,11 +3604,21 @@ public class litefuse_hook implements Callable<Integer> {
                 return !launches.waitingFor().isEmpty();
             }
 
-            /** The turn with its model calls as the store of its transcript records them. */
+            /**
+             * The turn with its model calls as the store of its transcript records them: the requests among its rows and
+             * those its answers name (requestRef). Claude Code writes rows through a queue, so on a busy machine a turn's
+             * first request row can land before the prompt row that starts the turn.
+             */
             Turn withCalls(Requests.Store requests) {
-                if (modelInput.apiRequests().isEmpty()) return this;
-                ModelInput recorded = new ModelInput(modelInput.contextRows(), modelInput.apiRequests(),
-                        Map.copyOf(requests.calls(modelInput.apiRequests().keySet())));
+                Set<String> named = new LinkedHashSet<>(modelInput.apiRequests().keySet());
+                for (Transcript.Row row : assistantRows) {
+                    String requestRef = row.json().path("requestRef").asText("");
+                    if (!requestRef.isEmpty()) named.add(requestRef);
+                }
+                if (named.isEmpty()) return this;
+                Map<String, Transcript.Row> apiRequests = new HashMap<>(requests.rows(named));
+                apiRequests.putAll(modelInput.apiRequests());
+                ModelInput recorded = new ModelInput(modelInput.contextRows(), Map.copyOf(apiRequests), Map.copyOf(requests.calls(named)));
                 return new Turn(userRow, kind, assistantRows, toolResultsById, systemRows, interruptRow, sidechainRows,
                         agents, lastActivity, recorded, launches);
             }

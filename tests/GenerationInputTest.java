@@ -439,15 +439,52 @@ public class GenerationInputTest extends ReceiverFixture {
     }
 
     @Test
-    void aBlobAfterItsRequestFallsBackAndARequestAfterItsAnswerDoesNot() throws IOException {
-        // The client writes a request's blobs before it; one written after is not looked for again.
+    void aBlobOrARequestRowOutOfOrderIsStillFound() throws IOException {
+        // The client writes a request's blobs before it; one that lands after it (rows go through a queue) is looked
+        // for again when the generation is built.
         Path blobLate = copyEdited(row -> row, rows -> moveAfterNext(rows, "api-request-blob", ENVIRONMENT_BLOB, "api-request"));
-        assertFallsBack(blobLate, "a message it adds is in no blob or row read");
+        List<Generation> blobs = replay(blobLate, "CC_LANGFUSE_GENERATION_INPUT", "full");
+        assertTrue(blobs.stream().allMatch(g -> g.from().equals("request")), blobs.stream().map(Generation::from).toList().toString());
+        assertEquals(replay(DIR, "CC_LANGFUSE_GENERATION_INPUT", "full"), blobs);
         // A request row that lands after its answer's rows is still found by the id the answer names.
         Path requestLate = copyEdited(row -> row, rows -> moveAfterNext(rows, "api-request", "\"keep\":0", "assistant"));
         List<Generation> late = replay(requestLate, "CC_LANGFUSE_GENERATION_INPUT", "full");
         assertTrue(late.stream().allMatch(g -> g.from().equals("request")));
         assertEquals(replay(DIR, "CC_LANGFUSE_GENERATION_INPUT", "full"), late);
+    }
+
+    @Test
+    void aRequestRowWrittenBeforeItsTurnsPromptIsStillTheGenerationsInput() throws IOException {
+        // Claude Code writes rows through a queue: a busy machine may see a turn's first request row land before the
+        // prompt row that starts the turn. The answer still names it (requestRef), so it is still found.
+        Path early = copyEdited(row -> row, rows -> moveBeforePrevious(moveBeforePrevious(rows, "api-request", "8ea5e43c", "user"),
+                "api-request", "c7591383", "user"));
+        List<String> echo = Files.readAllLines(early.resolve(ECHO + ".jsonl"));
+        int request = -1;
+        int prompt = -1;
+        for (int i = 0; i < echo.size(); i++) {
+            if (echo.get(i).contains("\"type\":\"api-request\"") && echo.get(i).contains("8ea5e43c")) request = i;
+            if (echo.get(i).contains("\"type\":\"user\"") && echo.get(i).contains("and once more")) prompt = i;
+        }
+        assertTrue(request >= 0 && request < prompt, "the request row moved before the prompt: " + request + ", " + prompt);
+        List<Generation> moved = replay(early, "CC_LANGFUSE_GENERATION_INPUT", "full");
+        assertTrue(moved.stream().allMatch(g -> g.from().equals("request")), moved.stream().map(Generation::from).toList().toString());
+        assertEquals(replay(DIR, "CC_LANGFUSE_GENERATION_INPUT", "full").size(), moved.size());
+    }
+
+    /** The rows with the first row of `type` containing `marker` moved before the previous row of type `before`. */
+    static List<ObjectNode> moveBeforePrevious(List<ObjectNode> rows, String type, String marker, String before) {
+        List<ObjectNode> moved = new ArrayList<>(rows);
+        for (int i = 0; i < moved.size(); i++) {
+            if (!moved.get(i).path("type").asText().equals(type) || !moved.get(i).toString().contains(marker)) continue;
+            for (int j = i - 1; j >= 0; j--) {
+                if (moved.get(j).path("type").asText().equals(before)) {
+                    moved.add(j, moved.remove(i));
+                    return moved;
+                }
+            }
+        }
+        return moved;
     }
 
     /** The rows with the first row of `type` containing `marker` moved after the next row of type `after`. */
