@@ -59,7 +59,8 @@ public class TestAll {
     static final List<Class<?>> SUITE = List.of(ReplayTest.class, HookTest.class, WireTest.class, FaultTest.class,
             ConcurrencyTest.class, BadInputTest.class, TranscriptChangeTest.class, SecretsTest.class, InstallTest.class,
             DocsTest.class, StructureTest.class, SubagentTest.class, GenerationInputTest.class, BackfillTest.class, RealClientProbeTest.class, RealClientTest.class,
-            RealClientInputTest.class, RealClientAgentsTest.class, BackgroundWorkTest.class, NetworkTest.class, DeliveryTest.class, PricesTest.class);
+            RealClientInputTest.class, RealClientAgentsTest.class, BackgroundWorkTest.class, NetworkTest.class, DeliveryTest.class, PricesTest.class,
+            SkillTest.class, HousekeepingTest.class);
 
     public static void main(String[] args) {
         // Arguments pick test classes (or methods, Class#method) by name; none runs the whole suite.
