@@ -54,6 +54,18 @@ public class StructureTest {
     }
 
     @Test
+    void everyTestClassRunsInTheSuite() throws IOException {
+        // A test class left out of TestAll.SUITE compiles and never runs: CI would not see it fail.
+        Set<String> classes = new java.util.TreeSet<>();
+        try (var files = Files.list(TestSupport.testsDir())) {
+            files.map(f -> f.getFileName().toString()).filter(n -> n.endsWith("Test.java")).forEach(n -> classes.add(n.substring(0, n.length() - 5)));
+        }
+        Set<String> suite = new java.util.TreeSet<>();
+        TestAll.SUITE.forEach(c -> suite.add(c.getSimpleName()));
+        assertEquals(classes, suite);
+    }
+
+    @Test
     void eachSectionUsesOnlyTheSectionsAboveIt() {
         assertTrue(sections.size() > 20, "sections found: " + sections);
         List<String> violations = new ArrayList<>();
