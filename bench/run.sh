@@ -42,8 +42,8 @@
 #   BENCH_P3_RUNS, BENCH_P4_RUNS (timed runs per variant of each P3 file and of P4: 1, or 5 with a baseline)
 # Transcripts are generated from the repository's own tests/transcripts/*.jsonl (the crafted__* test fixtures
 # left out; see gen_transcripts.py), so the benchmark needs nothing outside this clone but Linux with GNU
-# coreutils, java, javac, python3, git, jbang or mvn (.ci/jbang bootstraps JBang with mvn when jbang is not on
-# PATH) and, the first time, network access for JBang's bootstrap and the script's dependencies.
+# coreutils, java, javac, python3, git (.ci/jbang runs the jbang on PATH, else JBang from Maven Central through
+# hooks/jbang: curl, wget or java) and, the first time, network access for JBang's bootstrap and the script's dependencies.
 # What it writes goes to bench/out/ (git-ignored): build/ (a frozen copy of the script and its jar),
 # build-baseline/ (the same for BENCH_BASELINE),
 # data/ (generated transcripts, reused while the generator and sources are unchanged), tmp/ (temporary HOMEs,
@@ -64,11 +64,7 @@ die() { msg "ERROR: $*"; exit 1; }
 
 missing=()
 for tool in java javac python3 git sha256sum; do command -v "$tool" >/dev/null || missing+=("$tool"); done
-# .ci/jbang runs the jbang on PATH, else a JBang it bootstrapped earlier, else bootstraps one with mvn.
-bootstrapped="${LITEFUSE_JBANG_HOME:-${XDG_CACHE_HOME:-$HOME/.cache}/litefuse-hook/jbang-*}/lib/jbang-cli-*.jar"
-if ! command -v jbang >/dev/null && ! command -v mvn >/dev/null && ! compgen -G "$bootstrapped" >/dev/null; then
-  missing+=("jbang or mvn (.ci/jbang bootstraps JBang with mvn when jbang is not on PATH)")
-fi
+# .ci/jbang runs the jbang on PATH, else JBang from Maven Central (hooks/jbang: pinned jars, fetched once).
 [[ ${#missing[@]} -eq 0 ]] || die "missing on PATH: ${missing[*]}"
 
 if [[ -n "${BENCH_QUICK:-}" ]]; then
