@@ -2541,13 +2541,16 @@ public class litefuse_hook implements Callable<Integer> {
             final List<Source> tail = new ArrayList<>();
             List<Source> messages;
             String unbuilt;
-            /** Where its request row is in the transcript; -1 for one an earlier run carried (it lies before this run's start). */
-            long offset = -1;
             /** Its request row as this run read it; null for one an earlier run carried. */
             Transcript.Row read;
 
             Recorded(JsonNode row) {
                 this.row = row;
+            }
+
+            /** Where its request row is in the transcript; -1 for one an earlier run carried (it lies before this run's start). */
+            long offset() {
+                return read == null ? -1 : read.offset();
             }
 
             int keep() {
@@ -2723,7 +2726,6 @@ public class litefuse_hook implements Callable<Integer> {
                 String id = row.path("id").asText("");
                 if (id.isEmpty()) return;
                 Recorded recorded = new Recorded(row);
-                recorded.offset = read.offset();
                 recorded.read = read;
                 for (JsonNode hash : row.path("tail")) recorded.tail.add(hash.isTextual() ? resolve(hash.textValue()) : null);
                 if (mode == Config.GenerationInput.FULL) recorded.messages = allMessages(recorded);
@@ -2811,7 +2813,7 @@ public class litefuse_hook implements Callable<Integer> {
                 // Only requests before where the next run reads: the ones after it (a turn left in progress) it reads again,
                 // and carried they would crowd out the older requests a later turn extends.
                 for (Recorded recorded : requests.values()) {
-                    if (recorded.offset < before && recorded.messages != null && shapeOffsets.containsKey(recorded.row.path("shapeHash").asText(""))) {
+                    if (recorded.offset() < before && recorded.messages != null && shapeOffsets.containsKey(recorded.row.path("shapeHash").asText(""))) {
                         whole.add(recorded);
                     }
                 }
@@ -8746,8 +8748,9 @@ public class litefuse_hook implements Callable<Integer> {
             Map<String, String> env;
             try {
                 String plugin = ClaudeSettings.enabledPlugin(home, dir);
-                checks.add(jbangCheck(processEnv, home, plugin));
-                checks.add(hookCheck(home, dir, plugin));
+                ClaudeSettings.InstalledPlugin installed = plugin == null ? null : ClaudeSettings.installedPlugin(home, plugin);
+                checks.add(jbangCheck(processEnv, home, plugin, installed));
+                checks.add(hookCheck(home, dir, plugin, installed));
                 env = ClaudeSettings.effectiveEnv(processEnv, home, dir, sources);
             } catch (ClaudeSettings.InvalidSettingsException e) {
                 checks.add(new Check(false, "Settings", e.getMessage()));
@@ -8800,10 +8803,9 @@ public class litefuse_hook implements Callable<Integer> {
          * JBang: needed until the hook's fast path is built (and again after an update). Missing where a fast path runs
          * the hook already is a warning; missing before that, the hook cannot run.
          */
-        private static Check jbangCheck(Map<String, String> processEnv, Path home, String plugin) throws IOException {
+        private static Check jbangCheck(Map<String, String> processEnv, Path home, String plugin, ClaudeSettings.InstalledPlugin installed) {
             String jbang = Launcher.findJBang(processEnv, home);
             if (jbang != null) return new Check(true, "JBang", jbang);
-            ClaudeSettings.InstalledPlugin installed = plugin == null ? null : ClaudeSettings.installedPlugin(home, plugin);
             String bootstrap = (installed != null ? installed.path().toString() : "<the repository>") + "/hooks/jbang --bootstrap";
             String missing = "not found on PATH or in ~/.jbang/bin; install it (curl -Ls https://sh.jbang.dev | bash -s - app setup) "
                     + "or take it from Maven Central: " + bootstrap;
@@ -8858,7 +8860,7 @@ public class litefuse_hook implements Callable<Integer> {
          * Where the hook is registered: settings files (from `install` or by hand), the plugin, or both (then every
          * Stop runs it twice: each turn is still sent once, but one of them should go).
          */
-        private static Check hookCheck(Path home, Path dir, String plugin) throws IOException {
+        private static Check hookCheck(Path home, Path dir, String plugin, ClaudeSettings.InstalledPlugin installed) throws IOException {
             List<String> found = new ArrayList<>();
             Set<String> events = new LinkedHashSet<>();
             Check launcherProblem = null;
@@ -8885,7 +8887,6 @@ public class litefuse_hook implements Callable<Integer> {
             }
             if (plugin != null) {
                 Path fastPath = pluginFastPath(home, plugin);
-                ClaudeSettings.InstalledPlugin installed = ClaudeSettings.installedPlugin(home, plugin);
                 String by = "Stop and SessionEnd by the plugin " + plugin + (installed == null ? "" : " " + installed.version() + " at " + installed.path())
                         + (Files.isExecutable(fastPath) ? ", fast path " + fastPath : "; its first firings run through JBang while the fast path is built");
                 if (installed != null && !installed.version().equals(VERSION)) {

@@ -268,6 +268,41 @@ public class HousekeepingTest extends ReceiverFixture {
         assertTrue(firings == 1 || log.contains("the rest at the next firing"), log);
     }
 
+    @Test
+    void eachSliceGoesOnRightAfterTheLastEntryItDid() throws Exception {
+        // Slices of no time at all: each does one entry; the next starts right after it, none skipped, none done twice.
+        litefuse_hook.StateLayout layout = TestSupport.layout(home);
+        Path live = sentSession("live", 0);
+        sentSession("busy", 0);
+        // Nothing to remove yet, so the folder stays as it is: the slices stop at its entries one by one, in order.
+        List<String> names = new ArrayList<>(List.of(layout.sessions().toFile().list()));
+        java.util.Collections.sort(names);
+        List<String> stops = new ArrayList<>();
+        for (String at = ""; ; ) {
+            String stopped = litefuse_hook.StatePruning.prune(layout, at, System.currentTimeMillis() - 86_400_000L, 0).stoppedAfter();
+            if (stopped == null) break;
+            stops.add(stopped);
+            at = stopped;
+        }
+        assertEquals(names.subList(0, names.size() - 1), stops);
+        for (int i = 0; i < 4; i++) sentSession("gone" + i, -1);
+        int entries = layout.sessions().toFile().list().length;
+        String after = "";
+        int removed = 0;
+        int slices = 0;
+        while (true) {
+            litefuse_hook.StatePruning.Outcome outcome = litefuse_hook.StatePruning.prune(layout, after, System.currentTimeMillis() - 86_400_000L, 0);
+            removed += outcome.removed();
+            slices++;
+            if (outcome.stoppedAfter() == null) break;
+            assertTrue(outcome.stoppedAfter().compareTo(after) > 0, "forward: " + after + " then " + outcome.stoppedAfter());
+            after = outcome.stoppedAfter();
+            assertTrue(slices <= entries, "one entry a slice at least");
+        }
+        assertEquals(4, removed, "every finished session, over " + slices + " slices");
+        assertTrue(kept("live", live));
+    }
+
     /** Removes the marker only when no pass is under way, so that one that stopped goes on. */
     void fireWithPassDueOrGoingOn(Path live) throws IOException {
         Path marker = TestSupport.layout(home).pruned();
